@@ -1,0 +1,13 @@
+//! certvigil: certificate lifecycle management. Inventories certificates and keys from files
+//! (and, as sources land, vaults, HSMs, clusters and endpoints), tracks their expiry, and keeps
+//! the state in an embedded SQLite store.
+//!
+//! Pure modules (`x509`, `config` validation, `model`) take their inputs, including the time,
+//! as arguments; `sources`, `store` and `inventory` touch the world.
+
+pub mod config;
+pub mod inventory;
+pub mod model;
+pub mod sources;
+pub mod store;
+pub mod x509;

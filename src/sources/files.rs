@@ -1,0 +1,154 @@
+//! Certificate files on the local file system.
+//!
+//! Listing stats files only; the stamp (size, mtime, ctime, inode) lets a rescan of unchanged
+//! files read nothing. Symbolic links are followed when configured, each target file is listed
+//! once per scan (by device and inode) and link loops are skipped. Only regular files are read:
+//! a FIFO or device in a certificate directory must never block a scan.
+
+use super::{Listing, Source, SourceError};
+use crate::config::FilesSpec;
+use crate::config::secret::Secret;
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::Path;
+
+pub struct FilesSource {
+    spec: FilesSpec,
+}
+
+impl FilesSource {
+    pub fn new(spec: FilesSpec) -> Self {
+        FilesSource { spec }
+    }
+
+    fn stamp(meta: &std::fs::Metadata) -> (String, Option<(u64, u64)>) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let stamp = format!("{}:{}.{}:{}.{}:{}", meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ctime(), meta.ctime_nsec(), meta.ino());
+            (stamp, Some((meta.dev(), meta.ino())))
+        }
+        #[cfg(not(unix))]
+        {
+            let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
+            (format!("{}:{}", meta.len(), mtime), None)
+        }
+    }
+
+    fn list_file(&self, path: &Path, meta: &std::fs::Metadata, seen: &mut HashSet<(u64, u64)>, out: &mut dyn FnMut(Listing)) {
+        let location = path.to_string_lossy().into_owned();
+        if !meta.is_file() {
+            return;
+        }
+        let (stamp, id) = Self::stamp(meta);
+        if let Some(id) = id {
+            if !seen.insert(id) {
+                return; // the same file reached through another link
+            }
+        }
+        if meta.len() > self.spec.max_file_size {
+            out(Listing::Error { location, message: format!("file is {} bytes, larger than max_file_size ({} bytes); not read", meta.len(), self.spec.max_file_size) });
+            return;
+        }
+        out(Listing::Object { location, stamp });
+    }
+}
+
+impl Source for FilesSource {
+    fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "files"
+    }
+
+    fn tags(&self) -> &[String] {
+        &self.spec.tags
+    }
+
+    fn list(&self, out: &mut dyn FnMut(Listing)) {
+        let mut seen: HashSet<(u64, u64)> = HashSet::new();
+        for root in &self.spec.roots {
+            let base = &root.base;
+            let meta = if self.spec.follow_symlinks { std::fs::metadata(base) } else { std::fs::symlink_metadata(base) };
+            let meta = match meta {
+                Ok(m) => m,
+                Err(e) => {
+                    out(Listing::Unavailable { prefix: base.to_string_lossy().into_owned(), message: e.to_string() });
+                    continue;
+                }
+            };
+            if meta.is_file() {
+                // A file named explicitly is read whatever the include patterns say.
+                if root.glob.as_ref().is_none_or(|g| g.is_match(base)) && !self.spec.exclude.matches(base) {
+                    self.list_file(base, &meta, &mut seen, out);
+                }
+                continue;
+            }
+            let mut walk = walkdir::WalkDir::new(base).follow_links(self.spec.follow_symlinks).sort_by_file_name();
+            let depth = if self.spec.recursive || root.glob.is_some() { self.spec.max_depth.unwrap_or(usize::MAX) } else { 1 };
+            walk = walk.max_depth(depth);
+            let exclude = &self.spec.exclude;
+            let iter = walk.into_iter().filter_entry(|e| e.depth() == 0 || !(e.file_type().is_dir() && exclude.matches(e.path())));
+            for entry in iter {
+                let entry = match entry {
+                    Ok(e) => e,
+                    Err(e) => {
+                        if e.loop_ancestor().is_some() {
+                            tracing::debug!(source = %self.spec.name, path = ?e.path(), "symbolic link loop skipped");
+                            continue;
+                        }
+                        let location = e.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| base.to_string_lossy().into_owned());
+                        let message = e.io_error().map(ToString::to_string).unwrap_or_else(|| e.to_string());
+                        // A directory that cannot be read hides what is below it: unknown, not gone.
+                        if e.path().is_some_and(|p| std::fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false)) || e.depth() == 0 {
+                            out(Listing::Unavailable { prefix: location, message });
+                        } else {
+                            out(Listing::Error { location, message });
+                        }
+                        continue;
+                    }
+                };
+                if entry.file_type().is_dir() {
+                    continue;
+                }
+                let path = entry.path();
+                if let Some(g) = &root.glob {
+                    if !g.is_match(path) {
+                        continue;
+                    }
+                } else if !self.spec.include.is_empty() && !self.spec.include.matches(path) {
+                    continue;
+                }
+                if exclude.matches(path) {
+                    continue;
+                }
+                match entry.metadata() {
+                    Ok(meta) => self.list_file(path, &meta, &mut seen, out),
+                    Err(e) => out(Listing::Error { location: path.to_string_lossy().into_owned(), message: e.to_string() }),
+                }
+            }
+        }
+    }
+
+    fn fetch(&self, location: &str) -> Result<Vec<u8>, String> {
+        let file = std::fs::File::open(location).map_err(|e| e.to_string())?;
+        let limit = self.spec.max_file_size;
+        let mut buf = Vec::new();
+        // The file may have grown since it was listed: never read past the limit.
+        file.take(limit + 1).read_to_end(&mut buf).map_err(|e| e.to_string())?;
+        if buf.len() as u64 > limit {
+            return Err(format!("file grew past max_file_size ({limit} bytes) while being read; not read"));
+        }
+        Ok(buf)
+    }
+
+    fn passwords(&self) -> Result<Vec<Secret>, SourceError> {
+        self.spec
+            .passwords
+            .iter()
+            .map(|r| r.resolve().map_err(|e| SourceError::Secret { source_name: self.spec.name.clone(), reference: r.to_string(), message: e.to_string() }))
+            .collect()
+    }
+}

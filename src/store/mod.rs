@@ -1,0 +1,382 @@
+//! SQLite state: migrations from `schema/*.sql`, the inventory (certificates, sightings,
+//! objects), scan runs and their errors, and certificate history.
+//!
+//! Every write happens in a transaction; rows are never deleted but marked gone. The database
+//! is opened in WAL mode so readers (CLI, HTTP API) never block a scan.
+
+mod scan;
+
+pub use scan::{KnownObject, ObjectOutcome, ScanWriter};
+
+use crate::model::{CertFacts, Fingerprint, KeyFacts, UnixTime};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+
+/// Migrations, in order. Each file in `schema/` named `NNNN_*.sql` must be listed here (a test
+/// checks it), and a released migration is never edited: add a new one.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "0001_inventory", include_str!("../../schema/0001_inventory.sql"))];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("store {path}: cannot create directory: {source}")]
+    Dir { path: PathBuf, source: std::io::Error },
+    #[error("store {path}: schema version {found} is newer than this certvigil understands ({known}); upgrade certvigil")]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error("store migration {name}: {source}")]
+    Migration { name: String, source: rusqlite::Error },
+    #[error("store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("store: corrupt value in {what}: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the store. A new directory is 0700 and a new
+    /// database file 0600: the store holds the inventory of an organisation's credentials.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            create_private_dir(dir).map_err(|source| StoreError::Dir { path: dir.to_path_buf(), source })?;
+        }
+        let existed = path.exists();
+        let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        if !existed {
+            restrict_file(path);
+        }
+        let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        let mut store = Store { conn, path: path.to_path_buf() };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let current = self.schema_version()?;
+        let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        if current > known {
+            return Err(StoreError::TooNew { path: self.path.clone(), found: current, known });
+        }
+        for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+            let err = |source| StoreError::Migration { name: name.to_string(), source };
+            let tx = self.conn.transaction().map_err(err)?;
+            tx.execute_batch(sql).map_err(err)?;
+            tx.pragma_update(None, "user_version", version).map_err(err)?;
+            tx.commit().map_err(err)?;
+            tracing::info!(store = %self.path.display(), migration = name, "store migrated");
+        }
+        Ok(())
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// A writer for one scan run over the named sources.
+    pub fn begin_scan(&mut self, now: UnixTime, sources: &[String]) -> Result<ScanWriter<'_>> {
+        ScanWriter::begin(&mut self.conn, now, sources)
+    }
+
+    /// Every certificate with its sightings summary, current ones only unless `include_gone`.
+    pub fn certificates(&self, include_gone: bool) -> Result<Vec<CertRow>> {
+        let sql = format!(
+            "SELECT {CERT_COLUMNS},
+                (SELECT COUNT(*) FROM sightings s WHERE s.cert_id = c.id AND s.gone_since IS NULL),
+                (SELECT json_group_array(DISTINCT s.source) FROM sightings s WHERE s.cert_id = c.id AND (s.gone_since IS NULL OR c.gone_since IS NOT NULL))
+             FROM certificates c {} ORDER BY c.not_after, c.fingerprint",
+            if include_gone { "" } else { "WHERE c.gone_since IS NULL" }
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([], |r| Ok((cert_from_row(r)?, r.get::<_, i64>(27)?, r.get::<_, String>(28)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut cert, current, sources) = row?;
+            cert.current_sightings = current;
+            cert.sources = json_list(&sources, "sightings.source")?;
+            out.push(cert);
+        }
+        Ok(out)
+    }
+
+    /// Tags of each known source.
+    pub fn source_tags(&self) -> Result<std::collections::HashMap<String, Vec<String>>> {
+        let mut stmt = self.conn.prepare("SELECT name, tags FROM sources")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = std::collections::HashMap::new();
+        for row in rows {
+            let (name, tags) = row?;
+            out.insert(name, json_list(&tags, "sources.tags")?);
+        }
+        Ok(out)
+    }
+
+    /// Certificates whose fingerprint starts with `prefix` (hex, case-insensitive, colons
+    /// ignored) or whose serial equals it.
+    pub fn find(&self, query: &str) -> Result<Vec<CertRow>> {
+        let q: String = query.chars().filter(|c| *c != ':').collect::<String>();
+        let sql = format!("SELECT {CERT_COLUMNS} FROM certificates c WHERE c.fingerprint LIKE ?1 || '%' OR c.serial = ?2 OR ltrim(c.serial, '0') = ltrim(?2, '0') ORDER BY c.not_after");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(params![q.to_ascii_lowercase(), q.to_ascii_uppercase()], cert_from_row)?;
+        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
+    pub fn sightings(&self, cert_id: i64) -> Result<Vec<SightingRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT s.source, s.location, s.detail, s.first_seen,
+                    CASE WHEN s.gone_since IS NULL THEN max(s.last_seen, COALESCE(src.last_scan_at, s.last_seen)) ELSE s.last_seen END,
+                    s.gone_since
+             FROM sightings s LEFT JOIN sources src ON src.name = s.source
+             WHERE s.cert_id = ?1 ORDER BY s.gone_since IS NOT NULL, s.source, s.location",
+        )?;
+        let rows = stmt.query_map([cert_id], |r| {
+            Ok(SightingRow { source: r.get(0)?, location: r.get(1)?, detail: r.get(2)?, first_seen: r.get(3)?, last_seen: r.get(4)?, gone_since: r.get(5)? })
+        })?;
+        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
+    pub fn history(&self, cert_id: i64) -> Result<Vec<HistoryRow>> {
+        let mut stmt = self.conn.prepare("SELECT at, event, source, location, detail FROM cert_history WHERE cert_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([cert_id], |r| Ok(HistoryRow { at: r.get(0)?, event: r.get(1)?, source: r.get(2)?, location: r.get(3)?, detail: r.get(4)? }))?;
+        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
+    pub fn der(&self, cert_id: i64) -> Result<Vec<u8>> {
+        Ok(self.conn.query_row("SELECT der FROM certificates WHERE id = ?1", [cert_id], |r| r.get(0))?)
+    }
+
+    /// Objects whose last read failed, with the error.
+    pub fn object_errors(&self, source: Option<&str>) -> Result<Vec<ObjectError>> {
+        let mut stmt = self.conn.prepare("SELECT source, location, error FROM objects WHERE error IS NOT NULL AND (?1 IS NULL OR source = ?1) ORDER BY source, location")?;
+        let rows = stmt.query_map([source], |r| Ok(ObjectError { source: r.get(0)?, location: r.get(1)?, message: r.get(2)? }))?;
+        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
+    pub fn last_run(&self) -> Result<Option<RunRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, started_at, finished_at, objects_seen, objects_read, certs_seen, certs_new, certs_gone, errors, status FROM scan_runs ORDER BY id DESC LIMIT 1",
+                [],
+                run_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn run(&self, id: i64) -> Result<Option<RunRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, started_at, finished_at, objects_seen, objects_read, certs_seen, certs_new, certs_gone, errors, status FROM scan_runs WHERE id = ?1",
+                [id],
+                run_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn run_errors(&self, run_id: i64) -> Result<Vec<ObjectError>> {
+        let mut stmt = self.conn.prepare("SELECT source, location, message FROM scan_errors WHERE run_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([run_id], |r| Ok(ObjectError { source: r.get(0)?, location: r.get(1)?, message: r.get(2)? }))?;
+        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+}
+
+fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: r.get(0)?,
+        started_at: r.get(1)?,
+        finished_at: r.get(2)?,
+        objects_seen: r.get(3)?,
+        objects_read: r.get(4)?,
+        certs_seen: r.get(5)?,
+        certs_new: r.get(6)?,
+        certs_gone: r.get(7)?,
+        errors: r.get(8)?,
+        status: r.get(9)?,
+    })
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+}
+
+fn restrict_file(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            tracing::warn!(store = %path.display(), error = %e, "could not restrict store permissions to 0600");
+        }
+    }
+}
+
+pub(crate) const CERT_COLUMNS: &str = "c.id, c.fingerprint, c.subject, c.issuer, c.common_name, c.serial, c.not_before, c.not_after,
+    c.spki_sha256, c.key_algorithm, c.key_bits, c.key_curve, c.signature_algorithm, c.is_ca, c.path_len, c.key_usage,
+    c.ext_key_usage, c.sans, c.ocsp_urls, c.ca_issuers_urls, c.crl_urls, c.aki, c.ski, c.self_issued, c.warnings,
+    c.first_seen, c.gone_since";
+
+fn json_list(s: &str, what: &'static str) -> Result<Vec<String>> {
+    let v: Vec<Option<String>> = serde_json::from_str(s).map_err(|e| StoreError::Corrupt { what, detail: e.to_string() })?;
+    Ok(v.into_iter().flatten().collect())
+}
+
+fn cert_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRow> {
+    let list = |i: usize| -> rusqlite::Result<Vec<String>> {
+        let s: String = r.get(i)?;
+        serde_json::from_str(&s).map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+    };
+    Ok(CertRow {
+        id: r.get(0)?,
+        facts: CertFacts {
+            fingerprint: Fingerprint(r.get(1)?),
+            subject: r.get(2)?,
+            issuer: r.get(3)?,
+            common_name: r.get(4)?,
+            serial: r.get(5)?,
+            not_before: r.get(6)?,
+            not_after: r.get(7)?,
+            spki_sha256: r.get(8)?,
+            key: KeyFacts { algorithm: r.get(9)?, bits: r.get(10)?, curve: r.get(11)? },
+            signature_algorithm: r.get(12)?,
+            is_ca: r.get(13)?,
+            path_len: r.get(14)?,
+            key_usage: list(15)?,
+            ext_key_usage: list(16)?,
+            sans: list(17)?,
+            ocsp_urls: list(18)?,
+            ca_issuers_urls: list(19)?,
+            crl_urls: list(20)?,
+            aki: r.get(21)?,
+            ski: r.get(22)?,
+            self_issued: r.get(23)?,
+            warnings: list(24)?,
+        },
+        first_seen: r.get(25)?,
+        gone_since: r.get(26)?,
+        current_sightings: 0,
+        sources: Vec::new(),
+    })
+}
+
+/// A certificate as stored, with its inventory state.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CertRow {
+    #[serde(skip)]
+    pub id: i64,
+    #[serde(flatten)]
+    pub facts: CertFacts,
+    pub first_seen: UnixTime,
+    pub gone_since: Option<UnixTime>,
+    pub current_sightings: i64,
+    /// Sources with a current sighting (all sources for a gone certificate).
+    pub sources: Vec<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SightingRow {
+    pub source: String,
+    pub location: String,
+    pub detail: String,
+    pub first_seen: UnixTime,
+    pub last_seen: UnixTime,
+    pub gone_since: Option<UnixTime>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HistoryRow {
+    pub at: UnixTime,
+    pub event: String,
+    pub source: Option<String>,
+    pub location: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ObjectError {
+    pub source: String,
+    pub location: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub started_at: UnixTime,
+    pub finished_at: Option<UnixTime>,
+    pub objects_seen: i64,
+    pub objects_read: i64,
+    pub certs_seen: i64,
+    pub certs_new: i64,
+    pub certs_gone: i64,
+    pub errors: i64,
+    pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_file_is_a_listed_migration() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".sql"))
+            .map(|n| n.trim_end_matches(".sql").to_string())
+            .collect();
+        files.sort();
+        let listed: Vec<String> = MIGRATIONS.iter().map(|m| m.1.to_string()).collect();
+        assert_eq!(files, listed);
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.0, i as i64 + 1, "migration versions are consecutive");
+            assert!(m.1.starts_with(&format!("{:04}_", m.0)));
+        }
+    }
+
+    #[test]
+    fn opens_migrates_and_refuses_newer() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/state.db");
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(std::fs::metadata(p.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+        }
+        s.conn().pragma_update(None, "user_version", 99).unwrap();
+        drop(s);
+        assert!(matches!(Store::open(&p), Err(StoreError::TooNew { found: 99, .. })));
+    }
+}

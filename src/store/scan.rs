@@ -1,0 +1,356 @@
+//! Writing one scan run: objects, certificates, sightings, history and errors.
+//!
+//! Writes are batched into transactions of [`BATCH`] objects so that a large scan neither holds
+//! one huge transaction nor pays a commit per file; the gone-marking that depends on the whole
+//! scan happens in the final transaction. An interrupted scan leaves complete batches behind
+//! and its run row says `running`; the next scan simply continues from the stored state.
+
+use super::{Result, RunRow};
+use crate::model::UnixTime;
+use crate::x509::Parsed;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::{HashMap, HashSet};
+
+const BATCH: usize = 2_000;
+
+/// What the scan learned about one listed object.
+#[derive(Debug)]
+pub enum ObjectOutcome<'a> {
+    /// Listed with the stamp stored last time and no stored error: nothing was read.
+    Unchanged,
+    /// A new stamp, but the content hash is the one stored: nothing was parsed.
+    SameContent { stamp: &'a str },
+    /// Read and parsed.
+    Parsed { stamp: &'a str, content_sha256: &'a str, parsed: &'a Parsed },
+    /// Listed but could not be read. Its sightings are kept: a transient failure is not a
+    /// disappearance.
+    Failed { message: &'a str },
+}
+
+/// The stored change-detection state of one object.
+#[derive(Debug, Clone)]
+pub struct KnownObject {
+    pub stamp: String,
+    pub content_sha256: String,
+    pub certs: i64,
+    pub error: Option<String>,
+}
+
+pub struct ScanWriter<'c> {
+    conn: &'c mut Connection,
+    run_id: i64,
+    now: UnixTime,
+    pending: usize,
+    in_tx: bool,
+    touched: HashSet<i64>,
+    stats: Stats,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Stats {
+    objects_seen: i64,
+    objects_read: i64,
+    certs_seen: i64,
+    certs_new: i64,
+    certs_gone: i64,
+    errors: i64,
+}
+
+impl<'c> ScanWriter<'c> {
+    pub(super) fn begin(conn: &'c mut Connection, now: UnixTime, sources: &[String]) -> Result<Self> {
+        let names = serde_json::to_string(sources).unwrap_or_else(|_| "[]".into());
+        conn.execute("INSERT INTO scan_runs (started_at, sources) VALUES (?1, ?2)", params![now, names])?;
+        let run_id = conn.last_insert_rowid();
+        Ok(ScanWriter { conn, run_id, now, pending: 0, in_tx: false, touched: HashSet::new(), stats: Stats::default() })
+    }
+
+    pub fn run_id(&self) -> i64 {
+        self.run_id
+    }
+
+    fn tx(&mut self) -> Result<()> {
+        if !self.in_tx {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.in_tx = true;
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self) -> Result<()> {
+        self.pending += 1;
+        if self.pending >= BATCH {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        if self.in_tx {
+            self.conn.execute_batch("COMMIT")?;
+            self.in_tx = false;
+        }
+        self.pending = 0;
+        Ok(())
+    }
+
+    /// Records the source's configuration (kind, tags) for filters and routing.
+    pub fn register_source(&mut self, name: &str, kind: &str, tags: &[String]) -> Result<()> {
+        self.tx()?;
+        let tags = serde_json::to_string(tags).unwrap_or_else(|_| "[]".into());
+        self.conn.execute(
+            "INSERT INTO sources (name, kind, tags) VALUES (?1, ?2, ?3)
+             ON CONFLICT(name) DO UPDATE SET kind = excluded.kind, tags = excluded.tags",
+            params![name, kind, tags],
+        )?;
+        Ok(())
+    }
+
+    /// Change-detection state of every object the source had last time.
+    pub fn known_objects(&mut self, source: &str) -> Result<HashMap<String, KnownObject>> {
+        let mut stmt = self.conn.prepare("SELECT location, stamp, content_sha256, certs, error FROM objects WHERE source = ?1")?;
+        let rows = stmt.query_map([source], |r| {
+            Ok((r.get::<_, String>(0)?, KnownObject { stamp: r.get(1)?, content_sha256: r.get(2)?, certs: r.get(3)?, error: r.get(4)? }))
+        })?;
+        Ok(rows.collect::<std::result::Result<HashMap<_, _>, _>>()?)
+    }
+
+    /// Records an error that belongs to the source or a location rather than one object's
+    /// content (a missing directory, a permission problem).
+    pub fn source_error(&mut self, source: &str, location: &str, message: &str) -> Result<()> {
+        self.tx()?;
+        self.error_row(source, location, message)?;
+        self.tick()
+    }
+
+    fn error_row(&mut self, source: &str, location: &str, message: &str) -> Result<()> {
+        self.stats.errors += 1;
+        self.conn
+            .prepare_cached("INSERT INTO scan_errors (run_id, source, location, message) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![self.run_id, source, location, message])?;
+        Ok(())
+    }
+
+    fn history(&mut self, cert_id: i64, event: &str, source: &str, location: &str, detail: Option<&str>) -> Result<()> {
+        self.conn
+            .prepare_cached("INSERT INTO cert_history (cert_id, at, event, source, location, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+            .execute(params![cert_id, self.now, event, source, location, detail])?;
+        Ok(())
+    }
+
+    /// Applies what the scan learned about one listed object. `known` is its stored state.
+    pub fn record(&mut self, source: &str, location: &str, known: Option<&KnownObject>, outcome: ObjectOutcome<'_>) -> Result<()> {
+        self.tx()?;
+        self.stats.objects_seen += 1;
+        match outcome {
+            ObjectOutcome::Unchanged => {
+                self.stats.certs_seen += known.map(|k| k.certs).unwrap_or(0);
+            }
+            ObjectOutcome::SameContent { stamp } => {
+                self.stats.objects_read += 1;
+                self.stats.certs_seen += known.map(|k| k.certs).unwrap_or(0);
+                self.conn.prepare_cached("UPDATE objects SET stamp = ?3 WHERE source = ?1 AND location = ?2")?.execute(params![source, location, stamp])?;
+            }
+            ObjectOutcome::Failed { message } => {
+                self.error_row(source, location, message)?;
+                // An empty stamp forces a re-read next time; sightings stay as they were.
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO objects (source, location, stamp, content_sha256, certs, keys, error, first_seen)
+                         VALUES (?1, ?2, '', '', 0, 0, ?3, ?4)
+                         ON CONFLICT(source, location) DO UPDATE SET stamp = '', error = excluded.error",
+                    )?
+                    .execute(params![source, location, message, self.now])?;
+            }
+            ObjectOutcome::Parsed { stamp, content_sha256, parsed } => {
+                self.stats.objects_read += 1;
+                self.apply_parsed(source, location, stamp, content_sha256, parsed)?;
+            }
+        }
+        self.tick()
+    }
+
+    fn apply_parsed(&mut self, source: &str, location: &str, stamp: &str, content_sha256: &str, parsed: &Parsed) -> Result<()> {
+        let now = self.now;
+        let existing: Vec<(i64, i64, Option<i64>)> = {
+            let mut stmt = self.conn.prepare_cached("SELECT id, cert_id, gone_since FROM sightings WHERE source = ?1 AND location = ?2")?;
+            stmt.query_map(params![source, location], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<std::result::Result<_, _>>()?
+        };
+        let mut seen: HashSet<i64> = HashSet::new();
+        for found in &parsed.certs {
+            let f = &found.facts;
+            let row: Option<(i64, Option<i64>)> = self
+                .conn
+                .prepare_cached("SELECT id, gone_since FROM certificates WHERE fingerprint = ?1")?
+                .query_row([&f.fingerprint.0], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let (cert_id, discovered) = match row {
+                Some((id, gone)) => {
+                    if gone.is_some() {
+                        self.conn.prepare_cached("UPDATE certificates SET gone_since = NULL WHERE id = ?1")?.execute([id])?;
+                        self.history(id, "returned", source, location, Some(&found.detail))?;
+                    }
+                    (id, false)
+                }
+                None => {
+                    let j = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+                    self.conn
+                        .prepare_cached(
+                            "INSERT INTO certificates (fingerprint, subject, issuer, common_name, serial, not_before, not_after,
+                               spki_sha256, key_algorithm, key_bits, key_curve, signature_algorithm, is_ca, path_len, key_usage,
+                               ext_key_usage, sans, ocsp_urls, ca_issuers_urls, crl_urls, aki, ski, self_issued, warnings, der, first_seen)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+                        )?
+                        .execute(params![
+                            f.fingerprint.0,
+                            f.subject,
+                            f.issuer,
+                            f.common_name,
+                            f.serial,
+                            f.not_before,
+                            f.not_after,
+                            f.spki_sha256,
+                            f.key.algorithm,
+                            f.key.bits,
+                            f.key.curve,
+                            f.signature_algorithm,
+                            f.is_ca,
+                            f.path_len,
+                            j(&f.key_usage),
+                            j(&f.ext_key_usage),
+                            j(&f.sans),
+                            j(&f.ocsp_urls),
+                            j(&f.ca_issuers_urls),
+                            j(&f.crl_urls),
+                            f.aki,
+                            f.ski,
+                            f.self_issued,
+                            j(&f.warnings),
+                            found.der,
+                            now,
+                        ])?;
+                    let id = self.conn.last_insert_rowid();
+                    self.stats.certs_new += 1;
+                    self.history(id, "discovered", source, location, Some(&found.detail))?;
+                    (id, true)
+                }
+            };
+            if !seen.insert(cert_id) {
+                continue; // the same certificate twice in one object is one sighting
+            }
+            self.stats.certs_seen += 1;
+            match existing.iter().find(|e| e.1 == cert_id) {
+                Some((sid, _, gone)) => {
+                    self.conn
+                        .prepare_cached("UPDATE sightings SET last_seen = ?2, detail = ?3, gone_since = NULL WHERE id = ?1")?
+                        .execute(params![sid, now, found.detail])?;
+                    if gone.is_some() {
+                        self.history(cert_id, "sighted", source, location, Some(&found.detail))?;
+                    }
+                }
+                None => {
+                    self.conn
+                        .prepare_cached("INSERT INTO sightings (cert_id, source, location, detail, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?5)")?
+                        .execute(params![cert_id, source, location, found.detail, now])?;
+                    if !discovered {
+                        self.history(cert_id, "sighted", source, location, Some(&found.detail))?;
+                    }
+                }
+            }
+        }
+        for (sid, cert_id, gone) in &existing {
+            if gone.is_none() && !seen.contains(cert_id) {
+                self.unsight(*sid, *cert_id, source, location)?;
+            }
+        }
+        let errors: Vec<String> = parsed.errors.iter().map(ToString::to_string).collect();
+        for e in &errors {
+            self.error_row(source, location, e)?;
+        }
+        let error = if errors.is_empty() { None } else { Some(errors.join("; ")) };
+        let format = parsed.format.map(|f| f.to_string());
+        self.conn
+            .prepare_cached(
+                "INSERT INTO objects (source, location, stamp, content_sha256, format, certs, keys, error, first_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT(source, location) DO UPDATE SET stamp = excluded.stamp, content_sha256 = excluded.content_sha256,
+                   format = excluded.format, certs = excluded.certs, keys = excluded.keys, error = excluded.error",
+            )?
+            .execute(params![source, location, stamp, content_sha256, format, seen.len() as i64, parsed.keys.len() as i64, error, now])?;
+        Ok(())
+    }
+
+    fn unsight(&mut self, sighting_id: i64, cert_id: i64, source: &str, location: &str) -> Result<()> {
+        self.conn.prepare_cached("UPDATE sightings SET gone_since = ?2 WHERE id = ?1")?.execute(params![sighting_id, self.now])?;
+        self.history(cert_id, "unsighted", source, location, None)?;
+        self.touched.insert(cert_id);
+        Ok(())
+    }
+
+    /// An object the source had before and no longer lists: its sightings are gone.
+    pub fn vanished(&mut self, source: &str, location: &str) -> Result<()> {
+        self.tx()?;
+        let current: Vec<(i64, i64)> = {
+            let mut stmt = self.conn.prepare_cached("SELECT id, cert_id FROM sightings WHERE source = ?1 AND location = ?2 AND gone_since IS NULL")?;
+            stmt.query_map(params![source, location], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<std::result::Result<_, _>>()?
+        };
+        for (sid, cert_id) in current {
+            self.unsight(sid, cert_id, source, location)?;
+        }
+        // The objects row is only a change-detection cache; the history above is the record.
+        self.conn.prepare_cached("DELETE FROM objects WHERE source = ?1 AND location = ?2")?.execute(params![source, location])?;
+        self.tick()
+    }
+
+    /// Marks the source as completely scanned at this run's time.
+    pub fn finish_source(&mut self, source: &str) -> Result<()> {
+        self.tx()?;
+        self.conn.execute("UPDATE sources SET last_scan_at = ?2, last_run_id = ?3 WHERE name = ?1", params![source, self.now, self.run_id])?;
+        Ok(())
+    }
+
+    /// Marks certificates with no current sighting as gone and closes the run.
+    pub fn finish(mut self) -> Result<RunRow> {
+        self.tx()?;
+        let touched: Vec<i64> = self.touched.iter().copied().collect();
+        for cert_id in touched {
+            let current: i64 = self.conn.query_row("SELECT COUNT(*) FROM sightings WHERE cert_id = ?1 AND gone_since IS NULL", [cert_id], |r| r.get(0))?;
+            if current == 0 {
+                let n = self.conn.execute("UPDATE certificates SET gone_since = ?2 WHERE id = ?1 AND gone_since IS NULL", params![cert_id, self.now])?;
+                if n > 0 {
+                    self.stats.certs_gone += 1;
+                    self.conn.execute("INSERT INTO cert_history (cert_id, at, event) VALUES (?1, ?2, 'gone')", params![cert_id, self.now])?;
+                }
+            }
+        }
+        let s = self.stats;
+        let status = if s.errors > 0 { "errors" } else { "ok" };
+        self.conn.execute(
+            "UPDATE scan_runs SET finished_at = ?2, objects_seen = ?3, objects_read = ?4, certs_seen = ?5, certs_new = ?6,
+               certs_gone = ?7, errors = ?8, status = ?9 WHERE id = ?1",
+            params![self.run_id, self.now, s.objects_seen, s.objects_read, s.certs_seen, s.certs_new, s.certs_gone, s.errors, status],
+        )?;
+        self.commit()?;
+        Ok(RunRow {
+            id: self.run_id,
+            started_at: self.now,
+            finished_at: Some(self.now),
+            objects_seen: s.objects_seen,
+            objects_read: s.objects_read,
+            certs_seen: s.certs_seen,
+            certs_new: s.certs_new,
+            certs_gone: s.certs_gone,
+            errors: s.errors,
+            status: status.into(),
+        })
+    }
+}
+
+impl Drop for ScanWriter<'_> {
+    fn drop(&mut self) {
+        // An abandoned writer (error mid-scan) keeps its committed batches and rolls back the
+        // open one; the run row stays `running`, which `scan` reports as interrupted.
+        if self.in_tx {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! One DER certificate → [`CertFacts`]. Pure: bytes in, facts out.
+//!
+//! Decoding uses x509-cert's `Raw` profile: an inventory must accept the certificates that exist
+//! (21-byte serials, odd time encodings), not only the ones RFC 5280 allows. An extension that
+//! cannot be decoded becomes a warning on the certificate, not a lost certificate.
+
+use crate::model::{CertFacts, Fingerprint, KeyFacts};
+use der::{Decode, Encode};
+use sha2::Digest;
+use x509_cert::certificate::{CertificateInner, Raw};
+use x509_cert::ext::pkix::{
+    AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CrlDistributionPoints,
+    ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName, SubjectKeyIdentifier,
+    name::{DistributionPointName, GeneralName},
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid X.509 certificate: {0}")]
+pub struct CertError(pub String);
+
+/// Parses one DER certificate. `der` must be exactly the certificate's encoding.
+pub fn parse_der(der: &[u8]) -> Result<CertFacts, CertError> {
+    let cert = CertificateInner::<Raw>::from_der(der).map_err(|e| CertError(e.to_string()))?;
+    let tbs = cert.tbs_certificate();
+    let mut warnings = Vec::new();
+
+    let spki = tbs.subject_public_key_info();
+    let spki_der = spki.to_der().map_err(|e| CertError(format!("subjectPublicKeyInfo: {e}")))?;
+    let validity = tbs.validity();
+    let not_before = secs(validity.not_before.to_unix_duration());
+    let not_after = secs(validity.not_after.to_unix_duration());
+
+    let common_name = tbs
+        .subject()
+        .iter()
+        .filter(|atv| atv.oid == const_oid::db::rfc4519::CN)
+        .filter_map(|atv| directory_string(&atv.value))
+        .last();
+
+    let mut facts = CertFacts {
+        fingerprint: Fingerprint::of_der(der),
+        subject: tbs.subject().to_string(),
+        issuer: tbs.issuer().to_string(),
+        common_name,
+        serial: hex::encode_upper(tbs.serial_number().as_bytes()),
+        not_before,
+        not_after,
+        spki_sha256: hex::encode(sha2::Sha256::digest(&spki_der)),
+        key: key_facts(&spki.algorithm.oid.to_string(), spki.algorithm.parameters.as_ref(), spki.subject_public_key.raw_bytes()),
+        signature_algorithm: oid_name(&cert.signature_algorithm().oid.to_string()),
+        is_ca: false,
+        path_len: None,
+        key_usage: Vec::new(),
+        ext_key_usage: Vec::new(),
+        sans: Vec::new(),
+        ocsp_urls: Vec::new(),
+        ca_issuers_urls: Vec::new(),
+        crl_urls: Vec::new(),
+        aki: None,
+        ski: None,
+        self_issued: tbs.subject() == tbs.issuer(),
+        warnings: Vec::new(),
+    };
+
+    for ext in tbs.extensions().into_iter().flatten() {
+        let oid = ext.extn_id;
+        let value = ext.extn_value.as_bytes();
+        let result: Result<(), der::Error> = (|| {
+            use const_oid::db::rfc5280 as o;
+            match oid {
+                o::ID_CE_BASIC_CONSTRAINTS => {
+                    let bc = BasicConstraints::from_der(value)?;
+                    facts.is_ca = bc.ca;
+                    facts.path_len = bc.path_len_constraint.map(u32::from);
+                }
+                o::ID_CE_KEY_USAGE => facts.key_usage = key_usage_names(KeyUsage::from_der(value)?),
+                o::ID_CE_EXT_KEY_USAGE => {
+                    facts.ext_key_usage = ExtendedKeyUsage::from_der(value)?.0.iter().map(|o| eku_name(&o.to_string())).collect();
+                }
+                o::ID_CE_SUBJECT_ALT_NAME => {
+                    facts.sans = SubjectAltName::from_der(value)?.0.iter().map(general_name).collect();
+                }
+                o::ID_PE_AUTHORITY_INFO_ACCESS => {
+                    for ad in AuthorityInfoAccessSyntax::from_der(value)?.0 {
+                        if let GeneralName::UniformResourceIdentifier(uri) = &ad.access_location {
+                            match ad.access_method {
+                                o::ID_AD_OCSP => facts.ocsp_urls.push(uri.to_string()),
+                                o::ID_AD_CA_ISSUERS => facts.ca_issuers_urls.push(uri.to_string()),
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                o::ID_CE_CRL_DISTRIBUTION_POINTS => {
+                    for dp in CrlDistributionPoints::from_der(value)?.0 {
+                        if let Some(DistributionPointName::FullName(names)) = &dp.distribution_point {
+                            for n in names {
+                                if let GeneralName::UniformResourceIdentifier(uri) = n {
+                                    facts.crl_urls.push(uri.to_string());
+                                }
+                            }
+                        }
+                    }
+                }
+                o::ID_CE_AUTHORITY_KEY_IDENTIFIER => {
+                    facts.aki = AuthorityKeyIdentifier::from_der(value)?.key_identifier.map(|k| hex::encode(k.as_bytes()));
+                }
+                o::ID_CE_SUBJECT_KEY_IDENTIFIER => facts.ski = Some(hex::encode(SubjectKeyIdentifier::from_der(value)?.0.as_bytes())),
+                _ => {}
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            warnings.push(format!("extension {} could not be decoded: {e}", oid_name(&oid.to_string())));
+        }
+    }
+    facts.warnings = warnings;
+    Ok(facts)
+}
+
+fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn directory_string(any: &der::Any) -> Option<String> {
+    // CN is a DirectoryString; read the common string types directly from their bytes.
+    use der::Tagged;
+    match any.tag() {
+        der::Tag::Utf8String | der::Tag::PrintableString | der::Tag::Ia5String | der::Tag::TeletexString => {
+            Some(String::from_utf8_lossy(any.value()).into_owned())
+        }
+        der::Tag::BmpString => {
+            let units: Vec<u16> = any.value().chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+            Some(String::from_utf16_lossy(&units))
+        }
+        _ => None,
+    }
+}
+
+fn key_usage_names(ku: KeyUsage) -> Vec<String> {
+    let all = [
+        (KeyUsages::DigitalSignature, "digitalSignature"),
+        (KeyUsages::NonRepudiation, "nonRepudiation"),
+        (KeyUsages::KeyEncipherment, "keyEncipherment"),
+        (KeyUsages::DataEncipherment, "dataEncipherment"),
+        (KeyUsages::KeyAgreement, "keyAgreement"),
+        (KeyUsages::KeyCertSign, "keyCertSign"),
+        (KeyUsages::CRLSign, "cRLSign"),
+        (KeyUsages::EncipherOnly, "encipherOnly"),
+        (KeyUsages::DecipherOnly, "decipherOnly"),
+    ];
+    all.iter().filter(|(f, _)| ku.0.contains(*f)).map(|(_, n)| (*n).to_string()).collect()
+}
+
+fn general_name(n: &GeneralName) -> String {
+    match n {
+        GeneralName::DnsName(s) => format!("DNS:{s}"),
+        GeneralName::Rfc822Name(s) => format!("email:{s}"),
+        GeneralName::UniformResourceIdentifier(s) => format!("URI:{s}"),
+        GeneralName::IpAddress(o) => match o.as_bytes().len() {
+            4 => {
+                let b: [u8; 4] = o.as_bytes().try_into().unwrap_or_default();
+                format!("IP:{}", std::net::Ipv4Addr::from(b))
+            }
+            16 => {
+                let b: [u8; 16] = o.as_bytes().try_into().unwrap_or_default();
+                format!("IP:{}", std::net::Ipv6Addr::from(b))
+            }
+            _ => format!("IP:{}", hex::encode(o.as_bytes())),
+        },
+        GeneralName::DirectoryName(name) => format!("DirName:{name}"),
+        GeneralName::RegisteredId(oid) => format!("RID:{oid}"),
+        GeneralName::OtherName(o) => format!("other:{}", o.type_id),
+        GeneralName::EdiPartyName(_) => "ediPartyName".to_string(),
+    }
+}
+
+/// Key algorithm, size and curve from the SPKI algorithm and key bits.
+pub fn key_facts(alg_oid: &str, params: Option<&der::Any>, key_bits: &[u8]) -> KeyFacts {
+    let named = |algorithm: &str, bits: Option<u32>, curve: Option<String>| KeyFacts { algorithm: algorithm.into(), bits, curve };
+    match alg_oid {
+        "1.2.840.113549.1.1.1" | "1.2.840.113549.1.1.10" => named("RSA", rsa_modulus_bits(key_bits), None),
+        "1.2.840.10045.2.1" => {
+            let curve_oid = params.and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok()).map(|o| o.to_string());
+            let (curve, bits) = match curve_oid.as_deref() {
+                Some("1.2.840.10045.3.1.7") => ("P-256".to_string(), Some(256)),
+                Some("1.3.132.0.34") => ("P-384".to_string(), Some(384)),
+                Some("1.3.132.0.35") => ("P-521".to_string(), Some(521)),
+                Some("1.3.132.0.10") => ("secp256k1".to_string(), Some(256)),
+                Some("1.2.840.10045.3.1.1") => ("P-192".to_string(), Some(192)),
+                Some("1.3.132.0.33") => ("P-224".to_string(), Some(224)),
+                Some(other) => (other.to_string(), None),
+                None => ("explicit parameters".to_string(), None),
+            };
+            named("EC", bits, Some(curve))
+        }
+        "1.3.101.112" => named("Ed25519", Some(256), None),
+        "1.3.101.113" => named("Ed448", Some(456), None),
+        "1.3.101.110" => named("X25519", Some(256), None),
+        "1.2.840.10040.4.1" => named("DSA", params.and_then(dsa_p_bits), None),
+        other => named(&oid_name(other), None, None),
+    }
+}
+
+/// RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER } (RFC 8017 §A.1.1)
+fn rsa_modulus_bits(key: &[u8]) -> Option<u32> {
+    let seq = super::ber::single(key).ok()?;
+    let n = seq.children().required("modulus").ok()?;
+    if n.tag != super::ber::INTEGER {
+        return None;
+    }
+    let bytes = n.content;
+    let first = bytes.iter().position(|&b| b != 0)?;
+    let significant = &bytes[first..];
+    Some(u32::try_from(significant.len() * 8).ok()? - significant[0].leading_zeros())
+}
+
+/// Dss-Parms ::= SEQUENCE { p INTEGER, q INTEGER, g INTEGER }
+fn dsa_p_bits(params: &der::Any) -> Option<u32> {
+    let der = params.to_der().ok()?;
+    rsa_modulus_bits(&der)
+}
+
+/// Human name for a signature or key algorithm OID; the dotted form when unknown.
+pub fn oid_name(oid: &str) -> String {
+    let known = match oid {
+        "1.2.840.113549.1.1.5" => "sha1WithRSAEncryption",
+        "1.2.840.113549.1.1.4" => "md5WithRSAEncryption",
+        "1.2.840.113549.1.1.11" => "sha256WithRSAEncryption",
+        "1.2.840.113549.1.1.12" => "sha384WithRSAEncryption",
+        "1.2.840.113549.1.1.13" => "sha512WithRSAEncryption",
+        "1.2.840.113549.1.1.10" => "rsassaPss",
+        "1.2.840.10045.4.1" => "ecdsa-with-SHA1",
+        "1.2.840.10045.4.3.2" => "ecdsa-with-SHA256",
+        "1.2.840.10045.4.3.3" => "ecdsa-with-SHA384",
+        "1.2.840.10045.4.3.4" => "ecdsa-with-SHA512",
+        "1.3.101.112" => "Ed25519",
+        "1.3.101.113" => "Ed448",
+        "1.2.840.10040.4.3" => "dsa-with-SHA1",
+        "2.16.840.1.101.3.4.3.2" => "dsa-with-SHA256",
+        _ => "",
+    };
+    if !known.is_empty() {
+        return known.to_string();
+    }
+    oid.parse::<const_oid::ObjectIdentifier>()
+        .ok()
+        .and_then(|o| const_oid::db::DB.by_oid(&o).map(str::to_string))
+        .unwrap_or_else(|| oid.to_string())
+}
+
+/// RFC 5280 §4.2.1.12 key purposes by their usual names.
+pub fn eku_name(oid: &str) -> String {
+    match oid {
+        "1.3.6.1.5.5.7.3.1" => "serverAuth",
+        "1.3.6.1.5.5.7.3.2" => "clientAuth",
+        "1.3.6.1.5.5.7.3.3" => "codeSigning",
+        "1.3.6.1.5.5.7.3.4" => "emailProtection",
+        "1.3.6.1.5.5.7.3.8" => "timeStamping",
+        "1.3.6.1.5.5.7.3.9" => "OCSPSigning",
+        "2.5.29.37.0" => "anyExtendedKeyUsage",
+        "1.3.6.1.4.1.311.10.3.3" => "msSGC",
+        "1.3.6.1.4.1.11129.2.5.3" => "certificateTransparency",
+        other => return other.to_string(),
+    }
+    .to_string()
+}
+
+/// Normalises an operator's EKU filter (`codesigning`, `code-signing`, `codeSigning`, an OID)
+/// to the name stored in [`CertFacts::ext_key_usage`].
+pub fn normalise_eku(input: &str) -> String {
+    let folded: String = input.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '.').collect::<String>().to_ascii_lowercase();
+    for name in ["serverAuth", "clientAuth", "codeSigning", "emailProtection", "timeStamping", "OCSPSigning", "anyExtendedKeyUsage"] {
+        if name.to_ascii_lowercase() == folded {
+            return name.to_string();
+        }
+    }
+    match folded.as_str() {
+        "server" | "tlsserver" => "serverAuth".into(),
+        "client" | "tlsclient" => "clientAuth".into(),
+        "ocsp" => "OCSPSigning".into(),
+        "timestamp" => "timeStamping".into(),
+        "email" | "smime" => "emailProtection".into(),
+        _ => eku_name(input),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rsa_bits_from_modulus() {
+        // SEQUENCE { INTEGER 0x00 0xC0 ..(256 bytes total incl. leading 0).., INTEGER 65537 }
+        let mut n = vec![0x00, 0xC0];
+        n.extend(std::iter::repeat_n(0x11, 255));
+        let mut body = vec![0x02, 0x82, 0x01, 0x01];
+        body.extend(&n);
+        body.extend([0x02, 0x03, 0x01, 0x00, 0x01]);
+        let mut seq = vec![0x30, 0x82, (body.len() >> 8) as u8, body.len() as u8];
+        seq.extend(body);
+        assert_eq!(rsa_modulus_bits(&seq), Some(2048));
+    }
+
+    #[test]
+    fn eku_filters_normalise() {
+        assert_eq!(normalise_eku("codesigning"), "codeSigning");
+        assert_eq!(normalise_eku("code-signing"), "codeSigning");
+        assert_eq!(normalise_eku("TimeStamping"), "timeStamping");
+        assert_eq!(normalise_eku("1.3.6.1.5.5.7.3.3"), "codeSigning");
+        assert_eq!(normalise_eku("1.2.3.4"), "1.2.3.4");
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(parse_der(b"").is_err());
+        assert!(parse_der(&[0x30, 0x03, 0x02, 0x01, 0x01]).is_err());
+    }
+}

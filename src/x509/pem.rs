@@ -1,0 +1,102 @@
+//! A lenient PEM scanner (RFC 7468): finds every `-----BEGIN X-----` … `-----END X-----` block in
+//! text that may hold anything else between blocks (OpenSSL's "Bag Attributes", comments, a
+//! human-readable dump), and decodes each block on its own so that one broken block is reported
+//! with its index and line while the others are still read.
+
+use base64ct::{Base64, Encoding};
+
+/// One PEM block as found in the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    /// 1-based position among the blocks of the file.
+    pub index: usize,
+    /// 1-based line of the BEGIN line.
+    pub line: usize,
+    pub label: String,
+    /// Decoded bytes, or why they could not be decoded.
+    pub body: Result<Vec<u8>, String>,
+}
+
+/// True when the data holds at least one PEM BEGIN line.
+pub fn looks_like_pem(data: &[u8]) -> bool {
+    memfind(data, b"-----BEGIN ").is_some()
+}
+
+fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Scans the whole text. Blocks without an END line are returned with an error body.
+pub fn scan(data: &[u8]) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    let mut current: Option<(usize, String, String, bool)> = None; // (line, label, base64, headers done)
+    for (i, raw_line) in data.split(|&b| b == b'\n').enumerate() {
+        let line_no = i + 1;
+        let line = String::from_utf8_lossy(raw_line);
+        let line = line.trim();
+        if let Some(label) = line.strip_prefix("-----BEGIN ").and_then(|r| r.strip_suffix("-----")) {
+            if let Some((start, open, _, _)) = current.take() {
+                blocks.push(Block { index: blocks.len() + 1, line: start, label: open.clone(), body: Err(format!("no END line for {open} before the next BEGIN at line {line_no}")) });
+            }
+            current = Some((line_no, label.to_string(), String::new(), false));
+            continue;
+        }
+        if let Some(label) = line.strip_prefix("-----END ").and_then(|r| r.strip_suffix("-----")) {
+            if let Some((start, open, b64, _)) = current.take() {
+                let body = if label != open {
+                    Err(format!("END {label} does not match BEGIN {open}"))
+                } else {
+                    Base64::decode_vec(&b64).map_err(|e| format!("invalid base64: {e}"))
+                };
+                blocks.push(Block { index: blocks.len() + 1, line: start, label: open, body });
+            }
+            continue;
+        }
+        if let Some((_, _, b64, headers_done)) = current.as_mut() {
+            // RFC 1421 encapsulated headers (Proc-Type, DEK-Info) precede the base64 text.
+            if !*headers_done && line.contains(':') {
+                continue;
+            }
+            if !line.is_empty() {
+                *headers_done = true;
+            }
+            b64.extend(line.chars().filter(|c| !c.is_whitespace()));
+        }
+    }
+    if let Some((start, open, _, _)) = current {
+        blocks.push(Block { index: blocks.len() + 1, line: start, label: open.clone(), body: Err(format!("no END line for {open}: the file ends inside the block")) });
+    }
+    blocks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_blocks_among_junk() {
+        let text = b"Bag Attributes\n    friendlyName: x\nsubject=CN=a\n-----BEGIN CERTIFICATE-----\nAQID\n-----END CERTIFICATE-----\njunk\n-----BEGIN PRIVATE KEY-----\r\nBAUG\r\n-----END PRIVATE KEY-----\r\n";
+        let b = scan(text);
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[0].label, "CERTIFICATE");
+        assert_eq!(b[0].line, 4);
+        assert_eq!(b[0].body, Ok(vec![1, 2, 3]));
+        assert_eq!(b[1].label, "PRIVATE KEY");
+        assert_eq!(b[1].body, Ok(vec![4, 5, 6]));
+    }
+
+    #[test]
+    fn reports_missing_end_and_bad_base64() {
+        let b = scan(b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nAQID\n");
+        assert_eq!(b.len(), 2);
+        assert!(b[0].body.as_ref().unwrap_err().contains("base64"));
+        assert!(b[1].body.as_ref().unwrap_err().contains("no END line"));
+        assert_eq!(b[1].index, 2);
+    }
+
+    #[test]
+    fn mismatched_end() {
+        let b = scan(b"-----BEGIN CERTIFICATE-----\nAQID\n-----END PRIVATE KEY-----\n");
+        assert!(b[0].body.as_ref().unwrap_err().contains("does not match"));
+    }
+}
