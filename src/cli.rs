@@ -1,0 +1,652 @@
+//! Command-line interface: argument types (clap) and the commands a PKI admin runs.
+//!
+//! Exit codes (also in `certvigil --help`):
+//! 0 success · 1 runtime failure · 2 bad usage or invalid configuration ·
+//! 3 `list --fail-if-any` matched · 4 scan finished but some objects could not be read.
+
+use anyhow::{Context, Result, bail};
+use certvigil::config::{self, Settings};
+use certvigil::inventory;
+use certvigil::model::{ExpiryStatus, UnixTime, days_left, format_date, format_time};
+use certvigil::sources;
+use certvigil::store::{CertRow, Store};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_MATCHED: u8 = 3;
+pub const EXIT_SCAN_ERRORS: u8 = 4;
+
+const AFTER_HELP: &str = "Exit codes: 0 success, 1 runtime failure, 2 bad usage or invalid configuration, \
+3 `list --fail-if-any` matched, 4 scan finished but some objects could not be read.";
+
+/// Certificate lifecycle management: inventory, expiry and revocation tracking, renewal, alerts.
+#[derive(Debug, Parser)]
+#[command(name = "certvigil", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Configuration file [default: $CERTVIGIL_CONFIG, else /etc/certvigil/certvigil.yaml]
+    #[arg(short, long, global = true, env = "CERTVIGIL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Store database, overriding the configuration's `store.path`.
+    #[arg(long, global = true, env = "CERTVIGIL_STORE")]
+    pub store: Option<PathBuf>,
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Plain)]
+    pub log_format: LogFormat,
+    /// Evaluate as if the time were this (Unix seconds or RFC 3339); for reproducible reports.
+    #[arg(long, global = true, env = "CERTVIGIL_NOW", hide = true)]
+    pub now: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan every configured source once and update the inventory.
+    Scan(ScanArgs),
+    /// List inventoried certificates.
+    List(ListArgs),
+    /// Show every field, sighting and history entry of a certificate.
+    Show(ShowArgs),
+    /// List objects whose last read failed, and why.
+    Errors(ErrorsArgs),
+    /// Parse certificate files directly, without the store.
+    Inspect(InspectArgs),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a configuration file and report every error with file:line:column.
+    Validate,
+    /// Print the JSON Schema of the configuration.
+    Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Scan only these sources (by name); repeatable.
+    #[arg(long = "source")]
+    pub sources: Vec<String>,
+    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
+    pub output: SummaryFormat,
+    /// Never draw a progress line (it is drawn only on a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Parser threads [default: available cores].
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum SummaryFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ListFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only certificates whose notAfter is within this duration (e.g. 30d, 12h, 2w); expired
+    /// ones included.
+    #[arg(long, value_parser = parse_duration)]
+    pub expiring_within: Option<i64>,
+    /// Only certificates seen by this source; repeatable.
+    #[arg(long = "source")]
+    pub sources: Vec<String>,
+    /// Only certificates seen by a source with this tag; repeatable.
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Only certificates with this extended key usage (codesigning, timestamping, serverauth, an OID).
+    #[arg(long = "eku")]
+    pub ekus: Vec<String>,
+    /// Only certificates with this status; repeatable.
+    #[arg(long = "status", value_enum)]
+    pub statuses: Vec<ExpiryStatus>,
+    /// Include certificates no longer found in any source.
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long, short, value_enum, default_value_t = ListFormat::Table)]
+    pub output: ListFormat,
+    /// Exit 3 when anything matches (for scripts and monitoring checks).
+    #[arg(long)]
+    pub fail_if_any: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Fingerprint prefix (hex, colons allowed) or serial number.
+    pub query: String,
+    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
+    pub output: SummaryFormat,
+    /// Print the certificate as PEM instead.
+    #[arg(long)]
+    pub pem: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ErrorsArgs {
+    #[arg(long)]
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Files to parse.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Environment variable holding a PKCS#12/JKS password; repeatable.
+    #[arg(long = "password-env")]
+    pub password_env: Vec<String>,
+    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
+    pub output: SummaryFormat,
+}
+
+/// `30d`, `12h`, `2w`, `90m`, `45s`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: i64 = num.parse().map_err(|_| format!("`{s}` is not a duration (examples: 30d, 12h, 2w)"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 604_800,
+        other => return Err(format!("unknown duration unit `{other}` (s, m, h, d, w)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too long"))
+}
+
+/// The moment to evaluate at: `--now`/`CERTVIGIL_NOW` when given, else the clock.
+pub fn now(cli: &Cli) -> Result<UnixTime> {
+    match &cli.now {
+        None => Ok(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)),
+        Some(s) => {
+            if let Ok(n) = s.parse::<i64>() {
+                return Ok(n);
+            }
+            let dt: der::DateTime = s.trim_end_matches('Z').parse().map_err(|_| anyhow::anyhow!("--now: `{s}` is neither Unix seconds nor RFC 3339 (2026-01-31T00:00:00Z)"))?;
+            Ok(dt.unix_duration().as_secs() as i64)
+        }
+    }
+}
+
+const DEFAULT_CONFIG: &str = "/etc/certvigil/certvigil.yaml";
+
+/// Loads the configuration: the given file, else the default path if it exists, else (for
+/// commands that only read the store) built-in defaults.
+pub fn settings(cli: &Cli, required: bool) -> Result<Settings, CliError> {
+    let path = match &cli.config {
+        Some(p) => Some(p.clone()),
+        None if Path::new(DEFAULT_CONFIG).exists() => Some(PathBuf::from(DEFAULT_CONFIG)),
+        None => None,
+    };
+    match path {
+        Some(p) => config::load(&p).map_err(|e| CliError::Config(e.to_string())),
+        None if required => Err(CliError::Usage(format!("no configuration: pass -c FILE (or set CERTVIGIL_CONFIG, or create {DEFAULT_CONFIG})"))),
+        None => Ok(config::parse_str("", "(built-in defaults)", Path::new(".")).map_err(|e| CliError::Config(e.to_string()))?),
+    }
+}
+
+/// The store path: `--store`, else the configuration's, else the platform state directory.
+pub fn store_path(cli: &Cli, s: &Settings) -> PathBuf {
+    if let Some(p) = &cli.store {
+        return p.clone();
+    }
+    if let Some(p) = &s.store_path {
+        return p.clone();
+    }
+    if let Some(d) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
+        // systemd may pass several directories separated by ':'; the first is ours.
+        let first = d.to_string_lossy().split(':').next().unwrap_or_default().to_string();
+        return PathBuf::from(first).join("certvigil.db");
+    }
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    state.join("certvigil").join("certvigil.db")
+}
+
+/// Errors that map to specific exit codes.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Config(String),
+}
+
+fn open_store(cli: &Cli, s: &Settings) -> Result<Store> {
+    let path = store_path(cli, s);
+    Store::open(&path).with_context(|| format!("cannot open the store at {}", path.display()))
+}
+
+pub fn run(cli: &Cli) -> Result<u8> {
+    match &cli.command {
+        Command::Config(ConfigCommand::Validate) => {
+            let s = settings(cli, true)?;
+            let file = s.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+            println!("{file}: OK ({} source{})", s.sources.len(), if s.sources.len() == 1 { "" } else { "s" });
+            Ok(EXIT_OK)
+        }
+        Command::Config(ConfigCommand::Schema) => {
+            println!("{}", serde_json::to_string_pretty(&config::json_schema())?);
+            Ok(EXIT_OK)
+        }
+        Command::Scan(a) => scan(cli, a),
+        Command::List(a) => list(cli, a),
+        Command::Show(a) => show(cli, a),
+        Command::Errors(a) => errors(cli, a),
+        Command::Inspect(a) => inspect(cli, a),
+    }
+}
+
+fn scan(cli: &Cli, a: &ScanArgs) -> Result<u8> {
+    let s = settings(cli, true)?;
+    let now = now(cli)?;
+    for name in &a.sources {
+        if !s.sources.iter().any(|src| src.name() == name) {
+            let known: Vec<&str> = s.sources.iter().map(|s| s.name()).collect();
+            return Err(CliError::Usage(format!("no source named `{name}` (configured: {})", known.join(", "))).into());
+        }
+    }
+    let chosen: Vec<Box<dyn sources::Source>> = s.sources.iter().filter(|src| a.sources.is_empty() || a.sources.iter().any(|n| n == src.name())).map(sources::build).collect();
+    if chosen.is_empty() {
+        eprintln!("no sources configured: nothing to scan");
+    }
+    let mut store = open_store(cli, &s)?;
+    let workers = a.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let draw = !a.no_progress && std::io::stderr().is_terminal();
+    let mut progress = |p: &inventory::Progress| {
+        if draw {
+            eprint!("\r\x1b[2K{}: {} objects, {} read, {} errors", p.source, p.objects, p.read, p.errors);
+        }
+    };
+    let report = inventory::scan(&mut store, &chosen, a.sources.is_empty(), now, workers, &mut progress)?;
+    if draw {
+        eprint!("\r\x1b[2K");
+    }
+    let errors = store.run_errors(report.run.id)?;
+    let r = &report.run;
+    match a.output {
+        SummaryFormat::Json => {
+            let v = serde_json::json!({ "run": r, "sources": report.sources, "errors": errors });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        SummaryFormat::Text => {
+            println!(
+                "scan {}: {} objects ({} read), {} certificate sightings ({} new certificates, {} gone), {} error{}",
+                r.id,
+                r.objects_seen,
+                r.objects_read,
+                r.certs_seen,
+                r.certs_new,
+                r.certs_gone,
+                r.errors,
+                if r.errors == 1 { "" } else { "s" }
+            );
+            for src in &report.sources {
+                println!("  {} ({}): {} objects, {} read, {} errors, {} vanished", src.name, src.kind, src.objects, src.read, src.errors, src.vanished);
+            }
+            if !errors.is_empty() {
+                println!("errors:");
+                for e in &errors {
+                    println!("  {}: {}: {}", e.source, e.location, e.message);
+                }
+            }
+        }
+    }
+    Ok(if r.errors > 0 { EXIT_SCAN_ERRORS } else { EXIT_OK })
+}
+
+/// Filters from `list`, applied to stored rows. Pure apart from its inputs.
+fn matches(c: &CertRow, a: &ListArgs, now: UnixTime, warning_secs: i64, tags: &std::collections::HashMap<String, Vec<String>>) -> bool {
+    let f = &c.facts;
+    if let Some(w) = a.expiring_within {
+        if f.not_after - now > w {
+            return false;
+        }
+    }
+    if !a.sources.is_empty() && !c.sources.iter().any(|s| a.sources.contains(s)) {
+        return false;
+    }
+    if !a.tags.is_empty() && !c.sources.iter().any(|s| tags.get(s).is_some_and(|t| t.iter().any(|t| a.tags.contains(t)))) {
+        return false;
+    }
+    if !a.ekus.is_empty() {
+        let wanted: Vec<String> = a.ekus.iter().map(|e| certvigil::x509::cert::normalise_eku(e)).collect();
+        if !f.ext_key_usage.iter().any(|e| wanted.contains(e)) {
+            return false;
+        }
+    }
+    if !a.statuses.is_empty() && !a.statuses.contains(&ExpiryStatus::at(f.not_before, f.not_after, now, warning_secs)) {
+        return false;
+    }
+    true
+}
+
+/// The CN of an RFC 4514 name string, else the whole string.
+fn short_name(dn: &str) -> String {
+    dn.split(',').find_map(|rdn| rdn.trim().strip_prefix("CN=")).map(|cn| cn.replace("\\,", ",")).unwrap_or_else(|| dn.to_string())
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max { s.to_string() } else { format!("{}…", s.chars().take(max - 1).collect::<String>()) }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+fn color_enabled() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
+    let s = settings(cli, false)?;
+    let now = now(cli)?;
+    let store = open_store(cli, &s)?;
+    let warning_secs = i64::from(s.warning_days) * 86_400;
+    let tags = store.source_tags()?;
+    let rows: Vec<CertRow> = store.certificates(a.all)?.into_iter().filter(|c| matches(c, a, now, warning_secs, &tags)).collect();
+    let status = |c: &CertRow| ExpiryStatus::at(c.facts.not_before, c.facts.not_after, now, warning_secs);
+    let tags_of = |c: &CertRow| -> Vec<String> {
+        let mut t: Vec<String> = c.sources.iter().flat_map(|s| tags.get(s).cloned().unwrap_or_default()).collect();
+        t.sort();
+        t.dedup();
+        t
+    };
+    let mut out = std::io::stdout().lock();
+    match a.output {
+        ListFormat::Json => {
+            let v: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|c| {
+                    let mut v = serde_json::to_value(c).unwrap_or_default();
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("name".into(), c.facts.display_name().into());
+                        o.insert("status".into(), status(c).as_str().into());
+                        o.insert("days_left".into(), days_left(c.facts.not_after, now).into());
+                        o.insert("not_before_rfc3339".into(), format_time(c.facts.not_before).into());
+                        o.insert("not_after_rfc3339".into(), format_time(c.facts.not_after).into());
+                        o.insert("tags".into(), tags_of(c).into());
+                    }
+                    v
+                })
+                .collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        }
+        ListFormat::Csv => {
+            writeln!(out, "fingerprint,name,subject,issuer,serial,not_before,not_after,days_left,status,key,signature_algorithm,ext_key_usage,sightings,sources,tags")?;
+            for c in &rows {
+                let f = &c.facts;
+                let fields = [
+                    f.fingerprint.0.clone(),
+                    f.display_name(),
+                    f.subject.clone(),
+                    f.issuer.clone(),
+                    f.serial.clone(),
+                    format_time(f.not_before),
+                    format_time(f.not_after),
+                    days_left(f.not_after, now).to_string(),
+                    status(c).to_string(),
+                    f.key.to_string(),
+                    f.signature_algorithm.clone(),
+                    f.ext_key_usage.join(" "),
+                    c.current_sightings.to_string(),
+                    c.sources.join(" "),
+                    tags_of(c).join(" "),
+                ];
+                writeln!(out, "{}", fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","))?;
+            }
+        }
+        ListFormat::Table => {
+            let color = color_enabled();
+            let header = ["NAME", "ISSUER", "NOT AFTER", "DAYS", "STATUS", "SEEN", "FINGERPRINT"];
+            let table: Vec<[String; 7]> = rows
+                .iter()
+                .map(|c| {
+                    let f = &c.facts;
+                    [
+                        truncate(&f.display_name(), 44),
+                        truncate(&short_name(&f.issuer), 36),
+                        format_date(f.not_after),
+                        days_left(f.not_after, now).to_string(),
+                        if c.gone_since.is_some() { "gone".to_string() } else { status(c).to_string() },
+                        c.current_sightings.to_string(),
+                        f.fingerprint.0[..12].to_string(),
+                    ]
+                })
+                .collect();
+            let mut widths = header.map(|h| h.chars().count());
+            for row in &table {
+                for (w, cell) in widths.iter_mut().zip(row) {
+                    *w = (*w).max(cell.chars().count());
+                }
+            }
+            let line = |cells: &[String]| -> String {
+                cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
+            };
+            writeln!(out, "{}", line(&header.map(String::from)))?;
+            for row in &table {
+                let mut text = line(row);
+                if color {
+                    let code = match row[4].as_str() {
+                        "expired" => "31",
+                        "expiring" => "33",
+                        "not-yet-valid" | "gone" => "2",
+                        _ => "",
+                    };
+                    if !code.is_empty() {
+                        text = format!("\x1b[{code}m{text}\x1b[0m");
+                    }
+                }
+                writeln!(out, "{text}")?;
+            }
+            let errors = store.object_errors(None)?.len();
+            if errors > 0 {
+                writeln!(out, "\n{errors} object{} could not be read; see `certvigil errors`", if errors == 1 { "" } else { "s" })?;
+            }
+            if rows.is_empty() && store.last_run()?.is_none() {
+                writeln!(out, "(the inventory is empty: run `certvigil scan` first)")?;
+            }
+        }
+    }
+    Ok(if a.fail_if_any && !rows.is_empty() { EXIT_MATCHED } else { EXIT_OK })
+}
+
+fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
+    let s = settings(cli, false)?;
+    let now = now(cli)?;
+    let store = open_store(cli, &s)?;
+    if a.query.chars().filter(|c| *c != ':').count() < 4 {
+        return Err(CliError::Usage("give at least 4 hex digits of the fingerprint, or the serial".into()).into());
+    }
+    let found = store.find(&a.query)?;
+    let c = match found.as_slice() {
+        [] => bail!("no certificate matches `{}`", a.query),
+        [one] => one,
+        many => {
+            let names: Vec<String> = many.iter().take(10).map(|c| format!("  {}  {}", c.facts.fingerprint, c.facts.display_name())).collect();
+            return Err(CliError::Usage(format!("`{}` matches {} certificates; give more of the fingerprint:\n{}", a.query, many.len(), names.join("\n"))).into());
+        }
+    };
+    if a.pem {
+        let der = store.der(c.id)?;
+        let pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der).map_err(|e| anyhow::anyhow!("PEM encoding: {e}"))?;
+        print!("{pem}");
+        return Ok(EXIT_OK);
+    }
+    let sightings = store.sightings(c.id)?;
+    let history = store.history(c.id)?;
+    let warning_secs = i64::from(s.warning_days) * 86_400;
+    let f = &c.facts;
+    let status = ExpiryStatus::at(f.not_before, f.not_after, now, warning_secs);
+    if a.output == SummaryFormat::Json {
+        let v = serde_json::json!({
+            "certificate": c,
+            "status": status,
+            "days_left": days_left(f.not_after, now),
+            "sightings": sightings,
+            "history": history,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(EXIT_OK);
+    }
+    let mut o = String::new();
+    let mut field = |k: &str, v: &str| o.push_str(&format!("  {k:<22}{v}\n"));
+    let join = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(", ") };
+    field("Subject", &f.subject);
+    field("Issuer", &f.issuer);
+    field("Serial", &f.serial);
+    field("Not before", &format_time(f.not_before));
+    field("Not after", &format!("{} ({} days left, {})", format_time(f.not_after), days_left(f.not_after, now), status));
+    field("Key", &format!("{} (SPKI SHA-256 {})", f.key, f.spki_sha256));
+    field("Signature algorithm", &f.signature_algorithm);
+    field("CA", &if f.is_ca { format!("yes{}", f.path_len.map(|p| format!(", path length {p}")).unwrap_or_default()) } else { "no".into() });
+    field("Key usage", &join(&f.key_usage));
+    let mut eku = join(&f.ext_key_usage);
+    if f.is_code_signing() {
+        eku.push_str("  [code signing identity]");
+    }
+    if f.is_time_stamping() {
+        eku.push_str("  [time stamping]");
+    }
+    field("Extended key usage", &eku);
+    field("Subject alt names", &join(&f.sans));
+    field("OCSP", &join(&f.ocsp_urls));
+    field("CA issuers", &join(&f.ca_issuers_urls));
+    field("CRL distribution", &join(&f.crl_urls));
+    field("Authority key id", f.aki.as_deref().unwrap_or("-"));
+    field("Subject key id", f.ski.as_deref().unwrap_or("-"));
+    field("Self-issued", if f.self_issued { "yes" } else { "no" });
+    field("First seen", &format_time(c.first_seen));
+    if let Some(g) = c.gone_since {
+        field("Gone since", &format_time(g));
+    }
+    for w in &f.warnings {
+        field("Warning", w);
+    }
+    println!("Certificate {}\n{o}", f.fingerprint);
+    let current = sightings.iter().filter(|s| s.gone_since.is_none()).count();
+    println!("Sightings ({current} current, {} gone):", sightings.len() - current);
+    for si in &sightings {
+        let gone = si.gone_since.map(|g| format!("  gone since {}", format_time(g))).unwrap_or_default();
+        println!("  {}: {} [{}]  first {}  last {}{gone}", si.source, si.location, si.detail, format_time(si.first_seen), format_time(si.last_seen));
+    }
+    println!("\nHistory:");
+    for h in &history {
+        let place = match (&h.source, &h.location) {
+            (Some(s), Some(l)) => format!(" {s}: {l}"),
+            _ => String::new(),
+        };
+        let detail = h.detail.as_ref().map(|d| format!(" [{d}]")).unwrap_or_default();
+        println!("  {}  {}{place}{detail}", format_time(h.at), h.event);
+    }
+    Ok(EXIT_OK)
+}
+
+fn errors(cli: &Cli, a: &ErrorsArgs) -> Result<u8> {
+    let s = settings(cli, false)?;
+    let store = open_store(cli, &s)?;
+    let errs = store.object_errors(a.source.as_deref())?;
+    if errs.is_empty() {
+        println!("no read errors");
+    }
+    for e in &errs {
+        println!("{}: {}: {}", e.source, e.location, e.message);
+    }
+    Ok(EXIT_OK)
+}
+
+fn inspect(cli: &Cli, a: &InspectArgs) -> Result<u8> {
+    let now = now(cli)?;
+    let mut passwords = Vec::new();
+    for var in &a.password_env {
+        passwords.push(std::env::var(var).map_err(|_| CliError::Usage(format!("--password-env {var}: not set")))?);
+    }
+    let pw: Vec<&str> = passwords.iter().map(String::as_str).collect();
+    let mut any_error = false;
+    let mut json = Vec::new();
+    for file in &a.files {
+        let bytes = std::fs::read(file).with_context(|| format!("{}: cannot read", file.display()))?;
+        let parsed = certvigil::x509::parse_object(&bytes, &pw);
+        any_error |= !parsed.errors.is_empty();
+        if a.output == SummaryFormat::Json {
+            json.push(serde_json::json!({
+                "file": file,
+                "format": parsed.format,
+                "certificates": parsed.certs.iter().map(|c| serde_json::json!({"detail": c.detail, "facts": c.facts})).collect::<Vec<_>>(),
+                "keys": parsed.keys,
+                "other": parsed.other,
+                "notes": parsed.notes,
+                "errors": parsed.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }));
+            continue;
+        }
+        let fmt = parsed.format.map(|f| f.to_string()).unwrap_or_else(|| "unknown".into());
+        println!("{} ({fmt}): {} certificate(s), {} key(s)", file.display(), parsed.certs.len(), parsed.keys.len());
+        for c in &parsed.certs {
+            let f = &c.facts;
+            println!("  [{}] {}  expires {} ({} days)  {}  sha256 {}", c.detail, f.display_name(), format_date(f.not_after), days_left(f.not_after, now), f.key, f.fingerprint);
+        }
+        for n in &parsed.notes {
+            println!("  note: {n}");
+        }
+        for e in &parsed.errors {
+            println!("  error: {}: {e}", file.display());
+        }
+    }
+    if a.output == SummaryFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    }
+    Ok(if any_error { EXIT_SCAN_ERRORS } else { EXIT_OK })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30d"), Ok(30 * 86_400));
+        assert_eq!(parse_duration("12h"), Ok(43_200));
+        assert_eq!(parse_duration("2w"), Ok(1_209_600));
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert!(parse_duration("30x").is_err());
+        assert!(parse_duration("d").is_err());
+    }
+
+    #[test]
+    fn names_and_csv() {
+        assert_eq!(short_name("CN=Example CA,O=Example"), "Example CA");
+        assert_eq!(short_name("O=NoCN"), "O=NoCN");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(truncate("abcdef", 4), "abc…");
+    }
+}
