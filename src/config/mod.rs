@@ -23,14 +23,20 @@ pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Where certvigil keeps its state.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     pub store: StoreConfig,
     /// When a certificate counts as expiring.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     pub thresholds: Thresholds,
     /// Where certificates are looked for.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     pub sources: Vec<SourceConfig>,
+}
+
+/// A section written with nothing under it (`store:` followed only by comments) means "all
+/// defaults", as an admin who commented out every key expects.
+fn null_is_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]

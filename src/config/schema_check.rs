@@ -237,6 +237,8 @@ impl<'a> Checker<'a> {
             seen.push(key);
             path.push(key.to_string());
             match props.and_then(|p| p.get(key)) {
+                // A key with a default may be left empty (null): the default applies.
+                Some(s) if s.get("default").is_some() && is_null(self.doc.resolve(v)) => {}
                 Some(s) => self.node(v, s, path),
                 None => match additional {
                     Some(Value::Bool(false)) => {
@@ -256,6 +258,10 @@ impl<'a> Checker<'a> {
             }
         }
     }
+}
+
+fn is_null(n: &Node) -> bool {
+    matches!(&n.kind, Kind::Scalar { value, plain } if scalar_type(value, *plain) == ScalarType::Null)
 }
 
 /// The closest known key within a small edit distance.
