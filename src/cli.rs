@@ -187,7 +187,10 @@ pub fn now(cli: &Cli) -> Result<UnixTime> {
             if let Ok(n) = s.parse::<i64>() {
                 return Ok(n);
             }
-            let dt: der::DateTime = s.trim_end_matches('Z').parse().map_err(|_| anyhow::anyhow!("--now: `{s}` is neither Unix seconds nor RFC 3339 (2026-01-31T00:00:00Z)"))?;
+            let dt: der::DateTime = s
+                .trim_end_matches('Z')
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--now: `{s}` is neither Unix seconds nor RFC 3339 (2026-01-31T00:00:00Z)"))?;
             Ok(dt.unix_duration().as_secs() as i64)
         }
     }
@@ -205,7 +208,9 @@ pub fn settings(cli: &Cli, required: bool) -> Result<Settings, CliError> {
     };
     match path {
         Some(p) => config::load(&p).map_err(|e| CliError::Config(e.to_string())),
-        None if required => Err(CliError::Usage(format!("no configuration: pass -c FILE (or set CERTVIGIL_CONFIG, or create {DEFAULT_CONFIG})"))),
+        None if required => {
+            Err(CliError::Usage(format!("no configuration: pass -c FILE (or set CERTVIGIL_CONFIG, or create {DEFAULT_CONFIG})")))
+        }
         None => Ok(config::parse_str("", "(built-in defaults)", Path::new(".")).map_err(|e| CliError::Config(e.to_string()))?),
     }
 }
@@ -274,7 +279,8 @@ fn scan(cli: &Cli, a: &ScanArgs) -> Result<u8> {
             return Err(CliError::Usage(format!("no source named `{name}` (configured: {})", known.join(", "))).into());
         }
     }
-    let chosen: Vec<Box<dyn sources::Source>> = s.sources.iter().filter(|src| a.sources.is_empty() || a.sources.iter().any(|n| n == src.name())).map(sources::build).collect();
+    let chosen: Vec<Box<dyn sources::Source>> =
+        s.sources.iter().filter(|src| a.sources.is_empty() || a.sources.iter().any(|n| n == src.name())).map(sources::build).collect();
     if chosen.is_empty() {
         eprintln!("no sources configured: nothing to scan");
     }
@@ -310,7 +316,10 @@ fn scan(cli: &Cli, a: &ScanArgs) -> Result<u8> {
                 if r.errors == 1 { "" } else { "s" }
             );
             for src in &report.sources {
-                println!("  {} ({}): {} objects, {} read, {} errors, {} vanished", src.name, src.kind, src.objects, src.read, src.errors, src.vanished);
+                println!(
+                    "  {} ({}): {} objects, {} read, {} errors, {} vanished",
+                    src.name, src.kind, src.objects, src.read, src.errors, src.vanished
+                );
             }
             if !errors.is_empty() {
                 println!("errors:");
@@ -326,10 +335,8 @@ fn scan(cli: &Cli, a: &ScanArgs) -> Result<u8> {
 /// Filters from `list`, applied to stored rows. Pure apart from its inputs.
 fn matches(c: &CertRow, a: &ListArgs, now: UnixTime, warning_secs: i64, tags: &std::collections::HashMap<String, Vec<String>>) -> bool {
     let f = &c.facts;
-    if let Some(w) = a.expiring_within {
-        if f.not_after - now > w {
-            return false;
-        }
+    if a.expiring_within.is_some_and(|w| f.not_after - now > w) {
+        return false;
     }
     if !a.sources.is_empty() && !c.sources.iter().any(|s| a.sources.contains(s)) {
         return false;
@@ -401,7 +408,10 @@ fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
             writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         }
         ListFormat::Csv => {
-            writeln!(out, "fingerprint,name,subject,issuer,serial,not_before,not_after,days_left,status,key,signature_algorithm,ext_key_usage,sightings,sources,tags")?;
+            writeln!(
+                out,
+                "fingerprint,name,subject,issuer,serial,not_before,not_after,days_left,status,key,signature_algorithm,ext_key_usage,sightings,sources,tags"
+            )?;
             for c in &rows {
                 let f = &c.facts;
                 let fields = [
@@ -491,13 +501,21 @@ fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
         [] => bail!("no certificate matches `{}`", a.query),
         [one] => one,
         many => {
-            let names: Vec<String> = many.iter().take(10).map(|c| format!("  {}  {}", c.facts.fingerprint, c.facts.display_name())).collect();
-            return Err(CliError::Usage(format!("`{}` matches {} certificates; give more of the fingerprint:\n{}", a.query, many.len(), names.join("\n"))).into());
+            let names: Vec<String> =
+                many.iter().take(10).map(|c| format!("  {}  {}", c.facts.fingerprint, c.facts.display_name())).collect();
+            return Err(CliError::Usage(format!(
+                "`{}` matches {} certificates; give more of the fingerprint:\n{}",
+                a.query,
+                many.len(),
+                names.join("\n")
+            ))
+            .into());
         }
     };
     if a.pem {
         let der = store.der(c.id)?;
-        let pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der).map_err(|e| anyhow::anyhow!("PEM encoding: {e}"))?;
+        let pem =
+            der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der).map_err(|e| anyhow::anyhow!("PEM encoding: {e}"))?;
         print!("{pem}");
         return Ok(EXIT_OK);
     }
@@ -527,7 +545,10 @@ fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
     field("Not after", &format!("{} ({} days left, {})", format_time(f.not_after), days_left(f.not_after, now), status));
     field("Key", &format!("{} (SPKI SHA-256 {})", f.key, f.spki_sha256));
     field("Signature algorithm", &f.signature_algorithm);
-    field("CA", &if f.is_ca { format!("yes{}", f.path_len.map(|p| format!(", path length {p}")).unwrap_or_default()) } else { "no".into() });
+    field(
+        "CA",
+        &if f.is_ca { format!("yes{}", f.path_len.map(|p| format!(", path length {p}")).unwrap_or_default()) } else { "no".into() },
+    );
     field("Key usage", &join(&f.key_usage));
     let mut eku = join(&f.ext_key_usage);
     if f.is_code_signing() {
@@ -556,7 +577,14 @@ fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
     println!("Sightings ({current} current, {} gone):", sightings.len() - current);
     for si in &sightings {
         let gone = si.gone_since.map(|g| format!("  gone since {}", format_time(g))).unwrap_or_default();
-        println!("  {}: {} [{}]  first {}  last {}{gone}", si.source, si.location, si.detail, format_time(si.first_seen), format_time(si.last_seen));
+        println!(
+            "  {}: {} [{}]  first {}  last {}{gone}",
+            si.source,
+            si.location,
+            si.detail,
+            format_time(si.first_seen),
+            format_time(si.last_seen)
+        );
     }
     println!("\nHistory:");
     for h in &history {
@@ -612,7 +640,15 @@ fn inspect(cli: &Cli, a: &InspectArgs) -> Result<u8> {
         println!("{} ({fmt}): {} certificate(s), {} key(s)", file.display(), parsed.certs.len(), parsed.keys.len());
         for c in &parsed.certs {
             let f = &c.facts;
-            println!("  [{}] {}  expires {} ({} days)  {}  sha256 {}", c.detail, f.display_name(), format_date(f.not_after), days_left(f.not_after, now), f.key, f.fingerprint);
+            println!(
+                "  [{}] {}  expires {} ({} days)  {}  sha256 {}",
+                c.detail,
+                f.display_name(),
+                format_date(f.not_after),
+                days_left(f.not_after, now),
+                f.key,
+                f.fingerprint
+            );
         }
         for n in &parsed.notes {
             println!("  note: {n}");

@@ -55,7 +55,14 @@ struct Job {
 
 /// Scans `sources` once. `all_sources` says these are every configured source, so sources
 /// the store knows but the configuration no longer has are retired (their sightings gone).
-pub fn scan(store: &mut Store, sources: &[Box<dyn Source>], all_sources: bool, now: UnixTime, workers: usize, progress: &mut dyn FnMut(&Progress)) -> Result<ScanReport, StoreError> {
+pub fn scan(
+    store: &mut Store,
+    sources: &[Box<dyn Source>],
+    all_sources: bool,
+    now: UnixTime,
+    workers: usize,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<ScanReport, StoreError> {
     let names: Vec<String> = sources.iter().map(|s| s.name().to_string()).collect();
     let retired: Vec<String> = if all_sources {
         let mut stmt = store.conn().prepare("SELECT name FROM sources")?;
@@ -143,7 +150,12 @@ pub fn scan(store: &mut Store, sources: &[Box<dyn Source>], all_sources: bool, n
                                         tracing::warn!(source = %name, location = %location, error = %e, "cannot read part of object");
                                     }
                                 }
-                                writer.record(&name, &location, k, ObjectOutcome::Parsed { stamp: &stamp, content_sha256: &content_sha256, parsed: p })?
+                                writer.record(
+                                    &name,
+                                    &location,
+                                    k,
+                                    ObjectOutcome::Parsed { stamp: &stamp, content_sha256: &content_sha256, parsed: p },
+                                )?
                             }
                         }
                     }
@@ -162,7 +174,7 @@ pub fn scan(store: &mut Store, sources: &[Box<dyn Source>], all_sources: bool, n
                     }
                 }
                 prog.objects += 1;
-                if prog.objects % 512 == 0 {
+                if prog.objects.is_multiple_of(512) {
                     progress(&prog);
                 }
             }
@@ -206,7 +218,8 @@ fn process(source: &dyn Source, job: Job, passwords: &[&str]) -> Msg {
         Err(message) => Msg::Failed { location: job.location, message },
         Ok(bytes) => {
             let content_sha256 = hex::encode(sha2::Sha256::digest(&bytes));
-            let parsed = if job.known_sha.as_deref() == Some(content_sha256.as_str()) { None } else { Some(x509::parse_object(&bytes, passwords)) };
+            let parsed =
+                if job.known_sha.as_deref() == Some(content_sha256.as_str()) { None } else { Some(x509::parse_object(&bytes, passwords)) };
             Msg::Read { location: job.location, stamp: job.stamp, content_sha256, parsed }
         }
     }

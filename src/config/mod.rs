@@ -159,8 +159,21 @@ fn yes() -> bool {
     true
 }
 
-pub const DEFAULT_INCLUDE: &[&str] =
-    &["*.pem", "*.crt", "*.cer", "*.cert", "*.der", "*.p7b", "*.p7c", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.truststore", "*.ca-bundle"];
+pub const DEFAULT_INCLUDE: &[&str] = &[
+    "*.pem",
+    "*.crt",
+    "*.cer",
+    "*.cert",
+    "*.der",
+    "*.p7b",
+    "*.p7c",
+    "*.p12",
+    "*.pfx",
+    "*.jks",
+    "*.keystore",
+    "*.truststore",
+    "*.ca-bundle",
+];
 
 fn default_include() -> Vec<String> {
     DEFAULT_INCLUDE.iter().map(|s| s.to_string()).collect()
@@ -304,7 +317,11 @@ impl Matcher {
         let mut paths = globset::GlobSetBuilder::new();
         for (i, p) in patterns.iter().enumerate() {
             let glob = globset::GlobBuilder::new(p).literal_separator(true).build().map_err(|e| (i, e.kind().to_string()))?;
-            if p.contains('/') { paths.add(glob) } else { names.add(glob) };
+            if p.contains('/') {
+                paths.add(glob)
+            } else {
+                names.add(glob)
+            };
         }
         let build = |b: globset::GlobSetBuilder| b.build().map_err(|e| (0, e.to_string()));
         Ok(Matcher { names: build(names)?, paths: build(paths)?, empty: patterns.is_empty() })
@@ -338,7 +355,13 @@ pub fn load(path: &Path) -> Result<Settings, ConfigErrors> {
 /// Parses and validates configuration text. `file` names it in errors; `base` anchors
 /// relative paths.
 pub fn parse_str(text: &str, file: &str, base: &Path) -> Result<Settings, ConfigErrors> {
-    let at = |line: usize, col: usize, path: &[String], message: String| ConfigError { file: file.to_string(), line, col, path: dotted(path), message };
+    let at = |line: usize, col: usize, path: &[String], message: String| ConfigError {
+        file: file.to_string(),
+        line,
+        col,
+        path: dotted(path),
+        message,
+    };
     let doc = yaml::parse(text).map_err(|e| ConfigErrors(vec![at(e.line, e.col, &[], format!("YAML syntax: {}", e.message))]))?;
     let issues = schema_check::check(&doc, &json_schema());
     if !issues.is_empty() {
@@ -372,7 +395,10 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
         errs.push((p(&["thresholds", "warning_days"]), "must be at least 1".into()));
     }
     if t.critical_days > t.warning_days {
-        errs.push((p(&["thresholds", "critical_days"]), format!("critical_days ({}) exceeds warning_days ({})", t.critical_days, t.warning_days)));
+        errs.push((
+            p(&["thresholds", "critical_days"]),
+            format!("critical_days ({}) exceeds warning_days ({})", t.critical_days, t.warning_days),
+        ));
     }
     let store_path = config.store.path.as_ref().map(|s| base.join(s));
     if config.store.path.as_deref() == Some("") {
@@ -402,8 +428,10 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
                         Err(m) => errs.push((at, m)),
                     }
                 }
-                let include = Matcher::compile(&f.include).map_err(|(j, m)| errs.push((p(&["sources", &idx, "include", &j.to_string()]), format!("bad pattern: {m}"))));
-                let exclude = Matcher::compile(&f.exclude).map_err(|(j, m)| errs.push((p(&["sources", &idx, "exclude", &j.to_string()]), format!("bad pattern: {m}"))));
+                let include = Matcher::compile(&f.include)
+                    .map_err(|(j, m)| errs.push((p(&["sources", &idx, "include", &j.to_string()]), format!("bad pattern: {m}"))));
+                let exclude = Matcher::compile(&f.exclude)
+                    .map_err(|(j, m)| errs.push((p(&["sources", &idx, "exclude", &j.to_string()]), format!("bad pattern: {m}"))));
                 let mut passwords = Vec::new();
                 for (j, s) in f.passwords.iter().enumerate() {
                     match SecretRef::parse(s) {
@@ -428,7 +456,10 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
                 };
                 for (j, tag) in f.tags.iter().enumerate() {
                     if tag.is_empty() || tag.contains(',') || tag.chars().any(char::is_whitespace) {
-                        errs.push((p(&["sources", &idx, "tags", &j.to_string()]), format!("`{tag}` is not a valid tag (no spaces or commas)")));
+                        errs.push((
+                            p(&["sources", &idx, "tags", &j.to_string()]),
+                            format!("`{tag}` is not a valid tag (no spaces or commas)"),
+                        ));
                     }
                 }
                 if let (Ok(include), Ok(exclude)) = (include, exclude) {
@@ -501,9 +532,14 @@ mod tests {
 
     #[test]
     fn reports_every_structural_error_with_position() {
-        let e = errors("thresholds:\n  warning_dayz: 5\n  critical_days: soon\nsources:\n  - name: a\n    kind: files\n    paths: [x]\n    recursve: true\n  - kind: s3\n    name: b\n");
+        let e = errors(
+            "thresholds:\n  warning_dayz: 5\n  critical_days: soon\nsources:\n  - name: a\n    kind: files\n    paths: [x]\n    recursve: true\n  - kind: s3\n    name: b\n",
+        );
         assert_eq!(e.len(), 4, "{e:#?}");
-        assert!(e[0].starts_with("t.yaml:2:3: thresholds.warning_dayz: unknown key `warning_dayz`; did you mean `warning_days`?"), "{e:#?}");
+        assert!(
+            e[0].starts_with("t.yaml:2:3: thresholds.warning_dayz: unknown key `warning_dayz`; did you mean `warning_days`?"),
+            "{e:#?}"
+        );
         assert!(e[1].starts_with("t.yaml:3:18: thresholds.critical_days: expected a whole number, found `soon`"), "{e:#?}");
         assert!(e[2].starts_with("t.yaml:8:5: sources[0].recursve: unknown key"), "{e:#?}");
         assert!(e[3].starts_with("t.yaml:9:11: sources[1].kind: unknown kind `s3`"), "{e:#?}");

@@ -105,7 +105,10 @@ impl<'a> Checker<'a> {
         if let Kind::Map(entries) = &n.kind {
             let tag_of = |s: &Value| -> Option<String> {
                 let k = s.get("properties")?.get("kind")?;
-                k.get("const").and_then(Value::as_str).map(str::to_string).or_else(|| k.get("enum")?.as_array()?.first()?.as_str().map(str::to_string))
+                k.get("const")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .or_else(|| k.get("enum")?.as_array()?.first()?.as_str().map(str::to_string))
             };
             let tags: Vec<Option<String>> = resolved.iter().map(|s| tag_of(s)).collect();
             if tags.iter().all(Option::is_some) {
@@ -206,15 +209,11 @@ impl<'a> Checker<'a> {
             return;
         }
         let Some(v) = parse_int(value) else { return };
-        if let Some(min) = schema.get("minimum").and_then(Value::as_f64) {
-            if (v as f64) < min {
-                self.issue(path, n, format!("{v} is below the minimum {min}"));
-            }
+        if let Some(min) = schema.get("minimum").and_then(Value::as_f64).filter(|min| (v as f64) < *min) {
+            self.issue(path, n, format!("{v} is below the minimum {min}"));
         }
-        if let Some(max) = schema.get("maximum").and_then(Value::as_f64) {
-            if (v as f64) > max {
-                self.issue(path, n, format!("{v} is above the maximum {max}"));
-            }
+        if let Some(max) = schema.get("maximum").and_then(Value::as_f64).filter(|max| (v as f64) > *max) {
+            self.issue(path, n, format!("{v} is above the maximum {max}"));
         }
     }
 

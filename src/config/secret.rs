@@ -57,7 +57,11 @@ impl SecretRef {
     pub fn parse(s: &str) -> Result<Self, String> {
         let inner = s.strip_prefix("${").and_then(|r| r.strip_suffix('}'));
         match inner.and_then(|i| i.split_once(':')) {
-            Some(("env", name)) if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !name.as_bytes()[0].is_ascii_digit() => {
+            Some(("env", name))
+                if !name.is_empty()
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    && !name.as_bytes()[0].is_ascii_digit() =>
+            {
                 Ok(SecretRef::Env(name.to_string()))
             }
             Some(("file", path)) if path.starts_with('/') => Ok(SecretRef::File(path.into())),

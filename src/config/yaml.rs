@@ -13,7 +13,10 @@ const MAX_NODES: usize = 200_000;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
     /// A scalar; `plain` is false for quoted and block scalars (always strings).
-    Scalar { value: String, plain: bool },
+    Scalar {
+        value: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
     /// A reference to an anchored node, by anchor id.
@@ -64,7 +67,9 @@ impl Doc {
         let mut cur = self.root.as_ref()?;
         for seg in path {
             let next = match &self.resolve(cur).kind {
-                Kind::Map(entries) => entries.iter().find(|(k, _)| matches!(&k.kind, Kind::Scalar { value, .. } if value == seg)).map(|(_, v)| v),
+                Kind::Map(entries) => {
+                    entries.iter().find(|(k, _)| matches!(&k.kind, Kind::Scalar { value, .. } if value == seg)).map(|(_, v)| v)
+                }
                 Kind::Seq(items) => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
                 _ => None,
             };
@@ -101,9 +106,10 @@ pub fn parse(text: &str) -> Result<Doc, SyntaxError> {
                 }
                 None
             }
-            Event::Scalar(value, style, anchor, _) => {
-                Some((Node { kind: Kind::Scalar { value: value.into_owned(), plain: matches!(style, ScalarStyle::Plain) }, line, col }, anchor))
-            }
+            Event::Scalar(value, style, anchor, _) => Some((
+                Node { kind: Kind::Scalar { value: value.into_owned(), plain: matches!(style, ScalarStyle::Plain) }, line, col },
+                anchor,
+            )),
             Event::Alias(id) => Some((Node { kind: Kind::Alias(id), line, col }, 0)),
             Event::SequenceStart(_, anchor, _) => {
                 stack.push(Frame::Seq(Node { kind: Kind::Seq(Vec::new()), line, col }, anchor));

@@ -25,7 +25,8 @@ impl FilesSource {
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
-            let stamp = format!("{}:{}.{}:{}.{}:{}", meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ctime(), meta.ctime_nsec(), meta.ino());
+            let stamp =
+                format!("{}:{}.{}:{}.{}:{}", meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ctime(), meta.ctime_nsec(), meta.ino());
             (stamp, Some((meta.dev(), meta.ino())))
         }
         #[cfg(not(unix))]
@@ -41,13 +42,14 @@ impl FilesSource {
             return;
         }
         let (stamp, id) = Self::stamp(meta);
-        if let Some(id) = id {
-            if !seen.insert(id) {
-                return; // the same file reached through another link
-            }
+        if id.is_some_and(|id| !seen.insert(id)) {
+            return; // the same file reached through another link
         }
         if meta.len() > self.spec.max_file_size {
-            out(Listing::Error { location, message: format!("file is {} bytes, larger than max_file_size ({} bytes); not read", meta.len(), self.spec.max_file_size) });
+            out(Listing::Error {
+                location,
+                message: format!("file is {} bytes, larger than max_file_size ({} bytes); not read", meta.len(), self.spec.max_file_size),
+            });
             return;
         }
         out(Listing::Object { location, stamp });
@@ -99,7 +101,8 @@ impl Source for FilesSource {
                             tracing::debug!(source = %self.spec.name, path = ?e.path(), "symbolic link loop skipped");
                             continue;
                         }
-                        let location = e.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| base.to_string_lossy().into_owned());
+                        let location =
+                            e.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| base.to_string_lossy().into_owned());
                         let message = e.io_error().map(ToString::to_string).unwrap_or_else(|| e.to_string());
                         // A directory that cannot be read hides what is below it: unknown, not gone.
                         if e.path().is_some_and(|p| std::fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false)) || e.depth() == 0 {
@@ -148,7 +151,13 @@ impl Source for FilesSource {
         self.spec
             .passwords
             .iter()
-            .map(|r| r.resolve().map_err(|e| SourceError::Secret { source_name: self.spec.name.clone(), reference: r.to_string(), message: e.to_string() }))
+            .map(|r| {
+                r.resolve().map_err(|e| SourceError::Secret {
+                    source_name: self.spec.name.clone(),
+                    reference: r.to_string(),
+                    message: e.to_string(),
+                })
+            })
             .collect()
     }
 }

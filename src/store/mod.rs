@@ -138,7 +138,9 @@ impl Store {
     /// ignored) or whose serial equals it.
     pub fn find(&self, query: &str) -> Result<Vec<CertRow>> {
         let q: String = query.chars().filter(|c| *c != ':').collect::<String>();
-        let sql = format!("SELECT {CERT_COLUMNS} FROM certificates c WHERE c.fingerprint LIKE ?1 || '%' OR c.serial = ?2 OR ltrim(c.serial, '0') = ltrim(?2, '0') ORDER BY c.not_after");
+        let sql = format!(
+            "SELECT {CERT_COLUMNS} FROM certificates c WHERE c.fingerprint LIKE ?1 || '%' OR c.serial = ?2 OR ltrim(c.serial, '0') = ltrim(?2, '0') ORDER BY c.not_after"
+        );
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(params![q.to_ascii_lowercase(), q.to_ascii_uppercase()], cert_from_row)?;
         Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
@@ -153,14 +155,23 @@ impl Store {
              WHERE s.cert_id = ?1 ORDER BY s.gone_since IS NOT NULL, s.source, s.location",
         )?;
         let rows = stmt.query_map([cert_id], |r| {
-            Ok(SightingRow { source: r.get(0)?, location: r.get(1)?, detail: r.get(2)?, first_seen: r.get(3)?, last_seen: r.get(4)?, gone_since: r.get(5)? })
+            Ok(SightingRow {
+                source: r.get(0)?,
+                location: r.get(1)?,
+                detail: r.get(2)?,
+                first_seen: r.get(3)?,
+                last_seen: r.get(4)?,
+                gone_since: r.get(5)?,
+            })
         })?;
         Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
     }
 
     pub fn history(&self, cert_id: i64) -> Result<Vec<HistoryRow>> {
         let mut stmt = self.conn.prepare("SELECT at, event, source, location, detail FROM cert_history WHERE cert_id = ?1 ORDER BY id")?;
-        let rows = stmt.query_map([cert_id], |r| Ok(HistoryRow { at: r.get(0)?, event: r.get(1)?, source: r.get(2)?, location: r.get(3)?, detail: r.get(4)? }))?;
+        let rows = stmt.query_map([cert_id], |r| {
+            Ok(HistoryRow { at: r.get(0)?, event: r.get(1)?, source: r.get(2)?, location: r.get(3)?, detail: r.get(4)? })
+        })?;
         Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
     }
 
@@ -170,7 +181,9 @@ impl Store {
 
     /// Objects whose last read failed, with the error.
     pub fn object_errors(&self, source: Option<&str>) -> Result<Vec<ObjectError>> {
-        let mut stmt = self.conn.prepare("SELECT source, location, error FROM objects WHERE error IS NOT NULL AND (?1 IS NULL OR source = ?1) ORDER BY source, location")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT source, location, error FROM objects WHERE error IS NOT NULL AND (?1 IS NULL OR source = ?1) ORDER BY source, location",
+        )?;
         let rows = stmt.query_map([source], |r| Ok(ObjectError { source: r.get(0)?, location: r.get(1)?, message: r.get(2)? }))?;
         Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
     }

@@ -148,7 +148,9 @@ impl<'c> ScanWriter<'c> {
             ObjectOutcome::SameContent { stamp } => {
                 self.stats.objects_read += 1;
                 self.stats.certs_seen += known.map(|k| k.certs).unwrap_or(0);
-                self.conn.prepare_cached("UPDATE objects SET stamp = ?3 WHERE source = ?1 AND location = ?2")?.execute(params![source, location, stamp])?;
+                self.conn
+                    .prepare_cached("UPDATE objects SET stamp = ?3 WHERE source = ?1 AND location = ?2")?
+                    .execute(params![source, location, stamp])?;
             }
             ObjectOutcome::Failed { message } => {
                 self.error_row(source, location, message)?;
@@ -290,7 +292,8 @@ impl<'c> ScanWriter<'c> {
     pub fn vanished(&mut self, source: &str, location: &str) -> Result<()> {
         self.tx()?;
         let current: Vec<(i64, i64)> = {
-            let mut stmt = self.conn.prepare_cached("SELECT id, cert_id FROM sightings WHERE source = ?1 AND location = ?2 AND gone_since IS NULL")?;
+            let mut stmt =
+                self.conn.prepare_cached("SELECT id, cert_id FROM sightings WHERE source = ?1 AND location = ?2 AND gone_since IS NULL")?;
             stmt.query_map(params![source, location], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<std::result::Result<_, _>>()?
         };
         for (sid, cert_id) in current {
@@ -304,7 +307,8 @@ impl<'c> ScanWriter<'c> {
     /// Marks the source as completely scanned at this run's time.
     pub fn finish_source(&mut self, source: &str) -> Result<()> {
         self.tx()?;
-        self.conn.execute("UPDATE sources SET last_scan_at = ?2, last_run_id = ?3 WHERE name = ?1", params![source, self.now, self.run_id])?;
+        self.conn
+            .execute("UPDATE sources SET last_scan_at = ?2, last_run_id = ?3 WHERE name = ?1", params![source, self.now, self.run_id])?;
         Ok(())
     }
 
@@ -313,12 +317,16 @@ impl<'c> ScanWriter<'c> {
         self.tx()?;
         let touched: Vec<i64> = self.touched.iter().copied().collect();
         for cert_id in touched {
-            let current: i64 = self.conn.query_row("SELECT COUNT(*) FROM sightings WHERE cert_id = ?1 AND gone_since IS NULL", [cert_id], |r| r.get(0))?;
+            let current: i64 =
+                self.conn.query_row("SELECT COUNT(*) FROM sightings WHERE cert_id = ?1 AND gone_since IS NULL", [cert_id], |r| r.get(0))?;
             if current == 0 {
-                let n = self.conn.execute("UPDATE certificates SET gone_since = ?2 WHERE id = ?1 AND gone_since IS NULL", params![cert_id, self.now])?;
+                let n = self
+                    .conn
+                    .execute("UPDATE certificates SET gone_since = ?2 WHERE id = ?1 AND gone_since IS NULL", params![cert_id, self.now])?;
                 if n > 0 {
                     self.stats.certs_gone += 1;
-                    self.conn.execute("INSERT INTO cert_history (cert_id, at, event) VALUES (?1, ?2, 'gone')", params![cert_id, self.now])?;
+                    self.conn
+                        .execute("INSERT INTO cert_history (cert_id, at, event) VALUES (?1, ?2, 'gone')", params![cert_id, self.now])?;
                 }
             }
         }

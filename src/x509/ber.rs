@@ -45,7 +45,12 @@ impl<'a> Tlv<'a> {
 
     /// Children of a constructed element.
     pub fn children(&self) -> Reader<'a> {
-        Reader { data: self.content, pos: 0, base: self.offset + (self.raw.len() - self.content.len() - if self.indefinite { 2 } else { 0 }), depth: 1 }
+        Reader {
+            data: self.content,
+            pos: 0,
+            base: self.offset + (self.raw.len() - self.content.len() - if self.indefinite { 2 } else { 0 }),
+            depth: 1,
+        }
     }
 
     /// The bytes of an OCTET STRING, concatenating the segments of a constructed one.
@@ -60,11 +65,7 @@ impl<'a> Tlv<'a> {
 
     pub fn expect(self, tag: u8, what: &'static str) -> Result<Self, BerError> {
         // A constructed OCTET STRING (0x24) stands for 0x04.
-        if self.tag == tag || (tag == OCTET_STRING && self.tag == 0x24) {
-            Ok(self)
-        } else {
-            Err(BerError { offset: self.offset, what })
-        }
+        if self.tag == tag || (tag == OCTET_STRING && self.tag == 0x24) { Ok(self) } else { Err(BerError { offset: self.offset, what }) }
     }
 
     /// Small non-negative INTEGER as u64 (iteration counts, versions).

@@ -9,8 +9,8 @@ use der::{Decode, Encode};
 use sha2::Digest;
 use x509_cert::certificate::{CertificateInner, Raw};
 use x509_cert::ext::pkix::{
-    AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CrlDistributionPoints,
-    ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName, SubjectKeyIdentifier,
+    AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    SubjectAltName, SubjectKeyIdentifier,
     name::{DistributionPointName, GeneralName},
 };
 
@@ -30,12 +30,8 @@ pub fn parse_der(der: &[u8]) -> Result<CertFacts, CertError> {
     let not_before = secs(validity.not_before.to_unix_duration());
     let not_after = secs(validity.not_after.to_unix_duration());
 
-    let common_name = tbs
-        .subject()
-        .iter()
-        .filter(|atv| atv.oid == const_oid::db::rfc4519::CN)
-        .filter_map(|atv| directory_string(&atv.value))
-        .last();
+    let common_name =
+        tbs.subject().iter().filter(|atv| atv.oid == const_oid::db::rfc4519::CN).filter_map(|atv| directory_string(&atv.value)).last();
 
     let mut facts = CertFacts {
         fingerprint: Fingerprint::of_der(der),

@@ -36,7 +36,12 @@ pub fn scan(data: &[u8]) -> Vec<Block> {
         let line = line.trim();
         if let Some(label) = line.strip_prefix("-----BEGIN ").and_then(|r| r.strip_suffix("-----")) {
             if let Some((start, open, _, _)) = current.take() {
-                blocks.push(Block { index: blocks.len() + 1, line: start, label: open.clone(), body: Err(format!("no END line for {open} before the next BEGIN at line {line_no}")) });
+                blocks.push(Block {
+                    index: blocks.len() + 1,
+                    line: start,
+                    label: open.clone(),
+                    body: Err(format!("no END line for {open} before the next BEGIN at line {line_no}")),
+                });
             }
             current = Some((line_no, label.to_string(), String::new(), false));
             continue;
@@ -64,7 +69,12 @@ pub fn scan(data: &[u8]) -> Vec<Block> {
         }
     }
     if let Some((start, open, _, _)) = current {
-        blocks.push(Block { index: blocks.len() + 1, line: start, label: open.clone(), body: Err(format!("no END line for {open}: the file ends inside the block")) });
+        blocks.push(Block {
+            index: blocks.len() + 1,
+            line: start,
+            label: open.clone(),
+            body: Err(format!("no END line for {open}: the file ends inside the block")),
+        });
     }
     blocks
 }

@@ -57,8 +57,7 @@ pub fn looks_like_pkcs12(data: &[u8]) -> bool {
         return false;
     }
     let mut r = outer.children();
-    matches!(r.next_tlv(), Ok(Some(v)) if v.small_uint() == Ok(3))
-        && matches!(r.next_tlv(), Ok(Some(ci)) if ci.tag == ber::SEQUENCE)
+    matches!(r.next_tlv(), Ok(Some(v)) if v.small_uint() == Ok(3)) && matches!(r.next_tlv(), Ok(Some(ci)) if ci.tag == ber::SEQUENCE)
 }
 
 /// Parses a PFX, trying the empty password and then each of `passwords`.
@@ -76,7 +75,11 @@ pub fn parse(data: &[u8], passwords: &[&str]) -> Result<Contents, P12Error> {
         return Err(P12Error::Unsupported(format!("public-key integrity mode (authSafe content type {ctype})")));
     }
     let content = ci.required("authSafe has no content")?.expect(0xa0, "authSafe content must be [0] EXPLICIT")?;
-    let auth_safe_octets = content.children().required("authSafe content is empty")?.expect(ber::OCTET_STRING, "authSafe content must be an OCTET STRING")?.octets()?;
+    let auth_safe_octets = content
+        .children()
+        .required("authSafe content is empty")?
+        .expect(ber::OCTET_STRING, "authSafe content must be an OCTET STRING")?
+        .octets()?;
 
     let mut candidates: Vec<&str> = vec![""];
     candidates.extend(passwords.iter().filter(|p| !p.is_empty()));
@@ -160,7 +163,11 @@ fn read_safe_contents(data: &[u8], out: &mut Contents, bag_no: &mut usize, depth
                     continue; // SDSI certificates are not X.509.
                 }
                 let v = c.required("CertBag has no certValue")?.expect(0xa0, "certValue must be [0] EXPLICIT")?;
-                let octets = v.children().required("certValue is empty")?.expect(ber::OCTET_STRING, "certValue must be an OCTET STRING")?.octets()?;
+                let octets = v
+                    .children()
+                    .required("certValue is empty")?
+                    .expect(ber::OCTET_STRING, "certValue must be an OCTET STRING")?
+                    .octets()?;
                 out.certs.push((octets.into_owned(), detail));
             }
             KEY_BAG | SHROUDED_KEY_BAG => out.keys.push(detail),
@@ -311,7 +318,8 @@ impl MacData {
             return Err(P12Error::Unsupported("PBMAC1 integrity (RFC 9579)".into()));
         }
         let hash = Hash::from_oid(&oid)?;
-        let digest = di.required("DigestInfo has no digest")?.expect(ber::OCTET_STRING, "digest must be an OCTET STRING")?.octets()?.into_owned();
+        let digest =
+            di.required("DigestInfo has no digest")?.expect(ber::OCTET_STRING, "digest must be an OCTET STRING")?.octets()?.into_owned();
         let salt = r.required("MacData has no salt")?.expect(ber::OCTET_STRING, "macSalt must be an OCTET STRING")?.octets()?.into_owned();
         let iterations = match r.next_tlv()? {
             Some(t) => t.small_uint()?,
@@ -363,10 +371,8 @@ fn decrypt_encrypted_data(t: &Tlv<'_>, mac_password: Option<&[u8]>, candidates: 
         None => candidates.iter().flat_map(|p| bmp_variants(p)).collect(),
     };
     for bmp in &tries {
-        if let Some(plain) = scheme.decrypt(bmp, &ciphertext) {
-            if ber::single(&plain).map(|t| t.tag == ber::SEQUENCE).unwrap_or(false) {
-                return Ok(plain);
-            }
+        if let Some(plain) = scheme.decrypt(bmp, &ciphertext).filter(|p| ber::single(p).is_ok_and(|t| t.tag == ber::SEQUENCE)) {
+            return Ok(plain);
         }
     }
     Err(P12Error::DecryptFailed { tried: candidates.len() })
