@@ -7,7 +7,7 @@
 use anyhow::{Context, Result, bail};
 use certvigil::config::{self, Settings};
 use certvigil::inventory;
-use certvigil::model::{ExpiryStatus, UnixTime, days_left, format_date, format_time};
+use certvigil::model::{ExpiryStatus, RevocationState, RevocationStatus, UnixTime, days_left, format_date, format_time};
 use certvigil::sources;
 use certvigil::store::{CertRow, Store};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -62,6 +62,8 @@ pub enum Command {
     Show(ShowArgs),
     /// List objects whose last read failed, and why.
     Errors(ErrorsArgs),
+    /// Check revocation (OCSP and CRL) now, for the given certificates or all current ones.
+    Check(CheckArgs),
     /// Parse certificate files directly, without the store.
     Inspect(InspectArgs),
     /// Configuration tools.
@@ -123,6 +125,9 @@ pub struct ListArgs {
     /// Only certificates with this status; repeatable.
     #[arg(long = "status", value_enum)]
     pub statuses: Vec<ExpiryStatus>,
+    /// Only certificates with this revocation state; repeatable.
+    #[arg(long = "revocation", value_enum)]
+    pub revocation: Vec<RevocationState>,
     /// Include certificates no longer found in any source.
     #[arg(long)]
     pub all: bool,
@@ -142,6 +147,17 @@ pub struct ShowArgs {
     /// Print the certificate as PEM instead.
     #[arg(long)]
     pub pem: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Fingerprint prefixes or serials; all current certificates when none.
+    pub certs: Vec<String>,
+    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
+    pub output: SummaryFormat,
+    /// Exit 3 when any checked certificate is revoked.
+    #[arg(long)]
+    pub fail_if_revoked: bool,
 }
 
 #[derive(Debug, Args)]
@@ -266,6 +282,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::List(a) => list(cli, a),
         Command::Show(a) => show(cli, a),
         Command::Errors(a) => errors(cli, a),
+        Command::Check(a) => check(cli, a),
         Command::Inspect(a) => inspect(cli, a),
     }
 }
@@ -379,7 +396,14 @@ fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
     let store = open_store(cli, &s)?;
     let warning_secs = i64::from(s.warning_days) * 86_400;
     let tags = store.source_tags()?;
-    let rows: Vec<CertRow> = store.certificates(a.all)?.into_iter().filter(|c| matches(c, a, now, warning_secs, &tags)).collect();
+    let revocation = store.revocation_statuses()?;
+    let rev_state = |c: &CertRow| revocation.get(&c.id).map(|r| r.state);
+    let rows: Vec<CertRow> = store
+        .certificates(a.all)?
+        .into_iter()
+        .filter(|c| matches(c, a, now, warning_secs, &tags))
+        .filter(|c| a.revocation.is_empty() || rev_state(c).is_some_and(|s| a.revocation.contains(&s)))
+        .collect();
     let status = |c: &CertRow| ExpiryStatus::at(c.facts.not_before, c.facts.not_after, now, warning_secs);
     let tags_of = |c: &CertRow| -> Vec<String> {
         let mut t: Vec<String> = c.sources.iter().flat_map(|s| tags.get(s).cloned().unwrap_or_default()).collect();
@@ -401,6 +425,7 @@ fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
                         o.insert("not_before_rfc3339".into(), format_time(c.facts.not_before).into());
                         o.insert("not_after_rfc3339".into(), format_time(c.facts.not_after).into());
                         o.insert("tags".into(), tags_of(c).into());
+                        o.insert("revocation".into(), serde_json::to_value(revocation.get(&c.id)).unwrap_or_default());
                     }
                     v
                 })
@@ -410,7 +435,7 @@ fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
         ListFormat::Csv => {
             writeln!(
                 out,
-                "fingerprint,name,subject,issuer,serial,not_before,not_after,days_left,status,key,signature_algorithm,ext_key_usage,sightings,sources,tags"
+                "fingerprint,name,subject,issuer,serial,not_before,not_after,days_left,status,revocation,key,signature_algorithm,ext_key_usage,sightings,sources,tags"
             )?;
             for c in &rows {
                 let f = &c.facts;
@@ -424,6 +449,7 @@ fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
                     format_time(f.not_after),
                     days_left(f.not_after, now).to_string(),
                     status(c).to_string(),
+                    rev_state(c).map(|s| s.to_string()).unwrap_or_default(),
                     f.key.to_string(),
                     f.signature_algorithm.clone(),
                     f.ext_key_usage.join(" "),
@@ -436,8 +462,8 @@ fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
         }
         ListFormat::Table => {
             let color = color_enabled();
-            let header = ["NAME", "ISSUER", "NOT AFTER", "DAYS", "STATUS", "SEEN", "FINGERPRINT"];
-            let table: Vec<[String; 7]> = rows
+            let header = ["NAME", "ISSUER", "NOT AFTER", "DAYS", "STATUS", "REVOCATION", "SEEN", "FINGERPRINT"];
+            let table: Vec<[String; 8]> = rows
                 .iter()
                 .map(|c| {
                     let f = &c.facts;
@@ -447,6 +473,7 @@ fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
                         format_date(f.not_after),
                         days_left(f.not_after, now).to_string(),
                         if c.gone_since.is_some() { "gone".to_string() } else { status(c).to_string() },
+                        rev_state(c).map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
                         c.current_sightings.to_string(),
                         f.fingerprint.0[..12].to_string(),
                     ]
@@ -466,6 +493,7 @@ fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
                 let mut text = line(row);
                 if color {
                     let code = match row[4].as_str() {
+                        _ if row[5] == "revoked" => "31",
                         "expired" => "31",
                         "expiring" => "33",
                         "not-yet-valid" | "gone" => "2",
@@ -521,6 +549,8 @@ fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
     }
     let sightings = store.sightings(c.id)?;
     let history = store.history(c.id)?;
+    let revocation = store.revocation_status(c.id)?;
+    let revocation_history = store.revocation_history(c.id)?;
     let warning_secs = i64::from(s.warning_days) * 86_400;
     let f = &c.facts;
     let status = ExpiryStatus::at(f.not_before, f.not_after, now, warning_secs);
@@ -531,6 +561,8 @@ fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
             "days_left": days_left(f.not_after, now),
             "sightings": sightings,
             "history": history,
+            "revocation": revocation,
+            "revocation_history": revocation_history,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(EXIT_OK);
@@ -586,6 +618,31 @@ fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
             format_time(si.last_seen)
         );
     }
+    println!("\nRevocation:");
+    match &revocation {
+        None => println!("  not checked yet (run `certvigil check`)"),
+        Some(r) => {
+            println!("  {}", revocation_line(r));
+            if let Some(u) = &r.source_url {
+                println!(
+                    "  source {u} ({}){}",
+                    r.method,
+                    r.evidence_sha256.as_ref().map(|e| format!(", evidence sha256 {e}")).unwrap_or_default()
+                );
+            }
+            println!(
+                "  checked {}{}",
+                format_time(r.checked_at),
+                r.next_update.map(|n| format!(", valid until {}", format_time(n))).unwrap_or_default()
+            );
+            if let Some(d) = &r.detail {
+                println!("  {d}");
+            }
+        }
+    }
+    for h in &revocation_history {
+        println!("  {}  {}{} ({})", format_time(h.at), h.status, h.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default(), h.method);
+    }
     println!("\nHistory:");
     for h in &history {
         let place = match (&h.source, &h.location) {
@@ -596,6 +653,62 @@ fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
         println!("  {}  {}{place}{detail}", format_time(h.at), h.event);
     }
     Ok(EXIT_OK)
+}
+
+/// `revoked (keyCompromise) at …` / `unknown: why` / `good`.
+fn revocation_line(r: &RevocationStatus) -> String {
+    match r.state {
+        RevocationState::Revoked => format!(
+            "revoked ({}) at {}{}",
+            r.reason.as_deref().unwrap_or("unspecified"),
+            r.revoked_at.map(format_time).unwrap_or_default(),
+            r.invalidity_date.map(|d| format!(", invalid since {}", format_time(d))).unwrap_or_default()
+        ),
+        RevocationState::Good => format!("good{}", if r.stale { " (evidence past nextUpdate, within grace)" } else { "" }),
+        s => format!("{s}: {}", r.reason.as_deref().unwrap_or("")),
+    }
+}
+
+fn check(cli: &Cli, a: &CheckArgs) -> Result<u8> {
+    let s = settings(cli, false)?;
+    let now = now(cli)?;
+    let store = open_store(cli, &s)?;
+    let mut ids = Vec::new();
+    for q in &a.certs {
+        match store.find(q)?.as_slice() {
+            [] => return Err(CliError::Usage(format!("no certificate matches `{q}`")).into()),
+            [one] => ids.push(one.id),
+            many => return Err(CliError::Usage(format!("`{q}` matches {} certificates; give more of the fingerprint", many.len())).into()),
+        }
+    }
+    let state_dir = store.path().parent().map(Path::to_path_buf).unwrap_or_default();
+    let store = std::sync::Arc::new(std::sync::Mutex::new(store));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let checker = std::sync::Arc::new(certvigil::revocation::Checker::new(s.revocation.clone(), state_dir)?);
+    let results = runtime.block_on(checker.check(store, (!a.certs.is_empty()).then_some(ids), now))?;
+    let revoked = results.iter().filter(|(_, r)| r.state == RevocationState::Revoked).count();
+    if a.output == SummaryFormat::Json {
+        let v: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(c, r)| serde_json::json!({"fingerprint": c.facts.fingerprint, "name": c.facts.display_name(), "serial": c.facts.serial, "revocation": r}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        for (c, r) in &results {
+            *counts.entry(r.state.as_str()).or_default() += 1;
+            println!(
+                "{:<12}  {:<40}  {:<9}  {}",
+                &c.facts.fingerprint.0[..12],
+                truncate(&c.facts.display_name(), 40),
+                r.method,
+                revocation_line(r)
+            );
+        }
+        let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        println!("{} certificates checked: {}", results.len(), summary.join(", "));
+    }
+    Ok(if a.fail_if_revoked && revoked > 0 { EXIT_MATCHED } else { EXIT_OK })
 }
 
 fn errors(cli: &Cli, a: &ErrorsArgs) -> Result<u8> {

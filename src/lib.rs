@@ -8,6 +8,7 @@
 pub mod config;
 pub mod inventory;
 pub mod model;
+pub mod revocation;
 pub mod sources;
 pub mod store;
 pub mod x509;

@@ -201,3 +201,77 @@ mod tests {
         assert_eq!(format_time(-5), "@-5");
     }
 }
+
+/// Revocation state of a certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum RevocationState {
+    Good,
+    Revoked,
+    /// No verified answer; `reason` says why. Never silently treated as good.
+    Unknown,
+    /// A self-signed trust anchor: nothing above it can revoke it.
+    NotApplicable,
+}
+
+impl RevocationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevocationState::Good => "good",
+            RevocationState::Revoked => "revoked",
+            RevocationState::Unknown => "unknown",
+            RevocationState::NotApplicable => "not-applicable",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [RevocationState::Good, RevocationState::Revoked, RevocationState::Unknown, RevocationState::NotApplicable]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+impl fmt::Display for RevocationState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A revocation status with the evidence it rests on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RevocationStatus {
+    pub state: RevocationState,
+    /// The revocation reason (`keyCompromise`, …) or why the state is unknown.
+    pub reason: Option<String>,
+    pub revoked_at: Option<UnixTime>,
+    pub invalidity_date: Option<UnixTime>,
+    /// `ocsp`, `crl`, `crl+delta` or `none`.
+    pub method: String,
+    pub source_url: Option<String>,
+    /// SHA-256 of the CRL or OCSP response that decided.
+    pub evidence_sha256: Option<String>,
+    pub checked_at: UnixTime,
+    pub next_update: Option<UnixTime>,
+    /// The evidence was past its nextUpdate (a CRL within its grace, or the reason for unknown).
+    pub stale: bool,
+    /// What else was tried and any notes.
+    pub detail: Option<String>,
+}
+
+impl RevocationStatus {
+    pub fn unknown(reason: impl Into<String>, checked_at: UnixTime) -> Self {
+        RevocationStatus {
+            state: RevocationState::Unknown,
+            reason: Some(reason.into()),
+            revoked_at: None,
+            invalidity_date: None,
+            method: "none".into(),
+            source_url: None,
+            evidence_sha256: None,
+            checked_at,
+            next_update: None,
+            stale: false,
+            detail: None,
+        }
+    }
+}

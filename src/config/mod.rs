@@ -31,6 +31,151 @@ pub struct Config {
     /// Where certificates are looked for.
     #[serde(default, deserialize_with = "null_is_default")]
     pub sources: Vec<SourceConfig>,
+    /// How revocation status is checked (CRL and OCSP).
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub revocation: RevocationConfig,
+}
+
+/// Revocation checking. Every CRL and OCSP response is verified against the issuing CA;
+/// anything that cannot be verified gives `unknown`, never `good`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationConfig {
+    /// The method asked first.
+    #[serde(default)]
+    pub prefer: RevocationMethod,
+    /// Ask the other method when the preferred one gives no answer.
+    #[serde(default = "yes")]
+    pub fallback: bool,
+    /// Extra CRLs to use besides the certificates' distribution points: http(s) URLs, file://
+    /// URLs or paths (relative to this file). Each applies to the certificates of its issuer.
+    #[serde(default)]
+    pub crls: Vec<String>,
+    /// Timeout of one HTTP request (CRL download, OCSP query, issuer fetch).
+    #[serde(default = "default_timeout")]
+    pub timeout: DurationSpec,
+    /// Largest CRL accepted.
+    #[serde(default = "default_max_crl_size")]
+    pub max_crl_size: ByteSize,
+    /// How long past its nextUpdate a CRL still gives status (then: unknown, stale).
+    #[serde(default = "default_stale_grace")]
+    pub stale_grace: DurationSpec,
+    /// Tolerated clock difference for thisUpdate in the future and nextUpdate in the past.
+    #[serde(default = "default_clock_skew")]
+    pub clock_skew: DurationSpec,
+    /// Send a nonce with OCSP requests and require it echoed (RFC 8954). Off by default:
+    /// many responders serve pre-signed responses without nonces.
+    #[serde(default)]
+    pub ocsp_nonce: bool,
+    /// Longest time an OCSP answer is reused, even when its nextUpdate is later.
+    #[serde(default = "default_ocsp_max_cache")]
+    pub ocsp_max_cache: DurationSpec,
+    /// OCSP/CRL requests in flight at once.
+    #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1, max = 256))]
+    pub concurrency: u32,
+    /// Minimum interval between two requests to the same host.
+    #[serde(default = "default_per_host_interval")]
+    pub per_host_interval: DurationSpec,
+    /// What an `unknown` status means for alerting: `finding` (default) or `ignore`.
+    #[serde(default)]
+    pub unknown: UnknownPolicy,
+    /// Fetch issuer certificates from AIA caIssuers URLs when they are not in the inventory.
+    #[serde(default = "yes")]
+    pub fetch_issuers: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RevocationMethod {
+    #[default]
+    Ocsp,
+    Crl,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownPolicy {
+    #[default]
+    Finding,
+    Ignore,
+}
+
+fn default_timeout() -> DurationSpec {
+    DurationSpec::Text("10s".into())
+}
+fn default_max_crl_size() -> ByteSize {
+    ByteSize::Text("256MiB".into())
+}
+fn default_stale_grace() -> DurationSpec {
+    DurationSpec::Text("1h".into())
+}
+fn default_clock_skew() -> DurationSpec {
+    DurationSpec::Text("5m".into())
+}
+fn default_ocsp_max_cache() -> DurationSpec {
+    DurationSpec::Text("7d".into())
+}
+fn default_concurrency() -> u32 {
+    8
+}
+fn default_per_host_interval() -> DurationSpec {
+    DurationSpec::Text("100ms".into())
+}
+
+impl Default for RevocationConfig {
+    fn default() -> Self {
+        RevocationConfig {
+            prefer: RevocationMethod::Ocsp,
+            fallback: true,
+            crls: Vec::new(),
+            timeout: default_timeout(),
+            max_crl_size: default_max_crl_size(),
+            stale_grace: default_stale_grace(),
+            clock_skew: default_clock_skew(),
+            ocsp_nonce: false,
+            ocsp_max_cache: default_ocsp_max_cache(),
+            concurrency: default_concurrency(),
+            per_host_interval: default_per_host_interval(),
+            unknown: UnknownPolicy::Finding,
+            fetch_issuers: true,
+        }
+    }
+}
+
+/// A duration: whole seconds, or text with a unit (`100ms`, `10s`, `5m`, `1h`, `7d`, `2w`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum DurationSpec {
+    Seconds(u64),
+    Text(String),
+}
+
+impl DurationSpec {
+    pub fn duration(&self) -> Result<std::time::Duration, String> {
+        match self {
+            DurationSpec::Seconds(s) => Ok(std::time::Duration::from_secs(*s)),
+            DurationSpec::Text(t) => parse_duration(t),
+        }
+    }
+}
+
+/// `100ms`, `45s`, `90m`, `12h`, `30d`, `2w`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration (examples: 100ms, 10s, 30d)"))?;
+    let ms: u64 = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 604_800_000,
+        other => return Err(format!("unknown duration unit `{other}` (ms, s, m, h, d, w)")),
+    };
+    n.checked_mul(ms).map(std::time::Duration::from_millis).ok_or_else(|| format!("`{s}` is too long"))
 }
 
 /// A section written with nothing under it (`store:` followed only by comments) means "all
@@ -256,6 +401,32 @@ pub struct Settings {
     pub warning_days: u32,
     pub critical_days: u32,
     pub sources: Vec<SourceSpec>,
+    pub revocation: RevocationSettings,
+}
+
+/// Validated revocation settings.
+#[derive(Debug, Clone)]
+pub struct RevocationSettings {
+    pub prefer: RevocationMethod,
+    pub fallback: bool,
+    /// Extra CRLs: URLs (`http://`, `https://`, `file://`) or absolute paths.
+    pub crls: Vec<String>,
+    pub timeout: std::time::Duration,
+    pub max_crl_size: usize,
+    pub stale_grace: i64,
+    pub clock_skew: i64,
+    pub ocsp_nonce: bool,
+    pub ocsp_max_cache: i64,
+    pub concurrency: usize,
+    pub per_host_interval: std::time::Duration,
+    pub unknown: UnknownPolicy,
+    pub fetch_issuers: bool,
+}
+
+impl Default for RevocationSettings {
+    fn default() -> Self {
+        validate_revocation(&RevocationConfig::default(), Path::new("/"), &mut Vec::new())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -479,10 +650,70 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
             }
         }
     }
+    let revocation = validate_revocation(&config.revocation, base, &mut errs);
     if !errs.is_empty() {
         return Err(errs);
     }
-    Ok(Settings { file: None, store_path, warning_days: t.warning_days, critical_days: t.critical_days, sources })
+    Ok(Settings { file: None, store_path, warning_days: t.warning_days, critical_days: t.critical_days, sources, revocation })
+}
+
+fn validate_revocation(r: &RevocationConfig, base: &Path, errs: &mut Vec<PathedError>) -> RevocationSettings {
+    let at = |field: &str| vec!["revocation".to_string(), field.to_string()];
+    let dur = |field: &str, d: &DurationSpec, errs: &mut Vec<PathedError>| -> std::time::Duration {
+        d.duration().unwrap_or_else(|m| {
+            errs.push((at(field), m));
+            std::time::Duration::ZERO
+        })
+    };
+    let timeout = dur("timeout", &r.timeout, errs);
+    if timeout.is_zero() && errs.iter().all(|e| e.0 != at("timeout")) {
+        errs.push((at("timeout"), "must be more than 0".into()));
+    }
+    let stale_grace = dur("stale_grace", &r.stale_grace, errs).as_secs() as i64;
+    let clock_skew = dur("clock_skew", &r.clock_skew, errs).as_secs() as i64;
+    let ocsp_max_cache = dur("ocsp_max_cache", &r.ocsp_max_cache, errs).as_secs() as i64;
+    let per_host_interval = dur("per_host_interval", &r.per_host_interval, errs);
+    let max_crl_size = match r.max_crl_size.bytes() {
+        Ok(n) if n > 0 && n <= 4 << 30 => n as usize,
+        Ok(_) => {
+            errs.push((at("max_crl_size"), "must be between 1 byte and 4GiB".into()));
+            0
+        }
+        Err(m) => {
+            errs.push((at("max_crl_size"), m));
+            0
+        }
+    };
+    if r.concurrency == 0 {
+        errs.push((at("concurrency"), "must be at least 1".into()));
+    }
+    let mut crls = Vec::new();
+    for (i, c) in r.crls.iter().enumerate() {
+        if c.starts_with("http://") || c.starts_with("https://") || c.starts_with("file://") {
+            crls.push(c.clone());
+        } else if c.contains("://") {
+            errs.push((vec!["revocation".into(), "crls".into(), i.to_string()], format!("`{c}`: only http, https and file URLs or paths")));
+        } else if c.is_empty() {
+            errs.push((vec!["revocation".into(), "crls".into(), i.to_string()], "empty CRL location".into()));
+        } else {
+            crls.push(base.join(c).to_string_lossy().into_owned());
+        }
+    }
+    RevocationSettings {
+        prefer: r.prefer,
+        fallback: r.fallback,
+        crls,
+        timeout,
+        max_crl_size,
+        stale_grace,
+        clock_skew,
+        ocsp_nonce: r.ocsp_nonce,
+        ocsp_max_cache,
+        concurrency: r.concurrency.max(1) as usize,
+        per_host_interval,
+        unknown: r.unknown,
+        fetch_issuers: r.fetch_issuers,
+    }
 }
 
 /// A configured path: plain (file or directory) or a glob, split into the literal directory

@@ -4,7 +4,10 @@
 //! Every write happens in a transaction; rows are never deleted but marked gone. The database
 //! is opened in WAL mode so readers (CLI, HTTP API) never block a scan.
 
+mod revocation;
 mod scan;
+
+pub use revocation::{CachedOcsp, CrlCacheRow, RevocationHistoryRow};
 
 pub use scan::{KnownObject, ObjectOutcome, ScanWriter};
 
@@ -14,7 +17,10 @@ use std::path::{Path, PathBuf};
 
 /// Migrations, in order. Each file in `schema/` named `NNNN_*.sql` must be listed here (a test
 /// checks it), and a released migration is never edited: add a new one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "0001_inventory", include_str!("../../schema/0001_inventory.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "0001_inventory", include_str!("../../schema/0001_inventory.sql")),
+    (2, "0002_revocation", include_str!("../../schema/0002_revocation.sql")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

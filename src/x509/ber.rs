@@ -272,3 +272,58 @@ mod tests {
         assert_eq!(oid_string(&single(&data).unwrap()).unwrap(), "1.2.840.113549.1.7.2");
     }
 }
+
+/// DER-encodes one element: `tag`, definite length, `content`.
+pub fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 6);
+    out.push(tag);
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let bytes = n.to_be_bytes();
+        let skip = bytes.iter().take_while(|&&b| b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// DER of an OBJECT IDENTIFIER from its dotted text (known-good constants only).
+pub fn encode_oid(dotted: &str) -> Vec<u8> {
+    let arcs: Vec<u64> = dotted.split('.').filter_map(|a| a.parse().ok()).collect();
+    let mut body = Vec::new();
+    let mut push = |mut v: u64| {
+        let mut tmp = vec![(v & 0x7f) as u8];
+        v >>= 7;
+        while v > 0 {
+            tmp.push(0x80 | (v & 0x7f) as u8);
+            v >>= 7;
+        }
+        tmp.reverse();
+        body.extend(tmp);
+    };
+    if arcs.len() >= 2 {
+        push(arcs[0] * 40 + arcs[1]);
+        for &a in &arcs[2..] {
+            push(a);
+        }
+    }
+    encode(OID, &body)
+}
+
+#[cfg(test)]
+mod encode_tests {
+    use super::*;
+
+    #[test]
+    fn encodes_round_trip() {
+        let long = vec![7u8; 300];
+        let e = encode(OCTET_STRING, &long);
+        assert_eq!(&e[..4], &[0x04, 0x82, 0x01, 0x2c]);
+        assert_eq!(single(&e).unwrap().content, &long[..]);
+        let oid = encode_oid("1.3.6.1.5.5.7.48.1.2");
+        assert_eq!(oid_string(&single(&oid).unwrap()).unwrap(), "1.3.6.1.5.5.7.48.1.2");
+    }
+}

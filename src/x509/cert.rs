@@ -281,6 +281,60 @@ pub fn normalise_eku(input: &str) -> String {
     }
 }
 
+/// Byte ranges of a certificate's TBS fields, for comparisons and hashing that must use the
+/// exact DER (OCSP CertID, CRL issuer matching, chain building).
+#[derive(Debug, Clone, Copy)]
+pub struct RawParts<'a> {
+    /// INTEGER content octets of the serial.
+    pub serial: &'a [u8],
+    /// DER of the issuer Name.
+    pub issuer: &'a [u8],
+    /// DER of the subject Name.
+    pub subject: &'a [u8],
+    /// DER of the SubjectPublicKeyInfo.
+    pub spki: &'a [u8],
+    /// The [3] EXPLICIT extensions wrapper, when present.
+    extensions: Option<super::ber::Tlv<'a>>,
+}
+
+pub fn raw_parts(der: &[u8]) -> Result<RawParts<'_>, super::ber::BerError> {
+    use super::ber;
+    let cert = ber::single(der)?;
+    let tbs = cert.children().required("certificate has no TBSCertificate")?;
+    let mut r = tbs.children();
+    let mut f = r.required("TBSCertificate is empty")?;
+    if f.tag == 0xa0 {
+        f = r.required("TBSCertificate has no serial")?;
+    }
+    let serial = f.content;
+    r.required("TBSCertificate has no signature algorithm")?;
+    let issuer = r.required("TBSCertificate has no issuer")?.raw;
+    r.required("TBSCertificate has no validity")?;
+    let subject = r.required("TBSCertificate has no subject")?.raw;
+    let spki = r.required("TBSCertificate has no subjectPublicKeyInfo")?.raw;
+    let mut extensions = None;
+    while let Some(t) = r.next_tlv()? {
+        if t.tag == 0xa3 {
+            extensions = Some(t);
+        }
+    }
+    Ok(RawParts { serial, issuer, subject, spki, extensions })
+}
+
+/// Whether the certificate carries an extension with this OID.
+pub fn has_extension(der: &[u8], oid: &str) -> bool {
+    let Ok(parts) = raw_parts(der) else { return false };
+    let Some(wrapper) = parts.extensions else { return false };
+    let Ok(list) = wrapper.children().required("extensions") else { return false };
+    let mut r = list.children();
+    while let Ok(Some(ext)) = r.next_tlv() {
+        if ext.children().required("oid").ok().and_then(|o| super::ber::oid_string(&o).ok()).as_deref() == Some(oid) {
+            return true;
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,559 @@
+//! Revocation status for every inventoried certificate, from CRLs and OCSP, verified.
+//!
+//! For each certificate: find its issuer (in the inventory by AKI/SKI then name, confirmed by
+//! the signature; else from the AIA caIssuers URL), then ask the preferred method and, when it
+//! gives no answer, the other. Only a verified, current CRL or OCSP response gives `good` or
+//! `revoked`; everything else is `unknown` with the reason. Decoding and verification are pure
+//! (`crl`, `ocsp`, `verify`); this module and `fetch` do the I/O.
+
+pub mod crl;
+pub mod fetch;
+pub mod ocsp;
+pub mod verify;
+
+use crate::config::{RevocationMethod, RevocationSettings};
+use crate::model::{CertFacts, RevocationState, RevocationStatus, UnixTime, format_time};
+use crate::store::{CachedOcsp, CertRow, Store, StoreError};
+use crate::x509::cert::raw_parts;
+use crl::{Crl, CrlVerdict};
+use fetch::{Fetched, Http};
+use sha2::Digest;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::OnceCell;
+
+/// Largest OCSP response or issuer certificate accepted.
+const MAX_SMALL_BODY: usize = 256 * 1024;
+/// How long a fetched issuer certificate (or the failure to fetch it) is reused.
+const ISSUER_CACHE_SECS: i64 = 86_400;
+/// Cache time for an OCSP answer without nextUpdate.
+const OCSP_DEFAULT_CACHE: i64 = 3_600;
+
+/// Counters of work done, for tests, metrics and benchmarks.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub crl_downloads: AtomicU64,
+    pub crl_not_modified: AtomicU64,
+    pub crl_parses: AtomicU64,
+    pub ocsp_requests: AtomicU64,
+    pub ocsp_cache_hits: AtomicU64,
+    pub issuer_fetches: AtomicU64,
+}
+
+impl Stats {
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
+/// The issuer of a certificate, as verification needs it.
+#[derive(Debug, Clone)]
+struct IssuerCert {
+    der: Vec<u8>,
+    facts: CertFacts,
+}
+
+type Shared<T> = Arc<OnceCell<Result<T, String>>>;
+
+/// A revocation checker. Long-lived in the daemon: parsed CRLs stay in memory between passes,
+/// so a CRL that answers 304 Not Modified costs no parse.
+pub struct Checker {
+    settings: RevocationSettings,
+    http: Http,
+    crl_dir: PathBuf,
+    crl_memory: Mutex<HashMap<String, Arc<Crl>>>,
+    pub stats: Stats,
+}
+
+impl std::fmt::Debug for Checker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checker").field("crl_dir", &self.crl_dir).finish()
+    }
+}
+
+/// State of one pass: each CRL URL and issuer URL is fetched at most once per pass.
+struct Pass {
+    store: Arc<Mutex<Store>>,
+    now: UnixTime,
+    crls: Mutex<HashMap<String, Shared<Arc<Crl>>>>,
+    issuers: Mutex<HashMap<String, Shared<Vec<u8>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn once<T>(map: &Mutex<HashMap<String, Shared<T>>>, key: &str) -> Shared<T> {
+    lock(map).entry(key.to_string()).or_default().clone()
+}
+
+impl Checker {
+    /// `state_dir` holds the CRL cache (`crls/`), beside the store.
+    pub fn new(settings: RevocationSettings, state_dir: PathBuf) -> Result<Self, fetch::FetchError> {
+        let http = Http::new(settings.timeout, settings.concurrency, settings.per_host_interval)?;
+        Ok(Checker { settings, http, crl_dir: state_dir.join("crls"), crl_memory: Mutex::new(HashMap::new()), stats: Stats::default() })
+    }
+
+    /// HTTP requests made so far.
+    pub fn requests(&self) -> u64 {
+        self.http.requests()
+    }
+
+    /// Checks the given certificates (all current ones when `ids` is `None`) and saves the
+    /// statuses. Returns each certificate with its new status.
+    pub async fn check(
+        self: &Arc<Self>,
+        store: Arc<Mutex<Store>>,
+        ids: Option<Vec<i64>>,
+        now: UnixTime,
+    ) -> Result<Vec<(CertRow, RevocationStatus)>, StoreError> {
+        let certs = lock(&store).certificates_with_der(ids.as_deref())?;
+        let pass = Arc::new(Pass { store: Arc::clone(&store), now, crls: Mutex::default(), issuers: Mutex::default() });
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, (cert, der)) in certs.iter().enumerate() {
+            let (me, pass, cert, der) = (Arc::clone(self), Arc::clone(&pass), cert.clone(), der.clone());
+            tasks.spawn(async move { (i, me.check_one(&pass, &cert, &der).await) });
+        }
+        let mut results: Vec<Option<RevocationStatus>> = vec![None; certs.len()];
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((i, status)) => results[i] = Some(status),
+                Err(e) => tracing::error!(error = %e, "revocation check task failed"),
+            }
+        }
+        let out: Vec<(CertRow, RevocationStatus)> = certs
+            .into_iter()
+            .zip(results)
+            .map(|((c, _), s)| (c, s.unwrap_or_else(|| RevocationStatus::unknown("internal error during the check", now))))
+            .collect();
+        let rows: Vec<(i64, RevocationStatus)> = out.iter().map(|(c, s)| (c.id, s.clone())).collect();
+        lock(&store).save_revocations(&rows)?;
+        Ok(out)
+    }
+
+    async fn check_one(&self, pass: &Pass, cert: &CertRow, der: &[u8]) -> RevocationStatus {
+        let now = pass.now;
+        let parts = match raw_parts(der) {
+            Ok(p) => p,
+            Err(e) => return RevocationStatus::unknown(format!("certificate cannot be read: {e}"), now),
+        };
+        if cert.facts.self_issued && verify::verify_cert_signed_by(der, parts.spki).is_ok() {
+            let mut s = RevocationStatus::unknown("self-signed trust anchor: nothing above it can revoke it", now);
+            s.state = RevocationState::NotApplicable;
+            return s;
+        }
+        let issuer = match self.find_issuer(pass, cert, der).await {
+            Ok(i) => i,
+            Err(reason) => return RevocationStatus::unknown(reason, now),
+        };
+        let order = match (self.settings.prefer, self.settings.fallback) {
+            (RevocationMethod::Ocsp, true) => vec![RevocationMethod::Ocsp, RevocationMethod::Crl],
+            (RevocationMethod::Crl, true) => vec![RevocationMethod::Crl, RevocationMethod::Ocsp],
+            (m, false) => vec![m],
+        };
+        let mut reasons: Vec<String> = Vec::new();
+        let mut stale = false;
+        for method in order {
+            let result = match method {
+                RevocationMethod::Ocsp => self.check_ocsp(pass, cert, parts.serial, &issuer).await,
+                RevocationMethod::Crl => self.check_crl(pass, cert, parts.issuer, parts.serial, &issuer).await,
+            };
+            match result {
+                Ok(mut status) => {
+                    if !reasons.is_empty() {
+                        let tried = format!("tried first: {}", reasons.join("; "));
+                        status.detail = Some(match status.detail.take() {
+                            Some(d) => format!("{d}; {tried}"),
+                            None => tried,
+                        });
+                    }
+                    return status;
+                }
+                Err(Miss { reason, stale: s }) => {
+                    stale |= s;
+                    reasons.push(reason);
+                }
+            }
+        }
+        let mut s = RevocationStatus::unknown(reasons.join("; "), now);
+        s.stale = stale;
+        s
+    }
+
+    /// The issuer: a certificate from the inventory or AIA whose key verifies this one.
+    async fn find_issuer(&self, pass: &Pass, cert: &CertRow, der: &[u8]) -> Result<IssuerCert, String> {
+        let candidates = lock(&pass.store).issuer_candidates(cert.facts.aki.as_deref(), &cert.facts.issuer).map_err(|e| e.to_string())?;
+        for (cand, cand_der) in candidates {
+            if cand.facts.fingerprint == cert.facts.fingerprint {
+                continue;
+            }
+            let Ok(cp) = raw_parts(&cand_der) else { continue };
+            if verify::verify_cert_signed_by(der, cp.spki).is_ok() {
+                return Ok(IssuerCert { der: cand_der, facts: cand.facts });
+            }
+        }
+        let mut why = format!("issuer `{}` not found in the inventory", cert.facts.issuer);
+        if !self.settings.fetch_issuers {
+            return Err(format!("{why} (fetch_issuers is off)"));
+        }
+        for url in cert.facts.ca_issuers_urls.iter().filter(|u| u.starts_with("http://") || u.starts_with("https://")) {
+            let cell = once(&pass.issuers, url);
+            let fetched = cell.get_or_init(|| self.fetch_issuer_bytes(pass, url)).await.clone();
+            match fetched {
+                Ok(bytes) => {
+                    let parsed = crate::x509::parse_object(&bytes, &[]);
+                    for found in parsed.certs {
+                        if let Ok(p) = raw_parts(&found.der) {
+                            if verify::verify_cert_signed_by(der, p.spki).is_ok() {
+                                return Ok(IssuerCert { der: found.der, facts: found.facts });
+                            }
+                        }
+                    }
+                    why = format!("{why}; {url} does not hold a certificate that verifies it");
+                }
+                Err(e) => why = format!("{why}; AIA caIssuers {e}"),
+            }
+        }
+        Err(why)
+    }
+
+    async fn fetch_issuer_bytes(&self, pass: &Pass, url: &str) -> Result<Vec<u8>, String> {
+        let cached = lock(&pass.store).issuer_cache_get(url).map_err(|e| e.to_string())?;
+        if let Some((der, at)) = cached.filter(|(_, at)| pass.now - at < ISSUER_CACHE_SECS) {
+            return der.ok_or_else(|| format!("{url} could not be fetched at {}", format_time(at)));
+        }
+        self.stats.issuer_fetches.fetch_add(1, Ordering::Relaxed);
+        let result = match self.http.get(url, MAX_SMALL_BODY, None).await {
+            Ok(Fetched::Body { bytes, .. }) => Ok(bytes),
+            Ok(Fetched::NotModified) => Err(format!("{url}: unexpected 304")),
+            Err(e) => Err(e.to_string()),
+        };
+        let store = lock(&pass.store);
+        let _ = match &result {
+            Ok(b) => store.issuer_cache_put(url, Some(b), pass.now, None),
+            Err(e) => store.issuer_cache_put(url, None, pass.now, Some(e)),
+        };
+        result
+    }
+
+    async fn check_crl(
+        &self,
+        pass: &Pass,
+        cert: &CertRow,
+        issuer_name: &[u8],
+        serial: &[u8],
+        issuer: &IssuerCert,
+    ) -> Result<RevocationStatus, Miss> {
+        let now = pass.now;
+        let skew = self.settings.clock_skew;
+        let ip = raw_parts(&issuer.der).map_err(|e| Miss::new(format!("issuer certificate: {e}")))?;
+        let ski = issuer.facts.ski.as_ref().and_then(|s| hex::decode(s).ok());
+        let mut reasons = Vec::new();
+        let mut stale = false;
+        let dps: Vec<&String> = cert.facts.crl_urls.iter().collect();
+        let urls: Vec<(&String, bool)> = dps.iter().map(|u| (*u, true)).chain(self.settings.crls.iter().map(|u| (u, false))).collect();
+        for (url, from_dp) in urls {
+            if url.starts_with("ldap") {
+                reasons.push(format!("CRL {url}: LDAP distribution points are not fetched"));
+                continue;
+            }
+            let base = match self.crl(pass, url).await {
+                Ok(c) => c,
+                Err(e) => {
+                    if from_dp {
+                        reasons.push(format!("CRL {e}"));
+                    }
+                    continue;
+                }
+            };
+            if base.issuer_der() != issuer_name {
+                if from_dp {
+                    reasons.push(format!("CRL {url} is for another issuer"));
+                }
+                continue;
+            }
+            if let Err(e) = base.verify(ip.subject, ip.spki, ski.as_deref(), &issuer.facts.key_usage) {
+                reasons.push(format!("CRL {url}: {e}"));
+                continue;
+            }
+            if base.is_delta() {
+                continue;
+            }
+            if base.this_update > now + skew {
+                reasons.push(format!("CRL {url}: thisUpdate {} is in the future", format_time(base.this_update)));
+                continue;
+            }
+            let past_next = base.next_update.is_some_and(|n| now > n + skew);
+            if let Some(n) = base.next_update.filter(|n| now > n + self.settings.stale_grace) {
+                reasons.push(format!("CRL {url} is stale: nextUpdate was {}", format_time(n)));
+                stale = true;
+                continue;
+            }
+            // Delta CRLs named by the base (Freshest CRL, RFC 5280 §5.2.6).
+            let mut delta: Option<Arc<Crl>> = None;
+            let mut notes = Vec::new();
+            for durl in &base.freshest {
+                match self.crl(pass, durl).await {
+                    Ok(d) if d.is_delta() && d.issuer_der() == issuer_name => {
+                        match d.verify(ip.subject, ip.spki, ski.as_deref(), &issuer.facts.key_usage) {
+                            Ok(()) if d.next_update.is_none_or(|n| now <= n + self.settings.stale_grace) => {
+                                delta = Some(d);
+                                break;
+                            }
+                            Ok(()) => notes.push(format!("delta CRL {durl} is stale")),
+                            Err(e) => notes.push(format!("delta CRL {durl}: {e}")),
+                        }
+                    }
+                    Ok(_) => notes.push(format!("{durl} is not a delta CRL for this issuer")),
+                    Err(e) => notes.push(format!("delta CRL {e}")),
+                }
+            }
+            let verdict = crl::decide(&base, delta.as_deref(), serial).map_err(|e| Miss::new(format!("CRL {url}: {e}")))?;
+            if past_next {
+                notes.push(format!(
+                    "CRL past nextUpdate {} (within the stale grace)",
+                    base.next_update.map(format_time).unwrap_or_default()
+                ));
+            }
+            let method = if delta.is_some() { "crl+delta" } else { "crl" };
+            let next_update = match (base.next_update, delta.as_ref().and_then(|d| d.next_update)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(d) = &delta {
+                notes.push(format!("delta CRL sha256 {}", d.sha256));
+            }
+            let mut status = RevocationStatus {
+                state: RevocationState::Good,
+                reason: None,
+                revoked_at: None,
+                invalidity_date: None,
+                method: method.into(),
+                source_url: Some(url.clone()),
+                evidence_sha256: Some(base.sha256.clone()),
+                checked_at: now,
+                next_update,
+                stale: past_next,
+                detail: (!notes.is_empty()).then(|| notes.join("; ")),
+            };
+            match verdict {
+                CrlVerdict::NotListed => {}
+                CrlVerdict::Released => {
+                    status.detail = Some(
+                        ["released from hold (removeFromCRL in the delta CRL)".to_string()]
+                            .into_iter()
+                            .chain(status.detail.take())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )
+                }
+                CrlVerdict::Listed(e) => {
+                    status.state = RevocationState::Revoked;
+                    status.reason = Some(e.reason.map(|r| r.as_str()).unwrap_or("unspecified").into());
+                    status.revoked_at = Some(e.revoked_at);
+                    status.invalidity_date = e.invalidity_date;
+                }
+            }
+            return Ok(status);
+        }
+        if reasons.is_empty() {
+            reasons.push("no CRL distribution point".into());
+        }
+        Err(Miss { reason: reasons.join("; "), stale })
+    }
+
+    /// One CRL per URL per pass: downloaded with a conditional GET, parsed only when its bytes
+    /// changed since the copy held in memory.
+    async fn crl(&self, pass: &Pass, url: &str) -> Result<Arc<Crl>, String> {
+        let cell = once(&pass.crls, url);
+        cell.get_or_init(|| self.load_crl(pass, url)).await.clone()
+    }
+
+    async fn load_crl(&self, pass: &Pass, url: &str) -> Result<Arc<Crl>, String> {
+        let max = self.settings.max_crl_size;
+        let remote = url.starts_with("http://") || url.starts_with("https://");
+        let path = self.crl_dir.join(format!("{}.der", hex::encode(sha2::Sha256::digest(url.as_bytes()))));
+        let memory = lock(&self.crl_memory).get(url).cloned();
+        let cache = if remote { lock(&pass.store).crl_cache_get(url).map_err(|e| e.to_string())? } else { None };
+        let have_copy = memory.is_some() || path.exists();
+        let conditional = cache.as_ref().filter(|_| have_copy).map(|c| (c.etag.as_deref(), c.last_modified.as_deref()));
+        let fetched = self.http.get(url, max, conditional).await;
+        let (bytes, etag, last_modified) = match fetched {
+            Ok(Fetched::NotModified) => {
+                self.stats.crl_not_modified.fetch_add(1, Ordering::Relaxed);
+                if let Some(m) = memory.as_ref().filter(|m| cache.as_ref().is_some_and(|c| c.sha256 == m.sha256)).cloned() {
+                    return Ok(m);
+                }
+                let bytes = std::fs::read(&path).map_err(|e| format!("{url}: 304 Not Modified but the cached copy is unreadable: {e}"))?;
+                (bytes, None, None)
+            }
+            Ok(Fetched::Body { bytes, etag, last_modified }) => {
+                self.stats.crl_downloads.fetch_add(1, Ordering::Relaxed);
+                (bytes, etag, last_modified)
+            }
+            Err(e) => {
+                // Unreachable now, but a cached CRL is still evidence until its nextUpdate.
+                if let Some(m) = memory {
+                    tracing::warn!(url, error = %e, "CRL download failed; using the cached copy");
+                    return Ok(m);
+                }
+                return Err(e.to_string());
+            }
+        };
+        let sha = hex::encode(sha2::Sha256::digest(&bytes));
+        if let Some(m) = memory.filter(|m| m.sha256 == sha) {
+            return Ok(m);
+        }
+        let size = bytes.len();
+        self.stats.crl_parses.fetch_add(1, Ordering::Relaxed);
+        let parsed = tokio::task::block_in_place(|| Crl::parse(bytes, max)).map_err(|e| format!("{url}: {e}"))?;
+        let parsed = Arc::new(parsed);
+        if remote && (etag.is_some() || last_modified.is_some() || !path.exists()) {
+            if let Err(e) = self.save_crl_copy(&path, url, &parsed, etag.as_deref(), last_modified.as_deref(), size, pass) {
+                tracing::warn!(url, error = %e, "could not cache the CRL");
+            }
+        }
+        lock(&self.crl_memory).insert(url.to_string(), Arc::clone(&parsed));
+        Ok(parsed)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn save_crl_copy(
+        &self,
+        path: &std::path::Path,
+        url: &str,
+        crl: &Crl,
+        etag: Option<&str>,
+        lm: Option<&str>,
+        size: usize,
+        pass: &Pass,
+    ) -> Result<(), String> {
+        std::fs::create_dir_all(&self.crl_dir).map_err(|e| e.to_string())?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, crl.der()).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, path).map_err(|e| e.to_string())?;
+        lock(&pass.store)
+            .crl_cache_put(url, etag, lm, pass.now, &crl.sha256, crl.this_update, crl.next_update, size)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn check_ocsp(&self, pass: &Pass, cert: &CertRow, serial: &[u8], issuer: &IssuerCert) -> Result<RevocationStatus, Miss> {
+        let now = pass.now;
+        let urls: Vec<&String> = cert.facts.ocsp_urls.iter().filter(|u| u.starts_with("http://") || u.starts_with("https://")).collect();
+        if urls.is_empty() {
+            return Err(Miss::new("no OCSP responder URL"));
+        }
+        let cached = lock(&pass.store).ocsp_cached(cert.id, now).map_err(|e| Miss::new(e.to_string()))?;
+        if let Some(c) = cached {
+            self.stats.ocsp_cache_hits.fetch_add(1, Ordering::Relaxed);
+            return ocsp_status(&c, now, true);
+        }
+        let ip = raw_parts(&issuer.der).map_err(|e| Miss::new(format!("issuer certificate: {e}")))?;
+        let iss = ocsp::Issuer { subject_der: ip.subject, spki_der: ip.spki };
+        let id = ocsp::cert_id(&iss, serial).map_err(|e| Miss::new(e.to_string()))?;
+        let nonce: Option<[u8; 16]> = if self.settings.ocsp_nonce {
+            let mut n = [0u8; 16];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut n)
+                .map_err(|_| Miss::new("no randomness for the OCSP nonce"))?;
+            Some(n)
+        } else {
+            None
+        };
+        let request = ocsp::build_request(&id, nonce.as_ref().map(|n| &n[..]));
+        let mut reasons = Vec::new();
+        for url in urls {
+            self.stats.ocsp_requests.fetch_add(1, Ordering::Relaxed);
+            let body = match ocsp::get_url(url, &request) {
+                Some(get) => match self.http.get(&get, MAX_SMALL_BODY, None).await {
+                    Ok(Fetched::Body { bytes, .. }) => Ok(bytes),
+                    Ok(Fetched::NotModified) => Err(format!("{url}: unexpected 304")),
+                    Err(e) => Err(e.to_string()),
+                },
+                None => self.http.post(url, request.clone(), "application/ocsp-request", MAX_SMALL_BODY).await.map_err(|e| e.to_string()),
+            };
+            let body = match body {
+                Ok(b) => b,
+                Err(e) => {
+                    reasons.push(format!("OCSP {e}"));
+                    continue;
+                }
+            };
+            let answer = match ocsp::verify_response(&body, &id, &iss, nonce.as_ref().map(|n| &n[..]), now, self.settings.clock_skew) {
+                Ok(a) => a,
+                Err(e) => {
+                    reasons.push(format!("OCSP {url}: {e}"));
+                    continue;
+                }
+            };
+            let sha = hex::encode(sha2::Sha256::digest(&body));
+            let (status, revoked_at, reason) = match &answer.status {
+                ocsp::CertStatus::Good => ("good", None, None),
+                ocsp::CertStatus::Revoked { at, reason } => {
+                    ("revoked", Some(*at), Some(reason.map(|r| r.as_str()).unwrap_or("unspecified").to_string()))
+                }
+                ocsp::CertStatus::Unknown => ("unknown", None, None),
+            };
+            let cache_until = answer.next_update.unwrap_or(now + OCSP_DEFAULT_CACHE).min(now + self.settings.ocsp_max_cache);
+            let cached = CachedOcsp {
+                responder: url.clone(),
+                status: status.into(),
+                revoked_at,
+                reason,
+                this_update: answer.this_update,
+                next_update: answer.next_update,
+                cache_until,
+                sha256: sha,
+            };
+            if let Err(e) = lock(&pass.store).ocsp_cache_put(cert.id, &cached, &body) {
+                tracing::warn!(cert_id = cert.id, error = %e, "could not cache the OCSP answer");
+            }
+            match ocsp_status(&cached, now, false) {
+                Ok(mut s) => {
+                    if !answer.notes.is_empty() {
+                        s.detail = Some(answer.notes.join("; "));
+                    }
+                    return Ok(s);
+                }
+                Err(m) => reasons.push(m.reason),
+            }
+        }
+        Err(Miss { reason: reasons.join("; "), stale: false })
+    }
+}
+
+/// Why a method gave no answer.
+#[derive(Debug)]
+struct Miss {
+    reason: String,
+    stale: bool,
+}
+
+impl Miss {
+    fn new(reason: impl Into<String>) -> Self {
+        Miss { reason: reason.into(), stale: false }
+    }
+}
+
+fn ocsp_status(c: &CachedOcsp, now: UnixTime, from_cache: bool) -> Result<RevocationStatus, Miss> {
+    let state = match c.status.as_str() {
+        "good" => RevocationState::Good,
+        "revoked" => RevocationState::Revoked,
+        _ => return Err(Miss::new(format!("OCSP {}: the responder does not know this certificate", c.responder))),
+    };
+    Ok(RevocationStatus {
+        state,
+        reason: c.reason.clone(),
+        revoked_at: c.revoked_at,
+        invalidity_date: None,
+        method: "ocsp".into(),
+        source_url: Some(c.responder.clone()),
+        evidence_sha256: Some(c.sha256.clone()),
+        checked_at: now,
+        next_update: c.next_update,
+        stale: false,
+        detail: from_cache
+            .then(|| format!("cached answer (thisUpdate {}), reused until {}", format_time(c.this_update), format_time(c.cache_until))),
+    })
+}

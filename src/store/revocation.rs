@@ -1,0 +1,237 @@
+//! Store access for revocation: statuses and their history, CRL conditional-GET state, OCSP
+//! answer cache, issuer certificates fetched from AIA.
+
+use super::{CERT_COLUMNS, CertRow, Result, Store, cert_from_row};
+use crate::model::{RevocationState, RevocationStatus, UnixTime};
+use rusqlite::{OptionalExtension, params};
+use std::collections::HashMap;
+
+/// A cached, verified OCSP answer.
+#[derive(Debug, Clone)]
+pub struct CachedOcsp {
+    pub responder: String,
+    pub status: String,
+    pub revoked_at: Option<UnixTime>,
+    pub reason: Option<String>,
+    pub this_update: UnixTime,
+    pub next_update: Option<UnixTime>,
+    pub cache_until: UnixTime,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CrlCacheRow {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RevocationHistoryRow {
+    pub at: UnixTime,
+    pub status: String,
+    pub reason: Option<String>,
+    pub method: String,
+    pub evidence_sha256: Option<String>,
+    pub detail: Option<String>,
+}
+
+fn status_from_row(r: &rusqlite::Row<'_>, base: usize) -> rusqlite::Result<RevocationStatus> {
+    let state: String = r.get(base)?;
+    Ok(RevocationStatus {
+        state: RevocationState::parse(&state).unwrap_or(RevocationState::Unknown),
+        reason: r.get(base + 1)?,
+        revoked_at: r.get(base + 2)?,
+        invalidity_date: r.get(base + 3)?,
+        method: r.get(base + 4)?,
+        source_url: r.get(base + 5)?,
+        evidence_sha256: r.get(base + 6)?,
+        checked_at: r.get(base + 7)?,
+        next_update: r.get(base + 8)?,
+        stale: r.get(base + 9)?,
+        detail: r.get(base + 10)?,
+    })
+}
+
+const STATUS_COLUMNS: &str =
+    "status, reason, revoked_at, invalidity_date, method, source_url, evidence_sha256, checked_at, next_update, stale, detail";
+
+impl Store {
+    /// Certificates that may have issued `aki`/`issuer_dn`: by subject key identifier first,
+    /// then by subject name. The caller verifies the signature to choose.
+    pub fn issuer_candidates(&self, aki: Option<&str>, issuer_dn: &str) -> Result<Vec<(CertRow, Vec<u8>)>> {
+        let sql = format!(
+            "SELECT {CERT_COLUMNS}, c.der FROM certificates c WHERE (?1 IS NOT NULL AND c.ski = ?1) OR c.subject = ?2 ORDER BY (c.ski = ?1) DESC, c.not_after DESC"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(params![aki, issuer_dn], |r| Ok((cert_from_row(r)?, r.get::<_, Vec<u8>>(27)?)))?;
+        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
+    pub fn revocation_status(&self, cert_id: i64) -> Result<Option<RevocationStatus>> {
+        let sql = format!("SELECT {STATUS_COLUMNS} FROM revocation_status WHERE cert_id = ?1");
+        Ok(self.conn.query_row(&sql, [cert_id], |r| status_from_row(r, 0)).optional()?)
+    }
+
+    pub fn revocation_statuses(&self) -> Result<HashMap<i64, RevocationStatus>> {
+        let sql = format!("SELECT cert_id, {STATUS_COLUMNS} FROM revocation_status");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, status_from_row(r, 1)?)))?;
+        Ok(rows.collect::<std::result::Result<HashMap<_, _>, _>>()?)
+    }
+
+    pub fn revocation_history(&self, cert_id: i64) -> Result<Vec<RevocationHistoryRow>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT at, status, reason, method, evidence_sha256, detail FROM revocation_history WHERE cert_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([cert_id], |r| {
+            Ok(RevocationHistoryRow {
+                at: r.get(0)?,
+                status: r.get(1)?,
+                reason: r.get(2)?,
+                method: r.get(3)?,
+                evidence_sha256: r.get(4)?,
+                detail: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
+    /// Saves statuses in one transaction; appends history when state or reason changed.
+    pub fn save_revocations(&mut self, results: &[(i64, RevocationStatus)]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for (cert_id, s) in results {
+            let prev: Option<(String, Option<String>)> = tx
+                .query_row("SELECT status, reason FROM revocation_status WHERE cert_id = ?1", [cert_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO revocation_status (cert_id, {STATUS_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                     ON CONFLICT(cert_id) DO UPDATE SET status = excluded.status, reason = excluded.reason, revoked_at = excluded.revoked_at,
+                       invalidity_date = excluded.invalidity_date, method = excluded.method, source_url = excluded.source_url,
+                       evidence_sha256 = excluded.evidence_sha256, checked_at = excluded.checked_at, next_update = excluded.next_update,
+                       stale = excluded.stale, detail = excluded.detail"
+                ),
+                params![
+                    cert_id,
+                    s.state.as_str(),
+                    s.reason,
+                    s.revoked_at,
+                    s.invalidity_date,
+                    s.method,
+                    s.source_url,
+                    s.evidence_sha256,
+                    s.checked_at,
+                    s.next_update,
+                    s.stale,
+                    s.detail
+                ],
+            )?;
+            let changed = prev.as_ref().is_none_or(|(st, re)| st != s.state.as_str() || *re != s.reason);
+            if changed {
+                tx.execute(
+                    "INSERT INTO revocation_history (cert_id, at, status, reason, method, evidence_sha256, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![cert_id, s.checked_at, s.state.as_str(), s.reason, s.method, s.evidence_sha256, s.detail],
+                )?;
+                let level_revoked = s.state == RevocationState::Revoked;
+                if level_revoked {
+                    tracing::warn!(cert_id, reason = s.reason.as_deref().unwrap_or(""), method = %s.method, "certificate is revoked");
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn ocsp_cached(&self, cert_id: i64, now: UnixTime) -> Result<Option<CachedOcsp>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT responder, status, revoked_at, reason, this_update, next_update, cache_until, sha256 FROM ocsp_cache WHERE cert_id = ?1 AND cache_until > ?2",
+                params![cert_id, now],
+                |r| {
+                    Ok(CachedOcsp {
+                        responder: r.get(0)?,
+                        status: r.get(1)?,
+                        revoked_at: r.get(2)?,
+                        reason: r.get(3)?,
+                        this_update: r.get(4)?,
+                        next_update: r.get(5)?,
+                        cache_until: r.get(6)?,
+                        sha256: r.get(7)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn ocsp_cache_put(&self, cert_id: i64, c: &CachedOcsp, response: &[u8]) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO ocsp_cache (cert_id, responder, status, revoked_at, reason, this_update, next_update, cache_until, sha256, response)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT(cert_id) DO UPDATE SET responder = excluded.responder, status = excluded.status, revoked_at = excluded.revoked_at,
+               reason = excluded.reason, this_update = excluded.this_update, next_update = excluded.next_update,
+               cache_until = excluded.cache_until, sha256 = excluded.sha256, response = excluded.response",
+            params![cert_id, c.responder, c.status, c.revoked_at, c.reason, c.this_update, c.next_update, c.cache_until, c.sha256, response],
+        )?;
+        Ok(())
+    }
+
+    pub fn crl_cache_get(&self, url: &str) -> Result<Option<CrlCacheRow>> {
+        Ok(self
+            .conn
+            .query_row("SELECT etag, last_modified, sha256 FROM crl_cache WHERE url = ?1", [url], |r| {
+                Ok(CrlCacheRow { etag: r.get(0)?, last_modified: r.get(1)?, sha256: r.get(2)? })
+            })
+            .optional()?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn crl_cache_put(
+        &self,
+        url: &str,
+        etag: Option<&str>,
+        last_modified: Option<&str>,
+        now: UnixTime,
+        sha256: &str,
+        this_update: UnixTime,
+        next_update: Option<UnixTime>,
+        size: usize,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO crl_cache (url, etag, last_modified, fetched_at, sha256, this_update, next_update, size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT(url) DO UPDATE SET etag = excluded.etag, last_modified = excluded.last_modified, fetched_at = excluded.fetched_at,
+               sha256 = excluded.sha256, this_update = excluded.this_update, next_update = excluded.next_update, size = excluded.size",
+            params![url, etag, last_modified, now, sha256, this_update, next_update, size as i64],
+        )?;
+        Ok(())
+    }
+
+    pub fn issuer_cache_get(&self, url: &str) -> Result<Option<(Option<Vec<u8>>, UnixTime)>> {
+        Ok(self
+            .conn
+            .query_row("SELECT der, fetched_at FROM issuer_cache WHERE url = ?1", [url], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    pub fn issuer_cache_put(&self, url: &str, der: Option<&[u8]>, now: UnixTime, error: Option<&str>) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO issuer_cache (url, der, fetched_at, error) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(url) DO UPDATE SET der = excluded.der, fetched_at = excluded.fetched_at, error = excluded.error",
+            params![url, der, now, error],
+        )?;
+        Ok(())
+    }
+
+    /// Current certificates with their DER, for a revocation pass.
+    pub fn certificates_with_der(&self, ids: Option<&[i64]>) -> Result<Vec<(CertRow, Vec<u8>)>> {
+        let sql = format!("SELECT {CERT_COLUMNS}, c.der FROM certificates c WHERE c.gone_since IS NULL ORDER BY c.id");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([], |r| Ok((cert_from_row(r)?, r.get::<_, Vec<u8>>(27)?)))?;
+        let all = rows.collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(match ids {
+            None => all,
+            Some(ids) => all.into_iter().filter(|(c, _)| ids.contains(&c.id)).collect(),
+        })
+    }
+}
