@@ -54,24 +54,36 @@ pub fn key_info(spki_der: &[u8]) -> Result<KeyInfo<'_>, VerifyError> {
     Ok(KeyInfo { alg: oid, curve, bits })
 }
 
-/// The hash named by an RSASSA-PSS parameter set (RFC 4055 §3.1); SHA-1 default is refused.
+/// The hash named by an RSASSA-PSS parameter set (RFC 4055 §3.1). SHA-1 (the default) is
+/// refused, and the salt must be as long as the hash (RFC 4055 §3.1's recommendation and the
+/// only form ring verifies); anything else is reported as unsupported, not as a bad signature.
 fn pss_hash(params: Option<Tlv<'_>>) -> Result<&'static str, VerifyError> {
+    let m = |e: ber::BerError| VerifyError::Malformed(e.to_string());
     let params = params.ok_or(VerifyError::Unsupported("RSASSA-PSS without parameters (SHA-1)".into()))?;
     let mut r = params.children();
-    while let Some(field) = r.next_tlv().map_err(|e| VerifyError::Malformed(e.to_string()))? {
-        if field.tag == 0xa0 {
-            let alg = field.children().required("hashAlgorithm").map_err(|e| VerifyError::Malformed(e.to_string()))?;
-            let oid = ber::oid_string(&alg.children().required("hash OID").map_err(|e| VerifyError::Malformed(e.to_string()))?)
-                .map_err(|e| VerifyError::Malformed(e.to_string()))?;
-            return match oid.as_str() {
-                "2.16.840.1.101.3.4.2.1" => Ok("sha256"),
-                "2.16.840.1.101.3.4.2.2" => Ok("sha384"),
-                "2.16.840.1.101.3.4.2.3" => Ok("sha512"),
-                other => Err(VerifyError::Unsupported(format!("RSASSA-PSS hash {other}"))),
-            };
+    let mut hash = None;
+    let mut salt: u64 = 20;
+    while let Some(field) = r.next_tlv().map_err(m)? {
+        match field.tag {
+            0xa0 => {
+                let alg = field.children().required("hashAlgorithm").map_err(m)?;
+                let oid = ber::oid_string(&alg.children().required("hash OID").map_err(m)?).map_err(m)?;
+                hash = Some(match oid.as_str() {
+                    "2.16.840.1.101.3.4.2.1" => ("sha256", 32),
+                    "2.16.840.1.101.3.4.2.2" => ("sha384", 48),
+                    "2.16.840.1.101.3.4.2.3" => ("sha512", 64),
+                    other => return Err(VerifyError::Unsupported(format!("RSASSA-PSS hash {other}"))),
+                });
+            }
+            0xa2 => salt = field.children().required("saltLength").map_err(m)?.small_uint().map_err(m)?,
+            _ => {}
         }
     }
-    Err(VerifyError::Unsupported("RSASSA-PSS with SHA-1".into()))
+    let (name, len) = hash.ok_or(VerifyError::Unsupported("RSASSA-PSS with SHA-1".into()))?;
+    if salt != len {
+        return Err(VerifyError::Unsupported(format!("RSASSA-PSS with a {salt}-byte salt (only salt length = hash length, {len} bytes)")));
+    }
+    Ok(name)
 }
 
 /// Verifies `signature` over `message`. `alg_der` is the DER AlgorithmIdentifier that names the
