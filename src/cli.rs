@@ -66,6 +66,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Parse certificate files directly, without the store.
     Inspect(InspectArgs),
+    /// Read a CRL file: verify it against its issuer and look serials up.
+    Crl(CrlArgs),
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -161,6 +163,24 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CrlArgs {
+    /// The CRL (DER or PEM).
+    pub file: PathBuf,
+    /// The issuing CA certificate; the CRL's signature, issuer and key identifier are verified.
+    #[arg(long)]
+    pub issuer: Option<PathBuf>,
+    /// Serial numbers (hex) to look up; repeatable.
+    #[arg(long = "serial")]
+    pub serials: Vec<String>,
+    /// A file of serial numbers (hex), one per line, to look up.
+    #[arg(long)]
+    pub serials_file: Option<PathBuf>,
+    /// Largest CRL accepted.
+    #[arg(long, default_value = "256MiB")]
+    pub max_size: String,
+}
+
+#[derive(Debug, Args)]
 pub struct ErrorsArgs {
     #[arg(long)]
     pub source: Option<String>,
@@ -203,10 +223,9 @@ pub fn now(cli: &Cli) -> Result<UnixTime> {
             if let Ok(n) = s.parse::<i64>() {
                 return Ok(n);
             }
-            let dt: der::DateTime = s
-                .trim_end_matches('Z')
+            let dt: der::DateTime = format!("{}Z", s.trim_end_matches('Z'))
                 .parse()
-                .map_err(|_| anyhow::anyhow!("--now: `{s}` is neither Unix seconds nor RFC 3339 (2026-01-31T00:00:00Z)"))?;
+                .map_err(|_| CliError::Usage(format!("--now: `{s}` is neither Unix seconds nor RFC 3339 (2026-01-31T00:00:00Z)")))?;
             Ok(dt.unix_duration().as_secs() as i64)
         }
     }
@@ -283,6 +302,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Show(a) => show(cli, a),
         Command::Errors(a) => errors(cli, a),
         Command::Check(a) => check(cli, a),
+        Command::Crl(a) => crl(cli, a),
         Command::Inspect(a) => inspect(cli, a),
     }
 }
@@ -711,10 +731,82 @@ fn check(cli: &Cli, a: &CheckArgs) -> Result<u8> {
     Ok(if a.fail_if_revoked && revoked > 0 { EXIT_MATCHED } else { EXIT_OK })
 }
 
+fn crl(cli: &Cli, a: &CrlArgs) -> Result<u8> {
+    use certvigil::revocation::crl::Crl;
+    let now = now(cli)?;
+    let max = config::parse_size(&a.max_size).map_err(|e| CliError::Usage(format!("--max-size: {e}")))? as usize;
+    let bytes = std::fs::read(&a.file).with_context(|| format!("{}: cannot read", a.file.display()))?;
+    let crl = Crl::parse(bytes, max).with_context(|| format!("{}", a.file.display()))?;
+    println!(
+        "{}: {} entries, thisUpdate {}, nextUpdate {}{}{}",
+        a.file.display(),
+        crl.len(),
+        format_time(crl.this_update),
+        crl.next_update.map(format_time).unwrap_or_else(|| "-".into()),
+        crl.crl_number.as_ref().map(|n| format!(", number {}", hex::encode_upper(n))).unwrap_or_default(),
+        crl.delta_base.as_ref().map(|n| format!(", delta of {}", hex::encode_upper(n))).unwrap_or_default(),
+    );
+    if crl.next_update.is_some_and(|n| now > n) {
+        println!("  stale: past nextUpdate");
+    }
+    let mut failed = false;
+    if let Some(issuer) = &a.issuer {
+        let data = std::fs::read(issuer).with_context(|| format!("{}: cannot read", issuer.display()))?;
+        let parsed = certvigil::x509::parse_object(&data, &[]);
+        let found = parsed.certs.first().ok_or_else(|| anyhow::anyhow!("{}: no certificate", issuer.display()))?;
+        let parts = certvigil::x509::cert::raw_parts(&found.der).map_err(|e| anyhow::anyhow!("{}: {e}", issuer.display()))?;
+        let ski = found.facts.ski.as_ref().and_then(|s| hex::decode(s).ok());
+        match crl.verify(parts.subject, parts.spki, ski.as_deref(), &found.facts.key_usage) {
+            Ok(()) => println!("  verified: signed by {}", found.facts.subject),
+            Err(e) => {
+                println!("  NOT verified: {e}");
+                failed = true;
+            }
+        }
+    }
+    let mut serials: Vec<String> = a.serials.clone();
+    if let Some(f) = &a.serials_file {
+        let text = std::fs::read_to_string(f).with_context(|| format!("{}: cannot read", f.display()))?;
+        serials.extend(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string));
+    }
+    let mut listed = 0usize;
+    let verbose = serials.len() <= 100;
+    for s in &serials {
+        let digits: String = s.chars().filter(|c| *c != ':').collect();
+        let digits = if digits.len() % 2 == 1 { format!("0{digits}") } else { digits };
+        let bytes = hex::decode(&digits).map_err(|_| CliError::Usage(format!("serial `{s}` is not hex")))?;
+        match crl.lookup(&bytes)? {
+            Some(e) => {
+                listed += 1;
+                if verbose {
+                    let reason = e.reason.map(|r| r.as_str()).unwrap_or("unspecified");
+                    println!("  {s}: revoked ({reason}) at {}", format_time(e.revoked_at));
+                }
+            }
+            None if verbose => println!("  {s}: not listed"),
+            None => {}
+        }
+    }
+    if !serials.is_empty() {
+        println!("  {listed} of {} serials listed", serials.len());
+    }
+    Ok(if failed { EXIT_FAILURE } else { EXIT_OK })
+}
+
 fn errors(cli: &Cli, a: &ErrorsArgs) -> Result<u8> {
     let s = settings(cli, false)?;
     let store = open_store(cli, &s)?;
-    let errs = store.object_errors(a.source.as_deref())?;
+    let mut errs = store.object_errors(a.source.as_deref())?;
+    // Problems that belong to no object (a directory that could not be listed, a secret that
+    // could not be resolved) are only in the last run's errors: show them too.
+    if let Some(run) = store.last_run()? {
+        for e in store.run_errors(run.id)? {
+            let wanted = a.source.as_deref().is_none_or(|s| s == e.source);
+            if wanted && !errs.iter().any(|o| o.source == e.source && o.location == e.location) {
+                errs.push(e);
+            }
+        }
+    }
     if errs.is_empty() {
         println!("no read errors");
     }

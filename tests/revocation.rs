@@ -1,6 +1,8 @@
 //! Revocation against real components: a CA run by `openssl ca`, its CRLs served over loopback
 //! HTTP with ETags, and `openssl ocsp` answering behind a loopback wrapper (see `pki`).
 
+#![allow(clippy::unwrap_used)]
+
 mod pki;
 
 use certvigil::config;
@@ -73,7 +75,8 @@ fn assert_state(s: &RevocationStatus, state: RevocationState, method: &str) {
 #[test]
 fn crl_good_and_every_revocation_reason() {
     let (_d, ca) = ca(KeyKind::EcP256);
-    let reasons = ["unspecified", "keyCompromise", "CACompromise", "affiliationChanged", "superseded", "cessationOfOperation", "certificateHold"];
+    let reasons =
+        ["unspecified", "keyCompromise", "CACompromise", "affiliationChanged", "superseded", "cessationOfOperation", "certificateHold"];
     let mut files = vec![ca.issue("good", "leaf_ext"), ca.dir.join("ca.crt")];
     for (i, _) in reasons.iter().enumerate() {
         files.push(ca.issue(&format!("r{i}"), "leaf_ext"));
@@ -88,7 +91,8 @@ fn crl_good_and_every_revocation_reason() {
     assert_state(&good, RevocationState::Good, "crl");
     assert_eq!(good.evidence_sha256.as_deref(), Some(pki::sha256_hex(&std::fs::read(ca.dir.join("www/ca.crl")).unwrap()).as_str()));
     assert!(good.next_update.is_some());
-    let expected = ["unspecified", "keyCompromise", "cACompromise", "affiliationChanged", "superseded", "cessationOfOperation", "certificateHold"];
+    let expected =
+        ["unspecified", "keyCompromise", "cACompromise", "affiliationChanged", "superseded", "cessationOfOperation", "certificateHold"];
     for (i, want) in expected.iter().enumerate() {
         let s = e.status_of(&res, &format!("r{i}"));
         assert_state(&s, RevocationState::Revoked, "crl");
@@ -313,7 +317,26 @@ fn pss_with_an_unsupported_salt_is_unknown_not_good() {
     use certvigil::revocation::verify::{VerifyError, verify_cert_signed_by};
     let dir = tempfile::tempdir().unwrap();
     // OpenSSL's default PSS salt is the maximum length, which ring cannot verify.
-    pki::openssl(dir.path(), &["req", "-x509", "-newkey", "rsa-pss", "-pkeyopt", "rsa_keygen_bits:2048", "-nodes", "-days", "30", "-subj", "/CN=pss", "-keyout", "k.pem", "-out", "c.pem"]);
+    pki::openssl(
+        dir.path(),
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa-pss",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=pss",
+            "-keyout",
+            "k.pem",
+            "-out",
+            "c.pem",
+        ],
+    );
     let pem = std::fs::read(dir.path().join("c.pem")).unwrap();
     let parsed = certvigil::x509::parse_object(&pem, &[]);
     let der = &parsed.certs[0].der;

@@ -541,7 +541,8 @@ pub fn parse_str(text: &str, file: &str, base: &Path) -> Result<Settings, Config
     let config: Config = if doc.root.is_none() {
         Config::default()
     } else {
-        serde_saphyr::from_str(text).map_err(|e| ConfigErrors(vec![at(0, 0, &[], e.to_string())]))?
+        serde_saphyr::from_str_with_options(text, serde_saphyr::options! { strict_booleans: true })
+            .map_err(|e| ConfigErrors(vec![at(0, 0, &[], e.to_string())]))?
     };
     validate(&config, base).map_err(|errs| {
         ConfigErrors(

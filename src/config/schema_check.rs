@@ -155,8 +155,10 @@ impl<'a> Checker<'a> {
             (Kind::Scalar { value, plain }, t) => {
                 let st = scalar_type(value, *plain);
                 match t {
-                    // serde-saphyr reads any non-null scalar into a string field.
-                    "string" => st != ScalarType::Null,
+                    // Only text is text: inside `sources` (an internally tagged enum) serde
+                    // buffers scalars by their YAML type, so `2024` or `true` would fail later
+                    // without a position. Quoting makes them strings.
+                    "string" => st == ScalarType::Str,
                     "integer" => st == ScalarType::Int,
                     "number" => matches!(st, ScalarType::Int | ScalarType::Float),
                     "boolean" => st == ScalarType::Bool,
@@ -172,8 +174,12 @@ impl<'a> Checker<'a> {
         let found = match &n.kind {
             Kind::Map(_) => "a mapping".to_string(),
             Kind::Seq(_) => "a list".to_string(),
+            // A value under `passwords` may be a secret written inline: never repeat it.
+            Kind::Scalar { .. } if path.iter().any(|p| p == "passwords") => "a value (not shown: it may be a secret)".into(),
             Kind::Scalar { value, plain } => match scalar_type(value, *plain) {
                 ScalarType::Null => "nothing (null)".into(),
+                ScalarType::Str => format!("`{value}`"),
+                _ if types.contains(&"string") => format!("`{value}` (quote it to make it text: '{value}')"),
                 _ => format!("`{value}`"),
             },
             Kind::Alias(_) => "an alias".into(),

@@ -155,8 +155,11 @@ const EXT_ISSUER_ALT_NAME: &str = "2.5.29.18";
 const ENTRY_REASON: &str = "2.5.29.21";
 const ENTRY_INVALIDITY: &str = "2.5.29.24";
 
-/// Iterates `Extensions ::= SEQUENCE OF Extension` as (oid, critical, value octets).
-fn extensions<'a>(t: &Tlv<'a>) -> Result<Vec<(String, bool, &'a [u8])>, CrlError> {
+/// One extension: OID, critical flag, value octets.
+type Ext<'a> = (String, bool, &'a [u8]);
+
+/// Iterates `Extensions ::= SEQUENCE OF Extension`.
+fn extensions<'a>(t: &Tlv<'a>) -> Result<Vec<Ext<'a>>, CrlError> {
     let mut out = Vec::new();
     let mut r = t.children();
     while let Some(ext) = r.next_tlv()? {
@@ -335,10 +338,10 @@ impl Crl {
         if self.issuer_der() != issuer_subject_der {
             return Err(CrlError::WrongIssuer { crl: name_text(self.issuer_der()), expected: name_text(issuer_subject_der) });
         }
-        if let (Some(aki), Some(ski)) = (&self.aki, issuer_ski) {
-            if aki.as_slice() != ski {
-                return Err(CrlError::WrongKey { crl: hex::encode(aki), issuer: hex::encode(ski) });
-            }
+        if let (Some(aki), Some(ski)) = (&self.aki, issuer_ski)
+            && aki.as_slice() != ski
+        {
+            return Err(CrlError::WrongKey { crl: hex::encode(aki), issuer: hex::encode(ski) });
         }
         // RFC 5280 §4.2.1.3: a CRL signer asserts cRLSign when key usage is present.
         if !issuer_key_usage.is_empty() && !issuer_key_usage.iter().any(|k| k == "cRLSign") {
@@ -425,10 +428,8 @@ pub fn decide(base: &Crl, delta: Option<&Crl>, serial: &[u8]) -> Result<CrlVerdi
             (Some(b), Some(db), Some(dn)) => cmp_serial(db, b) != Ordering::Greater && cmp_serial(b, dn) == Ordering::Less,
             _ => false,
         };
-        if applies {
-            if let Some(e) = d.lookup(serial)? {
-                return Ok(if e.reason == Some(Reason::RemoveFromCrl) { CrlVerdict::Released } else { CrlVerdict::Listed(e) });
-            }
+        if applies && let Some(e) = d.lookup(serial)? {
+            return Ok(if e.reason == Some(Reason::RemoveFromCrl) { CrlVerdict::Released } else { CrlVerdict::Listed(e) });
         }
     }
     Ok(match base.lookup(serial)? {

@@ -205,10 +205,10 @@ impl Checker {
                 Ok(bytes) => {
                     let parsed = crate::x509::parse_object(&bytes, &[]);
                     for found in parsed.certs {
-                        if let Ok(p) = raw_parts(&found.der) {
-                            if verify::verify_cert_signed_by(der, p.spki).is_ok() {
-                                return Ok(IssuerCert { der: found.der, facts: found.facts });
-                            }
+                        if let Ok(p) = raw_parts(&found.der)
+                            && verify::verify_cert_signed_by(der, p.spki).is_ok()
+                        {
+                            return Ok(IssuerCert { der: found.der, facts: found.facts });
                         }
                     }
                     why = format!("{why}; {url} does not hold a certificate that verifies it");
@@ -410,10 +410,11 @@ impl Checker {
         self.stats.crl_parses.fetch_add(1, Ordering::Relaxed);
         let parsed = tokio::task::block_in_place(|| Crl::parse(bytes, max)).map_err(|e| format!("{url}: {e}"))?;
         let parsed = Arc::new(parsed);
-        if remote && (etag.is_some() || last_modified.is_some() || !path.exists()) {
-            if let Err(e) = self.save_crl_copy(&path, url, &parsed, etag.as_deref(), last_modified.as_deref(), size, pass) {
-                tracing::warn!(url, error = %e, "could not cache the CRL");
-            }
+        if remote
+            && (etag.is_some() || last_modified.is_some() || !path.exists())
+            && let Err(e) = self.save_crl_copy(&path, url, &parsed, etag.as_deref(), last_modified.as_deref(), size, pass)
+        {
+            tracing::warn!(url, error = %e, "could not cache the CRL");
         }
         lock(&self.crl_memory).insert(url.to_string(), Arc::clone(&parsed));
         Ok(parsed)

@@ -197,23 +197,23 @@ pub fn verify_response(
     let produced_at = parse_time(&d.required("ResponseData has no producedAt")?).map_err(|e| OcspError::Malformed(e.to_string()))?;
     let responses = d.required("ResponseData has no responses")?;
     let mut response_nonce: Option<Vec<u8>> = None;
-    if let Some(exts) = d.next_tlv()? {
-        if exts.tag == 0xa1 {
-            let list = exts.children().required("empty responseExtensions")?;
-            let mut er = list.children();
-            while let Some(ext) = er.next_tlv()? {
-                let mut e = ext.children();
-                let oid = ber::oid_string(&e.required("extension OID")?)?;
-                let mut v = e.required("extension value")?;
-                if v.tag == 0x01 {
-                    v = e.required("extension value")?;
-                }
-                if oid == NONCE {
-                    // Accept both the RFC 8954 form (OCTET STRING in the value) and the raw
-                    // value some responders send.
-                    let inner = ber::single(v.content).ok().filter(|t| t.tag == ber::OCTET_STRING).map(|t| t.content.to_vec());
-                    response_nonce = Some(inner.unwrap_or_else(|| v.content.to_vec()));
-                }
+    if let Some(exts) = d.next_tlv()?
+        && exts.tag == 0xa1
+    {
+        let list = exts.children().required("empty responseExtensions")?;
+        let mut er = list.children();
+        while let Some(ext) = er.next_tlv()? {
+            let mut e = ext.children();
+            let oid = ber::oid_string(&e.required("extension OID")?)?;
+            let mut v = e.required("extension value")?;
+            if v.tag == 0x01 {
+                v = e.required("extension value")?;
+            }
+            if oid == NONCE {
+                // Accept both the RFC 8954 form (OCTET STRING in the value) and the raw
+                // value some responders send.
+                let inner = ber::single(v.content).ok().filter(|t| t.tag == ber::OCTET_STRING).map(|t| t.content.to_vec());
+                response_nonce = Some(inner.unwrap_or_else(|| v.content.to_vec()));
             }
         }
     }

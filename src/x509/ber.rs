@@ -36,6 +36,9 @@ pub struct Tlv<'a> {
     /// Offset of `raw` in the outermost input, for error messages.
     pub offset: usize,
     indefinite: bool,
+    /// Nesting level in the outermost input: children inherit it, so [`MAX_DEPTH`] bounds a
+    /// whole descent, not one reader.
+    depth: usize,
 }
 
 impl<'a> Tlv<'a> {
@@ -49,7 +52,7 @@ impl<'a> Tlv<'a> {
             data: self.content,
             pos: 0,
             base: self.offset + (self.raw.len() - self.content.len() - if self.indefinite { 2 } else { 0 }),
-            depth: 1,
+            depth: self.depth + 1,
         }
     }
 
@@ -166,7 +169,8 @@ fn parse_at<'a>(data: &'a [u8], start: usize, base: usize, depth: usize) -> Resu
         let content_start = p;
         loop {
             if data.get(p..p + 2) == Some(&[0, 0][..]) {
-                let tlv = Tlv { tag, raw: &data[start..p + 2], content: &data[content_start..p], offset: base + start, indefinite: true };
+                let tlv =
+                    Tlv { tag, raw: &data[start..p + 2], content: &data[content_start..p], offset: base + start, indefinite: true, depth };
                 return Ok((tlv, p + 2 - start));
             }
             if p >= data.len() {
@@ -191,8 +195,28 @@ fn parse_at<'a>(data: &'a [u8], start: usize, base: usize, depth: usize) -> Resu
     if end > data.len() {
         return Err(err("truncated: length runs past the end of the data"));
     }
-    let tlv = Tlv { tag, raw: &data[start..end], content: &data[p..end], offset: base + start, indefinite: false };
+    let tlv = Tlv { tag, raw: &data[start..end], content: &data[p..end], offset: base + start, indefinite: false, depth };
     Ok((tlv, end - start))
+}
+
+/// The tag of the outer element and as much of its content as `data` holds, for recognising
+/// a format from a file that was cut short (the full parse then reports the truncation).
+pub fn outer_prefix(data: &[u8]) -> Option<(u8, &[u8])> {
+    let tag = *data.first()?;
+    let first = *data.get(1)?;
+    let (start, len) = match first {
+        0x80 => (2, usize::MAX),
+        f if f < 0x80 => (2, usize::from(f)),
+        f => {
+            let n = usize::from(f & 0x7f);
+            if n > 4 {
+                return None;
+            }
+            let bytes = data.get(2..2 + n)?;
+            (2 + n, bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b)))
+        }
+    };
+    Some((tag, &data[start..start.saturating_add(len).min(data.len())]))
 }
 
 /// Parses exactly one TLV covering all of `data` (trailing bytes are an error).
@@ -325,5 +349,31 @@ mod encode_tests {
         assert_eq!(single(&e).unwrap().content, &long[..]);
         let oid = encode_oid("1.3.6.1.5.5.7.48.1.2");
         assert_eq!(oid_string(&single(&oid).unwrap()).unwrap(), "1.3.6.1.5.5.7.48.1.2");
+    }
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::*;
+
+    #[test]
+    fn depth_is_bounded_across_readers() {
+        // 40 nested definite-length SEQUENCEs: each reader alone is shallow, the descent is not.
+        let mut data = vec![0x05, 0x00];
+        for _ in 0..40 {
+            data = encode(SEQUENCE, &data);
+        }
+        let mut t = single(&data).unwrap();
+        let mut result = Ok(());
+        for _ in 0..40 {
+            match t.children().required("child") {
+                Ok(c) => t = c,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        assert!(result.is_err(), "descent past MAX_DEPTH must fail");
     }
 }

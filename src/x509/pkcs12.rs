@@ -52,12 +52,12 @@ pub struct Contents {
 
 /// True when `data` starts like a PFX: SEQUENCE { INTEGER 3, SEQUENCE { OID, ... } }.
 pub fn looks_like_pkcs12(data: &[u8]) -> bool {
-    let Ok(outer) = ber::Reader::new(data).required("pfx") else { return false };
-    if outer.tag != ber::SEQUENCE {
-        return false;
+    let Some((ber::SEQUENCE, body)) = ber::outer_prefix(data) else { return false };
+    match ber::Reader::new(body).next_tlv() {
+        // The authSafe may itself be cut short: its tag is enough.
+        Ok(Some(v)) if v.small_uint() == Ok(3) => body.get(v.raw.len()) == Some(&ber::SEQUENCE),
+        _ => false,
     }
-    let mut r = outer.children();
-    matches!(r.next_tlv(), Ok(Some(v)) if v.small_uint() == Ok(3)) && matches!(r.next_tlv(), Ok(Some(ci)) if ci.tag == ber::SEQUENCE)
 }
 
 /// Parses a PFX, trying the empty password and then each of `passwords`.

@@ -7,11 +7,8 @@ pub const SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
 
 /// True when `data` starts like a ContentInfo whose type is signedData.
 pub fn looks_like_pkcs7(data: &[u8]) -> bool {
-    let Ok(outer) = ber::Reader::new(data).required("content info") else { return false };
-    if outer.tag != ber::SEQUENCE {
-        return false;
-    }
-    let mut r = outer.children();
+    let Some((ber::SEQUENCE, body)) = ber::outer_prefix(data) else { return false };
+    let mut r = ber::Reader::new(body);
     matches!(r.next_tlv(), Ok(Some(t)) if t.tag == ber::OID && ber::oid_string(&t).as_deref() == Ok(SIGNED_DATA))
 }
 

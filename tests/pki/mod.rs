@@ -14,6 +14,7 @@
 //! Nothing here fakes a status: every CRL and OCSP response is produced by openssl from its CA
 //! database. If openssl is missing the tests fail.
 
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -376,13 +377,36 @@ impl TestCa {
         }
         let subj = format!("/CN={cn}");
         args.extend(["-nodes", "-days", "365", "-subj", &subj, "-keyout", "ca.key", "-out", "ca.crt"]);
-        args.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-addext", "subjectKeyIdentifier=hash"]);
+        args.extend([
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-addext",
+            "subjectKeyIdentifier=hash",
+        ]);
         openssl(dir, &args);
     }
 
     fn issue_in(&self, dir: &Path, name: &str, ext: &str) -> PathBuf {
         let subj = format!("/CN={name}.example.test");
-        openssl(dir, &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", &subj, "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr")]);
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-subj",
+                &subj,
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+            ],
+        );
         let mut args = vec!["ca", "-batch", "-config", "ca.cnf", "-extensions", ext];
         args.extend(pss_opts(dir));
         let (csr, crt) = (format!("{name}.csr"), format!("{name}.crt"));
@@ -417,7 +441,11 @@ impl TestCa {
             .lines()
             .map(|l| {
                 let f: Vec<&str> = l.split('\t').collect();
-                if f.len() >= 4 && f[3].eq_ignore_ascii_case(&serial) && f[0] == "R" { format!("V\t{}\t\t{}", f[1], f[3..].join("\t")) } else { l.to_string() }
+                if f.len() >= 4 && f[3].eq_ignore_ascii_case(&serial) && f[0] == "R" {
+                    format!("V\t{}\t\t{}", f[1], f[3..].join("\t"))
+                } else {
+                    l.to_string()
+                }
             })
             .collect();
         std::fs::write(self.dir.join("index.txt"), lines.join("\n") + "\n").unwrap();
@@ -468,7 +496,8 @@ impl TestCa {
             bytes.insert(0, "00".into());
         }
         let der = format!("02:{:02x}:{}", bytes.len(), bytes.join(":"));
-        let cnf = CNF.replace("PORT", &self.server.port.to_string()) + &format!("\n[ delta_ext ]\nauthorityKeyIdentifier = keyid\n2.5.29.27 = critical,DER:{der}\n");
+        let cnf = CNF.replace("PORT", &self.server.port.to_string())
+            + &format!("\n[ delta_ext ]\nauthorityKeyIdentifier = keyid\n2.5.29.27 = critical,DER:{der}\n");
         std::fs::write(delta_dir.join("ca.cnf"), cnf).unwrap();
         openssl(&delta_dir, &["ca", "-config", "ca.cnf", "-gencrl", "-crlexts", "delta_ext", "-out", "delta.pem"]);
         openssl(&delta_dir, &["crl", "-in", "delta.pem", "-outform", "DER", "-out", &self.dir.join("www/delta.crl").to_string_lossy()]);
