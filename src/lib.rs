@@ -8,6 +8,7 @@
 pub mod config;
 pub mod inventory;
 pub mod model;
+pub mod policy;
 pub mod revocation;
 pub mod sources;
 pub mod store;

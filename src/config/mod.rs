@@ -34,6 +34,231 @@ pub struct Config {
     /// How revocation status is checked (CRL and OCSP).
     #[serde(default, deserialize_with = "null_is_default")]
     pub revocation: RevocationConfig,
+    /// What counts as a finding beyond the expiry thresholds.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub policy: PolicyConfig,
+    /// Where findings are sent: receivers and the routes that choose them.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub alerts: AlertsConfig,
+}
+
+/// Alerting. Every notification is written to the store's outbox before it is sent and marked
+/// sent only when the receiver accepted it; failures are retried with exponential backoff.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Where notifications can go.
+    #[serde(default)]
+    pub receivers: Vec<ReceiverConfig>,
+    /// Which findings go to which receivers. A finding can match several routes.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// First retry delay after a failed delivery; it doubles on each failure.
+    #[serde(default = "default_retry_initial")]
+    pub retry_initial: DurationSpec,
+    /// Longest delay between retries.
+    #[serde(default = "default_retry_max")]
+    pub retry_max: DurationSpec,
+}
+
+fn default_retry_initial() -> DurationSpec {
+    DurationSpec::Text("30s".into())
+}
+fn default_retry_max() -> DurationSpec {
+    DurationSpec::Text("1h".into())
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig { receivers: Vec::new(), routes: Vec::new(), retry_initial: default_retry_initial(), retry_max: default_retry_max() }
+    }
+}
+
+/// One receiver; `kind` selects email, webhook, slack or pagerduty.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReceiverConfig {
+    /// Email through an SMTP server.
+    Email(EmailReceiverConfig),
+    /// Generic JSON POST, signed with HMAC-SHA256 over the timestamp and body.
+    Webhook(WebhookReceiverConfig),
+    /// A Slack incoming webhook (Block Kit message).
+    Slack(SlackReceiverConfig),
+    /// PagerDuty Events API v2 (trigger and resolve with a stable dedup key).
+    Pagerduty(PagerDutyReceiverConfig),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailReceiverConfig {
+    pub name: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Sender address.
+    pub from: String,
+    pub smtp: SmtpConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    /// Default: 587 for starttls, 465 for tls, 25 for none.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `starttls` (default), `tls` (implicit, SMTPS) or `none` (plain; refused unless the host
+    /// is a loopback address).
+    #[serde(default)]
+    pub tls: SmtpTls,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// `${env:NAME}` or `${file:/path}`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Extra CA certificate (PEM) trusted for the server's certificate.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    #[serde(default = "default_notify_timeout")]
+    pub timeout: DurationSpec,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    #[default]
+    Starttls,
+    Tls,
+    None,
+}
+
+fn default_notify_timeout() -> DurationSpec {
+    DurationSpec::Text("30s".into())
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookReceiverConfig {
+    pub name: String,
+    /// http(s) URL, or a secret reference holding it.
+    pub url: String,
+    /// HMAC-SHA256 key (`${env:NAME}` or `${file:/path}`); signs `timestamp.body` in the
+    /// `X-Certvigil-Signature` header.
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default = "default_notify_timeout")]
+    pub timeout: DurationSpec,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlackReceiverConfig {
+    pub name: String,
+    /// The incoming-webhook URL; it embeds a token, so prefer a secret reference.
+    pub url: String,
+    #[serde(default = "default_notify_timeout")]
+    pub timeout: DurationSpec,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDutyReceiverConfig {
+    pub name: String,
+    /// The integration's routing key (`${env:NAME}` or `${file:/path}`).
+    pub routing_key: String,
+    /// Events API v2 endpoint.
+    #[serde(default = "default_pagerduty_url")]
+    pub url: String,
+    #[serde(default = "default_notify_timeout")]
+    pub timeout: DurationSpec,
+}
+
+fn default_pagerduty_url() -> String {
+    "https://events.pagerduty.com/v2/enqueue".into()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteMode {
+    /// Each notification is sent as soon as it is due.
+    #[default]
+    Immediate,
+    /// Notifications wait for the `digest` job and go out as one message per receiver;
+    /// severities at or above `immediate_severity` still go out at once.
+    Digest,
+}
+
+/// Which findings a route takes; every list given must match.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteMatchConfig {
+    /// `info`, `warning`, `critical`.
+    #[serde(default)]
+    pub severity: Vec<String>,
+    /// Finding kinds (`expiring`, `expired`, `revoked`, `key-too-old`, …).
+    #[serde(default)]
+    pub kind: Vec<String>,
+    #[serde(default)]
+    pub source: Vec<String>,
+    #[serde(default)]
+    pub tag: Vec<String>,
+    #[serde(default)]
+    pub eku: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub name: String,
+    #[serde(default, rename = "match")]
+    pub matcher: RouteMatchConfig,
+    /// Receiver names.
+    pub receivers: Vec<String>,
+    #[serde(default)]
+    pub mode: RouteMode,
+    /// For digest routes: findings of this severity or above are sent at once.
+    #[serde(default = "default_immediate_severity")]
+    pub immediate_severity: String,
+    /// Re-notify a still-firing, unacknowledged alert after this long (per severity);
+    /// unset means never.
+    #[serde(default)]
+    pub renotify: RenotifyConfig,
+    /// Escalate an alert that nobody acknowledged within this long…
+    #[serde(default)]
+    pub escalate_after: Option<DurationSpec>,
+    /// …to this route's receivers.
+    #[serde(default)]
+    pub escalate_to: Option<String>,
+    /// Send a notice when the finding is gone.
+    #[serde(default = "yes")]
+    pub resolve_notice: bool,
+}
+
+fn default_immediate_severity() -> String {
+    "critical".into()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenotifyConfig {
+    #[serde(default = "default_renotify_critical")]
+    pub critical: Option<DurationSpec>,
+    #[serde(default = "default_renotify_warning")]
+    pub warning: Option<DurationSpec>,
+    #[serde(default)]
+    pub info: Option<DurationSpec>,
+}
+
+fn default_renotify_critical() -> Option<DurationSpec> {
+    Some(DurationSpec::Text("24h".into()))
+}
+fn default_renotify_warning() -> Option<DurationSpec> {
+    Some(DurationSpec::Text("7d".into()))
+}
+
+impl Default for RenotifyConfig {
+    fn default() -> Self {
+        RenotifyConfig { critical: default_renotify_critical(), warning: default_renotify_warning(), info: None }
+    }
 }
 
 /// Revocation checking. Every CRL and OCSP response is verified against the issuing CA;
@@ -205,6 +430,160 @@ pub struct Thresholds {
     #[serde(default = "default_critical_days")]
     #[schemars(range(min = 0, max = 3650))]
     pub critical_days: u32,
+    /// Warning window as a fraction of the certificate's lifetime; the smaller of this and
+    /// `warning_days` applies, so short-lived certificates are not "expiring" all their life.
+    #[serde(default = "default_warning_fraction")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub warning_fraction: f64,
+    /// Critical window as a fraction of the lifetime (the smaller of this and `critical_days`).
+    #[serde(default = "default_critical_fraction")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub critical_fraction: f64,
+}
+
+fn default_warning_fraction() -> f64 {
+    0.33
+}
+fn default_critical_fraction() -> f64 {
+    0.1
+}
+
+/// Findings policy beyond expiry thresholds.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Key age and strength.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub keys: KeyPolicyConfig,
+    /// Defaults for certificates with the codeSigning EKU (signing identities); fields left out
+    /// keep the built-in signer defaults (warning 90 days, critical 30 days, key age 3 years).
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub code_signing: PolicyRuleBody,
+    /// How long revocation may stay unknown before it is a finding.
+    #[serde(default = "default_unknown_grace")]
+    pub revocation_unknown_grace: DurationSpec,
+    /// Report certificates superseded by a newer one for the same subject and names that are
+    /// still deployed.
+    #[serde(default = "yes")]
+    pub superseded: bool,
+    /// Overrides for matching certificates; the first match wins.
+    #[serde(default)]
+    pub rules: Vec<PolicyRule>,
+}
+
+fn default_unknown_grace() -> DurationSpec {
+    DurationSpec::Text("24h".into())
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            keys: KeyPolicyConfig::default(),
+            code_signing: PolicyRuleBody::default(),
+            revocation_unknown_grace: default_unknown_grace(),
+            superseded: true,
+            rules: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPolicyConfig {
+    /// A key older than this (from the notBefore of the first certificate seen with it) should
+    /// be rotated. Unset: no limit (signers keep their own default).
+    #[serde(default)]
+    pub max_age: Option<DurationSpec>,
+    /// RSA keys below this size are weak.
+    #[serde(default = "default_min_rsa")]
+    pub min_rsa_bits: u32,
+    /// EC keys below this size are weak.
+    #[serde(default = "default_min_ec")]
+    pub min_ec_bits: u32,
+    /// SHA-1 and MD5 signatures are weak (except on self-signed trust anchors).
+    #[serde(default = "yes")]
+    pub sha1_is_weak: bool,
+}
+
+fn default_min_rsa() -> u32 {
+    2048
+}
+fn default_min_ec() -> u32 {
+    256
+}
+
+impl Default for KeyPolicyConfig {
+    fn default() -> Self {
+        KeyPolicyConfig { max_age: None, min_rsa_bits: 2048, min_ec_bits: 256, sha1_is_weak: true }
+    }
+}
+
+/// Thresholds that a rule or the code-signing defaults set; absent fields are inherited.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRuleBody {
+    #[serde(default)]
+    pub warning_days: Option<u32>,
+    #[serde(default)]
+    pub critical_days: Option<u32>,
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub warning_fraction: Option<f64>,
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub critical_fraction: Option<f64>,
+    /// Key age limit for the matched certificates.
+    #[serde(default)]
+    pub max_key_age: Option<DurationSpec>,
+}
+
+/// Which certificates a rule or route applies to; every list given must match (an empty or
+/// absent list matches anything).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    /// Source names.
+    #[serde(default)]
+    pub source: Vec<String>,
+    /// Source tags.
+    #[serde(default)]
+    pub tag: Vec<String>,
+    /// Extended key usages (`codeSigning`, `serverAuth`, an OID; spelling is forgiving).
+    #[serde(default)]
+    pub eku: Vec<String>,
+}
+
+/// An override for matching certificates: fields left out are inherited.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRule {
+    /// Which certificates this rule applies to.
+    #[serde(rename = "match")]
+    pub matcher: MatchConfig,
+    #[serde(default)]
+    pub warning_days: Option<u32>,
+    #[serde(default)]
+    pub critical_days: Option<u32>,
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub warning_fraction: Option<f64>,
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub critical_fraction: Option<f64>,
+    #[serde(default)]
+    pub max_key_age: Option<DurationSpec>,
+}
+
+impl PolicyRule {
+    fn body(&self) -> PolicyRuleBody {
+        PolicyRuleBody {
+            warning_days: self.warning_days,
+            critical_days: self.critical_days,
+            warning_fraction: self.warning_fraction,
+            critical_fraction: self.critical_fraction,
+            max_key_age: self.max_key_age.clone(),
+        }
+    }
 }
 
 fn default_warning_days() -> u32 {
@@ -216,7 +595,12 @@ fn default_critical_days() -> u32 {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { warning_days: default_warning_days(), critical_days: default_critical_days() }
+        Thresholds {
+            warning_days: default_warning_days(),
+            critical_days: default_critical_days(),
+            warning_fraction: default_warning_fraction(),
+            critical_fraction: default_critical_fraction(),
+        }
     }
 }
 
@@ -402,6 +786,7 @@ pub struct Settings {
     pub critical_days: u32,
     pub sources: Vec<SourceSpec>,
     pub revocation: RevocationSettings,
+    pub policy: crate::policy::PolicySettings,
 }
 
 /// Validated revocation settings.
@@ -652,10 +1037,85 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
         }
     }
     let revocation = validate_revocation(&config.revocation, base, &mut errs);
+    let policy = validate_policy(config, &revocation, &mut errs);
     if !errs.is_empty() {
         return Err(errs);
     }
-    Ok(Settings { file: None, store_path, warning_days: t.warning_days, critical_days: t.critical_days, sources, revocation })
+    Ok(Settings { file: None, store_path, warning_days: t.warning_days, critical_days: t.critical_days, sources, revocation, policy })
+}
+
+fn validate_policy(config: &Config, revocation: &RevocationSettings, errs: &mut Vec<PathedError>) -> crate::policy::PolicySettings {
+    use crate::policy::{Expiry, Match, PolicySettings, Rule};
+    let p = &config.policy;
+    let t = &config.thresholds;
+    let path = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    for (field, v) in [("warning_fraction", t.warning_fraction), ("critical_fraction", t.critical_fraction)] {
+        if !(0.0..=1.0).contains(&v) {
+            errs.push((path(&["thresholds", field]), format!("{v} is not a fraction between 0 and 1")));
+        }
+    }
+    let secs = |d: &DurationSpec, at: Vec<String>, errs: &mut Vec<PathedError>| -> i64 {
+        d.duration().map(|d| d.as_secs() as i64).unwrap_or_else(|m| {
+            errs.push((at, m));
+            0
+        })
+    };
+    let rule = |body: &PolicyRuleBody, matcher: Match, at: &[&str], errs: &mut Vec<PathedError>| -> Rule {
+        for (field, v) in [("warning_fraction", body.warning_fraction), ("critical_fraction", body.critical_fraction)] {
+            if v.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+                let mut here = path(at);
+                here.push(field.into());
+                errs.push((here, "not a fraction between 0 and 1".into()));
+            }
+        }
+        let max_key_age = body.max_key_age.as_ref().map(|d| {
+            let mut here = path(at);
+            here.push("max_key_age".into());
+            Some(secs(d, here, errs))
+        });
+        Rule {
+            matcher,
+            warning_days: body.warning_days,
+            critical_days: body.critical_days,
+            warning_fraction: body.warning_fraction,
+            critical_fraction: body.critical_fraction,
+            max_key_age,
+        }
+    };
+    let defaults = PolicySettings::default();
+    let mut code_signing = defaults.code_signing.clone();
+    let cs = rule(&p.code_signing, Match::default(), &["policy", "code_signing"], errs);
+    code_signing.warning_days = cs.warning_days.or(code_signing.warning_days);
+    code_signing.critical_days = cs.critical_days.or(code_signing.critical_days);
+    code_signing.warning_fraction = cs.warning_fraction.or(code_signing.warning_fraction);
+    code_signing.critical_fraction = cs.critical_fraction.or(code_signing.critical_fraction);
+    code_signing.max_key_age = cs.max_key_age.or(code_signing.max_key_age);
+    let rules = p
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let idx = i.to_string();
+            let m = Match {
+                sources: r.matcher.source.clone(),
+                tags: r.matcher.tag.clone(),
+                ekus: r.matcher.eku.iter().map(|e| crate::x509::cert::normalise_eku(e)).collect(),
+            };
+            rule(&r.body(), m, &["policy", "rules", &idx], errs)
+        })
+        .collect();
+    PolicySettings {
+        expiry: Expiry { warning_days: t.warning_days, critical_days: t.critical_days, warning_fraction: t.warning_fraction, critical_fraction: t.critical_fraction },
+        max_key_age: p.keys.max_age.as_ref().map(|d| secs(d, path(&["policy", "keys", "max_age"]), errs)),
+        code_signing,
+        rules,
+        min_rsa_bits: p.keys.min_rsa_bits,
+        min_ec_bits: p.keys.min_ec_bits,
+        sha1_is_weak: p.keys.sha1_is_weak,
+        revocation_unknown_grace: secs(&p.revocation_unknown_grace, path(&["policy", "revocation_unknown_grace"]), errs),
+        ignore_unknown_revocation: revocation.unknown == UnknownPolicy::Ignore,
+        superseded: p.superseded,
+    }
 }
 
 fn validate_revocation(r: &RevocationConfig, base: &Path, errs: &mut Vec<PathedError>) -> RevocationSettings {

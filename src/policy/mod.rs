@@ -1,0 +1,362 @@
+//! Policy: a chain of small named checks over each certificate and its state, each returning a
+//! finding with its kind, severity, a one-line reason and the action to take. Pure: the state
+//! and `now` are arguments; nothing here reads the clock, the store or the network.
+
+pub mod settings;
+
+pub use settings::{Expiry, Match, PolicySettings, Rule};
+
+use crate::model::{RevocationState, RevocationStatus, UnixTime, format_date, format_time};
+use crate::store::CertRow;
+use serde::Serialize;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Severity::Info, Severity::Warning, Severity::Critical].into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a finding is about. One alert exists per (certificate, kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Expired,
+    Expiring,
+    NotYetValid,
+    Revoked,
+    RevocationUnknown,
+    RevocationStale,
+    KeyTooOld,
+    WeakKey,
+    WeakSignature,
+    Superseded,
+    Retired,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Expired => "expired",
+            Kind::Expiring => "expiring",
+            Kind::NotYetValid => "not-yet-valid",
+            Kind::Revoked => "revoked",
+            Kind::RevocationUnknown => "revocation-unknown",
+            Kind::RevocationStale => "revocation-stale",
+            Kind::KeyTooOld => "key-too-old",
+            Kind::WeakKey => "weak-key",
+            Kind::WeakSignature => "weak-signature",
+            Kind::Superseded => "superseded",
+            Kind::Retired => "retired",
+        }
+    }
+
+    pub const ALL: [Kind; 11] = [
+        Kind::Expired,
+        Kind::Expiring,
+        Kind::NotYetValid,
+        Kind::Revoked,
+        Kind::RevocationUnknown,
+        Kind::RevocationStale,
+        Kind::KeyTooOld,
+        Kind::WeakKey,
+        Kind::WeakSignature,
+        Kind::Superseded,
+        Kind::Retired,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One finding about one certificate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub cert_id: i64,
+    pub fingerprint: String,
+    pub name: String,
+    pub kind: Kind,
+    pub severity: Severity,
+    /// One line: what is wrong, with the numbers.
+    pub reason: String,
+    /// One line: what to do.
+    pub action: String,
+    /// Routing facts.
+    pub sources: Vec<String>,
+    pub tags: Vec<String>,
+    pub ekus: Vec<String>,
+    pub not_after: UnixTime,
+}
+
+/// Everything the checks know about one certificate.
+#[derive(Debug, Clone)]
+pub struct CertState<'a> {
+    pub cert: &'a CertRow,
+    pub tags: Vec<String>,
+    pub revocation: Option<&'a RevocationStatus>,
+    /// Since when revocation has been continuously unknown.
+    pub revocation_unknown_since: Option<UnixTime>,
+    /// notBefore of the earliest certificate seen with the same public key.
+    pub key_first_seen: UnixTime,
+    /// A newer certificate for the same subject and names: (fingerprint, name, notBefore).
+    pub superseded_by: Option<(String, UnixTime)>,
+}
+
+/// Context of one evaluation.
+pub struct Ctx<'a> {
+    pub policy: &'a PolicySettings,
+    pub now: UnixTime,
+}
+
+type Check = fn(&Ctx<'_>, &CertState<'_>) -> Option<(Kind, Severity, String, String)>;
+
+/// The checks, in order. Each is one small function returning at most one finding.
+const CHECKS: &[(&str, Check)] = &[
+    // A certificate used before its notBefore fails everywhere it is presented.
+    ("not-yet-valid", not_yet_valid),
+    // Past notAfter (RFC 5280 §4.1.2.5: notAfter itself is still valid).
+    ("expired", expired),
+    // Inside the warning or critical window (days, or a fraction of the lifetime).
+    ("expiring", expiring),
+    // On a verified CRL or OCSP response: retire the certificate and rotate its key.
+    ("revoked", revoked),
+    // No verified revocation answer for longer than the grace.
+    ("revocation-unknown", revocation_unknown),
+    // The CRL that answered was past nextUpdate (inside the stale grace).
+    ("revocation-stale", revocation_stale),
+    // The key has been in use longer than max_key_age.
+    ("key-too-old", key_too_old),
+    // RSA/DSA/EC keys below the configured sizes.
+    ("weak-key", weak_key),
+    // SHA-1 or MD5 signatures on anything but a self-signed trust anchor.
+    ("weak-signature", weak_signature),
+    // A newer certificate for the same subject and names exists, but this one is still deployed.
+    ("superseded", superseded),
+];
+
+/// Runs every check over every certificate. Gone certificates only get a `retired` finding
+/// (for 30 days after they vanished): they are deployed nowhere, so nothing else applies.
+pub fn evaluate(policy: &PolicySettings, states: &[CertState<'_>], now: UnixTime) -> Vec<Finding> {
+    let ctx = Ctx { policy, now };
+    let mut out = Vec::new();
+    for st in states {
+        let c = st.cert;
+        let mk = |(kind, severity, reason, action): (Kind, Severity, String, String)| Finding {
+            cert_id: c.id,
+            fingerprint: c.facts.fingerprint.0.clone(),
+            name: c.facts.display_name(),
+            kind,
+            severity,
+            reason,
+            action,
+            sources: c.sources.clone(),
+            tags: st.tags.clone(),
+            ekus: c.facts.ext_key_usage.clone(),
+            not_after: c.facts.not_after,
+        };
+        if let Some(gone) = c.gone_since {
+            if now - gone <= 30 * 86_400 {
+                out.push(mk((
+                    Kind::Retired,
+                    Severity::Info,
+                    format!("no longer found in any source since {}", format_time(gone)),
+                    "nothing to do if it was retired on purpose; otherwise find where it went".into(),
+                )));
+            }
+            continue;
+        }
+        for (_, check) in CHECKS {
+            if let Some(f) = check(&ctx, st) {
+                out.push(mk(f));
+            }
+        }
+    }
+    out
+}
+
+fn days(secs: i64) -> String {
+    let d = secs as f64 / 86_400.0;
+    if d.abs() >= 2.0 {
+        format!("{} days", d.floor() as i64)
+    } else {
+        format!("{} hours", (secs as f64 / 3600.0).floor() as i64)
+    }
+}
+
+type Out = Option<(Kind, Severity, String, String)>;
+
+fn not_yet_valid(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
+    let f = &st.cert.facts;
+    (ctx.now < f.not_before).then(|| {
+        (
+            Kind::NotYetValid,
+            Severity::Warning,
+            format!("not valid until {} (in {})", format_time(f.not_before), days(f.not_before - ctx.now)),
+            "check the issuing clock, or do not deploy it before then".into(),
+        )
+    })
+}
+
+fn expired(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
+    let f = &st.cert.facts;
+    (ctx.now > f.not_after).then(|| {
+        (
+            Kind::Expired,
+            Severity::Critical,
+            format!("expired on {} ({} ago)", format_date(f.not_after), days(ctx.now - f.not_after)),
+            "renew and deploy a new certificate now, or remove this one from where it is deployed".into(),
+        )
+    })
+}
+
+fn expiring(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
+    let f = &st.cert.facts;
+    if ctx.now > f.not_after || ctx.now < f.not_before {
+        return None;
+    }
+    let (expiry, _) = ctx.policy.effective(st);
+    let (warn, crit) = expiry.windows(f.not_after - f.not_before);
+    let left = f.not_after - ctx.now;
+    let severity = if left <= crit {
+        Severity::Critical
+    } else if left <= warn {
+        Severity::Warning
+    } else {
+        return None;
+    };
+    let what = if st.cert.facts.is_code_signing() { "signing certificate" } else { "certificate" };
+    Some((
+        Kind::Expiring,
+        severity,
+        format!("{what} expires on {} (in {})", format_time(f.not_after), days(left)),
+        if st.cert.facts.is_code_signing() {
+            "renew the signing certificate and distribute the new one to every signer".into()
+        } else {
+            "renew it and deploy the new certificate before it expires".into()
+        },
+    ))
+}
+
+fn revoked(_: &Ctx<'_>, st: &CertState<'_>) -> Out {
+    let r = st.revocation.filter(|r| r.state == RevocationState::Revoked)?;
+    let reason = r.reason.clone().unwrap_or_else(|| "unspecified".into());
+    Some((
+        Kind::Revoked,
+        Severity::Critical,
+        format!("revoked ({reason}) at {} per {}", r.revoked_at.map(format_time).unwrap_or_default(), r.method),
+        if reason == "keyCompromise" {
+            "retire it now, generate a new key and reissue; treat everything the old key signed as suspect".into()
+        } else {
+            "retire it: reissue with a new key and replace it everywhere it is deployed".into()
+        },
+    ))
+}
+
+fn revocation_unknown(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
+    if ctx.policy.ignore_unknown_revocation {
+        return None;
+    }
+    let r = st.revocation.filter(|r| r.state == RevocationState::Unknown)?;
+    let since = st.revocation_unknown_since.unwrap_or(r.checked_at);
+    (ctx.now - since >= ctx.policy.revocation_unknown_grace).then(|| {
+        (
+            Kind::RevocationUnknown,
+            Severity::Warning,
+            format!("revocation status unknown since {}: {}", format_time(since), r.reason.as_deref().unwrap_or("")),
+            "make its CRL or OCSP responder reachable, or add the issuer to the inventory".into(),
+        )
+    })
+}
+
+fn revocation_stale(_: &Ctx<'_>, st: &CertState<'_>) -> Out {
+    let r = st.revocation.filter(|r| r.stale && r.state != RevocationState::Unknown)?;
+    Some((
+        Kind::RevocationStale,
+        Severity::Warning,
+        format!("revocation status comes from a CRL past its nextUpdate ({})", r.next_update.map(format_time).unwrap_or_default()),
+        "the CA has not published a fresh CRL: ask its operators".into(),
+    ))
+}
+
+fn key_too_old(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
+    let (_, max_age) = ctx.policy.effective(st);
+    let max_age = max_age?;
+    let age = ctx.now - st.key_first_seen;
+    (age > max_age).then(|| {
+        (
+            Kind::KeyTooOld,
+            Severity::Warning,
+            format!("key in use since {} ({}), longer than max_key_age ({})", format_date(st.key_first_seen), days(age), days(max_age)),
+            "rotate: generate a new key and reissue the certificate".into(),
+        )
+    })
+}
+
+fn weak_key(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
+    let k = &st.cert.facts.key;
+    let p = ctx.policy;
+    let weak = match (k.algorithm.as_str(), k.bits) {
+        ("RSA", Some(b)) if b < p.min_rsa_bits => Some(format!("RSA-{b} key, below {} bits", p.min_rsa_bits)),
+        ("EC", Some(b)) if b < p.min_ec_bits => Some(format!("EC key on {} ({b} bits), below {} bits", k.curve.as_deref().unwrap_or("?"), p.min_ec_bits)),
+        ("DSA", _) => Some("DSA key (no longer accepted by browsers or current signing tools)".into()),
+        _ => None,
+    }?;
+    Some((Kind::WeakKey, Severity::Warning, weak, "reissue with an RSA-3072+, P-256/P-384 or Ed25519 key".into()))
+}
+
+fn weak_signature(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
+    let f = &st.cert.facts;
+    // A self-signed trust anchor's own signature is never checked by relying parties.
+    if f.self_issued || !ctx.policy.sha1_is_weak {
+        return None;
+    }
+    let alg = f.signature_algorithm.to_ascii_lowercase();
+    (alg.contains("sha1") || alg.contains("md5")).then(|| {
+        (Kind::WeakSignature, Severity::Warning, format!("signed with {}", f.signature_algorithm), "reissue it with a SHA-256 or stronger signature".into())
+    })
+}
+
+fn superseded(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
+    if !ctx.policy.superseded || st.cert.facts.is_ca {
+        return None;
+    }
+    let (newer, issued) = st.superseded_by.as_ref()?;
+    Some((
+        Kind::Superseded,
+        Severity::Warning,
+        format!("superseded by {} (issued {}) but still deployed at {} place(s)", &newer[..12.min(newer.len())], format_date(*issued), st.cert.current_sightings),
+        "replace it with the newer certificate where it is still deployed".into(),
+    ))
+}
+
+#[cfg(test)]
+mod tests;
