@@ -33,9 +33,8 @@ CREATE TABLE certificates (
     first_seen          INTEGER NOT NULL,
     gone_since          INTEGER           -- NULL while some sighting is current
 );
-CREATE INDEX certificates_not_after ON certificates(not_after);
-CREATE INDEX certificates_serial ON certificates(serial);
-CREATE INDEX certificates_spki ON certificates(spki_sha256);
+-- Issuer lookups go by subject key identifier. Listing, serial and key lookups read the whole
+-- table anyway (filters are evaluated in memory), so they get no index to maintain on insert.
 CREATE INDEX certificates_ski ON certificates(ski);
 
 -- Each configured source, with the time of its last completed scan. A current sighting (gone_since
@@ -76,6 +75,7 @@ CREATE TABLE objects (
     keys            INTEGER NOT NULL,
     error           TEXT,                -- the current read error for this object, if any
     first_seen      INTEGER NOT NULL,
+    vanished_at     INTEGER,             -- set when the source stopped listing it
     PRIMARY KEY (source, location)
 ) WITHOUT ROWID;
 
@@ -103,7 +103,8 @@ CREATE TABLE scan_errors (
 );
 CREATE INDEX scan_errors_run ON scan_errors(run_id);
 
--- What happened to each certificate, newest last.
+-- What happened to each certificate, newest last. Its discovery is not a row: it is the
+-- certificate's first_seen and first sighting.
 CREATE TABLE cert_history (
     id          INTEGER PRIMARY KEY,
     cert_id     INTEGER NOT NULL REFERENCES certificates(id),

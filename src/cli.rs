@@ -14,6 +14,32 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+/// Writes to stdout. A closed pipe (`certvigil list | head`) ends the program quietly, as for
+/// any Unix filter; other write errors are reported once.
+macro_rules! outln {
+    ($($t:tt)*) => { $crate::cli::emit(format_args!($($t)*), true) };
+}
+macro_rules! out {
+    ($($t:tt)*) => { $crate::cli::emit(format_args!($($t)*), false) };
+}
+
+pub fn emit(args: std::fmt::Arguments<'_>, newline: bool) {
+    let mut o = std::io::stdout().lock();
+    let result = o.write_fmt(args).and_then(|()| if newline { o.write_all(b"\n") } else { Ok(()) });
+    if let Err(e) = result {
+        exit_on_broken_pipe(&e);
+        eprintln!("certvigil: cannot write to stdout: {e}");
+        std::process::exit(i32::from(EXIT_FAILURE));
+    }
+}
+
+/// Ends the process quietly when the reader of stdout has gone away.
+pub fn exit_on_broken_pipe(e: &std::io::Error) {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+}
+
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
@@ -290,11 +316,11 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Config(ConfigCommand::Validate) => {
             let s = settings(cli, true)?;
             let file = s.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-            println!("{file}: OK ({} source{})", s.sources.len(), if s.sources.len() == 1 { "" } else { "s" });
+            outln!("{file}: OK ({} source{})", s.sources.len(), if s.sources.len() == 1 { "" } else { "s" });
             Ok(EXIT_OK)
         }
         Command::Config(ConfigCommand::Schema) => {
-            println!("{}", serde_json::to_string_pretty(&config::json_schema())?);
+            outln!("{}", serde_json::to_string_pretty(&config::json_schema())?);
             Ok(EXIT_OK)
         }
         Command::Scan(a) => scan(cli, a),
@@ -338,10 +364,10 @@ fn scan(cli: &Cli, a: &ScanArgs) -> Result<u8> {
     match a.output {
         SummaryFormat::Json => {
             let v = serde_json::json!({ "run": r, "sources": report.sources, "errors": errors });
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            outln!("{}", serde_json::to_string_pretty(&v)?);
         }
         SummaryFormat::Text => {
-            println!(
+            outln!(
                 "scan {}: {} objects ({} read), {} certificate sightings ({} new certificates, {} gone), {} error{}",
                 r.id,
                 r.objects_seen,
@@ -353,15 +379,20 @@ fn scan(cli: &Cli, a: &ScanArgs) -> Result<u8> {
                 if r.errors == 1 { "" } else { "s" }
             );
             for src in &report.sources {
-                println!(
+                outln!(
                     "  {} ({}): {} objects, {} read, {} errors, {} vanished",
-                    src.name, src.kind, src.objects, src.read, src.errors, src.vanished
+                    src.name,
+                    src.kind,
+                    src.objects,
+                    src.read,
+                    src.errors,
+                    src.vanished
                 );
             }
             if !errors.is_empty() {
-                println!("errors:");
+                outln!("errors:");
                 for e in &errors {
-                    println!("  {}: {}: {}", e.source, e.location, e.message);
+                    outln!("  {}: {}: {}", e.source, e.location, e.message);
                 }
             }
         }
@@ -564,7 +595,7 @@ fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
         let der = store.der(c.id)?;
         let pem =
             der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der).map_err(|e| anyhow::anyhow!("PEM encoding: {e}"))?;
-        print!("{pem}");
+        out!("{pem}");
         return Ok(EXIT_OK);
     }
     let sightings = store.sightings(c.id)?;
@@ -584,7 +615,7 @@ fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
             "revocation": revocation,
             "revocation_history": revocation_history,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(EXIT_OK);
     }
     let mut o = String::new();
@@ -624,12 +655,12 @@ fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
     for w in &f.warnings {
         field("Warning", w);
     }
-    println!("Certificate {}\n{o}", f.fingerprint);
+    outln!("Certificate {}\n{o}", f.fingerprint);
     let current = sightings.iter().filter(|s| s.gone_since.is_none()).count();
-    println!("Sightings ({current} current, {} gone):", sightings.len() - current);
+    outln!("Sightings ({current} current, {} gone):", sightings.len() - current);
     for si in &sightings {
         let gone = si.gone_since.map(|g| format!("  gone since {}", format_time(g))).unwrap_or_default();
-        println!(
+        outln!(
             "  {}: {} [{}]  first {}  last {}{gone}",
             si.source,
             si.location,
@@ -638,39 +669,39 @@ fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
             format_time(si.last_seen)
         );
     }
-    println!("\nRevocation:");
+    outln!("\nRevocation:");
     match &revocation {
-        None => println!("  not checked yet (run `certvigil check`)"),
+        None => outln!("  not checked yet (run `certvigil check`)"),
         Some(r) => {
-            println!("  {}", revocation_line(r));
+            outln!("  {}", revocation_line(r));
             if let Some(u) = &r.source_url {
-                println!(
+                outln!(
                     "  source {u} ({}){}",
                     r.method,
                     r.evidence_sha256.as_ref().map(|e| format!(", evidence sha256 {e}")).unwrap_or_default()
                 );
             }
-            println!(
+            outln!(
                 "  checked {}{}",
                 format_time(r.checked_at),
                 r.next_update.map(|n| format!(", valid until {}", format_time(n))).unwrap_or_default()
             );
             if let Some(d) = &r.detail {
-                println!("  {d}");
+                outln!("  {d}");
             }
         }
     }
     for h in &revocation_history {
-        println!("  {}  {}{} ({})", format_time(h.at), h.status, h.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default(), h.method);
+        outln!("  {}  {}{} ({})", format_time(h.at), h.status, h.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default(), h.method);
     }
-    println!("\nHistory:");
+    outln!("\nHistory:");
     for h in &history {
         let place = match (&h.source, &h.location) {
             (Some(s), Some(l)) => format!(" {s}: {l}"),
             _ => String::new(),
         };
         let detail = h.detail.as_ref().map(|d| format!(" [{d}]")).unwrap_or_default();
-        println!("  {}  {}{place}{detail}", format_time(h.at), h.event);
+        outln!("  {}  {}{place}{detail}", format_time(h.at), h.event);
     }
     Ok(EXIT_OK)
 }
@@ -712,12 +743,12 @@ fn check(cli: &Cli, a: &CheckArgs) -> Result<u8> {
             .iter()
             .map(|(c, r)| serde_json::json!({"fingerprint": c.facts.fingerprint, "name": c.facts.display_name(), "serial": c.facts.serial, "revocation": r}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
         for (c, r) in &results {
             *counts.entry(r.state.as_str()).or_default() += 1;
-            println!(
+            outln!(
                 "{:<12}  {:<40}  {:<9}  {}",
                 &c.facts.fingerprint.0[..12],
                 truncate(&c.facts.display_name(), 40),
@@ -726,7 +757,7 @@ fn check(cli: &Cli, a: &CheckArgs) -> Result<u8> {
             );
         }
         let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-        println!("{} certificates checked: {}", results.len(), summary.join(", "));
+        outln!("{} certificates checked: {}", results.len(), summary.join(", "));
     }
     Ok(if a.fail_if_revoked && revoked > 0 { EXIT_MATCHED } else { EXIT_OK })
 }
@@ -737,7 +768,7 @@ fn crl(cli: &Cli, a: &CrlArgs) -> Result<u8> {
     let max = config::parse_size(&a.max_size).map_err(|e| CliError::Usage(format!("--max-size: {e}")))? as usize;
     let bytes = std::fs::read(&a.file).with_context(|| format!("{}: cannot read", a.file.display()))?;
     let crl = Crl::parse(bytes, max).with_context(|| format!("{}", a.file.display()))?;
-    println!(
+    outln!(
         "{}: {} entries, thisUpdate {}, nextUpdate {}{}{}",
         a.file.display(),
         crl.len(),
@@ -747,7 +778,7 @@ fn crl(cli: &Cli, a: &CrlArgs) -> Result<u8> {
         crl.delta_base.as_ref().map(|n| format!(", delta of {}", hex::encode_upper(n))).unwrap_or_default(),
     );
     if crl.next_update.is_some_and(|n| now > n) {
-        println!("  stale: past nextUpdate");
+        outln!("  stale: past nextUpdate");
     }
     let mut failed = false;
     if let Some(issuer) = &a.issuer {
@@ -757,9 +788,9 @@ fn crl(cli: &Cli, a: &CrlArgs) -> Result<u8> {
         let parts = certvigil::x509::cert::raw_parts(&found.der).map_err(|e| anyhow::anyhow!("{}: {e}", issuer.display()))?;
         let ski = found.facts.ski.as_ref().and_then(|s| hex::decode(s).ok());
         match crl.verify(parts.subject, parts.spki, ski.as_deref(), &found.facts.key_usage) {
-            Ok(()) => println!("  verified: signed by {}", found.facts.subject),
+            Ok(()) => outln!("  verified: signed by {}", found.facts.subject),
             Err(e) => {
-                println!("  NOT verified: {e}");
+                outln!("  NOT verified: {e}");
                 failed = true;
             }
         }
@@ -780,15 +811,15 @@ fn crl(cli: &Cli, a: &CrlArgs) -> Result<u8> {
                 listed += 1;
                 if verbose {
                     let reason = e.reason.map(|r| r.as_str()).unwrap_or("unspecified");
-                    println!("  {s}: revoked ({reason}) at {}", format_time(e.revoked_at));
+                    outln!("  {s}: revoked ({reason}) at {}", format_time(e.revoked_at));
                 }
             }
-            None if verbose => println!("  {s}: not listed"),
+            None if verbose => outln!("  {s}: not listed"),
             None => {}
         }
     }
     if !serials.is_empty() {
-        println!("  {listed} of {} serials listed", serials.len());
+        outln!("  {listed} of {} serials listed", serials.len());
     }
     Ok(if failed { EXIT_FAILURE } else { EXIT_OK })
 }
@@ -808,10 +839,10 @@ fn errors(cli: &Cli, a: &ErrorsArgs) -> Result<u8> {
         }
     }
     if errs.is_empty() {
-        println!("no read errors");
+        outln!("no read errors");
     }
     for e in &errs {
-        println!("{}: {}: {}", e.source, e.location, e.message);
+        outln!("{}: {}: {}", e.source, e.location, e.message);
     }
     Ok(EXIT_OK)
 }
@@ -842,10 +873,10 @@ fn inspect(cli: &Cli, a: &InspectArgs) -> Result<u8> {
             continue;
         }
         let fmt = parsed.format.map(|f| f.to_string()).unwrap_or_else(|| "unknown".into());
-        println!("{} ({fmt}): {} certificate(s), {} key(s)", file.display(), parsed.certs.len(), parsed.keys.len());
+        outln!("{} ({fmt}): {} certificate(s), {} key(s)", file.display(), parsed.certs.len(), parsed.keys.len());
         for c in &parsed.certs {
             let f = &c.facts;
-            println!(
+            outln!(
                 "  [{}] {}  expires {} ({} days)  {}  sha256 {}",
                 c.detail,
                 f.display_name(),
@@ -856,14 +887,14 @@ fn inspect(cli: &Cli, a: &InspectArgs) -> Result<u8> {
             );
         }
         for n in &parsed.notes {
-            println!("  note: {n}");
+            outln!("  note: {n}");
         }
         for e in &parsed.errors {
-            println!("  error: {}: {e}", file.display());
+            outln!("  error: {}: {e}", file.display());
         }
     }
     if a.output == SummaryFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        outln!("{}", serde_json::to_string_pretty(&json)?);
     }
     Ok(if any_error { EXIT_SCAN_ERRORS } else { EXIT_OK })
 }

@@ -7,10 +7,10 @@
 
 use crate::model::UnixTime;
 use crate::sources::{Listing, Source};
-use crate::store::{KnownObject, ObjectOutcome, RunRow, Store, StoreError};
+use crate::store::{ObjectOutcome, RunRow, Store, StoreError, object_key};
 use crate::x509::{self, Parsed};
 use sha2::Digest;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -40,6 +40,9 @@ pub struct SourceSummary {
     pub vanished: u64,
 }
 
+/// Objects per channel message.
+const BATCH: usize = 32;
+
 enum Msg {
     Unchanged(String),
     Read { location: String, stamp: String, content_sha256: String, parsed: Option<Parsed> },
@@ -50,7 +53,7 @@ enum Msg {
 struct Job {
     location: String,
     stamp: String,
-    known_sha: Option<String>,
+    known_sha: Option<[u8; 32]>,
 }
 
 /// Scans `sources` once. `all_sources` says these are every configured source, so sources
@@ -87,32 +90,47 @@ pub fn scan(
         };
         let passwords: Vec<&str> = secrets.iter().map(|s| s.expose()).collect();
         let known = writer.known_objects(&name)?;
-        let mut remaining: HashSet<&str> = known.keys().map(String::as_str).collect();
+        let mut remaining: HashSet<u64> = known.iter().filter(|(_, k)| !k.vanished).map(|(key, _)| *key).collect();
         let mut unavailable: Vec<String> = Vec::new();
         let mut prog = Progress { source: name.clone(), ..Default::default() };
 
-        let (job_tx, job_rx) = mpsc::sync_channel::<Job>(256);
-        let (msg_tx, msg_rx) = mpsc::sync_channel::<Msg>(256);
+        // Work travels in batches: one channel operation per batch, not per file.
+        let (job_tx, job_rx) = mpsc::sync_channel::<Vec<Job>>(8);
+        let (msg_tx, msg_rx) = mpsc::sync_channel::<Vec<Msg>>(16);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let result: Result<(), StoreError> = std::thread::scope(|scope| {
             let lister_tx = msg_tx.clone();
             let known_ref = &known;
             scope.spawn(move || {
+                let mut jobs: Vec<Job> = Vec::with_capacity(BATCH);
+                let mut msgs: Vec<Msg> = Vec::with_capacity(BATCH);
                 source.list(&mut |listing| {
                     let msg = match listing {
-                        Listing::Object { location, stamp } => match known_ref.get(&location) {
-                            Some(k) if k.stamp == stamp && k.error.is_none() => Msg::Unchanged(location),
+                        Listing::Object { location, stamp } => match known_ref.get(&object_key(&location)) {
+                            Some(k) if k.stamp == object_key(&stamp) && !k.has_error => Msg::Unchanged(location),
                             k => {
-                                let known_sha = k.map(|k| k.content_sha256.clone()).filter(|_| k.is_some_and(|k| k.error.is_none()));
-                                let _ = job_tx.send(Job { location, stamp, known_sha });
+                                let known_sha = k.filter(|k| !k.has_error).map(|k| k.content_sha256);
+                                jobs.push(Job { location, stamp, known_sha });
+                                if jobs.len() >= BATCH {
+                                    let _ = job_tx.send(std::mem::replace(&mut jobs, Vec::with_capacity(BATCH)));
+                                }
                                 return;
                             }
                         },
                         Listing::Error { location, message } => Msg::Failed { location, message },
                         Listing::Unavailable { prefix, message } => Msg::Unavailable { prefix, message },
                     };
-                    let _ = lister_tx.send(msg);
+                    msgs.push(msg);
+                    if msgs.len() >= BATCH {
+                        let _ = lister_tx.send(std::mem::replace(&mut msgs, Vec::with_capacity(BATCH)));
+                    }
                 });
+                if !jobs.is_empty() {
+                    let _ = job_tx.send(jobs);
+                }
+                if !msgs.is_empty() {
+                    let _ = lister_tx.send(msgs);
+                }
                 // job_tx drops here: workers finish when the queue drains.
             });
             for _ in 0..workers.max(1) {
@@ -125,22 +143,24 @@ pub fn scan(
                             Ok(guard) => guard.recv(),
                             Err(_) => return,
                         };
-                        let Ok(job) = job else { return };
-                        let _ = tx.send(process(source.as_ref(), job, passwords));
+                        let Ok(batch) = job else { return };
+                        let _ = tx.send(batch.into_iter().map(|job| process(source.as_ref(), job, passwords)).collect());
                     }
                 });
             }
             drop(msg_tx);
-            for msg in msg_rx {
+            for msg in msg_rx.into_iter().flatten() {
                 match msg {
                     Msg::Unchanged(location) => {
-                        remaining.remove(location.as_str());
-                        writer.record(&name, &location, known.get(&location), ObjectOutcome::Unchanged)?;
+                        let k = object_key(&location);
+                        remaining.remove(&k);
+                        writer.record(&name, &location, known.get(&k), ObjectOutcome::Unchanged)?;
                     }
                     Msg::Read { location, stamp, content_sha256, parsed } => {
-                        remaining.remove(location.as_str());
+                        let key = object_key(&location);
+                        remaining.remove(&key);
                         prog.read += 1;
-                        let k = known.get(&location);
+                        let k = known.get(&key);
                         match &parsed {
                             None => writer.record(&name, &location, k, ObjectOutcome::SameContent { stamp: &stamp })?,
                             Some(p) => {
@@ -160,10 +180,10 @@ pub fn scan(
                         }
                     }
                     Msg::Failed { location, message } => {
-                        remaining.remove(location.as_str());
+                        remaining.remove(&object_key(&location));
                         prog.errors += 1;
                         tracing::warn!(source = %name, location = %location, error = %message, "cannot read object");
-                        writer.record(&name, &location, known.get(&location), ObjectOutcome::Failed { message: &message })?;
+                        writer.record(&name, &location, known.get(&object_key(&location)), ObjectOutcome::Failed { message: &message })?;
                     }
                     Msg::Unavailable { prefix, message } => {
                         prog.errors += 1;
@@ -183,8 +203,14 @@ pub fn scan(
         result?;
         // Objects seen before and not listed now are gone, unless they sit below a part of
         // the source that could not be listed this time.
-        let mut gone: Vec<&str> = remaining.into_iter().filter(|loc| !unavailable.iter().any(|p| under(loc, p))).collect();
-        gone.sort_unstable();
+        let mut gone: Vec<String> = Vec::new();
+        if !remaining.is_empty() {
+            writer.each_known_location(&name, &mut |loc| {
+                if remaining.contains(&object_key(loc)) && !unavailable.iter().any(|p| under(loc, p)) {
+                    gone.push(loc.to_string());
+                }
+            })?;
+        }
         for loc in &gone {
             writer.vanished(&name, loc)?;
         }
@@ -197,13 +223,12 @@ pub fn scan(
         summaries.push(summary);
     }
     for name in &retired {
-        let known = writer.known_objects(name)?;
-        let mut locations: Vec<&String> = known.keys().collect();
-        locations.sort_unstable();
-        for loc in locations {
+        let mut locations: Vec<String> = Vec::new();
+        writer.each_known_location(name, &mut |loc| locations.push(loc.to_string()))?;
+        for loc in &locations {
             writer.vanished(name, loc)?;
         }
-        tracing::info!(source = %name, objects = known.len(), "source no longer configured: its sightings are marked gone");
+        tracing::info!(source = %name, objects = locations.len(), "source no longer configured: its sightings are marked gone");
     }
     let run = writer.finish()?;
     Ok(ScanReport { run, sources: summaries })
@@ -217,16 +242,13 @@ fn process(source: &dyn Source, job: Job, passwords: &[&str]) -> Msg {
     match source.fetch(&job.location) {
         Err(message) => Msg::Failed { location: job.location, message },
         Ok(bytes) => {
-            let content_sha256 = hex::encode(sha2::Sha256::digest(&bytes));
-            let parsed =
-                if job.known_sha.as_deref() == Some(content_sha256.as_str()) { None } else { Some(x509::parse_object(&bytes, passwords)) };
+            let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+            let parsed = if job.known_sha == Some(digest) { None } else { Some(x509::parse_object(&bytes, passwords)) };
+            let content_sha256 = hex::encode(digest);
             Msg::Read { location: job.location, stamp: job.stamp, content_sha256, parsed }
         }
     }
 }
-
-/// Known-object state, re-exported for sources' tests.
-pub type Known = HashMap<String, KnownObject>;
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,9 @@ fn main() -> ExitCode {
     match cli::run(&args) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                cli::exit_on_broken_pipe(io);
+            }
             let code = match e.downcast_ref::<cli::CliError>() {
                 Some(cli::CliError::Config(_)) | Some(cli::CliError::Usage(_)) => cli::EXIT_USAGE,
                 None => cli::EXIT_FAILURE,

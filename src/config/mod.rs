@@ -1105,7 +1105,12 @@ fn validate_policy(config: &Config, revocation: &RevocationSettings, errs: &mut 
         })
         .collect();
     PolicySettings {
-        expiry: Expiry { warning_days: t.warning_days, critical_days: t.critical_days, warning_fraction: t.warning_fraction, critical_fraction: t.critical_fraction },
+        expiry: Expiry {
+            warning_days: t.warning_days,
+            critical_days: t.critical_days,
+            warning_fraction: t.warning_fraction,
+            critical_fraction: t.critical_fraction,
+        },
         max_key_age: p.keys.max_age.as_ref().map(|d| secs(d, path(&["policy", "keys", "max_age"]), errs)),
         code_signing,
         rules,

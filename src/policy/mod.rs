@@ -205,11 +205,7 @@ pub fn evaluate(policy: &PolicySettings, states: &[CertState<'_>], now: UnixTime
 
 fn days(secs: i64) -> String {
     let d = secs as f64 / 86_400.0;
-    if d.abs() >= 2.0 {
-        format!("{} days", d.floor() as i64)
-    } else {
-        format!("{} hours", (secs as f64 / 3600.0).floor() as i64)
-    }
+    if d.abs() >= 2.0 { format!("{} days", d.floor() as i64) } else { format!("{} hours", (secs as f64 / 3600.0).floor() as i64) }
 }
 
 type Out = Option<(Kind, Severity, String, String)>;
@@ -326,7 +322,9 @@ fn weak_key(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
     let p = ctx.policy;
     let weak = match (k.algorithm.as_str(), k.bits) {
         ("RSA", Some(b)) if b < p.min_rsa_bits => Some(format!("RSA-{b} key, below {} bits", p.min_rsa_bits)),
-        ("EC", Some(b)) if b < p.min_ec_bits => Some(format!("EC key on {} ({b} bits), below {} bits", k.curve.as_deref().unwrap_or("?"), p.min_ec_bits)),
+        ("EC", Some(b)) if b < p.min_ec_bits => {
+            Some(format!("EC key on {} ({b} bits), below {} bits", k.curve.as_deref().unwrap_or("?"), p.min_ec_bits))
+        }
         ("DSA", _) => Some("DSA key (no longer accepted by browsers or current signing tools)".into()),
         _ => None,
     }?;
@@ -341,7 +339,12 @@ fn weak_signature(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
     }
     let alg = f.signature_algorithm.to_ascii_lowercase();
     (alg.contains("sha1") || alg.contains("md5")).then(|| {
-        (Kind::WeakSignature, Severity::Warning, format!("signed with {}", f.signature_algorithm), "reissue it with a SHA-256 or stronger signature".into())
+        (
+            Kind::WeakSignature,
+            Severity::Warning,
+            format!("signed with {}", f.signature_algorithm),
+            "reissue it with a SHA-256 or stronger signature".into(),
+        )
     })
 }
 
@@ -353,7 +356,12 @@ fn superseded(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
     Some((
         Kind::Superseded,
         Severity::Warning,
-        format!("superseded by {} (issued {}) but still deployed at {} place(s)", &newer[..12.min(newer.len())], format_date(*issued), st.cert.current_sightings),
+        format!(
+            "superseded by {} (issued {}) but still deployed at {} place(s)",
+            &newer[..12.min(newer.len())],
+            format_date(*issued),
+            st.cert.current_sightings
+        ),
         "replace it with the newer certificate where it is still deployed".into(),
     ))
 }

@@ -42,7 +42,14 @@ fn cert(id: i64, not_before: i64, not_after: i64) -> CertRow {
 }
 
 fn state(c: &CertRow) -> CertState<'_> {
-    CertState { cert: c, tags: vec![], revocation: None, revocation_unknown_since: None, key_first_seen: c.facts.not_before, superseded_by: None }
+    CertState {
+        cert: c,
+        tags: vec![],
+        revocation: None,
+        revocation_unknown_since: None,
+        key_first_seen: c.facts.not_before,
+        superseded_by: None,
+    }
 }
 
 fn kinds(policy: &PolicySettings, st: &CertState<'_>, now: i64) -> Vec<(Kind, Severity)> {
@@ -111,7 +118,12 @@ fn code_signing_certificates_warn_earlier_and_rules_override() {
     assert_eq!(kinds(&p, &st, LEAP), vec![(Kind::Expiring, Severity::Warning)], "90-day warning for signers");
     assert_eq!(kinds(&p, &st, LEAP + 31 * DAY), vec![(Kind::Expiring, Severity::Critical)]);
     // A rule for a tag wins over the code-signing defaults.
-    p.rules.push(Rule { matcher: Match { tags: vec!["lab".into()], ..Match::default() }, warning_days: Some(10), critical_days: Some(2), ..Rule::default() });
+    p.rules.push(Rule {
+        matcher: Match { tags: vec!["lab".into()], ..Match::default() },
+        warning_days: Some(10),
+        critical_days: Some(2),
+        ..Rule::default()
+    });
     let mut st = state(&c);
     st.tags = vec!["lab".into()];
     assert_eq!(kinds(&p, &st, LEAP), vec![]);

@@ -138,7 +138,9 @@ impl Source for FilesSource {
     fn fetch(&self, location: &str) -> Result<Vec<u8>, String> {
         let file = std::fs::File::open(location).map_err(|e| e.to_string())?;
         let limit = self.spec.max_file_size;
-        let mut buf = Vec::new();
+        // Sized from the file: one read for the content and one to see the end.
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0).min(limit);
+        let mut buf = Vec::with_capacity(size as usize + 1);
         // The file may have grown since it was listed: never read past the limit.
         file.take(limit + 1).read_to_end(&mut buf).map_err(|e| e.to_string())?;
         if buf.len() as u64 > limit {

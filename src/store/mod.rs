@@ -9,7 +9,7 @@ mod scan;
 
 pub use revocation::{CachedOcsp, CrlCacheRow, RevocationHistoryRow};
 
-pub use scan::{KnownObject, ObjectOutcome, ScanWriter};
+pub use scan::{KnownObject, KnownObjects, ObjectOutcome, ScanWriter, key as object_key};
 
 use crate::model::{CertFacts, Fingerprint, KeyFacts, UnixTime};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "0001_inventory", include_str!("../../schema/0001_inventory.sql")),
     (2, "0002_revocation", include_str!("../../schema/0002_revocation.sql")),
+    (3, "0003_alerts", include_str!("../../schema/0003_alerts.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,8 @@ pub enum StoreError {
     Migration { name: String, source: rusqlite::Error },
     #[error("store: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("store: unexpected value: {0}")]
+    Value(#[from] rusqlite::types::FromSqlError),
     #[error("store: corrupt value in {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
 }
@@ -68,6 +71,9 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        // 16 MiB of page cache (the default is 2 MiB): a large scan's index pages stay in memory
+        // instead of being read back for every insert.
+        conn.pragma_update(None, "cache_size", -16_384).map_err(open_err)?;
         let mut store = Store { conn, path: path.to_path_buf() };
         store.migrate()?;
         Ok(store)
@@ -173,12 +179,23 @@ impl Store {
         Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
     }
 
+    /// The certificate's history: its discovery (first_seen and first sighting), then every
+    /// recorded event.
     pub fn history(&self, cert_id: i64) -> Result<Vec<HistoryRow>> {
+        let discovered = self
+            .conn
+            .query_row(
+                "SELECT c.first_seen, s.source, s.location, s.detail FROM certificates c
+                 LEFT JOIN sightings s ON s.id = (SELECT MIN(id) FROM sightings WHERE cert_id = c.id) WHERE c.id = ?1",
+                [cert_id],
+                |r| Ok(HistoryRow { at: r.get(0)?, event: "discovered".into(), source: r.get(1)?, location: r.get(2)?, detail: r.get(3)? }),
+            )
+            .optional()?;
         let mut stmt = self.conn.prepare("SELECT at, event, source, location, detail FROM cert_history WHERE cert_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map([cert_id], |r| {
             Ok(HistoryRow { at: r.get(0)?, event: r.get(1)?, source: r.get(2)?, location: r.get(3)?, detail: r.get(4)? })
         })?;
-        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        Ok(discovered.into_iter().chain(rows.collect::<std::result::Result<Vec<_>, _>>()?).collect())
     }
 
     pub fn der(&self, cert_id: i64) -> Result<Vec<u8>> {

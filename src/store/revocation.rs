@@ -60,12 +60,21 @@ impl Store {
     /// Certificates that may have issued `aki`/`issuer_dn`: by subject key identifier first,
     /// then by subject name. The caller verifies the signature to choose.
     pub fn issuer_candidates(&self, aki: Option<&str>, issuer_dn: &str) -> Result<Vec<(CertRow, Vec<u8>)>> {
-        let sql = format!(
-            "SELECT {CERT_COLUMNS}, c.der FROM certificates c WHERE (?1 IS NOT NULL AND c.ski = ?1) OR c.subject = ?2 ORDER BY (c.ski = ?1) DESC, c.not_after DESC"
-        );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(params![aki, issuer_dn], |r| Ok((cert_from_row(r)?, r.get::<_, Vec<u8>>(27)?)))?;
-        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        // By key identifier (indexed) when the certificate names one; by subject otherwise.
+        let by_ski = format!("SELECT {CERT_COLUMNS}, c.der FROM certificates c WHERE c.ski = ?1 ORDER BY c.not_after DESC");
+        let by_name = format!("SELECT {CERT_COLUMNS}, c.der FROM certificates c WHERE c.subject = ?1 ORDER BY c.not_after DESC");
+        let run = |sql: &str, arg: &str| -> Result<Vec<(CertRow, Vec<u8>)>> {
+            let mut stmt = self.conn.prepare_cached(sql)?;
+            let rows = stmt.query_map([arg], |r| Ok((cert_from_row(r)?, r.get::<_, Vec<u8>>(27)?)))?;
+            Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        };
+        if let Some(aki) = aki {
+            let found = run(&by_ski, aki)?;
+            if !found.is_empty() {
+                return Ok(found);
+            }
+        }
+        run(&by_name, issuer_dn)
     }
 
     pub fn revocation_status(&self, cert_id: i64) -> Result<Option<RevocationStatus>> {

@@ -11,7 +11,7 @@ use crate::x509::Parsed;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{HashMap, HashSet};
 
-const BATCH: usize = 2_000;
+const BATCH: usize = 10_000;
 
 /// What the scan learned about one listed object.
 #[derive(Debug)]
@@ -27,14 +27,28 @@ pub enum ObjectOutcome<'a> {
     Failed { message: &'a str },
 }
 
-/// The stored change-detection state of one object.
-#[derive(Debug, Clone)]
+/// The stored change-detection state of one object, kept compact: a rescan of a large
+/// source holds one of these per object in memory. Stamps and locations are compared by a
+/// 64-bit hash ([`key`]); a collision could only make one changed file look unchanged, with a
+/// probability far below that of a disk error.
+#[derive(Debug, Clone, Copy)]
 pub struct KnownObject {
-    pub stamp: String,
-    pub content_sha256: String,
+    pub stamp: u64,
+    pub content_sha256: [u8; 32],
     pub certs: i64,
-    pub error: Option<String>,
+    pub has_error: bool,
+    /// No longer listed; kept so that a returning object finds its old sightings.
+    pub vanished: bool,
 }
+
+/// A stable 64-bit hash for stamps and locations within one process.
+pub fn key(s: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(s)
+}
+
+/// Known objects of one source, by [`key`] of their location.
+pub type KnownObjects = HashMap<u64, KnownObject>;
 
 pub struct ScanWriter<'c> {
     conn: &'c mut Connection,
@@ -106,12 +120,33 @@ impl<'c> ScanWriter<'c> {
     }
 
     /// Change-detection state of every object the source had last time.
-    pub fn known_objects(&mut self, source: &str) -> Result<HashMap<String, KnownObject>> {
-        let mut stmt = self.conn.prepare("SELECT location, stamp, content_sha256, certs, error FROM objects WHERE source = ?1")?;
-        let rows = stmt.query_map([source], |r| {
-            Ok((r.get::<_, String>(0)?, KnownObject { stamp: r.get(1)?, content_sha256: r.get(2)?, certs: r.get(3)?, error: r.get(4)? }))
-        })?;
-        Ok(rows.collect::<std::result::Result<HashMap<_, _>, _>>()?)
+    pub fn known_objects(&mut self, source: &str) -> Result<KnownObjects> {
+        let mut stmt = self.conn.prepare(
+            "SELECT location, stamp, content_sha256, certs, error IS NOT NULL, vanished_at IS NOT NULL FROM objects WHERE source = ?1",
+        )?;
+        let mut rows = stmt.query([source])?;
+        let mut out = KnownObjects::new();
+        while let Some(r) = rows.next()? {
+            let location: &str = r.get_ref(0)?.as_str()?;
+            let stamp: &str = r.get_ref(1)?.as_str()?;
+            let mut content_sha256 = [0u8; 32];
+            let _ = hex::decode_to_slice(r.get_ref(2)?.as_str()?, &mut content_sha256);
+            out.insert(
+                key(location),
+                KnownObject { stamp: key(stamp), content_sha256, certs: r.get(3)?, has_error: r.get(4)?, vanished: r.get(5)? },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Every location the source had, streamed to `f` (for finding what vanished).
+    pub fn each_known_location(&mut self, source: &str, f: &mut dyn FnMut(&str)) -> Result<()> {
+        let mut stmt = self.conn.prepare("SELECT location FROM objects WHERE source = ?1 AND vanished_at IS NULL ORDER BY location")?;
+        let mut rows = stmt.query([source])?;
+        while let Some(r) = rows.next()? {
+            f(r.get_ref(0)?.as_str()?);
+        }
+        Ok(())
     }
 
     /// Records an error that belongs to the source or a location rather than one object's
@@ -149,7 +184,7 @@ impl<'c> ScanWriter<'c> {
                 self.stats.objects_read += 1;
                 self.stats.certs_seen += known.map(|k| k.certs).unwrap_or(0);
                 self.conn
-                    .prepare_cached("UPDATE objects SET stamp = ?3 WHERE source = ?1 AND location = ?2")?
+                    .prepare_cached("UPDATE objects SET stamp = ?3, vanished_at = NULL WHERE source = ?1 AND location = ?2")?
                     .execute(params![source, location, stamp])?;
             }
             ObjectOutcome::Failed { message } => {
@@ -159,81 +194,97 @@ impl<'c> ScanWriter<'c> {
                     .prepare_cached(
                         "INSERT INTO objects (source, location, stamp, content_sha256, certs, keys, error, first_seen)
                          VALUES (?1, ?2, '', '', 0, 0, ?3, ?4)
-                         ON CONFLICT(source, location) DO UPDATE SET stamp = '', error = excluded.error",
+                         ON CONFLICT(source, location) DO UPDATE SET stamp = '', error = excluded.error, vanished_at = NULL",
                     )?
                     .execute(params![source, location, message, self.now])?;
             }
             ObjectOutcome::Parsed { stamp, content_sha256, parsed } => {
                 self.stats.objects_read += 1;
-                self.apply_parsed(source, location, stamp, content_sha256, parsed)?;
+                self.apply_parsed(source, location, known.is_some(), stamp, content_sha256, parsed)?;
             }
         }
         self.tick()
     }
 
-    fn apply_parsed(&mut self, source: &str, location: &str, stamp: &str, content_sha256: &str, parsed: &Parsed) -> Result<()> {
+    fn apply_parsed(
+        &mut self,
+        source: &str,
+        location: &str,
+        known: bool,
+        stamp: &str,
+        content_sha256: &str,
+        parsed: &Parsed,
+    ) -> Result<()> {
         let now = self.now;
-        let existing: Vec<(i64, i64, Option<i64>)> = {
+        // A location never listed before has no sightings to compare with (vanished objects
+        // keep their row, so "never listed" really means never).
+        let existing: Vec<(i64, i64, Option<i64>)> = if !known {
+            Vec::new()
+        } else {
             let mut stmt = self.conn.prepare_cached("SELECT id, cert_id, gone_since FROM sightings WHERE source = ?1 AND location = ?2")?;
             stmt.query_map(params![source, location], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<std::result::Result<_, _>>()?
         };
         let mut seen: HashSet<i64> = HashSet::new();
         for found in &parsed.certs {
             let f = &found.facts;
-            let row: Option<(i64, Option<i64>)> = self
+            let j = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+            // Insert when new (the common case in a first scan); RETURNING says whether it was.
+            let inserted: Option<i64> = self
                 .conn
-                .prepare_cached("SELECT id, gone_since FROM certificates WHERE fingerprint = ?1")?
-                .query_row([&f.fingerprint.0], |r| Ok((r.get(0)?, r.get(1)?)))
+                .prepare_cached(
+                    "INSERT INTO certificates (fingerprint, subject, issuer, common_name, serial, not_before, not_after,
+                       spki_sha256, key_algorithm, key_bits, key_curve, signature_algorithm, is_ca, path_len, key_usage,
+                       ext_key_usage, sans, ocsp_urls, ca_issuers_urls, crl_urls, aki, ski, self_issued, warnings, der, first_seen)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)
+                     ON CONFLICT(fingerprint) DO NOTHING RETURNING id",
+                )?
+                .query_row(
+                    params![
+                        f.fingerprint.0,
+                        f.subject,
+                        f.issuer,
+                        f.common_name,
+                        f.serial,
+                        f.not_before,
+                        f.not_after,
+                        f.spki_sha256,
+                        f.key.algorithm,
+                        f.key.bits,
+                        f.key.curve,
+                        f.signature_algorithm,
+                        f.is_ca,
+                        f.path_len,
+                        j(&f.key_usage),
+                        j(&f.ext_key_usage),
+                        j(&f.sans),
+                        j(&f.ocsp_urls),
+                        j(&f.ca_issuers_urls),
+                        j(&f.crl_urls),
+                        f.aki,
+                        f.ski,
+                        f.self_issued,
+                        j(&f.warnings),
+                        found.der,
+                        now,
+                    ],
+                    |r| r.get(0),
+                )
                 .optional()?;
-            let (cert_id, discovered) = match row {
-                Some((id, gone)) => {
+            let (cert_id, discovered) = match inserted {
+                Some(id) => {
+                    self.stats.certs_new += 1;
+                    (id, true)
+                }
+                None => {
+                    let (id, gone): (i64, Option<i64>) = self
+                        .conn
+                        .prepare_cached("SELECT id, gone_since FROM certificates WHERE fingerprint = ?1")?
+                        .query_row([&f.fingerprint.0], |r| Ok((r.get(0)?, r.get(1)?)))?;
                     if gone.is_some() {
                         self.conn.prepare_cached("UPDATE certificates SET gone_since = NULL WHERE id = ?1")?.execute([id])?;
                         self.history(id, "returned", source, location, Some(&found.detail))?;
                     }
                     (id, false)
-                }
-                None => {
-                    let j = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
-                    self.conn
-                        .prepare_cached(
-                            "INSERT INTO certificates (fingerprint, subject, issuer, common_name, serial, not_before, not_after,
-                               spki_sha256, key_algorithm, key_bits, key_curve, signature_algorithm, is_ca, path_len, key_usage,
-                               ext_key_usage, sans, ocsp_urls, ca_issuers_urls, crl_urls, aki, ski, self_issued, warnings, der, first_seen)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
-                        )?
-                        .execute(params![
-                            f.fingerprint.0,
-                            f.subject,
-                            f.issuer,
-                            f.common_name,
-                            f.serial,
-                            f.not_before,
-                            f.not_after,
-                            f.spki_sha256,
-                            f.key.algorithm,
-                            f.key.bits,
-                            f.key.curve,
-                            f.signature_algorithm,
-                            f.is_ca,
-                            f.path_len,
-                            j(&f.key_usage),
-                            j(&f.ext_key_usage),
-                            j(&f.sans),
-                            j(&f.ocsp_urls),
-                            j(&f.ca_issuers_urls),
-                            j(&f.crl_urls),
-                            f.aki,
-                            f.ski,
-                            f.self_issued,
-                            j(&f.warnings),
-                            found.der,
-                            now,
-                        ])?;
-                    let id = self.conn.last_insert_rowid();
-                    self.stats.certs_new += 1;
-                    self.history(id, "discovered", source, location, Some(&found.detail))?;
-                    (id, true)
                 }
             };
             if !seen.insert(cert_id) {
@@ -275,7 +326,7 @@ impl<'c> ScanWriter<'c> {
                 "INSERT INTO objects (source, location, stamp, content_sha256, format, certs, keys, error, first_seen)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT(source, location) DO UPDATE SET stamp = excluded.stamp, content_sha256 = excluded.content_sha256,
-                   format = excluded.format, certs = excluded.certs, keys = excluded.keys, error = excluded.error",
+                   format = excluded.format, certs = excluded.certs, keys = excluded.keys, error = excluded.error, vanished_at = NULL",
             )?
             .execute(params![source, location, stamp, content_sha256, format, seen.len() as i64, parsed.keys.len() as i64, error, now])?;
         Ok(())
@@ -299,8 +350,12 @@ impl<'c> ScanWriter<'c> {
         for (sid, cert_id) in current {
             self.unsight(sid, cert_id, source, location)?;
         }
-        // The objects row is only a change-detection cache; the history above is the record.
-        self.conn.prepare_cached("DELETE FROM objects WHERE source = ?1 AND location = ?2")?.execute(params![source, location])?;
+        // Kept, marked vanished: if the object comes back, its old sightings are found again.
+        self.conn
+            .prepare_cached(
+                "UPDATE objects SET stamp = '', content_sha256 = '', certs = 0, keys = 0, error = NULL, vanished_at = ?3 WHERE source = ?1 AND location = ?2",
+            )?
+            .execute(params![source, location, self.now])?;
         self.tick()
     }
 

@@ -5,9 +5,8 @@
 //! cannot be decoded becomes a warning on the certificate, not a lost certificate.
 
 use crate::model::{CertFacts, Fingerprint, KeyFacts};
-use der::{Decode, Encode};
+use der::Decode;
 use sha2::Digest;
-use x509_cert::certificate::{CertificateInner, Raw};
 use x509_cert::ext::pkix::{
     AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages,
     SubjectAltName, SubjectKeyIdentifier,
@@ -19,31 +18,86 @@ use x509_cert::ext::pkix::{
 pub struct CertError(pub String);
 
 /// Parses one DER certificate. `der` must be exactly the certificate's encoding.
+///
+/// The structure is walked directly from the DER (RFC 5280 §4.1); extension values are decoded
+/// with x509-cert's types. Names are rendered per RFC 4514 by [`super::name`].
 pub fn parse_der(der: &[u8]) -> Result<CertFacts, CertError> {
-    let cert = CertificateInner::<Raw>::from_der(der).map_err(|e| CertError(e.to_string()))?;
-    let tbs = cert.tbs_certificate();
-    let mut warnings = Vec::new();
+    use super::ber;
+    let bad = |e: ber::BerError| CertError(e.to_string());
+    let cert = ber::single(der).map_err(bad)?;
+    if cert.tag != ber::SEQUENCE {
+        return Err(CertError("not a SEQUENCE".into()));
+    }
+    let mut top = cert.children();
+    let tbs = top
+        .required("certificate has no TBSCertificate")
+        .map_err(bad)?
+        .expect(ber::SEQUENCE, "TBSCertificate must be a SEQUENCE")
+        .map_err(bad)?;
+    let sig_alg = top
+        .required("certificate has no signatureAlgorithm")
+        .map_err(bad)?
+        .expect(ber::SEQUENCE, "signatureAlgorithm must be a SEQUENCE")
+        .map_err(bad)?;
+    let sig = top.required("certificate has no signature").map_err(bad)?;
+    if sig.tag != 0x03 || top.next_tlv().map_err(bad)?.is_some() {
+        return Err(CertError("malformed signature or trailing fields".into()));
+    }
+    let sig_oid = ber::oid_string(&sig_alg.children().required("signatureAlgorithm has no OID").map_err(bad)?).map_err(bad)?;
 
-    let spki = tbs.subject_public_key_info();
-    let spki_der = spki.to_der().map_err(|e| CertError(format!("subjectPublicKeyInfo: {e}")))?;
-    let validity = tbs.validity();
-    let not_before = secs(validity.not_before.to_unix_duration());
-    let not_after = secs(validity.not_after.to_unix_duration());
+    let mut r = tbs.children();
+    let mut field = r.required("TBSCertificate is empty").map_err(bad)?;
+    if field.tag == 0xa0 {
+        field = r.required("TBSCertificate has no serialNumber").map_err(bad)?;
+    }
+    if field.tag != ber::INTEGER || field.content.is_empty() {
+        return Err(CertError("serialNumber must be an INTEGER".into()));
+    }
+    let serial = field.content;
+    r.required("TBSCertificate has no signature")
+        .map_err(bad)?
+        .expect(ber::SEQUENCE, "signature must be an AlgorithmIdentifier")
+        .map_err(bad)?;
+    let issuer = r.required("TBSCertificate has no issuer").map_err(bad)?.expect(ber::SEQUENCE, "issuer must be a Name").map_err(bad)?;
+    let validity =
+        r.required("TBSCertificate has no validity").map_err(bad)?.expect(ber::SEQUENCE, "validity must be a SEQUENCE").map_err(bad)?;
+    let subject = r.required("TBSCertificate has no subject").map_err(bad)?.expect(ber::SEQUENCE, "subject must be a Name").map_err(bad)?;
+    let spki = r
+        .required("TBSCertificate has no subjectPublicKeyInfo")
+        .map_err(bad)?
+        .expect(ber::SEQUENCE, "subjectPublicKeyInfo must be a SEQUENCE")
+        .map_err(bad)?;
+    let mut extensions = None;
+    while let Some(t) = r.next_tlv().map_err(bad)? {
+        if t.tag == 0xa3 {
+            extensions = Some(t);
+        }
+    }
+    let mut v = validity.children();
+    let not_before = time(&v.required("validity has no notBefore").map_err(bad)?)?;
+    let not_after = time(&v.required("validity has no notAfter").map_err(bad)?)?;
 
-    let common_name =
-        tbs.subject().iter().filter(|atv| atv.oid == const_oid::db::rfc4519::CN).filter_map(|atv| directory_string(&atv.value)).last();
+    let mut k = spki.children();
+    let alg = k.required("SPKI has no algorithm").map_err(bad)?;
+    let key_bits = k.required("SPKI has no subjectPublicKey").map_err(bad)?;
+    if key_bits.tag != 0x03 || key_bits.content.is_empty() {
+        return Err(CertError("subjectPublicKey must be a BIT STRING".into()));
+    }
+    let mut a = alg.children();
+    let key_oid = ber::oid_string(&a.required("SPKI algorithm has no OID").map_err(bad)?).map_err(bad)?;
+    let key_params = a.next_tlv().map_err(bad)?;
 
     let mut facts = CertFacts {
         fingerprint: Fingerprint::of_der(der),
-        subject: tbs.subject().to_string(),
-        issuer: tbs.issuer().to_string(),
-        common_name,
-        serial: hex::encode_upper(tbs.serial_number().as_bytes()),
+        subject: super::name::rfc4514(subject.raw).map_err(|e| CertError(format!("subject: {e}")))?,
+        issuer: super::name::rfc4514(issuer.raw).map_err(|e| CertError(format!("issuer: {e}")))?,
+        common_name: super::name::common_name(subject.raw),
+        serial: hex::encode_upper(serial),
         not_before,
         not_after,
-        spki_sha256: hex::encode(sha2::Sha256::digest(&spki_der)),
-        key: key_facts(&spki.algorithm.oid.to_string(), spki.algorithm.parameters.as_ref(), spki.subject_public_key.raw_bytes()),
-        signature_algorithm: oid_name(&cert.signature_algorithm().oid.to_string()),
+        spki_sha256: hex::encode(sha2::Sha256::digest(spki.raw)),
+        key: key_facts(&key_oid, key_params.as_ref(), &key_bits.content[1..]),
+        signature_algorithm: oid_name(&sig_oid),
         is_ca: false,
         path_len: None,
         key_usage: Vec::new(),
@@ -54,83 +108,82 @@ pub fn parse_der(der: &[u8]) -> Result<CertFacts, CertError> {
         crl_urls: Vec::new(),
         aki: None,
         ski: None,
-        self_issued: tbs.subject() == tbs.issuer(),
+        self_issued: subject.raw == issuer.raw,
         warnings: Vec::new(),
     };
-
-    for ext in tbs.extensions().into_iter().flatten() {
-        let oid = ext.extn_id;
-        let value = ext.extn_value.as_bytes();
-        let result: Result<(), der::Error> = (|| {
-            use const_oid::db::rfc5280 as o;
-            match oid {
-                o::ID_CE_BASIC_CONSTRAINTS => {
-                    let bc = BasicConstraints::from_der(value)?;
-                    facts.is_ca = bc.ca;
-                    facts.path_len = bc.path_len_constraint.map(u32::from);
-                }
-                o::ID_CE_KEY_USAGE => facts.key_usage = key_usage_names(KeyUsage::from_der(value)?),
-                o::ID_CE_EXT_KEY_USAGE => {
-                    facts.ext_key_usage = ExtendedKeyUsage::from_der(value)?.0.iter().map(|o| eku_name(&o.to_string())).collect();
-                }
-                o::ID_CE_SUBJECT_ALT_NAME => {
-                    facts.sans = SubjectAltName::from_der(value)?.0.iter().map(general_name).collect();
-                }
-                o::ID_PE_AUTHORITY_INFO_ACCESS => {
-                    for ad in AuthorityInfoAccessSyntax::from_der(value)?.0 {
-                        if let GeneralName::UniformResourceIdentifier(uri) = &ad.access_location {
-                            match ad.access_method {
-                                o::ID_AD_OCSP => facts.ocsp_urls.push(uri.to_string()),
-                                o::ID_AD_CA_ISSUERS => facts.ca_issuers_urls.push(uri.to_string()),
-                                _ => {}
-                            }
-                        }
-                    }
-                }
-                o::ID_CE_CRL_DISTRIBUTION_POINTS => {
-                    for dp in CrlDistributionPoints::from_der(value)?.0 {
-                        if let Some(DistributionPointName::FullName(names)) = &dp.distribution_point {
-                            for n in names {
-                                if let GeneralName::UniformResourceIdentifier(uri) = n {
-                                    facts.crl_urls.push(uri.to_string());
-                                }
-                            }
-                        }
-                    }
-                }
-                o::ID_CE_AUTHORITY_KEY_IDENTIFIER => {
-                    facts.aki = AuthorityKeyIdentifier::from_der(value)?.key_identifier.map(|k| hex::encode(k.as_bytes()));
-                }
-                o::ID_CE_SUBJECT_KEY_IDENTIFIER => facts.ski = Some(hex::encode(SubjectKeyIdentifier::from_der(value)?.0.as_bytes())),
-                _ => {}
+    if let Some(wrapper) = extensions {
+        let list = wrapper.children().required("empty extensions").map_err(bad)?;
+        let mut exts = list.children();
+        while let Some(ext) = exts.next_tlv().map_err(bad)? {
+            let mut e = ext.children();
+            let oid = e.required("extension has no OID").map_err(bad)?;
+            let mut value = e.required("extension has no value").map_err(bad)?;
+            if value.tag == 0x01 {
+                value = e.required("extension has no value").map_err(bad)?;
             }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            warnings.push(format!("extension {} could not be decoded: {e}", oid_name(&oid.to_string())));
+            if value.tag != ber::OCTET_STRING {
+                facts.warnings.push(format!("extension {} has no OCTET STRING value", ber::oid_string(&oid).unwrap_or_default()));
+                continue;
+            }
+            if let Err(err) = apply_extension(&mut facts, oid.content, value.content) {
+                facts
+                    .warnings
+                    .push(format!("extension {} could not be decoded: {err}", oid_name(&ber::oid_string(&oid).unwrap_or_default())));
+            }
         }
     }
-    facts.warnings = warnings;
     Ok(facts)
+}
+
+fn time(t: &super::ber::Tlv<'_>) -> Result<i64, CertError> {
+    let parsed = x509_cert::time::Time::from_der(t.raw).map_err(|e| CertError(format!("validity time: {e}")))?;
+    Ok(secs(parsed.to_unix_duration()))
+}
+
+/// Decodes one extension into the facts. `oid` is the OID's content octets.
+fn apply_extension(facts: &mut CertFacts, oid: &[u8], value: &[u8]) -> Result<(), der::Error> {
+    use const_oid::db::rfc5280 as o;
+    // 2.5.29.x is 55 1d x.
+    match oid {
+        [0x55, 0x1d, 0x13] => {
+            let bc = BasicConstraints::from_der(value)?;
+            facts.is_ca = bc.ca;
+            facts.path_len = bc.path_len_constraint.map(u32::from);
+        }
+        [0x55, 0x1d, 0x0f] => facts.key_usage = key_usage_names(KeyUsage::from_der(value)?),
+        [0x55, 0x1d, 0x25] => facts.ext_key_usage = ExtendedKeyUsage::from_der(value)?.0.iter().map(|o| eku_name(&o.to_string())).collect(),
+        [0x55, 0x1d, 0x11] => facts.sans = SubjectAltName::from_der(value)?.0.iter().map(general_name).collect(),
+        [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x01] => {
+            for ad in AuthorityInfoAccessSyntax::from_der(value)?.0 {
+                if let GeneralName::UniformResourceIdentifier(uri) = &ad.access_location {
+                    match ad.access_method {
+                        o::ID_AD_OCSP => facts.ocsp_urls.push(uri.to_string()),
+                        o::ID_AD_CA_ISSUERS => facts.ca_issuers_urls.push(uri.to_string()),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        [0x55, 0x1d, 0x1f] => {
+            for dp in CrlDistributionPoints::from_der(value)?.0 {
+                if let Some(DistributionPointName::FullName(names)) = &dp.distribution_point {
+                    for n in names {
+                        if let GeneralName::UniformResourceIdentifier(uri) = n {
+                            facts.crl_urls.push(uri.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        [0x55, 0x1d, 0x23] => facts.aki = AuthorityKeyIdentifier::from_der(value)?.key_identifier.map(|k| hex::encode(k.as_bytes())),
+        [0x55, 0x1d, 0x0e] => facts.ski = Some(hex::encode(SubjectKeyIdentifier::from_der(value)?.0.as_bytes())),
+        _ => {}
+    }
+    Ok(())
 }
 
 fn secs(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
-}
-
-fn directory_string(any: &der::Any) -> Option<String> {
-    // CN is a DirectoryString; read the common string types directly from their bytes.
-    use der::Tagged;
-    match any.tag() {
-        der::Tag::Utf8String | der::Tag::PrintableString | der::Tag::Ia5String | der::Tag::TeletexString => {
-            Some(String::from_utf8_lossy(any.value()).into_owned())
-        }
-        der::Tag::BmpString => {
-            let units: Vec<u16> = any.value().chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
-            Some(String::from_utf16_lossy(&units))
-        }
-        _ => None,
-    }
 }
 
 fn key_usage_names(ku: KeyUsage) -> Vec<String> {
@@ -172,12 +225,12 @@ fn general_name(n: &GeneralName) -> String {
 }
 
 /// Key algorithm, size and curve from the SPKI algorithm and key bits.
-pub fn key_facts(alg_oid: &str, params: Option<&der::Any>, key_bits: &[u8]) -> KeyFacts {
+pub fn key_facts(alg_oid: &str, params: Option<&super::ber::Tlv<'_>>, key_bits: &[u8]) -> KeyFacts {
     let named = |algorithm: &str, bits: Option<u32>, curve: Option<String>| KeyFacts { algorithm: algorithm.into(), bits, curve };
     match alg_oid {
         "1.2.840.113549.1.1.1" | "1.2.840.113549.1.1.10" => named("RSA", rsa_modulus_bits(key_bits), None),
         "1.2.840.10045.2.1" => {
-            let curve_oid = params.and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok()).map(|o| o.to_string());
+            let curve_oid = params.filter(|p| p.tag == super::ber::OID).and_then(|p| super::ber::oid_string(p).ok());
             let (curve, bits) = match curve_oid.as_deref() {
                 Some("1.2.840.10045.3.1.7") => ("P-256".to_string(), Some(256)),
                 Some("1.3.132.0.34") => ("P-384".to_string(), Some(384)),
@@ -193,7 +246,7 @@ pub fn key_facts(alg_oid: &str, params: Option<&der::Any>, key_bits: &[u8]) -> K
         "1.3.101.112" => named("Ed25519", Some(256), None),
         "1.3.101.113" => named("Ed448", Some(456), None),
         "1.3.101.110" => named("X25519", Some(256), None),
-        "1.2.840.10040.4.1" => named("DSA", params.and_then(dsa_p_bits), None),
+        "1.2.840.10040.4.1" => named("DSA", params.and_then(|p| rsa_modulus_bits(p.raw)), None),
         other => named(&oid_name(other), None, None),
     }
 }
@@ -209,12 +262,6 @@ fn rsa_modulus_bits(key: &[u8]) -> Option<u32> {
     let first = bytes.iter().position(|&b| b != 0)?;
     let significant = &bytes[first..];
     Some(u32::try_from(significant.len() * 8).ok()? - significant[0].leading_zeros())
-}
-
-/// Dss-Parms ::= SEQUENCE { p INTEGER, q INTEGER, g INTEGER }
-fn dsa_p_bits(params: &der::Any) -> Option<u32> {
-    let der = params.to_der().ok()?;
-    rsa_modulus_bits(&der)
 }
 
 /// Human name for a signature or key algorithm OID; the dotted form when unknown.

@@ -8,6 +8,7 @@
 pub mod ber;
 pub mod cert;
 pub mod jks;
+pub mod name;
 pub mod pem;
 pub mod pkcs12;
 pub mod pkcs7;

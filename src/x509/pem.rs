@@ -26,15 +26,25 @@ fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+fn trim(line: &[u8]) -> &[u8] {
+    let start = line.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(line.len());
+    let end = line.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    &line[start..end.max(start)]
+}
+
+fn label<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    line.strip_prefix(prefix).and_then(|r| r.strip_suffix(b"-----"))
+}
+
 /// Scans the whole text. Blocks without an END line are returned with an error body.
 pub fn scan(data: &[u8]) -> Vec<Block> {
     let mut blocks = Vec::new();
-    let mut current: Option<(usize, String, String, bool)> = None; // (line, label, base64, headers done)
+    // (BEGIN line, label, base64 bytes, headers done)
+    let mut current: Option<(usize, String, Vec<u8>, bool)> = None;
     for (i, raw_line) in data.split(|&b| b == b'\n').enumerate() {
         let line_no = i + 1;
-        let line = String::from_utf8_lossy(raw_line);
-        let line = line.trim();
-        if let Some(label) = line.strip_prefix("-----BEGIN ").and_then(|r| r.strip_suffix("-----")) {
+        let line = trim(raw_line);
+        if let Some(l) = label(line, b"-----BEGIN ") {
             if let Some((start, open, _, _)) = current.take() {
                 blocks.push(Block {
                     index: blocks.len() + 1,
@@ -43,15 +53,15 @@ pub fn scan(data: &[u8]) -> Vec<Block> {
                     body: Err(format!("no END line for {open} before the next BEGIN at line {line_no}")),
                 });
             }
-            current = Some((line_no, label.to_string(), String::new(), false));
+            current = Some((line_no, String::from_utf8_lossy(l).into_owned(), Vec::with_capacity(2048), false));
             continue;
         }
-        if let Some(label) = line.strip_prefix("-----END ").and_then(|r| r.strip_suffix("-----")) {
+        if let Some(l) = label(line, b"-----END ") {
             if let Some((start, open, b64, _)) = current.take() {
-                let body = if label != open {
-                    Err(format!("END {label} does not match BEGIN {open}"))
+                let body = if l != open.as_bytes() {
+                    Err(format!("END {} does not match BEGIN {open}", String::from_utf8_lossy(l)))
                 } else {
-                    Base64::decode_vec(&b64).map_err(|e| format!("invalid base64: {e}"))
+                    Base64::decode_vec(&String::from_utf8_lossy(&b64)).map_err(|e| format!("invalid base64: {e}"))
                 };
                 blocks.push(Block { index: blocks.len() + 1, line: start, label: open, body });
             }
@@ -59,13 +69,13 @@ pub fn scan(data: &[u8]) -> Vec<Block> {
         }
         if let Some((_, _, b64, headers_done)) = current.as_mut() {
             // RFC 1421 encapsulated headers (Proc-Type, DEK-Info) precede the base64 text.
-            if !*headers_done && line.contains(':') {
+            if !*headers_done && line.contains(&b':') {
                 continue;
             }
             if !line.is_empty() {
                 *headers_done = true;
             }
-            b64.extend(line.chars().filter(|c| !c.is_whitespace()));
+            b64.extend(line.iter().filter(|b| !b.is_ascii_whitespace()));
         }
     }
     if let Some((start, open, _, _)) = current {

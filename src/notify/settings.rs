@@ -1,0 +1,315 @@
+//! Validated alerting settings: receivers and routes, resolved from the YAML types.
+
+use crate::config::secret::SecretRef;
+use crate::config::{AlertsConfig, ReceiverConfig, RouteMode, SmtpTls};
+use crate::policy::{Finding, Kind, Match, Severity};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A value that is either written in the configuration or a secret reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Literal(String),
+    Secret(SecretRef),
+}
+
+impl Value {
+    fn parse(s: &str) -> Result<Value, String> {
+        if s.starts_with("${") { SecretRef::parse(s).map(Value::Secret) } else { Ok(Value::Literal(s.to_string())) }
+    }
+
+    pub fn resolve(&self) -> Result<String, String> {
+        match self {
+            Value::Literal(s) => Ok(s.clone()),
+            Value::Secret(r) => r.resolve().map(|s| s.expose().to_string()).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<SecretRef>,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum ReceiverKind {
+    Email { to: Vec<String>, from: String, smtp: Smtp },
+    Webhook { url: Value, secret: Option<SecretRef>, timeout: Duration },
+    Slack { url: Value, timeout: Duration },
+    PagerDuty { routing_key: SecretRef, url: String, timeout: Duration },
+}
+
+#[derive(Debug, Clone)]
+pub struct Receiver {
+    pub name: String,
+    pub kind: ReceiverKind,
+}
+
+impl Receiver {
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            ReceiverKind::Email { .. } => "email",
+            ReceiverKind::Webhook { .. } => "webhook",
+            ReceiverKind::Slack { .. } => "slack",
+            ReceiverKind::PagerDuty { .. } => "pagerduty",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RouteMatch {
+    pub severities: Vec<Severity>,
+    pub kinds: Vec<Kind>,
+    pub certs: Match,
+}
+
+impl RouteMatch {
+    pub fn matches(&self, f: &Finding) -> bool {
+        (self.severities.is_empty() || self.severities.contains(&f.severity))
+            && (self.kinds.is_empty() || self.kinds.contains(&f.kind))
+            && self.certs.matches(&f.sources, &f.tags, &f.ekus)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    pub matcher: RouteMatch,
+    pub receivers: Vec<String>,
+    pub digest: bool,
+    pub immediate_severity: Severity,
+    /// Re-notify intervals by severity (info, warning, critical).
+    pub renotify: [Option<i64>; 3],
+    pub escalate_after: Option<i64>,
+    pub escalate_to: Option<String>,
+    pub resolve_notice: bool,
+}
+
+impl Route {
+    pub fn renotify_after(&self, s: Severity) -> Option<i64> {
+        self.renotify[s as usize]
+    }
+
+    /// Whether a notification of this severity waits for the digest.
+    pub fn holds(&self, s: Severity) -> bool {
+        self.digest && s < self.immediate_severity
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    pub receivers: Vec<Receiver>,
+    pub routes: Vec<Route>,
+    pub retry_initial: i64,
+    pub retry_max: i64,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings { receivers: Vec::new(), routes: Vec::new(), retry_initial: 30, retry_max: 3600 }
+    }
+}
+
+impl AlertSettings {
+    pub fn receiver(&self, name: &str) -> Option<&Receiver> {
+        self.receivers.iter().find(|r| r.name == name)
+    }
+
+    pub fn route(&self, name: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.name == name)
+    }
+}
+
+type PathedError = (Vec<String>, String);
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Pure validation of the `alerts:` section.
+pub fn validate(a: &AlertsConfig, base: &Path, errs: &mut Vec<PathedError>) -> AlertSettings {
+    let at = |parts: &[&str]| -> Vec<String> {
+        let mut v = vec!["alerts".to_string()];
+        v.extend(parts.iter().map(|s| s.to_string()));
+        v
+    };
+    let dur = |d: &crate::config::DurationSpec, path: Vec<String>, errs: &mut Vec<PathedError>| -> Duration {
+        d.duration().unwrap_or_else(|m| {
+            errs.push((path, m));
+            Duration::ZERO
+        })
+    };
+    let secret = |s: &str, path: Vec<String>, errs: &mut Vec<PathedError>| -> Option<SecretRef> {
+        SecretRef::parse(s).map_err(|m| errs.push((path, m))).ok()
+    };
+    let mut receivers: Vec<Receiver> = Vec::new();
+    for (i, r) in a.receivers.iter().enumerate() {
+        let idx = i.to_string();
+        let here = |f: &str| at(&["receivers", &idx, f]);
+        let (name, kind) = match r {
+            ReceiverConfig::Email(e) => {
+                let default_port = match e.smtp.tls {
+                    SmtpTls::Starttls => 587,
+                    SmtpTls::Tls => 465,
+                    SmtpTls::None => 25,
+                };
+                if e.smtp.tls == SmtpTls::None && !is_loopback(&e.smtp.host) {
+                    errs.push((at(&["receivers", &idx, "smtp", "tls"]), format!("plain SMTP is only allowed to a loopback host, not `{}`", e.smtp.host)));
+                }
+                if e.to.is_empty() {
+                    errs.push((here("to"), "at least one recipient is required".into()));
+                }
+                for (j, addr) in e.to.iter().enumerate() {
+                    if addr.parse::<lettre::message::Mailbox>().is_err() {
+                        errs.push((at(&["receivers", &idx, "to", &j.to_string()]), format!("`{addr}` is not an email address")));
+                    }
+                }
+                if e.from.parse::<lettre::message::Mailbox>().is_err() {
+                    errs.push((here("from"), format!("`{}` is not an email address", e.from)));
+                }
+                let password = e.smtp.password.as_deref().and_then(|p| secret(p, at(&["receivers", &idx, "smtp", "password"]), errs));
+                if password.is_some() != e.smtp.username.is_some() {
+                    errs.push((at(&["receivers", &idx, "smtp"]), "username and password go together".into()));
+                }
+                let smtp = Smtp {
+                    host: e.smtp.host.clone(),
+                    port: e.smtp.port.unwrap_or(default_port),
+                    tls: e.smtp.tls,
+                    username: e.smtp.username.clone(),
+                    password,
+                    ca_file: e.smtp.ca_file.as_ref().map(|f| base.join(f)),
+                    timeout: dur(&e.smtp.timeout, at(&["receivers", &idx, "smtp", "timeout"]), errs),
+                };
+                (e.name.clone(), ReceiverKind::Email { to: e.to.clone(), from: e.from.clone(), smtp })
+            }
+            ReceiverConfig::Webhook(w) => {
+                let url = url_value(&w.url, here("url"), errs);
+                let secret = w.secret.as_deref().and_then(|s| secret(s, here("secret"), errs));
+                (w.name.clone(), ReceiverKind::Webhook { url, secret, timeout: dur(&w.timeout, here("timeout"), errs) })
+            }
+            ReceiverConfig::Slack(s) => (s.name.clone(), ReceiverKind::Slack { url: url_value(&s.url, here("url"), errs), timeout: dur(&s.timeout, here("timeout"), errs) }),
+            ReceiverConfig::Pagerduty(p) => {
+                let key = secret(&p.routing_key, here("routing_key"), errs);
+                if !(p.url.starts_with("https://") || p.url.starts_with("http://")) {
+                    errs.push((here("url"), format!("`{}` is not an http(s) URL", p.url)));
+                }
+                let Some(routing_key) = key else { continue };
+                (p.name.clone(), ReceiverKind::PagerDuty { routing_key, url: p.url.clone(), timeout: dur(&p.timeout, here("timeout"), errs) })
+            }
+        };
+        if !valid_name(&name) {
+            errs.push((here("name"), format!("`{name}` is not a valid receiver name")));
+        } else if receivers.iter().any(|r| r.name == name) {
+            errs.push((here("name"), format!("duplicate receiver name `{name}`")));
+        }
+        receivers.push(Receiver { name, kind });
+    }
+    let mut routes: Vec<Route> = Vec::new();
+    for (i, r) in a.routes.iter().enumerate() {
+        let idx = i.to_string();
+        let here = |f: &str| at(&["routes", &idx, f]);
+        if !valid_name(&r.name) {
+            errs.push((here("name"), format!("`{}` is not a valid route name", r.name)));
+        } else if routes.iter().any(|x| x.name == r.name) {
+            errs.push((here("name"), format!("duplicate route name `{}`", r.name)));
+        }
+        if r.receivers.is_empty() {
+            errs.push((here("receivers"), "at least one receiver is required".into()));
+        }
+        for (j, name) in r.receivers.iter().enumerate() {
+            if !a.receivers.iter().any(|rc| receiver_name(rc) == name) {
+                let known: Vec<&str> = a.receivers.iter().map(receiver_name).collect();
+                errs.push((at(&["routes", &idx, "receivers", &j.to_string()]), format!("no receiver named `{name}` (defined: {})", known.join(", "))));
+            }
+        }
+        let mut severities = Vec::new();
+        for (j, s) in r.matcher.severity.iter().enumerate() {
+            match Severity::parse(s) {
+                Some(v) => severities.push(v),
+                None => errs.push((at(&["routes", &idx, "match", "severity", &j.to_string()]), format!("`{s}` is not info, warning or critical"))),
+            }
+        }
+        let mut kinds = Vec::new();
+        for (j, k) in r.matcher.kind.iter().enumerate() {
+            match Kind::parse(k) {
+                Some(v) => kinds.push(v),
+                None => {
+                    let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+                    errs.push((at(&["routes", &idx, "match", "kind", &j.to_string()]), format!("`{k}` is not a finding kind ({})", all.join(", "))))
+                }
+            }
+        }
+        let immediate_severity = Severity::parse(&r.immediate_severity).unwrap_or_else(|| {
+            errs.push((here("immediate_severity"), format!("`{}` is not info, warning or critical", r.immediate_severity)));
+            Severity::Critical
+        });
+        let mut secs = |d: &Option<crate::config::DurationSpec>, f: &str| d.as_ref().map(|d| dur(d, at(&["routes", &idx, "renotify", f]), errs).as_secs() as i64);
+        let renotify = [secs(&r.renotify.info, "info"), secs(&r.renotify.warning, "warning"), secs(&r.renotify.critical, "critical")];
+        if let Some(target) = &r.escalate_to {
+            if target == &r.name {
+                errs.push((here("escalate_to"), "a route cannot escalate to itself".into()));
+            } else if !a.routes.iter().any(|x| &x.name == target) {
+                errs.push((here("escalate_to"), format!("no route named `{target}`")));
+            }
+            if r.escalate_after.is_none() {
+                errs.push((here("escalate_after"), "escalate_to needs escalate_after".into()));
+            }
+        }
+        let escalate_after = r.escalate_after.as_ref().map(|d| dur(d, here("escalate_after"), errs).as_secs() as i64);
+        routes.push(Route {
+            name: r.name.clone(),
+            matcher: RouteMatch {
+                severities,
+                kinds,
+                certs: Match {
+                    sources: r.matcher.source.clone(),
+                    tags: r.matcher.tag.clone(),
+                    ekus: r.matcher.eku.iter().map(|e| crate::x509::cert::normalise_eku(e)).collect(),
+                },
+            },
+            receivers: r.receivers.clone(),
+            digest: r.mode == RouteMode::Digest,
+            immediate_severity,
+            renotify,
+            escalate_after,
+            escalate_to: r.escalate_to.clone(),
+            resolve_notice: r.resolve_notice,
+        });
+    }
+    let retry_initial = dur(&a.retry_initial, at(&["retry_initial"]), errs).as_secs().max(1) as i64;
+    let retry_max = dur(&a.retry_max, at(&["retry_max"]), errs).as_secs().max(1) as i64;
+    AlertSettings { receivers, routes, retry_initial, retry_max }
+}
+
+fn receiver_name(r: &ReceiverConfig) -> &str {
+    match r {
+        ReceiverConfig::Email(e) => &e.name,
+        ReceiverConfig::Webhook(w) => &w.name,
+        ReceiverConfig::Slack(s) => &s.name,
+        ReceiverConfig::Pagerduty(p) => &p.name,
+    }
+}
+
+fn url_value(s: &str, path: Vec<String>, errs: &mut Vec<PathedError>) -> Value {
+    match Value::parse(s) {
+        Ok(Value::Literal(u)) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+            errs.push((path, format!("`{u}` is not an http(s) URL")));
+            Value::Literal(u)
+        }
+        Ok(v) => v,
+        Err(m) => {
+            errs.push((path, m));
+            Value::Literal(String::new())
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! The alert state machine (pure). One alert per (certificate, finding kind):
+//! firing → acknowledged → resolved, with silences on top. Given the current findings, the open
+//! alerts, the active silences and the routes, [`step`] returns the changes to make and the
+//! notifications they cause; the store applies them in one transaction.
+//!
+//! Rules: a new finding notifies every matching route once; a still-firing, unacknowledged,
+//! unsilenced alert is re-notified after the route's interval for its severity; a rise in
+//! severity notifies again (even when acknowledged); an alert nobody acknowledged within the
+//! route's `escalate_after` is escalated once to `escalate_to`; a finding that disappears
+//! resolves its alert, with a notice to the routes that were told about it.
+
+use super::settings::Route;
+use crate::model::UnixTime;
+use crate::policy::{Finding, Kind, Severity};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Event {
+    Firing,
+    Reminder,
+    Escalation,
+    Resolved,
+    Test,
+}
+
+impl Event {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Firing => "firing",
+            Event::Reminder => "reminder",
+            Event::Escalation => "escalation",
+            Event::Resolved => "resolved",
+            Event::Test => "test",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    Firing,
+    Acknowledged,
+    Resolved,
+}
+
+impl AlertState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Firing => "firing",
+            AlertState::Acknowledged => "acknowledged",
+            AlertState::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> AlertState {
+        match s {
+            "acknowledged" => AlertState::Acknowledged,
+            "resolved" => AlertState::Resolved,
+            _ => AlertState::Firing,
+        }
+    }
+}
+
+/// An open (firing or acknowledged) alert as the state machine sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenAlert {
+    pub id: i64,
+    pub cert_id: i64,
+    pub kind: Kind,
+    pub severity: Severity,
+    pub state: AlertState,
+    pub opened_at: UnixTime,
+    pub last_notified_at: Option<UnixTime>,
+    pub escalated_at: Option<UnixTime>,
+    pub routes_notified: Vec<String>,
+}
+
+/// A silence: matches one certificate by fingerprint, or certificates by source/tag/kind/EKU.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Silence {
+    pub id: i64,
+    pub fingerprint: Option<String>,
+    pub source: Option<String>,
+    pub tag: Option<String>,
+    pub kind: Option<String>,
+    pub eku: Option<String>,
+    pub reason: String,
+    pub created_by: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+impl Silence {
+    pub fn matches(&self, f: &Finding) -> bool {
+        self.fingerprint.as_ref().is_none_or(|p| f.fingerprint.starts_with(p.as_str()))
+            && self.source.as_ref().is_none_or(|s| f.sources.contains(s))
+            && self.tag.as_ref().is_none_or(|t| f.tags.contains(t))
+            && self.kind.as_ref().is_none_or(|k| f.kind.as_str() == k)
+            && self.eku.as_ref().is_none_or(|e| f.ekus.contains(e))
+    }
+}
+
+/// A notification to enqueue: one per receiver of `route`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notify {
+    pub route: String,
+    pub receivers: Vec<String>,
+    pub event: Event,
+    /// Waits for the route's digest.
+    pub held: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// A new alert for `findings[finding]`.
+    Open { finding: usize, notify: Vec<Notify> },
+    /// An open alert whose finding is still there (severity and reason refreshed).
+    Update { alert_id: i64, finding: usize, notify: Vec<Notify>, escalated: bool },
+    /// An open alert whose finding is gone.
+    Resolve { alert_id: i64, notify: Vec<Notify> },
+}
+
+fn to_route(r: &Route, event: Event, severity: Severity) -> Notify {
+    Notify { route: r.name.clone(), receivers: r.receivers.clone(), event, held: r.holds(severity) }
+}
+
+/// Computes the changes for one evaluation at `now`.
+pub fn step(findings: &[Finding], open: &[OpenAlert], silences: &[Silence], routes: &[Route], now: UnixTime) -> Vec<Change> {
+    let mut changes = Vec::new();
+    let active: Vec<&Silence> = silences.iter().filter(|s| s.expires_at > now).collect();
+    let mut seen = vec![false; open.len()];
+    for (i, f) in findings.iter().enumerate() {
+        let silenced = active.iter().any(|s| s.matches(f));
+        let matching: Vec<&Route> = routes.iter().filter(|r| r.matcher.matches(f)).collect();
+        let existing = open.iter().position(|a| a.cert_id == f.cert_id && a.kind == f.kind);
+        let Some(ai) = existing else {
+            let notify = if silenced { Vec::new() } else { matching.iter().map(|r| to_route(r, Event::Firing, f.severity)).collect() };
+            changes.push(Change::Open { finding: i, notify });
+            continue;
+        };
+        seen[ai] = true;
+        let a = &open[ai];
+        let mut notify = Vec::new();
+        let mut escalated = false;
+        let rose = f.severity > a.severity;
+        if !silenced {
+            if rose {
+                notify.extend(matching.iter().map(|r| to_route(r, Event::Firing, f.severity)));
+            } else if a.state == AlertState::Firing {
+                for r in &matching {
+                    let due = match a.last_notified_at {
+                        // Never told (opened while silenced, or the route is new): tell now.
+                        None => true,
+                        Some(t) => !a.routes_notified.contains(&r.name) || r.renotify_after(f.severity).is_some_and(|iv| now - t >= iv),
+                    };
+                    if due {
+                        let event = if a.last_notified_at.is_none() || !a.routes_notified.contains(&r.name) { Event::Firing } else { Event::Reminder };
+                        notify.push(to_route(r, event, f.severity));
+                    }
+                }
+            }
+            if a.state == AlertState::Firing && a.escalated_at.is_none() {
+                for r in &matching {
+                    if let (Some(after), Some(target)) = (r.escalate_after, &r.escalate_to)
+                        && now - a.opened_at >= after
+                        && let Some(t) = routes.iter().find(|x| &x.name == target)
+                    {
+                        notify.push(Notify { route: t.name.clone(), receivers: t.receivers.clone(), event: Event::Escalation, held: false });
+                        escalated = true;
+                        break;
+                    }
+                }
+            }
+        }
+        changes.push(Change::Update { alert_id: a.id, finding: i, notify, escalated });
+    }
+    for (a, _) in open.iter().zip(&seen).filter(|(_, s)| !**s) {
+        let notify = routes
+            .iter()
+            .filter(|r| r.resolve_notice && a.routes_notified.contains(&r.name))
+            .map(|r| Notify { route: r.name.clone(), receivers: r.receivers.clone(), event: Event::Resolved, held: r.digest })
+            .collect();
+        changes.push(Change::Resolve { alert_id: a.id, notify });
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::settings::RouteMatch;
+
+    fn finding(cert_id: i64, kind: Kind, severity: Severity) -> Finding {
+        Finding {
+            cert_id,
+            fingerprint: format!("{cert_id:064x}"),
+            name: format!("c{cert_id}"),
+            kind,
+            severity,
+            reason: "r".into(),
+            action: "a".into(),
+            sources: vec!["web".into()],
+            tags: vec!["prod".into()],
+            ekus: vec![],
+            not_after: 0,
+        }
+    }
+
+    fn route(name: &str, severities: &[Severity]) -> Route {
+        Route {
+            name: name.into(),
+            matcher: RouteMatch { severities: severities.to_vec(), ..RouteMatch::default() },
+            receivers: vec![format!("{name}-rx")],
+            digest: false,
+            immediate_severity: Severity::Critical,
+            renotify: [None, Some(7 * 86_400), Some(86_400)],
+            escalate_after: None,
+            escalate_to: None,
+            resolve_notice: true,
+        }
+    }
+
+    fn alert(id: i64, f: &Finding, opened: i64, notified: Option<i64>, routes: &[&str]) -> OpenAlert {
+        OpenAlert {
+            id,
+            cert_id: f.cert_id,
+            kind: f.kind,
+            severity: f.severity,
+            state: AlertState::Firing,
+            opened_at: opened,
+            last_notified_at: notified,
+            escalated_at: None,
+            routes_notified: routes.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn events(changes: &[Change]) -> Vec<(String, Event)> {
+        changes
+            .iter()
+            .flat_map(|c| match c {
+                Change::Open { notify, .. } | Change::Update { notify, .. } | Change::Resolve { notify, .. } => notify.clone(),
+            })
+            .map(|n| (n.route, n.event))
+            .collect()
+    }
+
+    #[test]
+    fn new_finding_notifies_matching_routes_once() {
+        let f = finding(1, Kind::Expiring, Severity::Warning);
+        let routes = [route("mail", &[Severity::Warning, Severity::Critical]), route("pager", &[Severity::Critical])];
+        let c = step(std::slice::from_ref(&f), &[], &[], &routes, 1000);
+        assert_eq!(events(&c), vec![("mail".to_string(), Event::Firing)]);
+        // The same finding on the next scan: nothing new until the interval passes.
+        let open = [alert(7, &f, 1000, Some(1000), &["mail"])];
+        assert_eq!(events(&step(std::slice::from_ref(&f), &open, &[], &routes, 2000)), vec![]);
+        assert_eq!(events(&step(std::slice::from_ref(&f), &open, &[], &routes, 1000 + 7 * 86_400)), vec![("mail".to_string(), Event::Reminder)]);
+    }
+
+    #[test]
+    fn severity_rise_notifies_even_when_acknowledged() {
+        let routes = [route("mail", &[Severity::Warning, Severity::Critical]), route("pager", &[Severity::Critical])];
+        let warn = finding(1, Kind::Expiring, Severity::Warning);
+        let mut open = alert(7, &warn, 0, Some(0), &["mail"]);
+        open.state = AlertState::Acknowledged;
+        let crit = finding(1, Kind::Expiring, Severity::Critical);
+        let got = events(&step(&[crit], &[open], &[], &routes, 10));
+        assert_eq!(got, vec![("mail".to_string(), Event::Firing), ("pager".to_string(), Event::Firing)]);
+    }
+
+    #[test]
+    fn acknowledged_alerts_get_no_reminders_or_escalation() {
+        let mut r = route("pager", &[Severity::Critical]);
+        r.escalate_after = Some(3600);
+        r.escalate_to = Some("boss".into());
+        let routes = [r, route("boss", &[Severity::Info])];
+        let f = finding(1, Kind::Expired, Severity::Critical);
+        let mut a = alert(1, &f, 0, Some(0), &["pager"]);
+        // Unacknowledged past the deadline: escalated once.
+        let c = step(std::slice::from_ref(&f), std::slice::from_ref(&a), &[], &routes, 7200);
+        assert_eq!(events(&c), vec![("boss".to_string(), Event::Escalation)]);
+        assert!(matches!(c[0], Change::Update { escalated: true, .. }));
+        a.escalated_at = Some(7200);
+        assert_eq!(events(&step(std::slice::from_ref(&f), std::slice::from_ref(&a), &[], &routes, 8000)), vec![]);
+        a.escalated_at = None;
+        a.state = AlertState::Acknowledged;
+        assert_eq!(events(&step(std::slice::from_ref(&f), &[a], &[], &routes, 200_000)), vec![]);
+    }
+
+    #[test]
+    fn silences_suppress_and_expire() {
+        let routes = [route("mail", &[])];
+        let f = finding(1, Kind::Expiring, Severity::Warning);
+        let s = Silence {
+            id: 1,
+            fingerprint: None,
+            source: Some("web".into()),
+            tag: None,
+            kind: Some("expiring".into()),
+            eku: None,
+            reason: "maintenance".into(),
+            created_by: "t".into(),
+            created_at: 0,
+            expires_at: 100,
+        };
+        let c = step(std::slice::from_ref(&f), &[], std::slice::from_ref(&s), &routes, 50);
+        assert_eq!(events(&c), vec![]);
+        assert!(matches!(c[0], Change::Open { .. }));
+        // Opened while silenced: once the silence expires, the alert is told for the first time.
+        let a = alert(1, &f, 50, None, &[]);
+        assert_eq!(events(&step(std::slice::from_ref(&f), std::slice::from_ref(&a), &[s], &routes, 100)), vec![("mail".to_string(), Event::Firing)]);
+    }
+
+    #[test]
+    fn resolution_notifies_the_routes_that_were_told() {
+        let routes = [route("mail", &[]), route("quiet", &[])];
+        let f = finding(1, Kind::Revoked, Severity::Critical);
+        let a = alert(3, &f, 0, Some(0), &["mail"]);
+        let c = step(&[], &[a], &[], &routes, 10);
+        assert_eq!(c, vec![Change::Resolve { alert_id: 3, notify: vec![Notify { route: "mail".into(), receivers: vec!["mail-rx".into()], event: Event::Resolved, held: false }] }]);
+    }
+
+    #[test]
+    fn digest_routes_hold_below_the_immediate_severity() {
+        let mut r = route("digest", &[]);
+        r.digest = true;
+        let c = step(&[finding(1, Kind::Expiring, Severity::Warning), finding(2, Kind::Expired, Severity::Critical)], &[], &[], &[r], 0);
+        let held: Vec<bool> = c
+            .iter()
+            .map(|c| match c {
+                Change::Open { notify, .. } => notify[0].held,
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(held, vec![true, false]);
+    }
+}

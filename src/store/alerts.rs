@@ -1,0 +1,394 @@
+//! Store access for alerts, silences and the notification outbox. State changes and the
+//! notifications they cause are written in one transaction: a notification exists in the
+//! outbox before anything is sent, and its key makes it unique per state change.
+
+use super::{Result, Store};
+use crate::model::UnixTime;
+use crate::notify::state::{AlertState, Change, Event, Notify, OpenAlert, Silence};
+use crate::policy::{Finding, Kind, Severity};
+use rusqlite::{OptionalExtension, params};
+
+/// An alert row for listing.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AlertRow {
+    pub id: i64,
+    pub cert_id: i64,
+    pub fingerprint: String,
+    pub name: String,
+    pub kind: String,
+    pub severity: String,
+    pub state: String,
+    pub reason: String,
+    pub action: String,
+    pub opened_at: UnixTime,
+    pub last_notified_at: Option<UnixTime>,
+    pub notifications: i64,
+    pub escalated_at: Option<UnixTime>,
+    pub acked_at: Option<UnixTime>,
+    pub acked_by: Option<String>,
+    pub resolved_at: Option<UnixTime>,
+}
+
+/// An outbox row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub key: String,
+    pub alert_id: Option<i64>,
+    pub route: String,
+    pub receiver: String,
+    pub event: String,
+    pub severity: String,
+    pub payload: serde_json::Value,
+    pub held: bool,
+    pub created_at: UnixTime,
+    pub next_attempt_at: UnixTime,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub sent_at: Option<UnixTime>,
+}
+
+/// What applying one evaluation did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Applied {
+    pub opened: usize,
+    pub resolved: usize,
+    pub escalated: usize,
+    pub notifications: usize,
+}
+
+/// The JSON carried by a notification about a finding.
+pub fn payload(f: &Finding, event: Event, alert_id: i64, route: &str, opened_at: UnixTime) -> serde_json::Value {
+    serde_json::json!({
+        "event": event.as_str(),
+        "alert_id": alert_id,
+        "kind": f.kind.as_str(),
+        "severity": f.severity.as_str(),
+        "certificate": {
+            "fingerprint": f.fingerprint,
+            "name": f.name,
+            "not_after": f.not_after,
+            "not_after_rfc3339": crate::model::format_time(f.not_after),
+        },
+        "reason": f.reason,
+        "action": f.action,
+        "sources": f.sources,
+        "tags": f.tags,
+        "route": route,
+        "opened_at": opened_at,
+        "dedup_key": format!("certvigil:{}:{}", &f.fingerprint[..16.min(f.fingerprint.len())], f.kind.as_str()),
+    })
+}
+
+fn outbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+    let payload: String = r.get(7)?;
+    Ok(OutboxRow {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        alert_id: r.get(2)?,
+        route: r.get(3)?,
+        receiver: r.get(4)?,
+        event: r.get(5)?,
+        severity: r.get(6)?,
+        payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+        held: r.get(8)?,
+        created_at: r.get(9)?,
+        next_attempt_at: r.get(10)?,
+        attempts: r.get(11)?,
+        last_error: r.get(12)?,
+        sent_at: r.get(13)?,
+    })
+}
+
+const OUTBOX_COLUMNS: &str = "id, key, alert_id, route, receiver, event, severity, payload, held, created_at, next_attempt_at, attempts, last_error, sent_at";
+
+impl Store {
+    pub fn open_alerts(&self) -> Result<Vec<OpenAlert>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, cert_id, kind, severity, state, opened_at, last_notified_at, escalated_at, routes_notified FROM alerts WHERE state != 'resolved' ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let kind: String = r.get(2)?;
+            let sev: String = r.get(3)?;
+            let state: String = r.get(4)?;
+            let routes: String = r.get(8)?;
+            Ok(OpenAlert {
+                id: r.get(0)?,
+                cert_id: r.get(1)?,
+                kind: Kind::parse(&kind).unwrap_or(Kind::Expiring),
+                severity: Severity::parse(&sev).unwrap_or(Severity::Warning),
+                state: AlertState::parse(&state),
+                opened_at: r.get(5)?,
+                last_notified_at: r.get(6)?,
+                escalated_at: r.get(7)?,
+                routes_notified: serde_json::from_str(&routes).unwrap_or_default(),
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
+    /// Applies the state machine's changes and enqueues their notifications, atomically.
+    pub fn apply_alert_changes(&mut self, changes: &[Change], findings: &[Finding], now: UnixTime) -> Result<Applied> {
+        let tx = self.conn.transaction()?;
+        let mut applied = Applied::default();
+        let enqueue = |tx: &rusqlite::Transaction<'_>, alert_id: i64, seq: i64, f: Option<&Finding>, severity: &str, opened: UnixTime, notify: &[Notify], applied: &mut Applied| -> Result<()> {
+            for n in notify {
+                for rx in &n.receivers {
+                    let key = format!("alert/{alert_id}/{seq}/{}/{rx}/{}", n.route, n.event.as_str());
+                    let body = match f {
+                        Some(f) => payload(f, n.event, alert_id, &n.route, opened),
+                        None => resolved_payload(tx, alert_id, &n.route)?,
+                    };
+                    let inserted = tx.execute(
+                        "INSERT OR IGNORE INTO outbox (key, alert_id, route, receiver, event, severity, payload, held, created_at, next_attempt_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                        params![key, alert_id, n.route, rx, n.event.as_str(), severity, body.to_string(), n.held, now],
+                    )?;
+                    applied.notifications += inserted;
+                }
+            }
+            Ok(())
+        };
+        let routes_json = |prev: &[String], notify: &[Notify]| -> String {
+            let mut all: Vec<String> = prev.to_vec();
+            for n in notify.iter().filter(|n| n.event != Event::Escalation) {
+                if !all.contains(&n.route) {
+                    all.push(n.route.clone());
+                }
+            }
+            serde_json::to_string(&all).unwrap_or_else(|_| "[]".into())
+        };
+        for c in changes {
+            match c {
+                Change::Open { finding, notify } => {
+                    let f = &findings[*finding];
+                    let notified = !notify.is_empty();
+                    tx.execute(
+                        "INSERT INTO alerts (cert_id, kind, severity, state, reason, action, opened_at, last_notified_at, notifications, routes_notified, seq)
+                         VALUES (?1, ?2, ?3, 'firing', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                        params![
+                            f.cert_id,
+                            f.kind.as_str(),
+                            f.severity.as_str(),
+                            f.reason,
+                            f.action,
+                            now,
+                            notified.then_some(now),
+                            notify.iter().map(|n| n.receivers.len() as i64).sum::<i64>(),
+                            routes_json(&[], notify),
+                            i64::from(notified)
+                        ],
+                    )?;
+                    let id = tx.last_insert_rowid();
+                    applied.opened += 1;
+                    enqueue(&tx, id, 1, Some(f), f.severity.as_str(), now, notify, &mut applied)?;
+                }
+                Change::Update { alert_id, finding, notify, escalated } => {
+                    let f = &findings[*finding];
+                    let (seq, opened, prev): (i64, i64, String) =
+                        tx.query_row("SELECT seq, opened_at, routes_notified FROM alerts WHERE id = ?1", [alert_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                    let prev: Vec<String> = serde_json::from_str(&prev).unwrap_or_default();
+                    tx.execute("UPDATE alerts SET severity = ?2, reason = ?3, action = ?4 WHERE id = ?1", params![alert_id, f.severity.as_str(), f.reason, f.action])?;
+                    if !notify.is_empty() {
+                        let seq = seq + 1;
+                        tx.execute(
+                            "UPDATE alerts SET seq = ?2, last_notified_at = CASE WHEN ?5 THEN last_notified_at ELSE ?3 END,
+                               notifications = notifications + ?4, routes_notified = ?6 WHERE id = ?1",
+                            params![
+                                alert_id,
+                                seq,
+                                now,
+                                notify.iter().map(|n| n.receivers.len() as i64).sum::<i64>(),
+                                notify.iter().all(|n| n.event == Event::Escalation),
+                                routes_json(&prev, notify)
+                            ],
+                        )?;
+                        enqueue(&tx, *alert_id, seq, Some(f), f.severity.as_str(), opened, notify, &mut applied)?;
+                    }
+                    if *escalated {
+                        tx.execute("UPDATE alerts SET escalated_at = ?2 WHERE id = ?1", params![alert_id, now])?;
+                        applied.escalated += 1;
+                    }
+                }
+                Change::Resolve { alert_id, notify } => {
+                    let (seq, opened, severity): (i64, i64, String) =
+                        tx.query_row("SELECT seq, opened_at, severity FROM alerts WHERE id = ?1", [alert_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                    tx.execute("UPDATE alerts SET state = 'resolved', resolved_at = ?2, seq = ?3 WHERE id = ?1", params![alert_id, now, seq + 1])?;
+                    applied.resolved += 1;
+                    enqueue(&tx, *alert_id, seq + 1, None, &severity, opened, notify, &mut applied)?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(applied)
+    }
+
+    pub fn alerts(&self, include_resolved: bool) -> Result<Vec<AlertRow>> {
+        let sql = format!(
+            "SELECT a.id, a.cert_id, c.fingerprint, COALESCE(c.common_name, c.subject), a.kind, a.severity, a.state, a.reason, a.action, a.opened_at,
+                    a.last_notified_at, a.notifications, a.escalated_at, a.acked_at, a.acked_by, a.resolved_at
+             FROM alerts a JOIN certificates c ON c.id = a.cert_id {} ORDER BY a.state = 'resolved', a.severity = 'critical' DESC, a.id",
+            if include_resolved { "" } else { "WHERE a.state != 'resolved'" }
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([], |r| {
+            Ok(AlertRow {
+                id: r.get(0)?,
+                cert_id: r.get(1)?,
+                fingerprint: r.get(2)?,
+                name: r.get(3)?,
+                kind: r.get(4)?,
+                severity: r.get(5)?,
+                state: r.get(6)?,
+                reason: r.get(7)?,
+                action: r.get(8)?,
+                opened_at: r.get(9)?,
+                last_notified_at: r.get(10)?,
+                notifications: r.get(11)?,
+                escalated_at: r.get(12)?,
+                acked_at: r.get(13)?,
+                acked_by: r.get(14)?,
+                resolved_at: r.get(15)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
+    /// Acknowledges open alerts: by alert id, or every open alert of a certificate (optionally
+    /// of one kind). Returns how many were acknowledged.
+    pub fn ack(&mut self, alert_id: Option<i64>, cert_id: Option<i64>, kind: Option<&str>, by: &str, note: Option<&str>, now: UnixTime) -> Result<usize> {
+        Ok(self.conn.execute(
+            "UPDATE alerts SET state = 'acknowledged', acked_at = ?4, acked_by = ?5, ack_note = ?6
+             WHERE state = 'firing' AND (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR cert_id = ?2) AND (?3 IS NULL OR kind = ?3)",
+            params![alert_id, cert_id, kind, now, by, note],
+        )?)
+    }
+
+    pub fn add_silence(&mut self, s: &Silence) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO silences (fingerprint, source, tag, kind, eku, reason, created_by, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![s.fingerprint, s.source, s.tag, s.kind, s.eku, s.reason, s.created_by, s.created_at, s.expires_at],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Silences in force at `now` (or all, with `include_expired`).
+    pub fn silences(&self, now: UnixTime, include_expired: bool) -> Result<Vec<Silence>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, fingerprint, source, tag, kind, eku, reason, created_by, created_at, COALESCE(expired_at, expires_at) FROM silences
+             WHERE ?2 OR (COALESCE(expired_at, expires_at) > ?1) ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![now, include_expired], |r| {
+            Ok(Silence {
+                id: r.get(0)?,
+                fingerprint: r.get(1)?,
+                source: r.get(2)?,
+                tag: r.get(3)?,
+                kind: r.get(4)?,
+                eku: r.get(5)?,
+                reason: r.get(6)?,
+                created_by: r.get(7)?,
+                created_at: r.get(8)?,
+                expires_at: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
+    pub fn expire_silence(&mut self, id: i64, now: UnixTime) -> Result<bool> {
+        Ok(self.conn.execute("UPDATE silences SET expired_at = ?2 WHERE id = ?1 AND expired_at IS NULL AND expires_at > ?2", params![id, now])? > 0)
+    }
+
+    /// Notifications due now: unsent, not held for a digest, next attempt reached.
+    pub fn due_outbox(&self, now: UnixTime, limit: usize) -> Result<Vec<OutboxRow>> {
+        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE sent_at IS NULL AND held = 0 AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(params![now, limit as i64], outbox_from_row)?;
+        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
+    /// Held notifications of a route, grouped later by receiver.
+    pub fn held_outbox(&self, route: &str) -> Result<Vec<OutboxRow>> {
+        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE sent_at IS NULL AND held = 1 AND route = ?1 ORDER BY id");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([route], outbox_from_row)?;
+        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
+    pub fn outbox(&self, include_sent: bool, limit: usize) -> Result<Vec<OutboxRow>> {
+        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ?1 OR sent_at IS NULL ORDER BY id DESC LIMIT ?2");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(params![include_sent, limit as i64], outbox_from_row)?;
+        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
+    /// Marks notifications delivered; `sent_as` names the digest that carried them.
+    pub fn mark_sent(&mut self, ids: &[i64], now: UnixTime, sent_as: Option<&str>) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for id in ids {
+            tx.execute("UPDATE outbox SET sent_at = ?2, sent_as = ?3, attempts = attempts + 1, last_error = NULL WHERE id = ?1 AND sent_at IS NULL", params![id, now, sent_as])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a failed attempt and when to try again.
+    pub fn mark_failed(&mut self, ids: &[i64], error: &str, next_attempt_at: UnixTime) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for id in ids {
+            tx.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1", params![id, error, next_attempt_at])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Enqueues a test notification (not tied to an alert).
+    pub fn enqueue_test(&mut self, key: &str, route: &str, receiver: &str, payload: &serde_json::Value, now: UnixTime) -> Result<i64> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO outbox (key, route, receiver, event, severity, payload, held, created_at, next_attempt_at) VALUES (?1, ?2, ?3, 'test', 'info', ?4, 0, ?5, ?5)",
+            params![key, route, receiver, payload.to_string(), now],
+        )?;
+        Ok(self.conn.query_row("SELECT id FROM outbox WHERE key = ?1", [key], |r| r.get(0))?)
+    }
+
+    /// Since when each certificate's revocation status has been continuously unknown.
+    pub fn revocation_unknown_since(&self) -> Result<std::collections::HashMap<i64, UnixTime>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT h.cert_id, MIN(h.at) FROM revocation_history h
+             WHERE h.status = 'unknown'
+               AND h.at > COALESCE((SELECT MAX(g.at) FROM revocation_history g WHERE g.cert_id = h.cert_id AND g.status != 'unknown'), -1)
+             GROUP BY h.cert_id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Gone certificates that vanished after `since` (for `retired` findings).
+    pub fn alert_exists(&self, cert_id: i64, kind: &str) -> Result<bool> {
+        Ok(self.conn.query_row("SELECT 1 FROM alerts WHERE cert_id = ?1 AND kind = ?2 AND state != 'resolved'", params![cert_id, kind], |_| Ok(())).optional()?.is_some())
+    }
+}
+
+/// The payload of a resolve notice, from the alert row.
+fn resolved_payload(tx: &rusqlite::Transaction<'_>, alert_id: i64, route: &str) -> Result<serde_json::Value> {
+    let (kind, severity, reason, fp, name, not_after, opened): (String, String, String, String, String, i64, i64) = tx.query_row(
+        "SELECT a.kind, a.severity, a.reason, c.fingerprint, COALESCE(c.common_name, c.subject), c.not_after, a.opened_at
+         FROM alerts a JOIN certificates c ON c.id = a.cert_id WHERE a.id = ?1",
+        [alert_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+    )?;
+    Ok(serde_json::json!({
+        "event": "resolved",
+        "alert_id": alert_id,
+        "kind": kind,
+        "severity": severity,
+        "certificate": {"fingerprint": fp, "name": name, "not_after": not_after, "not_after_rfc3339": crate::model::format_time(not_after)},
+        "reason": format!("resolved (was: {reason})"),
+        "action": "nothing to do",
+        "sources": [],
+        "tags": [],
+        "route": route,
+        "opened_at": opened,
+        "dedup_key": format!("certvigil:{}:{}", &fp[..16.min(fp.len())], kind),
+    }))
+}
