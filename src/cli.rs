@@ -94,6 +94,24 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Read a CRL file: verify it against its issuer and look serials up.
     Crl(CrlArgs),
+    /// Print every finding and what an evaluation would do (dry run: nothing is sent).
+    Plan(OutputArgs),
+    /// Run the policy, update alerts and send the notifications that are due.
+    Evaluate(OutputArgs),
+    /// List alerts.
+    Alerts(AlertsArgs),
+    /// Acknowledge alerts: by alert id, or all open alerts of a certificate.
+    Ack(AckArgs),
+    /// Silence notifications for a certificate or a match, for a while.
+    #[command(subcommand)]
+    Silence(SilenceCommand),
+    /// Alert delivery tools.
+    #[command(subcommand)]
+    Alert(AlertCommand),
+    /// Send the digest routes' queued notifications now.
+    Digest(DigestArgs),
+    /// List notifications waiting in the outbox (and, with --all, the sent ones).
+    Outbox(AlertsArgs),
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -175,6 +193,74 @@ pub struct ShowArgs {
     /// Print the certificate as PEM instead.
     #[arg(long)]
     pub pem: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
+    pub output: SummaryFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    /// Include resolved alerts (or sent notifications).
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
+    pub output: SummaryFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct AckArgs {
+    /// An alert id, or a certificate's fingerprint prefix or serial.
+    pub target: String,
+    /// Only alerts of this finding kind (with a certificate target).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Who acknowledges [default: $USER].
+    #[arg(long)]
+    pub by: Option<String>,
+    #[arg(long)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilenceCommand {
+    /// Silence a certificate (fingerprint prefix or serial) or a match such as
+    /// `source=web-prod,kind=expiring` (keys: source, tag, kind, eku).
+    Add {
+        target: String,
+        /// How long (e.g. 7d, 12h).
+        #[arg(long = "for", value_parser = parse_duration)]
+        duration: i64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// List silences in force (all with --all).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// End a silence now.
+    Expire { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertCommand {
+    /// Send a test message to every receiver of a route.
+    Test {
+        #[arg(long)]
+        route: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DigestArgs {
+    /// Only this route.
+    #[arg(long)]
+    pub route: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -329,6 +415,14 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Errors(a) => errors(cli, a),
         Command::Check(a) => check(cli, a),
         Command::Crl(a) => crl(cli, a),
+        Command::Plan(a) => plan(cli, a),
+        Command::Evaluate(a) => evaluate(cli, a),
+        Command::Alerts(a) => alerts(cli, a),
+        Command::Ack(a) => ack(cli, a),
+        Command::Silence(c) => silence(cli, c),
+        Command::Alert(AlertCommand::Test { route }) => alert_test(cli, route),
+        Command::Digest(a) => digest(cli, a),
+        Command::Outbox(a) => outbox(cli, a),
         Command::Inspect(a) => inspect(cli, a),
     }
 }
@@ -401,7 +495,28 @@ fn scan(cli: &Cli, a: &ScanArgs) -> Result<u8> {
 }
 
 /// Filters from `list`, applied to stored rows. Pure apart from its inputs.
-fn matches(c: &CertRow, a: &ListArgs, now: UnixTime, warning_secs: i64, tags: &std::collections::HashMap<String, Vec<String>>) -> bool {
+/// A certificate's expiry status under the policy that applies to it (thresholds in days or
+/// as a fraction of its lifetime, per source, tag and EKU).
+fn expiry_status(
+    c: &CertRow,
+    policy: &certvigil::policy::PolicySettings,
+    tags: &std::collections::HashMap<String, Vec<String>>,
+    now: UnixTime,
+) -> ExpiryStatus {
+    let f = &c.facts;
+    let mut t: Vec<String> = c.sources.iter().flat_map(|s| tags.get(s).cloned().unwrap_or_default()).collect();
+    t.dedup();
+    let window = policy.warning_window(&c.sources, &t, &f.ext_key_usage, f.not_before, f.not_after);
+    ExpiryStatus::at(f.not_before, f.not_after, now, window)
+}
+
+fn matches(
+    c: &CertRow,
+    a: &ListArgs,
+    now: UnixTime,
+    policy: &certvigil::policy::PolicySettings,
+    tags: &std::collections::HashMap<String, Vec<String>>,
+) -> bool {
     let f = &c.facts;
     if a.expiring_within.is_some_and(|w| f.not_after - now > w) {
         return false;
@@ -418,7 +533,7 @@ fn matches(c: &CertRow, a: &ListArgs, now: UnixTime, warning_secs: i64, tags: &s
             return false;
         }
     }
-    if !a.statuses.is_empty() && !a.statuses.contains(&ExpiryStatus::at(f.not_before, f.not_after, now, warning_secs)) {
+    if !a.statuses.is_empty() && !a.statuses.contains(&expiry_status(c, policy, tags, now)) {
         return false;
     }
     true
@@ -445,17 +560,16 @@ fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
     let s = settings(cli, false)?;
     let now = now(cli)?;
     let store = open_store(cli, &s)?;
-    let warning_secs = i64::from(s.warning_days) * 86_400;
     let tags = store.source_tags()?;
     let revocation = store.revocation_statuses()?;
     let rev_state = |c: &CertRow| revocation.get(&c.id).map(|r| r.state);
     let rows: Vec<CertRow> = store
         .certificates(a.all)?
         .into_iter()
-        .filter(|c| matches(c, a, now, warning_secs, &tags))
+        .filter(|c| matches(c, a, now, &s.policy, &tags))
         .filter(|c| a.revocation.is_empty() || rev_state(c).is_some_and(|s| a.revocation.contains(&s)))
         .collect();
-    let status = |c: &CertRow| ExpiryStatus::at(c.facts.not_before, c.facts.not_after, now, warning_secs);
+    let status = |c: &CertRow| expiry_status(c, &s.policy, &tags, now);
     let tags_of = |c: &CertRow| -> Vec<String> {
         let mut t: Vec<String> = c.sources.iter().flat_map(|s| tags.get(s).cloned().unwrap_or_default()).collect();
         t.sort();
@@ -602,9 +716,9 @@ fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
     let history = store.history(c.id)?;
     let revocation = store.revocation_status(c.id)?;
     let revocation_history = store.revocation_history(c.id)?;
-    let warning_secs = i64::from(s.warning_days) * 86_400;
     let f = &c.facts;
-    let status = ExpiryStatus::at(f.not_before, f.not_after, now, warning_secs);
+    let full = store.certificates(true)?.into_iter().find(|x| x.id == c.id).unwrap_or_else(|| c.clone());
+    let status = expiry_status(&full, &s.policy, &store.source_tags()?, now);
     if a.output == SummaryFormat::Json {
         let v = serde_json::json!({
             "certificate": c,
@@ -822,6 +936,290 @@ fn crl(cli: &Cli, a: &CrlArgs) -> Result<u8> {
         outln!("  {listed} of {} serials listed", serials.len());
     }
     Ok(if failed { EXIT_FAILURE } else { EXIT_OK })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+fn who(by: &Option<String>) -> String {
+    by.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into())
+}
+
+fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
+    use certvigil::notify::state::Change;
+    let s = settings(cli, false)?;
+    let now = now(cli)?;
+    let store = open_store(cli, &s)?;
+    let (findings, changes) = certvigil::evaluate::plan(&store, &s, now)?;
+    let mut planned: Vec<(usize, String)> = Vec::new();
+    let mut resolves = Vec::new();
+    for c in &changes {
+        match c {
+            Change::Open { finding, notify } | Change::Update { finding, notify, .. } => {
+                for n in notify {
+                    planned.push((
+                        *finding,
+                        format!(
+                            "{} → route {} ({}){}",
+                            n.event.as_str(),
+                            n.route,
+                            n.receivers.join(", "),
+                            if n.held { ", held for the digest" } else { "" }
+                        ),
+                    ));
+                }
+            }
+            Change::Resolve { alert_id, notify } => resolves.push((alert_id, notify.iter().map(|n| n.route.clone()).collect::<Vec<_>>())),
+        }
+    }
+    if a.output == SummaryFormat::Json {
+        let v = serde_json::json!({
+            "findings": findings,
+            "notifications": planned.iter().map(|(i, t)| serde_json::json!({"finding": i, "plan": t})).collect::<Vec<_>>(),
+            "resolves": resolves.iter().map(|(id, routes)| serde_json::json!({"alert_id": id, "routes": routes})).collect::<Vec<_>>(),
+        });
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(EXIT_OK);
+    }
+    for (i, f) in findings.iter().enumerate() {
+        outln!("{:<8}  {:<18}  {}  {}", f.severity.as_str().to_uppercase(), f.kind.as_str(), &f.fingerprint[..12], f.name);
+        outln!("          {}", f.reason);
+        outln!("          action: {}", f.action);
+        for (_, p) in planned.iter().filter(|(j, _)| *j == i) {
+            outln!("          would send: {p}");
+        }
+    }
+    for (id, routes) in &resolves {
+        outln!("alert {id} would resolve{}", if routes.is_empty() { String::new() } else { format!(" (notice to {})", routes.join(", ")) });
+    }
+    outln!(
+        "{} findings, {} notifications planned, {} alerts to resolve (dry run: nothing sent)",
+        findings.len(),
+        planned.len(),
+        resolves.len()
+    );
+    Ok(EXIT_OK)
+}
+
+fn evaluate(cli: &Cli, a: &OutputArgs) -> Result<u8> {
+    let s = settings(cli, false)?;
+    let now = now(cli)?;
+    let store = std::sync::Arc::new(std::sync::Mutex::new(open_store(cli, &s)?));
+    let report = runtime()?.block_on(certvigil::evaluate::evaluate(&store, &s, now))?;
+    if a.output == SummaryFormat::Json {
+        outln!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let ap = &report.applied;
+        outln!(
+            "{} findings: {} alerts opened, {} resolved, {} escalated; {} notifications queued, {} sent, {} failed",
+            report.findings,
+            ap.opened,
+            ap.resolved,
+            ap.escalated,
+            ap.notifications,
+            report.delivery.sent,
+            report.delivery.failed
+        );
+        for e in &report.delivery.errors {
+            outln!("  failed: {e} (will retry)");
+        }
+    }
+    Ok(if report.delivery.failed > 0 { EXIT_FAILURE } else { EXIT_OK })
+}
+
+fn alerts(cli: &Cli, a: &AlertsArgs) -> Result<u8> {
+    let s = settings(cli, false)?;
+    let now = now(cli)?;
+    let store = open_store(cli, &s)?;
+    let rows = store.alerts(a.all)?;
+    let silences = store.silences(now, false)?;
+    if a.output == SummaryFormat::Json {
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(EXIT_OK);
+    }
+    if rows.is_empty() {
+        outln!("no alerts");
+    }
+    for r in &rows {
+        let silenced = silences.iter().any(|si| {
+            si.fingerprint.as_ref().is_some_and(|p| r.fingerprint.starts_with(p.as_str())) && si.kind.as_ref().is_none_or(|k| *k == r.kind)
+        });
+        outln!(
+            "{:>5}  {:<8}  {:<18}  {:<13}  {}  {}",
+            r.id,
+            r.severity.to_uppercase(),
+            r.kind,
+            if silenced { "silenced" } else { r.state.as_str() },
+            &r.fingerprint[..12],
+            r.name
+        );
+        outln!("       {} (opened {}, {} notifications)", r.reason, format_time(r.opened_at), r.notifications);
+    }
+    Ok(EXIT_OK)
+}
+
+fn ack(cli: &Cli, a: &AckArgs) -> Result<u8> {
+    let s = settings(cli, false)?;
+    let now = now(cli)?;
+    let mut store = open_store(cli, &s)?;
+    let by = who(&a.by);
+    let n = match a.target.parse::<i64>() {
+        Ok(id) if a.target.len() < 8 => store.ack(Some(id), None, None, &by, a.note.as_deref(), now)?,
+        _ => {
+            let cert = match store.find(&a.target)?.as_slice() {
+                [one] => one.id,
+                [] => return Err(CliError::Usage(format!("no certificate or alert matches `{}`", a.target)).into()),
+                many => return Err(CliError::Usage(format!("`{}` matches {} certificates", a.target, many.len())).into()),
+            };
+            store.ack(None, Some(cert), a.kind.as_deref(), &by, a.note.as_deref(), now)?
+        }
+    };
+    if n == 0 {
+        return Err(CliError::Usage(format!("no firing alert matches `{}`", a.target)).into());
+    }
+    outln!("{n} alert{} acknowledged by {by}", if n == 1 { "" } else { "s" });
+    Ok(EXIT_OK)
+}
+
+fn silence(cli: &Cli, c: &SilenceCommand) -> Result<u8> {
+    use certvigil::notify::state::Silence;
+    let s = settings(cli, false)?;
+    let now = now(cli)?;
+    let mut store = open_store(cli, &s)?;
+    match c {
+        SilenceCommand::Add { target, duration, reason, by } => {
+            let mut si = Silence {
+                id: 0,
+                fingerprint: None,
+                source: None,
+                tag: None,
+                kind: None,
+                eku: None,
+                reason: reason.clone(),
+                created_by: who(by),
+                created_at: now,
+                expires_at: now + duration,
+            };
+            if target.contains('=') {
+                for part in target.split(',') {
+                    let (k, v) = part.split_once('=').ok_or_else(|| CliError::Usage(format!("`{part}` is not key=value")))?;
+                    let text = v.trim().to_string();
+                    let v = Some(text.clone());
+                    match k.trim() {
+                        "source" => si.source = v,
+                        "tag" => si.tag = v,
+                        "kind" => {
+                            if certvigil::policy::Kind::parse(&text).is_none() {
+                                return Err(CliError::Usage(format!("`{text}` is not a finding kind")).into());
+                            }
+                            si.kind = v
+                        }
+                        "eku" => si.eku = v.map(|e| certvigil::x509::cert::normalise_eku(&e)),
+                        "fingerprint" => si.fingerprint = v,
+                        other => {
+                            return Err(
+                                CliError::Usage(format!("unknown silence key `{other}` (source, tag, kind, eku, fingerprint)")).into()
+                            );
+                        }
+                    }
+                }
+            } else {
+                match store.find(target)?.as_slice() {
+                    [one] => si.fingerprint = Some(one.facts.fingerprint.0.clone()),
+                    [] => return Err(CliError::Usage(format!("no certificate matches `{target}`")).into()),
+                    many => return Err(CliError::Usage(format!("`{target}` matches {} certificates", many.len())).into()),
+                }
+            }
+            let id = store.add_silence(&si)?;
+            outln!("silence {id} until {}", format_time(si.expires_at));
+        }
+        SilenceCommand::List { all } => {
+            let list = store.silences(now, *all)?;
+            if list.is_empty() {
+                outln!("no silences");
+            }
+            for si in list {
+                let what: Vec<String> =
+                    [("fingerprint", &si.fingerprint), ("source", &si.source), ("tag", &si.tag), ("kind", &si.kind), ("eku", &si.eku)]
+                        .iter()
+                        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+                        .collect();
+                outln!("{:>4}  until {}  {}  by {}: {}", si.id, format_time(si.expires_at), what.join(","), si.created_by, si.reason);
+            }
+        }
+        SilenceCommand::Expire { id } => {
+            if !store.expire_silence(*id, now)? {
+                return Err(CliError::Usage(format!("no silence {id} in force")).into());
+            }
+            outln!("silence {id} ended");
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn alert_test(cli: &Cli, route: &str) -> Result<u8> {
+    let s = settings(cli, true)?;
+    let now = now(cli)?;
+    let r = s.alerts.route(route).ok_or_else(|| CliError::Usage(format!("no route named `{route}`")))?.clone();
+    let store = std::sync::Arc::new(std::sync::Mutex::new(open_store(cli, &s)?));
+    for rx in &r.receivers {
+        let payload = serde_json::json!({
+            "event": "test", "alert_id": null, "kind": "test", "severity": "info", "route": route,
+            "certificate": {"fingerprint": "", "name": "certvigil test", "not_after": 0, "not_after_rfc3339": ""},
+            "reason": format!("a test message from certvigil to route {route}"), "action": "nothing to do", "sources": [], "tags": [],
+            "opened_at": now, "dedup_key": format!("certvigil:test:{route}"),
+        });
+        store.lock().unwrap_or_else(|p| p.into_inner()).enqueue_test(&format!("test/{route}/{rx}/{now}"), route, rx, &payload, now)?;
+    }
+    let d = runtime()?.block_on(certvigil::notify::deliver(&store, &s.alerts, now))?;
+    outln!("test to route {route}: {} sent, {} failed", d.sent, d.failed);
+    for e in &d.errors {
+        outln!("  {e}");
+    }
+    Ok(if d.failed > 0 { EXIT_FAILURE } else { EXIT_OK })
+}
+
+fn digest(cli: &Cli, a: &DigestArgs) -> Result<u8> {
+    let s = settings(cli, false)?;
+    let now = now(cli)?;
+    let store = std::sync::Arc::new(std::sync::Mutex::new(open_store(cli, &s)?));
+    let d = runtime()?.block_on(certvigil::notify::send_digests(&store, &s.alerts, a.route.as_deref(), now))?;
+    outln!("{} digests sent, {} failed", d.sent, d.failed);
+    for e in &d.errors {
+        outln!("  {e}");
+    }
+    Ok(if d.failed > 0 { EXIT_FAILURE } else { EXIT_OK })
+}
+
+fn outbox(cli: &Cli, a: &AlertsArgs) -> Result<u8> {
+    let s = settings(cli, false)?;
+    let store = open_store(cli, &s)?;
+    let rows = store.outbox(a.all, 1000)?;
+    if a.output == SummaryFormat::Json {
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(EXIT_OK);
+    }
+    if rows.is_empty() {
+        outln!("the outbox is empty");
+    }
+    for r in &rows {
+        let state = match (r.sent_at, r.held) {
+            (Some(t), _) => format!("sent {}", format_time(t)),
+            (None, true) => "held for digest".into(),
+            (None, false) => format!("pending, attempt {} at {}", r.attempts + 1, format_time(r.next_attempt_at)),
+        };
+        outln!(
+            "{:>5}  {:<10}  {:<12} → {:<14}  {}{}",
+            r.id,
+            r.event,
+            r.route,
+            r.receiver,
+            state,
+            r.last_error.as_ref().map(|e| format!("  last error: {e}")).unwrap_or_default()
+        );
+    }
+    Ok(EXIT_OK)
 }
 
 fn errors(cli: &Cli, a: &ErrorsArgs) -> Result<u8> {

@@ -787,6 +787,7 @@ pub struct Settings {
     pub sources: Vec<SourceSpec>,
     pub revocation: RevocationSettings,
     pub policy: crate::policy::PolicySettings,
+    pub alerts: crate::notify::settings::AlertSettings,
 }
 
 /// Validated revocation settings.
@@ -1038,10 +1039,20 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
     }
     let revocation = validate_revocation(&config.revocation, base, &mut errs);
     let policy = validate_policy(config, &revocation, &mut errs);
+    let alerts = crate::notify::settings::validate(&config.alerts, base, &mut errs);
     if !errs.is_empty() {
         return Err(errs);
     }
-    Ok(Settings { file: None, store_path, warning_days: t.warning_days, critical_days: t.critical_days, sources, revocation, policy })
+    Ok(Settings {
+        file: None,
+        store_path,
+        warning_days: t.warning_days,
+        critical_days: t.critical_days,
+        sources,
+        revocation,
+        policy,
+        alerts,
+    })
 }
 
 fn validate_policy(config: &Config, revocation: &RevocationSettings, errs: &mut Vec<PathedError>) -> crate::policy::PolicySettings {

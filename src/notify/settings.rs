@@ -164,7 +164,10 @@ pub fn validate(a: &AlertsConfig, base: &Path, errs: &mut Vec<PathedError>) -> A
                     SmtpTls::None => 25,
                 };
                 if e.smtp.tls == SmtpTls::None && !is_loopback(&e.smtp.host) {
-                    errs.push((at(&["receivers", &idx, "smtp", "tls"]), format!("plain SMTP is only allowed to a loopback host, not `{}`", e.smtp.host)));
+                    errs.push((
+                        at(&["receivers", &idx, "smtp", "tls"]),
+                        format!("plain SMTP is only allowed to a loopback host, not `{}`", e.smtp.host),
+                    ));
                 }
                 if e.to.is_empty() {
                     errs.push((here("to"), "at least one recipient is required".into()));
@@ -197,14 +200,20 @@ pub fn validate(a: &AlertsConfig, base: &Path, errs: &mut Vec<PathedError>) -> A
                 let secret = w.secret.as_deref().and_then(|s| secret(s, here("secret"), errs));
                 (w.name.clone(), ReceiverKind::Webhook { url, secret, timeout: dur(&w.timeout, here("timeout"), errs) })
             }
-            ReceiverConfig::Slack(s) => (s.name.clone(), ReceiverKind::Slack { url: url_value(&s.url, here("url"), errs), timeout: dur(&s.timeout, here("timeout"), errs) }),
+            ReceiverConfig::Slack(s) => (
+                s.name.clone(),
+                ReceiverKind::Slack { url: url_value(&s.url, here("url"), errs), timeout: dur(&s.timeout, here("timeout"), errs) },
+            ),
             ReceiverConfig::Pagerduty(p) => {
                 let key = secret(&p.routing_key, here("routing_key"), errs);
                 if !(p.url.starts_with("https://") || p.url.starts_with("http://")) {
                     errs.push((here("url"), format!("`{}` is not an http(s) URL", p.url)));
                 }
                 let Some(routing_key) = key else { continue };
-                (p.name.clone(), ReceiverKind::PagerDuty { routing_key, url: p.url.clone(), timeout: dur(&p.timeout, here("timeout"), errs) })
+                (
+                    p.name.clone(),
+                    ReceiverKind::PagerDuty { routing_key, url: p.url.clone(), timeout: dur(&p.timeout, here("timeout"), errs) },
+                )
             }
         };
         if !valid_name(&name) {
@@ -229,14 +238,18 @@ pub fn validate(a: &AlertsConfig, base: &Path, errs: &mut Vec<PathedError>) -> A
         for (j, name) in r.receivers.iter().enumerate() {
             if !a.receivers.iter().any(|rc| receiver_name(rc) == name) {
                 let known: Vec<&str> = a.receivers.iter().map(receiver_name).collect();
-                errs.push((at(&["routes", &idx, "receivers", &j.to_string()]), format!("no receiver named `{name}` (defined: {})", known.join(", "))));
+                errs.push((
+                    at(&["routes", &idx, "receivers", &j.to_string()]),
+                    format!("no receiver named `{name}` (defined: {})", known.join(", ")),
+                ));
             }
         }
         let mut severities = Vec::new();
         for (j, s) in r.matcher.severity.iter().enumerate() {
             match Severity::parse(s) {
                 Some(v) => severities.push(v),
-                None => errs.push((at(&["routes", &idx, "match", "severity", &j.to_string()]), format!("`{s}` is not info, warning or critical"))),
+                None => errs
+                    .push((at(&["routes", &idx, "match", "severity", &j.to_string()]), format!("`{s}` is not info, warning or critical"))),
             }
         }
         let mut kinds = Vec::new();
@@ -245,7 +258,10 @@ pub fn validate(a: &AlertsConfig, base: &Path, errs: &mut Vec<PathedError>) -> A
                 Some(v) => kinds.push(v),
                 None => {
                     let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-                    errs.push((at(&["routes", &idx, "match", "kind", &j.to_string()]), format!("`{k}` is not a finding kind ({})", all.join(", "))))
+                    errs.push((
+                        at(&["routes", &idx, "match", "kind", &j.to_string()]),
+                        format!("`{k}` is not a finding kind ({})", all.join(", ")),
+                    ))
                 }
             }
         }
@@ -253,7 +269,9 @@ pub fn validate(a: &AlertsConfig, base: &Path, errs: &mut Vec<PathedError>) -> A
             errs.push((here("immediate_severity"), format!("`{}` is not info, warning or critical", r.immediate_severity)));
             Severity::Critical
         });
-        let mut secs = |d: &Option<crate::config::DurationSpec>, f: &str| d.as_ref().map(|d| dur(d, at(&["routes", &idx, "renotify", f]), errs).as_secs() as i64);
+        let mut secs = |d: &Option<crate::config::DurationSpec>, f: &str| {
+            d.as_ref().map(|d| dur(d, at(&["routes", &idx, "renotify", f]), errs).as_secs() as i64)
+        };
         let renotify = [secs(&r.renotify.info, "info"), secs(&r.renotify.warning, "warning"), secs(&r.renotify.critical, "critical")];
         if let Some(target) = &r.escalate_to {
             if target == &r.name {

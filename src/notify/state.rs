@@ -155,7 +155,11 @@ pub fn step(findings: &[Finding], open: &[OpenAlert], silences: &[Silence], rout
                         Some(t) => !a.routes_notified.contains(&r.name) || r.renotify_after(f.severity).is_some_and(|iv| now - t >= iv),
                     };
                     if due {
-                        let event = if a.last_notified_at.is_none() || !a.routes_notified.contains(&r.name) { Event::Firing } else { Event::Reminder };
+                        let event = if a.last_notified_at.is_none() || !a.routes_notified.contains(&r.name) {
+                            Event::Firing
+                        } else {
+                            Event::Reminder
+                        };
                         notify.push(to_route(r, event, f.severity));
                     }
                 }
@@ -166,7 +170,12 @@ pub fn step(findings: &[Finding], open: &[OpenAlert], silences: &[Silence], rout
                         && now - a.opened_at >= after
                         && let Some(t) = routes.iter().find(|x| &x.name == target)
                     {
-                        notify.push(Notify { route: t.name.clone(), receivers: t.receivers.clone(), event: Event::Escalation, held: false });
+                        notify.push(Notify {
+                            route: t.name.clone(),
+                            receivers: t.receivers.clone(),
+                            event: Event::Escalation,
+                            held: false,
+                        });
                         escalated = true;
                         break;
                     }
@@ -254,7 +263,10 @@ mod tests {
         // The same finding on the next scan: nothing new until the interval passes.
         let open = [alert(7, &f, 1000, Some(1000), &["mail"])];
         assert_eq!(events(&step(std::slice::from_ref(&f), &open, &[], &routes, 2000)), vec![]);
-        assert_eq!(events(&step(std::slice::from_ref(&f), &open, &[], &routes, 1000 + 7 * 86_400)), vec![("mail".to_string(), Event::Reminder)]);
+        assert_eq!(
+            events(&step(std::slice::from_ref(&f), &open, &[], &routes, 1000 + 7 * 86_400)),
+            vec![("mail".to_string(), Event::Reminder)]
+        );
     }
 
     #[test]
@@ -308,7 +320,10 @@ mod tests {
         assert!(matches!(c[0], Change::Open { .. }));
         // Opened while silenced: once the silence expires, the alert is told for the first time.
         let a = alert(1, &f, 50, None, &[]);
-        assert_eq!(events(&step(std::slice::from_ref(&f), std::slice::from_ref(&a), &[s], &routes, 100)), vec![("mail".to_string(), Event::Firing)]);
+        assert_eq!(
+            events(&step(std::slice::from_ref(&f), std::slice::from_ref(&a), &[s], &routes, 100)),
+            vec![("mail".to_string(), Event::Firing)]
+        );
     }
 
     #[test]
@@ -317,7 +332,13 @@ mod tests {
         let f = finding(1, Kind::Revoked, Severity::Critical);
         let a = alert(3, &f, 0, Some(0), &["mail"]);
         let c = step(&[], &[a], &[], &routes, 10);
-        assert_eq!(c, vec![Change::Resolve { alert_id: 3, notify: vec![Notify { route: "mail".into(), receivers: vec!["mail-rx".into()], event: Event::Resolved, held: false }] }]);
+        assert_eq!(
+            c,
+            vec![Change::Resolve {
+                alert_id: 3,
+                notify: vec![Notify { route: "mail".into(), receivers: vec!["mail-rx".into()], event: Event::Resolved, held: false }]
+            }]
+        );
     }
 
     #[test]

@@ -100,7 +100,8 @@ fn outbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
     })
 }
 
-const OUTBOX_COLUMNS: &str = "id, key, alert_id, route, receiver, event, severity, payload, held, created_at, next_attempt_at, attempts, last_error, sent_at";
+const OUTBOX_COLUMNS: &str =
+    "id, key, alert_id, route, receiver, event, severity, payload, held, created_at, next_attempt_at, attempts, last_error, sent_at";
 
 impl Store {
     pub fn open_alerts(&self) -> Result<Vec<OpenAlert>> {
@@ -131,7 +132,15 @@ impl Store {
     pub fn apply_alert_changes(&mut self, changes: &[Change], findings: &[Finding], now: UnixTime) -> Result<Applied> {
         let tx = self.conn.transaction()?;
         let mut applied = Applied::default();
-        let enqueue = |tx: &rusqlite::Transaction<'_>, alert_id: i64, seq: i64, f: Option<&Finding>, severity: &str, opened: UnixTime, notify: &[Notify], applied: &mut Applied| -> Result<()> {
+        let enqueue = |tx: &rusqlite::Transaction<'_>,
+                       alert_id: i64,
+                       seq: i64,
+                       f: Option<&Finding>,
+                       severity: &str,
+                       opened: UnixTime,
+                       notify: &[Notify],
+                       applied: &mut Applied|
+         -> Result<()> {
             for n in notify {
                 for rx in &n.receivers {
                     let key = format!("alert/{alert_id}/{seq}/{}/{rx}/{}", n.route, n.event.as_str());
@@ -186,9 +195,14 @@ impl Store {
                 Change::Update { alert_id, finding, notify, escalated } => {
                     let f = &findings[*finding];
                     let (seq, opened, prev): (i64, i64, String) =
-                        tx.query_row("SELECT seq, opened_at, routes_notified FROM alerts WHERE id = ?1", [alert_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                        tx.query_row("SELECT seq, opened_at, routes_notified FROM alerts WHERE id = ?1", [alert_id], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        })?;
                     let prev: Vec<String> = serde_json::from_str(&prev).unwrap_or_default();
-                    tx.execute("UPDATE alerts SET severity = ?2, reason = ?3, action = ?4 WHERE id = ?1", params![alert_id, f.severity.as_str(), f.reason, f.action])?;
+                    tx.execute(
+                        "UPDATE alerts SET severity = ?2, reason = ?3, action = ?4 WHERE id = ?1",
+                        params![alert_id, f.severity.as_str(), f.reason, f.action],
+                    )?;
                     if !notify.is_empty() {
                         let seq = seq + 1;
                         tx.execute(
@@ -212,8 +226,13 @@ impl Store {
                 }
                 Change::Resolve { alert_id, notify } => {
                     let (seq, opened, severity): (i64, i64, String) =
-                        tx.query_row("SELECT seq, opened_at, severity FROM alerts WHERE id = ?1", [alert_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-                    tx.execute("UPDATE alerts SET state = 'resolved', resolved_at = ?2, seq = ?3 WHERE id = ?1", params![alert_id, now, seq + 1])?;
+                        tx.query_row("SELECT seq, opened_at, severity FROM alerts WHERE id = ?1", [alert_id], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        })?;
+                    tx.execute(
+                        "UPDATE alerts SET state = 'resolved', resolved_at = ?2, seq = ?3 WHERE id = ?1",
+                        params![alert_id, now, seq + 1],
+                    )?;
                     applied.resolved += 1;
                     enqueue(&tx, *alert_id, seq + 1, None, &severity, opened, notify, &mut applied)?;
                 }
@@ -256,7 +275,15 @@ impl Store {
 
     /// Acknowledges open alerts: by alert id, or every open alert of a certificate (optionally
     /// of one kind). Returns how many were acknowledged.
-    pub fn ack(&mut self, alert_id: Option<i64>, cert_id: Option<i64>, kind: Option<&str>, by: &str, note: Option<&str>, now: UnixTime) -> Result<usize> {
+    pub fn ack(
+        &mut self,
+        alert_id: Option<i64>,
+        cert_id: Option<i64>,
+        kind: Option<&str>,
+        by: &str,
+        note: Option<&str>,
+        now: UnixTime,
+    ) -> Result<usize> {
         Ok(self.conn.execute(
             "UPDATE alerts SET state = 'acknowledged', acked_at = ?4, acked_by = ?5, ack_note = ?6
              WHERE state = 'firing' AND (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR cert_id = ?2) AND (?3 IS NULL OR kind = ?3)",
@@ -296,12 +323,17 @@ impl Store {
     }
 
     pub fn expire_silence(&mut self, id: i64, now: UnixTime) -> Result<bool> {
-        Ok(self.conn.execute("UPDATE silences SET expired_at = ?2 WHERE id = ?1 AND expired_at IS NULL AND expires_at > ?2", params![id, now])? > 0)
+        Ok(self
+            .conn
+            .execute("UPDATE silences SET expired_at = ?2 WHERE id = ?1 AND expired_at IS NULL AND expires_at > ?2", params![id, now])?
+            > 0)
     }
 
     /// Notifications due now: unsent, not held for a digest, next attempt reached.
     pub fn due_outbox(&self, now: UnixTime, limit: usize) -> Result<Vec<OutboxRow>> {
-        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE sent_at IS NULL AND held = 0 AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2");
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE sent_at IS NULL AND held = 0 AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2"
+        );
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(params![now, limit as i64], outbox_from_row)?;
         Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
@@ -336,7 +368,10 @@ impl Store {
     pub fn mark_failed(&mut self, ids: &[i64], error: &str, next_attempt_at: UnixTime) -> Result<()> {
         let tx = self.conn.transaction()?;
         for id in ids {
-            tx.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1", params![id, error, next_attempt_at])?;
+            tx.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+                params![id, error, next_attempt_at],
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -365,7 +400,11 @@ impl Store {
 
     /// Gone certificates that vanished after `since` (for `retired` findings).
     pub fn alert_exists(&self, cert_id: i64, kind: &str) -> Result<bool> {
-        Ok(self.conn.query_row("SELECT 1 FROM alerts WHERE cert_id = ?1 AND kind = ?2 AND state != 'resolved'", params![cert_id, kind], |_| Ok(())).optional()?.is_some())
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM alerts WHERE cert_id = ?1 AND kind = ?2 AND state != 'resolved'", params![cert_id, kind], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 }
 

@@ -4,9 +4,11 @@
 //! Every write happens in a transaction; rows are never deleted but marked gone. The database
 //! is opened in WAL mode so readers (CLI, HTTP API) never block a scan.
 
+mod alerts;
 mod revocation;
 mod scan;
 
+pub use alerts::{AlertRow, Applied, OutboxRow};
 pub use revocation::{CachedOcsp, CrlCacheRow, RevocationHistoryRow};
 
 pub use scan::{KnownObject, KnownObjects, ObjectOutcome, ScanWriter, key as object_key};

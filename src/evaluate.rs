@@ -1,0 +1,105 @@
+//! One evaluation: read the inventory, run the policy, step the alert state machine, write the
+//! changes and their notifications in one transaction, then deliver what is due.
+
+use crate::config::Settings;
+use crate::model::UnixTime;
+use crate::notify::state::{self, Change};
+use crate::notify::{self, Delivery};
+use crate::policy::{self, CertState, Finding};
+use crate::store::{Applied, CertRow, Store, StoreError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The policy's findings over everything in the store at `now`.
+pub fn findings(store: &Store, policy: &policy::PolicySettings, now: UnixTime) -> Result<Vec<Finding>, StoreError> {
+    let certs = store.certificates(true)?;
+    let tags = store.source_tags()?;
+    let revocation = store.revocation_statuses()?;
+    let unknown_since = store.revocation_unknown_since()?;
+    let states = states(&certs, &tags, &revocation, &unknown_since, now);
+    Ok(policy::evaluate(policy, &states, now))
+}
+
+/// Builds each certificate's policy inputs. Pure.
+pub fn states<'a>(
+    certs: &'a [CertRow],
+    tags: &HashMap<String, Vec<String>>,
+    revocation: &'a HashMap<i64, crate::model::RevocationStatus>,
+    unknown_since: &HashMap<i64, UnixTime>,
+    now: UnixTime,
+) -> Vec<CertState<'a>> {
+    // Key age runs from the first certificate ever seen with the key.
+    let mut key_first: HashMap<&str, UnixTime> = HashMap::new();
+    for c in certs {
+        let e = key_first.entry(c.facts.spki_sha256.as_str()).or_insert(c.facts.not_before);
+        *e = (*e).min(c.facts.not_before);
+    }
+    // The newest current, unexpired end-entity certificate per (subject, names).
+    let ident = |c: &CertRow| {
+        let mut sans = c.facts.sans.clone();
+        sans.sort();
+        (c.facts.subject.clone(), sans)
+    };
+    let mut newest: HashMap<(String, Vec<String>), &CertRow> = HashMap::new();
+    for c in certs.iter().filter(|c| c.gone_since.is_none() && !c.facts.is_ca && c.facts.not_after > now) {
+        let e = newest.entry(ident(c)).or_insert(c);
+        if c.facts.not_before > e.facts.not_before {
+            *e = c;
+        }
+    }
+    certs
+        .iter()
+        .map(|c| {
+            let mut t: Vec<String> = c.sources.iter().flat_map(|s| tags.get(s).cloned().unwrap_or_default()).collect();
+            t.sort();
+            t.dedup();
+            let superseded_by = newest
+                .get(&ident(c))
+                .filter(|n| n.id != c.id && n.facts.not_before > c.facts.not_before && c.gone_since.is_none())
+                .map(|n| (n.facts.fingerprint.0.clone(), n.facts.not_before));
+            CertState {
+                cert: c,
+                tags: t,
+                revocation: revocation.get(&c.id),
+                revocation_unknown_since: unknown_since.get(&c.id).copied(),
+                key_first_seen: key_first.get(c.facts.spki_sha256.as_str()).copied().unwrap_or(c.facts.not_before),
+                superseded_by,
+            }
+        })
+        .collect()
+}
+
+/// The findings and the changes an evaluation would make, without making them.
+pub fn plan(store: &Store, settings: &Settings, now: UnixTime) -> Result<(Vec<Finding>, Vec<Change>), StoreError> {
+    let findings = findings(store, &settings.policy, now)?;
+    let open = store.open_alerts()?;
+    let silences = store.silences(now, false)?;
+    let changes = state::step(&findings, &open, &silences, &settings.alerts.routes, now);
+    Ok((findings, changes))
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub findings: usize,
+    pub applied: Applied,
+    pub delivery: Delivery,
+}
+
+/// Test hook: set to `exit-after-outbox-write` to end the process (as `kill -9` would) right
+/// after the notifications are committed and before any is sent.
+pub const FAULT_ENV: &str = "CERTVIGIL_FAULT";
+
+/// Evaluates and applies, then delivers due notifications.
+pub async fn evaluate(store: &Arc<Mutex<Store>>, settings: &Settings, now: UnixTime) -> Result<Report, StoreError> {
+    let applied = {
+        let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+        let (findings, changes) = plan(&s, settings, now)?;
+        let applied = s.apply_alert_changes(&changes, &findings, now)?;
+        (findings.len(), applied)
+    };
+    if std::env::var(FAULT_ENV).as_deref() == Ok("exit-after-outbox-write") {
+        std::process::abort();
+    }
+    let delivery = notify::deliver(store, &settings.alerts, now).await?;
+    Ok(Report { findings: applied.0, applied: applied.1, delivery })
+}

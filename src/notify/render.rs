@@ -1,0 +1,142 @@
+//! Subjects and bodies of notifications, from their JSON payloads. Pure.
+
+use crate::policy::Severity;
+use serde_json::Value;
+
+fn s<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_str().unwrap_or("")
+}
+
+fn sources(items: &[Value]) -> String {
+    let mut all: Vec<&str> = items.iter().flat_map(|i| i["sources"].as_array().into_iter().flatten().filter_map(Value::as_str)).collect();
+    all.sort_unstable();
+    all.dedup();
+    all.join(", ")
+}
+
+/// A subject that says it all: what, how many, how soon, where.
+pub fn subject(items: &[Value]) -> String {
+    let where_ = sources(items);
+    let on = if where_.is_empty() { String::new() } else { format!(" on {where_}") };
+    if let [one] = items {
+        let event = s(one, &["event"]);
+        let tag = match event {
+            "resolved" => "RESOLVED".to_string(),
+            "test" => "TEST".to_string(),
+            "escalation" => format!("ESCALATED {}", s(one, &["severity"]).to_uppercase()),
+            _ => s(one, &["severity"]).to_uppercase(),
+        };
+        if event == "test" {
+            return format!("[certvigil] TEST: notifications to route {} work", s(one, &["route"]));
+        }
+        return format!("[certvigil] {tag} {}: {} — {}{on}", s(one, &["kind"]), s(one, &["certificate", "name"]), s(one, &["reason"]));
+    }
+    let expiring: Vec<&Value> = items.iter().filter(|i| s(i, &["kind"]) == "expiring" && s(i, &["event"]) != "resolved").collect();
+    if expiring.len() == items.len() {
+        let latest = items.iter().filter_map(|i| i["certificate"]["not_after"].as_i64()).max().unwrap_or(0);
+        let earliest_opened = items.iter().filter_map(|i| i["opened_at"].as_i64()).min().unwrap_or(0);
+        let days = ((latest - earliest_opened) as f64 / 86_400.0).ceil().max(0.0) as i64;
+        return format!("[certvigil] {} certificates expire within {days} days{on}", items.len());
+    }
+    let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for i in items {
+        let key = if s(i, &["event"]) == "resolved" { "resolved".to_string() } else { s(i, &["kind"]).to_string() };
+        *counts.entry(key).or_default() += 1;
+    }
+    let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    format!("[certvigil] {} findings{on}: {}", items.len(), parts.join(", "))
+}
+
+/// Plain-text body.
+pub fn text(items: &[Value]) -> String {
+    let mut out = String::new();
+    for i in items {
+        out.push_str(&format!(
+            "{} {} {} [{}]\n  {}\n  action: {}\n  certificate: {} (sha256 {})\n  expires: {}\n  seen in: {}\n\n",
+            s(i, &["event"]).to_uppercase(),
+            s(i, &["severity"]),
+            s(i, &["kind"]),
+            s(i, &["route"]),
+            s(i, &["reason"]),
+            s(i, &["action"]),
+            s(i, &["certificate", "name"]),
+            s(i, &["certificate", "fingerprint"]),
+            s(i, &["certificate", "not_after_rfc3339"]),
+            sources(std::slice::from_ref(i)),
+        ));
+    }
+    out.push_str(
+        "Acknowledge with `certvigil ack <fingerprint>`; silence with `certvigil silence add <fingerprint> --for 7d --reason …`.\n",
+    );
+    out
+}
+
+fn esc(t: &str) -> String {
+    t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// HTML body (every value escaped).
+pub fn html(items: &[Value]) -> String {
+    let mut out = String::from("<html><body style=\"font-family:sans-serif\"><table cellpadding=\"6\" style=\"border-collapse:collapse\">");
+    out.push_str("<tr><th align=\"left\">Severity</th><th align=\"left\">Finding</th><th align=\"left\">Certificate</th><th align=\"left\">Reason</th><th align=\"left\">Action</th></tr>");
+    for i in items {
+        let color = match s(i, &["severity"]) {
+            "critical" => "#b00020",
+            "warning" => "#b26a00",
+            _ => "#555555",
+        };
+        out.push_str(&format!(
+            "<tr style=\"border-top:1px solid #ddd\"><td style=\"color:{color}\"><b>{}</b></td><td>{} {}</td><td>{}<br><small><code>{}</code></small></td><td>{}</td><td>{}</td></tr>",
+            esc(&s(i, &["severity"]).to_uppercase()),
+            esc(s(i, &["event"])),
+            esc(s(i, &["kind"])),
+            esc(s(i, &["certificate", "name"])),
+            esc(s(i, &["certificate", "fingerprint"])),
+            esc(s(i, &["reason"])),
+            esc(s(i, &["action"])),
+        ));
+    }
+    out.push_str("</table></body></html>");
+    out
+}
+
+/// The highest severity among the items.
+pub fn severity(items: &[Value]) -> Severity {
+    items.iter().filter_map(|i| Severity::parse(s(i, &["severity"]))).max().unwrap_or(Severity::Info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn item(kind: &str, sev: &str, event: &str, not_after: i64) -> Value {
+        json!({"event": event, "kind": kind, "severity": sev, "route": "r", "reason": "expires on X (in 3 days)", "action": "renew <it>",
+               "certificate": {"name": "www.example.net", "fingerprint": "ab", "not_after": not_after, "not_after_rfc3339": "X"},
+               "sources": ["web-prod"], "opened_at": 0})
+    }
+
+    #[test]
+    fn subjects() {
+        assert_eq!(
+            subject(&[item("expiring", "critical", "firing", 0)]),
+            "[certvigil] CRITICAL expiring: www.example.net — expires on X (in 3 days) on web-prod"
+        );
+        let three: Vec<Value> = (1..=3).map(|d| item("expiring", "warning", "firing", d * 86_400 + 86_400 * 11)).collect();
+        assert_eq!(subject(&three), "[certvigil] 3 certificates expire within 14 days on web-prod");
+        assert_eq!(
+            subject(&[item("expired", "critical", "firing", 0), item("revoked", "critical", "firing", 0)]),
+            "[certvigil] 2 findings on web-prod: 1 expired, 1 revoked"
+        );
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert!(html(&[item("expiring", "warning", "firing", 0)]).contains("renew &lt;it&gt;"));
+        assert!(text(&[item("expiring", "warning", "firing", 0)]).contains("action: renew <it>"));
+    }
+}
