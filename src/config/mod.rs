@@ -231,6 +231,9 @@ pub struct RouteConfig {
     /// Send a notice when the finding is gone.
     #[serde(default = "yes")]
     pub resolve_notice: bool,
+    /// This route only receives escalations from other routes; it matches no finding itself.
+    #[serde(default)]
+    pub escalation_only: bool,
 }
 
 fn default_immediate_severity() -> String {

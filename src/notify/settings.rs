@@ -89,6 +89,7 @@ pub struct Route {
     pub escalate_after: Option<i64>,
     pub escalate_to: Option<String>,
     pub resolve_notice: bool,
+    pub escalation_only: bool,
 }
 
 impl Route {
@@ -302,6 +303,7 @@ pub fn validate(a: &AlertsConfig, base: &Path, errs: &mut Vec<PathedError>) -> A
             escalate_after,
             escalate_to: r.escalate_to.clone(),
             resolve_notice: r.resolve_notice,
+            escalation_only: r.escalation_only,
         });
     }
     let retry_initial = dur(&a.retry_initial, at(&["retry_initial"]), errs).as_secs().max(1) as i64;

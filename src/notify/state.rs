@@ -132,7 +132,7 @@ pub fn step(findings: &[Finding], open: &[OpenAlert], silences: &[Silence], rout
     let mut seen = vec![false; open.len()];
     for (i, f) in findings.iter().enumerate() {
         let silenced = active.iter().any(|s| s.matches(f));
-        let matching: Vec<&Route> = routes.iter().filter(|r| r.matcher.matches(f)).collect();
+        let matching: Vec<&Route> = routes.iter().filter(|r| !r.escalation_only && r.matcher.matches(f)).collect();
         let existing = open.iter().position(|a| a.cert_id == f.cert_id && a.kind == f.kind);
         let Some(ai) = existing else {
             let notify = if silenced { Vec::new() } else { matching.iter().map(|r| to_route(r, Event::Firing, f.severity)).collect() };
@@ -227,6 +227,7 @@ mod tests {
             escalate_after: None,
             escalate_to: None,
             resolve_notice: true,
+            escalation_only: false,
         }
     }
 
