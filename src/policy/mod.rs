@@ -229,7 +229,11 @@ fn expired(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
             Kind::Expired,
             Severity::Critical,
             format!("expired on {} ({} ago)", format_date(f.not_after), days(ctx.now - f.not_after)),
-            "renew and deploy a new certificate now, or remove this one from where it is deployed".into(),
+            if f.is_ca && f.self_issued {
+                "remove it from the trust store (an expired anchor validates nothing) or update the bundle that ships it".into()
+            } else {
+                "renew and deploy a new certificate now, or remove this one from where it is deployed".into()
+            },
         )
     })
 }
