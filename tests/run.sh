@@ -4,6 +4,7 @@
 #   openssl  — builds PKCS#7 and PKCS#12 fixtures and RSA keys (tests/common)
 #   keytool  — builds Java keystores (default-jre-headless)
 #   script   — runs the CLI under a pseudo-terminal (bsdutils)
+#   aiosmtpd — the SMTP server of tests/alerts.rs (PyPI, in a venv at $CERTVIGIL_TEST_VENV)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,5 +19,21 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   "${SUDO[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
+
+# aiosmtpd for the alerting tests, in its own venv (pip is a no-op when it is already there).
+VENV=${CERTVIGIL_TEST_VENV:-/opt/certvigil-test-venv}
+export CERTVIGIL_TEST_VENV=$VENV
+if [ ! -x "$VENV/bin/python" ]; then
+  if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+    echo "[tests] installing: python3-venv" >&2
+    if [ "$(id -u)" = 0 ]; then SUDO=(); else SUDO=(sudo); fi
+    "${SUDO[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+  fi
+fi
+"$VENV/bin/python" -c 'import aiosmtpd' >/dev/null 2>&1 ||
+  "$VENV/bin/pip" install -q --disable-pip-version-check aiosmtpd==1.4.6
 
 cargo test --all-targets --locked "$@"
