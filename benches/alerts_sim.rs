@@ -137,7 +137,12 @@ fn main() -> Result<()> {
 
     // Deterministic choice of trouble: every 100th renewal fails; 5 revocations.
     let mut services: Vec<Service> = (0..n)
-        .map(|i| Service { name: format!("svc-{i:05}.sim.test"), issued: START - (i as i64 % 90) * DAY - DAY, trouble: Trouble::None, fixed_at: None })
+        .map(|i| Service {
+            name: format!("svc-{i:05}.sim.test"),
+            issued: START - (i as i64 % 90) * DAY - DAY,
+            trouble: Trouble::None,
+            fixed_at: None,
+        })
         .collect();
     let mut renewals = 0u64;
     let mut failures = 0u64;
@@ -170,7 +175,11 @@ fn main() -> Result<()> {
             // A revoked certificate is replaced as soon as it is fixed, renewal due or not.
             let due = if matches!(s.trouble, Trouble::Revoked { .. }) && s.fixed_at.is_some() { t } else { s.issued + renew_after };
             if t < due {
-                if revocations.contains(&i) && s.trouble == Trouble::None && !revoked_serials.contains_key(&s.name) && t >= START + 20 * DAY + i as i64 * 3600 {
+                if revocations.contains(&i)
+                    && s.trouble == Trouble::None
+                    && !revoked_serials.contains_key(&s.name)
+                    && t >= START + 20 * DAY + i as i64 * 3600
+                {
                     s.trouble = Trouble::Revoked { at: t };
                     revoked_serials.insert(s.name.clone(), t);
                     newly_revoked.push(s.name.clone());
@@ -180,7 +189,7 @@ fn main() -> Result<()> {
             match s.trouble {
                 Trouble::None => {
                     renewal_no += 1;
-                    if renewal_no % 100 == 0 {
+                    if renewal_no.is_multiple_of(100) {
                         s.trouble = Trouble::FailedRenewal { due };
                         failures += 1;
                         continue;
@@ -222,8 +231,10 @@ fn main() -> Result<()> {
     // Count notifications by route, event and kind.
     let mut counts: BTreeMap<(String, String, String), i64> = BTreeMap::new();
     {
-        let mut stmt = store.conn().prepare("SELECT route, event, json_extract(payload, '$.kind'), COUNT(*) FROM outbox GROUP BY 1, 2, 3")?;
-        let rows = stmt.query_map([], |r| Ok(((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?), r.get::<_, i64>(3)?)))?;
+        let mut stmt =
+            store.conn().prepare("SELECT route, event, json_extract(payload, '$.kind'), COUNT(*) FROM outbox GROUP BY 1, 2, 3")?;
+        let rows =
+            stmt.query_map([], |r| Ok(((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?), r.get::<_, i64>(3)?)))?;
         for row in rows {
             let (k, v) = row?;
             counts.insert(k, v);
@@ -235,13 +246,21 @@ fn main() -> Result<()> {
         |r| r.get(0),
     )?;
 
-    println!("simulated {days} days of {n} services in {steps} steps of {}h: {renewals} renewals, {failures} failed, {} revocations", STEP / 3600, revoked_serials.len());
-    println!("certificates generated in {gen_secs:.1} s; simulation wall time {sim_secs:.1} s ({:.1} ms per step)", sim_secs * 1000.0 / steps as f64);
+    println!(
+        "simulated {days} days of {n} services in {steps} steps of {}h: {renewals} renewals, {failures} failed, {} revocations",
+        STEP / 3600,
+        revoked_serials.len()
+    );
+    println!(
+        "certificates generated in {gen_secs:.1} s; simulation wall time {sim_secs:.1} s ({:.1} ms per step)",
+        sim_secs * 1000.0 / steps as f64
+    );
     println!("\n{:<12} {:<11} {:<12} {:>8}", "route", "event", "kind", "count");
     for ((route, event, kind), c) in &counts {
         println!("{route:<12} {event:<11} {kind:<12} {c:>8}");
     }
-    let get = |route: &str, event: &str, kind: &str| counts.get(&(route.to_string(), event.to_string(), kind.to_string())).copied().unwrap_or(0);
+    let get =
+        |route: &str, event: &str, kind: &str| counts.get(&(route.to_string(), event.to_string(), kind.to_string())).copied().unwrap_or(0);
     let revs = revoked_serials.len() as i64;
     let fails = failures as i64;
     // Failures that ran their whole course inside the simulated period.

@@ -1151,6 +1151,9 @@ fn alert_test(cli: &Cli, route: &str) -> Result<u8> {
     let now = now(cli)?;
     let r = s.alerts.route(route).ok_or_else(|| CliError::Usage(format!("no route named `{route}`")))?.clone();
     let store = std::sync::Arc::new(std::sync::Mutex::new(open_store(cli, &s)?));
+    // A key unique to this run: a second test in the same second is a new message.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let run = format!("test/{route}/{now}/{}-{nanos}/", std::process::id());
     for rx in &r.receivers {
         let payload = serde_json::json!({
             "event": "test", "alert_id": null, "kind": "test", "severity": "info", "route": route,
@@ -1158,9 +1161,10 @@ fn alert_test(cli: &Cli, route: &str) -> Result<u8> {
             "reason": format!("a test message from certvigil to route {route}"), "action": "nothing to do", "sources": [], "tags": [],
             "opened_at": now, "dedup_key": format!("certvigil:test:{route}"),
         });
-        store.lock().unwrap_or_else(|p| p.into_inner()).enqueue_test(&format!("test/{route}/{rx}/{now}"), route, rx, &payload, now)?;
+        store.lock().unwrap_or_else(|p| p.into_inner()).enqueue_test(&format!("{run}{rx}"), route, rx, &payload, now)?;
     }
-    let d = runtime()?.block_on(certvigil::notify::deliver(&store, &s.alerts, now))?;
+    // Only this run's test messages: other due notifications wait for `evaluate`.
+    let d = runtime()?.block_on(certvigil::notify::deliver_matching(&store, &s.alerts, now, Some(&run)))?;
     outln!("test to route {route}: {} sent, {} failed", d.sent, d.failed);
     for e in &d.errors {
         outln!("  {e}");

@@ -75,7 +75,11 @@ impl Notifier for Email {
                 let mut msg = e.to_string();
                 let mut src = std::error::Error::source(&e);
                 while let Some(s) = src {
-                    msg = format!("{msg}: {s}");
+                    // lettre's messages already name some of their causes: don't repeat them.
+                    let t = s.to_string();
+                    if !msg.contains(&t) {
+                        msg = format!("{msg}: {t}");
+                    }
                     src = s.source();
                 }
                 format!("SMTP {}:{}: {msg}", self.smtp.host, self.smtp.port)

@@ -80,8 +80,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Sends every due notification that is not held for a digest.
 pub async fn deliver(store: &Arc<Mutex<Store>>, settings: &AlertSettings, now: UnixTime) -> Result<Delivery, crate::store::StoreError> {
+    deliver_matching(store, settings, now, None).await
+}
+
+/// Like [`deliver`], limited to notifications whose key starts with `key_prefix`.
+pub async fn deliver_matching(
+    store: &Arc<Mutex<Store>>,
+    settings: &AlertSettings,
+    now: UnixTime,
+    key_prefix: Option<&str>,
+) -> Result<Delivery, crate::store::StoreError> {
     let http = http_client().map_err(|e| crate::store::StoreError::Corrupt { what: "http client", detail: e })?;
-    let due = lock(store).due_outbox(now, 10_000)?;
+    let due: Vec<OutboxRow> =
+        lock(store).due_outbox(now, 10_000)?.into_iter().filter(|r| key_prefix.is_none_or(|p| r.key.starts_with(p))).collect();
     let mut report = Delivery::default();
     for row in due {
         let Some(receiver) = settings.receiver(&row.receiver) else {

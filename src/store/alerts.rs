@@ -160,7 +160,8 @@ impl Store {
         };
         let routes_json = |prev: &[String], notify: &[Notify]| -> String {
             let mut all: Vec<String> = prev.to_vec();
-            for n in notify.iter().filter(|n| n.event != Event::Escalation) {
+            // Escalation targets were told too: they get the resolve notice.
+            for n in notify {
                 if !all.contains(&n.route) {
                     all.push(n.route.clone());
                 }
@@ -410,12 +411,15 @@ impl Store {
 
 /// The payload of a resolve notice, from the alert row.
 fn resolved_payload(tx: &rusqlite::Transaction<'_>, alert_id: i64, route: &str) -> Result<serde_json::Value> {
-    let (kind, severity, reason, fp, name, not_after, opened): (String, String, String, String, String, i64, i64) = tx.query_row(
-        "SELECT a.kind, a.severity, a.reason, c.fingerprint, COALESCE(c.common_name, c.subject), c.not_after, a.opened_at
+    let (kind, severity, reason, fp, name, not_after, opened, sources): (String, String, String, String, String, i64, i64, String) = tx
+        .query_row(
+            "SELECT a.kind, a.severity, a.reason, c.fingerprint, COALESCE(c.common_name, c.subject), c.not_after, a.opened_at,
+                (SELECT json_group_array(DISTINCT s.source) FROM sightings s WHERE s.cert_id = c.id)
          FROM alerts a JOIN certificates c ON c.id = a.cert_id WHERE a.id = ?1",
-        [alert_id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
-    )?;
+            [alert_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
+        )?;
+    let sources: serde_json::Value = serde_json::from_str(&sources).unwrap_or_else(|_| serde_json::json!([]));
     Ok(serde_json::json!({
         "event": "resolved",
         "alert_id": alert_id,
@@ -424,7 +428,7 @@ fn resolved_payload(tx: &rusqlite::Transaction<'_>, alert_id: i64, route: &str) 
         "certificate": {"fingerprint": fp, "name": name, "not_after": not_after, "not_after_rfc3339": crate::model::format_time(not_after)},
         "reason": format!("resolved (was: {reason})"),
         "action": "nothing to do",
-        "sources": [],
+        "sources": sources,
         "tags": [],
         "route": route,
         "opened_at": opened,
