@@ -44,9 +44,10 @@ impl Source for Fleet {
         &[]
     }
     fn list(&self, out: &mut dyn FnMut(Listing)) {
-        let objects = self.objects.lock().expect("fleet lock");
-        for (loc, (stamp, _)) in objects.iter() {
-            out(Listing::Object { location: loc.clone(), stamp: stamp.clone() });
+        // Snapshot, then list without the lock: the scan's workers fetch while we list.
+        let listing: Vec<(String, String)> = self.objects.lock().expect("fleet lock").iter().map(|(l, (s, _))| (l.clone(), s.clone())).collect();
+        for (location, stamp) in listing {
+            out(Listing::Object { location, stamp });
         }
     }
     fn fetch(&self, location: &str) -> Result<Vec<u8>, String> {
