@@ -12,7 +12,7 @@ CREATE TABLE alerts (
     opened_at         INTEGER NOT NULL,
     last_notified_at  INTEGER,
     notifications     INTEGER NOT NULL DEFAULT 0,
-    routes_notified   TEXT NOT NULL DEFAULT '[]',   -- JSON array of route names
+    routes_notified   TEXT NOT NULL DEFAULT '[]',   -- JSON [[route, first told at], …]
     escalated_at      INTEGER,
     acked_at          INTEGER,
     acked_by          TEXT,

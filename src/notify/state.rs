@@ -73,7 +73,16 @@ pub struct OpenAlert {
     pub opened_at: UnixTime,
     pub last_notified_at: Option<UnixTime>,
     pub escalated_at: Option<UnixTime>,
-    pub routes_notified: Vec<String>,
+    /// Each route told about this alert, with when it was first told: escalation deadlines
+    /// run from there, and resolve notices go to these routes.
+    pub routes_notified: Vec<(String, UnixTime)>,
+}
+
+impl OpenAlert {
+    /// When `route` was first told about this alert.
+    pub fn told(&self, route: &str) -> Option<UnixTime> {
+        self.routes_notified.iter().find(|(r, _)| r == route).map(|(_, t)| *t)
+    }
 }
 
 /// A silence: matches one certificate by fingerprint, or certificates by source/tag/kind/EKU.
@@ -152,10 +161,10 @@ pub fn step(findings: &[Finding], open: &[OpenAlert], silences: &[Silence], rout
                     let due = match a.last_notified_at {
                         // Never told (opened while silenced, or the route is new): tell now.
                         None => true,
-                        Some(t) => !a.routes_notified.contains(&r.name) || r.renotify_after(f.severity).is_some_and(|iv| now - t >= iv),
+                        Some(t) => a.told(&r.name).is_none() || r.renotify_after(f.severity).is_some_and(|iv| now - t >= iv),
                     };
                     if due {
-                        let event = if a.last_notified_at.is_none() || !a.routes_notified.contains(&r.name) {
+                        let event = if a.last_notified_at.is_none() || a.told(&r.name).is_none() {
                             Event::Firing
                         } else {
                             Event::Reminder
@@ -166,8 +175,11 @@ pub fn step(findings: &[Finding], open: &[OpenAlert], silences: &[Silence], rout
             }
             if a.state == AlertState::Firing && a.escalated_at.is_none() {
                 for r in &matching {
+                    // The deadline runs from when this route was first told (a warning alert that
+                    // turns critical pages now and escalates `after` from now, not from when the
+                    // warning opened).
                     if let (Some(after), Some(target)) = (r.escalate_after, &r.escalate_to)
-                        && now - a.opened_at >= after
+                        && a.told(&r.name).is_some_and(|t0| now - t0 >= after)
                         && let Some(t) = routes.iter().find(|x| &x.name == target)
                     {
                         notify.push(Notify {
@@ -187,7 +199,7 @@ pub fn step(findings: &[Finding], open: &[OpenAlert], silences: &[Silence], rout
     for (a, _) in open.iter().zip(&seen).filter(|(_, s)| !**s) {
         let notify = routes
             .iter()
-            .filter(|r| r.resolve_notice && a.routes_notified.contains(&r.name))
+            .filter(|r| r.resolve_notice && a.told(&r.name).is_some())
             .map(|r| Notify { route: r.name.clone(), receivers: r.receivers.clone(), event: Event::Resolved, held: r.digest })
             .collect();
         changes.push(Change::Resolve { alert_id: a.id, notify });
@@ -241,7 +253,7 @@ mod tests {
             opened_at: opened,
             last_notified_at: notified,
             escalated_at: None,
-            routes_notified: routes.iter().map(|s| s.to_string()).collect(),
+            routes_notified: routes.iter().map(|s| (s.to_string(), notified.unwrap_or(opened))).collect(),
         }
     }
 
@@ -298,6 +310,29 @@ mod tests {
         a.escalated_at = None;
         a.state = AlertState::Acknowledged;
         assert_eq!(events(&step(std::slice::from_ref(&f), &[a], &[], &routes, 200_000)), vec![]);
+    }
+
+    #[test]
+    fn escalation_deadline_runs_from_the_page_not_the_warning() {
+        let mut pager = route("pager", &[Severity::Critical]);
+        pager.escalate_after = Some(12 * 3600);
+        pager.escalate_to = Some("boss".into());
+        let mut boss = route("boss", &[]);
+        boss.escalation_only = true;
+        let routes = [route("mail", &[Severity::Warning]), pager, boss];
+        let warn = finding(1, Kind::Expiring, Severity::Warning);
+        let day = 86_400;
+        // Opened as a warning 23 days ago, told to the mail route then.
+        let a = alert(1, &warn, 0, Some(0), &["mail"]);
+        let crit = finding(1, Kind::Expiring, Severity::Critical);
+        let at_page = step(std::slice::from_ref(&crit), std::slice::from_ref(&a), &[], &routes, 23 * day);
+        assert_eq!(events(&at_page), vec![("pager".to_string(), Event::Firing)], "paged, not escalated at once");
+        let mut paged = a.clone();
+        paged.severity = Severity::Critical;
+        paged.last_notified_at = Some(23 * day);
+        paged.routes_notified.push(("pager".into(), 23 * day));
+        assert_eq!(events(&step(std::slice::from_ref(&crit), std::slice::from_ref(&paged), &[], &routes, 23 * day + 11 * 3600)), vec![]);
+        assert_eq!(events(&step(&[crit], &[paged], &[], &routes, 23 * day + 12 * 3600)), vec![("boss".to_string(), Event::Escalation)]);
     }
 
     #[test]

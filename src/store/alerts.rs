@@ -158,12 +158,12 @@ impl Store {
             }
             Ok(())
         };
-        let routes_json = |prev: &[String], notify: &[Notify]| -> String {
-            let mut all: Vec<String> = prev.to_vec();
+        let routes_json = |prev: &[(String, UnixTime)], notify: &[Notify]| -> String {
+            let mut all: Vec<(String, UnixTime)> = prev.to_vec();
             // Escalation targets were told too: they get the resolve notice.
             for n in notify {
-                if !all.contains(&n.route) {
-                    all.push(n.route.clone());
+                if !all.iter().any(|(r, _)| *r == n.route) {
+                    all.push((n.route.clone(), now));
                 }
             }
             serde_json::to_string(&all).unwrap_or_else(|_| "[]".into())
@@ -199,7 +199,7 @@ impl Store {
                         tx.query_row("SELECT seq, opened_at, routes_notified FROM alerts WHERE id = ?1", [alert_id], |r| {
                             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                         })?;
-                    let prev: Vec<String> = serde_json::from_str(&prev).unwrap_or_default();
+                    let prev: Vec<(String, UnixTime)> = serde_json::from_str(&prev).unwrap_or_default();
                     tx.execute(
                         "UPDATE alerts SET severity = ?2, reason = ?3, action = ?4 WHERE id = ?1",
                         params![alert_id, f.severity.as_str(), f.reason, f.action],
