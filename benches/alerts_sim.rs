@@ -45,7 +45,8 @@ impl Source for Fleet {
     }
     fn list(&self, out: &mut dyn FnMut(Listing)) {
         // Snapshot, then list without the lock: the scan's workers fetch while we list.
-        let listing: Vec<(String, String)> = self.objects.lock().expect("fleet lock").iter().map(|(l, (s, _))| (l.clone(), s.clone())).collect();
+        let listing: Vec<(String, String)> =
+            self.objects.lock().expect("fleet lock").iter().map(|(l, (s, _))| (l.clone(), s.clone())).collect();
         for (location, stamp) in listing {
             out(Listing::Object { location, stamp });
         }

@@ -164,11 +164,7 @@ pub fn step(findings: &[Finding], open: &[OpenAlert], silences: &[Silence], rout
                         Some(t) => a.told(&r.name).is_none() || r.renotify_after(f.severity).is_some_and(|iv| now - t >= iv),
                     };
                     if due {
-                        let event = if a.last_notified_at.is_none() || a.told(&r.name).is_none() {
-                            Event::Firing
-                        } else {
-                            Event::Reminder
-                        };
+                        let event = if a.last_notified_at.is_none() || a.told(&r.name).is_none() { Event::Firing } else { Event::Reminder };
                         notify.push(to_route(r, event, f.severity));
                     }
                 }
