@@ -141,7 +141,7 @@ fn main() -> Result<()> {
     let mut services: Vec<Service> = (0..n)
         .map(|i| Service {
             name: format!("svc-{i:05}.sim.test"),
-            issued: START - (i as i64 % 90) * DAY - DAY,
+            issued: START - (i as i64 % 60) * DAY,
             trouble: Trouble::None,
             fixed_at: None,
         })
@@ -297,6 +297,27 @@ fn main() -> Result<()> {
     std::fs::write(&out, serde_json::to_string_pretty(&json)?).with_context(|| format!("writing {}", out.display()))?;
     println!("\nwrote {}", out.display());
     if !problems.is_empty() {
+        // The paged alerts that never escalated, for diagnosis.
+        let mut stmt = store.conn().prepare(
+            "SELECT a.id, c.common_name, a.kind, a.state, a.opened_at, a.resolved_at, a.routes_notified FROM alerts a JOIN certificates c ON c.id = a.cert_id
+             WHERE a.routes_notified LIKE '%pages%' AND a.escalated_at IS NULL LIMIT 20",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(format!(
+                "alert {} {} {} {} opened {} resolved {:?} told {}",
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)? - START,
+                r.get::<_, Option<i64>>(5)?.map(|t| t - START),
+                r.get::<_, String>(6)?
+            ))
+        })?;
+        for r in rows {
+            println!("  not escalated: {}", r?);
+        }
+        println!("  last step at {}", last - START);
         bail!("simulation checks failed:\n  {}", problems.join("\n  "));
     }
     Ok(())
