@@ -785,8 +785,6 @@ pub struct Settings {
     pub file: Option<PathBuf>,
     /// `None`: use the platform default state directory.
     pub store_path: Option<PathBuf>,
-    pub warning_days: u32,
-    pub critical_days: u32,
     pub sources: Vec<SourceSpec>,
     pub revocation: RevocationSettings,
     pub policy: crate::policy::PolicySettings,
@@ -1046,16 +1044,7 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
     if !errs.is_empty() {
         return Err(errs);
     }
-    Ok(Settings {
-        file: None,
-        store_path,
-        warning_days: t.warning_days,
-        critical_days: t.critical_days,
-        sources,
-        revocation,
-        policy,
-        alerts,
-    })
+    Ok(Settings { file: None, store_path, sources, revocation, policy, alerts })
 }
 
 fn validate_policy(config: &Config, revocation: &RevocationSettings, errs: &mut Vec<PathedError>) -> crate::policy::PolicySettings {
@@ -1231,8 +1220,8 @@ mod tests {
     #[test]
     fn minimal_and_defaults() {
         let s = parse_str("sources:\n  - name: a\n    kind: files\n    paths: [certs]\n", "t.yaml", Path::new("/cfg")).unwrap();
-        assert_eq!(s.warning_days, 30);
-        assert_eq!(s.critical_days, 7);
+        assert_eq!(s.policy.expiry.warning_days, 30);
+        assert_eq!(s.policy.expiry.critical_days, 7);
         let SourceSpec::Files(f) = &s.sources[0];
         assert_eq!(f.roots[0].base, PathBuf::from("/cfg/certs"));
         assert!(f.include.matches(Path::new("/x/y.pem")));

@@ -6,7 +6,7 @@ use super::{Result, Store};
 use crate::model::UnixTime;
 use crate::notify::state::{AlertState, Change, Event, Notify, OpenAlert, Silence};
 use crate::policy::{Finding, Kind, Severity};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 /// An alert row for listing.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -397,15 +397,6 @@ impl Store {
         )?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
-    }
-
-    /// Gone certificates that vanished after `since` (for `retired` findings).
-    pub fn alert_exists(&self, cert_id: i64, kind: &str) -> Result<bool> {
-        Ok(self
-            .conn
-            .query_row("SELECT 1 FROM alerts WHERE cert_id = ?1 AND kind = ?2 AND state != 'resolved'", params![cert_id, kind], |_| Ok(()))
-            .optional()?
-            .is_some())
     }
 }
 
