@@ -2,7 +2,8 @@
 //!
 //! Exit codes (also in `certvigil --help`):
 //! 0 success · 1 runtime failure · 2 bad usage or invalid configuration ·
-//! 3 `list --fail-if-any` matched · 4 scan finished but some objects could not be read.
+//! 3 `list --fail-if-any` matched or `check --fail-if-revoked` found a revocation ·
+//! 4 scan finished but some objects could not be read.
 
 use anyhow::{Context, Result, bail};
 use certvigil::config::{self, Settings};
@@ -47,7 +48,8 @@ pub const EXIT_MATCHED: u8 = 3;
 pub const EXIT_SCAN_ERRORS: u8 = 4;
 
 const AFTER_HELP: &str = "Exit codes: 0 success, 1 runtime failure, 2 bad usage or invalid configuration, \
-3 `list --fail-if-any` matched, 4 scan finished but some objects could not be read.";
+3 `list --fail-if-any` matched or `check --fail-if-revoked` found a revoked certificate, \
+4 scan finished but some objects could not be read.";
 
 /// Certificate lifecycle management: inventory, expiry and revocation tracking, renewal, alerts.
 #[derive(Debug, Parser)]
