@@ -346,3 +346,21 @@ fn pss_with_an_unsupported_salt_is_unknown_not_good() {
         other => panic!("expected an unsupported-salt error, got {other:?}"),
     }
 }
+
+#[test]
+fn crls_named_in_the_configuration_cover_certificates_without_a_distribution_point() {
+    let (_d, ca) = ca(KeyKind::EcP256);
+    let files = [ca.issue("plain", "bare_ext"), ca.issue("pulled", "bare_ext"), ca.dir.join("ca.crt")];
+    ca.revoke("pulled", "cessationOfOperation");
+    ca.publish_crl();
+    let url = ca.server.url("ca.crl");
+    let e = env(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>(), &format!("{{prefer: crl, fallback: false, crls: [\"{url}\"]}}"));
+    let res = e.check();
+    let plain = e.status_of(&res, "plain");
+    assert_state(&plain, RevocationState::Good, "crl");
+    assert_eq!(plain.source_url.as_deref(), Some(url.as_str()));
+    let pulled = e.status_of(&res, "pulled");
+    assert_state(&pulled, RevocationState::Revoked, "crl");
+    assert_eq!(pulled.reason.as_deref(), Some("cessationOfOperation"));
+    assert_eq!(ca.server.hits("/ca.crl"), 1, "one download serves every certificate of the issuer");
+}
