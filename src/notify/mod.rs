@@ -140,7 +140,17 @@ pub async fn send_digests(
             let Some(receiver) = settings.receiver(&rx) else { continue };
             let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
             let key = format!("digest/{}/{rx}/{}-{}", route.name, ids.first().copied().unwrap_or(0), ids.last().copied().unwrap_or(0));
-            let msg = Message { key: key.clone(), items: rows.iter().map(|r| r.payload.clone()).collect() };
+            let items = rows
+                .iter()
+                .map(|r| {
+                    let mut p = r.payload.clone();
+                    if let Some(o) = p.as_object_mut() {
+                        o.insert("sent_at".into(), now.into());
+                    }
+                    p
+                })
+                .collect();
+            let msg = Message { key: key.clone(), items };
             match notifier(receiver, &http).send(&msg).await {
                 Ok(()) => {
                     lock(store).mark_sent(&ids, now, Some(&key))?;

@@ -38,8 +38,10 @@ pub fn subject(items: &[Value]) -> String {
     let expiring: Vec<&Value> = items.iter().filter(|i| s(i, &["kind"]) == "expiring" && s(i, &["event"]) != "resolved").collect();
     if expiring.len() == items.len() {
         let latest = items.iter().filter_map(|i| i["certificate"]["not_after"].as_i64()).max().unwrap_or(0);
-        let earliest_opened = items.iter().filter_map(|i| i["opened_at"].as_i64()).min().unwrap_or(0);
-        let days = ((latest - earliest_opened) as f64 / 86_400.0).ceil().max(0.0) as i64;
+        // Counted from when the message is sent (`sent_at`, set by the sender), else from when
+        // the oldest alert opened.
+        let from = items.iter().filter_map(|i| i["sent_at"].as_i64().or_else(|| i["opened_at"].as_i64())).min().unwrap_or(0);
+        let days = ((latest - from) as f64 / 86_400.0).ceil().max(0.0) as i64;
         return format!("[certvigil] {} certificates expire within {days} days{on}", items.len());
     }
     let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
@@ -128,6 +130,15 @@ mod tests {
         );
         let three: Vec<Value> = (1..=3).map(|d| item("expiring", "warning", "firing", d * 86_400 + 86_400 * 11)).collect();
         assert_eq!(subject(&three), "[certvigil] 3 certificates expire within 14 days on web-prod");
+        let sent_later: Vec<Value> = three
+            .iter()
+            .map(|i| {
+                let mut i = i.clone();
+                i["sent_at"] = json!(4 * 86_400);
+                i
+            })
+            .collect();
+        assert_eq!(subject(&sent_later), "[certvigil] 3 certificates expire within 10 days on web-prod");
         assert_eq!(
             subject(&[item("expired", "critical", "firing", 0), item("revoked", "critical", "firing", 0)]),
             "[certvigil] 2 findings on web-prod: 1 expired, 1 revoked"
