@@ -114,6 +114,8 @@ pub enum Command {
     Digest(DigestArgs),
     /// List notifications waiting in the outbox (and, with --all, the sent ones).
     Outbox(AlertsArgs),
+    /// List the scheduled jobs: expression in words, next fire times, last outcome.
+    Schedule(ScheduleArgs),
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -256,6 +258,15 @@ pub enum AlertCommand {
         #[arg(long)]
         route: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// How many upcoming fire times to show per job.
+    #[arg(long, default_value_t = 5)]
+    pub count: usize,
+    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
+    pub output: SummaryFormat,
 }
 
 #[derive(Debug, Args)]
@@ -413,6 +424,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Alert(AlertCommand::Test { route }) => alert_test(cli, route),
         Command::Digest(a) => digest(cli, a),
         Command::Outbox(a) => outbox(cli, a),
+        Command::Schedule(a) => schedule(cli, a),
         Command::Inspect(a) => inspect(cli, a),
     }
 }
@@ -1184,6 +1196,49 @@ fn digest(cli: &Cli, a: &DigestArgs) -> Result<u8> {
         outln!("  {e}");
     }
     Ok(if d.failed > 0 { EXIT_FAILURE } else { EXIT_OK })
+}
+
+fn schedule(cli: &Cli, a: &ScheduleArgs) -> Result<u8> {
+    let s = settings(cli, false)?;
+    let now = now(cli)?;
+    let store = open_store(cli, &s)?;
+    // Until the daemon records every job's runs, scans are the ones with a recorded outcome.
+    let last_scan = store.last_run()?;
+    let mut out = Vec::new();
+    for j in &s.jobs {
+        let next = j.schedule.next_n(now, a.count);
+        let last = match (j.kind, &last_scan) {
+            (certvigil::config::JobKind::Scan, Some(r)) => {
+                format!("{} at {} ({} errors)", r.status, format_time(r.finished_at.unwrap_or(r.started_at)), r.errors)
+            }
+            _ => "never run".to_string(),
+        };
+        out.push(serde_json::json!({
+            "name": j.name, "kind": j.kind.as_str(), "schedule": j.schedule.expression(), "timezone": j.schedule.time_zone(),
+            "description": j.schedule.describe(), "jitter_seconds": j.jitter, "default": j.default,
+            "next": next.iter().map(|t| format_time(*t)).collect::<Vec<_>>(),
+            "next_local": next.iter().map(|t| j.schedule.local(*t)).collect::<Vec<_>>(),
+            "last": last,
+        }));
+    }
+    if a.output == SummaryFormat::Json {
+        outln!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(EXIT_OK);
+    }
+    if s.jobs.iter().all(|j| j.default) {
+        outln!("(no jobs configured: these are the defaults)");
+    }
+    for (j, v) in s.jobs.iter().zip(&out) {
+        outln!("{} ({}): `{}` {} — {}", j.name, j.kind.as_str(), j.schedule.expression(), j.schedule.time_zone(), j.schedule.describe());
+        if j.jitter > 0 {
+            outln!("  jitter up to {}s", j.jitter);
+        }
+        for t in v["next_local"].as_array().into_iter().flatten() {
+            outln!("  next {}", t.as_str().unwrap_or(""));
+        }
+        outln!("  last: {}", v["last"].as_str().unwrap_or(""));
+    }
+    Ok(EXIT_OK)
 }
 
 fn outbox(cli: &Cli, a: &AlertsArgs) -> Result<u8> {

@@ -12,6 +12,7 @@ pub mod model;
 pub mod notify;
 pub mod policy;
 pub mod revocation;
+pub mod scheduler;
 pub mod sources;
 pub mod store;
 pub mod x509;

@@ -1166,3 +1166,29 @@ fn inspect_reads_files_without_the_store() {
     cmd.args(["inspect", "--password-env", "CV_TEST_SURELY_UNSET"]).arg(&p12).env_remove("CV_TEST_SURELY_UNSET");
     run_with_timeout(cmd, RUN_LIMIT).expect_code(2);
 }
+
+#[test]
+fn schedule_lists_jobs_with_their_next_fire_times_in_their_zone() {
+    let sb = Sandbox::new();
+    sb.config(
+        "sources: []\njobs:\n  - {name: nightly, kind: scan, schedule: '30 2 * * *', timezone: Europe/Berlin, jitter: 5m}\n  - {name: quarter, kind: evaluate, schedule: '0 */15 * * * *'}\n",
+    );
+    // 2026-03-28T12:00:00Z: the next night has no 02:30 in Berlin (DST starts), so the run
+    // happens right after the gap.
+    let out = run_env(&sb, 1774699200, &[], &["schedule", "--count", "2", "-o", "json"]).expect_code(0).json();
+    let jobs = out.as_array().expect("array");
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(jobs[0]["name"], "nightly");
+    assert_eq!(jobs[0]["jitter_seconds"], 300);
+    assert_eq!(jobs[0]["next"][0], "2026-03-29T01:00:00Z");
+    assert_eq!(jobs[0]["next"][1], "2026-03-30T00:30:00Z");
+    assert_eq!(jobs[1]["next"][0], "2026-03-28T12:15:00Z", "six fields: seconds first");
+    assert!(
+        jobs[0]["description"].as_str().unwrap_or("").contains("02:30") || jobs[0]["description"].as_str().unwrap_or("").contains("2:30"),
+        "{}",
+        jobs[0]["description"]
+    );
+    sb.config("jobs: [{name: x, kind: scan, schedule: 'every day'}]\n");
+    let bad = sb.run(&["config", "validate"]).expect_code(2);
+    assert!(bad.stderr.contains("jobs[0].schedule"), "{}", bad.stderr);
+}

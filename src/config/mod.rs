@@ -40,6 +40,163 @@ pub struct Config {
     /// Where findings are sent: receivers and the routes that choose them.
     #[serde(default, deserialize_with = "null_is_default")]
     pub alerts: AlertsConfig,
+    /// Scheduled jobs of the daemon; when none is given, the defaults shown by
+    /// `certvigil schedule` apply.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub jobs: Vec<JobConfig>,
+}
+
+/// One scheduled job.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobConfig {
+    /// Unique name (letters, digits, `-`, `_`, `.`).
+    pub name: String,
+    pub kind: JobKind,
+    /// A crontab line: 5 fields (minute hour day month weekday), 6 with seconds first, or
+    /// `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`.
+    pub schedule: String,
+    /// IANA time zone the expression is read in (default UTC).
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Start each run up to this much later, at random, so that many hosts do not fire at once.
+    #[serde(default)]
+    pub jitter: Option<DurationSpec>,
+    /// For `scan` jobs: only these sources (default: all).
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// A run missed while the daemon was down: run it `once` at start, or `skip` it.
+    #[serde(default)]
+    pub catch_up: CatchUp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// Scan sources into the inventory.
+    Scan,
+    /// Check revocation status.
+    Revocation,
+    /// Run the policy and send due notifications.
+    Evaluate,
+    /// Send digest routes' queued notifications.
+    Digest,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Scan => "scan",
+            JobKind::Revocation => "revocation",
+            JobKind::Evaluate => "evaluate",
+            JobKind::Digest => "digest",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUp {
+    #[default]
+    Once,
+    Skip,
+}
+
+/// A validated job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub name: String,
+    pub kind: JobKind,
+    pub schedule: crate::scheduler::Schedule,
+    pub jitter: i64,
+    pub sources: Vec<String>,
+    pub catch_up: CatchUp,
+    /// From the built-in defaults rather than the configuration.
+    pub default: bool,
+}
+
+/// The jobs that run when the configuration names none.
+pub const DEFAULT_JOBS: &[(&str, JobKind, &str)] = &[
+    ("scan", JobKind::Scan, "*/30 * * * *"),
+    ("revocation", JobKind::Revocation, "15 */4 * * *"),
+    ("evaluate", JobKind::Evaluate, "5,35 * * * *"),
+    ("digest", JobKind::Digest, "0 8 * * 1-5"),
+];
+
+fn validate_jobs(config: &Config, errs: &mut Vec<PathedError>) -> Vec<Job> {
+    if config.jobs.is_empty() {
+        return DEFAULT_JOBS
+            .iter()
+            .filter_map(|(name, kind, expr)| {
+                let schedule = crate::scheduler::Schedule::parse(expr, None).ok()?;
+                Some(Job {
+                    name: name.to_string(),
+                    kind: *kind,
+                    schedule,
+                    jitter: 60,
+                    sources: Vec::new(),
+                    catch_up: CatchUp::Once,
+                    default: true,
+                })
+            })
+            .collect();
+    }
+    let mut jobs: Vec<Job> = Vec::new();
+    for (i, j) in config.jobs.iter().enumerate() {
+        let idx = i.to_string();
+        let at = |f: &str| vec!["jobs".to_string(), idx.clone(), f.to_string()];
+        if j.name.is_empty() || !j.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            errs.push((at("name"), format!("`{}` is not a valid job name", j.name)));
+        } else if jobs.iter().any(|x| x.name == j.name) {
+            errs.push((at("name"), format!("duplicate job name `{}`", j.name)));
+        }
+        // The zone and the expression are checked separately, so both errors are reported.
+        let zone_ok = match j.timezone.as_deref().map(jiff::tz::TimeZone::get) {
+            Some(Err(e)) => {
+                errs.push((at("timezone"), format!("unknown time zone `{}`: {e}", j.timezone.as_deref().unwrap_or(""))));
+                false
+            }
+            _ => true,
+        };
+        let schedule = match crate::scheduler::Schedule::parse(&j.schedule, j.timezone.as_deref().filter(|_| zone_ok)) {
+            Ok(s) => Some(s).filter(|_| zone_ok),
+            Err(m) => {
+                errs.push((at("schedule"), m));
+                None
+            }
+        };
+        let jitter = match j.jitter.as_ref().map(DurationSpec::duration) {
+            None => 0,
+            Some(Ok(d)) => d.as_secs() as i64,
+            Some(Err(m)) => {
+                errs.push((at("jitter"), m));
+                0
+            }
+        };
+        for (k, s) in j.sources.iter().enumerate() {
+            let known = config.sources.iter().any(|src| match src {
+                SourceConfig::Files(f) => &f.name == s,
+            });
+            if !known {
+                errs.push((vec!["jobs".into(), idx.clone(), "sources".into(), k.to_string()], format!("no source named `{s}`")));
+            }
+        }
+        if !j.sources.is_empty() && j.kind != JobKind::Scan {
+            errs.push((at("sources"), "only scan jobs take sources".into()));
+        }
+        if let Some(schedule) = schedule {
+            jobs.push(Job {
+                name: j.name.clone(),
+                kind: j.kind,
+                schedule,
+                jitter,
+                sources: j.sources.clone(),
+                catch_up: j.catch_up,
+                default: false,
+            });
+        }
+    }
+    jobs
 }
 
 /// Alerting. Every notification is written to the store's outbox before it is sent and marked
@@ -789,6 +946,7 @@ pub struct Settings {
     pub revocation: RevocationSettings,
     pub policy: crate::policy::PolicySettings,
     pub alerts: crate::notify::settings::AlertSettings,
+    pub jobs: Vec<Job>,
 }
 
 /// Validated revocation settings.
@@ -1041,10 +1199,11 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
     let revocation = validate_revocation(&config.revocation, base, &mut errs);
     let policy = validate_policy(config, &revocation, &mut errs);
     let alerts = crate::notify::settings::validate(&config.alerts, base, &mut errs);
+    let jobs = validate_jobs(config, &mut errs);
     if !errs.is_empty() {
         return Err(errs);
     }
-    Ok(Settings { file: None, store_path, sources, revocation, policy, alerts })
+    Ok(Settings { file: None, store_path, sources, revocation, policy, alerts, jobs })
 }
 
 fn validate_policy(config: &Config, revocation: &RevocationSettings, errs: &mut Vec<PathedError>) -> crate::policy::PolicySettings {
@@ -1276,6 +1435,32 @@ mod tests {
         let g = r.glob.unwrap();
         assert!(g.is_match("/etc/pki/tls/certs/a.pem"));
         assert!(!g.is_match("/etc/pki/tls/certs/a.crt"));
+    }
+
+    #[test]
+    fn jobs_default_and_validate() {
+        let s = parse_str("", "t.yaml", Path::new("/")).unwrap();
+        let names: Vec<&str> = s.jobs.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(names, ["scan", "revocation", "evaluate", "digest"]);
+        assert!(s.jobs.iter().all(|j| j.default));
+        let e = errors(concat!(
+            "sources: [{name: web, kind: files, paths: [x]}]\n",
+            "jobs:\n",
+            "  - {name: a, kind: scan, schedule: '*/5 * * * *', sources: [web, nope]}\n",
+            "  - {name: a, kind: digest, schedule: '61 * * *', timezone: Mars/Base}\n",
+        ));
+        assert!(e.iter().any(|m| m.contains("jobs[0].sources[1]: no source named `nope`")), "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("jobs[1].name: duplicate job name `a`")), "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("jobs[1].schedule: `61 * * *` is not a cron expression")), "{e:#?}");
+        assert!(e.iter().any(|m| m.contains("jobs[1].timezone: unknown time zone `Mars/Base`")), "{e:#?}");
+        let ok = parse_str(
+            "jobs: [{name: n, kind: revocation, schedule: '@hourly', timezone: Europe/Berlin, jitter: 5m}]",
+            "t.yaml",
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(ok.jobs[0].jitter, 300);
+        assert_eq!(ok.jobs[0].schedule.time_zone(), "Europe/Berlin");
     }
 
     #[test]
