@@ -116,6 +116,9 @@ pub enum Command {
     Outbox(AlertsArgs),
     /// List the scheduled jobs: expression in words, next fire times, last outcome.
     Schedule(ScheduleArgs),
+    /// The append-only, hash-chained audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -260,6 +263,22 @@ pub enum AlertCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain; names the first broken entry (exit 1).
+    Verify,
+    /// List entries, oldest first.
+    List {
+        /// Only entries this recent (e.g. 7d) or since this time (Unix seconds or RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
+        output: SummaryFormat,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct ScheduleArgs {
     /// How many upcoming fire times to show per job.
@@ -332,16 +351,18 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
 pub fn now(cli: &Cli) -> Result<UnixTime> {
     match &cli.now {
         None => Ok(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)),
-        Some(s) => {
-            if let Ok(n) = s.parse::<i64>() {
-                return Ok(n);
-            }
-            let dt: der::DateTime = format!("{}Z", s.trim_end_matches('Z'))
-                .parse()
-                .map_err(|_| CliError::Usage(format!("--now: `{s}` is neither Unix seconds nor RFC 3339 (2026-01-31T00:00:00Z)")))?;
-            Ok(dt.unix_duration().as_secs() as i64)
-        }
+        Some(s) => parse_time(s)
+            .ok_or_else(|| CliError::Usage(format!("--now: `{s}` is neither Unix seconds nor RFC 3339 (2026-01-31T00:00:00Z)")).into()),
     }
+}
+
+/// Unix seconds or RFC 3339 (`2026-01-31T00:00:00Z`).
+pub fn parse_time(s: &str) -> Option<UnixTime> {
+    if let Ok(n) = s.parse::<i64>() {
+        return Some(n);
+    }
+    let dt: der::DateTime = format!("{}Z", s.trim_end_matches('Z')).parse().ok()?;
+    Some(dt.unix_duration().as_secs() as i64)
 }
 
 const DEFAULT_CONFIG: &str = "/etc/certvigil/certvigil.yaml";
@@ -425,6 +446,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Digest(a) => digest(cli, a),
         Command::Outbox(a) => outbox(cli, a),
         Command::Schedule(a) => schedule(cli, a),
+        Command::Audit(c) => audit(cli, c),
         Command::Inspect(a) => inspect(cli, a),
     }
 }
@@ -1151,7 +1173,7 @@ fn silence(cli: &Cli, c: &SilenceCommand) -> Result<u8> {
             }
         }
         SilenceCommand::Expire { id } => {
-            if !store.expire_silence(*id, now)? {
+            if !store.expire_silence(*id, now, &who(&None))? {
                 return Err(CliError::Usage(format!("no silence {id} in force")).into());
             }
             outln!("silence {id} ended");
@@ -1239,6 +1261,43 @@ fn schedule(cli: &Cli, a: &ScheduleArgs) -> Result<u8> {
         outln!("  last: {}", v["last"].as_str().unwrap_or(""));
     }
     Ok(EXIT_OK)
+}
+
+fn audit(cli: &Cli, c: &AuditCommand) -> Result<u8> {
+    let s = settings(cli, false)?;
+    let now = now(cli)?;
+    let store = open_store(cli, &s)?;
+    match c {
+        AuditCommand::Verify => match store.audit_verify()? {
+            certvigil::store::Verdict::Intact { entries } => {
+                outln!("audit log intact: {entries} entries");
+                Ok(EXIT_OK)
+            }
+            certvigil::store::Verdict::Broken { id, reason } => {
+                outln!("audit log BROKEN at entry {id}: {reason}");
+                Ok(EXIT_FAILURE)
+            }
+        },
+        AuditCommand::List { since, limit, output } => {
+            let since = match since {
+                None => 0,
+                Some(text) => match parse_duration(text) {
+                    Ok(d) => now - d,
+                    Err(_) => parse_time(text)
+                        .ok_or_else(|| CliError::Usage(format!("--since: `{text}` is neither a duration (7d) nor a time")))?,
+                },
+            };
+            let entries = store.audit_entries(since, *limit)?;
+            if *output == SummaryFormat::Json {
+                outln!("{}", serde_json::to_string_pretty(&entries)?);
+            } else {
+                for e in &entries {
+                    outln!("{:>6}  {}  {:<16} {:<12} {}", e.id, format_time(e.at), e.action, e.actor, e.detail);
+                }
+            }
+            Ok(EXIT_OK)
+        }
+    }
 }
 
 fn outbox(cli: &Cli, a: &AlertsArgs) -> Result<u8> {

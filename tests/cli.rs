@@ -1192,3 +1192,27 @@ fn schedule_lists_jobs_with_their_next_fire_times_in_their_zone() {
     let bad = sb.run(&["config", "validate"]).expect_code(2);
     assert!(bad.stderr.contains("jobs[0].schedule"), "{}", bad.stderr);
 }
+
+#[test]
+fn audit_log_records_actions_and_verify_names_a_tampered_entry() {
+    let sb = scanned();
+    let f = fixtures();
+    sb.run(&["silence", "add", &f.valid.cert.fingerprint[..16], "--for", "1d", "--reason", "maintenance", "--by", "alice"]).expect_code(0);
+    let entries = sb.run(&["audit", "list", "-o", "json"]).expect_code(0).json();
+    let actions: Vec<&str> = entries.as_array().expect("array").iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(actions.first(), Some(&"scan"), "{actions:?}");
+    assert!(actions.contains(&"silence"), "{actions:?}");
+    let silence = entries.as_array().expect("array").iter().find(|e| e["action"] == "silence").expect("silence entry");
+    assert_eq!(silence["actor"], "alice");
+    let intact = sb.run(&["audit", "verify"]).expect_code(0);
+    assert!(intact.stdout.contains("intact"), "{}", intact.stdout);
+    {
+        let db = sb.db();
+        assert!(db.execute("UPDATE audit_log SET actor = 'mallory' WHERE action = 'silence'", []).is_err(), "append-only");
+        db.execute_batch("DROP TRIGGER audit_log_no_update").expect("drop trigger");
+        db.execute("UPDATE audit_log SET actor = 'mallory' WHERE action = 'silence'", []).expect("tamper");
+    }
+    let id = silence["id"].as_i64().expect("id");
+    let broken = sb.run(&["audit", "verify"]).expect_code(1);
+    assert!(broken.stdout.contains(&format!("BROKEN at entry {id}")), "{}", broken.stdout);
+}

@@ -239,6 +239,10 @@ impl Store {
                 }
             }
         }
+        if applied.opened + applied.resolved + applied.escalated > 0 {
+            let detail = serde_json::json!({"opened": applied.opened, "resolved": applied.resolved, "escalated": applied.escalated, "notifications_queued": applied.notifications});
+            super::audit::append(&tx, now, "alerts", "certvigil", &detail)?;
+        }
         tx.commit()?;
         Ok(applied)
     }
@@ -285,19 +289,36 @@ impl Store {
         note: Option<&str>,
         now: UnixTime,
     ) -> Result<usize> {
-        Ok(self.conn.execute(
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
             "UPDATE alerts SET state = 'acknowledged', acked_at = ?4, acked_by = ?5, ack_note = ?6
              WHERE state = 'firing' AND (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR cert_id = ?2) AND (?3 IS NULL OR kind = ?3)",
             params![alert_id, cert_id, kind, now, by, note],
-        )?)
+        )?;
+        if n > 0 {
+            super::audit::append(
+                &tx,
+                now,
+                "ack",
+                by,
+                &serde_json::json!({"alert_id": alert_id, "cert_id": cert_id, "kind": kind, "note": note, "alerts": n}),
+            )?;
+        }
+        tx.commit()?;
+        Ok(n)
     }
 
     pub fn add_silence(&mut self, s: &Silence) -> Result<i64> {
-        self.conn.execute(
+        let tx = self.conn.transaction()?;
+        tx.execute(
             "INSERT INTO silences (fingerprint, source, tag, kind, eku, reason, created_by, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![s.fingerprint, s.source, s.tag, s.kind, s.eku, s.reason, s.created_by, s.created_at, s.expires_at],
         )?;
-        Ok(self.conn.last_insert_rowid())
+        let id = tx.last_insert_rowid();
+        let detail = serde_json::json!({"id": id, "fingerprint": s.fingerprint, "source": s.source, "tag": s.tag, "kind": s.kind, "eku": s.eku, "reason": s.reason, "expires_at": s.expires_at});
+        super::audit::append(&tx, s.created_at, "silence", &s.created_by, &detail)?;
+        tx.commit()?;
+        Ok(id)
     }
 
     /// Silences in force at `now` (or all, with `include_expired`).
@@ -323,11 +344,15 @@ impl Store {
         Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
     }
 
-    pub fn expire_silence(&mut self, id: i64, now: UnixTime) -> Result<bool> {
-        Ok(self
-            .conn
-            .execute("UPDATE silences SET expired_at = ?2 WHERE id = ?1 AND expired_at IS NULL AND expires_at > ?2", params![id, now])?
-            > 0)
+    pub fn expire_silence(&mut self, id: i64, now: UnixTime, by: &str) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let n =
+            tx.execute("UPDATE silences SET expired_at = ?2 WHERE id = ?1 AND expired_at IS NULL AND expires_at > ?2", params![id, now])?;
+        if n > 0 {
+            super::audit::append(&tx, now, "silence-expired", by, &serde_json::json!({"id": id}))?;
+        }
+        tx.commit()?;
+        Ok(n > 0)
     }
 
     /// Notifications due now: unsent, not held for a digest, next attempt reached.
@@ -359,7 +384,23 @@ impl Store {
     pub fn mark_sent(&mut self, ids: &[i64], now: UnixTime, sent_as: Option<&str>) -> Result<()> {
         let tx = self.conn.transaction()?;
         for id in ids {
-            tx.execute("UPDATE outbox SET sent_at = ?2, sent_as = ?3, attempts = attempts + 1, last_error = NULL WHERE id = ?1 AND sent_at IS NULL", params![id, now, sent_as])?;
+            let n = tx.execute(
+                "UPDATE outbox SET sent_at = ?2, sent_as = ?3, attempts = attempts + 1, last_error = NULL WHERE id = ?1 AND sent_at IS NULL",
+                params![id, now, sent_as],
+            )?;
+            if n > 0 {
+                let (key, route, receiver, event): (String, String, String, String) =
+                    tx.query_row("SELECT key, route, receiver, event FROM outbox WHERE id = ?1", [id], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })?;
+                super::audit::append(
+                    &tx,
+                    now,
+                    "notification",
+                    "certvigil",
+                    &serde_json::json!({"key": key, "route": route, "receiver": receiver, "event": event, "digest": sent_as}),
+                )?;
+            }
         }
         tx.commit()?;
         Ok(())

@@ -5,10 +5,12 @@
 //! is opened in WAL mode so readers (CLI, HTTP API) never block a scan.
 
 mod alerts;
+mod audit;
 mod revocation;
 mod scan;
 
 pub use alerts::{AlertRow, Applied, OutboxRow};
+pub use audit::{AuditEntry, Verdict, append as audit_append};
 pub use revocation::{CachedOcsp, CrlCacheRow, RevocationHistoryRow};
 
 pub use scan::{KnownObject, KnownObjects, ObjectOutcome, ScanWriter, key as object_key};
@@ -23,6 +25,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "0001_inventory", include_str!("../../schema/0001_inventory.sql")),
     (2, "0002_revocation", include_str!("../../schema/0002_revocation.sql")),
     (3, "0003_alerts", include_str!("../../schema/0003_alerts.sql")),
+    (4, "0004_audit", include_str!("../../schema/0004_audit.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -138,6 +138,13 @@ impl Store {
             )?;
             let changed = prev.as_ref().is_none_or(|(st, re)| st != s.state.as_str() || *re != s.reason);
             if changed {
+                super::audit::append(
+                    &tx,
+                    s.checked_at,
+                    "revocation",
+                    "certvigil",
+                    &serde_json::json!({"cert_id": cert_id, "status": s.state.as_str(), "reason": s.reason, "method": s.method, "evidence_sha256": s.evidence_sha256}),
+                )?;
                 tx.execute(
                     "INSERT INTO revocation_history (cert_id, at, status, reason, method, evidence_sha256, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![cert_id, s.checked_at, s.state.as_str(), s.reason, s.method, s.evidence_sha256, s.detail],

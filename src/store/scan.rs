@@ -387,6 +387,13 @@ impl<'c> ScanWriter<'c> {
         }
         let s = self.stats;
         let status = if s.errors > 0 { "errors" } else { "ok" };
+        super::audit::append(
+            self.conn,
+            self.now,
+            "scan",
+            "certvigil",
+            &serde_json::json!({"run": self.run_id, "objects": s.objects_seen, "read": s.objects_read, "certificates_new": s.certs_new, "certificates_gone": s.certs_gone, "errors": s.errors}),
+        )?;
         self.conn.execute(
             "UPDATE scan_runs SET finished_at = ?2, objects_seen = ?3, objects_read = ?4, certs_seen = ?5, certs_new = ?6,
                certs_gone = ?7, errors = ?8, status = ?9 WHERE id = ?1",
