@@ -741,8 +741,7 @@ fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
     let revocation = store.revocation_status(c.id)?;
     let revocation_history = store.revocation_history(c.id)?;
     let f = &c.facts;
-    let full = store.certificates(true)?.into_iter().find(|x| x.id == c.id).unwrap_or_else(|| c.clone());
-    let status = expiry_status(&full, &s.policy, &store.source_tags()?, now);
+    let status = expiry_status(c, &s.policy, &store.source_tags()?, now);
     if a.output == SummaryFormat::Json {
         let v = serde_json::json!({
             "certificate": c,

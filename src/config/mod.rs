@@ -618,7 +618,7 @@ pub struct PolicyConfig {
     /// Defaults for certificates with the codeSigning EKU (signing identities); fields left out
     /// keep the built-in signer defaults (warning 90 days, critical 30 days, key age 3 years).
     #[serde(default, deserialize_with = "null_is_default")]
-    pub code_signing: PolicyRuleBody,
+    pub code_signing: PolicyRule,
     /// How long revocation may stay unknown before it is a finding.
     #[serde(default = "default_unknown_grace")]
     pub revocation_unknown_grace: DurationSpec,
@@ -639,7 +639,7 @@ impl Default for PolicyConfig {
     fn default() -> Self {
         PolicyConfig {
             keys: KeyPolicyConfig::default(),
-            code_signing: PolicyRuleBody::default(),
+            code_signing: PolicyRule::default(),
             revocation_unknown_grace: default_unknown_grace(),
             superseded: true,
             rules: Vec::new(),
@@ -678,25 +678,6 @@ impl Default for KeyPolicyConfig {
     }
 }
 
-/// Thresholds that a rule or the code-signing defaults set; absent fields are inherited.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyRuleBody {
-    #[serde(default)]
-    pub warning_days: Option<u32>,
-    #[serde(default)]
-    pub critical_days: Option<u32>,
-    #[serde(default)]
-    #[schemars(range(min = 0.0, max = 1.0))]
-    pub warning_fraction: Option<f64>,
-    #[serde(default)]
-    #[schemars(range(min = 0.0, max = 1.0))]
-    pub critical_fraction: Option<f64>,
-    /// Key age limit for the matched certificates.
-    #[serde(default)]
-    pub max_key_age: Option<DurationSpec>,
-}
-
 /// Which certificates a rule or route applies to; every list given must match (an empty or
 /// absent list matches anything).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
@@ -713,12 +694,13 @@ pub struct MatchConfig {
     pub eku: Vec<String>,
 }
 
-/// An override for matching certificates: fields left out are inherited.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+/// Thresholds for matching certificates (a rule) or for signing identities (`code_signing`);
+/// fields left out are inherited.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyRule {
-    /// Which certificates this rule applies to.
-    #[serde(rename = "match")]
+    /// Which certificates a rule applies to (absent: all). Not used by `code_signing`.
+    #[serde(default, rename = "match")]
     pub matcher: MatchConfig,
     #[serde(default)]
     pub warning_days: Option<u32>,
@@ -730,20 +712,9 @@ pub struct PolicyRule {
     #[serde(default)]
     #[schemars(range(min = 0.0, max = 1.0))]
     pub critical_fraction: Option<f64>,
+    /// Key age limit for the matched certificates.
     #[serde(default)]
     pub max_key_age: Option<DurationSpec>,
-}
-
-impl PolicyRule {
-    fn body(&self) -> PolicyRuleBody {
-        PolicyRuleBody {
-            warning_days: self.warning_days,
-            critical_days: self.critical_days,
-            warning_fraction: self.warning_fraction,
-            critical_fraction: self.critical_fraction,
-            max_key_age: self.max_key_age.clone(),
-        }
-    }
 }
 
 fn default_warning_days() -> u32 {
@@ -1222,7 +1193,7 @@ fn validate_policy(config: &Config, revocation: &RevocationSettings, errs: &mut 
             0
         })
     };
-    let rule = |body: &PolicyRuleBody, matcher: Match, at: &[&str], errs: &mut Vec<PathedError>| -> Rule {
+    let rule = |body: &PolicyRule, matcher: Match, at: &[&str], errs: &mut Vec<PathedError>| -> Rule {
         for (field, v) in [("warning_fraction", body.warning_fraction), ("critical_fraction", body.critical_fraction)] {
             if v.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
                 let mut here = path(at);
@@ -1246,6 +1217,13 @@ fn validate_policy(config: &Config, revocation: &RevocationSettings, errs: &mut 
     };
     let defaults = PolicySettings::default();
     let mut code_signing = defaults.code_signing.clone();
+    let m = &p.code_signing.matcher;
+    if !(m.source.is_empty() && m.tag.is_empty() && m.eku.is_empty()) {
+        errs.push((
+            path(&["policy", "code_signing", "match"]),
+            "code_signing applies to codeSigning certificates; use policy.rules to match others".into(),
+        ));
+    }
     let cs = rule(&p.code_signing, Match::default(), &["policy", "code_signing"], errs);
     code_signing.warning_days = cs.warning_days.or(code_signing.warning_days);
     code_signing.critical_days = cs.critical_days.or(code_signing.critical_days);
@@ -1263,7 +1241,7 @@ fn validate_policy(config: &Config, revocation: &RevocationSettings, errs: &mut 
                 tags: r.matcher.tag.clone(),
                 ekus: r.matcher.eku.iter().map(|e| crate::x509::cert::normalise_eku(e)).collect(),
             };
-            rule(&r.body(), m, &["policy", "rules", &idx], errs)
+            rule(r, m, &["policy", "rules", &idx], errs)
         })
         .collect();
     PolicySettings {

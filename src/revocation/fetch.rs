@@ -35,7 +35,6 @@ pub struct Http {
     permits: Semaphore,
     interval: Duration,
     next_slot: Mutex<HashMap<String, Instant>>,
-    requests: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Http {
@@ -65,13 +64,7 @@ impl Http {
             permits: Semaphore::new(concurrency.max(1)),
             interval: per_host_interval,
             next_slot: Mutex::new(HashMap::new()),
-            requests: std::sync::atomic::AtomicU64::new(0),
         })
-    }
-
-    /// Requests sent so far (for tests and metrics).
-    pub fn requests(&self) -> u64 {
-        self.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Waits for this host's next free slot, so no host sees more than one request per interval.
@@ -144,7 +137,6 @@ impl Http {
                 req = req.header(reqwest::header::IF_MODIFIED_SINCE, l);
             }
         }
-        self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let resp = req.send().await.map_err(|e| self.map_err(url, e))?;
         let status = resp.status();
         if status == reqwest::StatusCode::NOT_MODIFIED && conditional.is_some() {
@@ -166,7 +158,6 @@ impl Http {
         }
         let _permit = self.permits.acquire().await.map_err(|e| FetchError::Network { url: url.to_string(), message: e.to_string() })?;
         self.pace(url).await;
-        self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let resp = self
             .client
             .post(url)

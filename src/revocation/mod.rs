@@ -96,11 +96,6 @@ impl Checker {
         Ok(Checker { settings, http, crl_dir: state_dir.join("crls"), crl_memory: Mutex::new(HashMap::new()), stats: Stats::default() })
     }
 
-    /// HTTP requests made so far.
-    pub fn requests(&self) -> u64 {
-        self.http.requests()
-    }
-
     /// Checks the given certificates (all current ones when `ids` is `None`) and saves the
     /// statuses. Returns each certificate with its new status.
     pub async fn check(

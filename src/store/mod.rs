@@ -121,22 +121,12 @@ impl Store {
     /// Every certificate with its sightings summary, current ones only unless `include_gone`.
     pub fn certificates(&self, include_gone: bool) -> Result<Vec<CertRow>> {
         let sql = format!(
-            "SELECT {CERT_COLUMNS},
-                (SELECT COUNT(*) FROM sightings s WHERE s.cert_id = c.id AND s.gone_since IS NULL),
-                (SELECT json_group_array(DISTINCT s.source) FROM sightings s WHERE s.cert_id = c.id AND (s.gone_since IS NULL OR c.gone_since IS NOT NULL))
-             FROM certificates c {} ORDER BY c.not_after, c.fingerprint",
+            "SELECT {CERT_COLUMNS}, {SIGHTING_SUMMARY} FROM certificates c {} ORDER BY c.not_after, c.fingerprint",
             if include_gone { "" } else { "WHERE c.gone_since IS NULL" }
         );
         let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map([], |r| Ok((cert_from_row(r)?, r.get::<_, i64>(27)?, r.get::<_, String>(28)?)))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (mut cert, current, sources) = row?;
-            cert.current_sightings = current;
-            cert.sources = json_list(&sources, "sightings.source")?;
-            out.push(cert);
-        }
-        Ok(out)
+        let rows = stmt.query_map([], cert_with_sightings)?;
+        rows.map(|r| r.map_err(StoreError::from).and_then(finish_sightings)).collect()
     }
 
     /// Tags of each known source.
@@ -156,11 +146,12 @@ impl Store {
     pub fn find(&self, query: &str) -> Result<Vec<CertRow>> {
         let q: String = query.chars().filter(|c| *c != ':').collect::<String>();
         let sql = format!(
-            "SELECT {CERT_COLUMNS} FROM certificates c WHERE c.fingerprint LIKE ?1 || '%' OR c.serial = ?2 OR ltrim(c.serial, '0') = ltrim(?2, '0') ORDER BY c.not_after"
+            "SELECT {CERT_COLUMNS}, {SIGHTING_SUMMARY} FROM certificates c
+             WHERE c.fingerprint LIKE ?1 || '%' OR c.serial = ?2 OR ltrim(c.serial, '0') = ltrim(?2, '0') ORDER BY c.not_after"
         );
         let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(params![q.to_ascii_lowercase(), q.to_ascii_uppercase()], cert_from_row)?;
-        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        let rows = stmt.query_map(params![q.to_ascii_lowercase(), q.to_ascii_uppercase()], cert_with_sightings)?;
+        rows.map(|r| r.map_err(StoreError::from).and_then(finish_sightings)).collect()
     }
 
     pub fn sightings(&self, cert_id: i64) -> Result<Vec<SightingRow>> {
@@ -227,17 +218,6 @@ impl Store {
             .optional()?)
     }
 
-    pub fn run(&self, id: i64) -> Result<Option<RunRow>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id, started_at, finished_at, objects_seen, objects_read, certs_seen, certs_new, certs_gone, errors, status FROM scan_runs WHERE id = ?1",
-                [id],
-                run_from_row,
-            )
-            .optional()?)
-    }
-
     pub fn run_errors(&self, run_id: i64) -> Result<Vec<ObjectError>> {
         let mut stmt = self.conn.prepare("SELECT source, location, message FROM scan_errors WHERE run_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map([run_id], |r| Ok(ObjectError { source: r.get(0)?, location: r.get(1)?, message: r.get(2)? }))?;
@@ -284,6 +264,21 @@ pub(crate) const CERT_COLUMNS: &str = "c.id, c.fingerprint, c.subject, c.issuer,
     c.spki_sha256, c.key_algorithm, c.key_bits, c.key_curve, c.signature_algorithm, c.is_ca, c.path_len, c.key_usage,
     c.ext_key_usage, c.sans, c.ocsp_urls, c.ca_issuers_urls, c.crl_urls, c.aki, c.ski, c.self_issued, c.warnings,
     c.first_seen, c.gone_since";
+
+/// Current sightings and the sources that hold the certificate (all its sources, once gone),
+/// selected after [`CERT_COLUMNS`].
+const SIGHTING_SUMMARY: &str = "(SELECT COUNT(*) FROM sightings s WHERE s.cert_id = c.id AND s.gone_since IS NULL),
+    (SELECT json_group_array(DISTINCT s.source) FROM sightings s WHERE s.cert_id = c.id AND (s.gone_since IS NULL OR c.gone_since IS NOT NULL))";
+
+fn cert_with_sightings(r: &rusqlite::Row<'_>) -> rusqlite::Result<(CertRow, i64, String)> {
+    Ok((cert_from_row(r)?, r.get(27)?, r.get(28)?))
+}
+
+fn finish_sightings((mut cert, current, sources): (CertRow, i64, String)) -> Result<CertRow> {
+    cert.current_sightings = current;
+    cert.sources = json_list(&sources, "sightings.source")?;
+    Ok(cert)
+}
 
 fn json_list(s: &str, what: &'static str) -> Result<Vec<String>> {
     let v: Vec<Option<String>> = serde_json::from_str(s).map_err(|e| StoreError::Corrupt { what, detail: e.to_string() })?;

@@ -239,15 +239,25 @@ impl Store {
         Ok(())
     }
 
-    /// Current certificates with their DER, for a revocation pass.
+    /// Current certificates with their DER, for a revocation pass: all, or the given ids.
     pub fn certificates_with_der(&self, ids: Option<&[i64]>) -> Result<Vec<(CertRow, Vec<u8>)>> {
-        let sql = format!("SELECT {CERT_COLUMNS}, c.der FROM certificates c WHERE c.gone_since IS NULL ORDER BY c.id");
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map([], |r| Ok((cert_from_row(r)?, r.get::<_, Vec<u8>>(27)?)))?;
-        let all = rows.collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(match ids {
-            None => all,
-            Some(ids) => all.into_iter().filter(|(c, _)| ids.contains(&c.id)).collect(),
-        })
+        let row = |r: &rusqlite::Row<'_>| Ok((cert_from_row(r)?, r.get::<_, Vec<u8>>(27)?));
+        match ids {
+            None => {
+                let sql = format!("SELECT {CERT_COLUMNS}, c.der FROM certificates c WHERE c.gone_since IS NULL ORDER BY c.id");
+                let mut stmt = self.conn.prepare(&sql)?;
+                let rows = stmt.query_map([], row)?;
+                Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+            }
+            Some(ids) => {
+                let sql = format!("SELECT {CERT_COLUMNS}, c.der FROM certificates c WHERE c.id = ?1");
+                let mut stmt = self.conn.prepare(&sql)?;
+                let mut out = Vec::new();
+                for id in ids {
+                    out.extend(stmt.query_map([id], row)?.collect::<std::result::Result<Vec<_>, _>>()?);
+                }
+                Ok(out)
+            }
+        }
     }
 }

@@ -236,20 +236,8 @@ fn ocsp_answer(st: &State, req: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn decode_b64(s: &str) -> Vec<u8> {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.bytes() {
-        let Some(v) = alphabet.iter().position(|&a| a == c) else { continue };
-        acc = (acc << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
+    use base64ct::{Base64, Encoding};
+    Base64::decode_vec(s).unwrap_or_default()
 }
 
 /// Signing options for a CA with an RSA-PSS key: PSS padding with a hash-length salt.
