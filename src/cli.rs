@@ -122,6 +122,35 @@ pub enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run the daemon: scheduled jobs, HTTP metrics and API, systemd notify and reload.
+    Run(RunArgs),
+    /// Generate the man pages or shell completions (for packaging).
+    #[command(subcommand, hide = true)]
+    Generate(GenerateCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Listen address of the HTTP server, overriding `http.listen`.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Exit after this long (for tests and benchmarks), e.g. `30s`.
+    #[arg(long, hide = true, value_parser = parse_duration)]
+    pub exit_after: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Write certvigil.1 and one page per subcommand (certvigil-scan.1, …) into DIR.
+    Man {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write bash, zsh and fish completions into DIR.
+    Completions {
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -448,6 +477,8 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Schedule(a) => schedule(cli, a),
         Command::Audit(c) => audit(cli, c),
         Command::Inspect(a) => inspect(cli, a),
+        Command::Run(a) => run_daemon(cli, a),
+        Command::Generate(c) => generate(c),
     }
 }
 
@@ -1325,6 +1356,56 @@ fn outbox(cli: &Cli, a: &AlertsArgs) -> Result<u8> {
             state,
             r.last_error.as_ref().map(|e| format!("  last error: {e}")).unwrap_or_default()
         );
+    }
+    Ok(EXIT_OK)
+}
+
+fn run_daemon(cli: &Cli, a: &RunArgs) -> Result<u8> {
+    let s = settings(cli, false)?;
+    let listen = match a.listen.as_deref() {
+        None => None,
+        Some("off") => Some(None),
+        Some(text) => {
+            let addr: std::net::SocketAddr =
+                text.parse().map_err(|_| CliError::Usage(format!("--listen: `{text}` is not an address:port (or `off`)")))?;
+            Some(Some(addr))
+        }
+    };
+    let start_time = match &cli.now {
+        Some(_) => Some(now(cli)?),
+        None => None,
+    };
+    let file = s.file.clone();
+    let loader: certvigil::daemon::Loader = Box::new(move || match &file {
+        Some(f) => config::load(f).map_err(|e| e.to_string()),
+        None => config::parse_str("", "(built-in defaults)", Path::new(".")).map_err(|e| e.to_string()),
+    });
+    let opts = certvigil::daemon::Options {
+        store_path: store_path(cli, &s),
+        listen,
+        exit_after: a.exit_after.map(|s| std::time::Duration::from_secs(s as u64)),
+        start_time,
+    };
+    certvigil::daemon::run(s, loader, opts)?;
+    Ok(EXIT_OK)
+}
+
+fn generate(c: &GenerateCommand) -> Result<u8> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    match c {
+        GenerateCommand::Man { out } => {
+            std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+            clap_mangen::generate_to(cmd, out).with_context(|| format!("{}: cannot write man pages", out.display()))?;
+        }
+        GenerateCommand::Completions { out } => {
+            use clap_complete::Shell;
+            std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+            for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+                clap_complete::generate_to(shell, &mut cmd, "certvigil", out)
+                    .with_context(|| format!("{}: cannot write {shell} completions", out.display()))?;
+            }
+        }
     }
     Ok(EXIT_OK)
 }

@@ -81,6 +81,8 @@ pub fn plan(store: &Store, settings: &Settings, now: UnixTime) -> Result<(Vec<Fi
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
     pub findings: usize,
+    /// Findings counted by `severity` then `kind`.
+    pub counts: std::collections::BTreeMap<String, std::collections::BTreeMap<String, usize>>,
     pub applied: Applied,
     pub delivery: Delivery,
 }
@@ -95,11 +97,15 @@ pub async fn evaluate(store: &Arc<Mutex<Store>>, settings: &Settings, now: UnixT
         let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
         let (findings, changes) = plan(&s, settings, now)?;
         let applied = s.apply_alert_changes(&changes, &findings, now)?;
-        (findings.len(), applied)
+        let mut counts: std::collections::BTreeMap<String, std::collections::BTreeMap<String, usize>> = Default::default();
+        for f in &findings {
+            *counts.entry(f.severity.as_str().to_string()).or_default().entry(f.kind.as_str().to_string()).or_default() += 1;
+        }
+        (findings.len(), applied, counts)
     };
     if std::env::var(FAULT_ENV).as_deref() == Ok("exit-after-outbox-write") {
         std::process::abort();
     }
     let delivery = notify::deliver(store, &settings.alerts, now).await?;
-    Ok(Report { findings: applied.0, applied: applied.1, delivery })
+    Ok(Report { findings: applied.0, applied: applied.1, counts: applied.2, delivery })
 }

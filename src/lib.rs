@@ -6,8 +6,10 @@
 //! as arguments; `sources`, `store` and `inventory` touch the world.
 
 pub mod config;
+pub mod daemon;
 pub mod evaluate;
 pub mod inventory;
+pub mod jobs;
 pub mod model;
 pub mod notify;
 pub mod policy;

@@ -6,11 +6,15 @@
 
 mod alerts;
 mod audit;
+mod jobs;
+mod report;
 mod revocation;
 mod scan;
 
 pub use alerts::{AlertRow, Applied, OutboxRow};
 pub use audit::{AuditEntry, Verdict, append as audit_append};
+pub use jobs::{JobRun, JobStats};
+pub use report::{Counts, RevocationSample, SightingSample};
 pub use revocation::{CachedOcsp, CrlCacheRow, RevocationHistoryRow};
 
 pub use scan::{KnownObject, KnownObjects, ObjectOutcome, ScanWriter, key as object_key};
@@ -26,6 +30,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "0002_revocation", include_str!("../../schema/0002_revocation.sql")),
     (3, "0003_alerts", include_str!("../../schema/0003_alerts.sql")),
     (4, "0004_audit", include_str!("../../schema/0004_audit.sql")),
+    (5, "0005_jobs", include_str!("../../schema/0005_jobs.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,220 @@
+//! `certvigil run`: the long-running service. Wires the store, the job loop, the HTTP server,
+//! systemd notifications and signals together:
+//!
+//! - readiness (`READY=1`) only after the store is open and migrated, the API token resolved,
+//!   the listener bound and every job's first fire time computed;
+//! - SIGHUP reloads: the new configuration is validated first and, if invalid, the old one
+//!   stays in force (the error is logged, audited and shown by `/readyz` and `/metrics`);
+//! - SIGTERM/SIGINT: stop taking jobs, let the running ones finish within
+//!   `daemon.shutdown_timeout`, checkpoint the store, exit 0.
+
+pub mod http;
+pub mod metrics;
+pub mod runner;
+pub mod systemd;
+
+use crate::config::Settings;
+use crate::config::secret::Secret;
+use crate::store::Store;
+use anyhow::{Context as _, Result, anyhow};
+use runner::{Clock, Control, Exec, Live, Loop};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Loads and validates the configuration again (for SIGHUP).
+pub type Loader = Box<dyn Fn() -> Result<Settings, String> + Send + Sync>;
+
+pub struct Options {
+    pub store_path: PathBuf,
+    /// Overrides `daemon.listen`.
+    pub listen: Option<Option<SocketAddr>>,
+    /// Stop by itself after this long (tests, benchmarks).
+    pub exit_after: Option<Duration>,
+    /// Fixed start time (the hidden `--now`), advancing with the real clock.
+    pub start_time: Option<crate::model::UnixTime>,
+}
+
+fn resolve_token(s: &Settings) -> Result<Option<Secret>, String> {
+    match &s.daemon.token {
+        None => Ok(None),
+        Some(r) => {
+            let t = r.resolve().map_err(|e| format!("daemon.token: {e}"))?;
+            if t.expose().trim().len() < 16 {
+                return Err(format!("daemon.token: the token from {r} is shorter than 16 characters"));
+            }
+            Ok(Some(Secret::new(t.expose().trim().to_string())))
+        }
+    }
+}
+
+fn audit(path: &std::path::Path, at: i64, action: &str, detail: serde_json::Value) {
+    let r = Store::open(path).and_then(|s| s.audit(at, action, "daemon", &detail));
+    if let Err(e) = r {
+        tracing::error!(error = %e, action, "cannot write the audit log");
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT (or `exit_after`).
+pub fn run(settings: Settings, loader: Loader, opts: Options) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("certvigil").build()?;
+    runtime.block_on(main(settings, loader, opts))
+}
+
+async fn main(settings: Settings, loader: Loader, opts: Options) -> Result<()> {
+    let notifier = Arc::new(systemd::Notifier::from_env());
+    let clock: Arc<dyn Clock> = match opts.start_time {
+        Some(t) => Arc::new(runner::TokioClock::new(t)),
+        None => Arc::new(runner::SystemClock),
+    };
+    let store_path = opts.store_path.clone();
+    let store = Store::open(&store_path).with_context(|| format!("cannot open the store at {}", store_path.display()))?;
+    let token = resolve_token(&settings).map_err(|e| anyhow!(e))?;
+    let listen = opts.listen.unwrap_or(settings.daemon.listen);
+    let listener = match listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?),
+        None => None,
+    };
+    let bound = listener.as_ref().and_then(|l| l.local_addr().ok());
+    if token.is_none() && bound.is_some() {
+        tracing::warn!("daemon.token is not set: /api/v1 answers 401 to every request");
+    }
+    let settings = Arc::new(settings);
+    let now = clock.now();
+    audit(
+        &store_path,
+        now,
+        "daemon-start",
+        serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "listen": bound.map(|a| a.to_string())}),
+    );
+
+    let ctx = Arc::new(crate::jobs::Context::default());
+    let exec: Exec = {
+        let (ctx, path) = (Arc::clone(&ctx), store_path.clone());
+        Arc::new(move |job, settings, now| {
+            let (ctx, path) = (Arc::clone(&ctx), path.clone());
+            Box::pin(async move { crate::jobs::run(&job, &settings, &path, &ctx, now).await })
+        })
+    };
+    let live = Arc::new(Live::default());
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+        ^ u64::from(std::process::id());
+    let job_loop = Loop::new(Arc::clone(&settings), store, Arc::clone(&clock), exec, seed, Arc::clone(&live), Arc::clone(&notifier));
+    let (control_tx, control_rx) = mpsc::channel::<Control>(16);
+    let state = Arc::new(http::State {
+        store_path: store_path.clone(),
+        settings: RwLock::new(Arc::clone(&settings)),
+        token: RwLock::new(token),
+        live: Arc::clone(&live),
+        control: control_tx.clone(),
+        clock: Arc::clone(&clock),
+        reload: Mutex::new(http::ReloadStatus { ok: true, last_success_at: Some(now), last_attempt_at: Some(now), error: None }),
+        last_scrape_micros: Default::default(),
+    });
+    let server = listener.map(|l| tokio::spawn(http::serve(l, Arc::clone(&state))));
+    let signals = tokio::spawn(handle_signals(Arc::clone(&state), loader, Arc::clone(&notifier), ctx, control_tx.clone()));
+    if let Some(after) = opts.exit_after {
+        let tx = control_tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = tx.send(Control::Shutdown).await;
+        });
+    }
+    drop(control_tx);
+    tracing::info!(listen = ?bound, jobs = settings.jobs.len(), store = %store_path.display(), "certvigil started");
+    notifier.ready(&format!("ready: {} jobs{}", settings.jobs.len(), bound.map(|a| format!(", HTTP on {a}")).unwrap_or_default()));
+    job_loop.run(control_rx, settings.daemon.shutdown_timeout).await;
+    signals.abort();
+    if let Some(s) = server {
+        s.abort();
+    }
+    let now = clock.now();
+    let path = store_path.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        // Fold the WAL into the database so a copy of the file alone is complete.
+        if let Ok(s) = Store::open(&path)
+            && let Err(e) = s.conn().execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        {
+            tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
+        }
+        audit(&path, now, "daemon-stop", serde_json::json!({}));
+    })
+    .await;
+    tracing::info!("certvigil stopped");
+    Ok(())
+}
+
+async fn handle_signals(
+    state: Arc<http::State>,
+    loader: Loader,
+    notifier: Arc<systemd::Notifier>,
+    ctx: Arc<crate::jobs::Context>,
+    control: mpsc::Sender<Control>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) =
+        (signal(SignalKind::hangup()), signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    let loader = Arc::new(loader);
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                notifier.reloading();
+                let loader = Arc::clone(&loader);
+                let result = tokio::task::spawn_blocking(move || loader()).await.unwrap_or_else(|e| Err(e.to_string()));
+                let now = state.clock.now();
+                let outcome = result.and_then(|new| resolve_token(&new).map(|t| (new, t)));
+                match outcome {
+                    Ok((new, token)) => {
+                        let old = Arc::clone(&state.settings.read().unwrap_or_else(|p| p.into_inner()));
+                        if new.store_path != old.store_path {
+                            tracing::warn!("store.path changed: it takes effect at the next restart");
+                        }
+                        if new.daemon.listen != old.daemon.listen {
+                            tracing::warn!("daemon.listen changed: it takes effect at the next restart");
+                        }
+                        let new = Arc::new(new);
+                        *state.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&new);
+                        *state.token.write().unwrap_or_else(|p| p.into_inner()) = token;
+                        ctx.reset();
+                        *state.reload.lock().unwrap_or_else(|p| p.into_inner()) =
+                            http::ReloadStatus { ok: true, last_success_at: Some(now), last_attempt_at: Some(now), error: None };
+                        let jobs: Vec<&str> = new.jobs.iter().map(|j| j.name.as_str()).collect();
+                        let detail = serde_json::json!({"file": new.file.as_ref().map(|f| f.display().to_string()), "jobs": jobs, "sources": new.sources.len()});
+                        let _ = control.send(Control::Reload(new)).await;
+                        let path = state.store_path.clone();
+                        let _ = tokio::task::spawn_blocking(move || audit(&path, now, "config-reload", detail)).await;
+                        tracing::info!("configuration reloaded");
+                        notifier.ready("configuration reloaded");
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "configuration reload failed: the previous configuration stays in force");
+                        {
+                            let mut r = state.reload.lock().unwrap_or_else(|p| p.into_inner());
+                            r.ok = false;
+                            r.last_attempt_at = Some(now);
+                            r.error = Some(e.clone());
+                        }
+                        let path = state.store_path.clone();
+                        let detail = serde_json::json!({"error": e});
+                        let _ = tokio::task::spawn_blocking(move || audit(&path, now, "config-reload-failed", detail)).await;
+                        notifier.ready("reload failed: the previous configuration stays in force");
+                    }
+                }
+            }
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: stopping");
+                let _ = control.send(Control::Shutdown).await;
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT: stopping");
+                let _ = control.send(Control::Shutdown).await;
+            }
+        }
+    }
+}

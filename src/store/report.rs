@@ -1,0 +1,103 @@
+//! Read-only queries for `/metrics`: current sightings streamed row by row (so a scrape of a
+//! large inventory never holds it all in memory), revocation states, and counters.
+
+use super::{Result, Store};
+use crate::model::UnixTime;
+use std::collections::BTreeMap;
+
+/// One current sighting with the certificate fields metrics label it with.
+#[derive(Debug, Clone)]
+pub struct SightingSample {
+    pub fingerprint: String,
+    pub subject: String,
+    pub issuer: String,
+    pub serial_hex: String,
+    pub not_before: UnixTime,
+    pub not_after: UnixTime,
+    pub source: String,
+    pub location: String,
+}
+
+/// A certificate's stored revocation result.
+#[derive(Debug, Clone)]
+pub struct RevocationSample {
+    pub fingerprint: String,
+    pub subject: String,
+    pub serial_hex: String,
+    pub state: String,
+    pub method: String,
+}
+
+/// Counters over the store.
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    pub certs_current: i64,
+    pub certs_gone: i64,
+    pub alerts_open: BTreeMap<String, i64>,
+    pub outbox_pending: i64,
+    pub outbox_failed: i64,
+    /// Errors of the last finished scan.
+    pub last_scan_errors: i64,
+}
+
+impl Store {
+    /// Calls `f` for every current sighting, ordered by certificate.
+    pub fn for_each_sighting(&self, mut f: impl FnMut(&SightingSample)) -> Result<()> {
+        let mut stmt = self.conn.prepare(
+            "SELECT c.fingerprint, c.subject, c.issuer, c.serial, c.not_before, c.not_after, s.source, s.location
+             FROM sightings s JOIN certificates c ON c.id = s.cert_id WHERE s.gone_since IS NULL ORDER BY s.cert_id, s.id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            f(&SightingSample {
+                fingerprint: r.get(0)?,
+                subject: r.get(1)?,
+                issuer: r.get(2)?,
+                serial_hex: r.get(3)?,
+                not_before: r.get(4)?,
+                not_after: r.get(5)?,
+                source: r.get(6)?,
+                location: r.get(7)?,
+            });
+        }
+        Ok(())
+    }
+
+    /// Calls `f` for every current certificate that has a revocation result.
+    pub fn for_each_revocation(&self, mut f: impl FnMut(&RevocationSample)) -> Result<()> {
+        let mut stmt = self.conn.prepare(
+            "SELECT c.fingerprint, c.subject, c.serial, r.status, r.method
+             FROM revocation_status r JOIN certificates c ON c.id = r.cert_id WHERE c.gone_since IS NULL ORDER BY c.id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            f(&RevocationSample { fingerprint: r.get(0)?, subject: r.get(1)?, serial_hex: r.get(2)?, state: r.get(3)?, method: r.get(4)? });
+        }
+        Ok(())
+    }
+
+    pub fn counts(&self) -> Result<Counts> {
+        let c = &self.conn;
+        let (certs_current, certs_gone) = c.query_row(
+            "SELECT COALESCE(SUM(gone_since IS NULL), 0), COALESCE(SUM(gone_since IS NOT NULL), 0) FROM certificates",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let mut alerts_open = BTreeMap::new();
+        let mut stmt = c.prepare("SELECT severity, COUNT(*) FROM alerts WHERE state != 'resolved' GROUP BY severity")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (k, v) = row?;
+            alerts_open.insert(k, v);
+        }
+        let (outbox_pending, outbox_failed) =
+            c.query_row("SELECT COUNT(*), COALESCE(SUM(last_error IS NOT NULL), 0) FROM outbox WHERE sent_at IS NULL", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        let last_scan_errors = c.query_row(
+            "SELECT COALESCE((SELECT errors FROM scan_runs WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1), 0)",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(Counts { certs_current, certs_gone, alerts_open, outbox_pending, outbox_failed, last_scan_errors })
+    }
+}
