@@ -1,0 +1,378 @@
+//! The real `certvigil run` daemon as systemd runs it: `$NOTIFY_SOCKET` points at a unix
+//! datagram socket this test binds, so READY=1, the WATCHDOG=1 cadence, RELOADING=1 on
+//! SIGHUP and STOPPING=1 on SIGTERM are observed as systemd would see them. The HTTP server
+//! is scraped and queried over loopback; metrics are parsed and compared with the store.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixDatagram;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+struct Daemon {
+    child: Child,
+    notify: UnixDatagram,
+    port: u16,
+    /// Every notification received so far, with when it arrived.
+    messages: Vec<(Instant, String)>,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// Starts the daemon and waits for READY=1; the port comes from its STATUS line.
+    fn start(sb: &Sandbox, watchdog_usec: u64) -> Daemon {
+        let sock_path = sb.path("notify.sock");
+        let notify = UnixDatagram::bind(&sock_path).expect("bind notify socket");
+        notify.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+        let mut cmd = sb.command_at(NOW);
+        cmd.args(["-v", "run", "--listen", "127.0.0.1:0"])
+            .env("NOTIFY_SOCKET", &sock_path)
+            .env("WATCHDOG_USEC", watchdog_usec.to_string())
+            .env("CV_TOKEN", TOKEN)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(sb.path("daemon.log")).expect("log file"));
+        let child = cmd.spawn().expect("spawn certvigil run");
+        let mut d = Daemon { child, notify, port: 0, messages: Vec::new() };
+        let ready = d.wait_for(|m| m.starts_with("READY=1"), Duration::from_secs(60), sb);
+        let port = ready.split("HTTP on 127.0.0.1:").nth(1).and_then(|p| p.trim().parse().ok());
+        d.port = port.unwrap_or_else(|| panic!("no port in the READY status: {ready:?}"));
+        d
+    }
+
+    fn receive(&mut self) -> Option<String> {
+        let mut buf = [0u8; 4096];
+        match self.notify.recv(&mut buf) {
+            Ok(n) => {
+                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+                self.messages.push((Instant::now(), m.clone()));
+                Some(m)
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Waits for a notification matching `pred`, failing with the log after `limit`.
+    fn wait_for(&mut self, pred: impl Fn(&str) -> bool, limit: Duration, sb: &Sandbox) -> String {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(m) = self.receive()
+                && pred(&m)
+            {
+                return m;
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("the daemon exited ({st}) while waiting; log:\n{}", log(sb));
+            }
+        }
+        panic!("no matching notification within {limit:?}; got {:?}\nlog:\n{}", self.messages, log(sb));
+    }
+
+    fn signal(&self, sig: &str) {
+        let st = std::process::Command::new("kill").args([sig, &self.child.id().to_string()]).status().expect("kill");
+        assert!(st.success());
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        http(self.port, "GET", path, token)
+    }
+}
+
+fn log(sb: &Sandbox) -> String {
+    std::fs::read_to_string(sb.path("daemon.log")).unwrap_or_default()
+}
+
+/// One HTTP/1.1 request over a fresh connection; returns the status and the body.
+fn http(port: u16, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n").expect("write");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    // Chunked bodies (the streamed /metrics): join the chunks.
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+/// Parses the exposition format into (name, labels) → value, checking every line's syntax.
+fn parse_metrics(text: &str) -> (HashMap<(String, String), f64>, Vec<String>) {
+    let mut samples = HashMap::new();
+    let mut helped = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            helped.push(rest.split_whitespace().next().unwrap_or("").to_string());
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {line:?}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((n, l)) => (n.to_string(), l.trim_end_matches('}').to_string()),
+            None => (series.to_string(), String::new()),
+        };
+        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "bad metric name in {line:?}");
+        assert!(samples.insert((name, labels), value).is_none(), "duplicate series {line:?}");
+    }
+    (samples, helped)
+}
+
+fn find<'a>(samples: &'a HashMap<(String, String), f64>, name: &str, label: &str) -> Vec<(&'a String, f64)> {
+    samples.iter().filter(|((n, l), _)| n == name && l.contains(label)).map(|((_, l), v)| (l, *v)).collect()
+}
+
+fn config(sb: &Sandbox, extra_jobs: &str) {
+    sb.config(&format!(
+        "sources:
+  - name: certs
+    kind: files
+    paths: [certs]
+daemon:
+  token: \"${{env:CV_TOKEN}}\"
+  shutdown_timeout: 20s
+jobs:
+  - {{name: scan, kind: scan, schedule: '@hourly'}}
+  - {{name: evaluate, kind: evaluate, schedule: '@hourly'}}
+{extra_jobs}"
+    ));
+}
+
+fn wait_jobs_ok(d: &Daemon, names: &[&str], sb: &Sandbox) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let (code, body) = d.get("/api/v1/jobs", Some(TOKEN));
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("jobs JSON");
+        let done = names.iter().all(|n| {
+            v.as_array().into_iter().flatten().any(|j| j["name"] == *n && j["last_run"]["status"] == "ok" && j["running_since"].is_null())
+        });
+        if done {
+            return v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "jobs {names:?} did not finish: {v:#}\nlog:\n{}", log(sb));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn systemd_protocol_metrics_api_reload_and_stop() {
+    let f = fixtures();
+    let sb = Sandbox::new();
+    sb.write("certs/valid.pem", &f.valid.cert.pem);
+    sb.write("certs/expired.pem", &f.expired.cert.pem);
+    sb.write("certs/expiring.pem", &f.expiring.cert.pem);
+    sb.write("certs/chain/inter.pem", &f.inter.cert.pem);
+    config(&sb, "");
+
+    // A 1 s watchdog: pings every 0.5 s.
+    let mut d = Daemon::start(&sb, 1_000_000);
+    // Missed runs (a fresh store) catch up at start: scan, then evaluate.
+    let jobs = wait_jobs_ok(&d, &["scan", "evaluate"], &sb);
+    let triggers: Vec<&str> = jobs.as_array().unwrap().iter().map(|j| j["last_run"]["trigger"].as_str().unwrap_or("")).collect();
+    assert_eq!(triggers, vec!["catch_up", "catch_up"]);
+
+    // Watchdog cadence: over 3 s, pings at most 1 s apart (the timeout) and about every 0.5 s.
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(3) {
+        d.receive();
+    }
+    let pings: Vec<Instant> = d.messages.iter().filter(|(_, m)| m == "WATCHDOG=1").map(|(t, _)| *t).collect();
+    assert!(pings.len() >= 5, "only {} WATCHDOG=1 pings: {:?}", pings.len(), d.messages);
+    let worst = pings.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(worst < Duration::from_millis(900), "a watchdog gap of {worst:?} would get the service killed");
+
+    // /healthz and /readyz need no token.
+    assert_eq!(d.get("/healthz", None).0, 200);
+    let (code, body) = d.get("/readyz", None);
+    assert_eq!(code, 200, "{body}");
+
+    // Metrics: names and values match the store.
+    let (code, text) = d.get("/metrics", None);
+    assert_eq!(code, 200);
+    let (m, helped) = parse_metrics(&text);
+    for (name, _, _) in certvigil::daemon::metrics::FAMILIES {
+        assert!(helped.iter().any(|h| h == name), "family {name} has no HELP line");
+    }
+    for (cert, expired) in [(&f.valid.cert, 0.0), (&f.expired.cert, 1.0), (&f.expiring.cert, 0.0), (&f.inter.cert, 0.0)] {
+        let label = format!("fingerprint=\"{}\"", cert.fingerprint);
+        let na = find(&m, "x509_cert_not_after", &label);
+        assert_eq!(na.len(), 1, "{}: {na:?}", cert.name);
+        assert_eq!(na[0].1, cert.not_after as f64, "{}", cert.name);
+        assert!(na[0].0.contains(&format!("subject_CN=\"{}\"", cert.cn)), "{}", na[0].0);
+        assert!(na[0].0.contains("filepath=\"") && na[0].0.contains("source=\"certs\""), "{}", na[0].0);
+        assert_eq!(find(&m, "x509_cert_not_before", &label)[0].1, cert.not_before as f64);
+        assert_eq!(find(&m, "x509_cert_expired", &label)[0].1, expired, "{}", cert.name);
+    }
+    let db = sb.db();
+    let current: i64 = db.query_row("SELECT COUNT(*) FROM certificates WHERE gone_since IS NULL", [], |r| r.get(0)).unwrap();
+    assert_eq!(current, 4);
+    assert_eq!(m[&("certvigil_certificates".to_string(), "state=\"current\"".to_string())], current as f64);
+    let critical_expired = find(&m, "certvigil_findings", "severity=\"critical\",kind=\"expired\"");
+    assert_eq!(critical_expired.len(), 1, "{critical_expired:?}");
+    let stored: f64 =
+        db.query_row("SELECT COUNT(*) FROM alerts WHERE state != 'resolved' AND severity = 'critical'", [], |r| r.get(0)).unwrap();
+    assert_eq!(find(&m, "certvigil_alerts_open", "severity=\"critical\"")[0].1, stored);
+    assert!(stored >= 1.0);
+    assert_eq!(find(&m, "certvigil_job_last_failed", "job=\"scan\"")[0].1, 0.0);
+    assert!(find(&m, "certvigil_job_last_success_timestamp_seconds", "job=\"evaluate\"")[0].1 >= NOW as f64);
+    assert_eq!(m[&("x509_read_errors".to_string(), String::new())], 0.0);
+
+    // The API needs the token.
+    assert_eq!(d.get("/api/v1/certificates", None).0, 401);
+    assert_eq!(d.get("/api/v1/certificates", Some("wrong-token-0123456789")).0, 401);
+    assert_eq!(http(d.port, "POST", "/api/v1/jobs/scan/run", None).0, 401);
+    let (code, body) = d.get("/api/v1/certificates?limit=2", Some(TOKEN));
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((v["total"].as_i64(), v["items"].as_array().map(Vec::len)), (Some(4), Some(2)));
+    let (code, body) = d.get("/api/v1/certificates?expiring_within=60d", Some(TOKEN));
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let fps: Vec<&str> = v["items"].as_array().unwrap().iter().filter_map(|c| c["fingerprint"].as_str()).collect();
+    assert!(fps.contains(&f.expired.cert.fingerprint.as_str()) && fps.contains(&f.expiring.cert.fingerprint.as_str()), "{fps:?}");
+    assert!(!fps.contains(&f.valid.cert.fingerprint.as_str()));
+    assert_eq!(d.get("/api/v1/certificates?limit=zero", Some(TOKEN)).0, 400);
+    let (code, body) = d.get(&format!("/api/v1/certificates/{}", &f.valid.cert.fingerprint[..16]), Some(TOKEN));
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["fingerprint"], f.valid.cert.fingerprint.as_str());
+    assert_eq!(v["sightings"].as_array().map(Vec::len), Some(1));
+    assert_eq!(d.get("/api/v1/certificates/00000000deadbeef", Some(TOKEN)).0, 404);
+    let (code, body) = d.get("/api/v1/findings?severity=critical", Some(TOKEN));
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v["items"].as_array().unwrap().iter().any(|f2| f2["fingerprint"] == f.expired.cert.fingerprint.as_str()), "{v:#}");
+    assert_eq!(d.get("/api/v1/nothing", Some(TOKEN)).0, 404);
+    assert_eq!(d.get("/api/v1/jobs/scan/run", Some(TOKEN)).0, 405);
+    assert_eq!(http(d.port, "POST", "/api/v1/jobs/nope/run", Some(TOKEN)).0, 404);
+
+    // Trigger a scan through the API after adding a certificate: it shows up.
+    sb.write("certs/rsa.pem", &f.rsa.cert.pem);
+    let (code, body) = http(d.port, "POST", "/api/v1/jobs/scan/run", Some(TOKEN));
+    assert_eq!(code, 202, "{body}");
+    let run_id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["run_id"].as_i64().unwrap();
+    let start = Instant::now();
+    loop {
+        let (_, text) = d.get("/metrics", None);
+        if text.contains(&f.rsa.cert.fingerprint) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the triggered scan {run_id} did not add the certificate");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // SIGHUP with a broken configuration: RELOADING=1, then READY=1, and the old one stays.
+    let good = std::fs::read_to_string(sb.config_path()).unwrap();
+    std::fs::write(sb.config_path(), format!("{good}  - {{name: bad, kind: scan, schedule: '61 * * * *'}}\n")).unwrap();
+    d.signal("-HUP");
+    d.wait_for(|m| m.starts_with("RELOADING=1"), Duration::from_secs(10), &sb);
+    d.wait_for(|m| m.starts_with("READY=1"), Duration::from_secs(10), &sb);
+    let (_, body) = d.get("/readyz", None);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["config"]["ok"], false, "{v:#}");
+    let err = v["config"]["error"].as_str().unwrap_or("");
+    assert!(err.contains("certvigil.yaml:") && err.contains("jobs[2].schedule"), "{err}");
+    let (_, text) = d.get("/metrics", None);
+    assert!(text.contains("certvigil_config_last_reload_successful 0"), "reload failure not in metrics");
+    let (_, body) = d.get("/api/v1/jobs", Some(TOKEN));
+    assert!(!body.contains("\"bad\""), "the invalid configuration was applied: {body}");
+
+    // A valid one adds a job.
+    config(&sb, "  - {name: nightly-digest, kind: digest, schedule: '0 8 * * *', timezone: Europe/Berlin}\n");
+    d.signal("-HUP");
+    d.wait_for(|m| m.starts_with("RELOADING=1"), Duration::from_secs(10), &sb);
+    d.wait_for(|m| m.starts_with("READY=1"), Duration::from_secs(10), &sb);
+    let (_, body) = d.get("/api/v1/jobs", Some(TOKEN));
+    assert!(body.contains("\"nightly-digest\"") && body.contains("Europe/Berlin"), "{body}");
+    let (_, text) = d.get("/metrics", None);
+    assert!(text.contains("certvigil_config_last_reload_successful 1"));
+
+    // SIGTERM: STOPPING=1 and exit 0.
+    d.signal("-TERM");
+    d.wait_for(|m| m.starts_with("STOPPING=1"), Duration::from_secs(10), &sb);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = d.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the daemon did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}; log:\n{}", log(&sb));
+
+    // The audit trail has the reloads and the API trigger, and the chain is intact.
+    let entries = sb.run(&["audit", "list", "-o", "json"]).expect_code(0).json();
+    let actions: Vec<&str> = entries.as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+    for a in ["daemon-start", "scan", "job-triggered", "config-reload-failed", "config-reload", "daemon-stop"] {
+        assert!(actions.contains(&a), "no {a} in the audit log: {actions:?}");
+    }
+    sb.run(&["audit", "verify"]).expect_code(0);
+}
+
+#[test]
+fn unsafe_daemon_settings_are_refused() {
+    let sb = Sandbox::new();
+    sb.config("daemon:\n  listen: 0.0.0.0:9797\n  token: hunter2-inline\n  shutdown_timeout: soon\n");
+    let r = sb.run(&["config", "validate"]).expect_code(2);
+    assert!(r.stderr.contains("daemon.listen") && r.stderr.contains("allow_remote"), "{}", r.stderr);
+    assert!(r.stderr.contains("daemon.token"), "{}", r.stderr);
+    assert!(!r.stderr.contains("hunter2"), "the inline secret was echoed: {}", r.stderr);
+    assert!(r.stderr.contains("daemon.shutdown_timeout"), "{}", r.stderr);
+
+    // A token too short to be one: `run` refuses to start.
+    sb.config("daemon:\n  token: \"${env:CV_SHORT}\"\n");
+    let mut cmd = sb.command_at(NOW);
+    cmd.args(["run", "--listen", "127.0.0.1:0"]).env("CV_SHORT", "short");
+    let r = run_with_timeout(cmd, RUN_LIMIT).expect_code(1);
+    assert!(r.stderr.contains("shorter than 16"), "{}", r.stderr);
+    assert!(!r.stderr.contains("short\n"), "{}", r.stderr);
+}
+
+#[test]
+fn restart_marks_an_unfinished_run_interrupted() {
+    let sb = Sandbox::new();
+    sb.write("certs/valid.pem", &fixtures().valid.cert.pem);
+    config(&sb, "");
+    let d = Daemon::start(&sb, 0);
+    wait_jobs_ok(&d, &["scan", "evaluate"], &sb);
+    drop(d); // SIGKILL
+    // A run row left `running` by a killed process, as a crash mid-scan leaves it.
+    sb.db()
+        .execute("INSERT INTO job_runs (job, kind, trigger, started_at, status) VALUES ('scan', 'scan', 'schedule', 1, 'running')", [])
+        .unwrap();
+    let _ = std::fs::remove_file(sb.path("notify.sock"));
+    let d = Daemon::start(&sb, 0);
+    let (code, body) = d.get("/readyz", None);
+    assert_eq!(code, 503, "an interrupted last run is not ready: {body}");
+    assert!(body.contains("interrupted"), "{body}");
+    let status: String = sb.db().query_row("SELECT status FROM job_runs WHERE started_at = 1", [], |r| r.get(0)).unwrap();
+    assert_eq!(status, "interrupted");
+}
