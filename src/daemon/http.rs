@@ -152,7 +152,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, Response<Body>> {
     let path = state.store_path.clone();
     match tokio::task::spawn_blocking(move || {
-        let store = Store::open(&path).map_err(|e| e.to_string())?;
+        let store = Store::open_reader(&path).map_err(|e| e.to_string())?;
         f(&store)
     })
     .await
@@ -261,7 +261,7 @@ async fn metrics(state: &Arc<State>) -> Response<Body> {
     let st = Arc::clone(state);
     tokio::task::spawn_blocking(move || {
         let result = (|| -> Result<(), String> {
-            let store = Store::open(&path).map_err(|e| e.to_string())?;
+            let store = Store::open_reader(&path).map_err(|e| e.to_string())?;
             let mut summary = metrics::Summary {
                 counts: store.counts().map_err(|e| e.to_string())?,
                 reload_ok: reload.ok,

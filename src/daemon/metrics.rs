@@ -161,41 +161,108 @@ pub fn serial_decimal(hex_serial: &str) -> String {
     String::from_utf8(digits).unwrap_or_default()
 }
 
-const NAME_ATTRS: &[(&str, &str)] = &[("CN", "CN"), ("O", "O"), ("OU", "OU"), ("C", "C"), ("L", "L"), ("ST", "ST")];
+const NAME_ATTRS: [&str; 6] = ["CN", "O", "OU", "C", "L", "ST"];
+
+/// Splits an RFC 4514 name into `(type, raw value)` pairs without allocating; `\` escapes are
+/// kept in the raw value.
+fn rdn_pairs<'a>(dn: &'a str, out: &mut Vec<(&'a str, &'a str)>) {
+    out.clear();
+    let bytes = dn.as_bytes();
+    let (mut start, mut i) = (0, 0);
+    while i <= bytes.len() {
+        match bytes.get(i) {
+            Some(b'\\') => i += 2,
+            Some(b',') | Some(b'+') | None => {
+                if let Some((k, v)) = dn.get(start..i.min(bytes.len())).and_then(|c| c.split_once('=')) {
+                    out.push((k.trim(), v.trim()));
+                }
+                start = i + 1;
+                i += 1;
+            }
+            Some(_) => i += 1,
+        }
+    }
+}
+
+/// Appends `,name="value"` (or `{name="value"` first) for a raw RFC 4514 value, unescaping it
+/// and escaping it for the exposition format; several values of one type join with `,`.
+fn push_dn_label(out: &mut String, first: &mut bool, prefix: &str, attr: &str, pairs: &[(&str, &str)]) {
+    let mut any = false;
+    for (_, raw) in pairs.iter().filter(|(k, v)| *k == attr && !v.is_empty()) {
+        if any {
+            out.push(',');
+        } else {
+            out.push(if *first { '{' } else { ',' });
+            *first = false;
+            out.push_str(prefix);
+            out.push_str(attr);
+            out.push_str("=\"");
+            any = true;
+        }
+        escape(&unescape_cow(raw), out);
+    }
+    if any {
+        out.push('"');
+    }
+}
+
+fn unescape_cow(v: &str) -> std::borrow::Cow<'_, str> {
+    if v.contains('\\') { std::borrow::Cow::Owned(unescape(v)) } else { std::borrow::Cow::Borrowed(v) }
+}
+
+fn push_label(out: &mut String, first: &mut bool, name: &str, value: &str) {
+    if value.is_empty() {
+        return;
+    }
+    out.push(if *first { '{' } else { ',' });
+    *first = false;
+    out.push_str(name);
+    out.push_str("=\"");
+    escape(value, out);
+    out.push('"');
+}
+
+/// Appends the label set of one sighting to `out`.
+pub fn write_sighting_labels(out: &mut String, s: &SightingSample<'_>) {
+    let mut first = true;
+    let (mut subject, mut issuer) = (Vec::with_capacity(8), Vec::with_capacity(8));
+    rdn_pairs(s.subject, &mut subject);
+    rdn_pairs(s.issuer, &mut issuer);
+    push_label(out, &mut first, "filename", s.location.rsplit('/').next().unwrap_or(s.location));
+    push_label(out, &mut first, "filepath", s.location);
+    for attr in NAME_ATTRS {
+        push_dn_label(out, &mut first, "issuer_", attr, &issuer);
+    }
+    push_label(out, &mut first, "serial_number", &serial_decimal(s.serial_hex));
+    for attr in NAME_ATTRS {
+        push_dn_label(out, &mut first, "subject_", attr, &subject);
+    }
+    push_label(out, &mut first, "source", s.source);
+    push_label(out, &mut first, "fingerprint", s.fingerprint);
+    if !first {
+        out.push('}');
+    }
+}
 
 /// The label set of one sighting.
-pub fn sighting_labels(s: &SightingSample) -> String {
-    let subject = dn_attributes(&s.subject);
-    let issuer = dn_attributes(&s.issuer);
-    let serial = serial_decimal(&s.serial_hex);
-    let filename = s.location.rsplit('/').next().unwrap_or(&s.location);
-    let mut pairs: Vec<(String, &str)> = Vec::with_capacity(16);
-    pairs.push(("filename".into(), filename));
-    pairs.push(("filepath".into(), &s.location));
-    for (attr, label) in NAME_ATTRS {
-        pairs.push((format!("issuer_{label}"), issuer.get(*attr).map(String::as_str).unwrap_or("")));
-    }
-    pairs.push(("serial_number".into(), &serial));
-    for (attr, label) in NAME_ATTRS {
-        pairs.push((format!("subject_{label}"), subject.get(*attr).map(String::as_str).unwrap_or("")));
-    }
-    pairs.push(("source".into(), &s.source));
-    pairs.push(("fingerprint".into(), &s.fingerprint));
-    let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    labels(&borrowed)
+pub fn sighting_labels(s: &SightingSample<'_>) -> String {
+    let mut out = String::with_capacity(256);
+    write_sighting_labels(&mut out, s);
+    out
 }
 
 /// Writes the per-certificate families for a batch of sightings, family by family: callers
 /// pass the same rows once per family (`which`) so that each family's samples stay together
 /// while rows are streamed in bounded chunks.
-pub fn sighting_sample(out: &mut String, which: &str, s: &SightingSample, now: UnixTime) {
-    let l = sighting_labels(s);
+pub fn sighting_sample(out: &mut String, which: &str, s: &SightingSample<'_>, now: UnixTime) {
     let v = match which {
         "x509_cert_not_after" => s.not_after,
         "x509_cert_not_before" => s.not_before,
         _ => i64::from(now > s.not_after),
     };
-    let _ = writeln!(out, "{which}{l} {v}");
+    out.push_str(which);
+    write_sighting_labels(out, s);
+    let _ = writeln!(out, " {v}");
 }
 
 pub fn revocation_sample(out: &mut String, which: &str, r: &RevocationSample) {
@@ -327,15 +394,16 @@ mod tests {
 
     #[test]
     fn sighting_lines() {
+        let fp = "ab".repeat(32);
         let s = SightingSample {
-            fingerprint: "ab".repeat(32),
-            subject: "CN=web.example,O=Acme".into(),
-            issuer: "CN=Acme CA,O=Acme,C=US".into(),
-            serial_hex: "0A".into(),
+            fingerprint: &fp,
+            subject: "CN=web.example,O=Acme",
+            issuer: "CN=Acme CA,O=Acme,C=US",
+            serial_hex: "0A",
             not_before: 100,
             not_after: 200,
-            source: "etc".into(),
-            location: "/etc/ssl/web.pem".into(),
+            source: "etc",
+            location: "/etc/ssl/web.pem",
         };
         let mut out = String::new();
         sighting_sample(&mut out, "x509_cert_not_after", &s, 150);
@@ -344,5 +412,12 @@ mod tests {
         assert!(lines[0].starts_with("x509_cert_not_after{filename=\"web.pem\",filepath=\"/etc/ssl/web.pem\",issuer_CN=\"Acme CA\",issuer_O=\"Acme\",issuer_C=\"US\",serial_number=\"10\",subject_CN=\"web.example\",subject_O=\"Acme\",source=\"etc\",fingerprint=\""), "{}", lines[0]);
         assert!(lines[0].ends_with("\"} 200"), "{}", lines[0]);
         assert!(lines[1].ends_with(" 1"), "{}", lines[1]);
+        let odd = SightingSample { subject: "CN=a\\, b,OU=x+OU=y,O=Q \\\"q\\\"", location: "", source: "", ..s };
+        assert_eq!(
+            sighting_labels(&odd),
+            format!(
+                "{{issuer_CN=\"Acme CA\",issuer_O=\"Acme\",issuer_C=\"US\",serial_number=\"10\",subject_CN=\"a, b\",subject_O=\"Q \\\"q\\\"\",subject_OU=\"x,y\",fingerprint=\"{fp}\"}}"
+            )
+        );
     }
 }

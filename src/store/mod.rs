@@ -89,6 +89,24 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens an existing store for reading only (the HTTP server's per-request connections):
+    /// no migration, no writes, and a small page cache so that serving a large inventory does
+    /// not grow the daemon's memory.
+    pub fn open_reader(path: &Path) -> Result<Store> {
+        use rusqlite::OpenFlags;
+        let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_err)?;
+        conn.pragma_update(None, "cache_size", -2048).map_err(open_err)?;
+        let store = Store { conn, path: path.to_path_buf() };
+        let (found, known) = (store.schema_version()?, MIGRATIONS.last().map(|m| m.0).unwrap_or(0));
+        if found > known {
+            return Err(StoreError::TooNew { path: path.to_path_buf(), found, known });
+        }
+        Ok(store)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

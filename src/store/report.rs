@@ -5,17 +5,18 @@ use super::{Result, Store};
 use crate::model::UnixTime;
 use std::collections::BTreeMap;
 
-/// One current sighting with the certificate fields metrics label it with.
+/// One current sighting with the certificate fields metrics label it with, borrowed from the
+/// row being read.
 #[derive(Debug, Clone)]
-pub struct SightingSample {
-    pub fingerprint: String,
-    pub subject: String,
-    pub issuer: String,
-    pub serial_hex: String,
+pub struct SightingSample<'a> {
+    pub fingerprint: &'a str,
+    pub subject: &'a str,
+    pub issuer: &'a str,
+    pub serial_hex: &'a str,
     pub not_before: UnixTime,
     pub not_after: UnixTime,
-    pub source: String,
-    pub location: String,
+    pub source: &'a str,
+    pub location: &'a str,
 }
 
 /// A certificate's stored revocation result.
@@ -42,22 +43,23 @@ pub struct Counts {
 
 impl Store {
     /// Calls `f` for every current sighting, ordered by certificate.
-    pub fn for_each_sighting(&self, mut f: impl FnMut(&SightingSample)) -> Result<()> {
+    pub fn for_each_sighting(&self, mut f: impl FnMut(&SightingSample<'_>)) -> Result<()> {
         let mut stmt = self.conn.prepare(
             "SELECT c.fingerprint, c.subject, c.issuer, c.serial, c.not_before, c.not_after, s.source, s.location
              FROM sightings s JOIN certificates c ON c.id = s.cert_id WHERE s.gone_since IS NULL ORDER BY s.cert_id, s.id",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
+            let text = |i: usize| -> Result<&str> { Ok(r.get_ref(i)?.as_str()?) };
             f(&SightingSample {
-                fingerprint: r.get(0)?,
-                subject: r.get(1)?,
-                issuer: r.get(2)?,
-                serial_hex: r.get(3)?,
+                fingerprint: text(0)?,
+                subject: text(1)?,
+                issuer: text(2)?,
+                serial_hex: text(3)?,
                 not_before: r.get(4)?,
                 not_after: r.get(5)?,
-                source: r.get(6)?,
-                location: r.get(7)?,
+                source: text(6)?,
+                location: text(7)?,
             });
         }
         Ok(())

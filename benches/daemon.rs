@@ -1,0 +1,256 @@
+//! Benchmark "the daemon with 100,000 certificates": fills a store by scanning generated
+//! certificate files, starts `certvigil run` (release build) on it with no job due, and
+//! measures its idle RSS and the `/metrics` scrape (wall time, size, series), then the RSS after
+//! scraping. The baseline, measured in the same run on the same store, is a Python program
+//! (standard library only) that reads the same rows and renders the same exposition text: what
+//! a straightforward exporter costs.
+//!
+//! `cargo bench --bench daemon` (release). Settings: `CERTVIGIL_BENCH_N` certificates (default
+//! 100000), `CERTVIGIL_BENCH_RUNS` scrapes (default 5; the median is reported). Results also go
+//! to `target/bench-daemon.json`.
+//!
+//! Under `cargo test --all-targets` (no `--bench` argument) it makes a smoke run: 200
+//! certificates, one scrape, the series counted against the generator.
+
+use anyhow::{Context, Result, bail, ensure};
+use rcgen::{CertificateParams, DnType, IsCa, Issuer, KeyPair, SerialNumber};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+const CERTVIGIL: &str = env!("CARGO_BIN_EXE_certvigil");
+/// Targets of the issue.
+const IDLE_RSS_TARGET_MIB: f64 = 30.0;
+const SCRAPE_TARGET_S: f64 = 1.0;
+/// 2026-06-01T00:00:00Z: validity is relative to it so the mix of expired and valid is fixed.
+const BASE: i64 = 1_780_272_000;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench daemon: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn number(name: &str, default: usize) -> Result<usize> {
+    match std::env::var(name) {
+        Ok(v) => v.trim().replace('_', "").parse().with_context(|| format!("{name}={v:?} is not a whole number")),
+        Err(_) => Ok(default),
+    }
+}
+
+fn run() -> Result<()> {
+    let full = std::env::args().any(|a| a == "--bench");
+    let n = if full { number("CERTVIGIL_BENCH_N", 100_000)? } else { 200 };
+    let runs = if full { number("CERTVIGIL_BENCH_RUNS", 5)?.max(1) } else { 1 };
+    let tmp = tempfile::Builder::new().prefix("certvigil-bench-daemon-").tempdir()?;
+    let work = tmp.path();
+    let t = Instant::now();
+    generate(&work.join("certs"), n)?;
+    let gen_s = t.elapsed().as_secs_f64();
+    let store = work.join("state/certvigil.db");
+    let cfg = work.join("certvigil.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "store: {{path: {}}}\nsources: [{{name: bench, kind: files, paths: [{}]}}]\n\
+             jobs: [{{name: scan, kind: scan, schedule: '0 0 1 1 *', catch_up: skip}}]\n",
+            store.display(),
+            work.join("certs").display()
+        ),
+    )?;
+    let t = Instant::now();
+    let out = Command::new(CERTVIGIL).args(["-c"]).arg(&cfg).args(["scan", "--no-progress"]).output()?;
+    ensure!(out.status.success(), "scan failed: {}", String::from_utf8_lossy(&out.stderr));
+    let scan_s = t.elapsed().as_secs_f64();
+
+    let mut d = start(work, &cfg)?;
+    std::thread::sleep(Duration::from_secs(if full { 3 } else { 0 }));
+    let idle_rss = rss_mib(d.child.id(), "VmRSS")?;
+    let mut scrapes = Vec::new();
+    let mut body = String::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        body = scrape(d.port)?;
+        scrapes.push(t.elapsed().as_secs_f64());
+    }
+    let after_rss = rss_mib(d.child.id(), "VmRSS")?;
+    let peak_rss = rss_mib(d.child.id(), "VmHWM")?;
+    let _ = Command::new("kill").args(["-TERM", &d.child.id().to_string()]).status();
+    let _ = d.child.wait();
+
+    let per_cert = ["x509_cert_not_after{", "x509_cert_not_before{", "x509_cert_expired{"];
+    for family in per_cert {
+        let count = body.lines().filter(|l| l.starts_with(family)).count();
+        ensure!(count == n, "{family}: {count} series for {n} certificates");
+    }
+    let series = body.lines().filter(|l| !l.starts_with('#')).count();
+    scrapes.sort_by(f64::total_cmp);
+    let scrape_s = scrapes[scrapes.len() / 2];
+
+    if !full {
+        println!("bench daemon smoke run: ok ({n} certificates, {series} series); `cargo bench --bench daemon` measures");
+        return Ok(());
+    }
+    let (py_s, py_series) = python_baseline(&store, runs)?;
+    println!("certvigil daemon benchmark: {n} certificates (generated in {gen_s:.1} s, scanned in {scan_s:.1} s)");
+    println!("  idle RSS after start:      {idle_rss:.1} MiB (target ≤ {IDLE_RSS_TARGET_MIB} MiB)");
+    println!(
+        "  /metrics scrape (median of {runs}): {scrape_s:.3} s, {:.1} MiB, {series} series (target < {SCRAPE_TARGET_S} s)",
+        body.len() as f64 / 1048576.0
+    );
+    println!("  RSS after the scrapes:     {after_rss:.1} MiB (peak {peak_rss:.1} MiB)");
+    println!(
+        "  baseline, Python sqlite3 rendering the same text: {py_s:.3} s ({py_series} series) → certvigil {:.1}× faster",
+        py_s / scrape_s
+    );
+    let json = serde_json::json!({
+        "certificates": n, "idle_rss_mib": idle_rss, "rss_after_scrapes_mib": after_rss, "peak_rss_mib": peak_rss,
+        "scrape_seconds": scrape_s, "scrape_bytes": body.len(), "series": series, "python_baseline_seconds": py_s,
+        "targets": {"idle_rss_mib": IDLE_RSS_TARGET_MIB, "scrape_seconds": SCRAPE_TARGET_S},
+    });
+    let target_dir = Path::new(CERTVIGIL).parent().and_then(Path::parent).context("no target directory")?;
+    std::fs::write(target_dir.join("bench-daemon.json"), serde_json::to_string_pretty(&json)? + "\n")?;
+    if idle_rss > IDLE_RSS_TARGET_MIB || scrape_s >= SCRAPE_TARGET_S {
+        println!("  TARGET MISSED");
+    }
+    Ok(())
+}
+
+fn generate(dir: &Path, n: usize) -> Result<()> {
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.distinguished_name.push(DnType::CommonName, "Bench CA");
+    ca.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate()?;
+    for i in 0..n {
+        let sub = dir.join(format!("{:03}", i % 1000));
+        if i < 1000 {
+            std::fs::create_dir_all(&sub)?;
+        }
+        let mut p = CertificateParams::new(vec![format!("host{i}.example.com")])?;
+        p.distinguished_name.push(DnType::CommonName, format!("host{i}.example.com"));
+        p.distinguished_name.push(DnType::OrganizationName, "Bench Org");
+        p.serial_number = Some(SerialNumber::from_slice(&(i as u64 + 1).to_be_bytes()));
+        let start = BASE - 200 * 86_400 + (i as i64 % 300) * 86_400;
+        p.not_before = time::OffsetDateTime::from_unix_timestamp(start)?;
+        p.not_after = time::OffsetDateTime::from_unix_timestamp(start + 365 * 86_400)?;
+        let cert = p.signed_by(&key, &issuer)?;
+        std::fs::write(sub.join(format!("c{i}.pem")), cert.pem())?;
+    }
+    Ok(())
+}
+
+struct Daemon {
+    child: Child,
+    port: u16,
+}
+
+fn start(work: &Path, cfg: &Path) -> Result<Daemon> {
+    let sock = work.join("notify.sock");
+    let rx = UnixDatagram::bind(&sock)?;
+    rx.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let child = Command::new(CERTVIGIL)
+        .arg("-c")
+        .arg(cfg)
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .env("NOTIFY_SOCKET", &sock)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut buf = [0u8; 1024];
+    loop {
+        let len = rx.recv(&mut buf).context("no READY=1 from the daemon")?;
+        let m = String::from_utf8_lossy(&buf[..len]).into_owned();
+        if m.starts_with("READY=1") {
+            let port = m.split("HTTP on 127.0.0.1:").nth(1).and_then(|p| p.trim().parse().ok()).context("no port in READY")?;
+            return Ok(Daemon { child, port });
+        }
+    }
+}
+
+fn rss_mib(pid: u32, field: &str) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))?;
+    Ok(kib / 1024.0)
+}
+
+fn scrape(port: u16) -> Result<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8(raw)?;
+    let Some((head, mut body)) = text.split_once("\r\n\r\n") else { bail!("no HTTP head") };
+    ensure!(head.starts_with("HTTP/1.1 200"), "scrape: {head}");
+    let mut out = String::with_capacity(body.len());
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let len = usize::from_str_radix(size.trim(), 16)?;
+        if len == 0 {
+            break;
+        }
+        out.push_str(&rest[..len]);
+        body = &rest[len + 2..];
+    }
+    Ok(out)
+}
+
+/// The same rows, the same labels, rendered by Python's standard library.
+fn python_baseline(store: &Path, runs: usize) -> Result<(f64, usize)> {
+    let script = r##"
+import sqlite3, sys, time
+def attrs(dn):
+    out, cur, esc = {}, "", False
+    parts = []
+    for ch in dn:
+        if esc: cur += ch; esc = False
+        elif ch == "\\": esc = True
+        elif ch in ",+": parts.append(cur); cur = ""
+        else: cur += ch
+    parts.append(cur)
+    for p in parts:
+        if "=" in p:
+            k, v = p.split("=", 1); out[k.strip()] = out[k.strip()] + "," + v if k.strip() in out else v
+    return out
+best = []
+for _ in range(int(sys.argv[2])):
+    t = time.time()
+    db = sqlite3.connect(sys.argv[1])
+    rows = db.execute("SELECT c.fingerprint, c.subject, c.issuer, c.serial, c.not_before, c.not_after, s.source, s.location FROM sightings s JOIN certificates c ON c.id = s.cert_id WHERE s.gone_since IS NULL ORDER BY s.cert_id, s.id").fetchall()
+    now = int(time.time()); out = []; n = 0
+    for fam in ("x509_cert_not_after", "x509_cert_not_before", "x509_cert_expired"):
+        out.append("# TYPE %s gauge" % fam)
+        for fp, subj, iss, serial, nb, na, src, loc in rows:
+            s, i = attrs(subj), attrs(iss)
+            labels = [("filename", loc.rsplit("/", 1)[-1]), ("filepath", loc)]
+            labels += [("issuer_" + k, i.get(k, "")) for k in ("CN", "O", "OU", "C", "L", "ST")]
+            labels.append(("serial_number", str(int(serial, 16))))
+            labels += [("subject_" + k, s.get(k, "")) for k in ("CN", "O", "OU", "C", "L", "ST")]
+            labels += [("source", src), ("fingerprint", fp)]
+            l = ",".join('%s="%s"' % (k, v.replace("\\", "\\\\").replace('"', '\\"')) for k, v in labels if v)
+            v = na if fam.endswith("after") else nb if fam.endswith("before") else int(now > na)
+            out.append("%s{%s} %d" % (fam, l, v)); n += 1
+    text = "\n".join(out)
+    best.append(time.time() - t)
+best.sort()
+print(best[len(best) // 2], n)
+"##;
+    let out = Command::new("python3").arg("-c").arg(script).arg(store).arg(runs.to_string()).output()?;
+    ensure!(out.status.success(), "python baseline failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout)?;
+    let mut it = text.split_whitespace();
+    let s: f64 = it.next().context("no time")?.parse()?;
+    let n: usize = it.next().context("no count")?.parse()?;
+    Ok((s, n))
+}
