@@ -1254,23 +1254,31 @@ fn schedule(cli: &Cli, a: &ScheduleArgs) -> Result<u8> {
     let s = settings(cli, false)?;
     let now = now(cli)?;
     let store = open_store(cli, &s)?;
-    // Until the daemon records every job's runs, scans are the ones with a recorded outcome.
-    let last_scan = store.last_run()?;
     let mut out = Vec::new();
     for j in &s.jobs {
         let next = j.schedule.next_n(now, a.count);
-        let last = match (j.kind, &last_scan) {
-            (certvigil::config::JobKind::Scan, Some(r)) => {
-                format!("{} at {} ({} errors)", r.status, format_time(r.finished_at.unwrap_or(r.started_at)), r.errors)
+        let stats = store.job_stats(&j.name)?;
+        let last = match &stats.last {
+            None => "never run".to_string(),
+            Some(r) => {
+                let mut t = format!("{} at {} ({})", r.status, format_time(r.finished_at.unwrap_or(r.started_at)), r.trigger);
+                if let Some(ms) = r.duration_ms {
+                    t.push_str(&format!(", {:.1}s", ms as f64 / 1000.0));
+                }
+                match (&r.error, r.summary.is_empty()) {
+                    (Some(e), _) => t.push_str(&format!(": {e}")),
+                    (None, false) => t.push_str(&format!(": {}", r.summary)),
+                    (None, true) => {}
+                }
+                t
             }
-            _ => "never run".to_string(),
         };
         out.push(serde_json::json!({
             "name": j.name, "kind": j.kind.as_str(), "schedule": j.schedule.expression(), "timezone": j.schedule.time_zone(),
             "description": j.schedule.describe(), "jitter_seconds": j.jitter, "default": j.default,
             "next": next.iter().map(|t| format_time(*t)).collect::<Vec<_>>(),
             "next_local": next.iter().map(|t| j.schedule.local(*t)).collect::<Vec<_>>(),
-            "last": last,
+            "last": last, "last_run": stats.last, "last_success_at": stats.last_success_at, "overruns": stats.overruns,
         }));
     }
     if a.output == SummaryFormat::Json {
@@ -1289,6 +1297,9 @@ fn schedule(cli: &Cli, a: &ScheduleArgs) -> Result<u8> {
             outln!("  next {}", t.as_str().unwrap_or(""));
         }
         outln!("  last: {}", v["last"].as_str().unwrap_or(""));
+        if v["overruns"].as_i64().unwrap_or(0) > 0 {
+            outln!("  overran {} times (a fire time came while the previous run was still going)", v["overruns"]);
+        }
     }
     Ok(EXIT_OK)
 }

@@ -335,6 +335,12 @@ fn systemd_protocol_metrics_api_reload_and_stop() {
         assert!(actions.contains(&a), "no {a} in the audit log: {actions:?}");
     }
     sb.run(&["audit", "verify"]).expect_code(0);
+
+    // `schedule` shows each job's last outcome from the recorded runs.
+    let sched = sb.run(&["schedule", "-o", "json"]).expect_code(0).json();
+    let scan = sched.as_array().unwrap().iter().find(|j| j["name"] == "scan").expect("scan job");
+    assert_eq!((scan["last_run"]["status"].as_str(), scan["last_run"]["trigger"].as_str()), (Some("ok"), Some("api")), "{scan:#}");
+    assert!(scan["last"].as_str().unwrap_or("").starts_with("ok at "), "{scan:#}");
 }
 
 #[test]
