@@ -5,6 +5,9 @@
 #   keytool  — builds Java keystores (default-jre-headless)
 #   script   — runs the CLI under a pseudo-terminal (bsdutils)
 #   aiosmtpd — the SMTP server of tests/alerts.rs (PyPI, in a venv at $CERTVIGIL_TEST_VENV)
+#   systemd-analyze — rates the hardening of packaging/systemd/certvigil.service (systemd)
+#   dpkg-deb — reads the Debian package that packaging/deb/build.sh builds (dpkg); the build
+#              itself installs cargo-deb when it is missing (tests/packaging.rs checks the .deb)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +16,9 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v keytool >/dev/null 2>&1 || need_apt+=(default-jre-headless)
 command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)     # a real terminal for colour tests
 command -v mkfifo >/dev/null 2>&1 || need_apt+=(coreutils)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+command -v dpkg-deb >/dev/null 2>&1 || need_apt+=(dpkg)
+[ -d /etc/ssl/certs ] || need_apt+=(ca-certificates)        # the packaged configuration scans it
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "[tests] installing: ${need_apt[*]}" >&2
   if [ "$(id -u)" = 0 ]; then SUDO=(); else SUDO=(sudo); fi
@@ -35,5 +41,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -c 'import aiosmtpd' >/dev/null 2>&1 ||
   "$VENV/bin/pip" install -q --disable-pip-version-check aiosmtpd==1.4.6
+
+# The .deb that tests/packaging.rs extracts and runs (a no-op when it is up to date).
+bash packaging/deb/build.sh
 
 cargo test --all-targets --locked "$@"
