@@ -51,8 +51,13 @@ impl Source for Fleet {
             out(Listing::Object { location, stamp });
         }
     }
-    fn fetch(&self, location: &str) -> Result<Vec<u8>, String> {
-        self.objects.lock().expect("fleet lock").get(location).map(|(_, d)| d.clone()).ok_or_else(|| "gone".into())
+    fn fetch(&self, location: &str) -> Result<certvigil::sources::Fetched, String> {
+        self.objects
+            .lock()
+            .expect("fleet lock")
+            .get(location)
+            .map(|(_, d)| certvigil::sources::Fetched::bytes(d.clone()))
+            .ok_or_else(|| "gone".into())
     }
     fn passwords(&self) -> Result<Vec<certvigil::config::secret::Secret>, SourceError> {
         Ok(Vec::new())
@@ -355,7 +360,7 @@ impl Source for ArcSource {
     fn list(&self, out: &mut dyn FnMut(Listing)) {
         self.0.list(out)
     }
-    fn fetch(&self, location: &str) -> Result<Vec<u8>, String> {
+    fn fetch(&self, location: &str) -> Result<certvigil::sources::Fetched, String> {
         self.0.fetch(location)
     }
     fn passwords(&self) -> Result<Vec<certvigil::config::secret::Secret>, SourceError> {

@@ -45,9 +45,22 @@ const BATCH: usize = 32;
 
 enum Msg {
     Unchanged(String),
-    Read { location: String, stamp: String, content_sha256: String, parsed: Option<Parsed> },
-    Failed { location: String, message: String },
-    Unavailable { prefix: String, message: String },
+    Read {
+        location: String,
+        stamp: String,
+        content_sha256: String,
+        parsed: Option<Parsed>,
+        meta: Option<serde_json::Value>,
+        key: Option<crate::sources::KeyObject>,
+    },
+    Failed {
+        location: String,
+        message: String,
+    },
+    Unavailable {
+        prefix: String,
+        message: String,
+    },
 }
 
 struct Job {
@@ -156,7 +169,7 @@ pub fn scan(
                         remaining.remove(&k);
                         writer.record(&name, &location, known.get(&k), ObjectOutcome::Unchanged)?;
                     }
-                    Msg::Read { location, stamp, content_sha256, parsed } => {
+                    Msg::Read { location, stamp, content_sha256, parsed, meta, key: key_object } => {
                         let key = object_key(&location);
                         remaining.remove(&key);
                         prog.read += 1;
@@ -177,6 +190,10 @@ pub fn scan(
                                     ObjectOutcome::Parsed { stamp: &stamp, content_sha256: &content_sha256, parsed: p },
                                 )?
                             }
+                        }
+                        // After `record`, which creates the object's row.
+                        if meta.is_some() || key_object.is_some() {
+                            writer.object_extras(&name, &location, meta.as_ref(), key_object.as_ref())?;
                         }
                     }
                     Msg::Failed { location, message } => {
@@ -241,11 +258,18 @@ fn under(location: &str, prefix: &str) -> bool {
 fn process(source: &dyn Source, job: Job, passwords: &[&str]) -> Msg {
     match source.fetch(&job.location) {
         Err(message) => Msg::Failed { location: job.location, message },
-        Ok(bytes) => {
-            let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
-            let parsed = if job.known_sha == Some(digest) { None } else { Some(x509::parse_object(&bytes, passwords)) };
+        Ok(fetched) => {
+            let bytes = &fetched.bytes;
+            let digest: [u8; 32] = sha2::Sha256::digest(bytes).into();
+            let parsed = if job.known_sha == Some(digest) {
+                None
+            } else if fetched.key.is_some() && bytes.is_empty() {
+                Some(Parsed::default())
+            } else {
+                Some(x509::parse_object(bytes, passwords))
+            };
             let content_sha256 = hex::encode(digest);
-            Msg::Read { location: job.location, stamp: job.stamp, content_sha256, parsed }
+            Msg::Read { location: job.location, stamp: job.stamp, content_sha256, parsed, meta: fetched.meta, key: fetched.key }
         }
     }
 }

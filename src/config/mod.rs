@@ -7,6 +7,7 @@
 
 pub mod schema_check;
 pub mod secret;
+pub mod sources;
 pub mod yaml;
 
 use schemars::JsonSchema;
@@ -260,9 +261,7 @@ fn validate_jobs(config: &Config, errs: &mut Vec<PathedError>) -> Vec<Job> {
             }
         };
         for (k, s) in j.sources.iter().enumerate() {
-            let known = config.sources.iter().any(|src| match src {
-                SourceConfig::Files(f) => &f.name == s,
-            });
+            let known = config.sources.iter().any(|src| src.name() == s);
             if !known {
                 errs.push((vec!["jobs".into(), idx.clone(), "sources".into(), k.to_string()], format!("no source named `{s}`")));
             }
@@ -827,6 +826,36 @@ impl Default for Thresholds {
 pub enum SourceConfig {
     /// Certificate files on the local file system.
     Files(FilesSource),
+    /// OpenBao / Vault: PKI and KV v2 mounts.
+    Vault(sources::vault::VaultSource),
+    /// A PKCS#11 token (HSM).
+    Pkcs11(sources::pkcs11::Pkcs11Source),
+    /// AWS Certificate Manager and Secrets Manager.
+    Aws(sources::aws::AwsSource),
+    /// TLS endpoints.
+    Tls(sources::tls::TlsSource),
+}
+
+impl SourceConfig {
+    pub fn name(&self) -> &str {
+        match self {
+            SourceConfig::Files(f) => &f.name,
+            SourceConfig::Vault(v) => &v.name,
+            SourceConfig::Pkcs11(p) => &p.name,
+            SourceConfig::Aws(a) => &a.name,
+            SourceConfig::Tls(t) => &t.name,
+        }
+    }
+
+    pub fn tags(&self) -> &[String] {
+        match self {
+            SourceConfig::Files(f) => &f.tags,
+            SourceConfig::Vault(v) => &v.tags,
+            SourceConfig::Pkcs11(p) => &p.tags,
+            SourceConfig::Aws(a) => &a.tags,
+            SourceConfig::Tls(t) => &t.tags,
+        }
+    }
 }
 
 /// A size in bytes: a whole number, or text with a unit (`512KiB`, `16MiB`, `1GiB`, `10MB`).
@@ -1035,22 +1064,38 @@ impl Default for RevocationSettings {
 #[derive(Debug, Clone)]
 pub enum SourceSpec {
     Files(FilesSpec),
+    Vault(sources::vault::VaultSpec),
+    Pkcs11(sources::pkcs11::Pkcs11Spec),
+    Aws(sources::aws::AwsSpec),
+    Tls(sources::tls::TlsSpec),
 }
 
 impl SourceSpec {
     pub fn name(&self) -> &str {
         match self {
             SourceSpec::Files(f) => &f.name,
+            SourceSpec::Vault(v) => &v.name,
+            SourceSpec::Pkcs11(p) => &p.name,
+            SourceSpec::Aws(a) => &a.name,
+            SourceSpec::Tls(t) => &t.name,
         }
     }
     pub fn kind(&self) -> &'static str {
         match self {
             SourceSpec::Files(_) => "files",
+            SourceSpec::Vault(_) => "vault",
+            SourceSpec::Pkcs11(_) => "pkcs11",
+            SourceSpec::Aws(_) => "aws",
+            SourceSpec::Tls(_) => "tls",
         }
     }
     pub fn tags(&self) -> &[String] {
         match self {
             SourceSpec::Files(f) => &f.tags,
+            SourceSpec::Vault(v) => &v.tags,
+            SourceSpec::Pkcs11(p) => &p.tags,
+            SourceSpec::Aws(a) => &a.tags,
+            SourceSpec::Tls(t) => &t.tags,
         }
     }
 }
@@ -1159,7 +1204,7 @@ pub fn parse_str(text: &str, file: &str, base: &Path) -> Result<Settings, Config
     })
 }
 
-type PathedError = (Vec<String>, String);
+pub(crate) type PathedError = (Vec<String>, String);
 
 /// Pure semantic validation. Returns every problem with its key path.
 pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedError>> {
@@ -1183,15 +1228,25 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
     let mut names: Vec<&str> = Vec::new();
     for (i, src) in config.sources.iter().enumerate() {
         let idx = i.to_string();
+        let here = |field: &str| p(&["sources", &idx, field]);
+        let name = src.name();
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            errs.push((here("name"), format!("`{name}` is not a valid source name (letters, digits, -, _, .)")));
+        } else if names.contains(&name) {
+            errs.push((here("name"), format!("duplicate source name `{name}`")));
+        }
+        names.push(name);
+        for (j, tag) in src.tags().iter().enumerate() {
+            if tag.is_empty() || tag.contains(',') || tag.chars().any(char::is_whitespace) {
+                errs.push((p(&["sources", &idx, "tags", &j.to_string()]), format!("`{tag}` is not a valid tag (no spaces or commas)")));
+            }
+        }
         match src {
+            SourceConfig::Vault(v) => sources.extend(sources::vault::validate(v, base, &here, &mut errs).map(SourceSpec::Vault)),
+            SourceConfig::Pkcs11(k) => sources.extend(sources::pkcs11::validate(k, base, &here, &mut errs).map(SourceSpec::Pkcs11)),
+            SourceConfig::Aws(a) => sources.extend(sources::aws::validate(a, base, &here, &mut errs).map(SourceSpec::Aws)),
+            SourceConfig::Tls(t) => sources.extend(sources::tls::validate(t, base, &here, &mut errs).map(SourceSpec::Tls)),
             SourceConfig::Files(f) => {
-                let here = |field: &str| p(&["sources", &idx, field]);
-                if f.name.is_empty() || !f.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-                    errs.push((here("name"), format!("`{}` is not a valid source name (letters, digits, -, _, .)", f.name)));
-                } else if names.contains(&f.name.as_str()) {
-                    errs.push((here("name"), format!("duplicate source name `{}`", f.name)));
-                }
-                names.push(&f.name);
                 if f.paths.is_empty() {
                     errs.push((here("paths"), "at least one path is required".into()));
                 }
@@ -1229,14 +1284,6 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
                         0
                     }
                 };
-                for (j, tag) in f.tags.iter().enumerate() {
-                    if tag.is_empty() || tag.contains(',') || tag.chars().any(char::is_whitespace) {
-                        errs.push((
-                            p(&["sources", &idx, "tags", &j.to_string()]),
-                            format!("`{tag}` is not a valid tag (no spaces or commas)"),
-                        ));
-                    }
-                }
                 if let (Ok(include), Ok(exclude)) = (include, exclude) {
                     sources.push(SourceSpec::Files(FilesSpec {
                         name: f.name.clone(),
@@ -1447,7 +1494,7 @@ mod tests {
         let s = parse_str("sources:\n  - name: a\n    kind: files\n    paths: [certs]\n", "t.yaml", Path::new("/cfg")).unwrap();
         assert_eq!(s.policy.expiry.warning_days, 30);
         assert_eq!(s.policy.expiry.critical_days, 7);
-        let SourceSpec::Files(f) = &s.sources[0];
+        let SourceSpec::Files(f) = &s.sources[0] else { panic!("a files source") };
         assert_eq!(f.roots[0].base, PathBuf::from("/cfg/certs"));
         assert!(f.include.matches(Path::new("/x/y.pem")));
         assert!(!f.include.matches(Path::new("/x/y.txt")));

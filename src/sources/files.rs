@@ -5,7 +5,7 @@
 //! once per scan (by device and inode) and link loops are skipped. Only regular files are read:
 //! a FIFO or device in a certificate directory must never block a scan.
 
-use super::{Listing, Source, SourceError};
+use super::{Fetched, Listing, Source, SourceError};
 use crate::config::FilesSpec;
 use crate::config::secret::Secret;
 use std::collections::HashSet;
@@ -135,7 +135,7 @@ impl Source for FilesSource {
         }
     }
 
-    fn fetch(&self, location: &str) -> Result<Vec<u8>, String> {
+    fn fetch(&self, location: &str) -> Result<Fetched, String> {
         let file = std::fs::File::open(location).map_err(|e| e.to_string())?;
         let limit = self.spec.max_file_size;
         // Sized from the file: one read for the content and one to see the end.
@@ -146,7 +146,7 @@ impl Source for FilesSource {
         if buf.len() as u64 > limit {
             return Err(format!("file grew past max_file_size ({limit} bytes) while being read; not read"));
         }
-        Ok(buf)
+        Ok(Fetched::bytes(buf))
     }
 
     fn passwords(&self) -> Result<Vec<Secret>, SourceError> {

@@ -2,7 +2,11 @@
 //! lists objects cheaply with a change-detection stamp, and fetches an object's bytes on demand.
 //! Parsing, storing and concurrency belong to the scan driver (`inventory`), not to sources.
 
+pub mod aws;
 pub mod files;
+pub mod pkcs11;
+pub mod tls;
+pub mod vault;
 
 use crate::config::SourceSpec;
 use crate::config::secret::Secret;
@@ -17,6 +21,43 @@ pub enum Listing {
     /// A part of the source (a directory, a mount) could not be listed at all. Objects
     /// previously seen under `prefix` are not marked gone: their state is unknown, not absent.
     Unavailable { prefix: String, message: String },
+}
+
+/// A key object a source lists on its own (an HSM's private and public keys).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct KeyObject {
+    pub label: Option<String>,
+    /// Hex (PKCS#11 CKA_ID).
+    pub key_id: Option<String>,
+    /// `private`, `public` or `secret`.
+    pub class: String,
+    pub algorithm: String,
+    pub bits: Option<u32>,
+    pub curve: Option<String>,
+    /// SHA-256 of the DER SubjectPublicKeyInfo, when the public part is known: certificates
+    /// pair with keys by it.
+    pub spki_sha256: Option<String>,
+    /// Source-specific attributes (extractable, sensitive, never_extractable, dates, …).
+    pub attributes: serde_json::Value,
+}
+
+/// What reading one object gave.
+#[derive(Debug, Clone, Default)]
+pub struct Fetched {
+    /// Certificate bytes in any supported format (empty for a key object).
+    pub bytes: Vec<u8>,
+    /// What the source knows about the object beyond its bytes (a TLS endpoint's protocol and
+    /// verification result, a secret's version); stored with the object, shown with its
+    /// sightings, rewritten on every read.
+    pub meta: Option<serde_json::Value>,
+    /// Set when the object is a key rather than certificates.
+    pub key: Option<KeyObject>,
+}
+
+impl Fetched {
+    pub fn bytes(bytes: Vec<u8>) -> Fetched {
+        Fetched { bytes, meta: None, key: None }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,7 +76,7 @@ pub trait Source: Send + Sync {
     /// Streams the objects the source holds, in a stable order.
     fn list(&self, out: &mut dyn FnMut(Listing));
     /// Reads one listed object.
-    fn fetch(&self, location: &str) -> Result<Vec<u8>, String>;
+    fn fetch(&self, location: &str) -> Result<Fetched, String>;
     /// Passwords to try on protected containers (PKCS#12, JKS).
     fn passwords(&self) -> Result<Vec<Secret>, SourceError>;
 }
@@ -44,5 +85,9 @@ pub trait Source: Send + Sync {
 pub fn build(spec: &SourceSpec) -> Box<dyn Source> {
     match spec {
         SourceSpec::Files(f) => Box::new(files::FilesSource::new(f.clone())),
+        SourceSpec::Vault(v) => Box::new(vault::VaultSource::new(v.clone())),
+        SourceSpec::Pkcs11(p) => Box::new(pkcs11::Pkcs11Source::new(p.clone())),
+        SourceSpec::Aws(a) => Box::new(aws::AwsSource::new(a.clone())),
+        SourceSpec::Tls(t) => Box::new(tls::TlsSource::new(t.clone())),
     }
 }

@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "0003_alerts", include_str!("../../schema/0003_alerts.sql")),
     (4, "0004_audit", include_str!("../../schema/0004_audit.sql")),
     (5, "0005_jobs", include_str!("../../schema/0005_jobs.sql")),
+    (6, "0006_source_objects", include_str!("../../schema/0006_source_objects.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -181,8 +182,9 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT s.source, s.location, s.detail, s.first_seen,
                     CASE WHEN s.gone_since IS NULL THEN max(s.last_seen, COALESCE(src.last_scan_at, s.last_seen)) ELSE s.last_seen END,
-                    s.gone_since
+                    s.gone_since, o.meta
              FROM sightings s LEFT JOIN sources src ON src.name = s.source
+             LEFT JOIN objects o ON o.source = s.source AND o.location = s.location
              WHERE s.cert_id = ?1 ORDER BY s.gone_since IS NOT NULL, s.source, s.location",
         )?;
         let rows = stmt.query_map([cert_id], |r| {
@@ -193,6 +195,7 @@ impl Store {
                 first_seen: r.get(3)?,
                 last_seen: r.get(4)?,
                 gone_since: r.get(5)?,
+                meta: r.get::<_, Option<String>>(6)?.and_then(|t| serde_json::from_str(&t).ok()),
             })
         })?;
         Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
@@ -368,6 +371,9 @@ pub struct SightingRow {
     pub first_seen: UnixTime,
     pub last_seen: UnixTime,
     pub gone_since: Option<UnixTime>,
+    /// What the source reported about the object (TLS verification, secret version, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

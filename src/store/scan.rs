@@ -359,6 +359,49 @@ impl<'c> ScanWriter<'c> {
         self.tick()
     }
 
+    /// Stores what a source reported about an object beyond its bytes, and the key it is.
+    pub fn object_extras(
+        &mut self,
+        source: &str,
+        location: &str,
+        meta: Option<&serde_json::Value>,
+        key: Option<&crate::sources::KeyObject>,
+    ) -> Result<()> {
+        self.tx()?;
+        if let Some(m) = meta {
+            // `record` has written the object's row.
+            self.conn.prepare_cached("UPDATE objects SET meta = ?3 WHERE source = ?1 AND location = ?2")?.execute(params![
+                source,
+                location,
+                m.to_string()
+            ])?;
+        }
+        if let Some(k) = key {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO keys (source, location, label, key_id, class, algorithm, bits, curve, spki_sha256, attributes, first_seen, last_seen)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
+                     ON CONFLICT(source, location) DO UPDATE SET label = excluded.label, key_id = excluded.key_id, class = excluded.class,
+                       algorithm = excluded.algorithm, bits = excluded.bits, curve = excluded.curve, spki_sha256 = excluded.spki_sha256,
+                       attributes = excluded.attributes, last_seen = excluded.last_seen, gone_since = NULL",
+                )?
+                .execute(params![
+                    source,
+                    location,
+                    k.label,
+                    k.key_id,
+                    k.class,
+                    k.algorithm,
+                    k.bits,
+                    k.curve,
+                    k.spki_sha256,
+                    k.attributes.to_string(),
+                    self.now
+                ])?;
+        }
+        Ok(())
+    }
+
     /// Marks the source as completely scanned at this run's time.
     pub fn finish_source(&mut self, source: &str) -> Result<()> {
         self.tx()?;
