@@ -51,7 +51,7 @@ enum Msg {
         content_sha256: String,
         parsed: Option<Parsed>,
         meta: Option<serde_json::Value>,
-        key: Option<crate::sources::KeyObject>,
+        key: Option<Box<crate::sources::KeyObject>>,
     },
     Failed {
         location: String,
@@ -193,7 +193,7 @@ pub fn scan(
                         }
                         // After `record`, which creates the object's row.
                         if meta.is_some() || key_object.is_some() {
-                            writer.object_extras(&name, &location, meta.as_ref(), key_object.as_ref())?;
+                            writer.object_extras(&name, &location, meta.as_ref(), key_object.as_deref())?;
                         }
                     }
                     Msg::Failed { location, message } => {
@@ -269,7 +269,14 @@ fn process(source: &dyn Source, job: Job, passwords: &[&str]) -> Msg {
                 Some(x509::parse_object(bytes, passwords))
             };
             let content_sha256 = hex::encode(digest);
-            Msg::Read { location: job.location, stamp: job.stamp, content_sha256, parsed, meta: fetched.meta, key: fetched.key }
+            Msg::Read {
+                location: job.location,
+                stamp: job.stamp,
+                content_sha256,
+                parsed,
+                meta: fetched.meta,
+                key: fetched.key.map(Box::new),
+            }
         }
     }
 }

@@ -1061,6 +1061,8 @@ impl Default for RevocationSettings {
     }
 }
 
+// Built once per configuration load; the size difference between kinds does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum SourceSpec {
     Files(FilesSpec),
