@@ -836,6 +836,17 @@ fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
             format_time(si.first_seen),
             format_time(si.last_seen)
         );
+        if let Some(serde_json::Value::Object(meta)) = &si.meta {
+            // What the source reported about the object, one `key: value` per line; nested
+            // values (a stapled OCSP answer) stay JSON.
+            for (k, v) in meta.iter().filter(|(_, v)| !v.is_null()) {
+                let text = match v {
+                    serde_json::Value::String(t) => t.clone(),
+                    other => other.to_string(),
+                };
+                outln!("      {k}: {text}");
+            }
+        }
     }
     outln!("\nRevocation:");
     match &revocation {
