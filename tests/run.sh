@@ -5,6 +5,8 @@
 #   keytool  — builds Java keystores (default-jre-headless)
 #   script   — runs the CLI under a pseudo-terminal (bsdutils)
 #   aiosmtpd — the SMTP server of tests/alerts.rs (PyPI, in a venv at $CERTVIGIL_TEST_VENV)
+#   tests/components/*.sh — what each source test needs (OpenBao, SoftHSM2, moto), installed
+#              by its own script
 #   systemd-analyze — rates the hardening of packaging/systemd/certvigil.service (systemd)
 #   dpkg-deb — reads the Debian package that packaging/deb/build.sh builds (dpkg); the build
 #              itself installs cargo-deb when it is missing (tests/packaging.rs checks the .deb)
@@ -41,6 +43,12 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -c 'import aiosmtpd' >/dev/null 2>&1 ||
   "$VENV/bin/pip" install -q --disable-pip-version-check aiosmtpd==1.4.6
+
+# Real components of the source tests (OpenBao, SoftHSM2, moto, …): one idempotent script each.
+for script in tests/components/*.sh; do
+  [ -e "$script" ] || continue
+  bash "$script"
+done
 
 # The .deb that tests/packaging.rs extracts and runs (a no-op when it is up to date).
 bash packaging/deb/build.sh
