@@ -16,7 +16,13 @@ pub fn findings(store: &Store, policy: &policy::PolicySettings, now: UnixTime) -
     let tags = store.source_tags()?;
     let revocation = store.revocation_statuses()?;
     let unknown_since = store.revocation_unknown_since()?;
-    let states = states(&certs, &tags, &revocation, &unknown_since, now);
+    let untrusted = store.untrusted_endpoints()?;
+    let mut states = states(&certs, &tags, &revocation, &unknown_since, now);
+    for st in &mut states {
+        if let Some(u) = untrusted.get(&st.cert.facts.fingerprint.0) {
+            st.untrusted_at = u.clone();
+        }
+    }
     Ok(policy::evaluate(policy, &states, now))
 }
 
@@ -64,6 +70,7 @@ pub fn states<'a>(
                 revocation_unknown_since: unknown_since.get(&c.id).copied(),
                 key_first_seen: key_first.get(c.facts.spki_sha256.as_str()).copied().unwrap_or(c.facts.not_before),
                 superseded_by,
+                untrusted_at: Vec::new(),
             }
         })
         .collect()

@@ -242,6 +242,35 @@ fn endpoints_chains_verification_stapling_and_starttls() {
     let show = sb.run(&["show", &ca_fp, "-o", "json"]).expect_code(0).json();
     assert_eq!(show["sightings"].as_array().map(Vec::len), Some(3), "{show:#}");
 
+    // Findings: the wrong-host leaf is served where clients reject it; the expired one is
+    // reported as expired (once), the good one not at all.
+    let plan = sb.run_at(now, &["plan", "-o", "json"]).expect_code(0).json();
+    let kinds_of = |fp: &str| -> Vec<String> {
+        plan["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["fingerprint"] == fp)
+            .map(|f| f["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let other_kinds = kinds_of(&fingerprint_of(&other));
+    assert_eq!(other_kinds, vec!["untrusted-endpoint"], "{plan:#}");
+    let reason = plan["findings"].as_array().unwrap().iter().find(|f| f["kind"] == "untrusted-endpoint").unwrap()["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains(&format!("127.0.0.1:{p_other} (localhost)")), "{reason}");
+    // (It is also superseded: the good leaf has the same subject and names and is newer.)
+    let expired_kinds = kinds_of(&fingerprint_of(&expired));
+    assert!(
+        expired_kinds.contains(&"expired".to_string()) && !expired_kinds.contains(&"untrusted-endpoint".to_string()),
+        "{expired_kinds:?}"
+    );
+    // (The good leaf may count as superseded by aiosmtpd's certificate, made later for the same
+    // name: the check cannot know they are different services.)
+    assert!(kinds_of(&fingerprint_of(&good)).iter().all(|k| k == "superseded"), "{plan:#}");
+
     // The expired leaf is listed as expired by the ordinary status, whatever the endpoint says.
     let list = sb.run_at(now, &["list", "-o", "json", "--status", "expired"]).expect_code(0).json();
     let fps: Vec<&str> = list.as_array().unwrap().iter().filter_map(|c| c["fingerprint"].as_str()).collect();

@@ -54,6 +54,7 @@ pub enum Kind {
     WeakSignature,
     Superseded,
     Retired,
+    UntrustedEndpoint,
 }
 
 impl Kind {
@@ -70,10 +71,11 @@ impl Kind {
             Kind::WeakSignature => "weak-signature",
             Kind::Superseded => "superseded",
             Kind::Retired => "retired",
+            Kind::UntrustedEndpoint => "untrusted-endpoint",
         }
     }
 
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Expired,
         Kind::Expiring,
         Kind::NotYetValid,
@@ -85,6 +87,7 @@ impl Kind {
         Kind::WeakSignature,
         Kind::Superseded,
         Kind::Retired,
+        Kind::UntrustedEndpoint,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -129,6 +132,9 @@ pub struct CertState<'a> {
     pub key_first_seen: UnixTime,
     /// A newer certificate for the same subject and names: (fingerprint, name, notBefore).
     pub superseded_by: Option<(String, UnixTime)>,
+    /// TLS endpoints serving it as their leaf with a chain that does not verify: (endpoint,
+    /// why).
+    pub untrusted_at: Vec<(String, String)>,
 }
 
 /// Context of one evaluation.
@@ -161,6 +167,8 @@ const CHECKS: &[(&str, Check)] = &[
     ("weak-signature", weak_signature),
     // A newer certificate for the same subject and names exists, but this one is still deployed.
     ("superseded", superseded),
+    // A TLS endpoint serves it with a chain clients reject (wrong name, missing intermediate).
+    ("untrusted-endpoint", untrusted_endpoint),
 ];
 
 /// Runs every check over every certificate. Gone certificates only get a `retired` finding
@@ -372,3 +380,18 @@ fn superseded(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
 
 #[cfg(test)]
 mod tests;
+
+fn untrusted_endpoint(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
+    let f = &st.cert.facts;
+    // An expired or not yet valid certificate already has its own finding.
+    if st.untrusted_at.is_empty() || ctx.now > f.not_after || ctx.now < f.not_before {
+        return None;
+    }
+    let places: Vec<String> = st.untrusted_at.iter().map(|(ep, why)| format!("{ep}: {why}")).collect();
+    Some((
+        Kind::UntrustedEndpoint,
+        Severity::Warning,
+        format!("served with a chain clients reject at {}", places.join("; ")),
+        "fix what the server sends: the whole chain, a certificate for the name clients use, or an issuer they trust".into(),
+    ))
+}

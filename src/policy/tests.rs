@@ -49,6 +49,7 @@ fn state(c: &CertRow) -> CertState<'_> {
         revocation_unknown_since: None,
         key_first_seen: c.facts.not_before,
         superseded_by: None,
+        untrusted_at: Vec::new(),
     }
 }
 

@@ -356,6 +356,7 @@ fn probe(e: &Endpoint, timeout: Duration, roots: &Result<Arc<rustls::client::Web
         "protocol": protocol,
         "cipher_suite": suite,
         "chain_length": seen.chain.len(),
+        "leaf_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&seen.chain[0])),
         "verified": verified,
         "verify_error": verify_error,
         "stapled_ocsp": stapled(&seen.chain, &seen.ocsp, now),

@@ -78,6 +78,25 @@ impl Store {
         Ok(())
     }
 
+    /// Leaf certificates that TLS endpoints serve with a chain that does not verify, by
+    /// fingerprint: (endpoint, why), from the current objects' metadata.
+    pub fn untrusted_endpoints(&self) -> Result<std::collections::HashMap<String, Vec<(String, String)>>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT json_extract(meta, '$.leaf_sha256'), json_extract(meta, '$.endpoint'), json_extract(meta, '$.server_name'),
+                    COALESCE(json_extract(meta, '$.verify_error'), 'not verified')
+             FROM objects WHERE vanished_at IS NULL AND error IS NULL AND meta IS NOT NULL
+               AND json_extract(meta, '$.verified') = 0 AND json_extract(meta, '$.leaf_sha256') IS NOT NULL",
+        )?;
+        let mut out: std::collections::HashMap<String, Vec<(String, String)>> = Default::default();
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)))?;
+        for row in rows {
+            let (fp, ep, name, why) = row?;
+            out.entry(fp).or_default().push((format!("{ep} ({name})"), why));
+        }
+        Ok(out)
+    }
+
     pub fn counts(&self) -> Result<Counts> {
         let c = &self.conn;
         let (certs_current, certs_gone) = c.query_row(
