@@ -27,9 +27,12 @@ fn main() -> ExitCode {
 
 fn init_logging(args: &cli::Cli) {
     use tracing_subscriber::EnvFilter;
-    let default = match args.verbose {
-        0 => "error",
-        1 => "info",
+    // The daemon logs its lifecycle (jobs started and finished, reloads) by default: that is
+    // what journald is for. One-shot commands print their results and log only errors.
+    let daemon = matches!(args.command, cli::Command::Run(_));
+    let default = match (args.verbose, daemon) {
+        (0, false) => "error",
+        (0, true) | (1, _) => "info",
         _ => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
