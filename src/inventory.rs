@@ -251,8 +251,12 @@ pub fn scan(
     Ok(ScanReport { run, sources: summaries })
 }
 
+/// Whether `location` lies under an unavailable `prefix`: the empty prefix is the whole
+/// source; a prefix ending in `/` or `:` (`aws:acm:<region>:`) covers everything after it.
 fn under(location: &str, prefix: &str) -> bool {
-    location == prefix || location.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/') || prefix.ends_with('/'))
+    prefix.is_empty()
+        || location == prefix
+        || location.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/') || prefix.ends_with('/') || prefix.ends_with(':'))
 }
 
 fn process(source: &dyn Source, job: Job, passwords: &[&str]) -> Msg {
@@ -263,7 +267,9 @@ fn process(source: &dyn Source, job: Job, passwords: &[&str]) -> Msg {
             let digest: [u8; 32] = sha2::Sha256::digest(bytes).into();
             let parsed = if job.known_sha == Some(digest) {
                 None
-            } else if fetched.key.is_some() && bytes.is_empty() {
+            } else if bytes.is_empty() && (fetched.key.is_some() || fetched.meta.is_some()) {
+                // A key object, or an object the source read and found no certificate in
+                // (a secret holding a password): nothing to parse, and not an error.
                 Some(Parsed::default())
             } else {
                 Some(x509::parse_object(bytes, passwords))
@@ -284,5 +290,8 @@ mod tests {
         assert!(under("/a/b", "/a/b"));
         assert!(!under("/a/bc/d.pem", "/a/b"));
         assert!(under("/a/b/c.pem", "/a/"));
+        assert!(under("aws:acm:us-east-1:arn:aws:acm:us-east-1:1:certificate/x", "aws:acm:us-east-1:"));
+        assert!(!under("aws:acm:us-east-10:arn", "aws:acm:us-east-1"));
+        assert!(under("anything", ""));
     }
 }
