@@ -1114,6 +1114,8 @@ fn keys(cli: &Cli, a: &KeysArgs) -> Result<u8> {
         let k = &r.key;
         let size = match (&k.curve, k.bits) {
             (Some(c), _) => format!("{} {c}", k.algorithm),
+            // Ed25519, X448: the name says the size.
+            _ if k.algorithm.ends_with(|c: char| c.is_ascii_digit()) => k.algorithm.clone(),
             (None, Some(b)) => format!("{}-{b}", k.algorithm),
             (None, None) => k.algorithm.clone(),
         };
