@@ -96,6 +96,9 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Read a CRL file: verify it against its issuer and look serials up.
     Crl(CrlArgs),
+    /// List key objects (PKCS#11 private and public keys): attributes, the certificates each
+    /// pairs with, and their problems; and token certificates whose key is not on the token.
+    Keys(KeysArgs),
     /// Print every finding and what an evaluation would do (dry run: nothing is sent).
     Plan(OutputArgs),
     /// Run the policy, update alerts and send the notifications that are due.
@@ -229,6 +232,15 @@ pub struct ShowArgs {
     /// Print the certificate as PEM instead.
     #[arg(long)]
     pub pem: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// Only keys of this source; repeatable.
+    #[arg(long = "source")]
+    pub sources: Vec<String>,
+    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
+    pub output: SummaryFormat,
 }
 
 #[derive(Debug, Args)]
@@ -466,6 +478,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Errors(a) => errors(cli, a),
         Command::Check(a) => check(cli, a),
         Command::Crl(a) => crl(cli, a),
+        Command::Keys(a) => keys(cli, a),
         Command::Plan(a) => plan(cli, a),
         Command::Evaluate(a) => evaluate(cli, a),
         Command::Alerts(a) => alerts(cli, a),
@@ -1017,6 +1030,12 @@ fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
     let now = now(cli)?;
     let store = open_store(cli, &s)?;
     let (findings, changes) = certvigil::evaluate::plan(&store, &s, now)?;
+    // Key problems with no certificate to attach a finding to (an orphan key): shown, never alerted.
+    let review = certvigil::evaluate::key_review(&store, now)?;
+    let key_problems: Vec<serde_json::Value> = certvigil::policy::keys::unattached(&review)
+        .into_iter()
+        .map(|(k, p)| serde_json::json!({"source": k.source, "location": k.location, "label": k.label, "key_id": k.key_id, "problem": p}))
+        .collect();
     let mut planned: Vec<(usize, String)> = Vec::new();
     let mut resolves = Vec::new();
     for c in &changes {
@@ -1041,6 +1060,7 @@ fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
     if a.output == SummaryFormat::Json {
         let v = serde_json::json!({
             "findings": findings,
+            "key_problems": key_problems,
             "notifications": planned.iter().map(|(i, t)| serde_json::json!({"finding": i, "plan": t})).collect::<Vec<_>>(),
             "resolves": resolves.iter().map(|(id, routes)| serde_json::json!({"alert_id": id, "routes": routes})).collect::<Vec<_>>(),
         });
@@ -1055,6 +1075,16 @@ fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
             outln!("          would send: {p}");
         }
     }
+    for kp in &key_problems {
+        outln!(
+            "{:<8}  {:<18}  {}",
+            kp["problem"]["severity"].as_str().unwrap_or("").to_uppercase(),
+            kp["problem"]["kind"].as_str().unwrap_or(""),
+            kp["location"].as_str().unwrap_or("")
+        );
+        outln!("          {}", kp["problem"]["reason"].as_str().unwrap_or(""));
+        outln!("          action: {} (no certificate: not alerted)", kp["problem"]["action"].as_str().unwrap_or(""));
+    }
     for (id, routes) in &resolves {
         outln!("alert {id} would resolve{}", if routes.is_empty() { String::new() } else { format!(" (notice to {})", routes.join(", ")) });
     }
@@ -1064,6 +1094,62 @@ fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
         planned.len(),
         resolves.len()
     );
+    Ok(EXIT_OK)
+}
+
+fn keys(cli: &Cli, a: &KeysArgs) -> Result<u8> {
+    let s = settings(cli, false)?;
+    let now = now(cli)?;
+    let store = open_store(cli, &s)?;
+    let mut review = certvigil::evaluate::key_review(&store, now)?;
+    if !a.sources.is_empty() {
+        review.keys.retain(|r| a.sources.contains(&r.key.source));
+        review.certificates_without_key.retain(|c| a.sources.contains(&c.source));
+    }
+    if a.output == SummaryFormat::Json {
+        outln!("{}", serde_json::to_string_pretty(&review)?);
+        return Ok(EXIT_OK);
+    }
+    for r in &review.keys {
+        let k = &r.key;
+        let size = match (&k.curve, k.bits) {
+            (Some(c), _) => format!("{} {c}", k.algorithm),
+            // Ed25519, X448: the name says the size.
+            _ if k.algorithm.ends_with(|c: char| c.is_ascii_digit()) => k.algorithm.clone(),
+            (None, Some(b)) => format!("{}-{b}", k.algorithm),
+            (None, None) => k.algorithm.clone(),
+        };
+        outln!("{}  {:<7}  {:<10}  {}", k.source, k.class, size, k.location);
+        let flags: Vec<String> = k
+            .attributes
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(n, v)| if let Some(b) = v.as_bool() { format!("{n}={b}") } else { format!("{n}={}", v.as_str().unwrap_or("?")) })
+                    .collect()
+            })
+            .unwrap_or_default();
+        outln!("    {}", flags.join(" "));
+        for c in &r.certificates {
+            outln!(
+                "    certificate {} {} (by {}{})",
+                &c.fingerprint[..12.min(c.fingerprint.len())],
+                c.name,
+                c.by,
+                if c.on_token { "" } else { ", not on the token" }
+            );
+        }
+        for p in &r.problems {
+            outln!("    {} {}: {}", p.severity.as_str().to_uppercase(), serde_json::to_value(p.kind)?.as_str().unwrap_or(""), p.reason);
+            outln!("        action: {}", p.action);
+        }
+    }
+    for c in &review.certificates_without_key {
+        outln!("{}  certificate  {}  {}", c.source, &c.fingerprint[..12.min(c.fingerprint.len())], c.location);
+        outln!("    {} {}", c.problem.severity.as_str().to_uppercase(), c.problem.reason);
+        outln!("        action: {}", c.problem.action);
+    }
+    outln!("{} keys, {} certificates without a key on their token", review.keys.len(), review.certificates_without_key.len());
     Ok(EXIT_OK)
 }
 

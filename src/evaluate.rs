@@ -23,7 +23,21 @@ pub fn findings(store: &Store, policy: &policy::PolicySettings, now: UnixTime) -
             st.untrusted_at = u.clone();
         }
     }
-    Ok(policy::evaluate(policy, &states, now))
+    let mut out = policy::evaluate(policy, &states, now);
+    // Key problems (PKCS#11 keys) on the certificates they concern.
+    let review = policy::keys::review(&store.keys(None)?, &store.token_certificates()?, &states);
+    out.extend(policy::keys::findings(&review, &states));
+    Ok(out)
+}
+
+/// Every current key with the certificates it pairs with and its problems, and the token
+/// certificates without a key (`certvigil keys`, `plan`).
+pub fn key_review(store: &Store, now: UnixTime) -> Result<policy::keys::Review, StoreError> {
+    let certs = store.certificates(true)?;
+    let tags = store.source_tags()?;
+    let (revocation, unknown_since) = (HashMap::new(), HashMap::new());
+    let states = states(&certs, &tags, &revocation, &unknown_since, now);
+    Ok(policy::keys::review(&store.keys(None)?, &store.token_certificates()?, &states))
 }
 
 /// Builds each certificate's policy inputs. Pure.

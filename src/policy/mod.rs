@@ -2,6 +2,7 @@
 //! finding with its kind, severity, a one-line reason and the action to take. Pure: the state
 //! and `now` are arguments; nothing here reads the clock, the store or the network.
 
+pub mod keys;
 pub mod settings;
 
 pub use settings::{Expiry, Match, PolicySettings, Rule};
@@ -55,6 +56,10 @@ pub enum Kind {
     Superseded,
     Retired,
     UntrustedEndpoint,
+    /// A signing key on a token that can be exported, or once could (`policy::keys`).
+    KeyExtractable,
+    /// A certificate on a token whose private key is not on that token (`policy::keys`).
+    KeyNotOnToken,
 }
 
 impl Kind {
@@ -72,10 +77,12 @@ impl Kind {
             Kind::Superseded => "superseded",
             Kind::Retired => "retired",
             Kind::UntrustedEndpoint => "untrusted-endpoint",
+            Kind::KeyExtractable => "key-extractable",
+            Kind::KeyNotOnToken => "key-not-on-token",
         }
     }
 
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Expired,
         Kind::Expiring,
         Kind::NotYetValid,
@@ -88,6 +95,8 @@ impl Kind {
         Kind::Superseded,
         Kind::Retired,
         Kind::UntrustedEndpoint,
+        Kind::KeyExtractable,
+        Kind::KeyNotOnToken,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {

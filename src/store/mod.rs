@@ -7,6 +7,7 @@
 mod alerts;
 mod audit;
 mod jobs;
+mod keys;
 mod report;
 mod revocation;
 mod scan;
@@ -14,6 +15,7 @@ mod scan;
 pub use alerts::{AlertRow, Applied, OutboxRow};
 pub use audit::{AuditEntry, Verdict, append as audit_append};
 pub use jobs::{JobRun, JobStats};
+pub use keys::{KeyRow, TokenCertRow};
 pub use report::{Counts, RevocationSample, SightingSample};
 pub use revocation::{CachedOcsp, CrlCacheRow, RevocationHistoryRow};
 

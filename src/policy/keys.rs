@@ -1,0 +1,453 @@
+//! Key policy: checks over the key objects sources list (PKCS#11 private keys) and the
+//! certificates stored beside them on the same token. Pure: the keys, the token's certificates
+//! and the certificates' policy states are arguments.
+//!
+//! A key problem about a key that has a certificate becomes a [`Finding`] on that certificate
+//! (so it is alerted like any other). A private key with no certificate anywhere has no
+//! certificate to hang an alert on (alerts are per certificate, `alerts.cert_id`): it is
+//! reported by `certvigil keys` and in `plan`'s `key_problems`.
+
+use super::{CertState, Finding, Kind, Severity};
+use crate::store::{KeyRow, TokenCertRow};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// What is wrong with a key or with a certificate's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProblemKind {
+    /// A signing key that can leave, or once could leave, the token.
+    KeyExtractable,
+    /// A private key with no certificate on its token.
+    OrphanKey,
+    /// A certificate on a token whose private key is not on that token.
+    KeyNotOnToken,
+}
+
+impl ProblemKind {
+    /// The finding kind, when the problem can be a finding.
+    fn finding_kind(self) -> Option<Kind> {
+        match self {
+            ProblemKind::KeyExtractable => Some(Kind::KeyExtractable),
+            ProblemKind::KeyNotOnToken => Some(Kind::KeyNotOnToken),
+            ProblemKind::OrphanKey => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub severity: Severity,
+    /// One line: what is wrong.
+    pub reason: String,
+    /// One line: what to do.
+    pub action: String,
+}
+
+/// A certificate paired with a key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Paired {
+    #[serde(skip)]
+    pub cert_id: i64,
+    pub fingerprint: String,
+    pub name: String,
+    /// `id` (same CKA_ID on the token), `public key` (same SPKI), or both.
+    pub by: String,
+    /// Stored on the key's token, or found elsewhere in the inventory.
+    pub on_token: bool,
+}
+
+/// One key with its certificates and problems.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyReport {
+    #[serde(flatten)]
+    pub key: KeyRow,
+    pub certificates: Vec<Paired>,
+    pub problems: Vec<Problem>,
+}
+
+/// A certificate on a token without its private key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeylessCert {
+    #[serde(skip)]
+    pub cert_id: i64,
+    pub fingerprint: String,
+    pub source: String,
+    pub location: String,
+    pub problem: Problem,
+}
+
+/// Every key with its pairing and problems, and the token certificates without a key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Review {
+    pub keys: Vec<KeyReport>,
+    pub certificates_without_key: Vec<KeylessCert>,
+}
+
+type Check = fn(&KeyRow, &str) -> Option<Problem>;
+
+/// The checks on one private key, in order; `what` names the key in messages.
+const KEY_CHECKS: &[(&str, Check)] = &[
+    // PKCS#11 v2.40 §4.9: CKA_EXTRACTABLE true with CKA_SENSITIVE false lets anyone logged in
+    // read the private key in plaintext (C_GetAttributeValue).
+    ("extractable-plaintext", extractable_plaintext),
+    // CKA_EXTRACTABLE true: the key can be wrapped out of the token with any wrapping key.
+    ("extractable", extractable),
+    // CKA_NEVER_EXTRACTABLE false: the key was extractable at some point (or imported), so
+    // copies may exist outside the token.
+    ("once-extractable", once_extractable),
+];
+
+/// Only keys that sign: a signing key that leaves the HSM defeats the reason for the HSM.
+fn signs(k: &KeyRow) -> bool {
+    k.class == "private" && k.flag("sign") == Some(true)
+}
+
+fn extractable_plaintext(k: &KeyRow, what: &str) -> Option<Problem> {
+    (signs(k) && k.flag("extractable") == Some(true) && k.flag("sensitive") == Some(false)).then(|| Problem {
+        kind: ProblemKind::KeyExtractable,
+        severity: Severity::Critical,
+        reason: format!("signing key {what} can be read out in plaintext (CKA_EXTRACTABLE true, CKA_SENSITIVE false)"),
+        action: "treat it as exposed: generate a new non-extractable key on the token, reissue its certificates, destroy this key".into(),
+    })
+}
+
+fn extractable(k: &KeyRow, what: &str) -> Option<Problem> {
+    (signs(k) && k.flag("extractable") == Some(true)).then(|| Problem {
+        kind: ProblemKind::KeyExtractable,
+        severity: Severity::Warning,
+        reason: format!("signing key {what} can be exported from the token (CKA_EXTRACTABLE true)"),
+        action: "set CKA_EXTRACTABLE to false now, and rotate to a key generated non-extractable on the token".into(),
+    })
+}
+
+fn once_extractable(k: &KeyRow, what: &str) -> Option<Problem> {
+    (signs(k) && k.flag("extractable") == Some(false) && k.flag("never_extractable") == Some(false)).then(|| Problem {
+        kind: ProblemKind::KeyExtractable,
+        severity: Severity::Warning,
+        reason: format!("signing key {what} was extractable or imported (CKA_NEVER_EXTRACTABLE false): copies may exist outside the token"),
+        action: "rotate to a key generated on the token as non-extractable, then reissue its certificates".into(),
+    })
+}
+
+/// `"label" (CKA_ID 01) in source hsm`
+fn describe(label: Option<&str>, key_id: Option<&str>, source: &str) -> String {
+    let mut s = String::new();
+    if let Some(l) = label {
+        s.push_str(&format!("\"{l}\" "));
+    }
+    if let Some(id) = key_id {
+        s.push_str(&format!("(CKA_ID {id}) "));
+    }
+    s.push_str(&format!("in source {source}"));
+    s
+}
+
+/// Pairs keys with certificates and runs the checks.
+pub fn review(keys: &[KeyRow], token_certs: &[TokenCertRow], states: &[CertState<'_>]) -> Review {
+    let current: Vec<&CertState<'_>> = states.iter().filter(|s| s.cert.gone_since.is_none()).collect();
+    let name_of = |cert_id: i64| current.iter().find(|s| s.cert.id == cert_id).map(|s| s.cert.facts.display_name()).unwrap_or_default();
+    let same_id = |k: &KeyRow, c: &TokenCertRow| k.source == c.source && k.key_id.is_some() && k.key_id == c.key_id;
+    let same_spki = |k: &KeyRow, spki: &str| k.spki_sha256.as_deref() == Some(spki);
+    let mut out = Review::default();
+    for k in keys {
+        let mut certificates: Vec<Paired> = Vec::new();
+        for c in token_certs.iter().filter(|c| c.source == k.source) {
+            let by = match (same_id(k, c), same_spki(k, &c.spki_sha256)) {
+                (true, true) => "id and public key",
+                (true, false) => "id",
+                (false, true) => "public key",
+                (false, false) => continue,
+            };
+            if !certificates.iter().any(|p| p.cert_id == c.cert_id) {
+                certificates.push(Paired {
+                    cert_id: c.cert_id,
+                    fingerprint: c.fingerprint.clone(),
+                    name: name_of(c.cert_id),
+                    by: by.into(),
+                    on_token: true,
+                });
+            }
+        }
+        let on_token = !certificates.is_empty();
+        // The same public key elsewhere in the inventory (a certificate deployed in files, a
+        // vault): the key's problems concern those certificates too.
+        for s in current.iter().filter(|s| same_spki(k, &s.cert.facts.spki_sha256)) {
+            if !certificates.iter().any(|p| p.cert_id == s.cert.id) {
+                certificates.push(Paired {
+                    cert_id: s.cert.id,
+                    fingerprint: s.cert.facts.fingerprint.0.clone(),
+                    name: s.cert.facts.display_name(),
+                    by: "public key".into(),
+                    on_token: false,
+                });
+            }
+        }
+        let what = describe(k.label.as_deref(), k.key_id.as_deref(), &k.source);
+        let mut problems: Vec<Problem> = KEY_CHECKS.iter().find_map(|(_, check)| check(k, &what)).into_iter().collect();
+        if k.class == "private" && !on_token {
+            problems.push(Problem {
+                kind: ProblemKind::OrphanKey,
+                severity: Severity::Info,
+                reason: format!("private key {what} has no certificate on its token"),
+                action: "store its certificate on the token with the same CKA_ID, or destroy the key if nothing uses it".into(),
+            });
+        }
+        out.keys.push(KeyReport { key: k.clone(), certificates, problems });
+    }
+    for c in token_certs {
+        // A CA certificate on a token is usually the chain of a leaf, not a key holder.
+        if c.is_ca {
+            continue;
+        }
+        let has_key = keys.iter().any(|k| k.class == "private" && k.source == c.source && (same_id(k, c) || same_spki(k, &c.spki_sha256)));
+        if !has_key {
+            let what = describe(c.label.as_deref(), c.key_id.as_deref(), &c.source);
+            out.certificates_without_key.push(KeylessCert {
+                cert_id: c.cert_id,
+                fingerprint: c.fingerprint.clone(),
+                source: c.source.clone(),
+                location: c.location.clone(),
+                problem: Problem {
+                    kind: ProblemKind::KeyNotOnToken,
+                    severity: Severity::Info,
+                    reason: format!("certificate {what} has no private key on its token (none with its CKA_ID or public key)"),
+                    action: "nothing if the key lives elsewhere on purpose; otherwise find the key or remove the stale certificate".into(),
+                },
+            });
+        }
+    }
+    out
+}
+
+/// The review's problems that concern a current certificate, as findings on it; at most one
+/// per (certificate, kind), the most severe (one alert exists per certificate and kind).
+pub fn findings(review: &Review, states: &[CertState<'_>]) -> Vec<Finding> {
+    let by_id: HashMap<i64, &CertState<'_>> = states.iter().filter(|s| s.cert.gone_since.is_none()).map(|s| (s.cert.id, s)).collect();
+    let mut best: Vec<(i64, &Problem)> = Vec::new();
+    let mut candidates: Vec<(i64, &Problem)> = Vec::new();
+    for r in &review.keys {
+        for p in &r.problems {
+            for c in &r.certificates {
+                candidates.push((c.cert_id, p));
+            }
+        }
+    }
+    for c in &review.certificates_without_key {
+        candidates.push((c.cert_id, &c.problem));
+    }
+    for (cert_id, p) in candidates {
+        if p.kind.finding_kind().is_none() || !by_id.contains_key(&cert_id) {
+            continue;
+        }
+        match best.iter_mut().find(|(id, q)| *id == cert_id && q.kind == p.kind) {
+            Some(slot) if p.severity > slot.1.severity => slot.1 = p,
+            Some(_) => {}
+            None => best.push((cert_id, p)),
+        }
+    }
+    best.into_iter()
+        .filter_map(|(cert_id, p)| {
+            let st = by_id.get(&cert_id)?;
+            let c = st.cert;
+            Some(Finding {
+                cert_id,
+                fingerprint: c.facts.fingerprint.0.clone(),
+                name: c.facts.display_name(),
+                kind: p.kind.finding_kind()?,
+                severity: p.severity,
+                reason: p.reason.clone(),
+                action: p.action.clone(),
+                sources: c.sources.clone(),
+                tags: st.tags.clone(),
+                ekus: c.facts.ext_key_usage.clone(),
+                not_after: c.facts.not_after,
+            })
+        })
+        .collect()
+}
+
+/// The problems that cannot be findings (no certificate to attach them to), for `plan`.
+pub fn unattached(review: &Review) -> Vec<(&KeyRow, &Problem)> {
+    review
+        .keys
+        .iter()
+        .flat_map(|r| {
+            r.problems.iter().filter(move |p| p.kind.finding_kind().is_none() || r.certificates.is_empty()).map(move |p| (&r.key, p))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CertFacts, Fingerprint, KeyFacts};
+    use crate::store::CertRow;
+
+    fn cert(id: i64, is_ca: bool) -> CertRow {
+        CertRow {
+            id,
+            facts: CertFacts {
+                fingerprint: Fingerprint(format!("{id:064x}")),
+                subject: format!("CN=c{id}"),
+                issuer: "CN=CA".into(),
+                common_name: Some(format!("c{id}")),
+                serial: format!("{id:02X}"),
+                not_before: 0,
+                not_after: 1 << 40,
+                spki_sha256: format!("spki{id}"),
+                key: KeyFacts { algorithm: "EC".into(), bits: Some(256), curve: Some("P-256".into()) },
+                signature_algorithm: "ecdsa-with-SHA256".into(),
+                is_ca,
+                path_len: None,
+                key_usage: vec![],
+                ext_key_usage: vec!["codeSigning".into()],
+                sans: vec![],
+                ocsp_urls: vec![],
+                ca_issuers_urls: vec![],
+                crl_urls: vec![],
+                aki: None,
+                ski: None,
+                self_issued: false,
+                warnings: vec![],
+            },
+            first_seen: 0,
+            gone_since: None,
+            current_sightings: 1,
+            sources: vec!["hsm".into()],
+        }
+    }
+
+    fn state(c: &CertRow) -> CertState<'_> {
+        CertState {
+            cert: c,
+            tags: vec![],
+            revocation: None,
+            revocation_unknown_since: None,
+            key_first_seen: 0,
+            superseded_by: None,
+            untrusted_at: vec![],
+        }
+    }
+
+    fn key(id: &str, spki: Option<&str>, attributes: serde_json::Value) -> KeyRow {
+        KeyRow {
+            id: 0,
+            source: "hsm".into(),
+            location: format!("pkcs11:token=t;id=%{id};type=private"),
+            label: Some(format!("k{id}")),
+            key_id: Some(id.into()),
+            class: "private".into(),
+            algorithm: "EC".into(),
+            bits: Some(256),
+            curve: Some("P-256".into()),
+            spki_sha256: spki.map(str::to_string),
+            attributes,
+            first_seen: 0,
+            last_seen: 0,
+        }
+    }
+
+    fn on_token(c: &CertRow, id: &str) -> TokenCertRow {
+        TokenCertRow {
+            cert_id: c.id,
+            fingerprint: c.facts.fingerprint.0.clone(),
+            spki_sha256: c.facts.spki_sha256.clone(),
+            is_ca: c.facts.is_ca,
+            source: "hsm".into(),
+            location: format!("pkcs11:token=t;id=%{id};type=cert"),
+            token: Some("t".into()),
+            key_id: Some(id.into()),
+            label: None,
+        }
+    }
+
+    fn kinds(review: &Review, states: &[CertState<'_>]) -> Vec<(i64, Kind, Severity)> {
+        findings(review, states).into_iter().map(|f| (f.cert_id, f.kind, f.severity)).collect()
+    }
+
+    #[test]
+    fn extractability_severities() {
+        let c = cert(1, false);
+        let states = [state(&c)];
+        let certs = [on_token(&c, "01")];
+        let table: &[(serde_json::Value, Option<Severity>)] = &[
+            // Readable in plaintext.
+            (
+                serde_json::json!({"sign": true, "extractable": true, "sensitive": false, "never_extractable": false}),
+                Some(Severity::Critical),
+            ),
+            // Exportable wrapped.
+            (
+                serde_json::json!({"sign": true, "extractable": true, "sensitive": true, "never_extractable": false}),
+                Some(Severity::Warning),
+            ),
+            // Imported or once extractable.
+            (
+                serde_json::json!({"sign": true, "extractable": false, "sensitive": true, "never_extractable": false}),
+                Some(Severity::Warning),
+            ),
+            // Generated on the token, never extractable.
+            (serde_json::json!({"sign": true, "extractable": false, "sensitive": true, "never_extractable": true}), None),
+            // Not a signing key.
+            (serde_json::json!({"sign": false, "extractable": true, "sensitive": false}), None),
+            // Attributes unknown (not reported by the token): no guess.
+            (serde_json::json!({"sign": true}), None),
+        ];
+        for (attrs, want) in table {
+            let r = review(&[key("01", None, attrs.clone())], &certs, &states);
+            let got: Vec<Severity> = kinds(&r, &states).into_iter().filter(|f| f.1 == Kind::KeyExtractable).map(|f| f.2).collect();
+            assert_eq!(got, want.iter().copied().collect::<Vec<_>>(), "{attrs}");
+        }
+    }
+
+    #[test]
+    fn pairing_orphans_and_keyless_certificates() {
+        let (leaf, ca, elsewhere, keyless) = (cert(1, false), cert(2, true), cert(3, false), cert(4, false));
+        let states = [state(&leaf), state(&ca), state(&elsewhere), state(&keyless)];
+        let token = [on_token(&leaf, "01"), on_token(&ca, "02"), on_token(&keyless, "04")];
+        let once = serde_json::json!({"sign": true, "extractable": false, "never_extractable": false});
+        let keys = [
+            // Paired by public key although the CKA_ID differs.
+            key("09", Some("spki1"), serde_json::json!({"sign": true, "never_extractable": true, "extractable": false})),
+            // No certificate on the token, but its certificate is deployed elsewhere.
+            key("03", Some("spki3"), once.clone()),
+            // No certificate at all.
+            key("05", None, once),
+        ];
+        let r = review(&keys, &token, &states);
+        assert_eq!(
+            r.keys[0].certificates.iter().map(|p| (p.cert_id, p.by.as_str(), p.on_token)).collect::<Vec<_>>(),
+            [(1, "public key", true)]
+        );
+        let problem_kinds = |i: usize| r.keys[i].problems.iter().map(|p| p.kind).collect::<Vec<_>>();
+        assert_eq!(problem_kinds(0), []);
+        assert_eq!(problem_kinds(1), [ProblemKind::KeyExtractable, ProblemKind::OrphanKey]);
+        assert_eq!(r.keys[1].certificates.iter().map(|p| (p.cert_id, p.on_token)).collect::<Vec<_>>(), [(3, false)]);
+        assert_eq!(problem_kinds(2), [ProblemKind::KeyExtractable, ProblemKind::OrphanKey]);
+        // The CA certificate is chain, not a key holder: only the leaf without key is reported.
+        assert_eq!(r.certificates_without_key.iter().map(|c| c.cert_id).collect::<Vec<_>>(), [4]);
+        // The deployed certificate gets the key's finding; the certificate-less key's problems
+        // are left for `plan`'s key_problems.
+        assert_eq!(kinds(&r, &states), [(3, Kind::KeyExtractable, Severity::Warning), (4, Kind::KeyNotOnToken, Severity::Info)]);
+        let left: Vec<(Option<&str>, ProblemKind)> = unattached(&r).into_iter().map(|(k, p)| (k.key_id.as_deref(), p.kind)).collect();
+        assert_eq!(
+            left,
+            [(Some("03"), ProblemKind::OrphanKey), (Some("05"), ProblemKind::KeyExtractable), (Some("05"), ProblemKind::OrphanKey)]
+        );
+    }
+
+    #[test]
+    fn one_finding_per_certificate_and_kind_the_most_severe() {
+        let c = cert(1, false);
+        let states = [state(&c)];
+        let token = [on_token(&c, "01")];
+        let keys = [
+            key("01", Some("spki1"), serde_json::json!({"sign": true, "extractable": false, "never_extractable": false})),
+            key("02", Some("spki1"), serde_json::json!({"sign": true, "extractable": true, "sensitive": false})),
+        ];
+        let r = review(&keys, &token, &states);
+        assert_eq!(kinds(&r, &states), [(1, Kind::KeyExtractable, Severity::Critical)]);
+    }
+}
