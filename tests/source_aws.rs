@@ -27,6 +27,17 @@ struct Moto {
 
 impl Moto {
     fn start() -> Moto {
+        // The port is chosen before moto binds it; if another process (a parallel test's moto)
+        // took it meanwhile, our server exits and we try another.
+        for _ in 0..5 {
+            if let Some(m) = Self::try_start() {
+                return m;
+            }
+        }
+        panic!("moto_server did not start on a free port in 5 attempts");
+    }
+
+    fn try_start() -> Option<Moto> {
         let bin = venv().join("bin/moto_server");
         assert!(bin.exists(), "{} is missing: run tests/components/aws.sh to install moto[server]", bin.display());
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
@@ -39,13 +50,24 @@ impl Moto {
             .stderr(out)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}; run tests/components/aws.sh", bin.display()));
-        let moto = Moto { child, port, _log: log };
+        let mut moto = Moto { child, port, _log: log };
         let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
+            if let Ok(Some(_)) = moto.child.try_wait() {
+                return None; // it could not bind: the port was taken
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
             assert!(start.elapsed() < Duration::from_secs(60), "moto_server did not listen on port {port} within 60 s");
             std::thread::sleep(Duration::from_millis(100));
         }
-        moto
+        // Still ours a moment later (not another process that answered on the port).
+        std::thread::sleep(Duration::from_millis(200));
+        match moto.child.try_wait() {
+            Ok(None) => Some(moto),
+            _ => None,
+        }
     }
 
     fn endpoint(&self) -> String {
