@@ -263,7 +263,9 @@ fn process(source: &dyn Source, job: Job, passwords: &[&str]) -> Msg {
             let digest: [u8; 32] = sha2::Sha256::digest(bytes).into();
             let parsed = if job.known_sha == Some(digest) {
                 None
-            } else if fetched.key.is_some() && bytes.is_empty() {
+            } else if bytes.is_empty() && (fetched.key.is_some() || fetched.meta.is_some()) {
+                // A key object, or an object the source read and found no certificate in (a
+                // vault secret holding only a password): nothing to parse, not an error.
                 Some(Parsed::default())
             } else {
                 Some(x509::parse_object(bytes, passwords))

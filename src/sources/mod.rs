@@ -44,7 +44,9 @@ pub struct KeyObject {
 /// What reading one object gave.
 #[derive(Debug, Clone, Default)]
 pub struct Fetched {
-    /// Certificate bytes in any supported format (empty for a key object).
+    /// Certificate bytes in any supported format. Empty for a key object, and for an object
+    /// that holds no certificate when `meta` says what was read (a secret without one): such an
+    /// object is recorded without certificates, not as an error.
     pub bytes: Vec<u8>,
     /// What the source knows about the object beyond its bytes (a TLS endpoint's protocol and
     /// verification result, a secret's version); stored with the object, shown with its
