@@ -115,7 +115,10 @@ impl Bao {
             if bao.wait_ready() {
                 return bao;
             }
-            eprintln!("bao did not start on port {port}:\n{}", std::fs::read_to_string(bao.dir.path().join("server.log")).unwrap_or_default());
+            eprintln!(
+                "bao did not start on port {port}:\n{}",
+                std::fs::read_to_string(bao.dir.path().join("server.log")).unwrap_or_default()
+            );
         }
         panic!("bao server -dev did not start three times");
     }
@@ -186,7 +189,10 @@ impl Bao {
 
     /// Requests whose path starts with `prefix`, from the audit trail.
     fn requests_to(&self, prefix: &str) -> usize {
-        self.audit().iter().filter(|e| e["type"] == "request" && e["request"]["path"].as_str().is_some_and(|p| p.starts_with(prefix))).count()
+        self.audit()
+            .iter()
+            .filter(|e| e["type"] == "request" && e["request"]["path"].as_str().is_some_and(|p| p.starts_with(prefix)))
+            .count()
     }
 
     /// A token with these policies (and no default policy's extras beyond lookup/renew).
@@ -291,7 +297,8 @@ struct Pki {
 /// which issues `n` certificates; the second one is revoked.
 fn setup_pki(bao: &Bao, n: usize) -> Pki {
     bao.api("POST", "sys/mounts/pki", json!({"type": "pki", "config": {"max_lease_ttl": "87600h"}}));
-    let root = bao.api("POST", "pki/root/generate/internal", json!({"common_name": "certvigil test root", "ttl": "87600h", "key_type": "ec"}));
+    let root =
+        bao.api("POST", "pki/root/generate/internal", json!({"common_name": "certvigil test root", "ttl": "87600h", "key_type": "ec"}));
     let root_cert = root["data"]["certificate"].as_str().expect("root").to_string();
     let root_serial = root["data"]["serial_number"].as_str().expect("serial").to_string();
     let root_issuer = root["data"]["issuer_id"].as_str().expect("issuer id").to_string();
@@ -305,7 +312,8 @@ fn setup_pki(bao: &Bao, n: usize) -> Pki {
         }),
     );
     bao.api("POST", "sys/mounts/pki_int", json!({"type": "pki", "config": {"max_lease_ttl": "43800h"}}));
-    let csr = bao.api("POST", "pki_int/intermediate/generate/internal", json!({"common_name": "certvigil test intermediate", "key_type": "ec"}));
+    let csr =
+        bao.api("POST", "pki_int/intermediate/generate/internal", json!({"common_name": "certvigil test intermediate", "key_type": "ec"}));
     let signed = bao.api(
         "POST",
         "pki/root/sign-intermediate",
@@ -363,11 +371,8 @@ fn setup_kv(bao: &Bao, pki: &Pki) {
 // Running certvigil
 
 fn vault_source(bao: &Bao, auth: &str, pki: &[&str], kv: &str) -> String {
-    let mut s = format!(
-        "  - name: bao\n    kind: vault\n    address: {}\n    auth: {auth}\n    pki_mounts: [{}]\n",
-        bao.addr,
-        pki.join(", ")
-    );
+    let mut s =
+        format!("  - name: bao\n    kind: vault\n    address: {}\n    auth: {auth}\n    pki_mounts: [{}]\n", bao.addr, pki.join(", "));
     if !kv.is_empty() {
         s.push_str(&format!("    kv_mounts: {kv}\n"));
     }
@@ -407,7 +412,10 @@ fn sighting<'a>(shown: &'a Value, location: &str) -> &'a Value {
 fn counters(stderr: &str) -> (u64, u64, u64) {
     let line = stderr.lines().rfind(|l| l.contains("requests in all")).unwrap_or_else(|| panic!("no request count logged:\n{stderr}"));
     let field = |k: &str| -> u64 {
-        line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{k}="))).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{k} in {line}"))
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{k}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{k} in {line}"))
     };
     (field("requests"), field("logins"), field("renewals"))
 }
@@ -470,7 +478,10 @@ fn token_auth_inventories_pki_issuers_and_kv_certificates() {
     assert_eq!(leaf3["sightings"].as_array().map(Vec::len), Some(1), "{leaf3:#}");
 
     // Non-PEM values: listed, read, no certificate and no error.
-    let rows = common::dump(&sb.db(), "SELECT location, certs, COALESCE(error, '') FROM objects WHERE location LIKE 'vault:secret/%' ORDER BY location");
+    let rows = common::dump(
+        &sb.db(),
+        "SELECT location, certs, COALESCE(error, '') FROM objects WHERE location LIKE 'vault:secret/%' ORDER BY location",
+    );
     let rows: Vec<String> = rows.iter().map(|r| r.join(" ")).collect();
     assert_eq!(
         rows,
@@ -508,7 +519,8 @@ path "secret/data/*" { capabilities = ["read"] }
     let mut body = role.clone();
     body["token_policies"] = json!(["certvigil-reader"]);
     bao.api("POST", "auth/approle/role/certvigil", body);
-    let role_id = bao.api("GET", "auth/approle/role/certvigil/role-id", Value::Null)["data"]["role_id"].as_str().expect("role id").to_string();
+    let role_id =
+        bao.api("GET", "auth/approle/role/certvigil/role-id", Value::Null)["data"]["role_id"].as_str().expect("role id").to_string();
     let secret_id =
         bao.api("POST", "auth/approle/role/certvigil/secret-id", Value::Null)["data"]["secret_id"].as_str().expect("secret id").to_string();
     (role_id, secret_id)
@@ -596,7 +608,11 @@ fn short_token_ttl_during_a_scan_renews_and_logs_in_again() {
     assert_eq!((l as usize, rn as usize), (logins, renewals), "certvigil's count matches the server's");
     // A request refused for a token that died in flight is retried after a new login (and
     // counted among the logins above); on a quiet machine there is none.
-    let denied = bao.audit().iter().filter(|e| e["type"] == "response" && e["error"].as_str().is_some_and(|s| s.contains("permission denied"))).count();
+    let denied = bao
+        .audit()
+        .iter()
+        .filter(|e| e["type"] == "response" && e["error"].as_str().is_some_and(|s| s.contains("permission denied")))
+        .count();
     eprintln!("scan {took:?}: {logins} logins, {renewals} renewals, {denied} requests refused and retried");
 }
 
@@ -717,4 +733,161 @@ fn tls_server_is_trusted_through_ca_bundle_only() {
     assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
     let m = v["errors"][0]["message"].as_str().expect("message").to_lowercase();
     assert!(m.contains("certificate"), "{m}");
+}
+
+/// A stand-in for the Kubernetes API's TokenReview endpoint, the one call OpenBao's Kubernetes
+/// auth method makes: it authenticates `jwt` as `system:serviceaccount:<ns>:<name>` and records
+/// every token it was asked about.
+struct TokenReview {
+    pub addr: String,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for TokenReview {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn token_review(jwt: &str, namespace: &str, name: &str, uid: &str) -> TokenReview {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = format!("http://{}", listener.local_addr().expect("addr"));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (seen2, stop2) = (std::sync::Arc::clone(&seen), std::sync::Arc::clone(&stop));
+    let (jwt, user) = (jwt.to_string(), format!("system:serviceaccount:{namespace}:{name}"));
+    let uid = uid.to_string();
+    std::thread::spawn(move || {
+        while !stop2.load(Ordering::Relaxed) {
+            let Ok((stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; length];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let token = req["spec"]["token"].as_str().unwrap_or_default().to_string();
+            let ok = token == jwt;
+            seen2.lock().expect("lock").push(token);
+            let status = if ok {
+                json!({"authenticated": true, "user": {"username": user, "uid": uid, "groups": ["system:serviceaccounts"]}})
+            } else {
+                json!({"authenticated": false, "error": "invalid bearer token"})
+            };
+            let answer = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status}).to_string();
+            let mut w = stream;
+            let _ = write!(
+                w,
+                "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    TokenReview { addr, seen, stop }
+}
+
+/// An (unsigned) service-account token as the kubelet mounts it: OpenBao reads its claims and
+/// has the TokenReview endpoint vouch for it.
+fn service_account_jwt(namespace: &str, name: &str, uid: &str) -> String {
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    let header = Base64UrlUnpadded::encode_string(br#"{"alg":"RS256","kid":"test"}"#);
+    let claims = json!({
+        "iss": "kubernetes/serviceaccount",
+        "kubernetes.io/serviceaccount/namespace": namespace,
+        "kubernetes.io/serviceaccount/secret.name": format!("{name}-token"),
+        "kubernetes.io/serviceaccount/service-account.name": name,
+        "kubernetes.io/serviceaccount/service-account.uid": uid,
+        "sub": format!("system:serviceaccount:{namespace}:{name}"),
+    });
+    let claims = Base64UrlUnpadded::encode_string(claims.to_string().as_bytes());
+    format!("{header}.{claims}.{}", Base64UrlUnpadded::encode_string(b"not-verified-here"))
+}
+
+#[test]
+fn kubernetes_login_with_the_service_account_token() {
+    let bao = Bao::start();
+    let pki = setup_pki(&bao, 4);
+    setup_kv(&bao, &pki);
+    setup_approle(&bao, &json!({})); // for its policy, certvigil-reader
+    let jwt = service_account_jwt("monitoring", "certvigil", "uid-7");
+    let review = token_review(&jwt, "monitoring", "certvigil", "uid-7");
+    bao.api("POST", "sys/auth/kubernetes", json!({"type": "kubernetes"}));
+    bao.api(
+        "POST",
+        "auth/kubernetes/config",
+        // The CA is required with disable_local_ca_jwt; the stand-in API speaks plain http.
+        json!({"kubernetes_host": review.addr, "token_reviewer_jwt": "reviewer", "disable_local_ca_jwt": true, "kubernetes_ca_cert": pki.root.pem}),
+    );
+    bao.api(
+        "POST",
+        "auth/kubernetes/role/certvigil",
+        json!({"bound_service_account_names": ["certvigil"], "bound_service_account_namespaces": ["monitoring"], "token_policies": ["certvigil-reader"], "token_ttl": "10m"}),
+    );
+    let sb = Sandbox::new();
+    let jwt_path = sb.write("sa/token", format!("{jwt}\n"));
+    let auth = format!("{{method: kubernetes, role: certvigil, jwt_path: {}}}", jwt_path.display());
+    sb.config(&format!("sources:\n{}", vault_source(&bao, &auth, &["pki_int"], KV_CERTS)));
+    let (r, v) = scan(&sb, "");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(v["errors"], json!([]));
+    assert_eq!(v["run"]["objects_seen"], 5 + 4, "{v:#}");
+    assert_eq!(*review.seen.lock().expect("lock"), std::slice::from_ref(&jwt), "the mounted token was reviewed once");
+    assert_eq!(bao.requests_to("auth/kubernetes/login"), 1);
+
+    // A token the cluster does not vouch for: a clear error, and the token is not printed.
+    let other = service_account_jwt("monitoring", "certvigil", "uid-8");
+    sb.write("sa/token", &other);
+    let (r, v) = scan(&sb, "");
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let m = v["errors"][0]["message"].as_str().expect("message");
+    assert!(m.contains("kubernetes login failed: POST auth/kubernetes/login: HTTP 403"), "{m}");
+    assert!(!r.stdout.contains(&other) && !r.stderr.contains(&other));
+}
+
+#[test]
+fn namespace_is_sent_with_every_request() {
+    let bao = Bao::start();
+    setup_pki(&bao, 4); // in the root namespace: not to be seen
+    bao.api("POST", "sys/namespaces/team-a", Value::Null);
+    let in_ns = |method: &str, path: &str, body: Value| {
+        let url = format!("{}/v1/{path}", bao.addr);
+        let req = bao
+            .http
+            .request(reqwest::Method::from_bytes(method.as_bytes()).expect("method"), url)
+            .header("X-Vault-Token", &bao.root)
+            .header("X-Vault-Namespace", "team-a")
+            .body(body.to_string());
+        let text = bao.rt.block_on(async { req.send().await.expect("send").text().await.unwrap_or_default() });
+        serde_json::from_str::<Value>(&text).unwrap_or(Value::Null)
+    };
+    in_ns("POST", "sys/mounts/pki", json!({"type": "pki"}));
+    let root = in_ns("POST", "pki/root/generate/internal", json!({"common_name": "team-a root", "ttl": "8760h", "key_type": "ec"}));
+    let serial = root["data"]["serial_number"].as_str().expect("serial").to_string();
+    let sb = Sandbox::new();
+    let source = vault_source(&bao, TOKEN_AUTH, &["pki"], "").replace("    auth:", "    namespace: team-a\n    auth:");
+    sb.config(&format!("sources:\n{source}"));
+    let (r, v) = scan(&sb, &bao.root);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(v["run"]["objects_seen"], 2, "the namespace's root certificate and issuer only: {v:#}");
+    let shown = show(&sb, &serial.replace(':', "").to_uppercase());
+    sighting(&shown, &format!("vault:pki/cert/{serial}"));
 }

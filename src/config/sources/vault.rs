@@ -215,7 +215,8 @@ fn kv_prefix(raw: &str) -> Result<String, String> {
 
 /// The address as `scheme://host[:port]`; `http` only to loopback unless allowed.
 fn address(raw: &str, allow_insecure_http: bool) -> Result<String, String> {
-    let url = reqwest::Url::parse(raw.trim()).map_err(|e| format!("`{raw}` is not a URL: {e} (example: https://vault.example.com:8200)"))?;
+    let url =
+        reqwest::Url::parse(raw.trim()).map_err(|e| format!("`{raw}` is not a URL: {e} (example: https://vault.example.com:8200)"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("`{raw}`: only http and https addresses"));
     }
@@ -249,7 +250,10 @@ pub fn validate(v: &VaultSource, base: &Path, at: &dyn Fn(&str) -> Vec<String>, 
     let addr = address(&v.address, v.allow_insecure_http).map_err(|m| errs.push((at("address"), m))).ok();
     if let Some(ns) = &v.namespace {
         let n = ns.trim_matches('/');
-        if n.is_empty() || n.split('/').any(|s| s.is_empty() || s == "." || s == "..") || n.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        if n.is_empty()
+            || n.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+            || n.bytes().any(|b| b.is_ascii_control() || b == b' ')
+        {
             errs.push((at("namespace"), format!("`{ns}` is not a namespace path (e.g. `team-a` or `parent/child`)")));
         }
     }
@@ -272,7 +276,8 @@ pub fn validate(v: &VaultSource, base: &Path, at: &dyn Fn(&str) -> Vec<String>, 
     if v.concurrency == 0 || v.concurrency > 256 {
         errs.push((at("concurrency"), "must be between 1 and 256".into()));
     }
-    let secret = |field: &[&str], raw: &str, errs: &mut Vec<PathedError>| SecretRef::parse(raw).map_err(|m| errs.push((sub(field), m))).ok();
+    let secret =
+        |field: &[&str], raw: &str, errs: &mut Vec<PathedError>| SecretRef::parse(raw).map_err(|m| errs.push((sub(field), m))).ok();
     let auth = match &v.auth {
         VaultAuth::Token(t) => secret(&["auth", "token"], &t.token, errs).map(|token| AuthSpec::Token { token }),
         VaultAuth::Approle(a) => {
@@ -330,9 +335,15 @@ pub fn validate(v: &VaultSource, base: &Path, at: &dyn Fn(&str) -> Vec<String>, 
         }
         if let (Some(mount), Some(prefix)) = (mount, prefix) {
             if pki_mounts.contains(&mount) {
-                errs.push((sub(&["kv_mounts", &idx, "mount"]), format!("`{mount}` is also listed under pki_mounts: a mount is one engine")));
+                errs.push((
+                    sub(&["kv_mounts", &idx, "mount"]),
+                    format!("`{mount}` is also listed under pki_mounts: a mount is one engine"),
+                ));
             } else if kv_mounts.iter().any(|o| o.mount == mount && (o.prefix.starts_with(&prefix) || prefix.starts_with(&o.prefix))) {
-                errs.push((sub(&["kv_mounts", &idx, "prefix"]), format!("overlaps another entry of mount `{mount}`: a secret would be listed twice")));
+                errs.push((
+                    sub(&["kv_mounts", &idx, "prefix"]),
+                    format!("overlaps another entry of mount `{mount}`: a secret would be listed twice"),
+                ));
             } else {
                 kv_mounts.push(KvSpec { mount, prefix, fields });
             }
@@ -353,4 +364,112 @@ pub fn validate(v: &VaultSource, base: &Path, at: &dyn Fn(&str) -> Vec<String>, 
         pki_mounts,
         kv_mounts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SourceSpec, parse_str};
+
+    fn spec(text: &str) -> VaultSpec {
+        let s = parse_str(text, "t.yaml", Path::new("/cfg")).unwrap_or_else(|e| panic!("{e}"));
+        match s.sources.into_iter().next() {
+            Some(SourceSpec::Vault(v)) => v,
+            other => panic!("not a vault source: {other:?}"),
+        }
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        parse_str(text, "t.yaml", Path::new("/cfg")).unwrap_err().0.iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn defaults_and_normalisation() {
+        let v = spec(concat!(
+            "sources:\n",
+            "  - name: bao\n    kind: vault\n    address: https://bao.example.com:8200/\n",
+            "    auth: {method: approle, role_id: r-1, secret_id: \"${file:/run/sid}\"}\n",
+            "    pki_mounts: [/pki/, team/pki]\n",
+            "    kv_mounts: [{mount: secret, prefix: certs}, {mount: kv}]\n",
+            "    ca_bundle: ca.pem\n",
+        ));
+        assert_eq!(v.address, "https://bao.example.com:8200");
+        assert_eq!(v.timeout, Duration::from_secs(10));
+        assert_eq!(v.concurrency, 8);
+        assert_eq!(v.ca_bundle, Some(PathBuf::from("/cfg/ca.pem")));
+        assert_eq!(v.pki_mounts, ["pki", "team/pki"]);
+        assert_eq!(v.kv_mounts[0], KvSpec { mount: "secret".into(), prefix: "certs/".into(), fields: vec![] });
+        assert_eq!(v.kv_mounts[1].prefix, "");
+        assert_eq!(
+            v.auth,
+            AuthSpec::AppRole {
+                role_id: Value::Plain("r-1".into()),
+                secret_id: SecretRef::File("/run/sid".into()),
+                mount: "approle".into()
+            }
+        );
+        let k = spec(
+            "sources: [{name: k, kind: vault, address: 'http://[::1]:8200', auth: {method: kubernetes, role: cv}, pki_mounts: [pki]}]",
+        );
+        assert_eq!(
+            k.auth,
+            AuthSpec::Kubernetes {
+                role: "cv".into(),
+                jwt_path: "/var/run/secrets/kubernetes.io/serviceaccount/token".into(),
+                mount: "kubernetes".into()
+            }
+        );
+        let local = spec(
+            "sources: [{name: l, kind: vault, address: 'http://localhost:8200', auth: {method: token, token: '${env:T}'}, kv_mounts: [{mount: secret}]}]",
+        );
+        assert_eq!(local.address, "http://localhost:8200");
+    }
+
+    #[test]
+    fn every_error_is_reported_and_no_secret_is_repeated() {
+        let e = errors(concat!(
+            "sources:\n",
+            "  - name: a\n    kind: vault\n    address: http://vault.example.com:8200/v1\n",
+            "    auth: {method: approle, role_id: '', secret_id: hunter2, mount: ../x}\n",
+            "    pki_mounts: [pki, pki/, a/../b]\n",
+            "    kv_mounts: [{mount: pki}, {mount: kv, prefix: a/, fields: [x, x]}, {mount: kv, prefix: a/b}]\n",
+            "  - name: b\n    kind: vault\n    address: http://10.1.2.3:8200\n    auth: {method: token, token: s.hunter3}\n",
+            "  - name: c\n    kind: vault\n    address: http://127.0.0.1:8200\n    ca_bundle: ca.pem\n    timeout: 0s\n",
+            "    auth: {method: token, token: '${env:T}'}\n    kv_mounts: [{mount: secret, prefix: /abs}]\n",
+        ));
+        let has = |needle: &str| assert!(e.iter().any(|m| m.contains(needle)), "no `{needle}` in {e:#?}");
+        has("sources[0].address: `http://vault.example.com:8200/v1`: give the server's address only");
+        has("sources[0].auth.role_id: must not be empty");
+        has("sources[0].auth.secret_id: secrets are not written inline");
+        has("sources[0].auth.mount: `../x` is not a mount path");
+        has("sources[0].pki_mounts[1]: mount `pki` is listed twice");
+        has("sources[0].pki_mounts[2]: `a/../b` is not a mount path");
+        has("sources[0].kv_mounts[0].mount: `pki` is also listed under pki_mounts");
+        has("sources[0].kv_mounts[1].fields[1]: field `x` is listed twice");
+        has("sources[0].kv_mounts[2].prefix: overlaps another entry of mount `kv`");
+        has("sources[1].address: `http://10.1.2.3:8200` is plain http to a non-loopback host");
+        has("sources[1].auth.token: secrets are not written inline");
+        has("sources[1].pki_mounts: give at least one PKI mount");
+        has("sources[2].ca_bundle: a CA bundle needs an https address");
+        has("sources[2].timeout: must be between 100ms and 10m");
+        has("sources[2].kv_mounts[0].prefix: `/abs`: a prefix is relative to the mount");
+        assert!(e.iter().all(|m| !m.contains("hunter")), "{e:#?}");
+    }
+
+    #[test]
+    fn insecure_http_is_an_explicit_choice_and_the_method_is_checked_by_name() {
+        let ok = spec(
+            "sources: [{name: b, kind: vault, address: 'http://10.1.2.3:8200', allow_insecure_http: true, auth: {method: token, token: '${env:T}'}, pki_mounts: [pki]}]",
+        );
+        assert_eq!(ok.address, "http://10.1.2.3:8200");
+        let e =
+            errors("sources: [{name: b, kind: vault, address: 'https://v:8200', auth: {method: ldap, username: u}, pki_mounts: [pki]}]");
+        assert!(
+            e.iter().any(|m| m.contains("sources[0].auth.method: unknown method `ldap`; expected one of: token, approle, kubernetes")),
+            "{e:#?}"
+        );
+        let e =
+            errors("sources: [{name: b, kind: vault, address: 'ftp://v', auth: {method: token, token: '${env:T}'}, pki_mounts: [pki]}]");
+        assert!(e.iter().any(|m| m.contains("only http and https addresses")), "{e:#?}");
+    }
 }
