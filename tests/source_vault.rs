@@ -891,3 +891,30 @@ fn namespace_is_sent_with_every_request() {
     let shown = show(&sb, &serial.replace(':', "").to_uppercase());
     sighting(&shown, &format!("vault:pki/cert/{serial}"));
 }
+
+#[test]
+fn a_mount_of_the_wrong_kind_or_missing_is_reported_not_taken_for_empty() {
+    let bao = Bao::start();
+    let pki = setup_pki(&bao, 4);
+    setup_kv(&bao, &pki);
+    bao.api("POST", "sys/mounts/kv1", json!({"type": "kv", "options": {"version": "1"}}));
+    bao.api("POST", "kv1/certs/a", json!({"tls.crt": pki.leaves[0].pem}));
+    let sb = Sandbox::new();
+    let kv = "[{mount: secret, prefix: \"certs/\"}, {mount: kv1}, {mount: nomount}]";
+    sb.config(&format!("sources:\n{}", vault_source(&bao, TOKEN_AUTH, &["pki_int", "cubbyhole", "pki/sub"], kv)));
+    let (r, v) = scan(&sb, &bao.root);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let errors: Vec<String> = v["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| format!("{}: {}", e["location"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+    assert_eq!(errors[0], "vault:cubbyhole/: cannot list: `cubbyhole` is a cubbyhole mount, not PKI");
+    assert_eq!(errors[1], "vault:pki/sub/: cannot list: no secrets engine is mounted at `pki/sub` (the path lies in mount `pki`)");
+    assert_eq!(errors[2], "vault:kv1/: cannot list: `kv1` is a KV version 1 mount; kv_mounts takes KV version 2 mounts");
+    assert!(errors[3].starts_with("vault:nomount/: cannot list: LIST nomount/metadata/: HTTP 404"), "{errors:#?}");
+    // The mounts that are what they claim are inventoried.
+    assert_eq!(v["run"]["objects_seen"], 5 + 4, "{v:#}");
+}

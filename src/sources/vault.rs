@@ -638,8 +638,35 @@ impl Inner {
         Ok((keys, info))
     }
 
+    /// Whether `mount` is the engine it is configured as: a KV version 1 mount (or a PKI mount
+    /// under kv_mounts) would otherwise list as empty. When the server does not say (the
+    /// token may not read the mount's description), the listing goes ahead.
+    async fn check_engine(&self, mount: &str, kv: bool) -> Result<(), String> {
+        let Ok(token) = self.token().await else { return Ok(()) };
+        let Ok(v) = self.send("GET", &format!("sys/internal/ui/mounts/{mount}"), &[], None, Some(&token.secret)).await else {
+            return Ok(());
+        };
+        let d = &v["data"];
+        let (kind, version) = (d["type"].as_str().unwrap_or_default(), d["options"]["version"].as_str().unwrap_or("1"));
+        // A nested path resolves to the mount above it.
+        let at = d["path"].as_str().map(|p| p.trim_end_matches('/')).unwrap_or(mount);
+        match (kv, kind) {
+            _ if at != mount => Err(format!("no secrets engine is mounted at `{mount}` (the path lies in mount `{at}`)")),
+            (true, "kv") if version == "2" => Ok(()),
+            (true, "kv") => Err(format!("`{mount}` is a KV version {version} mount; kv_mounts takes KV version 2 mounts")),
+            (false, "pki") => Ok(()),
+            (true, other) | (false, other) if other.is_empty() => Ok(()),
+            (true, other) => Err(format!("`{mount}` is a {other} mount, not KV version 2")),
+            (false, other) => Err(format!("`{mount}` is a {other} mount, not PKI")),
+        }
+    }
+
     async fn list_pki(&self, mount: &str, out: &mut dyn FnMut(Listing)) {
         let prefix = format!("vault:{mount}/");
+        if let Err(message) = self.check_engine(mount, false).await {
+            out(Listing::Unavailable { prefix, message });
+            return;
+        }
         let certs = match self.paged_list(&format!("{mount}/certs/")).await {
             Ok((keys, _)) => keys,
             Err(e) => {
@@ -727,6 +754,10 @@ impl Inner {
 
     async fn list_kv(self: Arc<Self>, kv: &KvSpec, out: &mut dyn FnMut(Listing)) {
         let mount = kv.mount.as_str();
+        if let Err(message) = self.check_engine(mount, true).await {
+            out(Listing::Unavailable { prefix: format!("vault:{mount}/{}", kv.prefix), message });
+            return;
+        }
         // OpenBao lists versions with the keys; Vault needs one metadata read per secret.
         let mut detailed = true;
         let mut folders: Vec<String> = vec![kv.prefix.clone()];

@@ -349,6 +349,19 @@ pub fn validate(v: &VaultSource, base: &Path, at: &dyn Fn(&str) -> Vec<String>, 
             }
         }
     }
+    // Vault mounts never nest, and a location names its mount by its path: `a` and `a/b`
+    // cannot both be mounts.
+    let all: Vec<(&String, Vec<String>)> = pki_mounts
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m, sub(&["pki_mounts", &i.to_string()])))
+        .chain(kv_mounts.iter().map(|k| (&k.mount, sub(&["kv_mounts"]))))
+        .collect();
+    for (m, path) in &all {
+        if let Some((outer, _)) = all.iter().find(|(o, _)| m.starts_with(&format!("{o}/"))) {
+            errs.push((path.clone(), format!("`{m}` lies inside mount `{outer}`: secrets engines do not nest")));
+        }
+    }
     if errs.len() > before {
         return None;
     }
@@ -436,6 +449,7 @@ mod tests {
             "  - name: b\n    kind: vault\n    address: http://10.1.2.3:8200\n    auth: {method: token, token: s.hunter3}\n",
             "  - name: c\n    kind: vault\n    address: http://127.0.0.1:8200\n    ca_bundle: ca.pem\n    timeout: 0s\n",
             "    auth: {method: token, token: '${env:T}'}\n    kv_mounts: [{mount: secret, prefix: /abs}]\n",
+            "  - {name: d, kind: vault, address: 'https://v', auth: {method: token, token: '${env:T}'}, pki_mounts: [a, a/b]}\n",
         ));
         let has = |needle: &str| assert!(e.iter().any(|m| m.contains(needle)), "no `{needle}` in {e:#?}");
         has("sources[0].address: `http://vault.example.com:8200/v1`: give the server's address only");
@@ -447,6 +461,7 @@ mod tests {
         has("sources[0].kv_mounts[0].mount: `pki` is also listed under pki_mounts");
         has("sources[0].kv_mounts[1].fields[1]: field `x` is listed twice");
         has("sources[0].kv_mounts[2].prefix: overlaps another entry of mount `kv`");
+        has("sources[3].pki_mounts[1]: `a/b` lies inside mount `a`: secrets engines do not nest");
         has("sources[1].address: `http://10.1.2.3:8200` is plain http to a non-loopback host");
         has("sources[1].auth.token: secrets are not written inline");
         has("sources[1].pki_mounts: give at least one PKI mount");
