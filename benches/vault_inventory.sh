@@ -101,3 +101,7 @@ report "cold scan (empty store)" "$(measure)"
 report "warm rescan (unchanged mount)" "$(measure)"
 api POST pki/issue/web '{"common_name":"one-more.example.com","ttl":"24h"}' >/dev/null
 report "rescan after one new certificate" "$(measure)"
+# Every certificate must have been listed: N issued + root + one more, and the issuer.
+read -r _ _ _ objects _ _ <<<"$(measure)"
+if [ "$objects" != $((N + 3)) ]; then echo "FAIL: $objects objects listed, expected $((N + 3))"; exit 1; fi
+echo "all $((N + 2)) certificates and the issuer listed"

@@ -429,7 +429,10 @@ fn token_auth_inventories_pki_issuers_and_kv_certificates() {
     let pki = setup_pki(&bao, 5);
     setup_kv(&bao, &pki);
     let sb = Sandbox::new();
-    sb.config(&format!("sources:\n{}", vault_source(&bao, TOKEN_AUTH, &["pki", "pki_int"], KV_CERTS)));
+    // Pages of two keys: every listing (serials, revocations, issuers, KV folders) takes
+    // several pages.
+    let source = vault_source(&bao, TOKEN_AUTH, &["pki", "pki_int"], KV_CERTS).replace("    auth:", "    page_size: 2\n    auth:");
+    sb.config(&format!("sources:\n{source}"));
     let (r, v) = scan(&sb, &bao.root);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(v["errors"], json!([]), "{v:#}");
@@ -497,9 +500,16 @@ fn token_auth_inventories_pki_issuers_and_kv_certificates() {
     let text = format!("{all:?}");
     assert!(!text.contains("PRIVATE KEY") && !text.contains("hunter2") && !text.contains("s3cr3t"), "{text}");
 
-    // Listing a mount of n certificates is a handful of requests, not one per certificate.
     let (_, logins, _) = counters(&r.stderr);
     assert_eq!(logins, 0, "token auth never logs in");
+    // The serial listing of pki_int went page by page, each continuing after the last.
+    let pages: Vec<String> = bao
+        .audit()
+        .iter()
+        .filter(|e| e["type"] == "request" && e["request"]["path"] == "pki_int/certs/")
+        .map(|e| e["request"]["data"]["after"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(pages.len() >= 3, "{pages:?}");
 }
 
 /// AppRole role bound to a policy that reads the PKI mounts and the KV mount.

@@ -36,8 +36,6 @@ use std::time::{Duration, Instant};
 
 /// Largest answer read from the server.
 const MAX_RESPONSE: usize = 16 << 20;
-/// Keys asked for per page of a paged LIST.
-const PAGE: usize = 1000;
 /// Largest service-account token file read.
 const MAX_JWT: u64 = 64 * 1024;
 /// Transient failures (connection, 429, 502–504) are retried this many times.
@@ -602,11 +600,13 @@ impl Inner {
 
     /// All keys of a LIST, following `after`/`limit` pages where the server honours them.
     /// `key_info`, when the server gives it, is merged. An absent folder is empty.
-    async fn paged_list(&self, path: &str) -> Result<(Vec<String>, serde_json::Map<String, Value>), ApiError> {
+    async fn paged_list(&self, path: &str, serials: bool) -> Result<(Vec<String>, serde_json::Map<String, Value>), ApiError> {
+        let page_size = self.spec.page_size.max(1);
         let mut keys: Vec<String> = Vec::new();
         let mut info = serde_json::Map::new();
         let mut after: Option<String> = None;
-        let limit = PAGE.to_string();
+        let mut seen: HashSet<String> = HashSet::new();
+        let limit = page_size.to_string();
         loop {
             let mut query = vec![("limit", limit.as_str())];
             if let Some(a) = &after {
@@ -622,16 +622,17 @@ impl Inner {
                 info.extend(i.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
             // A server that ignores `after` answers from the start again: what we have is all.
-            if let Some(a) = &after
-                && page.first().is_some_and(|k| k <= a)
-            {
+            // (Keys are compared by identity, not order: PKI serials are stored with `-` and
+            // listed with `:`, so their listed order is not their lexical order.)
+            if after.is_some() && page.first().is_some_and(|k| seen.contains(k)) {
                 break;
             }
+            seen.extend(page.iter().cloned());
             let n = page.len();
-            after = page.last().cloned();
+            after = page.last().map(|k| if serials { after_serial(k) } else { k.clone() });
             keys.extend(page);
             // More than asked for: the server ignores `limit` and gave everything.
-            if n != PAGE {
+            if n != page_size {
                 break;
             }
         }
@@ -667,14 +668,14 @@ impl Inner {
             out(Listing::Unavailable { prefix, message });
             return;
         }
-        let certs = match self.paged_list(&format!("{mount}/certs/")).await {
+        let certs = match self.paged_list(&format!("{mount}/certs/"), true).await {
             Ok((keys, _)) => keys,
             Err(e) => {
                 out(Listing::Unavailable { prefix, message: e.to_string() });
                 return;
             }
         };
-        let revoked: HashSet<String> = match self.paged_list(&format!("{mount}/certs/revoked/")).await {
+        let revoked: HashSet<String> = match self.paged_list(&format!("{mount}/certs/revoked/"), true).await {
             Ok((keys, _)) => keys.into_iter().collect(),
             Err(e) => {
                 // Certificates are still listed; their revocation is read when they are.
@@ -694,7 +695,7 @@ impl Inner {
     /// Reads the mount's issuers (certificate, CRL and OCSP settings, the mount's URLs): their
     /// stamp is a digest of all of it, and `fetch` hands out what was read here.
     async fn list_issuers(&self, mount: &str) -> Vec<Listing> {
-        let (ids, info) = match self.paged_list(&format!("{mount}/issuers/")).await {
+        let (ids, info) = match self.paged_list(&format!("{mount}/issuers/"), false).await {
             Ok(r) => r,
             // Before multiple issuers (Vault < 1.11) there is no such path: nothing to add.
             Err(e) if e.status() == Some(404) || e.status() == Some(405) => return Vec::new(),
@@ -763,16 +764,16 @@ impl Inner {
         let mut folders: Vec<String> = vec![kv.prefix.clone()];
         while let Some(folder) = folders.pop() {
             let listed = if detailed {
-                match self.paged_list(&format!("{mount}/detailed-metadata/{folder}")).await {
+                match self.paged_list(&format!("{mount}/detailed-metadata/{folder}"), false).await {
                     Err(e) if matches!(e.status(), Some(404 | 405)) => {
                         detailed = false;
                         tracing::debug!(source = %self.spec.name, mount, "no detailed-metadata listing: reading metadata per secret");
-                        self.paged_list(&format!("{mount}/metadata/{folder}")).await
+                        self.paged_list(&format!("{mount}/metadata/{folder}"), false).await
                     }
                     r => r,
                 }
             } else {
-                self.paged_list(&format!("{mount}/metadata/{folder}")).await
+                self.paged_list(&format!("{mount}/metadata/{folder}"), false).await
             };
             let (keys, info) = match listed {
                 Ok(r) => r,
@@ -941,6 +942,13 @@ impl Inner {
     }
 }
 
+/// The `after` of the next page of a PKI serial listing. The server lists serials with `:`
+/// but stores, orders and pages them by their storage form, with `-` (OpenBao 2.x): `after`
+/// written with colons would skip the rest of the serials that share its first byte.
+fn after_serial(serial: &str) -> String {
+    serial.replace(':', "-")
+}
+
 /// A secret reference resolved for a login, with the method and field in the error.
 fn resolve(r: &SecretRef, method: &str, field: &str) -> Result<Secret, ApiError> {
     r.resolve().map_err(|e| ApiError::Auth(format!("{method} auth: {field} {r}: {e}")))
@@ -1005,6 +1013,12 @@ mod tests {
         assert_eq!(certificate_blocks("-----BEGIN RSA PRIVATE KEY-----\nX\n-----END RSA PRIVATE KEY-----\n"), "");
         // An unterminated certificate is handed on for the parser to report.
         assert_eq!(certificate_blocks("-----BEGIN CERTIFICATE-----\nAAAA\n"), "-----BEGIN CERTIFICATE-----\nAAAA\n");
+    }
+
+    #[test]
+    fn serial_pages_continue_from_the_storage_form() {
+        assert_eq!(after_serial("68:77:df:a2"), "68-77-df-a2");
+        assert_eq!(after_serial("68-77-df-a2"), "68-77-df-a2");
     }
 
     #[test]

@@ -37,6 +37,11 @@ pub struct VaultSource {
     #[serde(default = "default_concurrency")]
     #[schemars(range(min = 1, max = 256))]
     pub concurrency: u32,
+    /// Keys asked for per page of a LIST (OpenBao pages PKI and KV listings with `after` and
+    /// `limit`; a server that does not returns everything at once).
+    #[serde(default = "default_page_size")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub page_size: u32,
     /// How certvigil logs in.
     pub auth: VaultAuth,
     /// PKI secrets engines whose issued certificates and issuers are inventoried (e.g. `pki`,
@@ -57,6 +62,10 @@ fn default_timeout() -> DurationSpec {
 
 fn default_concurrency() -> u32 {
     8
+}
+
+fn default_page_size() -> u32 {
+    1000
 }
 
 /// The login method.
@@ -175,6 +184,7 @@ pub struct VaultSpec {
     pub ca_bundle: Option<PathBuf>,
     pub timeout: Duration,
     pub concurrency: usize,
+    pub page_size: usize,
     pub auth: AuthSpec,
     pub pki_mounts: Vec<String>,
     pub kv_mounts: Vec<KvSpec>,
@@ -276,6 +286,9 @@ pub fn validate(v: &VaultSource, base: &Path, at: &dyn Fn(&str) -> Vec<String>, 
     if v.concurrency == 0 || v.concurrency > 256 {
         errs.push((at("concurrency"), "must be between 1 and 256".into()));
     }
+    if v.page_size == 0 || v.page_size > 100_000 {
+        errs.push((at("page_size"), "must be between 1 and 100000".into()));
+    }
     let secret =
         |field: &[&str], raw: &str, errs: &mut Vec<PathedError>| SecretRef::parse(raw).map_err(|m| errs.push((sub(field), m))).ok();
     let auth = match &v.auth {
@@ -373,6 +386,7 @@ pub fn validate(v: &VaultSource, base: &Path, at: &dyn Fn(&str) -> Vec<String>, 
         ca_bundle: v.ca_bundle.as_ref().map(|p| base.join(p)),
         timeout,
         concurrency: v.concurrency as usize,
+        page_size: v.page_size as usize,
         auth: auth?,
         pki_mounts,
         kv_mounts,
@@ -409,6 +423,7 @@ mod tests {
         assert_eq!(v.address, "https://bao.example.com:8200");
         assert_eq!(v.timeout, Duration::from_secs(10));
         assert_eq!(v.concurrency, 8);
+        assert_eq!(v.page_size, 1000);
         assert_eq!(v.ca_bundle, Some(PathBuf::from("/cfg/ca.pem")));
         assert_eq!(v.pki_mounts, ["pki", "team/pki"]);
         assert_eq!(v.kv_mounts[0], KvSpec { mount: "secret".into(), prefix: "certs/".into(), fields: vec![] });
