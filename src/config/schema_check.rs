@@ -98,33 +98,41 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// For a tagged union (each alternative fixes `kind`), pick the alternative by the tag and
-    /// report against it; otherwise accept the first alternative that fits without issues.
+    /// For a tagged union (each alternative fixes `kind`, or another key such as `method`), pick
+    /// the alternative by the tag and report against it; otherwise accept the first alternative
+    /// that fits without issues.
     fn alternatives(&mut self, n: &Node, alts: &'a [Value], path: &mut Vec<String>) {
         let resolved: Vec<&'a Value> = alts.iter().map(|a| self.deref(a)).collect();
         if let Kind::Map(entries) = &n.kind {
-            let tag_of = |s: &Value| -> Option<String> {
-                let k = s.get("properties")?.get("kind")?;
+            let tag_in = |s: &Value, key: &str| -> Option<String> {
+                let k = s.get("properties")?.get(key)?;
                 k.get("const")
                     .and_then(Value::as_str)
                     .map(str::to_string)
                     .or_else(|| k.get("enum")?.as_array()?.first()?.as_str().map(str::to_string))
             };
-            let tags: Vec<Option<String>> = resolved.iter().map(|s| tag_of(s)).collect();
+            // The tag: `kind`, else a key that every alternative fixes.
+            let candidates = resolved.first().and_then(|s| s.get("properties")?.as_object()).map(|p| p.keys().cloned().collect::<Vec<_>>());
+            let tag_key = std::iter::once("kind".to_string())
+                .chain(candidates.unwrap_or_default())
+                .find(|key| resolved.iter().all(|s| tag_in(s, key).is_some()))
+                .unwrap_or_else(|| "kind".to_string());
+            let tags: Vec<Option<String>> = resolved.iter().map(|s| tag_in(s, &tag_key)).collect();
             if tags.iter().all(Option::is_some) {
-                let given = entries.iter().find(|(k, _)| matches!(&k.kind, Kind::Scalar { value, .. } if value == "kind"));
+                let tag = tag_key.as_str();
+                let given = entries.iter().find(|(k, _)| matches!(&k.kind, Kind::Scalar { value, .. } if value == tag));
                 let names: Vec<String> = tags.iter().flatten().cloned().collect();
                 match given.map(|(_, v)| &self.doc.resolve(v).kind) {
                     Some(Kind::Scalar { value, .. }) => match tags.iter().position(|t| t.as_deref() == Some(value.as_str())) {
                         Some(i) => self.node(n, resolved[i], path),
                         None => {
                             let at = given.map(|(_, v)| v).unwrap_or(n);
-                            path.push("kind".into());
-                            self.issue(path, at, format!("unknown kind `{value}`; expected one of: {}", names.join(", ")));
+                            path.push(tag.into());
+                            self.issue(path, at, format!("unknown {tag} `{value}`; expected one of: {}", names.join(", ")));
                             path.pop();
                         }
                     },
-                    _ => self.issue(path, n, format!("missing `kind`; expected one of: {}", names.join(", "))),
+                    _ => self.issue(path, n, format!("missing `{tag}`; expected one of: {}", names.join(", "))),
                 }
                 return;
             }
