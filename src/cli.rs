@@ -84,6 +84,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Scan every configured source once and update the inventory.
     Scan(ScanArgs),
+    /// Renew the managed certificates that are due (ACME) and install them.
+    Renew(RenewArgs),
     /// List inventoried certificates.
     List(ListArgs),
     /// Show every field, sighting and history entry of a certificate.
@@ -162,6 +164,15 @@ pub enum ConfigCommand {
     Validate,
     /// Print the JSON Schema of the configuration.
     Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    /// Managed certificates to renew (by name); all when none is given.
+    pub names: Vec<String>,
+    /// Renew even when not due.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -473,6 +484,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
             Ok(EXIT_OK)
         }
         Command::Scan(a) => scan(cli, a),
+        Command::Renew(a) => renew(cli, a),
         Command::List(a) => list(cli, a),
         Command::Show(a) => show(cli, a),
         Command::Errors(a) => errors(cli, a),
@@ -493,6 +505,59 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Run(a) => run_daemon(cli, a),
         Command::Generate(c) => generate(c),
     }
+}
+
+fn renew(cli: &Cli, a: &RenewArgs) -> Result<u8> {
+    let s = settings(cli, true)?;
+    for name in &a.names {
+        if !s.managed.iter().any(|m| &m.name == name) {
+            let known: Vec<&str> = s.managed.iter().map(|m| m.name.as_str()).collect();
+            return Err(CliError::Usage(format!("no managed certificate named `{name}` (configured: {})", known.join(", "))).into());
+        }
+    }
+    let chosen: Vec<_> = s.managed.iter().filter(|m| a.names.is_empty() || a.names.contains(&m.name)).collect();
+    if chosen.is_empty() {
+        outln!("no managed certificates configured: nothing to renew");
+        return Ok(0);
+    }
+    let store = open_store(cli, &s)?;
+    let state_dir = store.path().parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let rt = runtime()?;
+    let mut failed = 0;
+    for m in chosen {
+        let now = now(cli)?;
+        let current = certvigil::install::files::current_leaf(&m.install);
+        let reason = match certvigil::issuers::due(m, current.as_ref(), now) {
+            Some(r) => r,
+            None if a.force => "forced".to_string(),
+            None => {
+                outln!("{}: not due", m.name);
+                continue;
+            }
+        };
+        let result = rt.block_on(certvigil::issuers::acme::issue(m, &state_dir)).and_then(|issued| {
+            certvigil::install::files::install(&m.install, &issued.chain_pem, &issued.key_pem, now)
+                .map(|inst| (inst, issued.new_account))
+                .map_err(|e| anyhow::anyhow!("not installed: {e}"))
+        });
+        match result {
+            Ok((inst, new_account)) => {
+                outln!("{}: renewed ({reason}): serial {}, expires {}", m.name, inst.serial, inst.not_after);
+                let detail = serde_json::json!({
+                    "name": m.name, "reason": reason, "directory": m.directory, "serial": inst.serial,
+                    "not_after": inst.not_after, "files": inst.files, "new_account": new_account,
+                });
+                store.audit(now, "renew", "cli", &detail)?;
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("{}: renewal failed: {e:#}", m.name);
+                let detail = serde_json::json!({ "name": m.name, "reason": reason, "directory": m.directory, "error": format!("{e:#}") });
+                store.audit(now, "renew-failed", "cli", &detail)?;
+            }
+        }
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
 }
 
 fn scan(cli: &Cli, a: &ScanArgs) -> Result<u8> {

@@ -8,7 +8,9 @@
 pub mod config;
 pub mod daemon;
 pub mod evaluate;
+pub mod install;
 pub mod inventory;
+pub mod issuers;
 pub mod jobs;
 pub mod model;
 pub mod notify;

@@ -5,7 +5,7 @@
 #   keytool  — builds Java keystores (default-jre-headless)
 #   script   — runs the CLI under a pseudo-terminal (bsdutils)
 #   aiosmtpd — the SMTP server of tests/alerts.rs (PyPI, in a venv at $CERTVIGIL_TEST_VENV)
-#   tests/components/*.sh — what each source test needs (OpenBao, SoftHSM2, moto), installed
+#   tests/components/*.sh — what each source test needs (OpenBao, SoftHSM2, moto, Pebble), installed
 #              by its own script
 #   systemd-analyze — rates the hardening of packaging/systemd/certvigil.service (systemd)
 #   dpkg-deb — reads the Debian package that packaging/deb/build.sh builds (dpkg); the build

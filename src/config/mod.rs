@@ -5,6 +5,7 @@
 //! JSON Schema generated from these types), and semantic checks — each as
 //! `file:line:column: key.path: message`.
 
+pub mod managed;
 pub mod schema_check;
 pub mod secret;
 pub mod sources;
@@ -48,6 +49,9 @@ pub struct Config {
     /// The long-running service (`certvigil run`): HTTP server and shutdown.
     #[serde(default, deserialize_with = "null_is_default")]
     pub daemon: DaemonConfig,
+    /// Certificates certvigil obtains and renews itself (ACME) and installs as files.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub managed: Vec<managed::ManagedConfig>,
 }
 
 /// `certvigil run`.
@@ -1034,6 +1038,7 @@ pub struct Settings {
     pub alerts: crate::notify::settings::AlertSettings,
     pub jobs: Vec<Job>,
     pub daemon: DaemonSettings,
+    pub managed: Vec<managed::ManagedSpec>,
 }
 
 /// Validated revocation settings.
@@ -1308,10 +1313,11 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
     let alerts = crate::notify::settings::validate(&config.alerts, base, &mut errs);
     let jobs = validate_jobs(config, &mut errs);
     let daemon = validate_daemon(&config.daemon, &mut errs);
+    let managed = managed::validate(&config.managed, base, &mut errs);
     if !errs.is_empty() {
         return Err(errs);
     }
-    Ok(Settings { file: None, store_path, sources, revocation, policy, alerts, jobs, daemon })
+    Ok(Settings { file: None, store_path, sources, revocation, policy, alerts, jobs, daemon, managed })
 }
 
 fn validate_policy(config: &Config, revocation: &RevocationSettings, errs: &mut Vec<PathedError>) -> crate::policy::PolicySettings {

@@ -1,0 +1,3 @@
+//! Putting renewed certificates where their users read them.
+
+pub mod files;
