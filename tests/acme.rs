@@ -101,7 +101,7 @@ impl Pebble {
         std::fs::write(dir.path().join("pebble.json"), config.to_string()).expect("write");
         let log = |name: &str| std::fs::File::create(dir.path().join(name)).expect("log");
         let dns_child = Command::new(challtestsrv)
-            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", "", "-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", ""])
+            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", "", "-http01", "", "-https01", "", "-tlsalpn01", ""])
             .args(["-dns01", &format!("127.0.0.1:{dns}"), "-management", &format!("127.0.0.1:{dns_mgmt}")])
             .stdout(log("challtestsrv.log"))
             .stderr(log("challtestsrv.err"))

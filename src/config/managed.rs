@@ -299,7 +299,7 @@ mod tests {
 
     fn one(yaml_extra: &str) -> Result<Vec<ManagedSpec>, Vec<PathedError>> {
         let text = format!(
-            "- name: web\n  identifiers: [www.example.org]\n  issuer: {{directory: 'https://acme.example/dir', contact: ['mailto:a@example.org']}}\n  challenge: {{type: http-01}}\n  install: {{fullchain: f.pem, key: k.pem, mode: 0640}}\n{yaml_extra}"
+            "- name: web\n  identifiers: [www.example.org]\n  issuer: {{directory: 'https://acme.example/dir', contact: ['mailto:a@example.org']}}\n  challenge: {{type: http-01}}\n  install: {{fullchain: f.pem, key: k.pem, mode: '0640'}}\n{yaml_extra}"
         );
         let list: Vec<ManagedConfig> = serde_saphyr::from_str(&text).map_err(|e| vec![(vec![], e.to_string())])?;
         let mut errs = Vec::new();
