@@ -95,10 +95,10 @@ fn previous(path: &Path) -> PathBuf {
 }
 
 fn sync_dir(path: &Path) {
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
     }
 }
 
@@ -142,8 +142,7 @@ pub fn install(spec: &InstallSpec, chain_pem: &str, key_pem: &str, now: i64) -> 
         if path.exists() {
             let old = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             let prev = previous(path);
-            let keep_mode = if *mode == 0o600 { 0o600 } else { *mode };
-            let tmp_prev = write_new(&prev, &old, keep_mode).map_err(|e| format!("cannot write {}: {e}", prev.display()))?;
+            let tmp_prev = write_new(&prev, &old, *mode).map_err(|e| format!("cannot write {}: {e}", prev.display()))?;
             std::fs::rename(&tmp_prev, &prev).map_err(|e| format!("cannot write {}: {e}", prev.display()))?;
         }
         std::fs::rename(tmp, path).map_err(|e| format!("cannot install {}: {e}", path.display()))?;
