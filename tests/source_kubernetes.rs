@@ -57,6 +57,7 @@ fn tls_and_opaque_secrets_and_configmaps_are_inventoried_with_meta_and_unchanged
     let api = ApiServer::start();
     let (leaf, ca, bundled, other_ns, trust, rotated) =
         (cert("site"), cert("ca"), cert("bundled"), cert("db"), cert("trust"), cert("rotated"));
+    let hook_ca = cert("webhook-ca");
     api.with(|s| {
         s.put_secret(
             "web",
@@ -73,22 +74,35 @@ fn tls_and_opaque_secrets_and_configmaps_are_inventoried_with_meta_and_unchanged
         s.put_secret("web", "garbage", "Opaque", &[("broken.crt", b"this is not a certificate")]);
         s.put_secret("db", "db-tls", "kubernetes.io/tls", &[("tls.crt", other_ns.pem.as_bytes()), ("tls.key", other_ns.key.as_bytes())]);
         s.put_configmap("web", "trust", &[("ca.crt", &trust.pem), ("settings", "x")]);
+        s.put_webhooks(false, "policy", &[("check.example.com", Some(hook_ca.pem.as_bytes())), ("nobundle.example.com", None)]);
+        s.put_webhooks(true, "inject", &[("inject.example.com", Some(hook_ca.pem.as_bytes()))]);
     });
     let sb = sandbox(&api, TOKEN, "");
     let (r, v) = scan(&sb);
     let src = &v["sources"][0];
-    // site-tls: tls.crt, ca.crt; bundle: server.pem; garbage: broken.crt; db-tls: tls.crt; trust: ca.crt.
-    assert_eq!(src["objects"], 6, "{v:#}\n{}", r.stderr);
+    // site-tls: tls.crt, ca.crt; bundle: server.pem; garbage: broken.crt; db-tls: tls.crt;
+    // trust: ca.crt; the two webhooks with a caBundle.
+    assert_eq!(src["objects"], 8, "{v:#}\n{}", r.stderr);
     // The key that holds no certificate is an error of that object only.
     let errors = v["errors"].as_array().expect("errors");
     assert_eq!(errors.len(), 1, "{v:#}");
     assert_eq!(errors[0]["location"], "k8s://fixture/web/secrets/garbage#broken.crt", "{v:#}");
 
     let fps = fingerprints(&sb);
-    for c in [&leaf, &ca, &bundled, &other_ns, &trust] {
+    for c in [&leaf, &ca, &bundled, &other_ns, &trust, &hook_ca] {
         assert!(fps.contains(&c.fingerprint), "{fps:?}");
     }
-    assert_eq!(fps.len(), 5, "{fps:?}");
+    assert_eq!(fps.len(), 6, "{fps:?}");
+    let mut hooks: Vec<String> =
+        sightings(&sb, &hook_ca.fingerprint).iter().map(|s| s["location"].as_str().expect("location").to_string()).collect();
+    hooks.sort();
+    assert_eq!(
+        hooks,
+        [
+            "k8s://fixture/mutatingwebhookconfigurations/inject#inject.example.com",
+            "k8s://fixture/validatingwebhookconfigurations/policy#check.example.com"
+        ]
+    );
     let s = sightings(&sb, &leaf.fingerprint);
     assert_eq!(s.len(), 1, "{s:?}");
     assert_eq!(s[0]["location"], "k8s://fixture/web/secrets/site-tls#tls.crt");
@@ -109,9 +123,14 @@ fn tls_and_opaque_secrets_and_configmaps_are_inventoried_with_meta_and_unchanged
     api.with(|s| s.requests.clear());
     let (_, again) = scan(&sb);
     assert_eq!(again["run"]["objects_read"], 1, "{again:#}");
-    assert_eq!(again["sources"][0]["objects"], 6, "{again:#}");
-    let gets: Vec<String> =
-        api.with(|s| s.requests.iter().filter(|r| r.contains("/secrets/") || r.contains("/configmaps/")).cloned().collect());
+    assert_eq!(again["sources"][0]["objects"], 8, "{again:#}");
+    let gets: Vec<String> = api.with(|s| {
+        s.requests
+            .iter()
+            .filter(|r| r.contains("/secrets/") || r.contains("/configmaps/") || r.contains("configurations/"))
+            .cloned()
+            .collect()
+    });
     assert_eq!(gets, ["GET /api/v1/namespaces/web/secrets/garbage"]);
 
     // A changed Secret is read again, and only it (besides the failing key).

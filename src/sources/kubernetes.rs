@@ -5,6 +5,9 @@
 //! - Secrets of type `kubernetes.io/tls`: `tls.crt` and `ca.crt`; Secrets of any other type:
 //!   the keys matching `secret_keys`.
 //! - ConfigMaps: the keys (`data` and `binaryData`) matching `configmap_keys`.
+//! - Validating and mutating webhook configurations (cluster-wide, with `webhooks`): the
+//!   `clientConfig.caBundle` of each webhook that has one, at
+//!   `k8s://<context>/<validating|mutating>webhookconfigurations/<name>#<webhook name>`.
 //!
 //! One object is listed per key, at `k8s://<context>/<namespace>/<secrets|configmaps>/<name>#<key>`,
 //! stamped with the resource version of its Secret or ConfigMap: a rescan of unchanged objects
@@ -23,6 +26,7 @@
 use super::{Fetched, Listing, Source, SourceError};
 use crate::config::secret::Secret as Password;
 use crate::config::sources::kubernetes::{KubernetesSpec, key_matches};
+use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, ListParams, ObjectList};
 use serde_json::json;
@@ -36,6 +40,8 @@ const TLS_KEYS: [&str; 2] = ["tls.crt", "ca.crt"];
 enum Kind {
     Secrets,
     ConfigMaps,
+    ValidatingWebhooks,
+    MutatingWebhooks,
 }
 
 impl Kind {
@@ -43,12 +49,16 @@ impl Kind {
         match self {
             Kind::Secrets => "secrets",
             Kind::ConfigMaps => "configmaps",
+            Kind::ValidatingWebhooks => "validatingwebhookconfigurations",
+            Kind::MutatingWebhooks => "mutatingwebhookconfigurations",
         }
     }
     fn object(self) -> &'static str {
         match self {
             Kind::Secrets => "Secret",
             Kind::ConfigMaps => "ConfigMap",
+            Kind::ValidatingWebhooks => "ValidatingWebhookConfiguration",
+            Kind::MutatingWebhooks => "MutatingWebhookConfiguration",
         }
     }
 }
@@ -147,6 +157,20 @@ impl KubernetesSource {
         if !self.spec.configmap_keys.is_empty() {
             kinds.push(Kind::ConfigMaps);
         }
+        if self.spec.webhooks {
+            for kind in [Kind::ValidatingWebhooks, Kind::MutatingWebhooks] {
+                match self.list_kind(&conn, None, kind, out).await {
+                    Ok(()) => {}
+                    Err(Stop::Part(message)) => {
+                        out(Listing::Unavailable { prefix: format!("k8s://{}/{}/", conn.context, kind.path()), message })
+                    }
+                    Err(Stop::Source(message)) => {
+                        out(Listing::Unavailable { prefix: whole, message });
+                        return;
+                    }
+                }
+            }
+        }
         for scope in &scopes {
             for &kind in &kinds {
                 match self.list_kind(&conn, scope.as_deref(), kind, out).await {
@@ -203,6 +227,28 @@ impl KubernetesSource {
             let page = match kind {
                 Kind::Secrets => self.page::<Secret>(conn, ns, &lp).await.map(|p| self.secret_keys(conn, p)),
                 Kind::ConfigMaps => self.page::<ConfigMap>(conn, ns, &lp).await.map(|p| self.configmap_keys(conn, p)),
+                Kind::ValidatingWebhooks => {
+                    let api: Api<ValidatingWebhookConfiguration> = Api::all(conn.client.clone());
+                    api.list(&lp).await.map(|p| {
+                        let next = p.metadata.continue_.clone().filter(|c| !c.is_empty());
+                        let objects = p.items.iter().flat_map(|w| {
+                            let names = w.webhooks.iter().flatten().filter(|h| h.client_config.ca_bundle.is_some()).map(|h| h.name.clone());
+                            webhook_keys(&conn.context, kind, &w.metadata, names)
+                        });
+                        (objects.collect(), next)
+                    })
+                }
+                Kind::MutatingWebhooks => {
+                    let api: Api<MutatingWebhookConfiguration> = Api::all(conn.client.clone());
+                    api.list(&lp).await.map(|p| {
+                        let next = p.metadata.continue_.clone().filter(|c| !c.is_empty());
+                        let objects = p.items.iter().flat_map(|w| {
+                            let names = w.webhooks.iter().flatten().filter(|h| h.client_config.ca_bundle.is_some()).map(|h| h.name.clone());
+                            webhook_keys(&conn.context, kind, &w.metadata, names)
+                        });
+                        (objects.collect(), next)
+                    })
+                }
             };
             let (objects, next) = match page {
                 Ok(p) => p,
@@ -272,6 +318,9 @@ impl KubernetesSource {
     async fn fetch_async(&self, conn: &Connected, location: &str) -> Result<Fetched, String> {
         let (ns, kind, name, key) =
             parse_location(location, &conn.context).ok_or_else(|| format!("not a location of this source: {location}"))?;
+        if ns.is_empty() {
+            return self.fetch_webhook(conn, kind, name, key).await;
+        }
         let (bytes, rv) = match kind {
             Kind::Secrets => {
                 let api: Api<Secret> = Api::namespaced(conn.client.clone(), ns);
@@ -288,10 +337,46 @@ impl KubernetesSource {
                     .ok_or_else(|| format!("the ConfigMap has no key `{key}` any more"))?;
                 (value, c.metadata.resource_version)
             }
+            Kind::ValidatingWebhooks | Kind::MutatingWebhooks => return Err(format!("not a location of this source: {location}")),
         };
         let meta = json!({"namespace": ns, "kind": kind.object(), "name": name, "key": key, "resourceVersion": rv});
         Ok(Fetched { bytes, meta: Some(meta), key: None })
     }
+}
+
+impl KubernetesSource {
+    async fn fetch_webhook(&self, conn: &Connected, kind: Kind, name: &str, hook: &str) -> Result<Fetched, String> {
+        let (bundle, rv) = match kind {
+            Kind::ValidatingWebhooks => {
+                let api: Api<ValidatingWebhookConfiguration> = Api::all(conn.client.clone());
+                let w = api.get(name).await.map_err(|e| describe(&e))?;
+                let bundle = w.webhooks.into_iter().flatten().find(|h| h.name == hook).and_then(|h| h.client_config.ca_bundle);
+                (bundle, w.metadata.resource_version)
+            }
+            Kind::MutatingWebhooks => {
+                let api: Api<MutatingWebhookConfiguration> = Api::all(conn.client.clone());
+                let w = api.get(name).await.map_err(|e| describe(&e))?;
+                let bundle = w.webhooks.into_iter().flatten().find(|h| h.name == hook).and_then(|h| h.client_config.ca_bundle);
+                (bundle, w.metadata.resource_version)
+            }
+            Kind::Secrets | Kind::ConfigMaps => return Err(format!("{} are namespaced", kind.path())),
+        };
+        let bundle = bundle.ok_or_else(|| format!("the webhook `{hook}` has no caBundle any more"))?;
+        let meta = json!({"kind": kind.object(), "name": name, "key": hook, "resourceVersion": rv});
+        Ok(Fetched { bytes: bundle.0, meta: Some(meta), key: None })
+    }
+}
+
+/// The objects of one webhook configuration: one per webhook carrying a `caBundle`.
+fn webhook_keys(
+    context: &str,
+    kind: Kind,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    hooks: impl Iterator<Item = String>,
+) -> Vec<(String, String)> {
+    let Some(name) = meta.name.as_deref() else { return Vec::new() };
+    let stamp = meta.resource_version.clone().unwrap_or_default();
+    hooks.map(|h| (format!("k8s://{context}/{}/{name}#{h}", kind.path()), stamp.clone())).collect()
 }
 
 fn push_keys(
@@ -308,21 +393,19 @@ fn push_keys(
     }
 }
 
-/// `(namespace, kind, name, key)` of a location of this context.
+/// `(namespace, kind, name, key)` of a location of this context; the namespace is empty for
+/// the cluster-wide webhook configurations.
 fn parse_location<'a>(location: &'a str, context: &str) -> Option<(&'a str, Kind, &'a str, &'a str)> {
     let rest = location.strip_prefix("k8s://")?.strip_prefix(context)?.strip_prefix('/')?;
     let (path, key) = rest.split_once('#')?;
-    let mut parts = path.split('/');
-    let (ns, kind, name) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["validatingwebhookconfigurations", name] => Some(("", Kind::ValidatingWebhooks, name, key)),
+        ["mutatingwebhookconfigurations", name] => Some(("", Kind::MutatingWebhooks, name, key)),
+        [ns, "secrets", name] => Some((ns, Kind::Secrets, name, key)),
+        [ns, "configmaps", name] => Some((ns, Kind::ConfigMaps, name, key)),
+        _ => None,
     }
-    let kind = match kind {
-        "secrets" => Kind::Secrets,
-        "configmaps" => Kind::ConfigMaps,
-        _ => return None,
-    };
-    Some((ns, kind, name, key))
 }
 
 fn describe(e: &kube::Error) -> String {
@@ -405,5 +488,7 @@ mod tests {
         assert!(parse_location(l, "dev").is_none());
         assert!(parse_location("k8s://prod/web/pods/x#k", "prod").is_none());
         assert!(parse_location("k8s://prod/web/secrets/x", "prod").is_none());
+        let (ns, kind, name, key) = parse_location("k8s://prod/validatingwebhookconfigurations/policy#check.example.com", "prod").unwrap();
+        assert_eq!((ns, kind, name, key), ("", Kind::ValidatingWebhooks, "policy", "check.example.com"));
     }
 }

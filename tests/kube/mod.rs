@@ -9,6 +9,8 @@
 //!   namespace then name like etcd's key order;
 //! - `GET /api/v1/namespaces/{ns}/{secrets,configmaps}/{name}` answers one object, or 404;
 //! - `GET /api/v1/namespaces?labelSelector=k=v` lists namespaces (equality selectors only);
+//! - `GET /apis/admissionregistration.k8s.io/v1/{validating,mutating}webhookconfigurations`
+//!   (and `/{name}`): cluster-scoped lists and objects, `caBundle` in base64;
 //! - `limit` + `continue` pagination (an opaque token; `continue` is absent on the last page);
 //! - a continue token can be made to expire: the request carrying it answers 410 with a
 //!   `Status` of reason `Expired`, as the API server does once etcd compacted the revision;
@@ -18,6 +20,9 @@
 //! Every object carries a `metadata.resourceVersion` from one global counter, bumped on change.
 
 use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhook, MutatingWebhookConfiguration, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
@@ -33,6 +38,8 @@ pub struct State {
     /// (namespace, name) → Secret.
     pub secrets: BTreeMap<(String, String), Secret>,
     pub configmaps: BTreeMap<(String, String), ConfigMap>,
+    pub validating: BTreeMap<String, ValidatingWebhookConfiguration>,
+    pub mutating: BTreeMap<String, MutatingWebhookConfiguration>,
     /// Namespace → labels.
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
     pub forbidden: BTreeSet<String>,
@@ -63,6 +70,40 @@ impl State {
             ..Default::default()
         };
         self.secrets.insert((ns.into(), name.into()), secret);
+    }
+
+    /// A validating (or mutating) webhook configuration whose webhooks have these CA bundles.
+    pub fn put_webhooks(&mut self, mutating: bool, name: &str, hooks: &[(&str, Option<&[u8]>)]) {
+        let rv = self.next_rv();
+        let mut metadata = meta("", name, rv);
+        metadata.namespace = None;
+        let config = |h: &Option<&[u8]>| WebhookClientConfig { ca_bundle: h.map(|b| ByteString(b.to_vec())), ..Default::default() };
+        let versions = vec!["v1".to_string()];
+        if mutating {
+            let webhooks = hooks
+                .iter()
+                .map(|(n, b)| MutatingWebhook {
+                    name: n.to_string(),
+                    client_config: config(b),
+                    admission_review_versions: versions.clone(),
+                    side_effects: "None".into(),
+                    ..Default::default()
+                })
+                .collect();
+            self.mutating.insert(name.into(), MutatingWebhookConfiguration { metadata, webhooks: Some(webhooks) });
+        } else {
+            let webhooks = hooks
+                .iter()
+                .map(|(n, b)| ValidatingWebhook {
+                    name: n.to_string(),
+                    client_config: config(b),
+                    admission_review_versions: versions.clone(),
+                    side_effects: "None".into(),
+                    ..Default::default()
+                })
+                .collect();
+            self.validating.insert(name.into(), ValidatingWebhookConfiguration { metadata, webhooks: Some(webhooks) });
+        }
     }
 
     pub fn put_configmap(&mut self, ns: &str, name: &str, data: &[(&str, &str)]) {
@@ -266,6 +307,34 @@ fn route(st: &mut State, target: &str) -> (u16, Value) {
                 None => status(404, "NotFound", &format!("{kind} \"{name}\" not found")),
             }
         }
+        ["apis", "admissionregistration.k8s.io", "v1", kind @ ("validatingwebhookconfigurations" | "mutatingwebhookconfigurations")] => {
+            let (list_kind, items): (&str, Vec<Value>) = if *kind == "validatingwebhookconfigurations" {
+                (
+                    "ValidatingWebhookConfigurationList",
+                    st.validating.values().map(|w| serde_json::to_value(w).expect("serialise")).collect(),
+                )
+            } else {
+                ("MutatingWebhookConfigurationList", st.mutating.values().map(|w| serde_json::to_value(w).expect("serialise")).collect())
+            };
+            paged(st, list_kind, "admissionregistration.k8s.io/v1", items, &q)
+        }
+        [
+            "apis",
+            "admissionregistration.k8s.io",
+            "v1",
+            kind @ ("validatingwebhookconfigurations" | "mutatingwebhookconfigurations"),
+            name,
+        ] => {
+            let found = if *kind == "validatingwebhookconfigurations" {
+                st.validating.get(*name).map(|w| serde_json::to_value(w).expect("serialise"))
+            } else {
+                st.mutating.get(*name).map(|w| serde_json::to_value(w).expect("serialise"))
+            };
+            match found {
+                Some(v) => (200, v),
+                None => status(404, "NotFound", &format!("{kind} \"{name}\" not found")),
+            }
+        }
         _ => status(404, "NotFound", "the server could not find the requested resource"),
     }
 }
@@ -281,6 +350,26 @@ fn forbidden(kind: &str, ns: &str, verb: &str) -> (u16, Value) {
 }
 
 fn list(st: &mut State, ns: Option<&str>, kind: &str, q: &BTreeMap<String, String>) -> (u16, Value) {
+    let items: Vec<Value> = match kind {
+        "secrets" => st
+            .secrets
+            .iter()
+            .filter(|((n, _), _)| ns.is_none_or(|x| x == n))
+            .map(|(_, s)| serde_json::to_value(s).expect("serialise"))
+            .collect(),
+        _ => st
+            .configmaps
+            .iter()
+            .filter(|((n, _), _)| ns.is_none_or(|x| x == n))
+            .map(|(_, c)| serde_json::to_value(c).expect("serialise"))
+            .collect(),
+    };
+    let list_kind = if kind == "secrets" { "SecretList" } else { "ConfigMapList" };
+    paged(st, list_kind, "v1", items, q)
+}
+
+/// One page of `items` as a list of kind `list_kind`, after `limit` and `continue`.
+fn paged(st: &mut State, list_kind: &str, api_version: &str, items: Vec<Value>, q: &BTreeMap<String, String>) -> (u16, Value) {
     let start: usize = match q.get("continue").filter(|c| !c.is_empty()) {
         Some(token) => {
             if st.expire_continues > 0 {
@@ -299,20 +388,6 @@ fn list(st: &mut State, ns: Option<&str>, kind: &str, q: &BTreeMap<String, Strin
         None => 0,
     };
     let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).filter(|&l| l > 0).unwrap_or(usize::MAX);
-    let items: Vec<Value> = match kind {
-        "secrets" => st
-            .secrets
-            .iter()
-            .filter(|((n, _), _)| ns.is_none_or(|x| x == n))
-            .map(|(_, s)| serde_json::to_value(s).expect("serialise"))
-            .collect(),
-        _ => st
-            .configmaps
-            .iter()
-            .filter(|((n, _), _)| ns.is_none_or(|x| x == n))
-            .map(|(_, c)| serde_json::to_value(c).expect("serialise"))
-            .collect(),
-    };
     let end = start.saturating_add(limit).min(items.len());
     let page: Vec<Value> = items.get(start..end).map(<[Value]>::to_vec).unwrap_or_default();
     let mut metadata = json!({"resourceVersion": st.revision.to_string()});
@@ -320,6 +395,5 @@ fn list(st: &mut State, ns: Option<&str>, kind: &str, q: &BTreeMap<String, Strin
         metadata["continue"] = json!(format!("fixture-continue-{end}"));
         metadata["remainingItemCount"] = json!(items.len() - end);
     }
-    let list_kind = if kind == "secrets" { "SecretList" } else { "ConfigMapList" };
-    (200, json!({"kind": list_kind, "apiVersion": "v1", "metadata": metadata, "items": page}))
+    (200, json!({"kind": list_kind, "apiVersion": api_version, "metadata": metadata, "items": page}))
 }

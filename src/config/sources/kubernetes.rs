@@ -37,6 +37,11 @@ pub struct KubernetesSource {
     /// Patterns of the ConfigMap keys that hold certificates. Empty: ConfigMaps are not read.
     #[serde(default = "default_configmap_keys")]
     pub configmap_keys: Vec<String>,
+    /// Read the `caBundle`s of validating and mutating webhook configurations (cluster-wide; needs
+    /// `list` and `get` on them). Default: true when neither `namespaces` nor
+    /// `namespace_selector` limits the source, else false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<bool>,
     /// Objects per list request (`limit`). Default: 500.
     #[serde(default = "default_page_size")]
     pub page_size: u32,
@@ -76,6 +81,7 @@ pub struct KubernetesSpec {
     pub namespace_selector: Option<String>,
     pub secret_keys: Vec<String>,
     pub configmap_keys: Vec<String>,
+    pub webhooks: bool,
     pub page_size: u32,
     pub timeout: Duration,
 }
@@ -167,6 +173,7 @@ pub fn validate(
         namespace_selector: k.namespace_selector.clone(),
         secret_keys: k.secret_keys.clone(),
         configmap_keys: k.configmap_keys.clone(),
+        webhooks: k.webhooks.unwrap_or(k.namespaces.is_empty() && k.namespace_selector.is_none()),
         page_size: k.page_size,
         timeout,
     })
@@ -193,6 +200,9 @@ mod tests {
         let s = check("name: k\nkubeconfig: kube.yaml\nnamespaces: [b, a, b]\n").unwrap();
         assert_eq!(s.kubeconfig, Some(PathBuf::from("/etc/certvigil/kube.yaml")));
         assert_eq!(s.namespaces, ["a", "b"]);
+        assert!(!s.webhooks, "limited to namespaces: no cluster-wide reads by default");
+        assert!(check("name: k\n").unwrap().webhooks);
+        assert!(check("name: k\nnamespaces: [a]\nwebhooks: true\n").unwrap().webhooks);
     }
 
     #[test]
