@@ -239,3 +239,24 @@ fn a_wrong_token_is_a_clear_error_of_the_source() {
     let m = errors[0]["message"].as_str().expect("message");
     assert!(m.contains("refused the credentials (401 Unauthorized)"), "{m}");
 }
+
+#[test]
+fn a_missing_kubeconfig_is_a_clear_error_and_no_kubeconfig_outside_a_pod_too() {
+    let sb = Sandbox::new();
+    sb.config("sources:\n  - name: k8s\n    kind: kubernetes\n    kubeconfig: missing.yaml\n");
+    let (r, v) = scan(&sb);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let m = v["errors"][0]["message"].as_str().expect("message");
+    assert!(m.contains("cannot read the kubeconfig") && m.contains("missing.yaml"), "{m}");
+
+    // No kubeconfig anywhere (HOME is the sandbox) and not in a pod.
+    let sb = Sandbox::new();
+    sb.config("sources:\n  - name: k8s\n    kind: kubernetes\n");
+    let mut cmd = sb.command_at(NOW);
+    cmd.env_remove("KUBECONFIG").env_remove("KUBERNETES_SERVICE_HOST").env("HOME", sb.dir.path()).args(["scan", "-o", "json"]);
+    let r = run_with_timeout(cmd, RUN_LIMIT);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let v = r.json();
+    let m = v["errors"][0]["message"].as_str().expect("message");
+    assert!(m.contains("no kubeconfig") && m.contains("not running in a pod"), "{m}");
+}

@@ -103,7 +103,13 @@ impl KubernetesSource {
             Some(p) => {
                 Some(kube::config::Kubeconfig::read_from(p).map_err(|e| format!("cannot read the kubeconfig {}: {e}", p.display()))?)
             }
-            None => kube::config::Kubeconfig::read().ok(),
+            // A kubeconfig that exists but cannot be read is an error, not a reason to try the
+            // in-cluster service account.
+            None => match kube::config::Kubeconfig::read() {
+                Ok(kc) => Some(kc),
+                Err(e) if default_kubeconfig_exists() => return Err(format!("cannot read the kubeconfig: {e}")),
+                Err(_) => None,
+            },
         };
         let (mut config, context) = match file {
             Some(kc) => {
@@ -391,6 +397,12 @@ fn push_keys(
     for key in keys {
         objects.push((format!("k8s://{context}/{ns}/{}/{name}#{key}", kind.path()), stamp.clone()));
     }
+}
+
+/// Whether `$KUBECONFIG` is set or `~/.kube/config` exists.
+fn default_kubeconfig_exists() -> bool {
+    std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty())
+        || std::env::var_os("HOME").is_some_and(|h| std::path::Path::new(&h).join(".kube/config").exists())
 }
 
 /// `(namespace, kind, name, key)` of a location of this context; the namespace is empty for
