@@ -836,6 +836,8 @@ pub enum SourceConfig {
     Pkcs11(sources::pkcs11::Pkcs11Source),
     /// AWS Certificate Manager and Secrets Manager.
     Aws(sources::aws::AwsSource),
+    /// A Kubernetes cluster: Secrets, ConfigMaps, webhook CA bundles.
+    Kubernetes(sources::kubernetes::KubernetesSource),
     /// TLS endpoints.
     Tls(sources::tls::TlsSource),
 }
@@ -847,6 +849,7 @@ impl SourceConfig {
             SourceConfig::Vault(v) => &v.name,
             SourceConfig::Pkcs11(p) => &p.name,
             SourceConfig::Aws(a) => &a.name,
+            SourceConfig::Kubernetes(k) => &k.name,
             SourceConfig::Tls(t) => &t.name,
         }
     }
@@ -857,6 +860,7 @@ impl SourceConfig {
             SourceConfig::Vault(v) => &v.tags,
             SourceConfig::Pkcs11(p) => &p.tags,
             SourceConfig::Aws(a) => &a.tags,
+            SourceConfig::Kubernetes(k) => &k.tags,
             SourceConfig::Tls(t) => &t.tags,
         }
     }
@@ -1074,6 +1078,7 @@ pub enum SourceSpec {
     Vault(sources::vault::VaultSpec),
     Pkcs11(sources::pkcs11::Pkcs11Spec),
     Aws(sources::aws::AwsSpec),
+    Kubernetes(sources::kubernetes::KubernetesSpec),
     Tls(sources::tls::TlsSpec),
 }
 
@@ -1084,6 +1089,7 @@ impl SourceSpec {
             SourceSpec::Vault(v) => &v.name,
             SourceSpec::Pkcs11(p) => &p.name,
             SourceSpec::Aws(a) => &a.name,
+            SourceSpec::Kubernetes(k) => &k.name,
             SourceSpec::Tls(t) => &t.name,
         }
     }
@@ -1093,6 +1099,7 @@ impl SourceSpec {
             SourceSpec::Vault(_) => "vault",
             SourceSpec::Pkcs11(_) => "pkcs11",
             SourceSpec::Aws(_) => "aws",
+            SourceSpec::Kubernetes(_) => "kubernetes",
             SourceSpec::Tls(_) => "tls",
         }
     }
@@ -1102,6 +1109,7 @@ impl SourceSpec {
             SourceSpec::Vault(v) => &v.tags,
             SourceSpec::Pkcs11(p) => &p.tags,
             SourceSpec::Aws(a) => &a.tags,
+            SourceSpec::Kubernetes(k) => &k.tags,
             SourceSpec::Tls(t) => &t.tags,
         }
     }
@@ -1252,6 +1260,9 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
             SourceConfig::Vault(v) => sources.extend(sources::vault::validate(v, base, &here, &mut errs).map(SourceSpec::Vault)),
             SourceConfig::Pkcs11(k) => sources.extend(sources::pkcs11::validate(k, base, &here, &mut errs).map(SourceSpec::Pkcs11)),
             SourceConfig::Aws(a) => sources.extend(sources::aws::validate(a, base, &here, &mut errs).map(SourceSpec::Aws)),
+            SourceConfig::Kubernetes(k) => {
+                sources.extend(sources::kubernetes::validate(k, base, &here, &mut errs).map(SourceSpec::Kubernetes))
+            }
             SourceConfig::Tls(t) => sources.extend(sources::tls::validate(t, base, &here, &mut errs).map(SourceSpec::Tls)),
             SourceConfig::Files(f) => {
                 if f.paths.is_empty() {

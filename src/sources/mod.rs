@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod files;
+pub mod kubernetes;
 pub mod pkcs11;
 pub mod tls;
 pub mod vault;
@@ -90,6 +91,7 @@ pub fn build(spec: &SourceSpec) -> Box<dyn Source> {
         SourceSpec::Vault(v) => Box::new(vault::VaultSource::new(v.clone())),
         SourceSpec::Pkcs11(p) => Box::new(pkcs11::Pkcs11Source::new(p.clone())),
         SourceSpec::Aws(a) => Box::new(aws::AwsSource::new(a.clone())),
+        SourceSpec::Kubernetes(k) => Box::new(kubernetes::KubernetesSource::new(k.clone())),
         SourceSpec::Tls(t) => Box::new(tls::TlsSource::new(t.clone())),
     }
 }

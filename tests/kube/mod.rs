@@ -1,0 +1,399 @@
+//! A fixture Kubernetes API server for the `kind: kubernetes` tests: plain HTTP/1.1 on
+//! 127.0.0.1 (std `TcpListener`, one thread per connection), bearer-token authentication.
+//!
+//! It reproduces the parts of the real API certvigil depends on, with the real wire forms:
+//! - `GET /api/v1/{secrets,configmaps}` and `/api/v1/namespaces/{ns}/{secrets,configmaps}`
+//!   answer `{"kind":"SecretList","apiVersion":"v1","metadata":{"resourceVersion","continue"},
+//!   "items":[…]}`, items being `k8s-openapi` `Secret`/`ConfigMap` values serialised with
+//!   serde_json (so `apiVersion`/`kind` on each item, `data` in base64 for Secrets), ordered by
+//!   namespace then name like etcd's key order;
+//! - `GET /api/v1/namespaces/{ns}/{secrets,configmaps}/{name}` answers one object, or 404;
+//! - `GET /api/v1/namespaces?labelSelector=k=v` lists namespaces (equality selectors only);
+//! - `GET /apis/admissionregistration.k8s.io/v1/{validating,mutating}webhookconfigurations`
+//!   (and `/{name}`): cluster-scoped lists and objects, `caBundle` in base64;
+//! - `limit` + `continue` pagination (an opaque token; `continue` is absent on the last page);
+//! - a continue token can be made to expire: the request carrying it answers 410 with a
+//!   `Status` of reason `Expired`, as the API server does once etcd compacted the revision;
+//! - forbidden namespaces answer 403 with a `Status` of reason `Forbidden`;
+//! - a missing or wrong bearer token answers 401 with a `Status` of reason `Unauthorized`.
+//!
+//! Every object carries a `metadata.resourceVersion` from one global counter, bumped on change.
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhook, MutatingWebhookConfiguration, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+pub const TOKEN: &str = "fixture-token-0123456789";
+
+#[derive(Default)]
+pub struct State {
+    /// (namespace, name) → Secret.
+    pub secrets: BTreeMap<(String, String), Secret>,
+    pub configmaps: BTreeMap<(String, String), ConfigMap>,
+    pub validating: BTreeMap<String, ValidatingWebhookConfiguration>,
+    pub mutating: BTreeMap<String, MutatingWebhookConfiguration>,
+    /// Namespace → labels.
+    pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    pub forbidden: BTreeSet<String>,
+    /// The next request carrying a continue token answers 410 this many times.
+    pub expire_continues: u32,
+    pub revision: u64,
+    /// Request lines served ("GET /api/v1/…?…"), in order.
+    pub requests: Vec<String>,
+}
+
+impl State {
+    fn next_rv(&mut self) -> String {
+        self.revision += 1;
+        self.revision.to_string()
+    }
+
+    fn ensure_ns(&mut self, ns: &str) {
+        self.namespaces.entry(ns.to_string()).or_default();
+    }
+
+    pub fn put_secret(&mut self, ns: &str, name: &str, type_: &str, data: &[(&str, &[u8])]) {
+        self.ensure_ns(ns);
+        let rv = self.next_rv();
+        let secret = Secret {
+            metadata: meta(ns, name, rv),
+            type_: Some(type_.to_string()),
+            data: Some(data.iter().map(|(k, v)| (k.to_string(), ByteString(v.to_vec()))).collect()),
+            ..Default::default()
+        };
+        self.secrets.insert((ns.into(), name.into()), secret);
+    }
+
+    /// A validating (or mutating) webhook configuration whose webhooks have these CA bundles.
+    pub fn put_webhooks(&mut self, mutating: bool, name: &str, hooks: &[(&str, Option<&[u8]>)]) {
+        let rv = self.next_rv();
+        let mut metadata = meta("", name, rv);
+        metadata.namespace = None;
+        let config = |h: &Option<&[u8]>| WebhookClientConfig { ca_bundle: h.map(|b| ByteString(b.to_vec())), ..Default::default() };
+        let versions = vec!["v1".to_string()];
+        if mutating {
+            let webhooks = hooks
+                .iter()
+                .map(|(n, b)| MutatingWebhook {
+                    name: n.to_string(),
+                    client_config: config(b),
+                    admission_review_versions: versions.clone(),
+                    side_effects: "None".into(),
+                    ..Default::default()
+                })
+                .collect();
+            self.mutating.insert(name.into(), MutatingWebhookConfiguration { metadata, webhooks: Some(webhooks) });
+        } else {
+            let webhooks = hooks
+                .iter()
+                .map(|(n, b)| ValidatingWebhook {
+                    name: n.to_string(),
+                    client_config: config(b),
+                    admission_review_versions: versions.clone(),
+                    side_effects: "None".into(),
+                    ..Default::default()
+                })
+                .collect();
+            self.validating.insert(name.into(), ValidatingWebhookConfiguration { metadata, webhooks: Some(webhooks) });
+        }
+    }
+
+    pub fn put_configmap(&mut self, ns: &str, name: &str, data: &[(&str, &str)]) {
+        self.ensure_ns(ns);
+        let rv = self.next_rv();
+        let cm = ConfigMap {
+            metadata: meta(ns, name, rv),
+            data: Some(data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            ..Default::default()
+        };
+        self.configmaps.insert((ns.into(), name.into()), cm);
+    }
+}
+
+fn meta(ns: &str, name: &str, rv: String) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some(ns.into()),
+        resource_version: Some(rv),
+        uid: Some(format!("uid-{ns}-{name}")),
+        ..Default::default()
+    }
+}
+
+pub struct ApiServer {
+    pub state: Arc<Mutex<State>>,
+    pub port: u16,
+}
+
+impl ApiServer {
+    pub fn start() -> ApiServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fixture API server");
+        let port = listener.local_addr().expect("local addr").port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = Arc::clone(&state);
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let st = Arc::clone(&shared);
+                std::thread::spawn(move || serve(conn, &st));
+            }
+        });
+        ApiServer { state, port }
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.state.lock().expect("fixture state"))
+    }
+
+    /// A kubeconfig whose current context `fixture` reaches this server with `token`.
+    pub fn kubeconfig(&self, token: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fx\n  cluster:\n    server: http://127.0.0.1:{}\n\
+             users:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: fixture\n  context:\n    cluster: fx\n    user: u\n\
+             current-context: fixture\n",
+            self.port
+        )
+    }
+}
+
+fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
+    (
+        code,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code}),
+    )
+}
+
+fn serve(conn: TcpStream, state: &Mutex<State>) {
+    let mut reader = BufReader::new(match conn.try_clone() {
+        Ok(c) => c,
+        Err(_) => return,
+    });
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut auth = None;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':')
+            && k.eq_ignore_ascii_case("authorization")
+        {
+            auth = Some(v.trim().to_string());
+        }
+    }
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (code, body) = {
+        let mut st = state.lock().expect("fixture state");
+        st.requests.push(format!("{method} {target}"));
+        if auth.as_deref() != Some(&format!("Bearer {TOKEN}")) {
+            status(401, "Unauthorized", "Unauthorized")
+        } else if method != "GET" {
+            status(405, "MethodNotAllowed", "the fixture serves GET only")
+        } else {
+            route(&mut st, target)
+        }
+    };
+    let body = body.to_string();
+    let reason = match code {
+        200 => "OK",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        410 => "Gone",
+        _ => "Error",
+    };
+    let head = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut conn = conn;
+    let _ = conn.write_all(head.as_bytes()).and_then(|_| conn.write_all(body.as_bytes()));
+}
+
+fn query(target: &str) -> (String, BTreeMap<String, String>) {
+    let (path, q) = target.split_once('?').unwrap_or((target, ""));
+    let params = q
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (k.to_string(), unescape(v))
+        })
+        .collect();
+    (path.to_string(), params)
+}
+
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn route(st: &mut State, target: &str) -> (u16, Value) {
+    let (path, q) = query(target);
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["api", "v1", "namespaces"] => {
+            let sel = q.get("labelSelector").cloned().unwrap_or_default();
+            let items: Vec<Value> = st
+                .namespaces
+                .iter()
+                .filter(|(_, labels)| {
+                    sel.split(',').filter(|t| !t.is_empty()).all(|t| {
+                        let (k, v) = t.split_once('=').unwrap_or((t, ""));
+                        labels.get(k).map(String::as_str) == Some(v)
+                    })
+                })
+                .map(|(name, labels)| {
+                    let ns = Namespace {
+                        metadata: ObjectMeta {
+                            name: Some(name.clone()),
+                            labels: Some(labels.clone()),
+                            resource_version: Some("1".into()),
+                            ..Default::default()
+                        },
+                        ..Default::default()
+                    };
+                    serde_json::to_value(ns).expect("serialise")
+                })
+                .collect();
+            (
+                200,
+                json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": st.revision.to_string()}, "items": items}),
+            )
+        }
+        ["api", "v1", kind @ ("secrets" | "configmaps")] => list(st, None, kind, &q),
+        ["api", "v1", "namespaces", ns, kind @ ("secrets" | "configmaps")] => {
+            if st.forbidden.contains(*ns) {
+                return forbidden(kind, ns, "list");
+            }
+            list(st, Some(ns), kind, &q)
+        }
+        ["api", "v1", "namespaces", ns, kind @ ("secrets" | "configmaps"), name] => {
+            if st.forbidden.contains(*ns) {
+                return forbidden(kind, ns, "get");
+            }
+            let key = (ns.to_string(), name.to_string());
+            let found = match *kind {
+                "secrets" => st.secrets.get(&key).map(|s| serde_json::to_value(s).expect("serialise")),
+                _ => st.configmaps.get(&key).map(|c| serde_json::to_value(c).expect("serialise")),
+            };
+            match found {
+                Some(v) => (200, v),
+                None => status(404, "NotFound", &format!("{kind} \"{name}\" not found")),
+            }
+        }
+        ["apis", "admissionregistration.k8s.io", "v1", kind @ ("validatingwebhookconfigurations" | "mutatingwebhookconfigurations")] => {
+            let (list_kind, items): (&str, Vec<Value>) = if *kind == "validatingwebhookconfigurations" {
+                (
+                    "ValidatingWebhookConfigurationList",
+                    st.validating.values().map(|w| serde_json::to_value(w).expect("serialise")).collect(),
+                )
+            } else {
+                ("MutatingWebhookConfigurationList", st.mutating.values().map(|w| serde_json::to_value(w).expect("serialise")).collect())
+            };
+            paged(st, list_kind, "admissionregistration.k8s.io/v1", items, &q)
+        }
+        [
+            "apis",
+            "admissionregistration.k8s.io",
+            "v1",
+            kind @ ("validatingwebhookconfigurations" | "mutatingwebhookconfigurations"),
+            name,
+        ] => {
+            let found = if *kind == "validatingwebhookconfigurations" {
+                st.validating.get(*name).map(|w| serde_json::to_value(w).expect("serialise"))
+            } else {
+                st.mutating.get(*name).map(|w| serde_json::to_value(w).expect("serialise"))
+            };
+            match found {
+                Some(v) => (200, v),
+                None => status(404, "NotFound", &format!("{kind} \"{name}\" not found")),
+            }
+        }
+        _ => status(404, "NotFound", "the server could not find the requested resource"),
+    }
+}
+
+fn forbidden(kind: &str, ns: &str, verb: &str) -> (u16, Value) {
+    status(
+        403,
+        "Forbidden",
+        &format!(
+            "{kind} is forbidden: User \"system:serviceaccount:certvigil:certvigil\" cannot {verb} resource \"{kind}\" in API group \"\" in the namespace \"{ns}\""
+        ),
+    )
+}
+
+fn list(st: &mut State, ns: Option<&str>, kind: &str, q: &BTreeMap<String, String>) -> (u16, Value) {
+    let items: Vec<Value> = match kind {
+        "secrets" => st
+            .secrets
+            .iter()
+            .filter(|((n, _), _)| ns.is_none_or(|x| x == n))
+            .map(|(_, s)| serde_json::to_value(s).expect("serialise"))
+            .collect(),
+        _ => st
+            .configmaps
+            .iter()
+            .filter(|((n, _), _)| ns.is_none_or(|x| x == n))
+            .map(|(_, c)| serde_json::to_value(c).expect("serialise"))
+            .collect(),
+    };
+    let list_kind = if kind == "secrets" { "SecretList" } else { "ConfigMapList" };
+    paged(st, list_kind, "v1", items, q)
+}
+
+/// One page of `items` as a list of kind `list_kind`, after `limit` and `continue`.
+fn paged(st: &mut State, list_kind: &str, api_version: &str, items: Vec<Value>, q: &BTreeMap<String, String>) -> (u16, Value) {
+    let start: usize = match q.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => {
+            if st.expire_continues > 0 {
+                st.expire_continues -= 1;
+                return status(
+                    410,
+                    "Expired",
+                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                );
+            }
+            match token.strip_prefix("fixture-continue-").and_then(|n| n.parse().ok()) {
+                Some(n) => n,
+                None => return status(400, "BadRequest", "invalid continue token"),
+            }
+        }
+        None => 0,
+    };
+    let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).filter(|&l| l > 0).unwrap_or(usize::MAX);
+    let end = start.saturating_add(limit).min(items.len());
+    let page: Vec<Value> = items.get(start..end).map(<[Value]>::to_vec).unwrap_or_default();
+    let mut metadata = json!({"resourceVersion": st.revision.to_string()});
+    if end < items.len() {
+        metadata["continue"] = json!(format!("fixture-continue-{end}"));
+        metadata["remainingItemCount"] = json!(items.len() - end);
+    }
+    (200, json!({"kind": list_kind, "apiVersion": api_version, "metadata": metadata, "items": page}))
+}
