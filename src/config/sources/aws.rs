@@ -91,7 +91,6 @@ pub struct AwsSpec {
     pub concurrency: usize,
 }
 
-const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 const MAX_CONCURRENCY: usize = 64;
 
 fn region_ok(r: &str) -> bool {
@@ -132,21 +131,7 @@ pub fn validate(a: &AwsSource, _base: &std::path::Path, at: &dyn Fn(&str) -> Vec
     if a.profile.as_deref().is_some_and(|p| p.trim().is_empty()) {
         errs.push((at("profile"), "must not be empty (leave it out to use the standard credential chain)".into()));
     }
-    let timeout = match a.timeout.duration() {
-        Ok(d) if d.is_zero() => {
-            errs.push((at("timeout"), "must be more than zero".into()));
-            Duration::ZERO
-        }
-        Ok(d) if d > MAX_TIMEOUT => {
-            errs.push((at("timeout"), format!("at most {}s", MAX_TIMEOUT.as_secs())));
-            d
-        }
-        Ok(d) => d,
-        Err(m) => {
-            errs.push((at("timeout"), m));
-            Duration::ZERO
-        }
-    };
+    let timeout = super::timeout(&a.timeout, Duration::from_secs(300), at("timeout"), errs);
     if a.concurrency == 0 || a.concurrency > MAX_CONCURRENCY {
         errs.push((at("concurrency"), format!("must be between 1 and {MAX_CONCURRENCY}")));
     }

@@ -86,7 +86,6 @@ pub struct KubernetesSpec {
     pub timeout: Duration,
 }
 
-const MAX_TIMEOUT: Duration = Duration::from_secs(300);
 const MAX_PAGE: u32 = 10_000;
 
 /// A DNS-1123 label: what a namespace name is.
@@ -143,21 +142,7 @@ pub fn validate(
     if k.page_size == 0 || k.page_size > MAX_PAGE {
         errs.push((at("page_size"), format!("must be between 1 and {MAX_PAGE}")));
     }
-    let timeout = match k.timeout.duration() {
-        Ok(d) if d.is_zero() => {
-            errs.push((at("timeout"), "must be more than zero".into()));
-            d
-        }
-        Ok(d) if d > MAX_TIMEOUT => {
-            errs.push((at("timeout"), format!("at most {}s", MAX_TIMEOUT.as_secs())));
-            d
-        }
-        Ok(d) => d,
-        Err(m) => {
-            errs.push((at("timeout"), m));
-            Duration::ZERO
-        }
-    };
+    let timeout = super::timeout(&k.timeout, Duration::from_secs(300), at("timeout"), errs);
     if errs.len() > before {
         return None;
     }

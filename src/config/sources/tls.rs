@@ -167,17 +167,7 @@ pub fn validate(t: &TlsSource, base: &std::path::Path, at: &dyn Fn(&str) -> Vec<
             Err(m) => errs.push((path, m)),
         }
     }
-    let timeout = match t.timeout.duration() {
-        Ok(d) if d.as_millis() >= 100 && d.as_secs() <= 300 => d,
-        Ok(_) => {
-            errs.push((at("timeout"), "must be between 100ms and 5m".into()));
-            std::time::Duration::from_secs(10)
-        }
-        Err(m) => {
-            errs.push((at("timeout"), m));
-            std::time::Duration::from_secs(10)
-        }
-    };
+    let timeout = super::timeout(&t.timeout, std::time::Duration::from_secs(300), at("timeout"), errs);
     if t.concurrency == 0 || t.concurrency > 256 {
         errs.push((at("concurrency"), "must be between 1 and 256".into()));
     }

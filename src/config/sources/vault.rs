@@ -272,17 +272,7 @@ pub fn validate(v: &VaultSource, base: &Path, at: &dyn Fn(&str) -> Vec<String>, 
     } else if v.ca_bundle.is_some() && addr.as_deref().is_some_and(|a| a.starts_with("http://")) {
         errs.push((at("ca_bundle"), "a CA bundle needs an https address".into()));
     }
-    let timeout = match v.timeout.duration() {
-        Ok(d) if d.as_millis() >= 100 && d.as_secs() <= 600 => d,
-        Ok(_) => {
-            errs.push((at("timeout"), "must be between 100ms and 10m".into()));
-            Duration::from_secs(10)
-        }
-        Err(m) => {
-            errs.push((at("timeout"), m));
-            Duration::from_secs(10)
-        }
-    };
+    let timeout = super::timeout(&v.timeout, Duration::from_secs(600), at("timeout"), errs);
     if v.concurrency == 0 || v.concurrency > 256 {
         errs.push((at("concurrency"), "must be between 1 and 256".into()));
     }
