@@ -156,33 +156,13 @@ pub fn secrets_filters(filter: &SecretsFilter) -> Vec<Value> {
     out
 }
 
-const CERT_LABELS: [&str; 5] = ["CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE", "PKCS7", "CMS"];
-
 /// The certificate PEM blocks in a text (other blocks, private keys above all, are dropped).
 /// A PEM pasted with literal `\n` sequences (a JSON string escaped twice) is unescaped first.
 pub fn certificate_pem_blocks(text: &str) -> Vec<String> {
-    let owned;
-    let text = if !text.contains('\n') && text.contains("\\n") {
-        owned = text.replace("\\r\\n", "\n").replace("\\n", "\n");
-        owned.as_str()
-    } else {
-        text
-    };
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let after = &rest[start + 11..];
-        let Some(label_end) = after.find("-----") else { break };
-        let label = &after[..label_end];
-        let end_marker = format!("-----END {label}-----");
-        let Some(end) = rest[start..].find(&end_marker) else { break };
-        let block_end = start + end + end_marker.len();
-        if CERT_LABELS.contains(&label) {
-            out.push(rest[start..block_end].replace("\r\n", "\n"));
-        }
-        rest = &rest[block_end..];
+    if !text.contains('\n') && text.contains("\\n") {
+        return crate::x509::pem::certificate_blocks(&text.replace("\\r\\n", "\n").replace("\\n", "\n"));
     }
-    out
+    crate::x509::pem::certificate_blocks(text)
 }
 
 fn collect_json_pem(v: &Value, depth: usize, out: &mut Vec<String>) {

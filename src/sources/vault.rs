@@ -40,9 +40,6 @@ const MAX_RESPONSE: usize = 16 << 20;
 const MAX_JWT: u64 = 64 * 1024;
 /// Transient failures (connection, 429, 502–504) are retried this many times.
 const RETRIES: u32 = 2;
-/// PEM labels whose blocks are certificates (or bundles of them). Other blocks, private keys
-/// above all, never leave this module.
-const CERT_LABELS: &[&str] = &["CERTIFICATE", "X509 CERTIFICATE", "X.509 CERTIFICATE", "TRUSTED CERTIFICATE", "PKCS7", "CMS"];
 
 pub struct VaultSource {
     spec: VaultSpec,
@@ -968,29 +965,10 @@ fn chain(e: &dyn std::error::Error) -> String {
     message
 }
 
-/// The certificate blocks of a PEM text (with their BEGIN and END lines, each ending in a
-/// newline), in order; everything else is left out. A block without its END line is kept to
-/// the end of the text, so that the parser reports it.
+/// The certificate blocks of a PEM text, each ending in a newline (see
+/// [`crate::x509::pem::certificate_blocks`]).
 fn certificate_blocks(text: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let after = &rest[start + "-----BEGIN ".len()..];
-        let Some(label_end) = after.find("-----") else { break };
-        let label = &after[..label_end];
-        let end_marker = format!("-----END {label}-----");
-        let body_start = start + "-----BEGIN ".len() + label_end + 5;
-        let (block_end, next) = match rest[body_start..].find(&end_marker) {
-            Some(e) => (body_start + e + end_marker.len(), body_start + e + end_marker.len()),
-            None => (rest.len(), rest.len()),
-        };
-        if CERT_LABELS.contains(&label) && !label.contains('\n') {
-            out.push_str(rest[start..block_end].trim_end());
-            out.push('\n');
-        }
-        rest = &rest[next..];
-    }
-    out
+    crate::x509::pem::certificate_blocks(text).into_iter().map(|b| b + "\n").collect()
 }
 
 #[cfg(test)]

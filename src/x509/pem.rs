@@ -36,6 +36,31 @@ fn label<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
     line.strip_prefix(prefix).and_then(|r| r.strip_suffix(b"-----"))
 }
 
+/// Labels of PEM blocks that hold certificates.
+pub const CERTIFICATE_LABELS: &[&str] = &["CERTIFICATE", "X509 CERTIFICATE", "X.509 CERTIFICATE", "TRUSTED CERTIFICATE", "PKCS7", "CMS"];
+
+/// The certificate blocks of a PEM text, in order, each with its BEGIN and END lines (CRLF
+/// made LF, no trailing newline); every other block — private keys above all — is left out,
+/// so a source can hand on a secret's certificates without ever holding its key. A certificate
+/// block without its END line is kept to the end of the text, for the parser to report.
+pub fn certificate_blocks(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let after = &rest[start + "-----BEGIN ".len()..];
+        let Some(label_end) = after.find("-----") else { break };
+        let label = &after[..label_end];
+        let end_marker = format!("-----END {label}-----");
+        let body_start = start + "-----BEGIN ".len() + label_end + 5;
+        let block_end = rest[body_start..].find(&end_marker).map_or(rest.len(), |e| body_start + e + end_marker.len());
+        if CERTIFICATE_LABELS.contains(&label) && !label.contains('\n') {
+            out.push(rest[start..block_end].trim_end().replace("\r\n", "\n"));
+        }
+        rest = &rest[block_end..];
+    }
+    out
+}
+
 /// Scans the whole text. Blocks without an END line are returned with an error body.
 pub fn scan(data: &[u8]) -> Vec<Block> {
     let mut blocks = Vec::new();
