@@ -1,6 +1,7 @@
 //! Obtaining certificates: the ACME issuer and the renewal decision.
 
 pub mod acme;
+pub mod challenge;
 
 use crate::config::managed::ManagedSpec;
 use crate::model::CertFacts;
