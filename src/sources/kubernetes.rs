@@ -135,6 +135,9 @@ enum Stop {
     Source(String),
 }
 
+/// The objects of one page (location, stamp) and the next page's continue token.
+type Page = (Vec<(String, String)>, Option<String>);
+
 /// What a scan learns besides objects: the image findings, kept until the list ends.
 #[derive(Default)]
 struct Sink {
@@ -423,7 +426,7 @@ impl KubernetesSource {
             let had_token = lp.continue_token.is_some();
             let sev = images::Severities { tag: self.spec.image_tag_severity, latest: self.spec.image_latest_severity };
             let images = &mut sink.images;
-            let page: Result<(Vec<(String, String)>, Option<String>), kube::Error> = match kind {
+            let page: Result<Page, kube::Error> = match kind {
                 Kind::Secrets => self.page::<Secret>(conn, ns, &lp).await.map(|p| self.secret_keys(conn, p)),
                 Kind::ConfigMaps => self.page::<ConfigMap>(conn, ns, &lp).await.map(|p| self.configmap_keys(conn, p)),
                 Kind::ValidatingWebhooks => {

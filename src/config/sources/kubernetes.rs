@@ -45,11 +45,13 @@ pub struct KubernetesSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhooks: Option<bool>,
     /// Read the `spec.caBundle` of `apiregistration.k8s.io/v1` APIServices (cluster-wide; needs
-    /// `list` and `get` on them). Default: as `webhooks`.
+    /// `list` and `get` on them). Default: true when neither `namespaces` nor `namespace_selector`
+    /// limits the source, else false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_services: Option<bool>,
     /// Read the conversion-webhook `caBundle` of CustomResourceDefinitions (cluster-wide; needs
-    /// `list` and `get` on them). Default: as `webhooks`.
+    /// `list` and `get` on them). Default: true when neither `namespaces` nor `namespace_selector`
+    /// limits the source, else false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crd_conversion: Option<bool>,
     /// Read cert-manager `Certificate` resources (`cert-manager.io/v1`) when cert-manager is
@@ -258,8 +260,8 @@ pub fn validate(
         secret_keys: k.secret_keys.clone(),
         configmap_keys: k.configmap_keys.clone(),
         webhooks: k.webhooks.unwrap_or(cluster_wide),
-        api_services: k.api_services.or(k.webhooks).unwrap_or(cluster_wide),
-        crd_conversion: k.crd_conversion.or(k.webhooks).unwrap_or(cluster_wide),
+        api_services: k.api_services.unwrap_or(cluster_wide),
+        crd_conversion: k.crd_conversion.unwrap_or(cluster_wide),
         cert_manager: k.cert_manager,
         public_key_keys: k.public_key_keys.clone(),
         trust_root_keys: k.trust_root_keys.clone(),
@@ -298,7 +300,8 @@ mod tests {
         assert!(check("name: k\n").unwrap().webhooks);
         assert!(check("name: k\nnamespaces: [a]\nwebhooks: true\n").unwrap().webhooks);
         let s = check("name: k\nnamespaces: [a]\nwebhooks: true\n").unwrap();
-        assert!(s.api_services && s.crd_conversion, "they follow `webhooks`");
+        assert!(!s.api_services && !s.crd_conversion, "limited to namespaces: no cluster-wide reads by default");
+        assert!(check("name: k\nnamespaces: [a]\napi_services: true\n").unwrap().api_services);
         let s = check("name: k\n").unwrap();
         assert!(s.api_services && s.crd_conversion && s.cert_manager && s.image_audit);
         assert_eq!((s.image_tag_severity, s.image_latest_severity), (Severity::Warning, Severity::Warning));
