@@ -329,6 +329,18 @@ pub enum AuditCommand {
         #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
         output: SummaryFormat,
     },
+    /// Container images referenced by a mutable tag instead of a digest, as the last scan of
+    /// each Kubernetes source found them, grouped by namespace.
+    Images {
+        /// Only this namespace.
+        #[arg(long)]
+        namespace: Option<String>,
+        #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
+        output: SummaryFormat,
+        /// Exit 1 when there are findings (for CI); without it the exit status is 0.
+        #[arg(long)]
+        fail_on_findings: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -1096,7 +1108,7 @@ fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
     let store = open_store(cli, &s)?;
     let (findings, changes) = certvigil::evaluate::plan(&store, &s, now)?;
     // Key problems with no certificate to attach a finding to (an orphan key): shown, never alerted.
-    let review = certvigil::evaluate::key_review(&store, now)?;
+    let review = certvigil::evaluate::key_review(&store, &s.policy, now)?;
     let key_problems: Vec<serde_json::Value> = certvigil::policy::keys::unattached(&review)
         .into_iter()
         .map(|(k, p)| serde_json::json!({"source": k.source, "location": k.location, "label": k.label, "key_id": k.key_id, "problem": p}))
@@ -1166,7 +1178,7 @@ fn keys(cli: &Cli, a: &KeysArgs) -> Result<u8> {
     let s = settings(cli, false)?;
     let now = now(cli)?;
     let store = open_store(cli, &s)?;
-    let mut review = certvigil::evaluate::key_review(&store, now)?;
+    let mut review = certvigil::evaluate::key_review(&store, &s.policy, now)?;
     if !a.sources.is_empty() {
         review.keys.retain(|r| a.sources.contains(&r.key.source));
         review.certificates_without_key.retain(|c| a.sources.contains(&c.source));
@@ -1471,6 +1483,9 @@ fn audit(cli: &Cli, c: &AuditCommand) -> Result<u8> {
     let now = now(cli)?;
     let store = open_store(cli, &s)?;
     match c {
+        AuditCommand::Images { namespace, output, fail_on_findings } => {
+            audit_images(&store, namespace.as_deref(), *output, *fail_on_findings)
+        }
         AuditCommand::Verify => match store.audit_verify()? {
             certvigil::store::Verdict::Intact { entries } => {
                 outln!("audit log intact: {entries} entries");
@@ -1501,6 +1516,36 @@ fn audit(cli: &Cli, c: &AuditCommand) -> Result<u8> {
             Ok(EXIT_OK)
         }
     }
+}
+
+/// `certvigil audit images`: the image findings per source and namespace.
+fn audit_images(store: &certvigil::store::Store, namespace: Option<&str>, output: SummaryFormat, fail: bool) -> Result<u8> {
+    let rows = store.image_findings(namespace)?;
+    if output == SummaryFormat::Json {
+        outln!("{}", serde_json::to_string_pretty(&serde_json::json!({ "findings": rows }))?);
+    } else if rows.is_empty() {
+        outln!("no image referenced by a mutable tag");
+    } else {
+        let mut current: Option<(&str, &str)> = None;
+        for r in &rows {
+            if current != Some((r.source.as_str(), r.namespace.as_str())) {
+                let count = rows.iter().filter(|o| o.source == r.source && o.namespace == r.namespace).count();
+                outln!("{} / {} ({count}):", r.source, r.namespace);
+                current = Some((r.source.as_str(), r.namespace.as_str()));
+            }
+            outln!(
+                "  {:<8} {:<11} {}/{} {} {}: {}",
+                r.severity,
+                r.problem,
+                r.workload_kind,
+                r.workload,
+                r.container_type,
+                r.container,
+                r.image
+            );
+        }
+    }
+    Ok(if fail && !rows.is_empty() { EXIT_FAILURE } else { EXIT_OK })
 }
 
 fn outbox(cli: &Cli, a: &AlertsArgs) -> Result<u8> {

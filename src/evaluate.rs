@@ -17,27 +17,34 @@ pub fn findings(store: &Store, policy: &policy::PolicySettings, now: UnixTime) -
     let revocation = store.revocation_statuses()?;
     let unknown_since = store.revocation_unknown_since()?;
     let untrusted = store.untrusted_endpoints()?;
+    let not_ready = store.cert_manager_not_ready()?;
     let mut states = states(&certs, &tags, &revocation, &unknown_since, now);
     for st in &mut states {
         if let Some(u) = untrusted.get(&st.cert.facts.fingerprint.0) {
             st.untrusted_at = u.clone();
         }
+        if let Some(n) = not_ready.get(&st.cert.id) {
+            st.cert_manager_not_ready = n.clone();
+        }
     }
     let mut out = policy::evaluate(policy, &states, now);
     // Key problems (PKCS#11 keys) on the certificates they concern.
-    let review = policy::keys::review(&store.keys(None)?, &store.token_certificates()?, &states);
+    let mut review = policy::keys::review(&store.keys(None)?, &store.token_certificates()?, &states);
+    policy::keys::check_trust_roots(&mut review, &policy.expiry, now);
     out.extend(policy::keys::findings(&review, &states));
     Ok(out)
 }
 
 /// Every current key with the certificates it pairs with and its problems, and the token
 /// certificates without a key (`certvigil keys`, `plan`).
-pub fn key_review(store: &Store, now: UnixTime) -> Result<policy::keys::Review, StoreError> {
+pub fn key_review(store: &Store, policy: &policy::PolicySettings, now: UnixTime) -> Result<policy::keys::Review, StoreError> {
     let certs = store.certificates(true)?;
     let tags = store.source_tags()?;
     let (revocation, unknown_since) = (HashMap::new(), HashMap::new());
     let states = states(&certs, &tags, &revocation, &unknown_since, now);
-    Ok(policy::keys::review(&store.keys(None)?, &store.token_certificates()?, &states))
+    let mut review = policy::keys::review(&store.keys(None)?, &store.token_certificates()?, &states);
+    policy::keys::check_trust_roots(&mut review, &policy.expiry, now);
+    Ok(review)
 }
 
 /// Builds each certificate's policy inputs. Pure.
@@ -85,6 +92,7 @@ pub fn states<'a>(
                 key_first_seen: key_first.get(c.facts.spki_sha256.as_str()).copied().unwrap_or(c.facts.not_before),
                 superseded_by,
                 untrusted_at: Vec::new(),
+                cert_manager_not_ready: Vec::new(),
             }
         })
         .collect()

@@ -61,6 +61,7 @@ enum Msg {
         prefix: String,
         message: String,
     },
+    Images(Vec<crate::sources::ImageFinding>),
 }
 
 struct Job {
@@ -132,6 +133,7 @@ pub fn scan(
                         },
                         Listing::Error { location, message } => Msg::Failed { location, message },
                         Listing::Unavailable { prefix, message } => Msg::Unavailable { prefix, message },
+                        Listing::ImageAudit { findings } => Msg::Images(findings),
                     };
                     msgs.push(msg);
                     if msgs.len() >= BATCH {
@@ -209,6 +211,11 @@ pub fn scan(
                         unavailable.push(prefix);
                         continue;
                     }
+                    Msg::Images(findings) => {
+                        tracing::info!(source = %name, findings = findings.len(), "image audit done");
+                        writer.replace_image_findings(&name, &findings)?;
+                        continue;
+                    }
                 }
                 prog.objects += 1;
                 if prog.objects.is_multiple_of(512) {
@@ -272,8 +279,13 @@ fn process(source: &dyn Source, job: Job, passwords: &[&str]) -> Msg {
                 // A key object, or an object the source read and found no certificate in (a
                 // secret holding a password): nothing to parse, and not an error.
                 Some(Parsed::default())
-            } else {
+            } else if fetched.passwords.is_empty() {
                 Some(x509::parse_object(bytes, passwords))
+            } else {
+                // The object's own passwords first (a keystore's sibling key), then the source's.
+                let mut all: Vec<&str> = fetched.passwords.iter().map(|s| s.expose()).collect();
+                all.extend(passwords.iter().copied());
+                Some(x509::parse_object(bytes, &all))
             };
             let content_sha256 = hex::encode(digest);
             Msg::Read {

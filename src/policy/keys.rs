@@ -22,6 +22,10 @@ pub enum ProblemKind {
     OrphanKey,
     /// A certificate on a token whose private key is not on that token.
     KeyNotOnToken,
+    /// A TUF trust root (Sigstore `root.json`) inside its expiry warning window.
+    TrustRootExpiring,
+    /// A TUF trust root past its `expires`: clients refuse it and every verification fails.
+    TrustRootExpired,
 }
 
 impl ProblemKind {
@@ -30,7 +34,7 @@ impl ProblemKind {
         match self {
             ProblemKind::KeyExtractable => Some(Kind::KeyExtractable),
             ProblemKind::KeyNotOnToken => Some(Kind::KeyNotOnToken),
-            ProblemKind::OrphanKey => None,
+            ProblemKind::OrphanKey | ProblemKind::TrustRootExpiring | ProblemKind::TrustRootExpired => None,
         }
     }
 }
@@ -221,6 +225,37 @@ pub fn review(keys: &[KeyRow], token_certs: &[TokenCertRow], states: &[CertState
     out
 }
 
+/// Adds the expiry problems of trust roots (key objects of class `trust-root` with a
+/// `not_after` attribute): expired, or inside the warning window of `expiry` (days only: a
+/// trust root has no notBefore, so no lifetime to take a fraction of). Pure.
+pub fn check_trust_roots(review: &mut Review, expiry: &super::Expiry, now: crate::model::UnixTime) {
+    for r in review.keys.iter_mut().filter(|r| r.key.class == "trust-root") {
+        let Some(not_after) = r.key.attributes.get("not_after").and_then(serde_json::Value::as_i64) else { continue };
+        let what = format!("{} at {}", r.key.label.as_deref().unwrap_or("trust root"), r.key.location);
+        let when = crate::model::format_time(not_after);
+        let left = not_after - now;
+        let (warning, critical) = (i64::from(expiry.warning_days) * 86_400, i64::from(expiry.critical_days) * 86_400);
+        let problem = if left < 0 {
+            Problem {
+                kind: ProblemKind::TrustRootExpired,
+                severity: Severity::Critical,
+                reason: format!("trust root {what} expired at {when}: clients refuse it and every signature verification fails"),
+                action: "publish a new root (sign a new root.json version) and update the copy in the cluster".into(),
+            }
+        } else if left <= warning {
+            Problem {
+                kind: ProblemKind::TrustRootExpiring,
+                severity: if left <= critical { Severity::Critical } else { Severity::Warning },
+                reason: format!("trust root {what} expires at {when} ({} days left)", left / 86_400),
+                action: "update the copy in the cluster to the current root.json (or sign a new root version) before it expires".into(),
+            }
+        } else {
+            continue;
+        };
+        r.problems.push(problem);
+    }
+}
+
 /// The review's problems that concern a current certificate, as findings on it; at most one
 /// per (certificate, kind), the most severe (one alert exists per certificate and kind).
 pub fn findings(review: &Review, states: &[CertState<'_>]) -> Vec<Finding> {
@@ -328,6 +363,7 @@ mod tests {
             key_first_seen: 0,
             superseded_by: None,
             untrusted_at: vec![],
+            cert_manager_not_ready: vec![],
         }
     }
 
@@ -449,5 +485,37 @@ mod tests {
         ];
         let r = review(&keys, &token, &states);
         assert_eq!(kinds(&r, &states), [(1, Kind::KeyExtractable, Severity::Critical)]);
+    }
+
+    #[test]
+    fn trust_roots_expire_like_certificates() {
+        let day = 86_400;
+        let root = |not_after: i64| KeyRow {
+            class: "trust-root".into(),
+            algorithm: "TUF".into(),
+            bits: None,
+            curve: None,
+            key_id: None,
+            label: Some("TUF root v5".into()),
+            attributes: serde_json::json!({"not_after": not_after}),
+            ..key("01", None, serde_json::json!({}))
+        };
+        let now = 1_000 * day;
+        let expiry = crate::policy::Expiry::default();
+        let table = [
+            (now + 60 * day, None),
+            (now + 20 * day, Some((ProblemKind::TrustRootExpiring, Severity::Warning))),
+            (now + 3 * day, Some((ProblemKind::TrustRootExpiring, Severity::Critical))),
+            (now - 1, Some((ProblemKind::TrustRootExpired, Severity::Critical))),
+        ];
+        for (not_after, want) in table {
+            let mut r = review(&[root(not_after)], &[], &[]);
+            check_trust_roots(&mut r, &expiry, now);
+            let got = r.keys[0].problems.iter().map(|p| (p.kind, p.severity)).next();
+            assert_eq!(got, want, "not_after {not_after}");
+            // Not a certificate's problem: reported with the keys, never a finding.
+            assert!(findings(&r, &[]).is_empty());
+            assert_eq!(unattached(&r).len(), usize::from(want.is_some()));
+        }
     }
 }

@@ -60,6 +60,8 @@ pub enum Kind {
     KeyExtractable,
     /// A certificate on a token whose private key is not on that token (`policy::keys`).
     KeyNotOnToken,
+    /// The cert-manager Certificate that produces it is not Ready (Kubernetes sources).
+    CertManagerNotReady,
 }
 
 impl Kind {
@@ -79,10 +81,11 @@ impl Kind {
             Kind::UntrustedEndpoint => "untrusted-endpoint",
             Kind::KeyExtractable => "key-extractable",
             Kind::KeyNotOnToken => "key-not-on-token",
+            Kind::CertManagerNotReady => "cert-manager-not-ready",
         }
     }
 
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Expired,
         Kind::Expiring,
         Kind::NotYetValid,
@@ -97,6 +100,7 @@ impl Kind {
         Kind::UntrustedEndpoint,
         Kind::KeyExtractable,
         Kind::KeyNotOnToken,
+        Kind::CertManagerNotReady,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -144,6 +148,9 @@ pub struct CertState<'a> {
     /// TLS endpoints serving it as their leaf with a chain that does not verify: (endpoint,
     /// why).
     pub untrusted_at: Vec<(String, String)>,
+    /// cert-manager Certificates producing a Secret that holds it and that are not Ready:
+    /// (`namespace/name`, the Ready condition's status, reason and message).
+    pub cert_manager_not_ready: Vec<(String, String)>,
 }
 
 /// Context of one evaluation.
@@ -178,6 +185,8 @@ const CHECKS: &[(&str, Check)] = &[
     ("superseded", superseded),
     // A TLS endpoint serves it with a chain clients reject (wrong name, missing intermediate).
     ("untrusted-endpoint", untrusted_endpoint),
+    // cert-manager cannot issue or renew it: its Certificate's Ready condition is not True.
+    ("cert-manager-not-ready", cert_manager_not_ready),
 ];
 
 /// Runs every check over every certificate. Gone certificates only get a `retired` finding
@@ -389,6 +398,20 @@ fn superseded(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
 
 #[cfg(test)]
 mod tests;
+
+fn cert_manager_not_ready(_: &Ctx<'_>, st: &CertState<'_>) -> Out {
+    // The CA certificate of the Secret (`ca.crt`) is not what cert-manager renews.
+    if st.cert_manager_not_ready.is_empty() || st.cert.facts.is_ca {
+        return None;
+    }
+    let what: Vec<String> = st.cert_manager_not_ready.iter().map(|(c, why)| format!("{c} ({why})")).collect();
+    Some((
+        Kind::CertManagerNotReady,
+        Severity::Warning,
+        format!("cert-manager Certificate {} is not Ready: it will not be renewed until fixed", what.join(", ")),
+        "run `kubectl describe certificate` on it and fix what its Ready condition and events name (issuer, DNS, ACME challenge)".into(),
+    ))
+}
 
 fn untrusted_endpoint(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
     let f = &st.cert.facts;

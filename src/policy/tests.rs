@@ -50,6 +50,7 @@ fn state(c: &CertRow) -> CertState<'_> {
         key_first_seen: c.facts.not_before,
         superseded_by: None,
         untrusted_at: Vec::new(),
+        cert_manager_not_ready: Vec::new(),
     }
 }
 

@@ -293,7 +293,7 @@ impl AwsSource {
             "in_use_by": d.get("InUseBy").cloned().unwrap_or(json!([])),
             "renewal_eligibility": d.get("RenewalEligibility"),
         });
-        Ok(Fetched { bytes: pem.into_bytes(), meta: Some(meta), key: None })
+        Ok(Fetched { bytes: pem.into_bytes(), meta: Some(meta), key: None, passwords: Vec::new() })
     }
 
     async fn fetch_secret(&self, client: &Client, arn: &str) -> Result<Fetched, String> {
@@ -312,7 +312,7 @@ impl AwsSource {
         });
         // No certificate: nothing to inventory, and not an error (most secrets are passwords).
         let bytes = secret_certificates(string, binary.as_deref()).unwrap_or_default();
-        Ok(Fetched { bytes, meta: Some(meta), key: None })
+        Ok(Fetched { bytes, meta: Some(meta), key: None, passwords: Vec::new() })
     }
 }
 

@@ -8,6 +8,26 @@
 //! - Validating and mutating webhook configurations (cluster-wide, with `webhooks`): the
 //!   `clientConfig.caBundle` of each webhook that has one, at
 //!   `k8s://<context>/<validating|mutating>webhookconfigurations/<name>#<webhook name>`.
+//! - APIServices (`apiregistration.k8s.io/v1`, with `api_services`): `spec.caBundle`, at
+//!   `k8s://<context>/apiservices/<name>#caBundle`; CustomResourceDefinitions (with
+//!   `crd_conversion`): `spec.conversion.webhook.clientConfig.caBundle`, at
+//!   `k8s://<context>/customresourcedefinitions/<name>#conversion`. CRDs carry their whole
+//!   OpenAPI schema, so they are listed in pages of at most [`CRD_PAGE`].
+//! - Keys matching `public_key_keys` (cosign's `cosign.pub`) are read as PEM public keys and
+//!   keys matching `trust_root_keys` as TUF `root.json`: both become key objects (`keys` table),
+//!   the TUF root with its `expires` as `not_after` (see `kubernetes/trust.rs`).
+//! - A PKCS#12 or JKS value of a Secret is opened with the Secret's own password keys
+//!   (`password_keys`) first, then the source's `passwords`; values are never logged.
+//! - cert-manager `Certificate`s (`cert-manager.io/v1`, read as dynamic objects, with
+//!   `cert_manager`) of each namespace are listed before its Secrets; the Secret a Certificate
+//!   names in `spec.secretName` carries its desired names, renewal time, notAfter and Ready
+//!   condition in its meta (`certManager`), and its stamp includes the Certificate's resource
+//!   version, so a Certificate that changes state is read again. A 404 on the group means
+//!   cert-manager is not installed: nothing is reported.
+//! - With `image_audit`, Deployments, StatefulSets, DaemonSets, Jobs (not those a CronJob
+//!   owns), CronJobs and bare Pods (no ownerReferences) are listed page by page and only the
+//!   images of their pod templates that are not pinned by digest are kept (`kubernetes/images.rs`);
+//!   the result goes out as one [`Listing::ImageAudit`] when the source could be listed.
 //!
 //! One object is listed per key, at `k8s://<context>/<namespace>/<secrets|configmaps>/<name>#<key>`,
 //! stamped with the resource version of its Secret or ConfigMap: a rescan of unchanged objects
@@ -17,21 +37,33 @@
 //! A continue token that expired mid-list (410 Gone) restarts that list once from the start;
 //! objects already listed are not listed twice. A kind the credentials may not list in a
 //! namespace (403) is reported unavailable under `k8s://<context>/<namespace>/<kind>/`, and
-//! the other kinds and namespaces are still listed. Refused credentials (401) and an
+//! the other kinds and namespaces are still listed. A kind that may not be listed across all
+//! namespaces (403, RBAC granted per namespace through RoleBindings) is listed namespace by
+//! namespace instead, and only the namespaces that refuse it are reported. Refused credentials (401) and an
 //! unreachable API server make the whole source unavailable.
 //!
 //! A key whose value holds no certificate is an error of that object (reported by the scan),
 //! never a failure of the list.
 
-use super::{Fetched, Listing, Source, SourceError};
+pub mod images;
+pub mod trust;
+
+use super::{Fetched, ImageFinding, Listing, Source, SourceError};
 use crate::config::secret::Secret as Password;
 use crate::config::sources::kubernetes::{KubernetesSpec, key_matches};
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use kube::api::{Api, ListParams, ObjectList};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, PodSpec, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, ObjectList};
 use serde_json::json;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+
+/// Largest page of CustomResourceDefinitions: each carries its whole OpenAPI schema.
+const CRD_PAGE: u32 = 50;
 
 const TLS_TYPE: &str = "kubernetes.io/tls";
 const TLS_KEYS: [&str; 2] = ["tls.crt", "ca.crt"];
@@ -42,6 +74,15 @@ enum Kind {
     ConfigMaps,
     ValidatingWebhooks,
     MutatingWebhooks,
+    ApiServices,
+    Crds,
+    Certificates,
+    Deployments,
+    StatefulSets,
+    DaemonSets,
+    Jobs,
+    CronJobs,
+    Pods,
 }
 
 impl Kind {
@@ -51,6 +92,15 @@ impl Kind {
             Kind::ConfigMaps => "configmaps",
             Kind::ValidatingWebhooks => "validatingwebhookconfigurations",
             Kind::MutatingWebhooks => "mutatingwebhookconfigurations",
+            Kind::ApiServices => "apiservices",
+            Kind::Crds => "customresourcedefinitions",
+            Kind::Certificates => "certificates.cert-manager.io",
+            Kind::Deployments => "deployments",
+            Kind::StatefulSets => "statefulsets",
+            Kind::DaemonSets => "daemonsets",
+            Kind::Jobs => "jobs",
+            Kind::CronJobs => "cronjobs",
+            Kind::Pods => "pods",
         }
     }
     fn object(self) -> &'static str {
@@ -59,16 +109,56 @@ impl Kind {
             Kind::ConfigMaps => "ConfigMap",
             Kind::ValidatingWebhooks => "ValidatingWebhookConfiguration",
             Kind::MutatingWebhooks => "MutatingWebhookConfiguration",
+            Kind::ApiServices => "APIService",
+            Kind::Crds => "CustomResourceDefinition",
+            Kind::Certificates => "Certificate",
+            Kind::Deployments => "Deployment",
+            Kind::StatefulSets => "StatefulSet",
+            Kind::DaemonSets => "DaemonSet",
+            Kind::Jobs => "Job",
+            Kind::CronJobs => "CronJob",
+            Kind::Pods => "Pod",
         }
     }
+    const WORKLOADS: [Kind; 6] = [Kind::Deployments, Kind::StatefulSets, Kind::DaemonSets, Kind::Jobs, Kind::CronJobs, Kind::Pods];
 }
 
 /// Why a list stopped.
 enum Stop {
-    /// This kind in this scope only (403, or a 410 after the one restart).
+    /// This kind in this scope only (a 410 after the one restart, another API error).
     Part(String),
+    /// The credentials may not list this kind in this scope (403).
+    Forbidden(String),
+    /// The kind does not exist on this server (404): an optional add-on not installed.
+    Absent,
     /// Every further request would fail the same way (401, connection).
     Source(String),
+}
+
+/// The objects of one page (location, stamp) and the next page's continue token.
+type Page = (Vec<(String, String)>, Option<String>);
+
+/// What a scan learns besides objects: the image findings, kept until the list ends.
+#[derive(Default)]
+struct Sink {
+    images: Vec<ImageFinding>,
+    cert_manager_absent: bool,
+}
+
+/// What the source knows about a cert-manager Certificate, kept by (namespace, secretName)
+/// from the list until the Secret is fetched.
+#[derive(Debug, Clone)]
+struct CmCertificate {
+    resource_version: String,
+    meta: serde_json::Value,
+}
+
+/// How a key of a Secret or ConfigMap is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Certificates,
+    PublicKey,
+    TrustRoot,
 }
 
 struct Connected {
@@ -80,6 +170,8 @@ pub struct KubernetesSource {
     spec: KubernetesSpec,
     runtime: Result<tokio::runtime::Runtime, String>,
     client: Mutex<Option<std::sync::Arc<Connected>>>,
+    /// cert-manager Certificates by (namespace, secretName), filled while listing.
+    certificates: Mutex<HashMap<(String, String), CmCertificate>>,
 }
 
 impl KubernetesSource {
@@ -90,7 +182,7 @@ impl KubernetesSource {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the HTTP runtime: {e}"));
-        KubernetesSource { spec, runtime, client: Mutex::new(None) }
+        KubernetesSource { spec, runtime, client: Mutex::new(None), certificates: Mutex::new(HashMap::new()) }
     }
 
     /// The context named in locations before a connection is made.
@@ -150,51 +242,145 @@ impl KubernetesSource {
         if let Ok(mut slot) = self.client.lock() {
             *slot = Some(std::sync::Arc::clone(&conn));
         }
+        if let Ok(mut c) = self.certificates.lock() {
+            c.clear();
+        }
         let whole = format!("k8s://{}/", conn.context);
         let scopes: Vec<Option<String>> = match self.namespaces(&conn).await {
             Ok(Some(names)) => names.into_iter().map(Some).collect(),
             Ok(None) => vec![None],
-            Err(Stop::Source(message) | Stop::Part(message)) => {
+            Err(Stop::Source(message) | Stop::Part(message) | Stop::Forbidden(message)) => {
                 out(Listing::Unavailable { prefix: whole, message });
                 return;
             }
+            Err(Stop::Absent) => {
+                out(Listing::Unavailable { prefix: whole, message: "the API server has no namespaces resource".into() });
+                return;
+            }
         };
-        let mut kinds = vec![Kind::Secrets];
-        if !self.spec.configmap_keys.is_empty() {
+        let mut sink = Sink::default();
+        let mut cluster = Vec::new();
+        if self.spec.webhooks {
+            cluster.extend([Kind::ValidatingWebhooks, Kind::MutatingWebhooks]);
+        }
+        if self.spec.api_services {
+            cluster.push(Kind::ApiServices);
+        }
+        if self.spec.crd_conversion {
+            cluster.push(Kind::Crds);
+        }
+        for kind in cluster {
+            match self.list_kind(&conn, None, kind, out, &mut sink).await {
+                Ok(()) => {}
+                Err(Stop::Part(message) | Stop::Forbidden(message)) => {
+                    out(Listing::Unavailable { prefix: format!("k8s://{}/{}/", conn.context, kind.path()), message })
+                }
+                // The aggregation layer or CRDs switched off: nothing of this kind to read.
+                Err(Stop::Absent) => {}
+                Err(Stop::Source(message)) => {
+                    out(Listing::Unavailable { prefix: whole, message });
+                    return;
+                }
+            }
+        }
+        let mut kinds = Vec::new();
+        if self.spec.cert_manager {
+            // Before the Secrets: their meta and stamps need the Certificates.
+            kinds.push(Kind::Certificates);
+        }
+        kinds.push(Kind::Secrets);
+        if !self.spec.configmap_keys.is_empty() || !self.spec.public_key_keys.is_empty() || !self.spec.trust_root_keys.is_empty() {
             kinds.push(Kind::ConfigMaps);
         }
-        if self.spec.webhooks {
-            for kind in [Kind::ValidatingWebhooks, Kind::MutatingWebhooks] {
-                match self.list_kind(&conn, None, kind, out).await {
-                    Ok(()) => {}
-                    Err(Stop::Part(message)) => {
-                        out(Listing::Unavailable { prefix: format!("k8s://{}/{}/", conn.context, kind.path()), message })
-                    }
-                    Err(Stop::Source(message)) => {
-                        out(Listing::Unavailable { prefix: whole, message });
-                        return;
-                    }
-                }
-            }
+        if self.spec.image_audit {
+            kinds.extend(Kind::WORKLOADS);
         }
+        // Every namespace, read when a kind may not be listed across all of them.
+        let mut every_namespace: Option<Vec<String>> = None;
         for scope in &scopes {
             for &kind in &kinds {
-                match self.list_kind(&conn, scope.as_deref(), kind, out).await {
-                    Ok(()) => {}
-                    Err(Stop::Part(message)) => {
-                        let prefix = match scope {
-                            Some(ns) => format!("k8s://{}/{ns}/{}/", conn.context, kind.path()),
-                            None => whole.clone(),
-                        };
-                        out(Listing::Unavailable { prefix, message });
+                if kind == Kind::Certificates && sink.cert_manager_absent {
+                    continue;
+                }
+                let failed = match self.list_kind(&conn, scope.as_deref(), kind, out, &mut sink).await {
+                    Ok(()) => continue,
+                    Err(stop) => stop,
+                };
+                match (failed, scope) {
+                    (Stop::Absent, _) => {
+                        if kind == Kind::Certificates {
+                            tracing::info!(source = %self.spec.name, "cert-manager is not installed (no certificates.cert-manager.io)");
+                            sink.cert_manager_absent = true;
+                        }
                     }
-                    Err(Stop::Source(message)) => {
+                    (Stop::Source(message), _) => {
                         out(Listing::Unavailable { prefix: whole, message });
                         return;
+                    }
+                    (Stop::Part(message) | Stop::Forbidden(message), Some(ns)) => {
+                        out(Listing::Unavailable { prefix: format!("k8s://{}/{ns}/{}/", conn.context, kind.path()), message })
+                    }
+                    (Stop::Part(message), None) => out(Listing::Unavailable { prefix: whole.clone(), message }),
+                    (Stop::Forbidden(message), None) => {
+                        // RBAC granted per namespace: list the namespaces one by one.
+                        if every_namespace.is_none() {
+                            match self.all_namespaces(&conn).await {
+                                Ok(names) => every_namespace = Some(names),
+                                Err(Stop::Source(m)) => {
+                                    out(Listing::Unavailable { prefix: whole, message: m });
+                                    return;
+                                }
+                                Err(Stop::Part(m) | Stop::Forbidden(m)) => {
+                                    let message = format!("{message}; and the namespaces cannot be listed to read them one by one: {m}");
+                                    out(Listing::Unavailable { prefix: whole.clone(), message });
+                                    continue;
+                                }
+                                Err(Stop::Absent) => {
+                                    out(Listing::Unavailable { prefix: whole.clone(), message });
+                                    continue;
+                                }
+                            }
+                        }
+                        tracing::info!(source = %self.spec.name, kind = kind.path(), "not allowed across all namespaces: listing each namespace");
+                        for ns in every_namespace.iter().flatten() {
+                            match self.list_kind(&conn, Some(ns), kind, out, &mut sink).await {
+                                Ok(()) | Err(Stop::Absent) => {}
+                                Err(Stop::Part(m) | Stop::Forbidden(m)) => out(Listing::Unavailable {
+                                    prefix: format!("k8s://{}/{ns}/{}/", conn.context, kind.path()),
+                                    message: m,
+                                }),
+                                Err(Stop::Source(m)) => {
+                                    out(Listing::Unavailable { prefix: whole, message: m });
+                                    return;
+                                }
+                            }
+                        }
                     }
                 }
             }
         }
+        if self.spec.image_audit {
+            out(Listing::ImageAudit { findings: std::mem::take(&mut sink.images) });
+        }
+    }
+
+    /// Every namespace of the cluster (names only, page by page).
+    async fn all_namespaces(&self, conn: &Connected) -> Result<Vec<String>, Stop> {
+        let api: Api<Namespace> = Api::all(conn.client.clone());
+        let mut names = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut lp = ListParams::default().limit(self.spec.page_size);
+            lp.continue_token = token.take();
+            let page = api.list_metadata(&lp).await.map_err(|e| classify(e, "namespaces", None))?;
+            names.extend(page.items.iter().filter_map(|n| n.metadata.name.clone()));
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(c) => token = Some(c),
+                None => break,
+            }
+        }
+        names.sort();
+        Ok(names)
     }
 
     /// The namespaces to list one by one, or `None` to list across all namespaces.
@@ -222,21 +408,31 @@ impl KubernetesSource {
         Ok(Some(names))
     }
 
-    async fn list_kind(&self, conn: &Connected, ns: Option<&str>, kind: Kind, out: &mut dyn FnMut(Listing)) -> Result<(), Stop> {
+    async fn list_kind(
+        &self,
+        conn: &Connected,
+        ns: Option<&str>,
+        kind: Kind,
+        out: &mut dyn FnMut(Listing),
+        sink: &mut Sink,
+    ) -> Result<(), Stop> {
         let mut seen: HashSet<String> = HashSet::new();
         let mut restarted = false;
         let mut token: Option<String> = None;
+        let limit = if kind == Kind::Crds { self.spec.page_size.min(CRD_PAGE) } else { self.spec.page_size };
         loop {
-            let mut lp = ListParams::default().limit(self.spec.page_size);
+            let mut lp = ListParams::default().limit(limit);
             lp.continue_token = token.take();
             let had_token = lp.continue_token.is_some();
-            let page = match kind {
+            let sev = images::Severities { tag: self.spec.image_tag_severity, latest: self.spec.image_latest_severity };
+            let images = &mut sink.images;
+            let page: Result<Page, kube::Error> = match kind {
                 Kind::Secrets => self.page::<Secret>(conn, ns, &lp).await.map(|p| self.secret_keys(conn, p)),
                 Kind::ConfigMaps => self.page::<ConfigMap>(conn, ns, &lp).await.map(|p| self.configmap_keys(conn, p)),
                 Kind::ValidatingWebhooks => {
                     let api: Api<ValidatingWebhookConfiguration> = Api::all(conn.client.clone());
                     api.list(&lp).await.map(|p| {
-                        let next = p.metadata.continue_.clone().filter(|c| !c.is_empty());
+                        let next = next_token(&p.metadata);
                         let objects = p.items.iter().flat_map(|w| {
                             let names = w.webhooks.iter().flatten().filter(|h| h.client_config.ca_bundle.is_some()).map(|h| h.name.clone());
                             webhook_keys(&conn.context, kind, &w.metadata, names)
@@ -247,7 +443,7 @@ impl KubernetesSource {
                 Kind::MutatingWebhooks => {
                     let api: Api<MutatingWebhookConfiguration> = Api::all(conn.client.clone());
                     api.list(&lp).await.map(|p| {
-                        let next = p.metadata.continue_.clone().filter(|c| !c.is_empty());
+                        let next = next_token(&p.metadata);
                         let objects = p.items.iter().flat_map(|w| {
                             let names = w.webhooks.iter().flatten().filter(|h| h.client_config.ca_bundle.is_some()).map(|h| h.name.clone());
                             webhook_keys(&conn.context, kind, &w.metadata, names)
@@ -255,14 +451,98 @@ impl KubernetesSource {
                         (objects.collect(), next)
                     })
                 }
+                Kind::ApiServices => {
+                    let api: Api<APIService> = Api::all(conn.client.clone());
+                    api.list(&lp).await.map(|p| {
+                        let next = next_token(&p.metadata);
+                        let objects = p.items.iter().flat_map(|a| {
+                            let has = a.spec.as_ref().is_some_and(|s| s.ca_bundle.as_ref().is_some_and(|b| !b.0.is_empty()));
+                            webhook_keys(&conn.context, kind, &a.metadata, has.then(|| "caBundle".to_string()).into_iter())
+                        });
+                        (objects.collect(), next)
+                    })
+                }
+                Kind::Crds => {
+                    let api: Api<CustomResourceDefinition> = Api::all(conn.client.clone());
+                    api.list(&lp).await.map(|p| {
+                        let next = next_token(&p.metadata);
+                        let objects = p.items.iter().flat_map(|c| {
+                            let has = crd_bundle(c).is_some_and(|b| !b.is_empty());
+                            webhook_keys(&conn.context, kind, &c.metadata, has.then(|| "conversion".to_string()).into_iter())
+                        });
+                        (objects.collect(), next)
+                    })
+                }
+                Kind::Certificates => {
+                    let gvk = GroupVersionKind::gvk("cert-manager.io", "v1", "Certificate");
+                    let ar = ApiResource::from_gvk_with_plural(&gvk, "certificates");
+                    let api: Api<DynamicObject> = match ns {
+                        Some(ns) => Api::namespaced_with(conn.client.clone(), ns, &ar),
+                        None => Api::all_with(conn.client.clone(), &ar),
+                    };
+                    api.list(&lp).await.map(|p| {
+                        self.remember_certificates(&p.items);
+                        (Vec::new(), next_token(&p.metadata))
+                    })
+                }
+                Kind::Deployments => self.page::<Deployment>(conn, ns, &lp).await.map(|p| {
+                    for d in &p.items {
+                        let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+                        audit_pods(&d.metadata, kind, spec, sev, images);
+                    }
+                    (Vec::new(), next_token(&p.metadata))
+                }),
+                Kind::StatefulSets => self.page::<StatefulSet>(conn, ns, &lp).await.map(|p| {
+                    for d in &p.items {
+                        let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+                        audit_pods(&d.metadata, kind, spec, sev, images);
+                    }
+                    (Vec::new(), next_token(&p.metadata))
+                }),
+                Kind::DaemonSets => self.page::<DaemonSet>(conn, ns, &lp).await.map(|p| {
+                    for d in &p.items {
+                        let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+                        audit_pods(&d.metadata, kind, spec, sev, images);
+                    }
+                    (Vec::new(), next_token(&p.metadata))
+                }),
+                Kind::Jobs => self.page::<Job>(conn, ns, &lp).await.map(|p| {
+                    // A CronJob's Jobs run its template: the CronJob is reported, once.
+                    let owned = |j: &Job| j.metadata.owner_references.iter().flatten().any(|o| o.kind == "CronJob");
+                    for j in p.items.iter().filter(|j| !owned(j)) {
+                        let spec = j.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+                        audit_pods(&j.metadata, kind, spec, sev, images);
+                    }
+                    (Vec::new(), next_token(&p.metadata))
+                }),
+                Kind::CronJobs => self.page::<CronJob>(conn, ns, &lp).await.map(|p| {
+                    for c in &p.items {
+                        let spec = c.spec.as_ref().and_then(|s| s.job_template.spec.as_ref()).and_then(|j| j.template.spec.as_ref());
+                        audit_pods(&c.metadata, kind, spec, sev, images);
+                    }
+                    (Vec::new(), next_token(&p.metadata))
+                }),
+                Kind::Pods => self.page::<Pod>(conn, ns, &lp).await.map(|p| {
+                    // Pods a controller owns are audited through their controller.
+                    for pod in p.items.iter().filter(|pod| pod.metadata.owner_references.as_ref().is_none_or(|o| o.is_empty())) {
+                        audit_pods(&pod.metadata, kind, pod.spec.as_ref(), sev, images);
+                    }
+                    (Vec::new(), next_token(&p.metadata))
+                }),
             };
             let (objects, next) = match page {
                 Ok(p) => p,
                 Err(kube::Error::Api(e)) if e.code == 410 && had_token && !restarted => {
                     tracing::info!(source = %self.spec.name, kind = kind.path(), "continue token expired: listing again from the start");
                     restarted = true;
+                    if Kind::WORKLOADS.contains(&kind) {
+                        // The findings of the pages already read come again.
+                        let at = ns.unwrap_or("");
+                        sink.images.retain(|f| !(f.workload_kind == kind.object() && (at.is_empty() || f.namespace == at)));
+                    }
                     continue;
                 }
+                Err(kube::Error::Api(e)) if e.code == 404 && !had_token => return Err(Stop::Absent),
                 Err(e) => return Err(classify(e, kind.path(), ns)),
             };
             for (location, stamp) in objects {
@@ -275,6 +555,23 @@ impl KubernetesSource {
                 None => return Ok(()),
             }
         }
+    }
+
+    /// Keeps what the Secrets of these Certificates need: names, times, the Ready condition.
+    fn remember_certificates(&self, items: &[DynamicObject]) {
+        let Ok(mut map) = self.certificates.lock() else { return };
+        for c in items {
+            let (Some(ns), Some(name)) = (c.metadata.namespace.as_deref(), c.metadata.name.as_deref()) else { continue };
+            let Some(summary) = cert_manager_summary(name, &c.data) else { continue };
+            let Some(secret) = summary.get("secretName").and_then(|s| s.as_str()).map(str::to_string) else { continue };
+            let rv = c.metadata.resource_version.clone().unwrap_or_default();
+            map.insert((ns.to_string(), secret), CmCertificate { resource_version: rv, meta: summary });
+        }
+    }
+
+    /// The Certificate that produces this Secret, if cert-manager is read.
+    fn certificate_of(&self, ns: &str, secret: &str) -> Option<CmCertificate> {
+        self.certificates.lock().ok()?.get(&(ns.to_string(), secret.to_string())).cloned()
     }
 
     async fn page<K>(&self, conn: &Connected, ns: Option<&str>, lp: &ListParams) -> Result<ObjectList<K>, kube::Error>
@@ -297,11 +594,21 @@ impl KubernetesSource {
         for s in &page.items {
             let keys = s.data.as_ref().map(|d| d.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
             let tls = s.type_.as_deref() == Some(TLS_TYPE);
-            let wanted =
-                keys.into_iter().filter(|k| if tls { TLS_KEYS.contains(&k.as_str()) } else { self.wanted(&self.spec.secret_keys, k) });
-            push_keys(&mut objects, &conn.context, Kind::Secrets, &s.metadata, wanted);
+            let wanted = keys.into_iter().filter(|k| {
+                if tls {
+                    TLS_KEYS.contains(&k.as_str())
+                } else {
+                    self.wanted(&self.spec.secret_keys, k) || self.role(k) != Role::Certificates
+                }
+            });
+            // A Secret cert-manager manages is read again when its Certificate changes.
+            let extra = match (s.metadata.namespace.as_deref(), s.metadata.name.as_deref()) {
+                (Some(ns), Some(name)) => self.certificate_of(ns, name).map(|c| format!("+cm{}", c.resource_version)),
+                _ => None,
+            };
+            push_keys(&mut objects, &conn.context, Kind::Secrets, &s.metadata, extra.as_deref().unwrap_or(""), wanted);
         }
-        (objects, page.metadata.continue_.filter(|c| !c.is_empty()))
+        (objects, next_token(&page.metadata))
     }
 
     fn configmap_keys(&self, conn: &Connected, page: ObjectList<ConfigMap>) -> (Vec<(String, String)>, Option<String>) {
@@ -311,14 +618,25 @@ impl KubernetesSource {
             keys.extend(c.binary_data.iter().flat_map(|d| d.keys().cloned()));
             keys.sort();
             keys.dedup();
-            let wanted = keys.into_iter().filter(|k| self.wanted(&self.spec.configmap_keys, k));
-            push_keys(&mut objects, &conn.context, Kind::ConfigMaps, &c.metadata, wanted);
+            let wanted = keys.into_iter().filter(|k| self.wanted(&self.spec.configmap_keys, k) || self.role(k) != Role::Certificates);
+            push_keys(&mut objects, &conn.context, Kind::ConfigMaps, &c.metadata, "", wanted);
         }
-        (objects, page.metadata.continue_.filter(|c| !c.is_empty()))
+        (objects, next_token(&page.metadata))
     }
 
     fn wanted(&self, patterns: &[String], key: &str) -> bool {
         patterns.iter().any(|p| key_matches(p, key))
+    }
+
+    /// How a listed key is read: a TUF root, a public key, or certificates.
+    fn role(&self, key: &str) -> Role {
+        if self.wanted(&self.spec.trust_root_keys, key) {
+            Role::TrustRoot
+        } else if self.wanted(&self.spec.public_key_keys, key) {
+            Role::PublicKey
+        } else {
+            Role::Certificates
+        }
     }
 
     async fn fetch_async(&self, conn: &Connected, location: &str) -> Result<Fetched, String> {
@@ -327,11 +645,16 @@ impl KubernetesSource {
         if ns.is_empty() {
             return self.fetch_webhook(conn, kind, name, key).await;
         }
+        let mut passwords = Vec::new();
         let (bytes, rv) = match kind {
             Kind::Secrets => {
                 let api: Api<Secret> = Api::namespaced(conn.client.clone(), ns);
                 let s = api.get(name).await.map_err(|e| describe(&e))?;
-                let value = s.data.and_then(|mut d| d.remove(key)).ok_or_else(|| format!("the Secret has no key `{key}` any more"))?;
+                let mut data = s.data.unwrap_or_default();
+                let value = data.remove(key).ok_or_else(|| format!("the Secret has no key `{key}` any more"))?;
+                if crate::x509::pkcs12::looks_like_pkcs12(&value.0) || crate::x509::jks::looks_like_jks(&value.0) {
+                    passwords = self.sibling_passwords(&data);
+                }
                 (value.0, s.metadata.resource_version)
             }
             Kind::ConfigMaps => {
@@ -343,10 +666,44 @@ impl KubernetesSource {
                     .ok_or_else(|| format!("the ConfigMap has no key `{key}` any more"))?;
                 (value, c.metadata.resource_version)
             }
-            Kind::ValidatingWebhooks | Kind::MutatingWebhooks => return Err(format!("not a location of this source: {location}")),
+            _ => return Err(format!("not a location of this source: {location}")),
         };
-        let meta = json!({"namespace": ns, "kind": kind.object(), "name": name, "key": key, "resourceVersion": rv});
-        Ok(Fetched { bytes, meta: Some(meta), key: None })
+        let mut meta = json!({"namespace": ns, "kind": kind.object(), "name": name, "key": key, "resourceVersion": rv});
+        if kind == Kind::Secrets
+            && let Some(c) = self.certificate_of(ns, name)
+        {
+            meta["certManager"] = c.meta;
+        }
+        let key_object = match self.role(key) {
+            Role::Certificates => None,
+            Role::PublicKey => Some(trust::public_key(&bytes).map_err(|e| format!("`{key}` {e}"))?),
+            Role::TrustRoot => Some(trust::tuf_root(&bytes).map_err(|e| format!("`{key}`: {e}"))?),
+        };
+        if let Some(mut k) = key_object {
+            k.label = Some(match k.label.take() {
+                Some(l) => format!("{l} ({ns}/{name}#{key})"),
+                None => format!("{ns}/{name}#{key}"),
+            });
+            return Ok(Fetched { bytes: Vec::new(), meta: Some(meta), key: Some(k), passwords: Vec::new() });
+        }
+        Ok(Fetched { bytes, meta: Some(meta), key: None, passwords })
+    }
+
+    /// The values of the Secret's password keys, in the configured order, each also without a
+    /// trailing newline (`kubectl create secret --from-file` keeps the file's).
+    fn sibling_passwords(&self, data: &std::collections::BTreeMap<String, k8s_openapi::ByteString>) -> Vec<Password> {
+        let mut out: Vec<String> = Vec::new();
+        for pattern in &self.spec.password_keys {
+            for v in data.iter().filter(|(k, _)| key_matches(pattern, k)).map(|(_, v)| v) {
+                let Ok(text) = std::str::from_utf8(&v.0) else { continue };
+                for candidate in [text, text.trim_end_matches(['\r', '\n'])] {
+                    if !out.iter().any(|o| o == candidate) {
+                        out.push(candidate.to_string());
+                    }
+                }
+            }
+        }
+        out.into_iter().map(Password::new).collect()
     }
 }
 
@@ -365,11 +722,21 @@ impl KubernetesSource {
                 let bundle = w.webhooks.into_iter().flatten().find(|h| h.name == hook).and_then(|h| h.client_config.ca_bundle);
                 (bundle, w.metadata.resource_version)
             }
-            Kind::Secrets | Kind::ConfigMaps => return Err(format!("{} are namespaced", kind.path())),
+            Kind::ApiServices => {
+                let api: Api<APIService> = Api::all(conn.client.clone());
+                let a = api.get(name).await.map_err(|e| describe(&e))?;
+                (a.spec.and_then(|s| s.ca_bundle), a.metadata.resource_version)
+            }
+            Kind::Crds => {
+                let api: Api<CustomResourceDefinition> = Api::all(conn.client.clone());
+                let c = api.get(name).await.map_err(|e| describe(&e))?;
+                (crd_bundle(&c).map(|b| k8s_openapi::ByteString(b.to_vec())), c.metadata.resource_version)
+            }
+            _ => return Err(format!("{} are namespaced", kind.path())),
         };
-        let bundle = bundle.ok_or_else(|| format!("the webhook `{hook}` has no caBundle any more"))?;
+        let bundle = bundle.ok_or_else(|| format!("`{name}` has no caBundle at `{hook}` any more"))?;
         let meta = json!({"kind": kind.object(), "name": name, "key": hook, "resourceVersion": rv});
-        Ok(Fetched { bytes: bundle.0, meta: Some(meta), key: None })
+        Ok(Fetched { bytes: bundle.0, meta: Some(meta), key: None, passwords: Vec::new() })
     }
 }
 
@@ -390,13 +757,60 @@ fn push_keys(
     context: &str,
     kind: Kind,
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    stamp_suffix: &str,
     keys: impl Iterator<Item = String>,
 ) {
     let (Some(ns), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else { return };
-    let stamp = meta.resource_version.clone().unwrap_or_default();
+    let stamp = format!("{}{stamp_suffix}", meta.resource_version.as_deref().unwrap_or_default());
     for key in keys {
         objects.push((format!("k8s://{context}/{ns}/{}/{name}#{key}", kind.path()), stamp.clone()));
     }
+}
+
+fn next_token(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta) -> Option<String> {
+    meta.continue_.clone().filter(|c| !c.is_empty())
+}
+
+/// The conversion webhook's CA bundle of a CRD (`spec.conversion.webhook.clientConfig.caBundle`).
+fn crd_bundle(c: &CustomResourceDefinition) -> Option<&[u8]> {
+    let conversion = c.spec.conversion.as_ref()?;
+    let config = conversion.webhook.as_ref()?.client_config.as_ref()?;
+    config.ca_bundle.as_ref().map(|b| b.0.as_slice())
+}
+
+/// The images of a workload's pod template that are not pinned by digest.
+fn audit_pods(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    kind: Kind,
+    spec: Option<&PodSpec>,
+    sev: images::Severities,
+    out: &mut Vec<ImageFinding>,
+) {
+    let (Some(ns), Some(name), Some(spec)) = (meta.namespace.as_deref(), meta.name.as_deref(), spec) else { return };
+    images::audit(ns, kind.object(), name, spec, sev, out);
+}
+
+/// What the Secret of a cert-manager Certificate records about it (cert-manager.io/v1:
+/// `spec.secretName`, `spec.dnsNames`, `status.renewalTime`, `status.notAfter`, the `Ready`
+/// condition). `None` when the object has no `spec.secretName`.
+fn cert_manager_summary(name: &str, data: &serde_json::Value) -> Option<serde_json::Value> {
+    let secret = data.pointer("/spec/secretName")?.as_str()?;
+    let ready = data
+        .pointer("/status/conditions")
+        .and_then(|c| c.as_array())
+        .and_then(|c| c.iter().find(|c| c.get("type").and_then(|t| t.as_str()) == Some("Ready")));
+    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
+    Some(json!({
+        "certificate": name,
+        "secretName": secret,
+        "dnsNames": data.pointer("/spec/dnsNames").cloned().unwrap_or_else(|| json!([])),
+        "renewalTime": text(data.pointer("/status/renewalTime")),
+        "notAfter": text(data.pointer("/status/notAfter")),
+        // "True", "False" or "Unknown"; "Unknown" too when the condition is not there yet.
+        "ready": text(ready.and_then(|r| r.get("status"))).unwrap_or_else(|| "Unknown".into()),
+        "reason": text(ready.and_then(|r| r.get("reason"))),
+        "message": text(ready.and_then(|r| r.get("message"))),
+    }))
 }
 
 /// Whether `$KUBECONFIG` is set or `~/.kube/config` exists.
@@ -414,6 +828,8 @@ fn parse_location<'a>(location: &'a str, context: &str) -> Option<(&'a str, Kind
     match parts.as_slice() {
         ["validatingwebhookconfigurations", name] => Some(("", Kind::ValidatingWebhooks, name, key)),
         ["mutatingwebhookconfigurations", name] => Some(("", Kind::MutatingWebhooks, name, key)),
+        ["apiservices", name] => Some(("", Kind::ApiServices, name, key)),
+        ["customresourcedefinitions", name] => Some(("", Kind::Crds, name, key)),
         [ns, "secrets", name] => Some((ns, Kind::Secrets, name, key)),
         [ns, "configmaps", name] => Some((ns, Kind::ConfigMaps, name, key)),
         _ => None,
@@ -437,7 +853,7 @@ fn classify(e: kube::Error, what: &str, ns: Option<&str>) -> Stop {
         kube::Error::Api(s) if s.code == 401 => {
             Stop::Source(format!("the API server refused the credentials (401 Unauthorized): {}", s.message))
         }
-        kube::Error::Api(s) if s.code == 403 => Stop::Part(format!("forbidden to list {what} {scope} (403): {}", s.message)),
+        kube::Error::Api(s) if s.code == 403 => Stop::Forbidden(format!("forbidden to list {what} {scope} (403): {}", s.message)),
         kube::Error::Api(s) if s.code == 410 => Stop::Part(format!("listing {what} {scope}: continue token expired twice (410)")),
         kube::Error::Api(s) => Stop::Part(format!("listing {what} {scope}: {} ({}): {}", s.reason, s.code, s.message)),
         other => Stop::Source(format!("listing {what} {scope}: {other}")),
@@ -484,7 +900,17 @@ impl Source for KubernetesSource {
     }
 
     fn passwords(&self) -> Result<Vec<Password>, SourceError> {
-        Ok(Vec::new())
+        self.spec
+            .passwords
+            .iter()
+            .map(|r| {
+                r.resolve().map_err(|e| SourceError::Secret {
+                    source_name: self.spec.name.clone(),
+                    reference: r.to_string(),
+                    message: e.to_string(),
+                })
+            })
+            .collect()
     }
 }
 

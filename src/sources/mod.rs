@@ -22,6 +22,25 @@ pub enum Listing {
     /// A part of the source (a directory, a mount) could not be listed at all. Objects
     /// previously seen under `prefix` are not marked gone: their state is unknown, not absent.
     Unavailable { prefix: String, message: String },
+    /// The complete result of an image audit of the source (a Kubernetes cluster): replaces the
+    /// image findings stored for the source. Sent once per scan, only when the audit ran.
+    ImageAudit { findings: Vec<ImageFinding> },
+}
+
+/// A container image referenced by a mutable tag instead of a digest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ImageFinding {
+    pub namespace: String,
+    /// `Deployment`, `StatefulSet`, `DaemonSet`, `Job`, `CronJob` or `Pod`.
+    pub workload_kind: String,
+    pub workload: String,
+    pub container: String,
+    /// `container`, `initContainer` or `ephemeralContainer`.
+    pub container_type: String,
+    pub image: String,
+    /// `latest`, `untagged` or `mutable-tag`.
+    pub problem: String,
+    pub severity: crate::policy::Severity,
 }
 
 /// A key object a source lists on its own (an HSM's private and public keys).
@@ -55,11 +74,15 @@ pub struct Fetched {
     pub meta: Option<serde_json::Value>,
     /// Set when the object is a key rather than certificates.
     pub key: Option<KeyObject>,
+    /// Passwords that belong to this object (a keystore's password kept beside it in the same
+    /// Kubernetes Secret), tried before the source's own. Never logged (`Secret` hides its
+    /// value in `Debug`).
+    pub passwords: Vec<Secret>,
 }
 
 impl Fetched {
     pub fn bytes(bytes: Vec<u8>) -> Fetched {
-        Fetched { bytes, meta: None, key: None }
+        Fetched { bytes, meta: None, key: None, passwords: Vec::new() }
     }
 }
 

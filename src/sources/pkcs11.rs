@@ -249,9 +249,11 @@ impl Pkcs11Source {
                     let key_present = (!o.id.is_empty() && private_ids.contains(&o.id.as_slice()))
                         || cert_spki.is_some_and(|s| private_spkis.contains(&s));
                     meta["key_present"] = serde_json::Value::Bool(key_present);
-                    Fetched { bytes: o.value.clone(), meta: Some(meta), key: None }
+                    Fetched { bytes: o.value.clone(), meta: Some(meta), key: None, passwords: Vec::new() }
                 }
-                Class::Private | Class::Public => Fetched { bytes: Vec::new(), meta: Some(meta), key: Some(key_object(o, spki.as_ref())) },
+                Class::Private | Class::Public => {
+                    Fetched { bytes: Vec::new(), meta: Some(meta), key: Some(key_object(o, spki.as_ref())), passwords: Vec::new() }
+                }
             };
             let stamp = stamp(o, &fetched);
             built.push((location, stamp, fetched));

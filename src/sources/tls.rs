@@ -361,7 +361,7 @@ fn probe(e: &Endpoint, timeout: Duration, roots: &Result<Arc<rustls::client::Web
         "verify_error": verify_error,
         "stapled_ocsp": stapled(&seen.chain, &seen.ocsp, now),
     });
-    Ok(Fetched { bytes: pem(&seen.chain), meta: Some(meta), key: None })
+    Ok(Fetched { bytes: pem(&seen.chain), meta: Some(meta), key: None, passwords: Vec::new() })
 }
 
 impl Source for TlsSource {

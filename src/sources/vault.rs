@@ -747,7 +747,7 @@ impl Inner {
             "ocsp_servers": list("ocsp_servers"),
             "mount_urls": urls,
         });
-        Ok(Fetched { bytes: certificate_blocks(pem).into_bytes(), meta: Some(meta), key: None })
+        Ok(Fetched { bytes: certificate_blocks(pem).into_bytes(), meta: Some(meta), key: None, passwords: Vec::new() })
     }
 
     async fn list_kv(self: Arc<Self>, kv: &KvSpec, out: &mut dyn FnMut(Listing)) {
@@ -886,7 +886,7 @@ impl Inner {
         if let Some(id) = d["issuer_id"].as_str().filter(|t| !t.is_empty()) {
             meta["issuer_id"] = json!(id);
         }
-        Ok(Fetched { bytes: certificate_blocks(pem).into_bytes(), meta: Some(meta), key: None })
+        Ok(Fetched { bytes: certificate_blocks(pem).into_bytes(), meta: Some(meta), key: None, passwords: Vec::new() })
     }
 
     /// The certificates of one KV secret, at the version it was listed at: every field holding
@@ -902,7 +902,7 @@ impl Inner {
             // A deleted or destroyed version answers 404 with its metadata: nothing to read.
             Err(e) if e.status() == Some(404) => {
                 let meta = json!({"mount": kv.mount, "path": path, "version": version, "deleted": true, "fields": []});
-                return Ok(Fetched { bytes: Vec::new(), meta: Some(meta), key: None });
+                return Ok(Fetched { bytes: Vec::new(), meta: Some(meta), key: None, passwords: Vec::new() });
             }
             Err(e) => return Err(e),
         };
@@ -910,7 +910,7 @@ impl Inner {
         let read_version = answer["data"]["metadata"]["version"].as_u64().or(version);
         let Some(fields) = data.as_object() else {
             let meta = json!({"mount": kv.mount, "path": path, "version": read_version, "fields": []});
-            return Ok(Fetched { bytes: Vec::new(), meta: Some(meta), key: None });
+            return Ok(Fetched { bytes: Vec::new(), meta: Some(meta), key: None, passwords: Vec::new() });
         };
         let mut pem = String::new();
         let mut found: Vec<&str> = Vec::new();
@@ -935,7 +935,7 @@ impl Inner {
             return Err(ApiError::Answer { path: format!("{api} (version {})", read_version.unwrap_or(0)), message: problems.join("; ") });
         }
         let meta = json!({"mount": kv.mount, "path": path, "version": read_version, "fields": found});
-        Ok(Fetched { bytes: pem.into_bytes(), meta: Some(meta), key: None })
+        Ok(Fetched { bytes: pem.into_bytes(), meta: Some(meta), key: None, passwords: Vec::new() })
     }
 }
 

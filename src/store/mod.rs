@@ -6,6 +6,7 @@
 
 mod alerts;
 mod audit;
+mod images;
 mod jobs;
 mod keys;
 mod report;
@@ -14,6 +15,7 @@ mod scan;
 
 pub use alerts::{AlertRow, Applied, OutboxRow};
 pub use audit::{AuditEntry, Verdict, append as audit_append};
+pub use images::ImageFindingRow;
 pub use jobs::{JobRun, JobStats};
 pub use keys::{KeyRow, TokenCertRow};
 pub use report::{Counts, RevocationSample, SightingSample};
@@ -34,6 +36,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "0004_audit", include_str!("../../schema/0004_audit.sql")),
     (5, "0005_jobs", include_str!("../../schema/0005_jobs.sql")),
     (6, "0006_source_objects", include_str!("../../schema/0006_source_objects.sql")),
+    (8, "0008_image_findings", include_str!("../../schema/0008_image_findings.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

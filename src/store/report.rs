@@ -97,6 +97,46 @@ impl Store {
         Ok(out)
     }
 
+    /// Certificates sighted in a Secret whose cert-manager Certificate is not Ready (the
+    /// `certManager` meta of Kubernetes objects): cert id → (`namespace/name`, why).
+    pub fn cert_manager_not_ready(&self) -> Result<std::collections::HashMap<i64, Vec<(String, String)>>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT s.cert_id, json_extract(o.meta, '$.namespace'), json_extract(o.meta, '$.certManager.certificate'),
+                    json_extract(o.meta, '$.certManager.ready'), json_extract(o.meta, '$.certManager.reason'),
+                    json_extract(o.meta, '$.certManager.message')
+             FROM sightings s JOIN objects o ON o.source = s.source AND o.location = s.location
+             WHERE s.gone_since IS NULL AND o.vanished_at IS NULL AND o.meta IS NOT NULL
+               AND json_extract(o.meta, '$.certManager.ready') IS NOT NULL AND json_extract(o.meta, '$.certManager.ready') != 'True'",
+        )?;
+        let mut out: std::collections::HashMap<i64, Vec<(String, String)>> = Default::default();
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })?;
+        for row in rows {
+            let (cert_id, ns, name, ready, reason, message) = row?;
+            let what = format!("{}/{}", ns.unwrap_or_default(), name.unwrap_or_default());
+            let mut why = format!("Ready={ready}");
+            if let Some(r) = reason {
+                why.push_str(&format!(", {r}"));
+            }
+            if let Some(m) = message {
+                why.push_str(&format!(": {m}"));
+            }
+            let entry = out.entry(cert_id).or_default();
+            if !entry.iter().any(|(w, _)| *w == what) {
+                entry.push((what, why));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn counts(&self) -> Result<Counts> {
         let c = &self.conn;
         let (certs_current, certs_gone) = c.query_row(

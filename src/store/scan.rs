@@ -402,6 +402,44 @@ impl<'c> ScanWriter<'c> {
         Ok(())
     }
 
+    /// Replaces the image findings of `source` with `findings`, in a transaction of their own:
+    /// readers see the previous audit or this one, never a mix.
+    pub fn replace_image_findings(&mut self, source: &str, findings: &[crate::sources::ImageFinding]) -> Result<()> {
+        self.commit()?;
+        self.tx()?;
+        let result = (|| -> Result<()> {
+            self.conn.prepare_cached("DELETE FROM image_findings WHERE source = ?1")?.execute([source])?;
+            let mut insert = self.conn.prepare_cached(
+                "INSERT INTO image_findings (source, namespace, workload_kind, workload, container, container_type, image, problem, severity, seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            for f in findings {
+                insert.execute(params![
+                    source,
+                    f.namespace,
+                    f.workload_kind,
+                    f.workload,
+                    f.container,
+                    f.container_type,
+                    f.image,
+                    f.problem,
+                    f.severity.as_str(),
+                    self.now
+                ])?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => self.commit(),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.in_tx = false;
+                self.pending = 0;
+                Err(e)
+            }
+        }
+    }
+
     /// Marks the source as completely scanned at this run's time.
     pub fn finish_source(&mut self, source: &str) -> Result<()> {
         self.tx()?;

@@ -14,7 +14,19 @@
 //! - `limit` + `continue` pagination (an opaque token; `continue` is absent on the last page);
 //! - a continue token can be made to expire: the request carrying it answers 410 with a
 //!   `Status` of reason `Expired`, as the API server does once etcd compacted the revision;
-//! - forbidden namespaces answer 403 with a `Status` of reason `Forbidden`;
+//! - forbidden namespaces answer 403 with a `Status` of reason `Forbidden`; so does the
+//!   cluster-wide list of a kind named in `forbidden_cluster_wide` (RBAC granted through
+//!   RoleBindings only), while its per-namespace lists answer;
+//! - `GET /apis/apiregistration.k8s.io/v1/apiservices` and
+//!   `/apis/apiextensions.k8s.io/v1/customresourcedefinitions` (and `/{name}`): cluster-scoped,
+//!   paginated, `spec.caBundle` and `spec.conversion.webhook.clientConfig.caBundle` in base64;
+//! - `GET /apis/cert-manager.io/v1[/namespaces/{ns}]/certificates`: cert-manager `Certificate`
+//!   objects (apiVersion `cert-manager.io/v1`, spec and status as cert-manager writes them),
+//!   paginated; 404 with a `Status` of reason `NotFound` when cert-manager is not installed,
+//!   as for any resource the server does not serve;
+//! - `GET /apis/apps/v1[/namespaces/{ns}]/{deployments,statefulsets,daemonsets}`,
+//!   `/apis/batch/v1[/namespaces/{ns}]/{jobs,cronjobs}` and `/api/v1[/namespaces/{ns}]/pods`:
+//!   `k8s-openapi` workload objects, paginated like the rest;
 //! - a missing or wrong bearer token answers 401 with a `Status` of reason `Unauthorized`.
 //!
 //! Every object carries a `metadata.resourceVersion` from one global counter, bumped on change.
@@ -23,8 +35,13 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhook, MutatingWebhookConfiguration, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
 };
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, EphemeralContainer, Namespace, Pod, PodSpec, PodTemplateSpec, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::{APIService, APIServiceSpec};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
@@ -40,6 +57,14 @@ pub struct State {
     pub configmaps: BTreeMap<(String, String), ConfigMap>,
     pub validating: BTreeMap<String, ValidatingWebhookConfiguration>,
     pub mutating: BTreeMap<String, MutatingWebhookConfiguration>,
+    pub apiservices: BTreeMap<String, APIService>,
+    pub crds: BTreeMap<String, apiext::CustomResourceDefinition>,
+    /// cert-manager Certificates by (namespace, name); `None`: cert-manager is not installed.
+    pub certificates: Option<BTreeMap<(String, String), Value>>,
+    /// Workloads by (kind path, namespace, name), serialised.
+    pub workloads: BTreeMap<(String, String, String), Value>,
+    /// Kinds (`secrets`, `pods`, …) whose cluster-wide list is forbidden.
+    pub forbidden_cluster_wide: BTreeSet<String>,
     /// Namespace → labels.
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
     pub forbidden: BTreeSet<String>,
@@ -116,6 +141,242 @@ impl State {
         };
         self.configmaps.insert((ns.into(), name.into()), cm);
     }
+}
+
+/// Workloads, APIServices, CRDs and cert-manager Certificates (the inventory extensions).
+impl State {
+    pub fn put_apiservice(&mut self, name: &str, ca_bundle: Option<&[u8]>) {
+        let rv = self.next_rv();
+        let mut metadata = meta("", name, rv);
+        metadata.namespace = None;
+        let (version, group) = name.split_once('.').unwrap_or((name, ""));
+        let spec = APIServiceSpec {
+            ca_bundle: ca_bundle.map(|b| ByteString(b.to_vec())),
+            group: Some(group.into()),
+            version: Some(version.into()),
+            group_priority_minimum: 1000,
+            version_priority: 15,
+            ..Default::default()
+        };
+        self.apiservices.insert(name.into(), APIService { metadata, spec: Some(spec), status: None });
+    }
+
+    /// A CRD `plural.group` whose conversion is a webhook with this CA bundle (or `None`
+    /// strategy when `ca_bundle` is `None`).
+    pub fn put_crd(&mut self, name: &str, ca_bundle: Option<&[u8]>) {
+        let rv = self.next_rv();
+        let mut metadata = meta("", name, rv);
+        metadata.namespace = None;
+        let (plural, group) = name.split_once('.').expect("plural.group");
+        let conversion = match ca_bundle {
+            Some(b) => apiext::CustomResourceConversion {
+                strategy: "Webhook".into(),
+                webhook: Some(apiext::WebhookConversion {
+                    client_config: Some(apiext::WebhookClientConfig { ca_bundle: Some(ByteString(b.to_vec())), ..Default::default() }),
+                    conversion_review_versions: vec!["v1".into()],
+                }),
+            },
+            None => apiext::CustomResourceConversion { strategy: "None".into(), webhook: None },
+        };
+        let spec = apiext::CustomResourceDefinitionSpec {
+            conversion: Some(conversion),
+            group: group.into(),
+            names: apiext::CustomResourceDefinitionNames { plural: plural.into(), kind: "Widget".into(), ..Default::default() },
+            scope: "Namespaced".into(),
+            versions: vec![apiext::CustomResourceDefinitionVersion {
+                name: "v1".into(),
+                served: true,
+                storage: true,
+                schema: Some(apiext::CustomResourceValidation {
+                    open_api_v3_schema: Some(apiext::JSONSchemaProps { type_: Some("object".into()), ..Default::default() }),
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        self.crds.insert(name.into(), apiext::CustomResourceDefinition { metadata, spec, status: None });
+    }
+
+    /// A cert-manager Certificate writing `secret`, with the Ready condition's status
+    /// (`"True"`, `"False"`, or `None` for no condition yet).
+    pub fn put_certificate(&mut self, ns: &str, name: &str, secret: &str, dns: &[&str], ready: Option<(&str, &str, &str)>) {
+        self.ensure_ns(ns);
+        let rv = self.next_rv();
+        let mut status = json!({"notAfter": "2030-01-01T00:00:00Z", "renewalTime": "2029-12-02T00:00:00Z", "revision": 1});
+        if let Some((st, reason, message)) = ready {
+            status["conditions"] = json!([{
+                "type": "Ready", "status": st, "reason": reason, "message": message,
+                "lastTransitionTime": "2025-01-01T00:00:00Z", "observedGeneration": 1
+            }]);
+        }
+        let cert = json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Certificate",
+            "metadata": serde_json::to_value(meta(ns, name, rv)).expect("serialise"),
+            "spec": {
+                "secretName": secret,
+                "dnsNames": dns,
+                "issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer", "group": "cert-manager.io"},
+                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"}
+            },
+            "status": status
+        });
+        self.certificates.get_or_insert_with(BTreeMap::new).insert((ns.into(), name.into()), cert);
+    }
+
+    /// A workload of `kind` (`deployments`, `statefulsets`, `daemonsets`, `jobs`, `cronjobs`,
+    /// `pods`) whose pod template has these containers: (`container`, `init` or `ephemeral`,
+    /// name, image); `owner` sets an ownerReference of that kind.
+    pub fn put_workload(&mut self, kind: &str, ns: &str, name: &str, all: &[(&str, &str, &str)], owner: Option<&str>) {
+        let of = |t: &str| -> Vec<(&str, &str)> { all.iter().filter(|c| c.0 == t).map(|c| (c.1, c.2)).collect() };
+        let (containers, init, ephemeral) = (of("container"), of("init"), of("ephemeral"));
+        self.ensure_ns(ns);
+        let rv = self.next_rv();
+        let mut metadata = meta(ns, name, rv);
+        if let Some(kind) = owner {
+            metadata.owner_references = Some(vec![OwnerReference {
+                api_version: if kind == "CronJob" { "batch/v1" } else { "apps/v1" }.into(),
+                kind: kind.into(),
+                name: format!("{name}-owner"),
+                uid: format!("uid-owner-{name}"),
+                controller: Some(true),
+                ..Default::default()
+            }]);
+        }
+        let c = |list: &[(&str, &str)]| -> Vec<Container> {
+            list.iter().map(|(n, i)| Container { name: n.to_string(), image: Some(i.to_string()), ..Default::default() }).collect()
+        };
+        let pod = PodSpec {
+            containers: c(&containers),
+            init_containers: (!init.is_empty()).then(|| c(&init)),
+            ephemeral_containers: (!ephemeral.is_empty()).then(|| {
+                ephemeral
+                    .iter()
+                    .map(|(n, i)| EphemeralContainer { name: n.to_string(), image: Some(i.to_string()), ..Default::default() })
+                    .collect()
+            }),
+            ..Default::default()
+        };
+        let template = PodTemplateSpec { metadata: None, spec: Some(pod.clone()) };
+        let job = JobSpec { template: template.clone(), ..Default::default() };
+        let value = match kind {
+            "deployments" => {
+                serde_json::to_value(Deployment { metadata, spec: Some(DeploymentSpec { template, ..Default::default() }), status: None })
+            }
+            "statefulsets" => {
+                serde_json::to_value(StatefulSet { metadata, spec: Some(StatefulSetSpec { template, ..Default::default() }), status: None })
+            }
+            "daemonsets" => {
+                serde_json::to_value(DaemonSet { metadata, spec: Some(DaemonSetSpec { template, ..Default::default() }), status: None })
+            }
+            "jobs" => serde_json::to_value(Job { metadata, spec: Some(job), status: None }),
+            "cronjobs" => serde_json::to_value(CronJob {
+                metadata,
+                spec: Some(CronJobSpec {
+                    schedule: "0 3 * * *".into(),
+                    job_template: JobTemplateSpec { metadata: None, spec: Some(job) },
+                    ..Default::default()
+                }),
+                status: None,
+            }),
+            "pods" => serde_json::to_value(Pod { metadata, spec: Some(pod), status: None }),
+            other => panic!("not a workload kind: {other}"),
+        }
+        .expect("serialise");
+        self.workloads.insert((kind.into(), ns.into(), name.into()), value);
+    }
+}
+
+/// Routes of the inventory extensions; `None` falls through to the base routes.
+fn route_inventory(st: &mut State, segs: &[&str], q: &BTreeMap<String, String>) -> Option<(u16, Value)> {
+    let cluster_wide_forbidden = |kind: &str| {
+        status(
+            403,
+            "Forbidden",
+            &format!(
+                "{kind} is forbidden: User \"system:serviceaccount:certvigil:certvigil\" cannot list resource \"{kind}\" in API group \"\" at the cluster scope"
+            ),
+        )
+    };
+    let workloads = |st: &mut State, kind: &str, ns: Option<&str>, list_kind: &str, api_version: &str| {
+        let items: Vec<Value> =
+            st.workloads.iter().filter(|((k, n, _), _)| k == kind && ns.is_none_or(|x| x == n)).map(|(_, v)| v.clone()).collect();
+        paged(st, list_kind, api_version, items, q)
+    };
+    let list_kind_of = |kind: &str| match kind {
+        "deployments" => "DeploymentList",
+        "statefulsets" => "StatefulSetList",
+        "daemonsets" => "DaemonSetList",
+        "jobs" => "JobList",
+        "cronjobs" => "CronJobList",
+        _ => "PodList",
+    };
+    Some(match segs {
+        ["api", "v1", kind @ ("secrets" | "configmaps" | "pods")]
+        | ["apis", "apps" | "batch", "v1", kind @ ("deployments" | "statefulsets" | "daemonsets" | "jobs" | "cronjobs")]
+        | ["apis", "cert-manager.io", "v1", kind @ "certificates"]
+            if st.forbidden_cluster_wide.contains(*kind) =>
+        {
+            cluster_wide_forbidden(kind)
+        }
+        ["api", "v1", "pods"] => workloads(st, "pods", None, "PodList", "v1"),
+        ["api", "v1", "namespaces", ns, "pods"] => {
+            if st.forbidden.contains(*ns) {
+                return Some(forbidden("pods", ns, "list"));
+            }
+            workloads(st, "pods", Some(ns), "PodList", "v1")
+        }
+        ["apis", group @ ("apps" | "batch"), "v1", kind @ ("deployments" | "statefulsets" | "daemonsets" | "jobs" | "cronjobs")] => {
+            workloads(st, kind, None, list_kind_of(kind), &format!("{group}/v1"))
+        }
+        [
+            "apis",
+            group @ ("apps" | "batch"),
+            "v1",
+            "namespaces",
+            ns,
+            kind @ ("deployments" | "statefulsets" | "daemonsets" | "jobs" | "cronjobs"),
+        ] => {
+            if st.forbidden.contains(*ns) {
+                return Some(forbidden(kind, ns, "list"));
+            }
+            workloads(st, kind, Some(ns), list_kind_of(kind), &format!("{group}/v1"))
+        }
+        ["apis", "cert-manager.io", "v1", rest @ ..] => {
+            let ns = match rest {
+                ["certificates"] => None,
+                ["namespaces", ns, "certificates"] => Some(*ns),
+                _ => return Some(status(404, "NotFound", "the server could not find the requested resource")),
+            };
+            let Some(certs) = &st.certificates else {
+                return Some(status(404, "NotFound", "the server could not find the requested resource"));
+            };
+            if let Some(ns) = ns
+                && st.forbidden.contains(ns)
+            {
+                return Some(forbidden("certificates", ns, "list"));
+            }
+            let items: Vec<Value> = certs.iter().filter(|((n, _), _)| ns.is_none_or(|x| x == n)).map(|(_, v)| v.clone()).collect();
+            paged(st, "CertificateList", "cert-manager.io/v1", items, q)
+        }
+        ["apis", "apiregistration.k8s.io", "v1", "apiservices"] => {
+            let items = st.apiservices.values().map(|a| serde_json::to_value(a).expect("serialise")).collect();
+            paged(st, "APIServiceList", "apiregistration.k8s.io/v1", items, q)
+        }
+        ["apis", "apiregistration.k8s.io", "v1", "apiservices", name] => match st.apiservices.get(*name) {
+            Some(a) => (200, serde_json::to_value(a).expect("serialise")),
+            None => status(404, "NotFound", &format!("apiservices.apiregistration.k8s.io \"{name}\" not found")),
+        },
+        ["apis", "apiextensions.k8s.io", "v1", "customresourcedefinitions"] => {
+            let items = st.crds.values().map(|c| serde_json::to_value(c).expect("serialise")).collect();
+            paged(st, "CustomResourceDefinitionList", "apiextensions.k8s.io/v1", items, q)
+        }
+        ["apis", "apiextensions.k8s.io", "v1", "customresourcedefinitions", name] => match st.crds.get(*name) {
+            Some(c) => (200, serde_json::to_value(c).expect("serialise")),
+            None => status(404, "NotFound", &format!("customresourcedefinitions.apiextensions.k8s.io \"{name}\" not found")),
+        },
+        _ => return None,
+    })
 }
 
 fn meta(ns: &str, name: &str, rv: String) -> ObjectMeta {
@@ -256,6 +517,9 @@ fn unescape(s: &str) -> String {
 fn route(st: &mut State, target: &str) -> (u16, Value) {
     let (path, q) = query(target);
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if let Some(answer) = route_inventory(st, &segs, &q) {
+        return answer;
+    }
     match segs.as_slice() {
         ["api", "v1", "namespaces"] => {
             let sel = q.get("labelSelector").cloned().unwrap_or_default();

@@ -2,7 +2,9 @@
 //! the YAML type, its validation and the validated spec. Credentials come from the kubeconfig
 //! (or the pod's service account when running in a cluster) at scan time.
 
+use super::super::secret::SecretRef;
 use super::super::{DurationSpec, PathedError};
+use crate::policy::Severity;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -42,6 +44,49 @@ pub struct KubernetesSource {
     /// `namespace_selector` limits the source, else false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhooks: Option<bool>,
+    /// Read the `spec.caBundle` of `apiregistration.k8s.io/v1` APIServices (cluster-wide; needs
+    /// `list` and `get` on them). Default: true when neither `namespaces` nor `namespace_selector`
+    /// limits the source, else false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_services: Option<bool>,
+    /// Read the conversion-webhook `caBundle` of CustomResourceDefinitions (cluster-wide; needs
+    /// `list` and `get` on them). Default: true when neither `namespaces` nor `namespace_selector`
+    /// limits the source, else false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crd_conversion: Option<bool>,
+    /// Read cert-manager `Certificate` resources (`cert-manager.io/v1`) when cert-manager is
+    /// installed: their desired names, Secret, renewal time and Ready condition are recorded with
+    /// the Secret they produce, and a Certificate that is not Ready is a finding
+    /// (`cert-manager-not-ready`). Default: true.
+    #[serde(default = "yes")]
+    pub cert_manager: bool,
+    /// Patterns of the Secret and ConfigMap keys that hold signing public keys (PEM `PUBLIC KEY`,
+    /// e.g. cosign's), recorded as public keys. Empty: none are read.
+    #[serde(default = "default_public_key_keys")]
+    pub public_key_keys: Vec<String>,
+    /// Patterns of the Secret and ConfigMap keys that hold a TUF `root.json` (Sigstore trust
+    /// root): its `expires` is tracked like a certificate's expiry. Empty: none are read.
+    #[serde(default = "default_trust_root_keys")]
+    pub trust_root_keys: Vec<String>,
+    /// Keys of a Secret whose value is the password of a PKCS#12 or JKS keystore held in another
+    /// key of the same Secret. Tried before `passwords`.
+    #[serde(default = "default_password_keys")]
+    pub password_keys: Vec<String>,
+    /// Passwords to try on PKCS#12 and JKS keystores (`${env:X}`, `${file:/path}` or literal).
+    /// The empty password is always tried.
+    #[serde(default)]
+    pub passwords: Vec<String>,
+    /// Audit the images of Deployments, StatefulSets, DaemonSets, Jobs, CronJobs and bare Pods:
+    /// every image referenced by a mutable tag instead of a digest is reported
+    /// (`certvigil audit images`). Needs `list` on them. Default: true.
+    #[serde(default = "yes")]
+    pub image_audit: bool,
+    /// Severity of an image referenced by a tag other than `latest`. Default: warning.
+    #[serde(default = "default_severity")]
+    pub image_tag_severity: String,
+    /// Severity of an image referenced by `:latest` or by no tag at all. Default: warning.
+    #[serde(default = "default_severity")]
+    pub image_latest_severity: String,
     /// Objects per list request (`limit`). Default: 500.
     #[serde(default = "default_page_size")]
     pub page_size: u32,
@@ -59,6 +104,26 @@ fn default_secret_keys() -> Vec<String> {
 
 fn default_configmap_keys() -> Vec<String> {
     ["ca.crt", "ca-bundle.crt", "*.pem"].map(String::from).to_vec()
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_public_key_keys() -> Vec<String> {
+    ["cosign.pub", "*.pub"].map(String::from).to_vec()
+}
+
+fn default_trust_root_keys() -> Vec<String> {
+    vec!["root.json".into()]
+}
+
+fn default_password_keys() -> Vec<String> {
+    ["password", "keystore-password", "truststore-password"].map(String::from).to_vec()
+}
+
+fn default_severity() -> String {
+    "warning".into()
 }
 
 fn default_page_size() -> u32 {
@@ -82,6 +147,16 @@ pub struct KubernetesSpec {
     pub secret_keys: Vec<String>,
     pub configmap_keys: Vec<String>,
     pub webhooks: bool,
+    pub api_services: bool,
+    pub crd_conversion: bool,
+    pub cert_manager: bool,
+    pub public_key_keys: Vec<String>,
+    pub trust_root_keys: Vec<String>,
+    pub password_keys: Vec<String>,
+    pub passwords: Vec<SecretRef>,
+    pub image_audit: bool,
+    pub image_tag_severity: Severity,
+    pub image_latest_severity: Severity,
     pub page_size: u32,
     pub timeout: Duration,
 }
@@ -134,7 +209,13 @@ pub fn validate(
     if k.namespace_selector.as_deref().is_some_and(|s| s.trim().is_empty()) {
         errs.push((at("namespace_selector"), "must not be empty (leave it out to read every namespace)".into()));
     }
-    for (field, keys) in [("secret_keys", &k.secret_keys), ("configmap_keys", &k.configmap_keys)] {
+    for (field, keys) in [
+        ("secret_keys", &k.secret_keys),
+        ("configmap_keys", &k.configmap_keys),
+        ("public_key_keys", &k.public_key_keys),
+        ("trust_root_keys", &k.trust_root_keys),
+        ("password_keys", &k.password_keys),
+    ] {
         if keys.iter().any(|p| p.is_empty()) {
             errs.push((at(field), "a pattern must not be empty".into()));
         }
@@ -142,10 +223,30 @@ pub fn validate(
     if k.page_size == 0 || k.page_size > MAX_PAGE {
         errs.push((at("page_size"), format!("must be between 1 and {MAX_PAGE}")));
     }
+    let mut passwords = Vec::new();
+    for (j, p) in k.passwords.iter().enumerate() {
+        match SecretRef::parse(p) {
+            Ok(r) => passwords.push(r),
+            Err(m) => {
+                let mut path = at("passwords");
+                path.push(j.to_string());
+                errs.push((path, m));
+            }
+        }
+    }
+    let mut severity = |field: &str, text: &str| {
+        Severity::parse(text).unwrap_or_else(|| {
+            errs.push((at(field), format!("`{text}` is not a severity (info, warning, critical)")));
+            Severity::Warning
+        })
+    };
+    let image_tag_severity = severity("image_tag_severity", &k.image_tag_severity);
+    let image_latest_severity = severity("image_latest_severity", &k.image_latest_severity);
     let timeout = super::timeout(&k.timeout, Duration::from_secs(300), at("timeout"), errs);
     if errs.len() > before {
         return None;
     }
+    let cluster_wide = k.namespaces.is_empty() && k.namespace_selector.is_none();
     let mut namespaces = k.namespaces.clone();
     namespaces.sort();
     namespaces.dedup();
@@ -158,7 +259,17 @@ pub fn validate(
         namespace_selector: k.namespace_selector.clone(),
         secret_keys: k.secret_keys.clone(),
         configmap_keys: k.configmap_keys.clone(),
-        webhooks: k.webhooks.unwrap_or(k.namespaces.is_empty() && k.namespace_selector.is_none()),
+        webhooks: k.webhooks.unwrap_or(cluster_wide),
+        api_services: k.api_services.unwrap_or(cluster_wide),
+        crd_conversion: k.crd_conversion.unwrap_or(cluster_wide),
+        cert_manager: k.cert_manager,
+        public_key_keys: k.public_key_keys.clone(),
+        trust_root_keys: k.trust_root_keys.clone(),
+        password_keys: k.password_keys.clone(),
+        passwords,
+        image_audit: k.image_audit,
+        image_tag_severity,
+        image_latest_severity,
         page_size: k.page_size,
         timeout,
     })
@@ -188,15 +299,32 @@ mod tests {
         assert!(!s.webhooks, "limited to namespaces: no cluster-wide reads by default");
         assert!(check("name: k\n").unwrap().webhooks);
         assert!(check("name: k\nnamespaces: [a]\nwebhooks: true\n").unwrap().webhooks);
+        let s = check("name: k\nnamespaces: [a]\nwebhooks: true\n").unwrap();
+        assert!(!s.api_services && !s.crd_conversion, "limited to namespaces: no cluster-wide reads by default");
+        assert!(check("name: k\nnamespaces: [a]\napi_services: true\n").unwrap().api_services);
+        let s = check("name: k\n").unwrap();
+        assert!(s.api_services && s.crd_conversion && s.cert_manager && s.image_audit);
+        assert_eq!((s.image_tag_severity, s.image_latest_severity), (Severity::Warning, Severity::Warning));
+        assert_eq!(s.password_keys, ["password", "keystore-password", "truststore-password"]);
+        assert_eq!(
+            (s.public_key_keys.as_slice(), s.trust_root_keys.as_slice()),
+            (&["cosign.pub".to_string(), "*.pub".into()][..], &["root.json".to_string()][..])
+        );
+        let s = check("name: k\ncrd_conversion: false\nimage_latest_severity: critical\n").unwrap();
+        assert!(!s.crd_conversion && s.api_services && s.image_latest_severity == Severity::Critical);
     }
 
     #[test]
     fn every_error_is_reported() {
         let errs =
-            check("name: k\ncontext: ''\nnamespaces: [Bad_NS]\nnamespace_selector: ' '\nsecret_keys: ['']\npage_size: 0\ntimeout: 0s\n")
+            check("name: k\ncontext: ''\nnamespaces: [Bad_NS]\nnamespace_selector: ' '\nsecret_keys: ['']\npage_size: 0\ntimeout: 0s\nimage_tag_severity: loud\n")
                 .unwrap_err();
         let keys: Vec<&str> = errs.iter().map(|(p, _)| p[2].as_str()).collect();
-        assert_eq!(keys, ["context", "namespaces", "namespace_selector", "secret_keys", "page_size", "timeout"], "{errs:?}");
+        assert_eq!(
+            keys,
+            ["context", "namespaces", "namespace_selector", "secret_keys", "page_size", "image_tag_severity", "timeout"],
+            "{errs:?}"
+        );
     }
 
     #[test]

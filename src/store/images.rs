@@ -1,0 +1,85 @@
+//! Store queries for the image audit (`image_findings`): container images referenced by a
+//! mutable tag, as the last audit of each Kubernetes source found them.
+
+use super::{Result, Store};
+use crate::model::UnixTime;
+use rusqlite::params;
+
+/// One image finding of the last audit of a source.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ImageFindingRow {
+    pub source: String,
+    pub namespace: String,
+    pub workload_kind: String,
+    pub workload: String,
+    pub container: String,
+    pub container_type: String,
+    pub image: String,
+    pub problem: String,
+    pub severity: String,
+    pub seen_at: UnixTime,
+}
+
+impl Store {
+    /// Image findings, of one namespace or all, ordered by source, namespace, workload, container.
+    pub fn image_findings(&self, namespace: Option<&str>) -> Result<Vec<ImageFindingRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT source, namespace, workload_kind, workload, container, container_type, image, problem, severity, seen_at
+             FROM image_findings WHERE (?1 IS NULL OR namespace = ?1)
+             ORDER BY source, namespace, workload_kind, workload, container_type, container",
+        )?;
+        let rows = stmt.query_map(params![namespace], |r| {
+            Ok(ImageFindingRow {
+                source: r.get(0)?,
+                namespace: r.get(1)?,
+                workload_kind: r.get(2)?,
+                workload: r.get(3)?,
+                container: r.get(4)?,
+                container_type: r.get(5)?,
+                image: r.get(6)?,
+                problem: r.get(7)?,
+                severity: r.get(8)?,
+                seen_at: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Severity;
+    use crate::sources::ImageFinding;
+
+    fn finding(ns: &str, image: &str) -> ImageFinding {
+        ImageFinding {
+            namespace: ns.into(),
+            workload_kind: "Deployment".into(),
+            workload: "web".into(),
+            container: "app".into(),
+            container_type: "container".into(),
+            image: image.into(),
+            problem: "mutable-tag".into(),
+            severity: Severity::Warning,
+        }
+    }
+
+    #[test]
+    fn an_audit_replaces_the_previous_one_of_its_source_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let mut w = store.begin_scan(100, &["a".to_string(), "b".to_string()]).unwrap();
+        w.replace_image_findings("a", &[finding("x", "nginx:1"), finding("y", "redis:7")]).unwrap();
+        w.replace_image_findings("b", &[finding("x", "busybox:1")]).unwrap();
+        w.finish().unwrap();
+        assert_eq!(store.image_findings(None).unwrap().len(), 3);
+        assert_eq!(store.image_findings(Some("y")).unwrap().iter().map(|r| r.image.as_str()).collect::<Vec<_>>(), ["redis:7"]);
+        let mut w = store.begin_scan(200, &["a".to_string()]).unwrap();
+        w.replace_image_findings("a", &[finding("x", "nginx:2")]).unwrap();
+        w.finish().unwrap();
+        let rows = store.image_findings(None).unwrap();
+        let got: Vec<(&str, &str, i64)> = rows.iter().map(|r| (r.source.as_str(), r.image.as_str(), r.seen_at)).collect();
+        assert_eq!(got, [("a", "nginx:2", 200), ("b", "busybox:1", 100)]);
+    }
+}
