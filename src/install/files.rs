@@ -189,6 +189,7 @@ mod tests {
             fullchain: Some(dir.join("fullchain.pem")),
             key: dir.join("key.pem"),
             mode: 0o640,
+            ..InstallSpec::default()
         }
     }
 

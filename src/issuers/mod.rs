@@ -2,6 +2,7 @@
 
 pub mod acme;
 pub mod challenge;
+pub mod keys;
 
 use crate::config::managed::ManagedSpec;
 use crate::model::CertFacts;
