@@ -226,7 +226,7 @@ pub struct Pkcs12Config {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HookConfig {
-    /// Command and arguments (no shell). It sees CERTVIGIL_NAME and CERTVIGIL_CERT,
+    /// Command and arguments (no shell). It sees CERTVIGIL_CERT,
     /// CERTVIGIL_CHAIN, CERTVIGIL_FULLCHAIN, CERTVIGIL_KEY, CERTVIGIL_COMBINED,
     /// CERTVIGIL_PKCS12 for the files configured.
     #[serde(default)]
