@@ -40,7 +40,7 @@ impl std::fmt::Debug for Issued {
 }
 
 /// [`HttpClient`] over reqwest.
-struct ReqwestHttp(reqwest::Client);
+pub(crate) struct ReqwestHttp(pub(crate) reqwest::Client);
 
 impl HttpClient for ReqwestHttp {
     fn request(
@@ -90,7 +90,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn http_client(ca_bundle: Option<&Path>) -> Result<reqwest::Client> {
+pub(crate) fn http_client(ca_bundle: Option<&Path>) -> Result<reqwest::Client> {
     crate::revocation::fetch::install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))

@@ -1,5 +1,6 @@
 //! Obtaining certificates: the ACME issuer and the renewal decision.
 
+pub mod account;
 pub mod acme;
 pub mod challenge;
 pub mod keys;
