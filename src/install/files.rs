@@ -125,15 +125,18 @@ fn lookup_id(db: &str, name: &str) -> Result<u32, String> {
     id.ok_or_else(|| format!("install.{}: no {what} named `{name}` on this system", if db == "passwd" { "owner" } else { "group" }))
 }
 
+/// A file's content, mode, uid and gid.
+type FileState = (Vec<u8>, u32, u32, u32);
+
 /// One file as it was before the install, to put it back.
 struct Before {
     path: PathBuf,
     /// Content, mode, uid and gid, or `None` when the file did not exist.
-    file: Option<(Vec<u8>, u32, u32, u32)>,
-    previous: Option<(Vec<u8>, u32, u32, u32)>,
+    file: Option<FileState>,
+    previous: Option<FileState>,
 }
 
-fn snapshot(path: &Path) -> Result<Option<(Vec<u8>, u32, u32, u32)>, String> {
+fn snapshot(path: &Path) -> Result<Option<FileState>, String> {
     use std::os::unix::fs::MetadataExt;
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -146,7 +149,7 @@ fn snapshot(path: &Path) -> Result<Option<(Vec<u8>, u32, u32, u32)>, String> {
 }
 
 /// Puts `path` back to `state` (atomically), or removes it when it did not exist.
-fn restore(path: &Path, state: &Option<(Vec<u8>, u32, u32, u32)>) -> Result<(), String> {
+fn restore(path: &Path, state: &Option<FileState>) -> Result<(), String> {
     let r = match state {
         None => match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
