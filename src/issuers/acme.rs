@@ -211,7 +211,13 @@ async fn order(spec: &ManagedSpec, http: reqwest::Client, state_dir: &Path) -> R
     challenge::authorize(&mut order, &spec.challenge, &retry).await?;
     let now = jiff::Timestamp::now().as_second();
     let (key, key_reused) = super::keys::certificate_key(spec, state_dir, now).await?;
-    let params = rcgen::CertificateParams::new(spec.identifiers.clone()).map_err(|e| anyhow!("invalid identifiers: {e}"))?;
+    let mut params = rcgen::CertificateParams::new(spec.identifiers.clone()).map_err(|e| anyhow!("invalid identifiers: {e}"))?;
+    // The subject is the first identifier (rcgen's placeholder CN would count as a name the
+    // order does not hold, and some CAs refuse the CSR for it).
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    if let Some(first) = spec.identifiers.first() {
+        params.distinguished_name.push(rcgen::DnType::CommonName, first.clone());
+    }
     let csr = params.serialize_request(&key).map_err(|e| anyhow!("cannot build the CSR: {e}"))?;
     order.finalize_csr(csr.der()).await.context("cannot finalize the ACME order")?;
     let chain_pem = order.poll_certificate(&retry).await.context("waiting for the certificate")?;

@@ -69,6 +69,8 @@ pub struct Pebble {
     pub http_port: u16,
     /// pebble-challtestsrv's management API (`/set-txt`, `/clear-txt`).
     pub dns_mgmt: u16,
+    /// pebble-challtestsrv's DNS server (UDP and TCP), for other CAs' resolvers.
+    pub dns_port: u16,
 }
 
 impl Pebble {
@@ -162,6 +164,7 @@ impl Pebble {
             root,
             http_port,
             dns_mgmt,
+            dns_port: dns,
             dir,
         }
     }
