@@ -86,6 +86,9 @@ pub enum Command {
     Scan(ScanArgs),
     /// Renew the managed certificates that are due (ACME) and install them.
     Renew(RenewArgs),
+    /// The ACME accounts of the managed certificates.
+    #[command(subcommand)]
+    Account(AccountCommand),
     /// List inventoried certificates.
     List(ListArgs),
     /// Show every field, sighting and history entry of a certificate.
@@ -164,6 +167,23 @@ pub enum ConfigCommand {
     Validate,
     /// Print the JSON Schema of the configuration.
     Schema,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Directory, account URL, contacts, key thumbprint and file of the ACME account used by
+    /// each managed certificate (all when no name is given). Never the private key.
+    Show {
+        /// A managed certificate name.
+        name: Option<String>,
+        #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
+        output: SummaryFormat,
+    },
+    /// Replace the account key at the CA (RFC 8555 §7.3.5) and store the new credentials.
+    Rollover {
+        /// A managed certificate name; required when several directories are configured.
+        name: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -497,6 +517,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         }
         Command::Scan(a) => scan(cli, a),
         Command::Renew(a) => renew(cli, a),
+        Command::Account(c) => account(cli, c),
         Command::List(a) => list(cli, a),
         Command::Show(a) => show(cli, a),
         Command::Errors(a) => errors(cli, a),
@@ -570,6 +591,85 @@ fn renew(cli: &Cli, a: &RenewArgs) -> Result<u8> {
         }
     }
     Ok(if failed > 0 { 1 } else { 0 })
+}
+
+/// The managed certificates `name` selects (all when `None`), one per ACME directory.
+fn account_targets<'a>(s: &'a Settings, name: Option<&str>) -> Result<Vec<&'a certvigil::config::managed::ManagedSpec>> {
+    if let Some(name) = name {
+        return match s.managed.iter().find(|m| m.name == name) {
+            Some(m) => Ok(vec![m]),
+            None => {
+                let known: Vec<&str> = s.managed.iter().map(|m| m.name.as_str()).collect();
+                Err(CliError::Usage(format!("no managed certificate named `{name}` (configured: {})", known.join(", "))).into())
+            }
+        };
+    }
+    let mut seen = Vec::new();
+    Ok(s.managed
+        .iter()
+        .filter(|m| {
+            let new = !seen.contains(&m.directory);
+            seen.push(m.directory.clone());
+            new
+        })
+        .collect())
+}
+
+fn account(cli: &Cli, c: &AccountCommand) -> Result<u8> {
+    let s = settings(cli, true)?;
+    let store = open_store(cli, &s)?;
+    let state_dir = store.path().parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    match c {
+        AccountCommand::Show { name, output } => {
+            let targets = account_targets(&s, name.as_deref())?;
+            let mut rows = Vec::new();
+            for m in targets {
+                let info = certvigil::issuers::account::show(m, &state_dir)?;
+                match output {
+                    SummaryFormat::Json => rows.push(serde_json::json!({ "name": m.name, "directory": m.directory, "account": info })),
+                    SummaryFormat::Text => match info {
+                        None => outln!("{}: no account registered yet at {}", m.name, m.directory),
+                        Some(i) => {
+                            outln!("{}:", m.name);
+                            outln!("  directory:  {}", i.directory);
+                            outln!("  account:    {}", i.url);
+                            outln!("  contacts:   {}", if i.contacts.is_empty() { "(none)".to_string() } else { i.contacts.join(", ") });
+                            outln!("  thumbprint: {}", i.thumbprint);
+                            outln!("  file:       {}", i.file.display());
+                        }
+                    },
+                }
+            }
+            if matches!(output, SummaryFormat::Json) {
+                outln!("{}", serde_json::to_string_pretty(&rows)?);
+            }
+            Ok(EXIT_OK)
+        }
+        AccountCommand::Rollover { name } => {
+            let targets = account_targets(&s, name.as_deref())?;
+            let m = match targets.as_slice() {
+                [] => return Err(CliError::Usage("no managed certificates configured: no account to roll over".into()).into()),
+                [m] => *m,
+                _ => return Err(CliError::Usage("several ACME directories are configured: name the managed certificate".into()).into()),
+            };
+            let rt = runtime()?;
+            let now = now(cli)?;
+            match rt.block_on(certvigil::issuers::account::rollover(m, &state_dir)) {
+                Ok((old, new)) => {
+                    outln!("{}: account key rolled over at {}: thumbprint {old} -> {new}", m.name, m.directory);
+                    let detail =
+                        serde_json::json!({ "name": m.name, "directory": m.directory, "old_thumbprint": old, "new_thumbprint": new });
+                    store.audit(now, "account-rollover", "cli", &detail)?;
+                    Ok(EXIT_OK)
+                }
+                Err(e) => {
+                    let detail = serde_json::json!({ "name": m.name, "directory": m.directory, "error": format!("{e:#}") });
+                    store.audit(now, "account-rollover-failed", "cli", &detail)?;
+                    Err(e)
+                }
+            }
+        }
+    }
 }
 
 fn scan(cli: &Cli, a: &ScanArgs) -> Result<u8> {

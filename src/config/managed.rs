@@ -1,6 +1,7 @@
-//! `managed:` — certificates certvigil obtains and renews itself (ACME), and where it installs
-//! them.
+//! `managed:` — certificates certvigil obtains and renews itself (ACME), how it proves control
+//! of their names, and where it installs them.
 
+use super::secret::SecretRef;
 use super::{DurationSpec, PathedError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -14,16 +15,21 @@ use std::time::Duration;
 pub struct ManagedConfig {
     /// Unique name (letters, digits, -, _, .); `certvigil renew NAME` selects it.
     pub name: String,
-    /// DNS names the certificate covers; the first is its subject.
+    /// DNS names the certificate covers; the first is its subject. Wildcards (`*.example.org`)
+    /// need the dns-01 challenge.
     pub identifiers: Vec<String>,
     /// The ACME server that issues it.
     pub issuer: IssuerConfig,
-    /// Key type of the certificate's key, freshly generated at each renewal.
+    /// Key type of the certificate's key.
     #[serde(default)]
     pub key: KeyType,
+    /// When the certificate's key is replaced: `always` (default: a new key at each renewal),
+    /// `never` (keep the installed key while it matches), or `{max_age: 90d}`.
+    #[serde(default)]
+    pub rotate: Option<RotateConfig>,
     /// How control of the identifiers is proven.
     pub challenge: ChallengeConfig,
-    /// Where the certificate, chain and key are written.
+    /// Where the certificate, chain and key are written, and what runs afterwards.
     pub install: InstallConfig,
     /// Renew this long before expiry; default: once two thirds of the lifetime have passed.
     #[serde(default)]
@@ -43,6 +49,25 @@ pub struct IssuerConfig {
     /// system roots).
     #[serde(default)]
     pub ca_bundle: Option<String>,
+    /// External Account Binding (RFC 8555 §7.3.4), for CAs that tie ACME accounts to an
+    /// existing customer account. Used only when the account is registered.
+    #[serde(default)]
+    pub eab: Option<EabConfig>,
+    /// ACME profile to order (the directory's `meta.profiles`, e.g. `shortlived`); the order
+    /// fails when the CA does not offer it.
+    #[serde(default)]
+    pub profile: Option<String>,
+}
+
+/// External Account Binding credentials as the CA hands them out.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EabConfig {
+    /// Key identifier.
+    pub kid: String,
+    /// The MAC key, base64url as CAs give it, as a secret reference: `${env:NAME}` or
+    /// `${file:/path}`.
+    pub hmac_key: String,
 }
 
 /// Key type of a managed certificate.
@@ -53,8 +78,11 @@ pub enum KeyType {
     P256,
     P384,
     Ed25519,
-    /// Not supported: RSA keys cannot be generated; listed so the error says so.
-    Rsa,
+    /// RSA with a 2048-bit modulus (`rsa` means the same).
+    #[serde(alias = "rsa")]
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
 }
 
 impl KeyType {
@@ -63,29 +91,93 @@ impl KeyType {
             KeyType::P256 => "p256",
             KeyType::P384 => "p384",
             KeyType::Ed25519 => "ed25519",
-            KeyType::Rsa => "rsa",
+            KeyType::Rsa2048 => "rsa2048",
+            KeyType::Rsa3072 => "rsa3072",
+            KeyType::Rsa4096 => "rsa4096",
         }
     }
+
+    /// RSA modulus size, for RSA types.
+    pub fn rsa_bits(self) -> Option<usize> {
+        match self {
+            KeyType::Rsa2048 => Some(2048),
+            KeyType::Rsa3072 => Some(3072),
+            KeyType::Rsa4096 => Some(4096),
+            _ => None,
+        }
+    }
+}
+
+/// `rotate:` — a word, or `{max_age: DURATION}`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RotateConfig {
+    /// `always` or `never`.
+    Word(String),
+    MaxAge(MaxAge),
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MaxAge {
+    /// Replace the key once it is this old; until then renewals reuse it.
+    pub max_age: DurationSpec,
+}
+
+/// When the certificate key is replaced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyRotation {
+    #[default]
+    Always,
+    Never,
+    MaxAge(Duration),
 }
 
 /// Challenge type and its parameters.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChallengeConfig {
-    /// Only `http-01`.
+    /// `http-01` or `dns-01`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Address of the built-in HTTP-01 listener (the ACME server validates on port 80 of each
-    /// identifier; forward that port here).
-    #[serde(default = "default_listen")]
-    pub listen: String,
+    /// http-01: address of the built-in listener (the ACME server validates on port 80 of each
+    /// identifier; forward that port here). Default `127.0.0.1:5002` unless `webroot` is given.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// http-01: a directory a web server already serves for the identifiers; certvigil writes
+    /// `.well-known/acme-challenge/<token>` under it and removes it afterwards.
+    #[serde(default)]
+    pub webroot: Option<String>,
+    /// dns-01: command (argv, no shell) that sets and removes the TXT record, called as
+    /// `<command…> present <fqdn.> <value>` and `<command…> cleanup <fqdn.> <value>` (the
+    /// interface of lego's exec provider).
+    #[serde(default)]
+    pub hook: Option<Vec<String>>,
+    /// dns-01: how long each hook call may take (default 60s).
+    #[serde(default)]
+    pub hook_timeout: Option<DurationSpec>,
+    /// dns-01: wait this long after the records are set before asking for validation.
+    #[serde(default)]
+    pub propagation_delay: Option<DurationSpec>,
 }
 
-fn default_listen() -> String {
-    "127.0.0.1:5002".into()
+/// How control of the identifiers is proven (validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChallengeSpec {
+    /// http-01 answered by certvigil's own listener.
+    Http01Listener { listen: SocketAddr },
+    /// http-01 answered by files written into a served directory.
+    Http01Webroot { webroot: PathBuf },
+    /// dns-01 through a hook command.
+    Dns01 { hook: Vec<String>, timeout: Duration, propagation_delay: Duration },
 }
 
-/// Install paths. At least `fullchain` or `cert` must be given, and `key` always.
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 5002))
+}
+
+/// Install paths. At least one of `cert`, `fullchain`, `combined` or `pkcs12`, and `key`
+/// always.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InstallConfig {
@@ -100,9 +192,51 @@ pub struct InstallConfig {
     pub fullchain: Option<String>,
     /// The private key (PKCS#8 PEM); always written with mode 0600.
     pub key: String,
+    /// The key followed by the full chain in one PEM file (as HAProxy reads it); mode 0600.
+    #[serde(default)]
+    pub combined: Option<String>,
+    /// A PKCS#12 file with the key and the full chain (PBES2 AES-256-CBC, PBKDF2-HMAC-SHA256,
+    /// SHA-256 MAC); mode 0600.
+    #[serde(default)]
+    pub pkcs12: Option<Pkcs12Config>,
     /// Mode of the certificate files, in octal (`0640` or `"0640"`).
     #[serde(default)]
     pub mode: Option<ModeSpec>,
+    /// Owner of every installed file, by user name (needs root).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Group of every installed file, by group name.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Run after all files are in place, in order. When one fails, every file is rolled back
+    /// to its previous version.
+    #[serde(default)]
+    pub hooks: Vec<HookConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs12Config {
+    pub path: String,
+    /// Password, as a secret reference: `${env:NAME}` or `${file:/path}`.
+    pub password: String,
+}
+
+/// A post-install hook: `run: [argv…]` or `reload: UNIT` (`systemctl reload UNIT`).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HookConfig {
+    /// Command and arguments (no shell). It sees CERTVIGIL_CERT,
+    /// CERTVIGIL_CHAIN, CERTVIGIL_FULLCHAIN, CERTVIGIL_KEY, CERTVIGIL_COMBINED,
+    /// CERTVIGIL_PKCS12 for the files configured.
+    #[serde(default)]
+    pub run: Option<Vec<String>>,
+    /// A systemd unit to reload.
+    #[serde(default)]
+    pub reload: Option<String>,
+    /// How long the hook may take (default 60s).
+    #[serde(default)]
+    pub timeout: Option<DurationSpec>,
 }
 
 /// A file mode, octal digits as a number (0640 read as 640) or as text.
@@ -113,6 +247,13 @@ pub enum ModeSpec {
     Text(String),
 }
 
+/// EAB credentials, validated; the key is resolved only when an account is registered.
+#[derive(Debug, Clone)]
+pub struct EabSpec {
+    pub kid: String,
+    pub hmac_key: SecretRef,
+}
+
 /// A validated managed certificate.
 #[derive(Debug, Clone)]
 pub struct ManagedSpec {
@@ -121,21 +262,44 @@ pub struct ManagedSpec {
     pub directory: String,
     pub contact: Vec<String>,
     pub ca_bundle: Option<PathBuf>,
+    pub eab: Option<EabSpec>,
+    pub profile: Option<String>,
     pub key: KeyType,
-    pub listen: SocketAddr,
+    pub rotate: KeyRotation,
+    pub challenge: ChallengeSpec,
     pub install: InstallSpec,
     /// `None`: at two thirds of the lifetime.
     pub renew_before: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
+pub struct Pkcs12Spec {
+    pub path: PathBuf,
+    pub password: SecretRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookSpec {
+    pub argv: Vec<String>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct InstallSpec {
     pub cert: Option<PathBuf>,
     pub chain: Option<PathBuf>,
     pub fullchain: Option<PathBuf>,
     pub key: PathBuf,
+    pub combined: Option<PathBuf>,
+    pub pkcs12: Option<Pkcs12Spec>,
     pub mode: u32,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub hooks: Vec<HookSpec>,
 }
+
+/// Default time limit of hook commands.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn dns_name_ok(n: &str) -> bool {
     let n = n.strip_prefix("*.").unwrap_or(n);
@@ -162,6 +326,163 @@ fn parse_mode(m: &ModeSpec) -> Result<u32, String> {
     }
 }
 
+/// A user or group name as useradd accepts it.
+fn account_name_ok(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 32
+        && !n.starts_with('-')
+        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b) || b == b'$')
+}
+
+fn argv_ok(argv: &[String]) -> Result<(), String> {
+    match argv.first() {
+        None => Err("needs at least the command".into()),
+        Some(c) if c.trim().is_empty() => Err("the command must not be empty".into()),
+        Some(_) => Ok(()),
+    }
+}
+
+/// `Ok(None)` when absent; `Err` with the message otherwise.
+fn opt_duration(d: &Option<DurationSpec>) -> Result<Option<Duration>, String> {
+    d.as_ref().map(DurationSpec::duration).transpose()
+}
+
+fn validate_rotate(r: &Option<RotateConfig>) -> Result<KeyRotation, String> {
+    match r {
+        None => Ok(KeyRotation::Always),
+        Some(RotateConfig::Word(w)) => match w.trim() {
+            "always" => Ok(KeyRotation::Always),
+            "never" => Ok(KeyRotation::Never),
+            other => Err(format!("`{other}` is not a rotation policy (always, never, or {{max_age: 90d}})")),
+        },
+        Some(RotateConfig::MaxAge(m)) => match m.max_age.duration() {
+            Ok(d) if d.is_zero() => Err("max_age must be more than 0".into()),
+            Ok(d) => Ok(KeyRotation::MaxAge(d)),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+fn validate_challenge(
+    c: &ChallengeConfig,
+    base: &Path,
+    at: &dyn Fn(&[&str]) -> Vec<String>,
+    errs: &mut Vec<PathedError>,
+) -> Option<ChallengeSpec> {
+    let before = errs.len();
+    let refuse = |present: bool, field: &str, why: &str, errs: &mut Vec<PathedError>| {
+        if present {
+            errs.push((at(&["challenge", field]), why.to_string()));
+        }
+    };
+    match c.kind.as_str() {
+        "http-01" => {
+            let why = "only for dns-01";
+            refuse(c.hook.is_some(), "hook", why, errs);
+            refuse(c.hook_timeout.is_some(), "hook_timeout", why, errs);
+            refuse(c.propagation_delay.is_some(), "propagation_delay", why, errs);
+            match (&c.listen, &c.webroot) {
+                (Some(_), Some(_)) => {
+                    errs.push((at(&["challenge", "webroot"]), "give either listen or webroot, not both".into()));
+                    None
+                }
+                (_, Some(w)) if w.trim().is_empty() => {
+                    errs.push((at(&["challenge", "webroot"]), "must not be empty".into()));
+                    None
+                }
+                (_, Some(w)) => (errs.len() == before).then(|| ChallengeSpec::Http01Webroot { webroot: base.join(w.trim()) }),
+                (Some(l), None) => match l.trim().parse::<SocketAddr>() {
+                    Ok(listen) => (errs.len() == before).then_some(ChallengeSpec::Http01Listener { listen }),
+                    Err(_) => {
+                        errs.push((at(&["challenge", "listen"]), format!("`{l}` is not an address:port (example: 127.0.0.1:5002)")));
+                        None
+                    }
+                },
+                (None, None) => (errs.len() == before).then(|| ChallengeSpec::Http01Listener { listen: default_listen() }),
+            }
+        }
+        "dns-01" => {
+            let why = "only for http-01";
+            refuse(c.listen.is_some(), "listen", why, errs);
+            refuse(c.webroot.is_some(), "webroot", why, errs);
+            let hook = match &c.hook {
+                None => {
+                    errs.push((at(&["challenge", "hook"]), "dns-01 needs a hook command that sets the TXT record".into()));
+                    None
+                }
+                Some(argv) => match argv_ok(argv) {
+                    Ok(()) => Some(argv.clone()),
+                    Err(e) => {
+                        errs.push((at(&["challenge", "hook"]), e));
+                        None
+                    }
+                },
+            };
+            let timeout = match opt_duration(&c.hook_timeout) {
+                Ok(Some(d)) if d.is_zero() => {
+                    errs.push((at(&["challenge", "hook_timeout"]), "must be more than 0".into()));
+                    DEFAULT_HOOK_TIMEOUT
+                }
+                Ok(d) => d.unwrap_or(DEFAULT_HOOK_TIMEOUT),
+                Err(e) => {
+                    errs.push((at(&["challenge", "hook_timeout"]), e));
+                    DEFAULT_HOOK_TIMEOUT
+                }
+            };
+            let propagation_delay = match opt_duration(&c.propagation_delay) {
+                Ok(d) => d.unwrap_or_default(),
+                Err(e) => {
+                    errs.push((at(&["challenge", "propagation_delay"]), e));
+                    Duration::ZERO
+                }
+            };
+            match hook {
+                Some(hook) if errs.len() == before => Some(ChallengeSpec::Dns01 { hook, timeout, propagation_delay }),
+                _ => None,
+            }
+        }
+        other => {
+            errs.push((at(&["challenge", "type"]), format!("`{other}` is not supported (http-01 or dns-01)")));
+            None
+        }
+    }
+}
+
+fn validate_hooks(hooks: &[HookConfig], at: &dyn Fn(&[&str]) -> Vec<String>, errs: &mut Vec<PathedError>) -> Vec<HookSpec> {
+    let mut out = Vec::new();
+    for (i, h) in hooks.iter().enumerate() {
+        let idx = i.to_string();
+        let here = |f: &str| at(&["install", "hooks", &idx, f]);
+        let timeout = match opt_duration(&h.timeout) {
+            Ok(Some(d)) if d.is_zero() => {
+                errs.push((here("timeout"), "must be more than 0".into()));
+                continue;
+            }
+            Ok(d) => d.unwrap_or(DEFAULT_HOOK_TIMEOUT),
+            Err(e) => {
+                errs.push((here("timeout"), e));
+                continue;
+            }
+        };
+        match (&h.run, &h.reload) {
+            (Some(_), Some(_)) | (None, None) => errs.push((at(&["install", "hooks", &idx]), "give exactly one of run or reload".into())),
+            (Some(argv), None) => match argv_ok(argv) {
+                Ok(()) => out.push(HookSpec { argv: argv.clone(), timeout }),
+                Err(e) => errs.push((here("run"), e)),
+            },
+            (None, Some(unit)) => {
+                let unit = unit.trim();
+                if unit.is_empty() || unit.starts_with('-') || !unit.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@:\\".contains(&b)) {
+                    errs.push((here("reload"), format!("`{unit}` is not a systemd unit name")));
+                } else {
+                    out.push(HookSpec { argv: vec!["systemctl".into(), "reload".into(), unit.to_string()], timeout });
+                }
+            }
+        }
+    }
+    out
+}
+
 pub(crate) fn validate(list: &[ManagedConfig], base: &Path, errs: &mut Vec<PathedError>) -> Vec<ManagedSpec> {
     let mut out = Vec::new();
     let mut names: Vec<&str> = Vec::new();
@@ -183,13 +504,15 @@ pub(crate) fn validate(list: &[ManagedConfig], base: &Path, errs: &mut Vec<Pathe
         if m.identifiers.is_empty() {
             errs.push((at(&["identifiers"]), "at least one DNS name is required".into()));
         }
+        let challenge = validate_challenge(&m.challenge, base, &at, errs);
         let mut identifiers = Vec::new();
         for (j, id) in m.identifiers.iter().enumerate() {
             let id = id.trim().to_ascii_lowercase();
             if !dns_name_ok(&id) {
                 errs.push((at(&["identifiers", &j.to_string()]), format!("`{id}` is not a DNS name")));
-            } else if id.starts_with("*.") {
-                errs.push((at(&["identifiers", &j.to_string()]), "wildcards need dns-01, which is not supported yet".into()));
+            } else if id.starts_with("*.") && m.challenge.kind != "dns-01" {
+                // RFC 8555 §7.1.3: CAs validate wildcard names through DNS only.
+                errs.push((at(&["identifiers", &j.to_string()]), "wildcard names need the dns-01 challenge".into()));
             } else if identifiers.contains(&id) {
                 errs.push((at(&["identifiers", &j.to_string()]), format!("duplicate identifier `{id}`")));
             } else {
@@ -216,44 +539,77 @@ pub(crate) fn validate(list: &[ManagedConfig], base: &Path, errs: &mut Vec<Pathe
             Some(p) => Some(base.join(p)),
             None => None,
         };
-        if m.key == KeyType::Rsa {
-            errs.push((at(&["key"]), "RSA keys cannot be generated by certvigil's crypto provider; use p256, p384 or ed25519".into()));
-        }
-        if m.challenge.kind != "http-01" {
-            errs.push((at(&["challenge", "type"]), format!("`{}` is not supported (only http-01)", m.challenge.kind)));
-        }
-        let listen = match m.challenge.listen.trim().parse::<SocketAddr>() {
-            Ok(a) => Some(a),
-            Err(_) => {
-                errs.push((
-                    at(&["challenge", "listen"]),
-                    format!("`{}` is not an address:port (example: 127.0.0.1:5002)", m.challenge.listen),
-                ));
-                None
+        let eab = match &m.issuer.eab {
+            None => None,
+            Some(e) => {
+                if e.kid.trim().is_empty() {
+                    errs.push((at(&["issuer", "eab", "kid"]), "must not be empty".into()));
+                }
+                match SecretRef::parse(e.hmac_key.trim()) {
+                    Ok(hmac_key) => Some(EabSpec { kid: e.kid.trim().to_string(), hmac_key }),
+                    Err(msg) => {
+                        errs.push((at(&["issuer", "eab", "hmac_key"]), msg));
+                        None
+                    }
+                }
             }
         };
-        let path = |v: &Option<String>, field: &str, errs: &mut Vec<PathedError>| match v.as_deref() {
+        let profile = match m.issuer.profile.as_deref().map(str::trim) {
             Some("") => {
-                errs.push((at(&["install", field]), "must not be empty".into()));
+                errs.push((at(&["issuer", "profile"]), "must not be empty".into()));
+                None
+            }
+            Some(p) if !p.bytes().all(|b| b.is_ascii_graphic()) => {
+                errs.push((at(&["issuer", "profile"]), format!("`{p}` is not a profile name")));
+                None
+            }
+            p => p.map(str::to_string),
+        };
+        let rotate = validate_rotate(&m.rotate).unwrap_or_else(|msg| {
+            errs.push((at(&["rotate"]), msg));
+            KeyRotation::Always
+        });
+        let path = |v: Option<&str>, field: &[&str], errs: &mut Vec<PathedError>| match v {
+            Some("") => {
+                let mut p = vec!["install"];
+                p.extend_from_slice(field);
+                errs.push((at(&p), "must not be empty".into()));
                 None
             }
             Some(p) => Some(base.join(p)),
             None => None,
         };
-        let cert = path(&m.install.cert, "cert", errs);
-        let chain = path(&m.install.chain, "chain", errs);
-        let fullchain = path(&m.install.fullchain, "fullchain", errs);
-        let key = path(&Some(m.install.key.clone()), "key", errs);
-        if m.install.cert.is_none() && m.install.fullchain.is_none() {
-            errs.push((at(&["install"]), "give at least one of cert or fullchain".into()));
+        let inst = &m.install;
+        let cert = path(inst.cert.as_deref(), &["cert"], errs);
+        let chain = path(inst.chain.as_deref(), &["chain"], errs);
+        let fullchain = path(inst.fullchain.as_deref(), &["fullchain"], errs);
+        let key = path(Some(inst.key.as_str()), &["key"], errs);
+        let combined = path(inst.combined.as_deref(), &["combined"], errs);
+        let pkcs12 = match &inst.pkcs12 {
+            None => None,
+            Some(p) => {
+                let file = path(Some(p.path.as_str()), &["pkcs12", "path"], errs);
+                match SecretRef::parse(p.password.trim()) {
+                    Ok(password) => file.map(|path| Pkcs12Spec { path, password }),
+                    Err(msg) => {
+                        errs.push((at(&["install", "pkcs12", "password"]), msg));
+                        None
+                    }
+                }
+            }
+        };
+        if inst.cert.is_none() && inst.fullchain.is_none() && inst.combined.is_none() && inst.pkcs12.is_none() {
+            errs.push((at(&["install"]), "give at least one of cert, fullchain, combined or pkcs12".into()));
         }
-        let all: Vec<&PathBuf> = [&cert, &chain, &fullchain, &key].into_iter().flatten().collect();
+        let p12_path = pkcs12.as_ref().map(|p| &p.path);
+        let all: Vec<&PathBuf> =
+            [cert.as_ref(), chain.as_ref(), fullchain.as_ref(), key.as_ref(), combined.as_ref(), p12_path].into_iter().flatten().collect();
         for (a, p) in all.iter().enumerate() {
             if all[..a].contains(p) {
                 errs.push((at(&["install"]), format!("{} is used for two files", p.display())));
             }
         }
-        let mode = match m.install.mode.as_ref().map(parse_mode) {
+        let mode = match inst.mode.as_ref().map(parse_mode) {
             None => 0o644,
             Some(Ok(v)) => v,
             Some(Err(msg)) => {
@@ -261,6 +617,14 @@ pub(crate) fn validate(list: &[ManagedConfig], base: &Path, errs: &mut Vec<Pathe
                 0o644
             }
         };
+        for (field, v) in [("owner", &inst.owner), ("group", &inst.group)] {
+            if let Some(n) = v
+                && !account_name_ok(n)
+            {
+                errs.push((at(&["install", field]), format!("`{n}` is not a user or group name")));
+            }
+        }
+        let hooks = validate_hooks(&inst.hooks, &at, errs);
         let renew_before = match m.renew_before.as_ref().map(DurationSpec::duration) {
             None => None,
             Some(Ok(d)) if d.is_zero() => {
@@ -276,16 +640,30 @@ pub(crate) fn validate(list: &[ManagedConfig], base: &Path, errs: &mut Vec<Pathe
         if errs.len() != before {
             continue;
         }
-        if let (Some(listen), Some(key)) = (listen, key) {
+        if let (Some(challenge), Some(key)) = (challenge, key) {
             out.push(ManagedSpec {
                 name: name.to_string(),
                 identifiers,
                 directory: dir.to_string(),
                 contact: m.issuer.contact.clone(),
                 ca_bundle,
+                eab,
+                profile,
                 key: m.key,
-                listen,
-                install: InstallSpec { cert, chain, fullchain, key, mode },
+                rotate,
+                challenge,
+                install: InstallSpec {
+                    cert,
+                    chain,
+                    fullchain,
+                    key,
+                    combined,
+                    pkcs12,
+                    mode,
+                    owner: inst.owner.clone(),
+                    group: inst.group.clone(),
+                    hooks,
+                },
                 renew_before,
             });
         }
@@ -297,9 +675,9 @@ pub(crate) fn validate(list: &[ManagedConfig], base: &Path, errs: &mut Vec<Pathe
 mod tests {
     use super::*;
 
-    fn one(yaml_extra: &str) -> Result<Vec<ManagedSpec>, Vec<PathedError>> {
+    fn with(challenge: &str, extra: &str) -> Result<Vec<ManagedSpec>, Vec<PathedError>> {
         let text = format!(
-            "- name: web\n  identifiers: [www.example.org]\n  issuer: {{directory: 'https://acme.example/dir', contact: ['mailto:a@example.org']}}\n  challenge: {{type: http-01}}\n  install: {{fullchain: f.pem, key: k.pem, mode: '0640'}}\n{yaml_extra}"
+            "- name: web\n  identifiers: [www.example.org]\n  issuer: {{directory: 'https://acme.example/dir', contact: ['mailto:a@example.org']}}\n  challenge: {challenge}\n  install: {{fullchain: f.pem, key: k.pem, mode: '0640'}}\n{extra}"
         );
         let list: Vec<ManagedConfig> = serde_saphyr::from_str(&text).map_err(|e| vec![(vec![], e.to_string())])?;
         let mut errs = Vec::new();
@@ -307,26 +685,131 @@ mod tests {
         if errs.is_empty() { Ok(out) } else { Err(errs) }
     }
 
+    fn one(extra: &str) -> Result<Vec<ManagedSpec>, Vec<PathedError>> {
+        with("{type: http-01}", extra)
+    }
+
+    fn raw(yaml: &str) -> Result<Vec<ManagedSpec>, Vec<PathedError>> {
+        let list: Vec<ManagedConfig> = serde_saphyr::from_str(yaml).map_err(|e| vec![(vec![], e.to_string())])?;
+        let mut errs = Vec::new();
+        let out = validate(&list, Path::new("/etc/x"), &mut errs);
+        if errs.is_empty() { Ok(out) } else { Err(errs) }
+    }
+
+    fn paths(e: &[PathedError]) -> Vec<String> {
+        e.iter().map(|(p, _)| p.join(".")).collect()
+    }
+
     #[test]
     fn defaults_and_paths() {
         let s = one("").unwrap();
         assert_eq!(s[0].key, KeyType::P256);
+        assert_eq!(s[0].rotate, KeyRotation::Always);
         assert_eq!(s[0].install.mode, 0o640);
         assert_eq!(s[0].install.key, PathBuf::from("/etc/x/k.pem"));
-        assert_eq!(s[0].listen.port(), 5002);
-        assert!(s[0].renew_before.is_none());
+        assert_eq!(s[0].challenge, ChallengeSpec::Http01Listener { listen: default_listen() });
+        assert!(s[0].renew_before.is_none() && s[0].eab.is_none() && s[0].profile.is_none());
     }
 
     #[test]
-    fn rsa_is_refused_with_a_reason() {
-        let e = one("  key: rsa\n").unwrap_err();
-        assert_eq!(e[0].0, vec!["managed", "0", "key"]);
-        assert!(e[0].1.contains("RSA"), "{e:?}");
+    fn rsa_sizes() {
+        assert_eq!(one("  key: rsa\n").unwrap()[0].key, KeyType::Rsa2048);
+        assert_eq!(one("  key: rsa4096\n").unwrap()[0].key.rsa_bits(), Some(4096));
+        assert!(one("  key: rsa1024\n").is_err());
     }
 
     #[test]
     fn bad_fields_are_named() {
         let e = one("  renew_before: 3x\n").unwrap_err();
         assert_eq!(e[0].0, vec!["managed", "0", "renew_before"]);
+    }
+
+    #[test]
+    fn webroot_and_listen() {
+        let s = with("{type: http-01, webroot: www}", "").unwrap();
+        assert_eq!(s[0].challenge, ChallengeSpec::Http01Webroot { webroot: PathBuf::from("/etc/x/www") });
+        let e = with("{type: http-01, webroot: www, listen: '127.0.0.1:80'}", "").unwrap_err();
+        assert_eq!(paths(&e), ["managed.0.challenge.webroot"]);
+        let e = with("{type: http-01, listen: 'nope'}", "").unwrap_err();
+        assert_eq!(paths(&e), ["managed.0.challenge.listen"]);
+        let e = with("{type: http-01, hook: [x]}", "").unwrap_err();
+        assert_eq!(paths(&e), ["managed.0.challenge.hook"]);
+        let e = with("{type: tls-alpn-01}", "").unwrap_err();
+        assert_eq!(paths(&e), ["managed.0.challenge.type"]);
+    }
+
+    #[test]
+    fn dns01_hook_and_wildcards() {
+        let s = with("{type: dns-01, hook: [/usr/local/bin/dns, --zone, x], hook_timeout: 5s, propagation_delay: 2s}", "").unwrap();
+        assert_eq!(
+            s[0].challenge,
+            ChallengeSpec::Dns01 {
+                hook: vec!["/usr/local/bin/dns".into(), "--zone".into(), "x".into()],
+                timeout: Duration::from_secs(5),
+                propagation_delay: Duration::from_secs(2)
+            }
+        );
+        let e = with("{type: dns-01}", "").unwrap_err();
+        assert_eq!(paths(&e), ["managed.0.challenge.hook"]);
+        let e = with("{type: dns-01, hook: []}", "").unwrap_err();
+        assert_eq!(paths(&e), ["managed.0.challenge.hook"]);
+        let e = with("{type: dns-01, hook: [x], listen: '127.0.0.1:1', hook_timeout: 0s}", "").unwrap_err();
+        assert_eq!(paths(&e), ["managed.0.challenge.listen", "managed.0.challenge.hook_timeout"]);
+
+        let wild = "- name: w\n  identifiers: ['*.example.org', example.org]\n  issuer: {directory: 'https://a/d'}\n  challenge: {type: CH}\n  install: {fullchain: f.pem, key: k.pem}\n";
+        let s = raw(&wild.replace("CH", "dns-01, hook: [h]")).unwrap();
+        assert_eq!(s[0].identifiers, ["*.example.org", "example.org"]);
+        let e = raw(&wild.replace("CH", "http-01")).unwrap_err();
+        assert_eq!(paths(&e), ["managed.0.identifiers.0"]);
+        assert!(e[0].1.contains("dns-01"), "{e:?}");
+    }
+
+    #[test]
+    fn eab_profile_and_rotation() {
+        let s = raw("- name: w\n  identifiers: [a.example]\n  issuer: {directory: 'https://a/d', eab: {kid: k1, hmac_key: '${env:EAB}'}, profile: shortlived}\n  challenge: {type: http-01}\n  rotate: {max_age: 30d}\n  install: {fullchain: f.pem, key: k.pem}\n").unwrap();
+        let eab = s[0].eab.as_ref().unwrap();
+        assert_eq!((eab.kid.as_str(), &eab.hmac_key), ("k1", &SecretRef::Env("EAB".into())));
+        assert_eq!(s[0].profile.as_deref(), Some("shortlived"));
+        assert_eq!(s[0].rotate, KeyRotation::MaxAge(Duration::from_secs(30 * 86400)));
+        assert_eq!(one("  rotate: never\n").unwrap()[0].rotate, KeyRotation::Never);
+
+        let e = raw("- name: w\n  identifiers: [a.example]\n  issuer: {directory: 'https://a/d', eab: {kid: '', hmac_key: 'c2VjcmV0'}, profile: ''}\n  challenge: {type: http-01}\n  rotate: sometimes\n  install: {fullchain: f.pem, key: k.pem}\n").unwrap_err();
+        assert_eq!(
+            paths(&e),
+            ["managed.0.issuer.eab.kid", "managed.0.issuer.eab.hmac_key", "managed.0.issuer.profile", "managed.0.rotate"]
+        );
+        // An inline key is refused without being echoed.
+        assert!(!e[1].1.contains("c2VjcmV0"), "{e:?}");
+    }
+
+    #[test]
+    fn install_targets_owner_and_hooks() {
+        let s = raw("- name: w\n  identifiers: [a.example]\n  issuer: {directory: 'https://a/d'}\n  challenge: {type: http-01}\n  install:\n    key: k.pem\n    combined: haproxy.pem\n    pkcs12: {path: c.p12, password: '${file:/run/p}'}\n    owner: www-data\n    group: ssl-cert\n    hooks:\n      - run: [/bin/true, x]\n        timeout: 5s\n      - reload: nginx.service\n").unwrap();
+        let i = &s[0].install;
+        assert_eq!(i.combined.as_deref(), Some(Path::new("/etc/x/haproxy.pem")));
+        assert_eq!(i.pkcs12.as_ref().unwrap().password, SecretRef::File("/run/p".into()));
+        assert_eq!((i.owner.as_deref(), i.group.as_deref()), (Some("www-data"), Some("ssl-cert")));
+        assert_eq!(
+            i.hooks,
+            [
+                HookSpec { argv: vec!["/bin/true".into(), "x".into()], timeout: Duration::from_secs(5) },
+                HookSpec { argv: vec!["systemctl".into(), "reload".into(), "nginx.service".into()], timeout: DEFAULT_HOOK_TIMEOUT },
+            ]
+        );
+
+        let e = raw("- name: w\n  identifiers: [a.example]\n  issuer: {directory: 'https://a/d'}\n  challenge: {type: http-01}\n  install:\n    key: k.pem\n    pkcs12: {path: k.pem, password: hunter2}\n    owner: 'bad name'\n    hooks:\n      - {run: [x], reload: y}\n      - run: []\n      - reload: '-x'\n      - {run: [x], timeout: soon}\n").unwrap_err();
+        assert_eq!(
+            paths(&e),
+            [
+                "managed.0.install.pkcs12.password",
+                "managed.0.install.owner",
+                "managed.0.install.hooks.0",
+                "managed.0.install.hooks.1.run",
+                "managed.0.install.hooks.2.reload",
+                "managed.0.install.hooks.3.timeout",
+            ]
+        );
+        let e = raw("- name: w\n  identifiers: [a.example]\n  issuer: {directory: 'https://a/d'}\n  challenge: {type: http-01}\n  install: {key: k.pem}\n").unwrap_err();
+        assert_eq!(paths(&e), ["managed.0.install"]);
     }
 }

@@ -1,10 +1,14 @@
-//! Installs a certificate, its chain and its key as PEM files.
+//! Installs a certificate, its chain and its key as PEM files, a combined key + chain PEM and
+//! a PKCS#12 file, then runs the post-install hooks.
 //!
 //! Everything is checked before anything is replaced: the key must match the leaf, each
-//! certificate must be signed by the next one, and the leaf must be currently valid. Every new
-//! file is then written beside its target and fsynced; only when all are on disk is each
-//! current file kept as `<file>.previous` and the new one renamed into place. Key files are
-//! always mode 0600.
+//! certificate must be signed by the next one, the leaf must be currently valid, the owner and
+//! group must exist and the PKCS#12 password must resolve. Every new file is then written
+//! beside its target (with its final mode and owner) and fsynced; only when all are on disk is
+//! each current file kept as `<file>.previous` and the new one renamed into place. When a
+//! rename or a hook fails, every file and its `.previous` are put back as they were (files that
+//! did not exist are removed): the installed set never mixes two certificates. Files holding
+//! the key are always mode 0600.
 
 use crate::config::managed::InstallSpec;
 use crate::revocation::verify::verify_cert_signed_by;
@@ -102,7 +106,80 @@ fn sync_dir(path: &Path) {
     }
 }
 
-/// Checks and installs. On any error before the renames, the installed files are untouched.
+/// A user or group looked up by name: through `getent` (so NSS sources count), else the
+/// files in /etc.
+fn lookup_id(db: &str, name: &str) -> Result<u32, String> {
+    // name:password:id:… in both databases.
+    let field = 2;
+    let parse = |text: &str| {
+        text.lines()
+            .find(|l| l.split(':').next() == Some(name))
+            .and_then(|l| l.split(':').nth(field))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+    };
+    let id = match std::process::Command::new("getent").args([db, name]).stderr(std::process::Stdio::null()).output() {
+        Ok(out) => parse(&String::from_utf8_lossy(&out.stdout)),
+        Err(_) => std::fs::read_to_string(format!("/etc/{db}")).ok().and_then(|t| parse(&t)),
+    };
+    let what = if db == "passwd" { "user" } else { "group" };
+    id.ok_or_else(|| format!("install.{}: no {what} named `{name}` on this system", if db == "passwd" { "owner" } else { "group" }))
+}
+
+/// A file's content, mode, uid and gid.
+type FileState = (Vec<u8>, u32, u32, u32);
+
+/// One file as it was before the install, to put it back.
+struct Before {
+    path: PathBuf,
+    /// Content, mode, uid and gid, or `None` when the file did not exist.
+    file: Option<FileState>,
+    previous: Option<FileState>,
+}
+
+fn snapshot(path: &Path) -> Result<Option<FileState>, String> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        Ok(m) => {
+            let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            Ok(Some((bytes, m.mode() & 0o7777, m.uid(), m.gid())))
+        }
+    }
+}
+
+/// Puts `path` back to `state` (atomically), or removes it when it did not exist.
+fn restore(path: &Path, state: &Option<FileState>) -> Result<(), String> {
+    let r = match state {
+        None => match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
+        Some((bytes, mode, uid, gid)) => write_new(path, bytes, *mode).and_then(|tmp| {
+            // Only root can give a file away; otherwise it stays ours, as it was.
+            let _ = std::os::unix::fs::chown(&tmp, Some(*uid), Some(*gid));
+            std::fs::rename(&tmp, path)
+        }),
+    };
+    sync_dir(path);
+    r.map_err(|e| format!("cannot restore {}: {e}", path.display()))
+}
+
+fn roll_back(done: &[Before]) -> Vec<String> {
+    let mut errs = Vec::new();
+    for b in done.iter().rev() {
+        for (p, st) in [(b.path.clone(), &b.file), (previous(&b.path), &b.previous)] {
+            if let Err(e) = restore(&p, st) {
+                tracing::error!(path = %p.display(), error = %e, "roll-back failed");
+                errs.push(e);
+            }
+        }
+    }
+    errs
+}
+
+/// Checks and installs, then runs the hooks. On any error before the renames, the installed
+/// files are untouched; after, they are rolled back.
 pub fn install(spec: &InstallSpec, chain_pem: &str, key_pem: &str, now: i64) -> Result<Installed, String> {
     let ders = chain_ders(chain_pem)?;
     let facts = check(&ders, key_pem, now)?;
@@ -119,40 +196,142 @@ pub fn install(spec: &InstallSpec, chain_pem: &str, key_pem: &str, now: i64) -> 
         files.push((p, format!("{leaf}{rest}").into_bytes(), spec.mode));
     }
     files.push((&spec.key, key_pem.as_bytes().to_vec(), 0o600));
+    if let Some(p) = &spec.combined {
+        let key = key_pem.trim_end();
+        files.push((p, format!("{key}\n{leaf}{rest}").into_bytes(), 0o600));
+    }
+    if let Some(p12) = &spec.pkcs12 {
+        let password = p12.password.resolve().map_err(|e| format!("install.pkcs12.password ({}): {e}", p12.password))?;
+        let pkcs8 = pem::scan(key_pem.as_bytes())
+            .into_iter()
+            .find(|b| b.label == "PRIVATE KEY")
+            .and_then(|b| b.body.ok())
+            .ok_or("the key is not a PKCS#8 PEM key")?;
+        let pfx =
+            crate::x509::pkcs12::write(&pkcs8, &ders, password.expose()).map_err(|e| format!("cannot build the PKCS#12 file: {e}"))?;
+        files.push((&p12.path, pfx, 0o600));
+    }
+    let uid = spec.owner.as_deref().map(|n| lookup_id("passwd", n)).transpose()?;
+    let gid = spec.group.as_deref().map(|n| lookup_id("group", n)).transpose()?;
 
     let mut staged = Vec::new();
     for (path, bytes, mode) in &files {
-        let what = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
         let staged_ok = path
             .parent()
             .map(|d| if d.as_os_str().is_empty() { Ok(()) } else { std::fs::create_dir_all(d) })
             .unwrap_or(Ok(()))
-            .and_then(|()| write_new(path, bytes, *mode));
+            .and_then(|()| write_new(path, bytes, *mode))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+            .and_then(|tmp| {
+                if uid.is_none() && gid.is_none() {
+                    return Ok(tmp);
+                }
+                match std::os::unix::fs::chown(&tmp, uid, gid) {
+                    Ok(()) => Ok(tmp),
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        let who =
+                            [spec.owner.as_deref().map(|o| format!("owner `{o}`")), spec.group.as_deref().map(|g| format!("group `{g}`"))]
+                                .into_iter()
+                                .flatten()
+                                .collect::<Vec<_>>()
+                                .join(" and ");
+                        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                            " (changing a file's owner needs root; a group needs root or membership of it)"
+                        } else {
+                            ""
+                        };
+                        Err(format!("cannot give {} to {who}: {e}{hint}", path.display()))
+                    }
+                }
+            });
         match staged_ok {
             Ok(tmp) => staged.push((tmp, (*path).clone(), *mode)),
             Err(e) => {
                 for (tmp, _, _) in &staged {
                     let _ = std::fs::remove_file(tmp);
                 }
-                return Err(what(e));
+                return Err(e);
             }
         }
     }
-    for (tmp, path, mode) in &staged {
-        if path.exists() {
-            let old = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let prev = previous(path);
-            let tmp_prev = write_new(&prev, &old, *mode).map_err(|e| format!("cannot write {}: {e}", prev.display()))?;
-            std::fs::rename(&tmp_prev, &prev).map_err(|e| format!("cannot write {}: {e}", prev.display()))?;
+    // Snapshot everything first: a failure while reading leaves nothing changed.
+    let mut befores = Vec::new();
+    for (_, path, _) in &staged {
+        match snapshot(path).and_then(|f| snapshot(&previous(path)).map(|p| (f, p))) {
+            Ok((file, prev)) => befores.push(Before { path: path.clone(), file, previous: prev }),
+            Err(e) => {
+                for (tmp, _, _) in &staged {
+                    let _ = std::fs::remove_file(tmp);
+                }
+                return Err(e);
+            }
         }
-        std::fs::rename(tmp, path).map_err(|e| format!("cannot install {}: {e}", path.display()))?;
-        sync_dir(path);
+    }
+    let mut done: Vec<Before> = Vec::new();
+    let mut failure = None;
+    for ((tmp, path, mode), before) in staged.iter().zip(befores) {
+        let step = || -> Result<(), String> {
+            if let Some((old, _, old_uid, old_gid)) = &before.file {
+                let prev = previous(path);
+                let tmp_prev = write_new(&prev, old, *mode).map_err(|e| format!("cannot write {}: {e}", prev.display()))?;
+                let _ = std::os::unix::fs::chown(&tmp_prev, Some(*old_uid), Some(*old_gid));
+                std::fs::rename(&tmp_prev, &prev).map_err(|e| format!("cannot write {}: {e}", prev.display()))?;
+            }
+            std::fs::rename(tmp, path).map_err(|e| format!("cannot install {}: {e}", path.display()))?;
+            sync_dir(path);
+            Ok(())
+        };
+        let result = step();
+        done.push(before);
+        if let Err(e) = result {
+            failure = Some(e);
+            break;
+        }
+    }
+    if failure.is_none() {
+        let env = hook_env(spec);
+        for hook in &spec.hooks {
+            if let Err(e) = super::hooks::run(&hook.argv, &env, hook.timeout) {
+                failure = Some(format!("post-install hook failed: {e}"));
+                break;
+            }
+            tracing::info!(command = %super::hooks::display(&hook.argv), "post-install hook succeeded");
+        }
+    }
+    if let Some(e) = failure {
+        for (tmp, _, _) in &staged {
+            let _ = std::fs::remove_file(tmp);
+        }
+        let errs = roll_back(&done);
+        return Err(if errs.is_empty() {
+            format!("{e}; every file was rolled back to its previous version")
+        } else {
+            format!("{e}; rolling back failed too: {}", errs.join("; "))
+        });
     }
     Ok(Installed {
         serial: hex::encode(cert::raw_parts(&ders[0]).map(|p| p.serial).unwrap_or_default()),
         not_after: facts.not_after,
         files: staged.into_iter().map(|s| s.1).collect(),
     })
+}
+
+/// What hooks see: the path of each installed file.
+fn hook_env(spec: &InstallSpec) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    let mut add = |k: &str, p: Option<&PathBuf>| {
+        if let Some(p) = p {
+            env.push((k.to_string(), p.display().to_string()));
+        }
+    };
+    add("CERTVIGIL_CERT", spec.cert.as_ref());
+    add("CERTVIGIL_CHAIN", spec.chain.as_ref());
+    add("CERTVIGIL_FULLCHAIN", spec.fullchain.as_ref());
+    add("CERTVIGIL_KEY", Some(&spec.key));
+    add("CERTVIGIL_COMBINED", spec.combined.as_ref());
+    add("CERTVIGIL_PKCS12", spec.pkcs12.as_ref().map(|p| &p.path));
+    env
 }
 
 /// The leaf currently installed (cert or fullchain file), if readable.
@@ -166,6 +345,7 @@ pub fn current_leaf(spec: &InstallSpec) -> Option<crate::model::CertFacts> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn new_ca() -> (rcgen::Issuer<'static, rcgen::KeyPair>, String) {
         let key = rcgen::KeyPair::generate().unwrap();
@@ -189,6 +369,7 @@ mod tests {
             fullchain: Some(dir.join("fullchain.pem")),
             key: dir.join("key.pem"),
             mode: 0o640,
+            ..InstallSpec::default()
         }
     }
 
@@ -232,5 +413,42 @@ mod tests {
         assert_eq!(std::fs::read(dir.path().join("fullchain.pem")).unwrap(), before);
         assert!(!dir.path().join("fullchain.pem.previous").exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4, "no temp files left");
+    }
+
+    fn snapshot_dir(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn failing_hook_rolls_everything_back() {
+        use crate::config::managed::HookSpec;
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, ca_pem) = new_ca();
+        let mut s = spec(dir.path());
+        s.combined = Some(dir.path().join("combined.pem"));
+        // Two installs, so that .previous files exist too.
+        for _ in 0..2 {
+            let (c, k) = leaf(&ca);
+            install(&s, &format!("{c}{ca_pem}"), &k, now()).unwrap();
+        }
+        let combined = std::fs::read_to_string(dir.path().join("combined.pem")).unwrap();
+        assert!(combined.starts_with("-----BEGIN PRIVATE KEY-----") && combined.matches("BEGIN CERTIFICATE").count() == 2, "{combined}");
+        let before = snapshot_dir(dir.path());
+        // A new file target (no previous version) and a hook that fails after seeing the new files.
+        s.chain = Some(dir.path().join("new-chain.pem"));
+        s.hooks = vec![
+            HookSpec { argv: vec!["sh".into(), "-c".into(), "test -s \"$CERTVIGIL_KEY\"".into()], timeout: Duration::from_secs(5) },
+            HookSpec { argv: vec!["sh".into(), "-c".into(), "echo reload refused >&2; exit 1".into()], timeout: Duration::from_secs(5) },
+        ];
+        let (c, k) = leaf(&ca);
+        let e = install(&s, &format!("{c}{ca_pem}"), &k, now()).unwrap_err();
+        assert!(e.contains("reload refused") && e.contains("rolled back"), "{e}");
+        assert_eq!(snapshot_dir(dir.path()), before);
     }
 }

@@ -1,24 +1,23 @@
-//! ACME issuance (RFC 8555) with HTTP-01 served by a small built-in listener.
+//! ACME issuance (RFC 8555): account (with External Account Binding when the CA wants it),
+//! order (with an ACME profile when configured), challenges (`issuers::challenge`), finalize.
 //!
 //! The account is registered once per directory URL and its credentials are kept as JSON (mode
 //! 0600) in the state directory; later runs reuse them. HTTP goes through the project's reqwest
 //! client (rustls with ring), so the ACME client brings no TLS stack of its own.
 
-use super::challenge::{Tokens, serve_challenges};
-use crate::config::managed::{KeyType, ManagedSpec};
+use super::challenge;
+use crate::config::managed::ManagedSpec;
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse, ChallengeType, HttpClient, Identifier, NewAccount,
-    NewOrder, OrderStatus, RetryPolicy,
+    Account, AccountCredentials, BodyWrapper, BytesResponse, ExternalAccountKey, HttpClient, Identifier, NewAccount, NewOrder, RetryPolicy,
 };
 use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Duration;
-use tokio::net::TcpListener;
 
 /// Largest ACME response body accepted.
 const MAX_BODY: usize = 1 << 20;
@@ -30,6 +29,8 @@ pub struct Issued {
     pub key_pem: String,
     /// Whether the account was registered during this run.
     pub new_account: bool,
+    /// Whether the installed key was reused (rotation policy).
+    pub key_reused: bool,
 }
 
 impl std::fmt::Debug for Issued {
@@ -39,7 +40,7 @@ impl std::fmt::Debug for Issued {
 }
 
 /// [`HttpClient`] over reqwest.
-struct ReqwestHttp(reqwest::Client);
+pub(crate) struct ReqwestHttp(pub(crate) reqwest::Client);
 
 impl HttpClient for ReqwestHttp {
     fn request(
@@ -89,7 +90,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn http_client(ca_bundle: Option<&Path>) -> Result<reqwest::Client> {
+pub(crate) fn http_client(ca_bundle: Option<&Path>) -> Result<reqwest::Client> {
     crate::revocation::fetch::install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -115,9 +116,25 @@ pub fn account_path(state_dir: &Path, directory: &str) -> PathBuf {
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
-struct StoredAccount {
-    directory: String,
-    credentials: AccountCredentials,
+pub(crate) struct StoredAccount {
+    pub(crate) directory: String,
+    pub(crate) credentials: AccountCredentials,
+}
+
+/// The External Account Binding key of `spec`, resolved and decoded. Neither the secret nor its
+/// decoding error's input is ever shown.
+fn eab_key(spec: &ManagedSpec) -> Result<Option<ExternalAccountKey>> {
+    use base64ct::Encoding;
+    let Some(eab) = &spec.eab else { return Ok(None) };
+    let secret = eab.hmac_key.resolve().with_context(|| format!("managed `{}`: issuer.eab.hmac_key", spec.name))?;
+    // CAs hand the key out base64url-encoded, with or without padding.
+    let text = secret.expose().trim().trim_end_matches('=');
+    let key = base64ct::Base64UrlUnpadded::decode_vec(text)
+        .map_err(|_| anyhow!("managed `{}`: issuer.eab.hmac_key ({}) is not base64url", spec.name, eab.hmac_key))?;
+    if key.is_empty() {
+        bail!("managed `{}`: issuer.eab.hmac_key ({}) is empty", spec.name, eab.hmac_key);
+    }
+    Ok(Some(ExternalAccountKey::new(eab.kid.clone(), &key)))
 }
 
 /// Writes `bytes` to `path` with mode 0600 (temp file, fsync, rename).
@@ -146,8 +163,13 @@ async fn account(spec: &ManagedSpec, http: reqwest::Client, state_dir: &Path) ->
         return Ok((acct, false));
     }
     let contact: Vec<&str> = spec.contact.iter().map(String::as_str).collect();
+    let eab = eab_key(spec)?;
     let (acct, credentials) = Account::builder_with_http(Box::new(ReqwestHttp(http)))
-        .create(&NewAccount { contact: &contact, terms_of_service_agreed: true, only_return_existing: false }, spec.directory.clone(), None)
+        .create(
+            &NewAccount { contact: &contact, terms_of_service_agreed: true, only_return_existing: false },
+            spec.directory.clone(),
+            eab.as_ref(),
+        )
         .await
         .with_context(|| format!("cannot register an ACME account at {}", spec.directory))?;
     let dir = path.parent().unwrap_or(state_dir);
@@ -157,70 +179,49 @@ async fn account(spec: &ManagedSpec, http: reqwest::Client, state_dir: &Path) ->
     Ok((acct, true))
 }
 
-fn generate_key(kind: KeyType) -> Result<rcgen::KeyPair> {
-    let alg = match kind {
-        KeyType::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
-        KeyType::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-        KeyType::Ed25519 => &rcgen::PKCS_ED25519,
-        KeyType::Rsa => bail!("RSA keys cannot be generated"),
-    };
-    rcgen::KeyPair::generate_for(alg).map_err(|e| anyhow!("cannot generate a {} key: {e}", kind.as_str()))
-}
-
-/// Runs one order for `spec` and returns the certificate chain with its new key.
+/// Runs one order for `spec` and returns the certificate chain with its key.
 pub async fn issue(spec: &ManagedSpec, state_dir: &Path) -> Result<Issued> {
     let http = http_client(spec.ca_bundle.as_deref())?;
-    // Bind first: a listener that cannot start fails the run before anything is ordered.
-    let listener =
-        TcpListener::bind(spec.listen).await.with_context(|| format!("cannot listen for HTTP-01 challenges on {}", spec.listen))?;
-    let tokens = Tokens::default();
-    let server = tokio::spawn(serve_challenges(listener, tokens.clone()));
-    let result = order(spec, http, state_dir, &tokens).await;
-    server.abort();
-    result
+    order(spec, http, state_dir).await
 }
 
-async fn order(spec: &ManagedSpec, http: reqwest::Client, state_dir: &Path, tokens: &Tokens) -> Result<Issued> {
+/// Fails when `profile` is not among those the directory offers (`meta.profiles`).
+fn check_profile(account: &Account, spec: &ManagedSpec, profile: &str) -> Result<()> {
+    let offered: Vec<String> = account.profiles().map(|p| p.name.to_string()).collect();
+    if offered.iter().any(|p| p == profile) {
+        return Ok(());
+    }
+    if offered.is_empty() {
+        bail!("issuer.profile `{profile}`: the ACME server at {} offers no profiles", spec.directory);
+    }
+    bail!("issuer.profile `{profile}`: the ACME server at {} does not offer it (offered: {})", spec.directory, offered.join(", "))
+}
+
+async fn order(spec: &ManagedSpec, http: reqwest::Client, state_dir: &Path) -> Result<Issued> {
     let (account, new_account) = account(spec, http, state_dir).await?;
+    // A wildcard is ordered as `*.name` (RFC 8555 §7.1.3).
     let identifiers: Vec<Identifier> = spec.identifiers.iter().map(|n| Identifier::Dns(n.clone())).collect();
-    let mut order = account.new_order(&NewOrder::new(&identifiers)).await.context("cannot create the ACME order")?;
-    {
-        let mut auths = order.authorizations();
-        while let Some(auth) = auths.next().await {
-            let mut auth = auth.context("cannot fetch an authorization")?;
-            match auth.status {
-                AuthorizationStatus::Valid => continue,
-                AuthorizationStatus::Pending => {}
-                other => bail!("authorization for {:?} is {other:?}", auth.identifier()),
-            }
-            let mut ch = auth.challenge(ChallengeType::Http01).ok_or_else(|| anyhow!("the ACME server offers no http-01 challenge"))?;
-            let key_auth = ch.key_authorization().as_str().to_string();
-            if let Ok(mut m) = tokens.lock() {
-                m.insert(ch.token.clone(), key_auth);
-            }
-            ch.set_ready().await.context("cannot mark the challenge ready")?;
-        }
+    let mut new_order = NewOrder::new(&identifiers);
+    if let Some(profile) = &spec.profile {
+        check_profile(&account, spec, profile)?;
+        new_order = new_order.profile(profile);
     }
+    let mut order = account.new_order(&new_order).await.context("cannot create the ACME order")?;
     let retry = RetryPolicy::new().initial_delay(Duration::from_millis(250)).backoff(1.5).timeout(Duration::from_secs(90));
-    let status = order.poll_ready(&retry).await.context("waiting for the ACME order to become ready")?;
-    if status != OrderStatus::Ready {
-        let mut why = Vec::new();
-        let mut auths = order.authorizations();
-        while let Some(Ok(auth)) = auths.next().await {
-            for ch in &auth.challenges {
-                if let Some(p) = &ch.error {
-                    why.push(format!("{:?}: {p}", auth.identifier()));
-                }
-            }
-        }
-        bail!("the ACME order is {status:?}: {}", if why.is_empty() { "no reason given".to_string() } else { why.join("; ") });
+    challenge::authorize(&mut order, &spec.challenge, &retry).await?;
+    let now = jiff::Timestamp::now().as_second();
+    let (key, key_reused) = super::keys::certificate_key(spec, state_dir, now).await?;
+    let mut params = rcgen::CertificateParams::new(spec.identifiers.clone()).map_err(|e| anyhow!("invalid identifiers: {e}"))?;
+    // The subject is the first identifier (rcgen's placeholder CN would count as a name the
+    // order does not hold, and some CAs refuse the CSR for it).
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    if let Some(first) = spec.identifiers.first() {
+        params.distinguished_name.push(rcgen::DnType::CommonName, first.clone());
     }
-    let key = generate_key(spec.key)?;
-    let params = rcgen::CertificateParams::new(spec.identifiers.clone()).map_err(|e| anyhow!("invalid identifiers: {e}"))?;
     let csr = params.serialize_request(&key).map_err(|e| anyhow!("cannot build the CSR: {e}"))?;
     order.finalize_csr(csr.der()).await.context("cannot finalize the ACME order")?;
     let chain_pem = order.poll_certificate(&retry).await.context("waiting for the certificate")?;
-    Ok(Issued { chain_pem, key_pem: key.serialize_pem(), new_account })
+    Ok(Issued { chain_pem, key_pem: key.serialize_pem(), new_account, key_reused })
 }
 
 #[cfg(test)]

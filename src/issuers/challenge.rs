@@ -1,14 +1,237 @@
-//! Proving control of identifiers (RFC 8555 §8): the built-in HTTP-01 listener.
+//! Proving control of identifiers (RFC 8555 §8): http-01 through the built-in listener or a
+//! webroot directory, dns-01 through an operator's hook command.
+//!
+//! [`authorize`] is the one entry point: it answers every pending authorization of an order,
+//! waits for the order to become ready and then removes what it published (tokens, webroot
+//! files, TXT records), whether validation succeeded or not.
 //!
 //! The listener answers `GET /.well-known/acme-challenge/<token>` with the key authorization
 //! for tokens of the orders in progress (§8.3) and 404 for everything else. Requests are bounded
 //! in size, time and number of concurrent connections.
 
+use crate::config::managed::ChallengeSpec;
+use crate::install::hooks::{self, HookError};
+use instant_acme::{AuthorizationStatus, ChallengeType, Identifier, Order, OrderStatus, RetryPolicy};
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChallengeError {
+    #[error("cannot listen for HTTP-01 challenges on {addr}: {reason}")]
+    Listen { addr: SocketAddr, reason: String },
+    #[error("{what}: {source}")]
+    Acme {
+        what: String,
+        #[source]
+        source: instant_acme::Error,
+    },
+    #[error("the authorization for {identifier} is {status}")]
+    Authorization { identifier: String, status: String },
+    #[error("the ACME server offers no {kind} challenge for {identifier}")]
+    NoChallenge { identifier: String, kind: &'static str },
+    #[error("{identifier} is not a DNS name; only DNS identifiers are supported")]
+    NotDns { identifier: String },
+    #[error("cannot write the challenge file {path}: {reason}")]
+    Webroot { path: PathBuf, reason: String },
+    #[error("the challenge token `{0}` is not base64url; refusing to use it as a file name")]
+    BadToken(String),
+    #[error("dns-01 hook for {fqdn}: {source}")]
+    Hook {
+        fqdn: String,
+        #[source]
+        source: HookError,
+    },
+    #[error("the ACME order is {status}: {reasons}")]
+    Failed { status: String, reasons: String },
+}
+
+fn acme(what: &str) -> impl FnOnce(instant_acme::Error) -> ChallengeError + '_ {
+    move |source| ChallengeError::Acme { what: what.to_string(), source }
+}
+
+/// One published challenge response, kept to answer `set_ready` and to clean up.
+struct Published {
+    identifier: String,
+    kind: ChallengeType,
+    /// http-01: the token; dns-01: the record name.
+    key: String,
+    value: String,
+    /// Webroot file written for it.
+    file: Option<PathBuf>,
+}
+
+/// The name of the TXT record for `domain` (§8.4), absolute.
+pub fn dns_record_name(domain: &str) -> String {
+    format!("_acme-challenge.{}.", domain.trim_end_matches('.'))
+}
+
+fn token_ok(t: &str) -> bool {
+    !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Writes `<webroot>/.well-known/acme-challenge/<token>` (mode 0644) by temp file and rename.
+fn write_webroot(webroot: &Path, token: &str, body: &str) -> Result<PathBuf, ChallengeError> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if !token_ok(token) {
+        return Err(ChallengeError::BadToken(token.to_string()));
+    }
+    let dir = webroot.join(".well-known").join("acme-challenge");
+    let path = dir.join(token);
+    let err = |e: std::io::Error| ChallengeError::Webroot { path: path.clone(), reason: e.to_string() };
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    let tmp = dir.join(format!(".{token}.certvigil-new"));
+    let _ = std::fs::remove_file(&tmp);
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        f.write_all(body.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e));
+    }
+    Ok(path)
+}
+
+async fn run_hook(argv: &[String], action: &str, fqdn: &str, value: &str, timeout: Duration) -> Result<(), ChallengeError> {
+    let mut full = argv.to_vec();
+    full.extend([action.to_string(), fqdn.to_string(), value.to_string()]);
+    let err = |source| ChallengeError::Hook { fqdn: fqdn.to_string(), source };
+    tokio::task::spawn_blocking(move || hooks::run(&full, &[], timeout))
+        .await
+        .map_err(|e| err(HookError::Spawn { command: argv.join(" "), reason: e.to_string() }))?
+        .map_err(err)
+}
+
+/// Solves every pending authorization of `order` with `challenge`, waits (per `retry`) for the
+/// order to become ready, and removes everything it published — also on failure.
+pub async fn authorize(order: &mut Order, challenge: &ChallengeSpec, retry: &RetryPolicy) -> Result<(), ChallengeError> {
+    let tokens = Tokens::default();
+    let server = match challenge {
+        ChallengeSpec::Http01Listener { listen } => {
+            let listener = TcpListener::bind(listen).await.map_err(|e| ChallengeError::Listen { addr: *listen, reason: e.to_string() })?;
+            Some(tokio::spawn(serve_challenges(listener, tokens.clone())))
+        }
+        _ => None,
+    };
+    let mut published = Vec::new();
+    let result = solve(order, challenge, retry, &tokens, &mut published).await;
+    if let Some(server) = server {
+        server.abort();
+    }
+    for p in &published {
+        if let Some(file) = &p.file
+            && let Err(e) = std::fs::remove_file(file)
+        {
+            tracing::warn!(path = %file.display(), error = %e, "cannot remove the http-01 challenge file");
+        }
+        if let ChallengeSpec::Dns01 { hook, timeout, .. } = challenge
+            && let Err(e) = run_hook(hook, "cleanup", &p.key, &p.value, *timeout).await
+        {
+            tracing::warn!(identifier = %p.identifier, error = %e, "dns-01 cleanup failed; the TXT record may remain");
+        }
+    }
+    result
+}
+
+async fn solve(
+    order: &mut Order,
+    challenge: &ChallengeSpec,
+    retry: &RetryPolicy,
+    tokens: &Tokens,
+    published: &mut Vec<Published>,
+) -> Result<(), ChallengeError> {
+    let kind = match challenge {
+        ChallengeSpec::Dns01 { .. } => ChallengeType::Dns01,
+        _ => ChallengeType::Http01,
+    };
+    let kind_name = if kind == ChallengeType::Dns01 { "dns-01" } else { "http-01" };
+    // First pass: publish every response, so that all are in place before any is checked
+    // (a wildcard and its base name share one TXT record name).
+    {
+        let mut auths = order.authorizations();
+        while let Some(auth) = auths.next().await {
+            let mut auth = auth.map_err(acme("cannot fetch an authorization"))?;
+            let identifier = auth.identifier().to_string();
+            match auth.status {
+                AuthorizationStatus::Valid => continue,
+                AuthorizationStatus::Pending => {}
+                other => return Err(ChallengeError::Authorization { identifier, status: format!("{other:?}").to_lowercase() }),
+            }
+            let domain = match auth.identifier().identifier {
+                Identifier::Dns(d) => d.clone(),
+                _ => return Err(ChallengeError::NotDns { identifier }),
+            };
+            let ch = auth.challenge(kind.clone()).ok_or(ChallengeError::NoChallenge { identifier: identifier.clone(), kind: kind_name })?;
+            let key_auth = ch.key_authorization();
+            let token = ch.token.clone();
+            match challenge {
+                ChallengeSpec::Http01Listener { .. } => {
+                    if let Ok(mut m) = tokens.lock() {
+                        m.insert(token.clone(), key_auth.as_str().to_string());
+                    }
+                    published.push(Published { identifier, kind: kind.clone(), key: token, value: String::new(), file: None });
+                }
+                ChallengeSpec::Http01Webroot { webroot } => {
+                    let file = write_webroot(webroot, &token, key_auth.as_str())?;
+                    published.push(Published { identifier, kind: kind.clone(), key: token, value: String::new(), file: Some(file) });
+                }
+                ChallengeSpec::Dns01 { hook, timeout, .. } => {
+                    let fqdn = dns_record_name(&domain);
+                    let value = key_auth.dns_value();
+                    run_hook(hook, "present", &fqdn, &value, *timeout).await?;
+                    tracing::info!(identifier = %identifier, record = %fqdn, "dns-01 TXT record presented");
+                    published.push(Published { identifier, kind: kind.clone(), key: fqdn, value, file: None });
+                }
+            }
+        }
+    }
+    if let ChallengeSpec::Dns01 { propagation_delay, .. } = challenge
+        && !published.is_empty()
+        && !propagation_delay.is_zero()
+    {
+        tokio::time::sleep(*propagation_delay).await;
+    }
+    // Second pass: ask for validation (§7.5.1).
+    {
+        let mut auths = order.authorizations();
+        while let Some(auth) = auths.next().await {
+            let mut auth = auth.map_err(acme("cannot fetch an authorization"))?;
+            if auth.status != AuthorizationStatus::Pending {
+                continue;
+            }
+            let identifier = auth.identifier().to_string();
+            let mut ch = auth.challenge(kind.clone()).ok_or(ChallengeError::NoChallenge { identifier, kind: kind_name })?;
+            ch.set_ready().await.map_err(acme("cannot mark the challenge ready"))?;
+        }
+    }
+    debug_assert!(published.iter().all(|p| p.kind == kind));
+    let status = order.poll_ready(retry).await.map_err(acme("waiting for the ACME order to become ready"))?;
+    if status == OrderStatus::Ready {
+        return Ok(());
+    }
+    let mut why = Vec::new();
+    let mut auths = order.authorizations();
+    while let Some(Ok(auth)) = auths.next().await {
+        for ch in &auth.challenges {
+            if let Some(p) = &ch.error {
+                why.push(format!("{}: {p}", auth.identifier()));
+            }
+        }
+    }
+    Err(ChallengeError::Failed {
+        status: format!("{status:?}").to_lowercase(),
+        reasons: if why.is_empty() { "no reason given".to_string() } else { why.join("; ") },
+    })
+}
 
 /// Token → key authorization of the HTTP-01 challenges being answered.
 pub type Tokens = Arc<Mutex<HashMap<String, String>>>;

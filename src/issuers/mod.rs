@@ -1,7 +1,9 @@
 //! Obtaining certificates: the ACME issuer and the renewal decision.
 
+pub mod account;
 pub mod acme;
 pub mod challenge;
+pub mod keys;
 
 use crate::config::managed::ManagedSpec;
 use crate::model::CertFacts;

@@ -1,4 +1,5 @@
-//! PKCS#12 / PFX (RFC 7292): certificates from cert bags, plaintext or password-protected.
+//! PKCS#12 / PFX (RFC 7292): certificates from cert bags, plaintext or password-protected; and
+//! [`write`], which builds a PFX for installing a renewed certificate with its key.
 //!
 //! Supported protection, which covers what OpenSSL 1.x/3.x, Java keytool and Windows write:
 //! MAC with HMAC-SHA-1/SHA-2 over the PKCS#12 KDF (§B.2); encryption with PBES2 (PBKDF2 +
@@ -488,6 +489,129 @@ impl Scheme {
     }
 }
 
+/// PBKDF2 and MAC iteration count of the files [`write`] produces.
+pub const WRITE_ITERATIONS: u32 = 100_000;
+
+mod enc {
+    //! The few DER encodings the writer needs.
+
+    pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let n = content.len();
+        if n < 0x80 {
+            out.push(n as u8);
+        } else {
+            let bytes: Vec<u8> = n.to_be_bytes().into_iter().skip_while(|&b| b == 0).collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    pub fn seq(parts: &[&[u8]]) -> Vec<u8> {
+        tlv(0x30, &parts.concat())
+    }
+
+    pub fn set(parts: &[&[u8]]) -> Vec<u8> {
+        tlv(0x31, &parts.concat())
+    }
+
+    pub fn octets(b: &[u8]) -> Vec<u8> {
+        tlv(0x04, b)
+    }
+
+    /// `[0] EXPLICIT`.
+    pub fn explicit0(inner: &[u8]) -> Vec<u8> {
+        tlv(0xa0, inner)
+    }
+
+    pub fn int(n: u32) -> Vec<u8> {
+        let mut b: Vec<u8> = n.to_be_bytes().into_iter().skip_while(|&b| b == 0).collect();
+        if b.first().is_none_or(|&f| f & 0x80 != 0) {
+            b.insert(0, 0);
+        }
+        tlv(0x02, &b)
+    }
+
+    pub fn oid(dotted: &str) -> Vec<u8> {
+        match const_oid::ObjectIdentifier::new(dotted) {
+            Ok(o) => tlv(0x06, o.as_bytes()),
+            // Only called with the constants of this module.
+            Err(_) => tlv(0x06, &[]),
+        }
+    }
+
+    pub const NULL: [u8; 2] = [0x05, 0x00];
+}
+
+const LOCAL_KEY_ID: &str = "1.2.840.113549.1.9.21";
+const HMAC_SHA256: &str = "1.2.840.113549.2.9";
+const AES256_CBC: &str = "2.16.840.1.101.3.4.1.42";
+const SHA256: &str = "2.16.840.1.101.3.4.2.1";
+
+/// PBES2 (RFC 8018 §6.2) with PBKDF2-HMAC-SHA256 and AES-256-CBC: the AlgorithmIdentifier and
+/// the ciphertext.
+fn pbes2_encrypt(password: &str, plain: &[u8], rng: &dyn ring::rand::SecureRandom) -> Result<(Vec<u8>, Vec<u8>), P12Error> {
+    use cbc::cipher::BlockModeEncrypt;
+    let mut salt = [0u8; 16];
+    let mut iv = [0u8; 16];
+    rng.fill(&mut salt).map_err(|_| P12Error::Unsupported("the random number generator failed".into()))?;
+    rng.fill(&mut iv).map_err(|_| P12Error::Unsupported("the random number generator failed".into()))?;
+    let mut key = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), &salt, WRITE_ITERATIONS, &mut key);
+    let ct = cbc::Encryptor::<aes::Aes256>::new_from_slices(&key, &iv)
+        .map_err(|_| P12Error::Unsupported("AES-256-CBC key setup".into()))?
+        .encrypt_padded_vec::<Pkcs7>(plain);
+    use enc::*;
+    let prf = seq(&[&oid(HMAC_SHA256), &NULL]);
+    let kdf = seq(&[&oid(PBKDF2), &seq(&[&octets(&salt), &int(WRITE_ITERATIONS), &prf])]);
+    let scheme = seq(&[&oid(AES256_CBC), &octets(&iv)]);
+    Ok((seq(&[&oid(PBES2), &seq(&[&kdf, &scheme])]), ct))
+}
+
+/// Builds a PFX holding `key_pkcs8` (a PKCS#8 private key, in a shrouded key bag) and `certs`
+/// (leaf first), protected by `password`: PBES2 with PBKDF2-HMAC-SHA256 and AES-256-CBC for
+/// both the key and the certificates, and an HMAC-SHA-256 MAC over the PKCS#12 KDF — what
+/// OpenSSL 3 writes by default, readable by OpenSSL, Java 11+ and Windows 10+.
+pub fn write(key_pkcs8: &[u8], certs: &[Vec<u8>], password: &str) -> Result<Vec<u8>, P12Error> {
+    use enc::*;
+    let rng = ring::rand::SystemRandom::new();
+    let Some(leaf) = certs.first() else {
+        return Err(P12Error::Unsupported("no certificate to write".into()));
+    };
+    // localKeyId pairs the key with its certificate (RFC 7292 §4.2): the leaf's SHA-1, as
+    // OpenSSL uses.
+    let key_id = sha1::Sha1::digest(leaf);
+    let key_id_attr = set(&[&seq(&[&oid(LOCAL_KEY_ID), &set(&[&octets(&key_id)])])]);
+
+    let cert_bags: Vec<Vec<u8>> = certs
+        .iter()
+        .enumerate()
+        .map(|(i, der)| {
+            let value = explicit0(&seq(&[&oid(X509_CERT), &explicit0(&octets(der))]));
+            if i == 0 { seq(&[&oid(CERT_BAG), &value, &key_id_attr]) } else { seq(&[&oid(CERT_BAG), &value]) }
+        })
+        .collect();
+    let cert_safe = seq(&cert_bags.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    let (alg, ct) = pbes2_encrypt(password, &cert_safe, &rng)?;
+    let eci = seq(&[&oid(DATA), &alg, &tlv(0x80, &ct)]);
+    let encrypted_ci = seq(&[&oid(ENCRYPTED_DATA), &explicit0(&seq(&[&int(0), &eci]))]);
+
+    let (alg, ct) = pbes2_encrypt(password, key_pkcs8, &rng)?;
+    let key_bag = seq(&[&oid(SHROUDED_KEY_BAG), &explicit0(&seq(&[&alg, &octets(&ct)])), &key_id_attr]);
+    let data_ci = seq(&[&oid(DATA), &explicit0(&octets(&seq(&[&key_bag])))]);
+
+    let auth_safe = seq(&[&encrypted_ci, &data_ci]);
+    let mut mac_salt = [0u8; 16];
+    ring::rand::SecureRandom::fill(&rng, &mut mac_salt).map_err(|_| P12Error::Unsupported("the random number generator failed".into()))?;
+    let bmp = bmp_variants(password).remove(0);
+    let mac_key = kdf(Hash::Sha256, &bmp, &mac_salt, 3, u64::from(WRITE_ITERATIONS), 32);
+    let mac = Hash::Sha256.hmac(&mac_key, &auth_safe);
+    let mac_data = seq(&[&seq(&[&seq(&[&oid(SHA256), &NULL]), &octets(&mac)]), &octets(&mac_salt), &int(WRITE_ITERATIONS)]);
+    Ok(seq(&[&int(3), &seq(&[&oid(DATA), &explicit0(&octets(&auth_safe))]), &mac_data]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,6 +626,25 @@ mod tests {
         assert_eq!(hex::encode_upper(key), "8AAAE6297B6CB04642AB5B077851284EB7128F1A2A7FBCA3");
         let iv = kdf(Hash::Sha1, &pw, &salt, 2, 1, 8);
         assert_eq!(hex::encode_upper(iv), "79993DFE048D3B76");
+    }
+
+    #[test]
+    fn written_pfx_reads_back() {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = p.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(p, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["a.example".to_string()]).unwrap().signed_by(&key, &issuer).unwrap();
+        let certs = vec![leaf.der().to_vec(), ca.der().to_vec()];
+        let pfx = write(&key.serialize_der(), &certs, "pässword").unwrap();
+        assert!(looks_like_pkcs12(&pfx));
+        let c = parse(&pfx, &["pässword"]).unwrap();
+        assert!(c.mac_verified);
+        assert_eq!(c.certs.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>(), certs);
+        assert_eq!(c.keys.len(), 1);
+        assert!(matches!(parse(&pfx, &["wrong"]), Err(P12Error::WrongPassword { .. })));
     }
 
     #[test]

@@ -69,10 +69,18 @@ pub struct Pebble {
     pub http_port: u16,
     /// pebble-challtestsrv's management API (`/set-txt`, `/clear-txt`).
     pub dns_mgmt: u16,
+    /// pebble-challtestsrv's DNS server (UDP and TCP), for other CAs' resolvers.
+    pub dns_port: u16,
 }
 
 impl Pebble {
     pub fn start() -> Pebble {
+        Pebble::start_with(serde_json::json!({}))
+    }
+
+    /// Starts Pebble with `options` merged into the `pebble` object of its configuration (for
+    /// example `externalAccountBindingRequired` and `externalAccountMACKeys`).
+    pub fn start_with(options: serde_json::Value) -> Pebble {
         let pebble = require("pebble");
         let challtestsrv = require("pebble-challtestsrv");
         require("openssl");
@@ -98,6 +106,12 @@ impl Pebble {
             "ocspResponderURL": "",
             "externalAccountBindingRequired": false,
         }});
+        let mut config = config;
+        if let (Some(obj), Some(extra)) = (config["pebble"].as_object_mut(), options.as_object()) {
+            for (k, v) in extra {
+                obj.insert(k.clone(), v.clone());
+            }
+        }
         std::fs::write(dir.path().join("pebble.json"), config.to_string()).expect("write");
         let log = |name: &str| std::fs::File::create(dir.path().join(name)).expect("log");
         let dns_child = Command::new(challtestsrv)
@@ -150,6 +164,7 @@ impl Pebble {
             root,
             http_port,
             dns_mgmt,
+            dns_port: dns,
             dir,
         }
     }
@@ -203,4 +218,63 @@ pub fn account_files(sb: &Sandbox) -> Vec<PathBuf> {
         Ok(rd) => rd.map(|e| e.expect("entry").path()).collect(),
         Err(_) => Vec::new(),
     }
+}
+
+/// The issuer block of a managed certificate for this Pebble (YAML, indented for `issuer:`).
+impl Pebble {
+    pub fn issuer_yaml(&self, extra: &str) -> String {
+        format!(
+            "    issuer:\n      directory: {}\n      contact: ['mailto:ops@example.org']\n      ca_bundle: {}\n{extra}",
+            self.directory,
+            self.tls_ca.display()
+        )
+    }
+}
+
+/// `renew` with extra environment variables (secret references).
+pub fn renew_env(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = certvigil();
+    cmd.arg("-c").arg(sb.config_path()).arg("renew").args(args).current_dir(sb.dir.path());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run_with_timeout(cmd, Duration::from_secs(180))
+}
+
+/// Any `certvigil` subcommand against the sandbox's configuration.
+pub fn certvigil_in(sb: &Sandbox, args: &[&str]) -> Run {
+    let mut cmd = certvigil();
+    cmd.arg("-c").arg(sb.config_path()).args(args).current_dir(sb.dir.path());
+    run_with_timeout(cmd, Duration::from_secs(180))
+}
+
+/// A dns-01 hook script (lego's exec interface) that sets and clears TXT records through
+/// pebble-challtestsrv's management API and logs each call to `<dir>/hook.log`.
+pub fn dns_hook_script(dir: &Path, mgmt_port: u16) -> PathBuf {
+    let log = dir.join("hook.log");
+    let script = format!(
+        r#"#!/bin/sh
+set -eu
+echo "$1 $2 $3" >> '{log}'
+case "$1" in
+  present) curl -fsS -X POST -d "{{\"host\":\"$2\",\"value\":\"$3\"}}" http://127.0.0.1:{mgmt_port}/set-txt ;;
+  cleanup) curl -fsS -X POST -d "{{\"host\":\"$2\"}}" http://127.0.0.1:{mgmt_port}/clear-txt ;;
+  *) echo "unknown action $1" >&2; exit 2 ;;
+esac
+"#,
+        log = log.display()
+    );
+    let path = dir.join("dns-hook.sh");
+    std::fs::write(&path, script).expect("write hook");
+    path
+}
+
+/// Names of the entries of `dir`, sorted (empty when it does not exist).
+pub fn dir_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect(),
+        Err(_) => Vec::new(),
+    };
+    v.sort();
+    v
 }
