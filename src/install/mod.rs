@@ -1,3 +1,4 @@
 //! Putting renewed certificates where their users read them.
 
 pub mod files;
+pub mod kubernetes;

@@ -22,7 +22,8 @@
 //!   absent, 409 `Conflict` when the body's `metadata.resourceVersion` is not the stored one
 //!   (optimistic concurrency; a body without one replaces unconditionally, as the API allows
 //!   for Secrets), 422 `Invalid` when the body changes the immutable `type`, 403 when refused.
-//!   Another writer can be simulated: it changes the Secret just before the next PUTs arrive.
+//!   Another writer can be simulated: it creates or changes the Secret just before the next
+//!   writes arrive.
 //!
 //! Every object carries a `metadata.resourceVersion` from one global counter, bumped on change.
 //!
@@ -65,8 +66,9 @@ pub struct State {
     pub raw_secrets: BTreeMap<(String, String), Vec<Arc<str>>>,
     /// Namespaces where creating and replacing Secrets answers 403.
     pub forbidden_writes: BTreeSet<String>,
-    /// The next this-many PUTs find their Secret changed by another writer just before they
-    /// arrive (an annotation `other-writer` set, its resourceVersion bumped).
+    /// The next this-many writes find their Secret changed by another writer just before they
+    /// arrive: a PUT finds an annotation `other-writer` set and the resourceVersion bumped, a
+    /// POST finds the Secret created (with that annotation and no data).
     pub interfering_writes: u32,
     /// Request lines served ("GET /api/v1/…?…"), in order.
     pub requests: Vec<String>,
@@ -379,6 +381,13 @@ fn write_route(st: &mut State, method: &str, target: &str, body: &[u8]) -> (u16,
     }
     let key = (ns.clone(), name.clone());
     let Some(url_name) = url_name else {
+        if st.interfering_writes > 0 && !st.secrets.contains_key(&key) {
+            st.interfering_writes -= 1;
+            let rv = st.next_rv();
+            let mut other = Secret { metadata: meta(&ns, &name, rv.clone()), type_: secret.type_.clone(), ..Default::default() };
+            other.metadata.annotations = Some([("other-writer".to_string(), rv)].into());
+            st.secrets.insert(key.clone(), other);
+        }
         if st.secrets.contains_key(&key) || st.raw_secrets.contains_key(&key) {
             return status(409, "AlreadyExists", &format!("secrets \"{name}\" already exists"));
         }
