@@ -265,7 +265,11 @@ fn run() -> Result<()> {
     ensure!(list.status.success(), "certvigil list: {}", String::from_utf8_lossy(&list.stderr));
     let listed: serde_json::Value = serde_json::from_slice(&list.stdout)?;
     let certs = listed.as_array().or_else(|| listed["certificates"].as_array()).map(Vec::len).unwrap_or_default();
-    ensure!(objects == 2 * cluster.tls as u64, "certvigil saw {objects} objects, expected tls.crt and ca.crt of {} TLS Secrets", cluster.tls);
+    ensure!(
+        objects == 2 * cluster.tls as u64,
+        "certvigil saw {objects} objects, expected tls.crt and ca.crt of {} TLS Secrets",
+        cluster.tls
+    );
     ensure!(errors == 0, "certvigil reported errors: {}", report["errors"]);
     ensure!(certs == cluster.certificates, "certvigil inventoried {certs} certificates, the cluster holds {}", cluster.certificates);
 

@@ -135,7 +135,7 @@ fn the_deployment_is_one_hardened_replica_replaced_by_recreate() {
     assert_eq!(sc.read_only_root_filesystem, Some(true));
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_eq!(sc.run_as_non_root, Some(true));
-    assert_eq!(sc.privileged.unwrap_or(false), false);
+    assert!(!sc.privileged.unwrap_or(false));
     let caps = sc.capabilities.expect("capabilities");
     assert_eq!(caps.drop, Some(vec!["ALL".to_string()]));
     assert!(caps.add.unwrap_or_default().is_empty());
@@ -279,10 +279,9 @@ fn the_embedded_configuration_validates_and_the_role_covers_what_a_scan_requests
         s.namespaces.entry("web".into()).or_default().insert("team".into(), "web".into());
     });
     std::fs::write(tmp.path().join("kubeconfig.yaml"), api.kubeconfig(TOKEN)).expect("write");
-    let local = yaml.replace("/var/lib/certvigil/certvigil.db", &tmp.path().join("state.db").display().to_string()).replace(
-        "kind: kubernetes\n",
-        &format!("kind: kubernetes\n    kubeconfig: {}\n", tmp.path().join("kubeconfig.yaml").display()),
-    );
+    let local = yaml
+        .replace("/var/lib/certvigil/certvigil.db", &tmp.path().join("state.db").display().to_string())
+        .replace("kind: kubernetes\n", &format!("kind: kubernetes\n    kubeconfig: {}\n", tmp.path().join("kubeconfig.yaml").display()));
     assert_ne!(local, yaml);
     for (n, variant) in [local.clone(), local.replace("tags: [in-cluster]", "namespace_selector: team=web")].iter().enumerate() {
         let f = tmp.path().join(format!("scan-{n}.yaml"));

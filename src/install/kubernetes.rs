@@ -218,7 +218,12 @@ pub async fn install_secret(
     install_with(client, target, &m, now).await
 }
 
-async fn install_with(client: kube::Client, target: &SecretTarget, m: &Material, now: UnixTime) -> Result<SecretInstalled, SecretInstallError> {
+async fn install_with(
+    client: kube::Client,
+    target: &SecretTarget,
+    m: &Material,
+    now: UnixTime,
+) -> Result<SecretInstalled, SecretInstallError> {
     let secret = target.display();
     let api: Api<Secret> = Api::namespaced(client, &target.namespace);
     let fail = |verb: &'static str, e: kube::Error| match e {
@@ -307,13 +312,7 @@ mod tests {
     }
 
     fn material() -> Material {
-        Material {
-            fullchain: "FULLCHAIN".into(),
-            key: "KEY".into(),
-            ca: None,
-            serial: "0a".into(),
-            not_after: 1_800_000_000,
-        }
+        Material { fullchain: "FULLCHAIN".into(), key: "KEY".into(), ca: None, serial: "0a".into(), not_after: 1_800_000_000 }
     }
 
     #[test]
