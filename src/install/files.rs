@@ -25,7 +25,8 @@ pub struct Installed {
     pub files: Vec<PathBuf>,
 }
 
-fn to_pem(der: &[u8]) -> String {
+/// One certificate as a PEM block.
+pub fn to_pem(der: &[u8]) -> String {
     let b64 = Base64::encode_string(der);
     let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
     for line in b64.as_bytes().chunks(64) {

@@ -34,6 +34,13 @@
 //! reads nothing. A changed object is read again by name (`GET`), so only changed keys are
 //! transferred twice.
 //!
+//! Secrets are listed in pages of about `SECRET_PAGE_BYTES` rather than `page_size` objects:
+//! a cluster's Secrets are mostly values certvigil never reads (Helm releases of 50–100 KiB,
+//! up to 1 MiB each), so a page of 500 could weigh 50 MB. The page's body is read into one
+//! buffer and parsed without its values (key names only); the next page's `limit` follows from
+//! the bytes per Secret seen so far (growing at most twofold per page), at most `page_size`.
+//! The bound is adaptive, not absolute: a page is at most `limit` Secrets of whatever size.
+//!
 //! A continue token that expired mid-list (410 Gone) restarts that list once from the start;
 //! objects already listed are not listed twice. A kind the credentials may not list in a
 //! namespace (403) is reported unavailable under `k8s://<context>/<namespace>/<kind>/`, and
@@ -419,15 +426,23 @@ impl KubernetesSource {
         let mut seen: HashSet<String> = HashSet::new();
         let mut restarted = false;
         let mut token: Option<String> = None;
-        let limit = if kind == Kind::Crds { self.spec.page_size.min(CRD_PAGE) } else { self.spec.page_size };
+        let mut sizer = PageSizer::new(self.spec.page_size);
         loop {
+            let limit = match kind {
+                Kind::Secrets => sizer.limit,
+                Kind::Crds => self.spec.page_size.min(CRD_PAGE),
+                _ => self.spec.page_size,
+            };
             let mut lp = ListParams::default().limit(limit);
             lp.continue_token = token.take();
             let had_token = lp.continue_token.is_some();
             let sev = images::Severities { tag: self.spec.image_tag_severity, latest: self.spec.image_latest_severity };
             let images = &mut sink.images;
             let page: Result<Page, kube::Error> = match kind {
-                Kind::Secrets => self.page::<Secret>(conn, ns, &lp).await.map(|p| self.secret_keys(conn, p)),
+                Kind::Secrets => secret_page(conn, ns, &lp).await.map(|(p, bytes)| {
+                    sizer.observe(bytes, p.items.len());
+                    self.secret_keys(conn, p)
+                }),
                 Kind::ConfigMaps => self.page::<ConfigMap>(conn, ns, &lp).await.map(|p| self.configmap_keys(conn, p)),
                 Kind::ValidatingWebhooks => {
                     let api: Api<ValidatingWebhookConfiguration> = Api::all(conn.client.clone());
@@ -589,7 +604,7 @@ impl KubernetesSource {
     }
 
     /// The listed objects of a page of Secrets (values dropped with the page), and the next token.
-    fn secret_keys(&self, conn: &Connected, page: ObjectList<Secret>) -> (Vec<(String, String)>, Option<String>) {
+    fn secret_keys(&self, conn: &Connected, page: SecretKeysList) -> (Vec<(String, String)>, Option<String>) {
         let mut objects = Vec::new();
         for s in &page.items {
             let keys = s.data.as_ref().map(|d| d.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
@@ -738,6 +753,91 @@ impl KubernetesSource {
         let meta = json!({"kind": kind.object(), "name": name, "key": hook, "resourceVersion": rv});
         Ok(Fetched { bytes: bundle.0, meta: Some(meta), key: None, passwords: Vec::new() })
     }
+}
+
+/// About this many bytes of Secrets per list page.
+const SECRET_PAGE_BYTES: usize = 4 << 20;
+/// Secrets in the first page, before their size is known (4 MiB at the 1 MiB a Secret can hold
+/// is 4; most are far smaller, and the next page grows).
+const FIRST_SECRET_PAGE: u32 = 50;
+
+/// The `limit` of the next page of Secrets, from the bytes per Secret seen so far.
+#[derive(Debug)]
+struct PageSizer {
+    max: u32,
+    limit: u32,
+    bytes: usize,
+    items: usize,
+}
+
+impl PageSizer {
+    fn new(max: u32) -> Self {
+        PageSizer { max, limit: max.clamp(1, FIRST_SECRET_PAGE), bytes: 0, items: 0 }
+    }
+
+    fn observe(&mut self, bytes: usize, items: usize) {
+        self.bytes = self.bytes.saturating_add(bytes);
+        self.items = self.items.saturating_add(items);
+        if self.items == 0 {
+            return;
+        }
+        // The largest of the mean so far and this page's mean: a run of large Secrets shrinks
+        // the pages at once; small ones grow them at most twofold per page, so that a switch
+        // from small to large Secrets costs one page of at most twice the budget's count.
+        let mean = (self.bytes / self.items).max(bytes / items.max(1)).max(1);
+        let fit = u32::try_from(SECRET_PAGE_BYTES / mean).unwrap_or(u32::MAX);
+        self.limit = fit.min(self.limit.saturating_mul(2)).clamp(1, self.max.max(1));
+    }
+}
+
+/// A page of Secrets as certvigil reads it: names, types, resource versions and key names;
+/// the values are skipped by the parser, never held.
+#[derive(serde::Deserialize)]
+struct SecretKeysList {
+    #[serde(default)]
+    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta,
+    #[serde(default)]
+    items: Vec<SecretKeys>,
+}
+
+#[derive(serde::Deserialize)]
+struct SecretKeys {
+    #[serde(default)]
+    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    #[serde(rename = "type", default)]
+    type_: Option<String>,
+    #[serde(default)]
+    data: Option<std::collections::BTreeMap<String, serde::de::IgnoredAny>>,
+}
+
+/// One page of Secrets, and the size of its body. The body is read into one buffer (kube's
+/// `Api::list` would hold it twice, then the decoded values).
+async fn secret_page(conn: &Connected, ns: Option<&str>, lp: &ListParams) -> Result<(SecretKeysList, usize), kube::Error> {
+    use http_body_util::BodyExt;
+    use hyper::body::Body as _;
+    let path = match ns {
+        Some(ns) => format!("/api/v1/namespaces/{ns}/secrets"),
+        None => "/api/v1/secrets".to_string(),
+    };
+    let mut req = kube::core::Request::new(path).list(lp).map_err(kube::Error::BuildRequest)?;
+    req.extensions_mut().insert("list");
+    let res = conn.client.send(req.map(kube::client::Body::from)).await?;
+    let code = res.status();
+    let mut body = res.into_body();
+    let mut buf: Vec<u8> = Vec::with_capacity(usize::try_from(body.size_hint().lower()).unwrap_or(0).min(64 << 20));
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            buf.extend_from_slice(&data);
+        }
+    }
+    if code.is_client_error() || code.is_server_error() {
+        let status = serde_json::from_slice::<kube::core::Status>(&buf).unwrap_or_else(|_| {
+            kube::core::Status::failure(String::from_utf8_lossy(&buf).trim(), "Failed to parse error data").with_code(code.as_u16())
+        });
+        return Err(kube::Error::Api(status.boxed()));
+    }
+    let page = serde_json::from_slice(&buf).map_err(kube::Error::SerdeError)?;
+    Ok((page, buf.len()))
 }
 
 /// The objects of one webhook configuration: one per webhook carrying a `caBundle`.
@@ -917,6 +1017,32 @@ impl Source for KubernetesSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_pages_follow_the_bytes_per_secret() {
+        let mut p = PageSizer::new(500);
+        assert_eq!(p.limit, FIRST_SECRET_PAGE);
+        // Small TLS Secrets: pages grow twofold up to the configured page size.
+        p.observe(50 * 4_000, 50);
+        assert_eq!(p.limit, 100);
+        for _ in 0..3 {
+            p.observe(p.limit as usize * 4_000, p.limit as usize);
+        }
+        assert_eq!(p.limit, 500);
+        // Then Helm releases of 80 KiB: about 4 MiB per page.
+        p.observe(500 * 80 * 1024, 500);
+        assert_eq!(p.limit, 51);
+        assert!(p.limit as usize * 80 * 1024 <= SECRET_PAGE_BYTES);
+        // Secrets of 1 MiB: one or a few at a time, never zero.
+        p.observe(51 << 20, 51);
+        assert_eq!(p.limit, 4);
+        p.observe(40 << 20, 1);
+        assert_eq!(p.limit, 1);
+        assert_eq!(PageSizer::new(10).limit, 10);
+        let mut empty = PageSizer::new(500);
+        empty.observe(100, 0);
+        assert_eq!(empty.limit, FIRST_SECRET_PAGE);
+    }
 
     #[test]
     fn locations() {

@@ -27,9 +27,25 @@
 //! - `GET /apis/apps/v1[/namespaces/{ns}]/{deployments,statefulsets,daemonsets}`,
 //!   `/apis/batch/v1[/namespaces/{ns}]/{jobs,cronjobs}` and `/api/v1[/namespaces/{ns}]/pods`:
 //!   `k8s-openapi` workload objects, paginated like the rest;
-//! - a missing or wrong bearer token answers 401 with a `Status` of reason `Unauthorized`.
+//! - a missing or wrong bearer token answers 401 with a `Status` of reason `Unauthorized`;
+//! - `POST /api/v1/namespaces/{ns}/secrets` creates a Secret: 201 with the stored object, 409
+//!   `AlreadyExists` when the name is taken, 403 `Forbidden` in a namespace refused for writes;
+//! - `PUT /api/v1/namespaces/{ns}/secrets/{name}` replaces one: 200, 404 `NotFound` when it is
+//!   absent, 409 `Conflict` when the body's `metadata.resourceVersion` is not the stored one
+//!   (optimistic concurrency; a body without one replaces unconditionally, as the API allows
+//!   for Secrets), 422 `Invalid` when the body changes the immutable `type`, 403 when refused.
+//!   Another writer can be simulated: it creates or changes the Secret just before the next
+//!   writes arrive.
 //!
 //! Every object carries a `metadata.resourceVersion` from one global counter, bumped on change.
+//!
+//! Large fixtures (the `kubernetes` benchmark) add Secrets already serialised
+//! (`put_raw_secret`), whose JSON pieces may be shared between objects: a list page is then
+//! written to the socket piece by piece, without building the page in memory, so serving 50,000
+//! Secrets of 100 KiB costs about what copying them does.
+
+// Shared by several test and bench crates, each using a part.
+#![allow(dead_code)]
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
@@ -44,7 +60,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::{APIService, APIServiceSpec};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
@@ -71,6 +87,14 @@ pub struct State {
     /// The next request carrying a continue token answers 410 this many times.
     pub expire_continues: u32,
     pub revision: u64,
+    /// Secrets added already serialised: (namespace, name) → JSON pieces of the object.
+    pub raw_secrets: BTreeMap<(String, String), Vec<Arc<str>>>,
+    /// Namespaces where creating and replacing Secrets answers 403.
+    pub forbidden_writes: BTreeSet<String>,
+    /// The next this-many writes find their Secret changed by another writer just before they
+    /// arrive: a PUT finds an annotation `other-writer` set and the resourceVersion bumped, a
+    /// POST finds the Secret created (with that annotation and no data).
+    pub interfering_writes: u32,
     /// Request lines served ("GET /api/v1/…?…"), in order.
     pub requests: Vec<String>,
 }
@@ -129,6 +153,13 @@ impl State {
                 .collect();
             self.validating.insert(name.into(), ValidatingWebhookConfiguration { metadata, webhooks: Some(webhooks) });
         }
+    }
+
+    /// A Secret given as the JSON pieces of its serialised form (concatenated on the wire).
+    pub fn put_raw_secret(&mut self, ns: &str, name: &str, pieces: Vec<Arc<str>>) {
+        self.ensure_ns(ns);
+        self.revision += 1;
+        self.raw_secrets.insert((ns.into(), name.into()), pieces);
     }
 
     pub fn put_configmap(&mut self, ns: &str, name: &str, data: &[(&str, &str)]) {
@@ -287,17 +318,19 @@ impl State {
     }
 }
 
+/// 403 for a cluster-wide list the credentials may not make (RBAC granted per namespace only).
+fn cluster_wide_forbidden(kind: &str) -> (u16, Value) {
+    status(
+        403,
+        "Forbidden",
+        &format!(
+            "{kind} is forbidden: User \"system:serviceaccount:certvigil:certvigil\" cannot list resource \"{kind}\" in API group \"\" at the cluster scope"
+        ),
+    )
+}
+
 /// Routes of the inventory extensions; `None` falls through to the base routes.
 fn route_inventory(st: &mut State, segs: &[&str], q: &BTreeMap<String, String>) -> Option<(u16, Value)> {
-    let cluster_wide_forbidden = |kind: &str| {
-        status(
-            403,
-            "Forbidden",
-            &format!(
-                "{kind} is forbidden: User \"system:serviceaccount:certvigil:certvigil\" cannot list resource \"{kind}\" in API group \"\" at the cluster scope"
-            ),
-        )
-    };
     let workloads = |st: &mut State, kind: &str, ns: Option<&str>, list_kind: &str, api_version: &str| {
         let items: Vec<Value> =
             st.workloads.iter().filter(|((k, n, _), _)| k == kind && ns.is_none_or(|x| x == n)).map(|(_, v)| v.clone()).collect();
@@ -441,45 +474,234 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
         return;
     }
     let mut auth = None;
+    let mut length = 0usize;
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
             break;
         }
-        if let Some((k, v)) = h.split_once(':')
-            && k.eq_ignore_ascii_case("authorization")
-        {
-            auth = Some(v.trim().to_string());
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("authorization") {
+                auth = Some(v.trim().to_string());
+            } else if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap_or(0);
+            }
         }
+    }
+    let mut body = vec![0u8; length];
+    if reader.read_exact(&mut body).is_err() {
+        return;
     }
     let mut parts = line.split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (code, body) = {
+    let (code, pieces): (u16, Vec<Arc<str>>) = {
         let mut st = state.lock().expect("fixture state");
         st.requests.push(format!("{method} {target}"));
-        if auth.as_deref() != Some(&format!("Bearer {TOKEN}")) {
-            status(401, "Unauthorized", "Unauthorized")
-        } else if method != "GET" {
-            status(405, "MethodNotAllowed", "the fixture serves GET only")
+        let reply = if auth.as_deref() != Some(&format!("Bearer {TOKEN}")) {
+            json_reply(status(401, "Unauthorized", "Unauthorized"))
+        } else if method == "GET" {
+            match secrets_get(&mut st, target) {
+                Some(reply) => reply,
+                None => json_reply(route(&mut st, target)),
+            }
+        } else if method == "POST" || method == "PUT" {
+            json_reply(write_route(&mut st, method, target, &body))
         } else {
-            route(&mut st, target)
+            json_reply(status(405, "MethodNotAllowed", "the fixture serves GET, POST and PUT only"))
+        };
+        match reply {
+            (code, Reply::Json(v)) => (code, vec![Arc::from(v.to_string())]),
+            (code, Reply::Raw(p)) => (code, p),
         }
     };
-    let body = body.to_string();
     let reason = match code {
         200 => "OK",
+        201 => "Created",
+        400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
+        409 => "Conflict",
         410 => "Gone",
+        422 => "Unprocessable Entity",
         _ => "Error",
     };
-    let head = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let mut conn = conn;
-    let _ = conn.write_all(head.as_bytes()).and_then(|_| conn.write_all(body.as_bytes()));
+    let len: usize = pieces.iter().map(|p| p.len()).sum();
+    let head = format!("HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n");
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, conn);
+    if out.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    for p in &pieces {
+        if out.write_all(p.as_bytes()).is_err() {
+            return;
+        }
+    }
+    let _ = out.flush();
+}
+
+/// A response body: a JSON value, or JSON pieces written one after the other.
+pub enum Reply {
+    Json(Value),
+    Raw(Vec<Arc<str>>),
+}
+
+fn json_reply((code, v): (u16, Value)) -> (u16, Reply) {
+    (code, Reply::Json(v))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).expect("serialise")
+}
+
+/// `GET` of Secrets, typed and raw together (one object, or a list page in etcd's key order):
+/// only the objects of the page served are serialised.
+fn secrets_get(st: &mut State, target: &str) -> Option<(u16, Reply)> {
+    let (path, q) = query(target);
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let ns = match segs.as_slice() {
+        ["api", "v1", "secrets"] if st.forbidden_cluster_wide.contains("secrets") => {
+            return Some(json_reply(cluster_wide_forbidden("secrets")));
+        }
+        ["api", "v1", "secrets"] => None,
+        ["api", "v1", "namespaces", ns, "secrets"] => Some(ns.to_string()),
+        ["api", "v1", "namespaces", ns, "secrets", name] => {
+            if st.forbidden.contains(*ns) {
+                return Some(json_reply(forbidden("secrets", ns, "get")));
+            }
+            let key = (ns.to_string(), name.to_string());
+            if let Some(s) = st.secrets.get(&key) {
+                return Some((200, Reply::Json(to_json(s))));
+            }
+            if let Some(p) = st.raw_secrets.get(&key) {
+                return Some((200, Reply::Raw(p.clone())));
+            }
+            return Some(json_reply(status(404, "NotFound", &format!("secrets \"{name}\" not found"))));
+        }
+        _ => return None,
+    };
+    if let Some(ns) = &ns
+        && st.forbidden.contains(ns)
+    {
+        return Some(json_reply(forbidden("secrets", ns, "list")));
+    }
+    let in_scope = |k: &(String, String)| ns.as_ref().is_none_or(|n| n == &k.0);
+    let total = st.secrets.keys().filter(|k| in_scope(k)).count() + st.raw_secrets.keys().filter(|k| in_scope(k)).count();
+    let (start, end, metadata) = match window(st, &q, total) {
+        Ok(w) => w,
+        Err(e) => return Some(json_reply(e)),
+    };
+    let mut typed = st.secrets.iter().filter(|(k, _)| in_scope(k)).peekable();
+    let mut raw = st.raw_secrets.iter().filter(|(k, _)| in_scope(k)).peekable();
+    let mut pieces: Vec<Arc<str>> =
+        vec![Arc::from(format!("{{\"kind\":\"SecretList\",\"apiVersion\":\"v1\",\"metadata\":{metadata},\"items\":["))];
+    let comma: Arc<str> = Arc::from(",");
+    for i in 0..end {
+        let take_typed = match (typed.peek(), raw.peek()) {
+            (Some((a, _)), Some((b, _))) => a <= b,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        if i > start {
+            pieces.push(Arc::clone(&comma));
+        }
+        if take_typed {
+            if let Some((_, s)) = typed.next()
+                && i >= start
+            {
+                pieces.push(Arc::from(to_json(s).to_string()));
+            }
+        } else if let Some((_, p)) = raw.next()
+            && i >= start
+        {
+            pieces.extend(p.iter().cloned());
+        }
+    }
+    pieces.push(Arc::from("]}"));
+    Some((200, Reply::Raw(pieces)))
+}
+
+/// `POST` (create) and `PUT` (replace) of Secrets.
+fn write_route(st: &mut State, method: &str, target: &str, body: &[u8]) -> (u16, Value) {
+    let (path, _) = query(target);
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (ns, url_name) = match (method, segs.as_slice()) {
+        ("POST", ["api", "v1", "namespaces", ns, "secrets"]) => (ns.to_string(), None),
+        ("PUT", ["api", "v1", "namespaces", ns, "secrets", name]) => (ns.to_string(), Some(name.to_string())),
+        _ => return status(405, "MethodNotAllowed", "the fixture writes Secrets only"),
+    };
+    let verb = if url_name.is_some() { "update" } else { "create" };
+    if st.forbidden.contains(&ns) || st.forbidden_writes.contains(&ns) {
+        return forbidden("secrets", &ns, verb);
+    }
+    let mut secret: Secret = match serde_json::from_slice(body) {
+        Ok(s) => s,
+        Err(e) => return status(400, "BadRequest", &format!("the body is not a Secret: {e}")),
+    };
+    let Some(name) = secret.metadata.name.clone() else {
+        return status(422, "Invalid", "Secret \"\" is invalid: metadata.name: Required value: name or generateName is required");
+    };
+    if secret.metadata.namespace.as_deref().is_some_and(|n| n != ns) {
+        return status(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request");
+    }
+    let key = (ns.clone(), name.clone());
+    let Some(url_name) = url_name else {
+        if st.interfering_writes > 0 && !st.secrets.contains_key(&key) {
+            st.interfering_writes -= 1;
+            let rv = st.next_rv();
+            let mut other = Secret { metadata: meta(&ns, &name, rv.clone()), type_: secret.type_.clone(), ..Default::default() };
+            other.metadata.annotations = Some([("other-writer".to_string(), rv)].into());
+            st.secrets.insert(key.clone(), other);
+        }
+        if st.secrets.contains_key(&key) || st.raw_secrets.contains_key(&key) {
+            return status(409, "AlreadyExists", &format!("secrets \"{name}\" already exists"));
+        }
+        st.ensure_ns(&ns);
+        let rv = st.next_rv();
+        secret.metadata.namespace = Some(ns.clone());
+        secret.metadata.resource_version = Some(rv);
+        secret.metadata.uid = Some(format!("uid-{ns}-{name}"));
+        secret.type_.get_or_insert_with(|| "Opaque".into());
+        st.secrets.insert(key, secret.clone());
+        return (201, to_json(&secret));
+    };
+    if url_name != name {
+        return status(400, "BadRequest", &format!("the name of the object ({name}) does not match the name on the URL ({url_name})"));
+    }
+    if !st.secrets.contains_key(&key) {
+        return status(404, "NotFound", &format!("secrets \"{name}\" not found"));
+    }
+    if st.interfering_writes > 0 {
+        st.interfering_writes -= 1;
+        let rv = st.next_rv();
+        if let Some(current) = st.secrets.get_mut(&key) {
+            current.metadata.annotations.get_or_insert_with(Default::default).insert("other-writer".into(), rv.clone());
+            current.metadata.resource_version = Some(rv);
+        }
+    }
+    let Some(current) = st.secrets.get(&key) else {
+        return status(404, "NotFound", &format!("secrets \"{name}\" not found"));
+    };
+    if secret.metadata.resource_version.as_ref().is_some_and(|rv| Some(rv) != current.metadata.resource_version.as_ref()) {
+        return status(
+            409,
+            "Conflict",
+            &format!(
+                "Operation cannot be fulfilled on secrets \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+            ),
+        );
+    }
+    let type_ = secret.type_.clone().unwrap_or_else(|| "Opaque".into());
+    if Some(&type_) != current.type_.as_ref() {
+        return status(422, "Invalid", &format!("Secret \"{name}\" is invalid: type: Invalid value: \"{type_}\": field is immutable"));
+    }
+    secret.type_ = Some(type_);
+    secret.metadata.namespace = Some(ns);
+    secret.metadata.uid = current.metadata.uid.clone();
+    secret.metadata.resource_version = Some(st.next_rv());
+    st.secrets.insert(key, secret.clone());
+    (200, to_json(&secret))
 }
 
 fn query(target: &str) -> (String, BTreeMap<String, String>) {
@@ -634,30 +856,41 @@ fn list(st: &mut State, ns: Option<&str>, kind: &str, q: &BTreeMap<String, Strin
 
 /// One page of `items` as a list of kind `list_kind`, after `limit` and `continue`.
 fn paged(st: &mut State, list_kind: &str, api_version: &str, items: Vec<Value>, q: &BTreeMap<String, String>) -> (u16, Value) {
+    let (start, end, metadata) = match window(st, q, items.len()) {
+        Ok(w) => w,
+        Err(e) => return e,
+    };
+    let page: Vec<Value> = items.get(start..end).map(<[Value]>::to_vec).unwrap_or_default();
+    (200, json!({"kind": list_kind, "apiVersion": api_version, "metadata": metadata, "items": page}))
+}
+
+/// The range of a list of `total` items that `limit` and `continue` select, and the list's
+/// metadata; or the error answer (410 for an expired token, 400 for a malformed one).
+fn window(st: &mut State, q: &BTreeMap<String, String>, total: usize) -> Result<(usize, usize, Value), (u16, Value)> {
     let start: usize = match q.get("continue").filter(|c| !c.is_empty()) {
         Some(token) => {
             if st.expire_continues > 0 {
                 st.expire_continues -= 1;
-                return status(
+                return Err(status(
                     410,
                     "Expired",
                     "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
-                );
+                ));
             }
             match token.strip_prefix("fixture-continue-").and_then(|n| n.parse().ok()) {
                 Some(n) => n,
-                None => return status(400, "BadRequest", "invalid continue token"),
+                None => return Err(status(400, "BadRequest", "invalid continue token")),
             }
         }
         None => 0,
     };
     let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).filter(|&l| l > 0).unwrap_or(usize::MAX);
-    let end = start.saturating_add(limit).min(items.len());
-    let page: Vec<Value> = items.get(start..end).map(<[Value]>::to_vec).unwrap_or_default();
+    let end = start.saturating_add(limit).min(total);
+    let start = start.min(end);
     let mut metadata = json!({"resourceVersion": st.revision.to_string()});
-    if end < items.len() {
+    if end < total {
         metadata["continue"] = json!(format!("fixture-continue-{end}"));
-        metadata["remainingItemCount"] = json!(items.len() - end);
+        metadata["remainingItemCount"] = json!(total - end);
     }
-    (200, json!({"kind": list_kind, "apiVersion": api_version, "metadata": metadata, "items": page}))
+    Ok((start, end, metadata))
 }
