@@ -1,9 +1,12 @@
-//! Proving control of identifiers (RFC 8555 §8): the built-in HTTP-01 listener.
+//! Proving control of identifiers (RFC 8555 §8): the built-in HTTP-01 listener, and
+//! [`authorize`], which answers an order's pending authorizations and waits for it to be ready.
 //!
 //! The listener answers `GET /.well-known/acme-challenge/<token>` with the key authorization
 //! for tokens of the orders in progress (§8.3) and 404 for everything else. Requests are bounded
 //! in size, time and number of concurrent connections.
 
+use anyhow::{Context, Result, anyhow, bail};
+use instant_acme::{AuthorizationStatus, ChallengeType, Order, OrderStatus, RetryPolicy};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -63,6 +66,43 @@ pub async fn serve_challenges(listener: TcpListener, tokens: Tokens) {
             let _ = sock.shutdown().await;
         });
     }
+}
+
+/// Answers every pending authorization of `order` with HTTP-01 (RFC 8555 §7.5.1, §8.3) through
+/// `tokens` (served by [`serve_challenges`]) and waits until the order is `ready`. An order that
+/// becomes invalid is an error naming each challenge's problem.
+pub async fn authorize(order: &mut Order, tokens: &Tokens, retry: &RetryPolicy) -> Result<()> {
+    {
+        let mut auths = order.authorizations();
+        while let Some(auth) = auths.next().await {
+            let mut auth = auth.context("cannot fetch an authorization")?;
+            match auth.status {
+                AuthorizationStatus::Valid => continue,
+                AuthorizationStatus::Pending => {}
+                other => bail!("authorization for {:?} is {other:?}", auth.identifier()),
+            }
+            let mut ch = auth.challenge(ChallengeType::Http01).ok_or_else(|| anyhow!("the ACME server offers no http-01 challenge"))?;
+            let key_auth = ch.key_authorization().as_str().to_string();
+            if let Ok(mut m) = tokens.lock() {
+                m.insert(ch.token.clone(), key_auth);
+            }
+            ch.set_ready().await.context("cannot mark the challenge ready")?;
+        }
+    }
+    let status = order.poll_ready(retry).await.context("waiting for the ACME order to become ready")?;
+    if status != OrderStatus::Ready {
+        let mut why = Vec::new();
+        let mut auths = order.authorizations();
+        while let Some(Ok(auth)) = auths.next().await {
+            for ch in &auth.challenges {
+                if let Some(p) = &ch.error {
+                    why.push(format!("{:?}: {p}", auth.identifier()));
+                }
+            }
+        }
+        bail!("the ACME order is {status:?}: {}", if why.is_empty() { "no reason given".to_string() } else { why.join("; ") });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod alerts;
 mod audit;
 mod jobs;
 mod keys;
+mod renewals;
 mod report;
 mod revocation;
 mod scan;
@@ -16,6 +17,7 @@ pub use alerts::{AlertRow, Applied, OutboxRow};
 pub use audit::{AuditEntry, Verdict, append as audit_append};
 pub use jobs::{JobRun, JobStats};
 pub use keys::{KeyRow, TokenCertRow};
+pub use renewals::RenewalRow;
 pub use report::{Counts, RevocationSample, SightingSample};
 pub use revocation::{CachedOcsp, CrlCacheRow, RevocationHistoryRow};
 
@@ -34,6 +36,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "0004_audit", include_str!("../../schema/0004_audit.sql")),
     (5, "0005_jobs", include_str!("../../schema/0005_jobs.sql")),
     (6, "0006_source_objects", include_str!("../../schema/0006_source_objects.sql")),
+    (7, "0007_renewals", include_str!("../../schema/0007_renewals.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
