@@ -26,8 +26,13 @@ pub struct ManagedConfig {
     /// Where the certificate, chain and key are written.
     pub install: InstallConfig,
     /// Renew this long before expiry; default: once two thirds of the lifetime have passed.
+    /// When the CA offers ACME Renewal Information (RFC 9773), its window decides instead.
     #[serde(default)]
     pub renew_before: Option<DurationSpec>,
+    /// Renewal alerts: while the renewal is scheduled and healthy, expiry findings are only
+    /// information; a failed renewal pages, critical once less than this is left (default 7d).
+    #[serde(default)]
+    pub alert_margin: Option<DurationSpec>,
 }
 
 /// An ACME directory.
@@ -126,6 +131,8 @@ pub struct ManagedSpec {
     pub install: InstallSpec,
     /// `None`: at two thirds of the lifetime.
     pub renew_before: Option<Duration>,
+    /// See [`ManagedConfig::alert_margin`].
+    pub alert_margin: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -273,6 +280,14 @@ pub(crate) fn validate(list: &[ManagedConfig], base: &Path, errs: &mut Vec<Pathe
                 None
             }
         };
+        let alert_margin = match m.alert_margin.as_ref().map(DurationSpec::duration) {
+            None => Duration::from_secs(7 * 86_400),
+            Some(Ok(d)) => d,
+            Some(Err(msg)) => {
+                errs.push((at(&["alert_margin"]), msg));
+                Duration::ZERO
+            }
+        };
         if errs.len() != before {
             continue;
         }
@@ -287,6 +302,7 @@ pub(crate) fn validate(list: &[ManagedConfig], base: &Path, errs: &mut Vec<Pathe
                 listen,
                 install: InstallSpec { cert, chain, fullchain, key, mode },
                 renew_before,
+                alert_margin,
             });
         }
     }
@@ -315,6 +331,9 @@ mod tests {
         assert_eq!(s[0].install.key, PathBuf::from("/etc/x/k.pem"));
         assert_eq!(s[0].listen.port(), 5002);
         assert!(s[0].renew_before.is_none());
+        assert_eq!(s[0].alert_margin, Duration::from_secs(7 * 86_400));
+        assert_eq!(one("  alert_margin: 3d\n").unwrap()[0].alert_margin, Duration::from_secs(3 * 86_400));
+        assert_eq!(one("  alert_margin: soon\n").unwrap_err()[0].0, vec!["managed", "0", "alert_margin"]);
     }
 
     #[test]

@@ -328,6 +328,7 @@ mod tests {
             key_first_seen: 0,
             superseded_by: None,
             untrusted_at: vec![],
+            renewal: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! and `now` are arguments; nothing here reads the clock, the store or the network.
 
 pub mod keys;
+pub mod renewal;
 pub mod settings;
 
 pub use settings::{Expiry, Match, PolicySettings, Rule};
@@ -60,6 +61,10 @@ pub enum Kind {
     KeyExtractable,
     /// A certificate on a token whose private key is not on that token (`policy::keys`).
     KeyNotOnToken,
+    /// Renewing a managed certificate failed (`policy::renewal`).
+    RenewalFailed,
+    /// A managed certificate is still installed after the CA's renewal window ended.
+    RenewalOverdue,
 }
 
 impl Kind {
@@ -79,10 +84,12 @@ impl Kind {
             Kind::UntrustedEndpoint => "untrusted-endpoint",
             Kind::KeyExtractable => "key-extractable",
             Kind::KeyNotOnToken => "key-not-on-token",
+            Kind::RenewalFailed => "renewal-failed",
+            Kind::RenewalOverdue => "renewal-overdue",
         }
     }
 
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Expired,
         Kind::Expiring,
         Kind::NotYetValid,
@@ -97,6 +104,8 @@ impl Kind {
         Kind::UntrustedEndpoint,
         Kind::KeyExtractable,
         Kind::KeyNotOnToken,
+        Kind::RenewalFailed,
+        Kind::RenewalOverdue,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -144,6 +153,8 @@ pub struct CertState<'a> {
     /// TLS endpoints serving it as their leaf with a chain that does not verify: (endpoint,
     /// why).
     pub untrusted_at: Vec<(String, String)>,
+    /// It is the installed certificate of a managed certificate: its renewal state.
+    pub renewal: Option<&'a renewal::RenewalView>,
 }
 
 /// Context of one evaluation.
@@ -178,6 +189,10 @@ const CHECKS: &[(&str, Check)] = &[
     ("superseded", superseded),
     // A TLS endpoint serves it with a chain clients reject (wrong name, missing intermediate).
     ("untrusted-endpoint", untrusted_endpoint),
+    // Its automatic renewal failed: warning, critical after repeated failures or close to expiry.
+    ("renewal-failed", renewal::failed),
+    // The CA's renewal window (RFC 9773) ended and it is still installed.
+    ("renewal-overdue", renewal::overdue),
 ];
 
 /// Runs every check over every certificate. Gone certificates only get a `retired` finding
@@ -271,6 +286,15 @@ fn expiring(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
         return None;
     };
     let what = if st.cert.facts.is_code_signing() { "signing certificate" } else { "certificate" };
+    // A managed certificate whose renewal is scheduled and healthy needs nobody: no page.
+    if let Some(at) = st.renewal.and_then(|r| r.healthy(f, ctx.now)) {
+        return Some((
+            Kind::Expiring,
+            Severity::Info,
+            format!("{what} expires on {} (in {}); automatic renewal scheduled at {}", format_time(f.not_after), days(left), format_time(at)),
+            "nothing to do: certvigil renews it".into(),
+        ));
+    }
     Some((
         Kind::Expiring,
         severity,
