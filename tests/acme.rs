@@ -126,3 +126,174 @@ fn failed_order_leaves_installed_files_untouched() {
     let failed: i64 = sb.db().query_row("SELECT count(*) FROM audit_log WHERE action = 'renew-failed'", [], |r| r.get(0)).expect("count");
     assert_eq!(failed, 1);
 }
+
+/// `certvigil renew` with the test failpoint `CERTVIGIL_FAILPOINT` set: the process aborts (as
+/// `kill -9` would: no destructors, no flushing) at that step.
+fn renew_crashing_at(sb: &Sandbox, failpoint: &str, args: &[&str]) -> common::Run {
+    let mut cmd = common::certvigil();
+    cmd.arg("-c").arg(sb.config_path()).arg("renew").args(args).current_dir(sb.dir.path()).env("CERTVIGIL_FAILPOINT", failpoint);
+    common::run_with_timeout(cmd, std::time::Duration::from_secs(180))
+}
+
+/// Orders Pebble created, from its own log ("Added order … to the db").
+fn pebble_orders(pebble_dir: &std::path::Path) -> usize {
+    std::fs::read_to_string(pebble_dir.join("pebble.log")).unwrap_or_default().matches("Added order").count()
+}
+
+fn row(sb: &Sandbox) -> (Option<String>, Option<String>, Option<String>, i64, Option<i64>, Option<String>) {
+    sb.db()
+        .query_row(
+            "SELECT order_url, pending_key, pending_chain, failures, next_attempt, last_error FROM renewals WHERE name = 'web'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )
+        .expect("renewal row")
+}
+
+fn dir_names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect(),
+        Err(_) => Vec::new(),
+    };
+    v.sort();
+    v
+}
+
+#[test]
+fn crash_after_the_order_is_created_resumes_that_order() {
+    let pebble = Pebble::start();
+    let sb = Sandbox::new();
+    sb.config(&pebble.managed("resume.certvigil.test", pebble.http_port));
+    let run = renew_crashing_at(&sb, "renew-after-order", &[]);
+    assert_ne!(run.code, 0, "the failpoint aborts the process: {}", run.stderr);
+    assert_eq!(pebble_orders(pebble.dir.path()), 1);
+    let (order_url, key, chain, failures, _, _) = row(&sb);
+    let order_url = order_url.expect("the order URL is recorded before anything else happens");
+    assert!(key.is_none() && chain.is_none() && failures == 0);
+    assert!(dir_names(&sb.path("tls")).is_empty(), "nothing installed: {:?}", dir_names(&sb.path("tls")));
+
+    let run = renew(&sb, &[]).expect_code(0);
+    assert!(run.stdout.contains("web: renewed (resuming the order in flight)"), "{}", run.stdout);
+    assert_eq!(pebble_orders(pebble.dir.path()), 1, "the interrupted order was finished, no second order");
+    let root = pebble.root.to_string_lossy().into_owned();
+    let v = openssl(&["verify", "-CAfile", &root, "-untrusted", "chain.pem", "cert.pem"], &sb.path("tls"));
+    assert!(v.contains("cert.pem: OK"), "{v}");
+    let detail: String =
+        sb.db().query_row("SELECT detail FROM audit_log WHERE action = 'renew'", [], |r| r.get(0)).expect("audit entry");
+    assert!(detail.contains(&order_url), "{detail} does not name {order_url}");
+    let (order_url, key, chain, _, _, _) = row(&sb);
+    assert!(order_url.is_none() && key.is_none() && chain.is_none());
+    assert!(dir_names(&sb.path("state/acme/pending")).is_empty(), "{:?}", dir_names(&sb.path("state/acme/pending")));
+    assert_eq!(dir_names(&sb.path("tls")), ["cert.pem", "chain.pem", "fullchain.pem", "key.pem"]);
+}
+
+#[test]
+fn crash_after_download_installs_the_kept_chain_without_the_ca() {
+    let Pebble { _dns, _pebble, dir, tls_ca, root, http_port, directory, dns_mgmt } = Pebble::start();
+    let pebble = Pebble { _dns, _pebble, dir, tls_ca, root, http_port, directory, dns_mgmt };
+    let sb = Sandbox::new();
+    sb.config(&pebble.managed("download.certvigil.test", pebble.http_port));
+    renew(&sb, &[]).expect_code(0);
+    let tls = sb.path("tls");
+    let files = ["cert.pem", "chain.pem", "fullchain.pem", "key.pem"];
+    let before: Vec<Vec<u8>> = files.iter().map(|f| read(&tls.join(f))).collect();
+
+    let run = renew_crashing_at(&sb, "renew-after-download", &["--force"]);
+    assert_ne!(run.code, 0, "the failpoint aborts the process: {}", run.stderr);
+    assert_eq!(pebble_orders(pebble.dir.path()), 2);
+    // Installed files untouched, no temporary file left beside them.
+    assert_eq!(files.iter().map(|f| read(&tls.join(f))).collect::<Vec<_>>(), before);
+    assert_eq!(dir_names(&tls), files);
+    let (_, key, chain, _, _, _) = row(&sb);
+    let (key, chain) = (key.expect("pending key recorded"), chain.expect("pending chain recorded"));
+    for p in [&key, &chain] {
+        assert_eq!(std::fs::metadata(p).expect("pending file").permissions().mode() & 0o777, 0o600, "{p}");
+    }
+    let kept_chain = read(std::path::Path::new(&chain));
+
+    // The CA is gone: the kept chain is installed all the same.
+    let Pebble { _dns, _pebble, dir, .. } = pebble;
+    drop(_pebble);
+    drop(_dns);
+    let run = renew(&sb, &[]).expect_code(0);
+    assert!(run.stdout.contains("web: renewed (installing the chain downloaded by an interrupted run)"), "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(read(&tls.join("fullchain.pem")), kept_chain);
+    for (f, old) in files.iter().zip(&before) {
+        assert_eq!(&read(&tls.join(format!("{f}.previous"))), old, "{f}.previous");
+        // The intermediate is the same; everything else is new.
+        if *f != "chain.pem" {
+            assert_ne!(&read(&tls.join(f)), old, "{f} replaced");
+        }
+    }
+    assert_eq!(openssl(&["x509", "-noout", "-pubkey", "-in", "cert.pem"], &tls), openssl(&["pkey", "-pubout", "-in", "key.pem"], &tls));
+    let mut all: Vec<String> = files.iter().map(|f| f.to_string()).collect();
+    all.extend(files.iter().map(|f| format!("{f}.previous")));
+    all.sort();
+    assert_eq!(dir_names(&tls), all, "only the new and the previous files");
+    assert!(dir_names(&sb.path("state/acme/pending")).is_empty());
+    let (order_url, key, chain, failures, _, _) = row(&sb);
+    assert!(order_url.is_none() && key.is_none() && chain.is_none() && failures == 0);
+    assert_eq!(pebble_orders(dir.path()), 2);
+}
+
+#[test]
+fn failed_renewal_backs_off_alerts_and_recovers() {
+    let pebble = Pebble::start();
+    let sb = Sandbox::new();
+    let hook_port = free_port();
+    let alerts = format!(
+        "alerts:\n  receivers:\n    - name: hook\n      kind: webhook\n      url: http://127.0.0.1:{hook_port}/in\n      timeout: 2s\n  routes:\n    - name: page\n      receivers: [hook]\n"
+    );
+    sb.config(&format!("{}{alerts}", pebble.managed("good.certvigil.test", pebble.http_port)));
+    renew(&sb, &[]).expect_code(0);
+
+    // The challenge listener is on a port Pebble does not validate: the order fails.
+    sb.config(&format!("{}{alerts}", pebble.managed("bad.certvigil.test", free_port())));
+    let t0 = unix_now();
+    let run = renew(&sb, &["--force"]).expect_code(1);
+    assert!(run.stderr.contains("web: renewal failed"), "{}", run.stderr);
+    let (_, _, _, failures, next, error) = row(&sb);
+    assert_eq!(failures, 1);
+    let next = next.expect("backoff stored");
+    assert!((t0 + 60..=unix_now() + 60).contains(&next), "1 min backoff: {next} vs {t0}");
+    let error = error.expect("error stored").to_ascii_lowercase();
+    assert!(error.contains("invalid") || error.contains("connection"), "{error}");
+    let orders = pebble_orders(pebble.dir.path());
+
+    // A new process before the backoff ends asks nothing of the CA.
+    let log_before = read(&pebble.dir.path().join("pebble.log")).len();
+    let run = renew(&sb, &[]).expect_code(0);
+    assert!(run.stdout.contains("web: backing off after 1 failure(s) until"), "{}", run.stdout);
+    assert_eq!(pebble_orders(pebble.dir.path()), orders);
+    assert_eq!(read(&pebble.dir.path().join("pebble.log")).len(), log_before, "Pebble saw no request");
+    assert_eq!(row(&sb).3, 1, "the failure count is unchanged");
+
+    // The failure is an alert routed to the receivers.
+    sb.run_at(unix_now(), &["scan"]).expect_code(0);
+    sb.run_at(unix_now(), &["evaluate"]);
+    let firing: Vec<(String, String)> = sb
+        .db()
+        .prepare("SELECT kind, severity FROM alerts WHERE state = 'firing' ORDER BY kind")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert!(firing.contains(&("renewal-failed".into(), "warning".into())), "{firing:?}");
+    let queued: i64 = sb
+        .db()
+        .query_row(
+            "SELECT count(*) FROM outbox o JOIN alerts a ON a.id = o.alert_id WHERE a.kind = 'renewal-failed' AND o.route = 'page'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("outbox");
+    assert_eq!(queued, 1, "one notification for the page route");
+
+    // Forced once the cause is fixed: success resets the failures and the backoff.
+    sb.config(&format!("{}{alerts}", pebble.managed("good.certvigil.test", pebble.http_port)));
+    let run = renew(&sb, &["--force"]).expect_code(0);
+    assert!(run.stdout.contains("web: renewed (forced)"), "{}", run.stdout);
+    let (_, _, _, failures, next, error) = row(&sb);
+    assert_eq!((failures, next, error), (0, None, None));
+}

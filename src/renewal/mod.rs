@@ -7,8 +7,8 @@
 //! 1. `--force` renews now, ignoring backoff.
 //! 2. After a failure, nothing is attempted before the backoff ends (1 min, 10 min, 100 min,
 //!    then daily), so a restart does not reset it: the time is stored.
-//! 3. Nothing installed: renew.
-//! 4. An order in flight or a downloaded chain not yet installed: resume it.
+//! 3. An order in flight or a downloaded chain not yet installed: resume it.
+//! 4. Nothing installed: renew.
 //! 5. The installed certificate is revoked or expired: renew now.
 //! 6. The CA offers ACME Renewal Information (RFC 9773) for it: its window decides — renew at
 //!    the time chosen inside the window, immediately when the window has passed (§4.2).
@@ -167,14 +167,14 @@ pub fn decide(i: &Inputs<'_>, now: UnixTime) -> Decision {
     {
         return Decision::Backoff { until, failures: i.row.failures };
     }
-    // 3. Nothing installed.
-    let Some(c) = i.installed else {
-        return Decision::Renew(Reason::NoCertificate);
-    };
-    // 4. Work in flight is finished before anything else is decided.
+    // 3. Work in flight is finished before anything else is decided.
     if i.row.order_url.is_some() || i.row.pending_chain.is_some() {
         return Decision::Renew(Reason::Resume);
     }
+    // 4. Nothing installed.
+    let Some(c) = i.installed else {
+        return Decision::Renew(Reason::NoCertificate);
+    };
     // 5. A revoked or expired certificate is replaced now.
     if i.revoked {
         return Decision::Renew(Reason::Revoked);

@@ -101,6 +101,8 @@ fn order_in_flight_is_resumed_before_anything_else() {
     row.order_url = None;
     row.pending_chain = Some("/s/acme/pending/web.chain.pem".into());
     assert_eq!(decide(&inputs(Some(&c), &row), NOW), Decision::Renew(Reason::Resume));
+    // A first issuance interrupted is resumed too.
+    assert_eq!(decide(&inputs(None, &row), NOW), Decision::Renew(Reason::Resume));
 }
 
 #[test]
