@@ -24,13 +24,7 @@ pub fn findings(store: &Store, settings: &Settings, now: UnixTime) -> Result<Vec
         if let Some(u) = untrusted.get(&st.cert.facts.fingerprint.0) {
             st.untrusted_at = u.clone();
         }
-        st.renewal = renewals.get(&st.cert.facts.fingerprint.0).filter(|_| st.cert.gone_since.is_none()).map(|(view, ari_id)| {
-            // The ARI window counts only for the certificate it was given for.
-            if ari_id.is_some() && ari_id.as_deref() != crate::renewal::cert_id_of(&st.cert.facts).as_deref() {
-                return None;
-            }
-            Some(view)
-        }).flatten();
+        st.renewal = renewals.get(&st.cert.facts.fingerprint.0).filter(|_| st.cert.gone_since.is_none());
     }
     let mut out = policy::evaluate(policy, &states, now);
     // Key problems (PKCS#11 keys) on the certificates they concern.
@@ -40,11 +34,12 @@ pub fn findings(store: &Store, settings: &Settings, now: UnixTime) -> Result<Vec
 }
 
 /// The renewal state of each configured managed certificate, by the fingerprint of what it has
-/// installed, with the ARI identifier its window was given for.
+/// installed (the engine clears the ARI window when that changes, so the window is this
+/// certificate's).
 fn renewal_views(
     store: &Store,
     managed: &[crate::config::managed::ManagedSpec],
-) -> Result<HashMap<String, (policy::renewal::RenewalView, Option<String>)>, StoreError> {
+) -> Result<HashMap<String, policy::renewal::RenewalView>, StoreError> {
     let mut out = HashMap::new();
     for m in managed {
         let Some(row) = store.renewal(&m.name)? else { continue };
@@ -58,7 +53,7 @@ fn renewal_views(
             ari_end: row.ari_end,
             alert_margin: m.alert_margin.as_secs() as i64,
         };
-        out.insert(fp, (view, row.ari_end.and(row.ari_cert_id.clone())));
+        out.insert(fp, view);
     }
     Ok(out)
 }

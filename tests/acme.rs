@@ -140,7 +140,10 @@ fn pebble_orders(pebble_dir: &std::path::Path) -> usize {
     std::fs::read_to_string(pebble_dir.join("pebble.log")).unwrap_or_default().matches("Added order").count()
 }
 
-fn row(sb: &Sandbox) -> (Option<String>, Option<String>, Option<String>, i64, Option<i64>, Option<String>) {
+/// `web`'s renewal row: order URL, pending key, pending chain, failures, next attempt, last error.
+type Row = (Option<String>, Option<String>, Option<String>, i64, Option<i64>, Option<String>);
+
+fn row(sb: &Sandbox) -> Row {
     sb.db()
         .query_row(
             "SELECT order_url, pending_key, pending_chain, failures, next_attempt, last_error FROM renewals WHERE name = 'web'",
@@ -178,8 +181,7 @@ fn crash_after_the_order_is_created_resumes_that_order() {
     let root = pebble.root.to_string_lossy().into_owned();
     let v = openssl(&["verify", "-CAfile", &root, "-untrusted", "chain.pem", "cert.pem"], &sb.path("tls"));
     assert!(v.contains("cert.pem: OK"), "{v}");
-    let detail: String =
-        sb.db().query_row("SELECT detail FROM audit_log WHERE action = 'renew'", [], |r| r.get(0)).expect("audit entry");
+    let detail: String = sb.db().query_row("SELECT detail FROM audit_log WHERE action = 'renew'", [], |r| r.get(0)).expect("audit entry");
     assert!(detail.contains(&order_url), "{detail} does not name {order_url}");
     let (order_url, key, chain, _, _, _) = row(&sb);
     assert!(order_url.is_none() && key.is_none() && chain.is_none());

@@ -357,9 +357,8 @@ impl Session {
         let url = order.url().to_string();
         if o_status(&mut order) == OrderStatus::Pending {
             // Bind first: a listener that cannot start fails before any challenge is answered.
-            let listener = TcpListener::bind(spec.listen)
-                .await
-                .with_context(|| format!("cannot listen for HTTP-01 challenges on {}", spec.listen))?;
+            let listener =
+                TcpListener::bind(spec.listen).await.with_context(|| format!("cannot listen for HTTP-01 challenges on {}", spec.listen))?;
             let tokens = Tokens::default();
             let server = tokio::spawn(serve_challenges(listener, tokens.clone()));
             let solved = super::challenge::authorize(&mut order, &tokens, &retry).await;
@@ -390,14 +389,14 @@ impl Session {
                     pem
                 }
             };
-            let key = rcgen::KeyPair::from_pem(&key_pem).map_err(|e| anyhow!("the pending key {} is unusable: {e}", plan.key_path.display()))?;
+            let key =
+                rcgen::KeyPair::from_pem(&key_pem).map_err(|e| anyhow!("the pending key {} is unusable: {e}", plan.key_path.display()))?;
             let params = rcgen::CertificateParams::new(spec.identifiers.clone()).map_err(|e| anyhow!("invalid identifiers: {e}"))?;
             let csr = params.serialize_request(&key).map_err(|e| anyhow!("cannot build the CSR: {e}"))?;
             order.finalize_csr(csr.der()).await.context("cannot finalize the ACME order")?;
             key_pem
         } else {
-            std::fs::read_to_string(&plan.key_path)
-                .with_context(|| format!("cannot read the pending key {}", plan.key_path.display()))?
+            std::fs::read_to_string(&plan.key_path).with_context(|| format!("cannot read the pending key {}", plan.key_path.display()))?
         };
         let chain_pem = order.poll_certificate(&retry).await.context("waiting for the certificate")?;
         if let Some(dir) = plan.chain_path.parent() {

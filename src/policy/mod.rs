@@ -291,7 +291,12 @@ fn expiring(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
         return Some((
             Kind::Expiring,
             Severity::Info,
-            format!("{what} expires on {} (in {}); automatic renewal scheduled at {}", format_time(f.not_after), days(left), format_time(at)),
+            format!(
+                "{what} expires on {} (in {}); automatic renewal scheduled at {}",
+                format_time(f.not_after),
+                days(left),
+                format_time(at)
+            ),
             "nothing to do: certvigil renews it".into(),
         ));
     }

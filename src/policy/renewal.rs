@@ -44,8 +44,7 @@ pub fn failed(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
     let r = st.renewal.filter(|r| r.failures > 0)?;
     let f = &st.cert.facts;
     let left = f.not_after - ctx.now;
-    let severity =
-        if r.failures >= CRITICAL_AFTER_FAILURES || left <= r.alert_margin { Severity::Critical } else { Severity::Warning };
+    let severity = if r.failures >= CRITICAL_AFTER_FAILURES || left <= r.alert_margin { Severity::Critical } else { Severity::Warning };
     let next = r.next_attempt.map(|t| format!("; next attempt at {}", format_time(t))).unwrap_or_default();
     Some((
         Kind::RenewalFailed,

@@ -163,6 +163,11 @@ fn sync_installed(row: &mut RenewalRow, installed: Option<&CertFacts>) {
         row.serial = installed.map(|c| c.serial.clone());
         row.not_after = installed.map(|c| c.not_after);
         row.renew_at = None;
+        row.ari_cert_id = None;
+        row.ari_start = None;
+        row.ari_end = None;
+        row.ari_explanation = None;
+        row.ari_next_poll = None;
     }
 }
 
@@ -297,17 +302,20 @@ pub async fn run_one(spec: &ManagedSpec, store: &mut Store, state_dir: &Path, no
         Some(s) => s,
         None => match Session::open(spec, state_dir).await {
             Ok(s) => s,
-            Err(e) => return Ok(failed(spec, store, &mut row, &reason, e, now, opts)?),
+            Err(e) => return failed(spec, store, &mut row, &reason, e, now, opts),
         },
     };
     // `replaces` only when the CA offers ARI for the installed certificate (RFC 9773 §5).
-    let replaces = installed
-        .as_ref()
-        .filter(|c| super::ari_window(&row, c).is_some())
-        .and_then(super::cert_id_of);
+    let replaces = installed.as_ref().filter(|c| super::ari_window(&row, c).is_some()).and_then(super::cert_id_of);
     let (key_path, chain_path) = pending_paths(state_dir, name);
     let order_url = row.order_url.clone().filter(|_| row.order_directory.as_deref() == Some(spec.directory.as_str()));
-    let plan = OrderPlan { resume: order_url.as_deref(), key_path: key_path.clone(), chain_path, replaces: replaces.as_deref(), dry_run: opts.dry_run };
+    let plan = OrderPlan {
+        resume: order_url.as_deref(),
+        key_path: key_path.clone(),
+        chain_path,
+        replaces: replaces.as_deref(),
+        dry_run: opts.dry_run,
+    };
     row.last_attempt = Some(now);
     let done = if opts.dry_run {
         session.order(spec, &plan, &mut crate::issuers::acme::NoJournal).await
@@ -388,7 +396,8 @@ fn install_pending(spec: &ManagedSpec, store: &mut Store, row: &mut RenewalRow, 
         .and_then(|c| Ok((c, std::fs::read_to_string(key).with_context(|| format!("cannot read the pending key {}", key.display()))?)));
     match read {
         Ok((chain_pem, key_pem)) => {
-            let mut o = finish_install(spec, store, row, &chain_pem, &key_pem, "installing the chain downloaded by an interrupted run", now, false);
+            let mut o =
+                finish_install(spec, store, row, &chain_pem, &key_pem, "installing the chain downloaded by an interrupted run", now, false);
             o.resumed = true;
             o
         }
@@ -441,7 +450,8 @@ fn finish_install(
                 "name": spec.name, "reason": reason, "directory": spec.directory, "serial": inst.serial,
                 "not_after": inst.not_after, "files": inst.files, "new_account": new_account, "order_url": order_url,
             });
-            let stored = store.put_renewal(row, now).map_err(anyhow::Error::from).and_then(|()| Ok(store.audit(now, "renew", "renewal", &detail)?));
+            let stored =
+                store.put_renewal(row, now).map_err(anyhow::Error::from).and_then(|()| Ok(store.audit(now, "renew", "renewal", &detail)?));
             if let Err(e) = stored {
                 tracing::error!(cert = %spec.name, error = %format!("{e:#}"), "renewed and installed, but the store could not record it");
             }

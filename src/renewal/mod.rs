@@ -36,13 +36,22 @@ pub enum Reason {
     Revoked,
     Expired,
     /// The time chosen inside the ARI window has come.
-    AriWindow { start: UnixTime, end: UnixTime },
+    AriWindow {
+        start: UnixTime,
+        end: UnixTime,
+    },
     /// The whole ARI window is in the past: renew immediately.
-    AriWindowPassed { end: UnixTime },
+    AriWindowPassed {
+        end: UnixTime,
+    },
     /// `renew_before` ahead of notAfter.
-    RenewBefore { at: UnixTime },
+    RenewBefore {
+        at: UnixTime,
+    },
     /// Two thirds of the lifetime have passed.
-    Lifetime { at: UnixTime },
+    Lifetime {
+        at: UnixTime,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -67,9 +76,15 @@ impl fmt::Display for Reason {
 pub enum Decision {
     Renew(Reason),
     /// Not due before `until`.
-    Wait { until: UnixTime, ari: bool },
+    Wait {
+        until: UnixTime,
+        ari: bool,
+    },
     /// Failed `failures` times in a row; the next attempt is not before `until`.
-    Backoff { until: UnixTime, failures: i64 },
+    Backoff {
+        until: UnixTime,
+        failures: i64,
+    },
 }
 
 /// The inputs of [`decide`].
