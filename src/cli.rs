@@ -190,9 +190,13 @@ pub enum AccountCommand {
 pub struct RenewArgs {
     /// Managed certificates to renew (by name); all when none is given.
     pub names: Vec<String>,
-    /// Renew even when not due.
+    /// Renew even when not due, ignoring the backoff after failures.
     #[arg(long)]
     pub force: bool,
+    /// Create the order and get its authorizations valid, without finalizing; report what
+    /// would happen and store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -553,41 +557,19 @@ fn renew(cli: &Cli, a: &RenewArgs) -> Result<u8> {
         outln!("no managed certificates configured: nothing to renew");
         return Ok(0);
     }
-    let store = open_store(cli, &s)?;
+    let mut store = open_store(cli, &s)?;
     let state_dir = store.path().parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     let rt = runtime()?;
+    let now = now(cli)?;
+    let opts = certvigil::renewal::engine::Options { force: a.force, dry_run: a.dry_run };
+    let outcomes = rt.block_on(certvigil::renewal::engine::run_all(&chosen, &mut store, &state_dir, now, opts));
     let mut failed = 0;
-    for m in chosen {
-        let now = now(cli)?;
-        let current = certvigil::install::files::current_leaf(&m.install);
-        let reason = match certvigil::issuers::due(m, current.as_ref(), now) {
-            Some(r) => r,
-            None if a.force => "forced".to_string(),
-            None => {
-                outln!("{}: not due", m.name);
-                continue;
-            }
-        };
-        let result = rt.block_on(certvigil::issuers::acme::issue(m, &state_dir)).and_then(|issued| {
-            certvigil::install::files::install(&m.install, &issued.chain_pem, &issued.key_pem, now)
-                .map(|inst| (inst, issued.new_account))
-                .map_err(|e| anyhow::anyhow!("not installed: {e}"))
-        });
-        match result {
-            Ok((inst, new_account)) => {
-                outln!("{}: renewed ({reason}): serial {}, expires {}", m.name, inst.serial, inst.not_after);
-                let detail = serde_json::json!({
-                    "name": m.name, "reason": reason, "directory": m.directory, "serial": inst.serial,
-                    "not_after": inst.not_after, "files": inst.files, "new_account": new_account,
-                });
-                store.audit(now, "renew", "cli", &detail)?;
-            }
-            Err(e) => {
-                failed += 1;
-                eprintln!("{}: renewal failed: {e:#}", m.name);
-                let detail = serde_json::json!({ "name": m.name, "reason": reason, "directory": m.directory, "error": format!("{e:#}") });
-                store.audit(now, "renew-failed", "cli", &detail)?;
-            }
+    for o in &outcomes {
+        if o.action == certvigil::renewal::engine::Action::Failed {
+            failed += 1;
+            eprintln!("{}", o.line());
+        } else {
+            outln!("{}", o.line());
         }
     }
     Ok(if failed > 0 { 1 } else { 0 })

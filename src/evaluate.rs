@@ -11,13 +11,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// The policy's findings over everything in the store at `now`.
-pub fn findings(store: &Store, policy: &policy::PolicySettings, now: UnixTime) -> Result<Vec<Finding>, StoreError> {
+pub fn findings(store: &Store, settings: &Settings, now: UnixTime) -> Result<Vec<Finding>, StoreError> {
+    let policy = &settings.policy;
     let certs = store.certificates(true)?;
     let tags = store.source_tags()?;
     let revocation = store.revocation_statuses()?;
     let unknown_since = store.revocation_unknown_since()?;
     let untrusted = store.untrusted_endpoints()?;
     let not_ready = store.cert_manager_not_ready()?;
+    let renewals = renewal_views(store, &settings.managed)?;
     let mut states = states(&certs, &tags, &revocation, &unknown_since, now);
     for st in &mut states {
         if let Some(u) = untrusted.get(&st.cert.facts.fingerprint.0) {
@@ -26,12 +28,38 @@ pub fn findings(store: &Store, policy: &policy::PolicySettings, now: UnixTime) -
         if let Some(n) = not_ready.get(&st.cert.id) {
             st.cert_manager_not_ready = n.clone();
         }
+        st.renewal = renewals.get(&st.cert.facts.fingerprint.0).filter(|_| st.cert.gone_since.is_none());
     }
     let mut out = policy::evaluate(policy, &states, now);
     // Key problems (PKCS#11 keys) on the certificates they concern.
     let mut review = policy::keys::review(&store.keys(None)?, &store.token_certificates()?, &states);
     policy::keys::check_trust_roots(&mut review, &policy.expiry, now);
     out.extend(policy::keys::findings(&review, &states));
+    Ok(out)
+}
+
+/// The renewal state of each configured managed certificate, by the fingerprint of what it has
+/// installed (the engine clears the ARI window when that changes, so the window is this
+/// certificate's).
+fn renewal_views(
+    store: &Store,
+    managed: &[crate::config::managed::ManagedSpec],
+) -> Result<HashMap<String, policy::renewal::RenewalView>, StoreError> {
+    let mut out = HashMap::new();
+    for m in managed {
+        let Some(row) = store.renewal(&m.name)? else { continue };
+        let Some(fp) = row.fingerprint.clone() else { continue };
+        let view = policy::renewal::RenewalView {
+            name: m.name.clone(),
+            failures: row.failures,
+            last_error: row.last_error.clone(),
+            next_attempt: row.next_attempt,
+            renew_at: row.renew_at,
+            ari_end: row.ari_end,
+            alert_margin: m.alert_margin.as_secs() as i64,
+        };
+        out.insert(fp, view);
+    }
     Ok(out)
 }
 
@@ -93,6 +121,7 @@ pub fn states<'a>(
                 superseded_by,
                 untrusted_at: Vec::new(),
                 cert_manager_not_ready: Vec::new(),
+                renewal: None,
             }
         })
         .collect()
@@ -100,7 +129,7 @@ pub fn states<'a>(
 
 /// The findings and the changes an evaluation would make, without making them.
 pub fn plan(store: &Store, settings: &Settings, now: UnixTime) -> Result<(Vec<Finding>, Vec<Change>), StoreError> {
-    let findings = findings(store, &settings.policy, now)?;
+    let findings = findings(store, settings, now)?;
     let open = store.open_alerts()?;
     let silences = store.silences(now, false)?;
     let changes = state::step(&findings, &open, &silences, &settings.alerts.routes, now);

@@ -1,4 +1,4 @@
-//! One run of a scheduled job — scan, revocation, evaluate, digest — against the store, as the
+//! One run of a scheduled job — scan, revocation, renew, evaluate, digest — against the store, as the
 //! daemon (and `POST /api/v1/jobs/NAME/run`) starts it. Each run opens its own store
 //! connection: SQLite in WAL mode lets a scan, an evaluation and the HTTP readers proceed
 //! side by side, and writes are short batched transactions.
@@ -88,6 +88,14 @@ pub async fn run(job: &Job, settings: &Arc<Settings>, store_path: &Path, ctx: &C
                 detail: serde_json::json!({ "checked": results.len(), "states": counts }),
             })
         }
+        JobKind::Renew => {
+            let mut store = open(store_path)?;
+            let state_dir = store_path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let specs: Vec<&crate::config::managed::ManagedSpec> = settings.managed.iter().collect();
+            let opts = crate::renewal::engine::Options::default();
+            let outcomes = crate::renewal::engine::run_all(&specs, &mut store, &state_dir, now, opts).await;
+            renew_outcome(&outcomes)
+        }
         JobKind::Evaluate => {
             let store = Arc::new(Mutex::new(open(store_path)?));
             let report = crate::evaluate::evaluate(&store, settings, now).await.map_err(JobError::from("evaluate"))?;
@@ -113,6 +121,27 @@ pub async fn run(job: &Job, settings: &Arc<Settings>, store_path: &Path, ctx: &C
             Ok(Outcome { summary, detail: serde_json::to_value(&d).unwrap_or_default() })
         }
     }
+}
+
+/// The renew job's summary: counts by action, and each certificate's outcome. A failed
+/// renewal fails the run (its backoff and alert are recorded by the engine and the policy).
+fn renew_outcome(outcomes: &[crate::renewal::engine::CertOutcome]) -> Result<Outcome, JobError> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for o in outcomes {
+        *counts.entry(o.action.as_str()).or_default() += 1;
+    }
+    let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let summary = if outcomes.is_empty() {
+        "no managed certificates".to_string()
+    } else {
+        format!("{} managed certificates: {}", outcomes.len(), parts.join(", "))
+    };
+    let detail = serde_json::json!({ "counts": counts, "certificates": outcomes });
+    let failures: Vec<String> = outcomes.iter().filter(|o| o.action == crate::renewal::engine::Action::Failed).map(|o| o.line()).collect();
+    if !failures.is_empty() {
+        return Err(JobError { message: format!("{summary} ({})", failures.join("; ")), detail: Some(detail) });
+    }
+    Ok(Outcome { summary, detail })
 }
 
 fn scan(settings: &Settings, store_path: &Path, only: &[String], now: UnixTime) -> Result<Outcome, JobError> {

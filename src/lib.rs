@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod model;
 pub mod notify;
 pub mod policy;
+pub mod renewal;
 pub mod revocation;
 pub mod scheduler;
 pub mod sources;

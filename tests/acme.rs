@@ -126,3 +126,415 @@ fn failed_order_leaves_installed_files_untouched() {
     let failed: i64 = sb.db().query_row("SELECT count(*) FROM audit_log WHERE action = 'renew-failed'", [], |r| r.get(0)).expect("count");
     assert_eq!(failed, 1);
 }
+
+/// `certvigil renew` with the test failpoint `CERTVIGIL_FAILPOINT` set: the process aborts (as
+/// `kill -9` would: no destructors, no flushing) at that step.
+fn renew_crashing_at(sb: &Sandbox, failpoint: &str, args: &[&str]) -> common::Run {
+    let mut cmd = common::certvigil();
+    cmd.arg("-c").arg(sb.config_path()).arg("renew").args(args).current_dir(sb.dir.path()).env("CERTVIGIL_FAILPOINT", failpoint);
+    common::run_with_timeout(cmd, std::time::Duration::from_secs(180))
+}
+
+/// Orders Pebble created, from its own log ("Added order … to the db").
+fn pebble_orders(pebble_dir: &std::path::Path) -> usize {
+    std::fs::read_to_string(pebble_dir.join("pebble.log")).unwrap_or_default().matches("Added order").count()
+}
+
+/// `web`'s renewal row: order URL, pending key, pending chain, failures, next attempt, last error.
+type Row = (Option<String>, Option<String>, Option<String>, i64, Option<i64>, Option<String>);
+
+fn row(sb: &Sandbox) -> Row {
+    sb.db()
+        .query_row(
+            "SELECT order_url, pending_key, pending_chain, failures, next_attempt, last_error FROM renewals WHERE name = 'web'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )
+        .expect("renewal row")
+}
+
+fn dir_names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect(),
+        Err(_) => Vec::new(),
+    };
+    v.sort();
+    v
+}
+
+#[test]
+fn crash_after_the_order_is_created_resumes_that_order() {
+    let pebble = Pebble::start();
+    let sb = Sandbox::new();
+    sb.config(&pebble.managed("resume.certvigil.test", pebble.http_port));
+    let run = renew_crashing_at(&sb, "renew-after-order", &[]);
+    assert_ne!(run.code, 0, "the failpoint aborts the process: {}", run.stderr);
+    assert_eq!(pebble_orders(pebble.dir.path()), 1);
+    let (order_url, key, chain, failures, _, _) = row(&sb);
+    let order_url = order_url.expect("the order URL is recorded before anything else happens");
+    assert!(key.is_none() && chain.is_none() && failures == 0);
+    assert!(dir_names(&sb.path("tls")).is_empty(), "nothing installed: {:?}", dir_names(&sb.path("tls")));
+
+    let run = renew(&sb, &[]).expect_code(0);
+    assert!(run.stdout.contains("web: renewed (resuming the order in flight)"), "{}", run.stdout);
+    assert_eq!(pebble_orders(pebble.dir.path()), 1, "the interrupted order was finished, no second order");
+    let root = pebble.root.to_string_lossy().into_owned();
+    let v = openssl(&["verify", "-CAfile", &root, "-untrusted", "chain.pem", "cert.pem"], &sb.path("tls"));
+    assert!(v.contains("cert.pem: OK"), "{v}");
+    let detail: String = sb.db().query_row("SELECT detail FROM audit_log WHERE action = 'renew'", [], |r| r.get(0)).expect("audit entry");
+    assert!(detail.contains(&order_url), "{detail} does not name {order_url}");
+    let (order_url, key, chain, _, _, _) = row(&sb);
+    assert!(order_url.is_none() && key.is_none() && chain.is_none());
+    assert!(dir_names(&sb.path("state/acme/pending")).is_empty(), "{:?}", dir_names(&sb.path("state/acme/pending")));
+    assert_eq!(dir_names(&sb.path("tls")), ["cert.pem", "chain.pem", "fullchain.pem", "key.pem"]);
+}
+
+#[test]
+fn crash_after_download_installs_the_kept_chain_without_the_ca() {
+    let Pebble { _dns, _pebble, dir, tls_ca, root, http_port, directory, dns_mgmt, dns_port } = Pebble::start();
+    let pebble = Pebble { _dns, _pebble, dir, tls_ca, root, http_port, directory, dns_mgmt, dns_port };
+    let sb = Sandbox::new();
+    sb.config(&pebble.managed("download.certvigil.test", pebble.http_port));
+    renew(&sb, &[]).expect_code(0);
+    let tls = sb.path("tls");
+    let files = ["cert.pem", "chain.pem", "fullchain.pem", "key.pem"];
+    let before: Vec<Vec<u8>> = files.iter().map(|f| read(&tls.join(f))).collect();
+
+    let run = renew_crashing_at(&sb, "renew-after-download", &["--force"]);
+    assert_ne!(run.code, 0, "the failpoint aborts the process: {}", run.stderr);
+    assert_eq!(pebble_orders(pebble.dir.path()), 2);
+    // Installed files untouched, no temporary file left beside them.
+    assert_eq!(files.iter().map(|f| read(&tls.join(f))).collect::<Vec<_>>(), before);
+    assert_eq!(dir_names(&tls), files);
+    let (_, key, chain, _, _, _) = row(&sb);
+    let (key, chain) = (key.expect("pending key recorded"), chain.expect("pending chain recorded"));
+    for p in [&key, &chain] {
+        assert_eq!(std::fs::metadata(p).expect("pending file").permissions().mode() & 0o777, 0o600, "{p}");
+    }
+    let kept_chain = read(std::path::Path::new(&chain));
+
+    // The CA is gone: the kept chain is installed all the same.
+    let Pebble { _dns, _pebble, dir, .. } = pebble;
+    drop(_pebble);
+    drop(_dns);
+    let run = renew(&sb, &[]).expect_code(0);
+    assert!(run.stdout.contains("web: renewed (installing the chain downloaded by an interrupted run)"), "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(read(&tls.join("fullchain.pem")), kept_chain);
+    for (f, old) in files.iter().zip(&before) {
+        assert_eq!(&read(&tls.join(format!("{f}.previous"))), old, "{f}.previous");
+        // The intermediate is the same; everything else is new.
+        if *f != "chain.pem" {
+            assert_ne!(&read(&tls.join(f)), old, "{f} replaced");
+        }
+    }
+    assert_eq!(openssl(&["x509", "-noout", "-pubkey", "-in", "cert.pem"], &tls), openssl(&["pkey", "-pubout", "-in", "key.pem"], &tls));
+    let mut all: Vec<String> = files.iter().map(|f| f.to_string()).collect();
+    all.extend(files.iter().map(|f| format!("{f}.previous")));
+    all.sort();
+    assert_eq!(dir_names(&tls), all, "only the new and the previous files");
+    assert!(dir_names(&sb.path("state/acme/pending")).is_empty());
+    let (order_url, key, chain, failures, _, _) = row(&sb);
+    assert!(order_url.is_none() && key.is_none() && chain.is_none() && failures == 0);
+    assert_eq!(pebble_orders(dir.path()), 2);
+}
+
+#[test]
+fn failed_renewal_backs_off_alerts_and_recovers() {
+    let pebble = Pebble::start();
+    let sb = Sandbox::new();
+    let hook_port = free_port();
+    let alerts = format!(
+        "alerts:\n  receivers:\n    - name: hook\n      kind: webhook\n      url: http://127.0.0.1:{hook_port}/in\n      timeout: 2s\n  routes:\n    - name: page\n      receivers: [hook]\n"
+    );
+    sb.config(&format!("{}{alerts}", pebble.managed("good.certvigil.test", pebble.http_port)));
+    renew(&sb, &[]).expect_code(0);
+
+    // The challenge listener is on a port Pebble does not validate: the order fails.
+    sb.config(&format!("{}{alerts}", pebble.managed("bad.certvigil.test", free_port())));
+    let t0 = unix_now();
+    let run = renew(&sb, &["--force"]).expect_code(1);
+    assert!(run.stderr.contains("web: renewal failed"), "{}", run.stderr);
+    let (_, _, _, failures, next, error) = row(&sb);
+    assert_eq!(failures, 1);
+    let next = next.expect("backoff stored");
+    assert!((t0 + 60..=unix_now() + 60).contains(&next), "1 min backoff: {next} vs {t0}");
+    let error = error.expect("error stored").to_ascii_lowercase();
+    assert!(error.contains("invalid") || error.contains("connection"), "{error}");
+    let orders = pebble_orders(pebble.dir.path());
+
+    // A new process before the backoff ends asks nothing of the CA.
+    let log_before = read(&pebble.dir.path().join("pebble.log")).len();
+    let run = renew(&sb, &[]).expect_code(0);
+    assert!(run.stdout.contains("web: backing off after 1 failure(s) until"), "{}", run.stdout);
+    assert_eq!(pebble_orders(pebble.dir.path()), orders);
+    assert_eq!(read(&pebble.dir.path().join("pebble.log")).len(), log_before, "Pebble saw no request");
+    assert_eq!(row(&sb).3, 1, "the failure count is unchanged");
+
+    // The failure is an alert routed to the receivers.
+    sb.run_at(unix_now(), &["scan"]).expect_code(0);
+    sb.run_at(unix_now(), &["evaluate"]);
+    let firing: Vec<(String, String)> = sb
+        .db()
+        .prepare("SELECT kind, severity FROM alerts WHERE state = 'firing' ORDER BY kind")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert!(firing.contains(&("renewal-failed".into(), "warning".into())), "{firing:?}");
+    let queued: i64 = sb
+        .db()
+        .query_row(
+            "SELECT count(*) FROM outbox o JOIN alerts a ON a.id = o.alert_id WHERE a.kind = 'renewal-failed' AND o.route = 'page'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("outbox");
+    assert_eq!(queued, 1, "one notification for the page route");
+
+    // Forced once the cause is fixed: success resets the failures and the backoff.
+    sb.config(&format!("{}{alerts}", pebble.managed("good.certvigil.test", pebble.http_port)));
+    let run = renew(&sb, &["--force"]).expect_code(0);
+    assert!(run.stdout.contains("web: renewed (forced)"), "{}", run.stdout);
+    let (_, _, _, failures, next, error) = row(&sb);
+    assert_eq!((failures, next, error), (0, None, None));
+}
+
+/// A loopback HTTPS server in front of Pebble 2.4 (which has no ARI) that adds ACME Renewal
+/// Information (RFC 9773): the directory gains `renewalInfo`, `GET /renewal-info/<certID>`
+/// answers the window set by the test with the RFC's example explanationURL and
+/// `Retry-After: 21600`, and everything else is passed to Pebble unchanged with the same Host
+/// (Pebble builds its URLs and checks JWS `url`s from it). New orders are recorded, and a
+/// `replaces` they carry is reflected in the answer as RFC 9773 §5 requires (Pebble 2.4 drops it).
+mod ari {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    pub struct Seen {
+        /// (start, end), RFC 3339.
+        pub window: (String, String),
+        pub renewal_info_ids: Vec<String>,
+        /// `replaces` of each order Pebble created (None when absent).
+        pub new_orders: Vec<Option<String>>,
+    }
+
+    pub struct Server {
+        pub port: u16,
+        pub seen: Arc<Mutex<Seen>>,
+        _rt: tokio::runtime::Runtime,
+    }
+
+    fn b64url_decode(s: &str) -> Vec<u8> {
+        use base64ct::{Base64UrlUnpadded, Encoding};
+        Base64UrlUnpadded::decode_vec(s.trim_end_matches('=')).expect("base64url")
+    }
+
+    pub fn start(pebble_directory: &str, cert_pem: &std::path::Path, key_pem: &std::path::Path) -> Server {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let certs = vec![rustls::pki_types::CertificateDer::from(rcgen_pem_to_der(&std::fs::read_to_string(cert_pem).expect("cert")))];
+        let key =
+            rustls::pki_types::PrivateKeyDer::try_from(rcgen_pem_to_der(&std::fs::read_to_string(key_pem).expect("key"))).expect("key der");
+        let tls = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).expect("tls config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let upstream = pebble_directory.trim_end_matches("/dir").to_string();
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(cert_pem).expect("ca")).expect("ca");
+        // HTTP/1.1, so that the Host header (the proxy's address) reaches Pebble as is.
+        let client = reqwest::Client::builder().tls_certs_only([ca]).http1_only().build().expect("client");
+        let seen: Arc<Mutex<Seen>> = Arc::default();
+        let seen2 = seen.clone();
+        rt.spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let (acceptor, client, upstream, seen) = (acceptor.clone(), client.clone(), upstream.clone(), seen2.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let svc = hyper::service::service_fn(move |req| {
+                        let (client, upstream, seen) = (client.clone(), upstream.clone(), seen.clone());
+                        async move { Ok::<_, std::convert::Infallible>(handle(req, &client, &upstream, &seen, port).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(tls), svc).await;
+                });
+            }
+        });
+        Server { port, seen, _rt: rt }
+    }
+
+    fn rcgen_pem_to_der(pem: &str) -> Vec<u8> {
+        use base64ct::{Base64, Encoding};
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        Base64::decode_vec(&body).expect("pem body")
+    }
+
+    async fn handle(
+        req: hyper::Request<hyper::body::Incoming>,
+        client: &reqwest::Client,
+        upstream: &str,
+        seen: &Mutex<Seen>,
+        port: u16,
+    ) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+        use http_body_util::BodyExt;
+        let (parts, body) = req.into_parts();
+        let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        let path = parts.uri.path().to_string();
+        if let Some(id) = path.strip_prefix("/renewal-info/") {
+            let (start, end) = {
+                let mut s = seen.lock().expect("lock");
+                s.renewal_info_ids.push(id.to_string());
+                s.window.clone()
+            };
+            // RFC 9773 §4.2's example response, with the test's window.
+            let json = serde_json::json!({
+                "suggestedWindow": {"start": start, "end": end},
+                "explanationURL": "https://acme.example.com/docs/ari"
+            });
+            return hyper::Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .header("retry-after", "21600")
+                .body(http_body_util::Full::new(bytes::Bytes::from(json.to_string())))
+                .expect("response");
+        }
+        let mut replaces = None;
+        if path == "/order-plz" {
+            let jws: serde_json::Value = serde_json::from_slice(&body).expect("JWS");
+            let payload: serde_json::Value =
+                serde_json::from_slice(&b64url_decode(jws["payload"].as_str().unwrap_or(""))).expect("payload");
+            replaces = payload["replaces"].as_str().map(str::to_string);
+        }
+        let url = format!("{upstream}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+        let mut rb = client.request(parts.method.clone(), url).body(body.to_vec());
+        for (k, v) in &parts.headers {
+            if k != "content-length" {
+                rb = rb.header(k, v);
+            }
+        }
+        let rsp = rb.send().await.expect("upstream");
+        let status = rsp.status();
+        let headers = rsp.headers().clone();
+        let mut data = rsp.bytes().await.expect("upstream body").to_vec();
+        if path == "/dir" {
+            let mut d: serde_json::Value = serde_json::from_slice(&data).expect("directory");
+            d["renewalInfo"] = serde_json::Value::String(format!("https://127.0.0.1:{port}/renewal-info"));
+            data = d.to_string().into_bytes();
+        }
+        if path == "/order-plz" && status.is_success() {
+            // Only orders Pebble created: a request it refused (a rejected nonce) is retried.
+            seen.lock().expect("lock").new_orders.push(replaces.clone());
+        }
+        if let (Some(r), true) = (replaces, status.is_success()) {
+            let mut o: serde_json::Value = serde_json::from_slice(&data).expect("order");
+            o["replaces"] = serde_json::Value::String(r);
+            data = o.to_string().into_bytes();
+        }
+        let mut out = hyper::Response::builder().status(status);
+        for (k, v) in &headers {
+            if k != "content-length" && k != "transfer-encoding" {
+                out = out.header(k, v);
+            }
+        }
+        out.body(http_body_util::Full::new(bytes::Bytes::from(data))).expect("response")
+    }
+}
+
+fn rfc3339(t: i64) -> String {
+    jiff::Timestamp::from_second(t).expect("time").to_string()
+}
+
+/// The RFC 9773 §4.1 identifier of `cert.pem`, computed with openssl: base64url of the AKI
+/// keyIdentifier "." base64url of the serial's DER content octets.
+fn ari_id_by_openssl(dir: &std::path::Path) -> String {
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    let aki = openssl(&["x509", "-noout", "-ext", "authorityKeyIdentifier", "-in", "cert.pem"], dir);
+    let aki_hex: String = aki.lines().nth(1).expect("AKI line").trim().trim_start_matches("keyid:").replace(':', "");
+    let serial = openssl(&["x509", "-noout", "-serial", "-in", "cert.pem"], dir);
+    let mut serial_hex = serial.trim().trim_start_matches("serial=").to_string();
+    if serial_hex.len() % 2 == 1 {
+        serial_hex.insert(0, '0');
+    }
+    let mut serial_bytes = hex::decode(&serial_hex).expect("serial hex");
+    if serial_bytes[0] & 0x80 != 0 {
+        serial_bytes.insert(0, 0); // DER INTEGER: positive, so a leading zero octet
+    }
+    format!(
+        "{}.{}",
+        Base64UrlUnpadded::encode_string(&hex::decode(aki_hex).expect("aki hex")),
+        Base64UrlUnpadded::encode_string(&serial_bytes)
+    )
+}
+
+#[test]
+fn ari_window_decides_and_new_orders_carry_replaces() {
+    let pebble = Pebble::start();
+    let server = ari::start(&pebble.directory, &pebble.tls_ca, &pebble.dir.path().join("pebble-tls.key"));
+    let sb = Sandbox::new();
+    let proxied = pebble
+        .managed("ari.certvigil.test", pebble.http_port)
+        .replace(&pebble.directory, &format!("https://127.0.0.1:{}/dir", server.port));
+    sb.config(&proxied);
+    // First issuance: nothing installed, nothing to ask ARI about.
+    renew(&sb, &[]).expect_code(0);
+    assert!(server.seen.lock().expect("lock").renewal_info_ids.is_empty());
+    let tls = sb.path("tls");
+    let id = ari_id_by_openssl(&tls);
+    let first_cert = read(&tls.join("cert.pem"));
+
+    // A window in the future: not due; the chosen time lies inside it; Retry-After is stored.
+    let t0 = unix_now();
+    let (start, end) = (t0 + 10 * 86_400, t0 + 11 * 86_400);
+    server.seen.lock().expect("lock").window = (rfc3339(start), rfc3339(end));
+    let run = renew(&sb, &[]).expect_code(0);
+    assert!(run.stdout.contains("web: not due") && run.stdout.contains("inside the CA's renewal window"), "{}", run.stdout);
+    assert_eq!(
+        server.seen.lock().expect("lock").renewal_info_ids,
+        std::slice::from_ref(&id),
+        "the certID sent is the RFC 9773 §4.1 identifier"
+    );
+    let (s, e, renew_at, next_poll, explanation): (i64, i64, i64, i64, String) = sb
+        .db()
+        .query_row("SELECT ari_start, ari_end, renew_at, ari_next_poll, ari_explanation FROM renewals WHERE name = 'web'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .expect("row");
+    assert_eq!((s, e), (start, end));
+    assert!((start..=end).contains(&renew_at), "{renew_at} outside [{start}, {end}]");
+    assert!((t0 + 21_600 - 5..=unix_now() + 21_600).contains(&next_poll), "Retry-After 21600 s: {next_poll}");
+    assert_eq!(explanation, "https://acme.example.com/docs/ari");
+
+    // Before Retry-After has passed, the CA is not asked again.
+    renew(&sb, &[]).expect_code(0);
+    assert_eq!(server.seen.lock().expect("lock").renewal_info_ids.len(), 1);
+    assert_eq!(read(&tls.join("cert.pem")), first_cert);
+
+    // Past Retry-After, the window has moved into the past: renewed at once, replacing it.
+    server.seen.lock().expect("lock").window = (rfc3339(t0 - 2 * 86_400), rfc3339(t0 - 86_400));
+    let later = (next_poll + 1).to_string();
+    let mut cmd = common::certvigil();
+    cmd.arg("-c").arg(sb.config_path()).args(["--now", &later, "renew"]).current_dir(sb.dir.path());
+    let run = common::run_with_timeout(cmd, std::time::Duration::from_secs(180)).expect_code(0);
+    assert!(run.stdout.contains("web: renewed (the CA's renewal window ended"), "{}\n{}", run.stdout, run.stderr);
+    let seen = server.seen.lock().expect("lock");
+    assert_eq!(seen.renewal_info_ids, [id.clone(), id.clone()]);
+    assert_eq!(seen.new_orders, [None, Some(id)], "the renewal order carries `replaces`");
+    assert_ne!(read(&tls.join("cert.pem")), first_cert);
+}
+
+#[test]
+fn dry_run_gets_the_authorizations_valid_without_finalizing_or_storing() {
+    let pebble = Pebble::start();
+    let sb = Sandbox::new();
+    sb.config(&pebble.managed("dry.certvigil.test", pebble.http_port));
+    let run = renew(&sb, &["--dry-run"]).expect_code(0);
+    assert!(
+        run.stdout.contains("web: would renew (no certificate installed; order ") && run.stdout.contains("is ready to finalize"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(pebble_orders(pebble.dir.path()), 1);
+    assert!(dir_names(&sb.path("tls")).is_empty(), "nothing installed");
+    assert!(dir_names(&sb.path("state/acme/pending")).is_empty(), "no key generated");
+    let rows: i64 = sb.db().query_row("SELECT count(*) FROM renewals", [], |r| r.get(0)).expect("count");
+    assert_eq!(rows, 0, "a dry run stores no renewal state");
+}

@@ -192,13 +192,13 @@ fn eab_is_required_and_accepted_and_unknown_profiles_are_refused() {
     let eab = "      eab: {kid: kid-1, hmac_key: '${env:TEST_EAB_KEY}'}\n";
     sb.config(&managed(&pebble, "[eab.certvigil.test]", &ch, PEM_INSTALL, eab));
     let wrong = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-    let run = renew_env(&sb, &[], &[("TEST_EAB_KEY", wrong)]).expect_code(1);
+    let run = renew_env(&sb, &["--force"], &[("TEST_EAB_KEY", wrong)]).expect_code(1);
     assert!(!run.stderr.contains(wrong) && account_files(&sb).is_empty(), "{}", run.stderr);
     // An unset secret names the reference.
-    let run = renew(&sb, &[]).expect_code(1);
+    let run = renew(&sb, &["--force"]).expect_code(1);
     assert!(run.stderr.contains("TEST_EAB_KEY") && run.stderr.contains("issuer.eab.hmac_key"), "{}", run.stderr);
     // With the right key: registered and issued.
-    let run = renew_env(&sb, &[], &[("TEST_EAB_KEY", mac)]).expect_code(0);
+    let run = renew_env(&sb, &["--force"], &[("TEST_EAB_KEY", mac)]).expect_code(0);
     assert!(run.stdout.contains("web: renewed"), "{}", run.stdout);
     assert_eq!(account_files(&sb).len(), 1);
     assert!(!run.stdout.contains(mac) && !run.stderr.contains(mac));

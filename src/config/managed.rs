@@ -32,8 +32,13 @@ pub struct ManagedConfig {
     /// Where the certificate, chain and key are written, and what runs afterwards.
     pub install: InstallConfig,
     /// Renew this long before expiry; default: once two thirds of the lifetime have passed.
+    /// When the CA offers ACME Renewal Information (RFC 9773), its window decides instead.
     #[serde(default)]
     pub renew_before: Option<DurationSpec>,
+    /// Renewal alerts: while the renewal is scheduled and healthy, expiry findings are only
+    /// information; a failed renewal pages, critical once less than this is left (default 7d).
+    #[serde(default)]
+    pub alert_margin: Option<DurationSpec>,
 }
 
 /// An ACME directory.
@@ -270,6 +275,8 @@ pub struct ManagedSpec {
     pub install: InstallSpec,
     /// `None`: at two thirds of the lifetime.
     pub renew_before: Option<Duration>,
+    /// See [`ManagedConfig::alert_margin`].
+    pub alert_margin: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -637,6 +644,14 @@ pub(crate) fn validate(list: &[ManagedConfig], base: &Path, errs: &mut Vec<Pathe
                 None
             }
         };
+        let alert_margin = match m.alert_margin.as_ref().map(DurationSpec::duration) {
+            None => Duration::from_secs(7 * 86_400),
+            Some(Ok(d)) => d,
+            Some(Err(msg)) => {
+                errs.push((at(&["alert_margin"]), msg));
+                Duration::ZERO
+            }
+        };
         if errs.len() != before {
             continue;
         }
@@ -665,6 +680,7 @@ pub(crate) fn validate(list: &[ManagedConfig], base: &Path, errs: &mut Vec<Pathe
                     hooks,
                 },
                 renew_before,
+                alert_margin,
             });
         }
     }
@@ -709,6 +725,9 @@ mod tests {
         assert_eq!(s[0].install.key, PathBuf::from("/etc/x/k.pem"));
         assert_eq!(s[0].challenge, ChallengeSpec::Http01Listener { listen: default_listen() });
         assert!(s[0].renew_before.is_none() && s[0].eab.is_none() && s[0].profile.is_none());
+        assert_eq!(s[0].alert_margin, Duration::from_secs(7 * 86_400));
+        assert_eq!(one("  alert_margin: 3d\n").unwrap()[0].alert_margin, Duration::from_secs(3 * 86_400));
+        assert_eq!(one("  alert_margin: soon\n").unwrap_err()[0].0, vec!["managed", "0", "alert_margin"]);
     }
 
     #[test]

@@ -168,6 +168,8 @@ pub enum JobKind {
     Scan,
     /// Check revocation status.
     Revocation,
+    /// Renew the managed certificates that are due (ACME) and install them.
+    Renew,
     /// Run the policy and send due notifications.
     Evaluate,
     /// Send digest routes' queued notifications.
@@ -179,6 +181,7 @@ impl JobKind {
         match self {
             JobKind::Scan => "scan",
             JobKind::Revocation => "revocation",
+            JobKind::Renew => "renew",
             JobKind::Evaluate => "evaluate",
             JobKind::Digest => "digest",
         }
@@ -210,6 +213,7 @@ pub struct Job {
 pub const DEFAULT_JOBS: &[(&str, JobKind, &str)] = &[
     ("scan", JobKind::Scan, "*/30 * * * *"),
     ("revocation", JobKind::Revocation, "15 */4 * * *"),
+    ("renew", JobKind::Renew, "20 * * * *"),
     ("evaluate", JobKind::Evaluate, "5,35 * * * *"),
     ("digest", JobKind::Digest, "0 8 * * 1-5"),
 ];
@@ -1573,7 +1577,7 @@ mod tests {
     fn jobs_default_and_validate() {
         let s = parse_str("", "t.yaml", Path::new("/")).unwrap();
         let names: Vec<&str> = s.jobs.iter().map(|j| j.name.as_str()).collect();
-        assert_eq!(names, ["scan", "revocation", "evaluate", "digest"]);
+        assert_eq!(names, ["scan", "revocation", "renew", "evaluate", "digest"]);
         assert!(s.jobs.iter().all(|j| j.default));
         let e = errors(concat!(
             "sources: [{name: web, kind: files, paths: [x]}]\n",

@@ -168,8 +168,9 @@ fn kind_order(k: JobKind) -> u8 {
     match k {
         JobKind::Scan => 0,
         JobKind::Revocation => 1,
-        JobKind::Evaluate => 2,
-        JobKind::Digest => 3,
+        JobKind::Renew => 2,
+        JobKind::Evaluate => 3,
+        JobKind::Digest => 4,
     }
 }
 

@@ -4,6 +4,10 @@
 //! The account is registered once per directory URL and its credentials are kept as JSON (mode
 //! 0600) in the state directory; later runs reuse them. HTTP goes through the project's reqwest
 //! client (rustls with ring), so the ACME client brings no TLS stack of its own.
+//!
+//! An order is run by [`Session::order`], which reports each step to a [`Journal`] as it
+//! happens and can resume the order of an earlier, interrupted run (RFC 8555 §7.1.3, §7.4).
+//! ACME Renewal Information (RFC 9773) is read by [`Session::renewal_info`].
 
 use super::challenge;
 use crate::config::managed::ManagedSpec;
@@ -11,7 +15,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use instant_acme::{
-    Account, AccountCredentials, BodyWrapper, BytesResponse, ExternalAccountKey, HttpClient, Identifier, NewAccount, NewOrder, RetryPolicy,
+    Account, AccountCredentials, BodyWrapper, BytesResponse, CertificateIdentifier, ExternalAccountKey, HttpClient, Identifier, NewAccount,
+    NewOrder, OrderStatus, RetryPolicy,
 };
 use std::future::Future;
 use std::io::Write;
@@ -179,12 +184,6 @@ async fn account(spec: &ManagedSpec, http: reqwest::Client, state_dir: &Path) ->
     Ok((acct, true))
 }
 
-/// Runs one order for `spec` and returns the certificate chain with its key.
-pub async fn issue(spec: &ManagedSpec, state_dir: &Path) -> Result<Issued> {
-    let http = http_client(spec.ca_bundle.as_deref())?;
-    order(spec, http, state_dir).await
-}
-
 /// Fails when `profile` is not among those the directory offers (`meta.profiles`).
 fn check_profile(account: &Account, spec: &ManagedSpec, profile: &str) -> Result<()> {
     let offered: Vec<String> = account.profiles().map(|p| p.name.to_string()).collect();
@@ -197,31 +196,268 @@ fn check_profile(account: &Account, spec: &ManagedSpec, profile: &str) -> Result
     bail!("issuer.profile `{profile}`: the ACME server at {} does not offer it (offered: {})", spec.directory, offered.join(", "))
 }
 
-async fn order(spec: &ManagedSpec, http: reqwest::Client, state_dir: &Path) -> Result<Issued> {
-    let (account, new_account) = account(spec, http, state_dir).await?;
-    // A wildcard is ordered as `*.name` (RFC 8555 §7.1.3).
-    let identifiers: Vec<Identifier> = spec.identifiers.iter().map(|n| Identifier::Dns(n.clone())).collect();
-    let mut new_order = NewOrder::new(&identifiers);
-    if let Some(profile) = &spec.profile {
-        check_profile(&account, spec, profile)?;
-        new_order = new_order.profile(profile);
+/// Runs one order for `spec` and returns the certificate chain with its new key, keeping
+/// nothing for a later run (the renewal engine uses [`Session::order`] with a journal).
+pub async fn issue(spec: &ManagedSpec, state_dir: &Path) -> Result<Issued> {
+    let session = Session::open(spec, state_dir).await?;
+    let pending = state_dir.join("acme").join("pending");
+    let plan = OrderPlan {
+        resume: None,
+        key_path: pending.join(format!("{}.issue.key.pem", spec.name)),
+        chain_path: pending.join(format!("{}.issue.chain.pem", spec.name)),
+        replaces: None,
+        dry_run: false,
+        now: jiff::Timestamp::now().as_second(),
+    };
+    let done = session.order(spec, &plan, &mut NoJournal).await;
+    let _ = std::fs::remove_file(&plan.key_path);
+    let _ = std::fs::remove_file(&plan.chain_path);
+    match done? {
+        OrderDone::Issued { chain_pem, key_pem, key_reused, .. } => {
+            Ok(Issued { chain_pem, key_pem, new_account: session.new_account, key_reused })
+        }
+        OrderDone::Authorized { .. } => bail!("the order was not finalized"),
     }
-    let mut order = account.new_order(&new_order).await.context("cannot create the ACME order")?;
-    let retry = RetryPolicy::new().initial_delay(Duration::from_millis(250)).backoff(1.5).timeout(Duration::from_secs(90));
-    challenge::authorize(&mut order, &spec.challenge, &retry).await?;
-    let now = jiff::Timestamp::now().as_second();
-    let (key, key_reused) = super::keys::certificate_key(spec, state_dir, now).await?;
-    let mut params = rcgen::CertificateParams::new(spec.identifiers.clone()).map_err(|e| anyhow!("invalid identifiers: {e}"))?;
-    // The subject is the first identifier (rcgen's placeholder CN would count as a name the
-    // order does not hold, and some CAs refuse the CSR for it).
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    if let Some(first) = spec.identifiers.first() {
-        params.distinguished_name.push(rcgen::DnType::CommonName, first.clone());
+}
+
+/// An ACME account ready to use, with the HTTP client it talks through.
+pub struct Session {
+    account: Account,
+    /// Where the key-age records of the rotation policy are kept.
+    state_dir: PathBuf,
+    /// Whether the account was registered while opening the session.
+    pub new_account: bool,
+}
+
+/// The CA's renewal information for one certificate (RFC 9773 §4.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewalWindow {
+    pub start: i64,
+    pub end: i64,
+    pub explanation_url: Option<String>,
+    /// Seconds until the server wants to be asked again (Retry-After, §4.3.2), unbounded.
+    pub retry_after: i64,
+}
+
+/// What one order run is to do. Paths are where the new key and the downloaded chain are kept
+/// (mode 0600) until installed, so a crash can be resumed (RFC 8555 §7.1.3, §7.4).
+#[derive(Debug, Clone)]
+pub struct OrderPlan<'a> {
+    /// The URL of an order created by an earlier run.
+    pub resume: Option<&'a str>,
+    pub key_path: PathBuf,
+    pub chain_path: PathBuf,
+    /// The RFC 9773 §4.1 identifier of the certificate being replaced (sent as `replaces`).
+    pub replaces: Option<&'a str>,
+    /// Stop once the authorizations are valid and the order is ready, without finalizing.
+    pub dry_run: bool,
+    /// The time of the run (the rotation policy's key age).
+    pub now: i64,
+}
+
+/// How an order run ended.
+#[derive(Debug)]
+pub enum OrderDone {
+    Issued {
+        chain_pem: String,
+        key_pem: String,
+        order_url: String,
+        /// Whether the installed key was reused (rotation policy).
+        key_reused: bool,
+        /// Whether an order of an earlier run was continued.
+        resumed: bool,
+    },
+    /// Dry run: the order is ready to finalize.
+    Authorized { order_url: String, resumed: bool },
+}
+
+/// Receives each step of an order as soon as it happened, so the caller can persist it before
+/// the next step: the order URL once the order exists, the key before the order is finalized,
+/// the chain before it is installed.
+pub trait Journal {
+    fn order_created(&mut self, url: &str) -> Result<()>;
+    fn key_saved(&mut self, path: &Path) -> Result<()>;
+    fn chain_saved(&mut self, path: &Path) -> Result<()>;
+}
+
+/// A journal that keeps nothing.
+pub struct NoJournal;
+
+impl Journal for NoJournal {
+    fn order_created(&mut self, _: &str) -> Result<()> {
+        Ok(())
     }
-    let csr = params.serialize_request(&key).map_err(|e| anyhow!("cannot build the CSR: {e}"))?;
-    order.finalize_csr(csr.der()).await.context("cannot finalize the ACME order")?;
-    let chain_pem = order.poll_certificate(&retry).await.context("waiting for the certificate")?;
-    Ok(Issued { chain_pem, key_pem: key.serialize_pem(), new_account, key_reused })
+    fn key_saved(&mut self, _: &Path) -> Result<()> {
+        Ok(())
+    }
+    fn chain_saved(&mut self, _: &Path) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn retry_policy() -> RetryPolicy {
+    RetryPolicy::new().initial_delay(Duration::from_millis(250)).backoff(1.5).timeout(Duration::from_secs(90))
+}
+
+/// Whether an error from fetching an order means the order is gone for good (404, or the
+/// server says it is malformed or unauthorized for this account), so a new one is needed.
+fn order_is_gone(e: &instant_acme::Error) -> bool {
+    match e {
+        instant_acme::Error::Api(p) => {
+            p.status == Some(404) || p.r#type.as_deref().is_some_and(|t| t.ends_with(":malformed") || t.ends_with(":unauthorized"))
+        }
+        _ => false,
+    }
+}
+
+impl Session {
+    /// Loads (or registers) the account for `spec`'s directory.
+    pub async fn open(spec: &ManagedSpec, state_dir: &Path) -> Result<Session> {
+        let http = http_client(spec.ca_bundle.as_deref())?;
+        let (account, new_account) = account(spec, http, state_dir).await?;
+        Ok(Session { account, state_dir: state_dir.to_path_buf(), new_account })
+    }
+
+    /// The CA's suggested renewal window for the certificate `cert_id` (RFC 9773 §4.1 form),
+    /// or `None` when the directory offers no `renewalInfo`.
+    pub async fn renewal_info(&self, cert_id: &str) -> Result<Option<RenewalWindow>> {
+        let (aki, serial) = cert_id.split_once('.').ok_or_else(|| anyhow!("`{cert_id}` is not an ARI certificate identifier"))?;
+        let id = CertificateIdentifier { authority_key_identifier: aki.into(), serial: serial.into() };
+        match self.account.renewal_info(&id).await {
+            Ok((info, delay)) => Ok(Some(RenewalWindow {
+                start: info.suggested_window.start.unix_timestamp(),
+                end: info.suggested_window.end.unix_timestamp(),
+                explanation_url: info.explanation_url,
+                retry_after: delay.as_secs().min(i64::MAX as u64) as i64,
+            })),
+            Err(instant_acme::Error::Unsupported(_)) => Ok(None),
+            Err(e) => Err(anyhow!(e).context(format!("cannot fetch the renewal information of {cert_id}"))),
+        }
+    }
+
+    /// Runs an order to its end, resuming `plan.resume` when it can still be used: `valid` →
+    /// download, `processing` → poll, `ready` → finalize with the persisted key, `pending` →
+    /// solve the challenges again, `invalid`, expired or gone → a new order. Each step is
+    /// reported to `journal` as soon as it happened.
+    pub async fn order<J: Journal>(&self, spec: &ManagedSpec, plan: &OrderPlan<'_>, journal: &mut J) -> Result<OrderDone> {
+        let retry = retry_policy();
+        let mut resumed = None;
+        if let Some(url) = plan.resume {
+            match self.account.order(url.to_string()).await {
+                Ok(mut o) => {
+                    if o_status(&mut o) == OrderStatus::Invalid {
+                        tracing::info!(cert = %spec.name, order = url, "the order in flight is invalid: starting a new one");
+                    } else {
+                        resumed = Some(o);
+                    }
+                }
+                Err(e) if order_is_gone(&e) => {
+                    tracing::info!(cert = %spec.name, order = url, error = %e, "the order in flight is gone: starting a new one");
+                }
+                Err(e) => return Err(anyhow!(e).context(format!("cannot fetch the order in flight {url}"))),
+            }
+        }
+        // A valid order whose key was lost cannot be used: the certificate is useless.
+        if let Some(o) = resumed.as_mut()
+            && matches!(o.state().status, OrderStatus::Valid | OrderStatus::Processing)
+            && !plan.key_path.exists()
+        {
+            tracing::warn!(cert = %spec.name, order = o.url(), "the key of the order in flight is missing: starting a new order");
+            resumed = None;
+        }
+        let was_resumed = resumed.is_some();
+        let mut order = match resumed {
+            Some(o) => o,
+            None => {
+                let identifiers: Vec<Identifier> = spec.identifiers.iter().map(|n| Identifier::Dns(n.clone())).collect();
+                let replaces = plan.replaces.and_then(|id| {
+                    let (aki, serial) = id.split_once('.')?;
+                    Some(CertificateIdentifier { authority_key_identifier: aki.into(), serial: serial.into() })
+                });
+                let mut new = NewOrder::new(&identifiers);
+                if let Some(r) = replaces {
+                    new = new.replaces(r);
+                }
+                if let Some(profile) = &spec.profile {
+                    check_profile(&self.account, spec, profile)?;
+                    new = new.profile(profile);
+                }
+                let order = self.account.new_order(&new).await.context("cannot create the ACME order")?;
+                // Removing a key left by an abandoned order: it belongs to no order now.
+                let _ = std::fs::remove_file(&plan.key_path);
+                if !plan.dry_run {
+                    journal.order_created(order.url())?;
+                }
+                tracing::info!(cert = %spec.name, order = order.url(), replaces = plan.replaces.unwrap_or(""), "ACME order created");
+                order
+            }
+        };
+        let url = order.url().to_string();
+        if o_status(&mut order) == OrderStatus::Pending {
+            challenge::authorize(&mut order, &spec.challenge, &retry).await?;
+        }
+        if plan.dry_run {
+            let status = o_status(&mut order);
+            if !matches!(status, OrderStatus::Ready | OrderStatus::Processing | OrderStatus::Valid) {
+                bail!("the ACME order is {status:?}");
+            }
+            return Ok(OrderDone::Authorized { order_url: url, resumed: was_resumed });
+        }
+        let mut key_reused = false;
+        let key_pem = if o_status(&mut order) == OrderStatus::Ready {
+            // The key is on disk (0600) before the CA sees its CSR (RFC 8555 §7.4), so the
+            // certificate of a finalize whose answer is lost can still be used.
+            let key_pem = match std::fs::read_to_string(&plan.key_path).ok().filter(|_| was_resumed) {
+                Some(k) => k,
+                None => {
+                    let (key, reused) = super::keys::certificate_key(spec, &self.state_dir, plan.now).await?;
+                    key_reused = reused;
+                    let pem = key.serialize_pem();
+                    if let Some(dir) = plan.key_path.parent() {
+                        create_private_dir(dir)?;
+                    }
+                    write_private(&plan.key_path, pem.as_bytes())
+                        .with_context(|| format!("cannot write the pending key {}", plan.key_path.display()))?;
+                    journal.key_saved(&plan.key_path)?;
+                    pem
+                }
+            };
+            let key =
+                rcgen::KeyPair::from_pem(&key_pem).map_err(|e| anyhow!("the pending key {} is unusable: {e}", plan.key_path.display()))?;
+            let mut params = rcgen::CertificateParams::new(spec.identifiers.clone()).map_err(|e| anyhow!("invalid identifiers: {e}"))?;
+            // The subject is the first identifier (rcgen's placeholder CN would count as a name the
+            // order does not hold, and some CAs refuse the CSR for it).
+            params.distinguished_name = rcgen::DistinguishedName::new();
+            if let Some(first) = spec.identifiers.first() {
+                params.distinguished_name.push(rcgen::DnType::CommonName, first.clone());
+            }
+            let csr = params.serialize_request(&key).map_err(|e| anyhow!("cannot build the CSR: {e}"))?;
+            order.finalize_csr(csr.der()).await.context("cannot finalize the ACME order")?;
+            key_pem
+        } else {
+            std::fs::read_to_string(&plan.key_path).with_context(|| format!("cannot read the pending key {}", plan.key_path.display()))?
+        };
+        let chain_pem = order.poll_certificate(&retry).await.context("waiting for the certificate")?;
+        if let Some(dir) = plan.chain_path.parent() {
+            create_private_dir(dir)?;
+        }
+        write_private(&plan.chain_path, chain_pem.as_bytes())
+            .with_context(|| format!("cannot write the downloaded chain {}", plan.chain_path.display()))?;
+        journal.chain_saved(&plan.chain_path)?;
+        Ok(OrderDone::Issued { chain_pem, key_pem, order_url: url, key_reused, resumed: was_resumed })
+    }
+}
+
+fn o_status(o: &mut instant_acme::Order) -> OrderStatus {
+    o.state().status
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("cannot create {}", dir.display()))
 }
 
 #[cfg(test)]

@@ -364,6 +364,7 @@ mod tests {
             superseded_by: None,
             untrusted_at: vec![],
             cert_manager_not_ready: vec![],
+            renewal: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! and `now` are arguments; nothing here reads the clock, the store or the network.
 
 pub mod keys;
+pub mod renewal;
 pub mod settings;
 
 pub use settings::{Expiry, Match, PolicySettings, Rule};
@@ -62,6 +63,10 @@ pub enum Kind {
     KeyNotOnToken,
     /// The cert-manager Certificate that produces it is not Ready (Kubernetes sources).
     CertManagerNotReady,
+    /// Renewing a managed certificate failed (`policy::renewal`).
+    RenewalFailed,
+    /// A managed certificate is still installed after the CA's renewal window ended.
+    RenewalOverdue,
 }
 
 impl Kind {
@@ -82,10 +87,12 @@ impl Kind {
             Kind::KeyExtractable => "key-extractable",
             Kind::KeyNotOnToken => "key-not-on-token",
             Kind::CertManagerNotReady => "cert-manager-not-ready",
+            Kind::RenewalFailed => "renewal-failed",
+            Kind::RenewalOverdue => "renewal-overdue",
         }
     }
 
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 17] = [
         Kind::Expired,
         Kind::Expiring,
         Kind::NotYetValid,
@@ -101,6 +108,8 @@ impl Kind {
         Kind::KeyExtractable,
         Kind::KeyNotOnToken,
         Kind::CertManagerNotReady,
+        Kind::RenewalFailed,
+        Kind::RenewalOverdue,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -151,6 +160,8 @@ pub struct CertState<'a> {
     /// cert-manager Certificates producing a Secret that holds it and that are not Ready:
     /// (`namespace/name`, the Ready condition's status, reason and message).
     pub cert_manager_not_ready: Vec<(String, String)>,
+    /// It is the installed certificate of a managed certificate: its renewal state.
+    pub renewal: Option<&'a renewal::RenewalView>,
 }
 
 /// Context of one evaluation.
@@ -187,6 +198,10 @@ const CHECKS: &[(&str, Check)] = &[
     ("untrusted-endpoint", untrusted_endpoint),
     // cert-manager cannot issue or renew it: its Certificate's Ready condition is not True.
     ("cert-manager-not-ready", cert_manager_not_ready),
+    // Its automatic renewal failed: warning, critical after repeated failures or close to expiry.
+    ("renewal-failed", renewal::failed),
+    // The CA's renewal window (RFC 9773) ended and it is still installed.
+    ("renewal-overdue", renewal::overdue),
 ];
 
 /// Runs every check over every certificate. Gone certificates only get a `retired` finding
@@ -280,6 +295,20 @@ fn expiring(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
         return None;
     };
     let what = if st.cert.facts.is_code_signing() { "signing certificate" } else { "certificate" };
+    // A managed certificate whose renewal is scheduled and healthy needs nobody: no page.
+    if let Some(at) = st.renewal.and_then(|r| r.healthy(f, ctx.now)) {
+        return Some((
+            Kind::Expiring,
+            Severity::Info,
+            format!(
+                "{what} expires on {} (in {}); automatic renewal scheduled at {}",
+                format_time(f.not_after),
+                days(left),
+                format_time(at)
+            ),
+            "nothing to do: certvigil renews it".into(),
+        ));
+    }
     Some((
         Kind::Expiring,
         severity,

@@ -51,6 +51,7 @@ fn state(c: &CertRow) -> CertState<'_> {
         superseded_by: None,
         untrusted_at: Vec::new(),
         cert_manager_not_ready: Vec::new(),
+        renewal: None,
     }
 }
 
@@ -199,4 +200,65 @@ fn superseded_and_retired() {
     gone.gone_since = Some(LEAP - 5 * DAY);
     assert_eq!(kinds(&p, &state(&gone), LEAP), vec![(Kind::Retired, Severity::Info)], "no expiry finding for a retired certificate");
     assert_eq!(kinds(&p, &state(&gone), LEAP + 40 * DAY), vec![]);
+}
+
+fn view(failures: i64, renew_at: Option<i64>, ari_end: Option<i64>) -> renewal::RenewalView {
+    renewal::RenewalView {
+        name: "web".into(),
+        failures,
+        last_error: Some("challenge failed".into()),
+        next_attempt: None,
+        renew_at,
+        ari_end,
+        alert_margin: 7 * DAY,
+    }
+}
+
+#[test]
+fn healthy_renewal_turns_expiry_into_information() {
+    let p = PolicySettings::default();
+    let na = LEAP + 20 * DAY; // 90-day certificate, inside the warning window
+    let c = cert(1, na - 90 * DAY, na);
+    let mut st = state(&c);
+    assert_eq!(kinds(&p, &st, LEAP), [(Kind::Expiring, Severity::Warning)]);
+    let healthy = view(0, Some(LEAP + DAY), None);
+    st.renewal = Some(&healthy);
+    assert_eq!(kinds(&p, &st, LEAP), [(Kind::Expiring, Severity::Info)]);
+    // Inside the margin, expiry pages again whatever the schedule says.
+    assert_eq!(kinds(&p, &st, na - 7 * DAY), [(Kind::Expiring, Severity::Critical)]);
+    // A renewal planned after expiry minus the margin is not healthy.
+    let late = view(0, Some(na - 6 * DAY), None);
+    st.renewal = Some(&late);
+    assert_eq!(kinds(&p, &st, LEAP), [(Kind::Expiring, Severity::Warning)]);
+}
+
+#[test]
+fn failed_renewal_pages_then_escalates() {
+    let p = PolicySettings::default();
+    let na = LEAP + 60 * DAY;
+    let c = cert(1, na - 90 * DAY, na);
+    let mut st = state(&c);
+    let once = view(1, Some(LEAP), None);
+    st.renewal = Some(&once);
+    assert_eq!(kinds(&p, &st, LEAP), [(Kind::RenewalFailed, Severity::Warning)]);
+    let f = evaluate(&p, std::slice::from_ref(&st), LEAP);
+    assert!(f[0].reason.contains("failed 1 time(s)") && f[0].reason.contains("challenge failed"), "{}", f[0].reason);
+    let thrice = view(renewal::CRITICAL_AFTER_FAILURES, Some(LEAP), None);
+    st.renewal = Some(&thrice);
+    assert_eq!(kinds(&p, &st, LEAP), [(Kind::RenewalFailed, Severity::Critical)]);
+    // Once less than the margin is left, one failure is critical too.
+    st.renewal = Some(&once);
+    assert!(kinds(&p, &st, na - 7 * DAY).contains(&(Kind::RenewalFailed, Severity::Critical)));
+}
+
+#[test]
+fn missed_ari_window_is_overdue() {
+    let p = PolicySettings::default();
+    let na = LEAP + 60 * DAY;
+    let c = cert(1, na - 90 * DAY, na);
+    let mut st = state(&c);
+    let v = view(0, Some(LEAP - 2 * DAY), Some(LEAP - DAY));
+    st.renewal = Some(&v);
+    assert_eq!(kinds(&p, &st, LEAP - DAY), []);
+    assert_eq!(kinds(&p, &st, LEAP), [(Kind::RenewalOverdue, Severity::Warning)]);
 }

@@ -9,6 +9,7 @@ mod audit;
 mod images;
 mod jobs;
 mod keys;
+mod renewals;
 mod report;
 mod revocation;
 mod scan;
@@ -18,6 +19,7 @@ pub use audit::{AuditEntry, Verdict, append as audit_append};
 pub use images::ImageFindingRow;
 pub use jobs::{JobRun, JobStats};
 pub use keys::{KeyRow, TokenCertRow};
+pub use renewals::RenewalRow;
 pub use report::{Counts, RevocationSample, SightingSample};
 pub use revocation::{CachedOcsp, CrlCacheRow, RevocationHistoryRow};
 
@@ -36,6 +38,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "0004_audit", include_str!("../../schema/0004_audit.sql")),
     (5, "0005_jobs", include_str!("../../schema/0005_jobs.sql")),
     (6, "0006_source_objects", include_str!("../../schema/0006_source_objects.sql")),
+    (7, "0007_renewals", include_str!("../../schema/0007_renewals.sql")),
     (8, "0008_image_findings", include_str!("../../schema/0008_image_findings.sql")),
 ];
 

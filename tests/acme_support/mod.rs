@@ -213,9 +213,17 @@ pub fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
+/// The stored ACME accounts (`state/acme/account-*.json`).
 pub fn account_files(sb: &Sandbox) -> Vec<PathBuf> {
     match std::fs::read_dir(sb.path("state/acme")) {
-        Ok(rd) => rd.map(|e| e.expect("entry").path()).collect(),
+        Ok(rd) => {
+            let mut v: Vec<PathBuf> = rd
+                .map(|e| e.expect("entry").path())
+                .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("account-")))
+                .collect();
+            v.sort();
+            v
+        }
         Err(_) => Vec::new(),
     }
 }

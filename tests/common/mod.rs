@@ -798,9 +798,12 @@ impl Run {
 }
 
 /// The binary under test, with the environment cleared of everything that would change its
-/// behaviour (configuration, store, clock, colour, log level).
+/// behaviour (configuration, store, clock, colour, log level). `CERTVIGIL_TEST_BIN` names a
+/// copy of the binary to run instead: with a target directory shared by several checkouts,
+/// another checkout's build can replace cargo's binary while the tests run.
 pub fn certvigil() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_certvigil"));
+    let bin = std::env::var_os("CERTVIGIL_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_certvigil").into());
+    let mut cmd = Command::new(bin);
     for var in ["CERTVIGIL_CONFIG", "CERTVIGIL_STORE", "CERTVIGIL_NOW", "NO_COLOR", "RUST_LOG", "STATE_DIRECTORY", "XDG_STATE_HOME"] {
         cmd.env_remove(var);
     }

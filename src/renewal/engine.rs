@@ -1,0 +1,502 @@
+//! Runs the renewal of managed certificates: reads each one's stored state and installed
+//! certificate, asks the CA for renewal information (RFC 9773) when it is time to, decides
+//! ([`super::decide`]), runs or resumes the ACME order while recording every step in the
+//! store, installs, and records the outcome (state row, audit log). `certvigil renew` and the
+//! daemon's `renew` job both call [`run_all`].
+//!
+//! Crash safety: the order URL is stored as soon as the order exists, the new key is written
+//! (0600, `<state>/acme/pending/`) before the order is finalized, and the downloaded chain
+//! before anything is installed. The next run resumes from whatever was recorded; a chain
+//! already downloaded is installed without contacting the CA.
+
+use super::{Decision, Inputs, Reason, backoff_delay, decide};
+use crate::config::managed::ManagedSpec;
+use crate::issuers::acme::{Journal, OrderDone, OrderPlan, Session};
+use crate::model::{CertFacts, UnixTime, format_time};
+use crate::store::{RenewalRow, Store};
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+/// Test hook (used by `tests/acme.rs`): `renew-after-order` or `renew-after-download` ends the
+/// process with `abort()` — no destructors, no flushing, as `kill -9` would — right after the
+/// order URL, respectively the downloaded chain, has been recorded.
+pub const FAILPOINT_ENV: &str = "CERTVIGIL_FAILPOINT";
+
+fn failpoint(name: &str) {
+    if std::env::var(FAILPOINT_ENV).as_deref() == Ok(name) {
+        tracing::warn!(failpoint = name, "test failpoint reached: aborting");
+        std::process::abort();
+    }
+}
+
+/// How a run is asked for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Renew even when not due, and ignore backoff.
+    pub force: bool,
+    /// Create the order and get the authorizations valid, without finalizing; nothing is stored.
+    pub dry_run: bool,
+}
+
+/// What happened to one managed certificate.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Renewed,
+    NotDue,
+    Backoff,
+    Failed,
+    /// Dry run: the order is ready to be finalized.
+    WouldRenew,
+}
+
+impl Action {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Action::Renewed => "renewed",
+            Action::NotDue => "not-due",
+            Action::Backoff => "backoff",
+            Action::Failed => "failed",
+            Action::WouldRenew => "would-renew",
+        }
+    }
+}
+
+/// The outcome for one managed certificate: a line for people, fields for the job summary.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CertOutcome {
+    pub name: String,
+    pub action: Action,
+    /// Why it was renewed (or would be), or when it is due.
+    pub reason: String,
+    pub serial: Option<String>,
+    pub not_after: Option<UnixTime>,
+    pub error: Option<String>,
+    /// Consecutive failures after this run.
+    pub failures: i64,
+    /// Backoff: no attempt before this.
+    pub next_attempt: Option<UnixTime>,
+    pub order_url: Option<String>,
+    pub resumed: bool,
+}
+
+impl CertOutcome {
+    fn new(name: &str, action: Action, reason: String) -> CertOutcome {
+        CertOutcome {
+            name: name.to_string(),
+            action,
+            reason,
+            serial: None,
+            not_after: None,
+            error: None,
+            failures: 0,
+            next_attempt: None,
+            order_url: None,
+            resumed: false,
+        }
+    }
+
+    /// One line for people.
+    pub fn line(&self) -> String {
+        match self.action {
+            Action::Renewed => format!(
+                "{}: renewed ({}): serial {}, expires {}",
+                self.name,
+                self.reason,
+                self.serial.as_deref().unwrap_or("?"),
+                self.not_after.unwrap_or_default()
+            ),
+            Action::NotDue => format!("{}: not due ({})", self.name, self.reason),
+            Action::Backoff => format!("{}: {}", self.name, self.reason),
+            Action::Failed => format!("{}: renewal failed: {}", self.name, self.error.as_deref().unwrap_or("")),
+            Action::WouldRenew => format!("{}: would renew ({})", self.name, self.reason),
+        }
+    }
+}
+
+/// Where the pending key and chain of `name` are kept.
+pub fn pending_paths(state_dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let dir = state_dir.join("acme").join("pending");
+    (dir.join(format!("{name}.key.pem")), dir.join(format!("{name}.chain.pem")))
+}
+
+/// Records each order step in the renewal row, committed before the next step.
+struct StoreJournal<'a> {
+    store: &'a mut Store,
+    row: &'a mut RenewalRow,
+    directory: &'a str,
+    now: UnixTime,
+}
+
+impl Journal for StoreJournal<'_> {
+    fn order_created(&mut self, url: &str) -> Result<()> {
+        self.row.order_url = Some(url.to_string());
+        self.row.order_directory = Some(self.directory.to_string());
+        self.row.pending_chain = None;
+        self.row.pending_key = None;
+        self.row.state = "in-flight".into();
+        self.store.put_renewal(self.row, self.now)?;
+        failpoint("renew-after-order");
+        Ok(())
+    }
+
+    fn key_saved(&mut self, path: &Path) -> Result<()> {
+        self.row.pending_key = Some(path.display().to_string());
+        self.store.put_renewal(self.row, self.now)?;
+        Ok(())
+    }
+
+    fn chain_saved(&mut self, path: &Path) -> Result<()> {
+        self.row.pending_chain = Some(path.display().to_string());
+        self.store.put_renewal(self.row, self.now)?;
+        failpoint("renew-after-download");
+        Ok(())
+    }
+}
+
+/// Brings the row in line with what is installed: a different certificate (renewed by hand,
+/// restored from backup) starts a new schedule.
+/// Digest of everything configured for `spec` (secret references, never their values).
+fn spec_digest(spec: &ManagedSpec) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(format!("{spec:?}").as_bytes()))
+}
+
+fn sync_installed(row: &mut RenewalRow, installed: Option<&CertFacts>) {
+    let fp = installed.map(|c| c.fingerprint.0.clone());
+    if row.fingerprint != fp {
+        row.fingerprint = fp;
+        row.serial = installed.map(|c| c.serial.clone());
+        row.not_after = installed.map(|c| c.not_after);
+        row.renew_at = None;
+        row.ari_cert_id = None;
+        row.ari_start = None;
+        row.ari_end = None;
+        row.ari_explanation = None;
+        row.ari_next_poll = None;
+    }
+}
+
+/// A uniformly random draw for the choice inside an ARI window (scheduler side: the decision
+/// itself stays deterministic).
+fn random_u64() -> u64 {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 8];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    u64::from_le_bytes(b)
+}
+
+/// Asks the CA for the installed certificate's renewal window when it is time to, and stores
+/// it; a new window gets a new random renewal time inside it.
+async fn poll_ari(session: &Session, row: &mut RenewalRow, installed: &CertFacts, name: &str, now: UnixTime) {
+    let Some(id) = super::cert_id_of(installed) else { return };
+    match session.renewal_info(&id).await {
+        Ok(Some(w)) => {
+            let changed = row.ari_cert_id.as_deref() != Some(id.as_str()) || row.ari_start != Some(w.start) || row.ari_end != Some(w.end);
+            row.ari_cert_id = Some(id.clone());
+            row.ari_start = Some(w.start);
+            row.ari_end = Some(w.end);
+            row.ari_explanation = w.explanation_url.clone();
+            row.ari_next_poll = Some(super::next_ari_poll(now, w.retry_after));
+            if changed || !row.renew_at.is_some_and(|t| (w.start..=w.end).contains(&t)) {
+                row.renew_at = Some(super::pick_in_window(w.start, w.end, random_u64()));
+            }
+            tracing::info!(
+                cert = name, ari_id = %id, start = %format_time(w.start), end = %format_time(w.end),
+                renew_at = %row.renew_at.map(format_time).unwrap_or_default(), explanation = w.explanation_url.as_deref().unwrap_or(""),
+                "renewal window from the CA"
+            );
+        }
+        Ok(None) => {
+            row.ari_cert_id = Some(id);
+            row.ari_start = None;
+            row.ari_end = None;
+            row.ari_explanation = None;
+            row.ari_next_poll = Some(now + super::ARI_UNSUPPORTED_RECHECK);
+        }
+        Err(e) => {
+            // Not a renewal failure: the lifetime rule or the last window still applies.
+            tracing::warn!(cert = name, ari_id = %id, error = %format!("{e:#}"), "cannot fetch renewal information");
+            row.ari_next_poll = Some(super::next_ari_poll(now, 3600));
+        }
+    }
+}
+
+/// Runs the renewal of every spec in turn at `now`.
+pub async fn run_all(specs: &[&ManagedSpec], store: &mut Store, state_dir: &Path, now: UnixTime, opts: Options) -> Vec<CertOutcome> {
+    let mut out = Vec::new();
+    for spec in specs {
+        let o = match run_one(spec, store, state_dir, now, opts).await {
+            Ok(o) => o,
+            Err(e) => {
+                // Only the store itself failing ends up here.
+                let mut o = CertOutcome::new(&spec.name, Action::Failed, String::new());
+                o.error = Some(format!("{e:#}"));
+                o
+            }
+        };
+        out.push(o);
+    }
+    out
+}
+
+/// Runs the renewal of one managed certificate at `now`.
+pub async fn run_one(spec: &ManagedSpec, store: &mut Store, state_dir: &Path, now: UnixTime, opts: Options) -> Result<CertOutcome> {
+    let name = spec.name.as_str();
+    let mut row = store.renewal(name)?.unwrap_or_else(|| RenewalRow::new(name));
+    // A changed entry (a fixed hook, a new EAB key, another CA) deserves a prompt new attempt,
+    // as cert-manager does when a Certificate's spec changes: failures and backoff start afresh.
+    let digest = spec_digest(spec);
+    if row.spec_digest.as_deref() != Some(digest.as_str()) {
+        if row.failures > 0 {
+            tracing::info!(cert = name, failures = row.failures, "the managed entry changed: its failures and backoff start afresh");
+        }
+        row.failures = 0;
+        row.next_attempt = None;
+        row.spec_digest = Some(digest);
+    }
+    let installed = crate::install::files::current_leaf(&spec.install);
+    sync_installed(&mut row, installed.as_ref());
+    let revoked = match installed.as_ref() {
+        Some(c) => store.is_revoked(&c.fingerprint.0)?,
+        None => false,
+    };
+    let inputs = |row: &RenewalRow| -> Decision {
+        let i = Inputs {
+            renew_before: spec.renew_before.map(|d| d.as_secs() as i64),
+            installed: installed.as_ref(),
+            row,
+            revoked,
+            force: opts.force,
+        };
+        decide(&i, now)
+    };
+    // Backoff first: nothing, not even renewal information, is asked of the CA.
+    if let Decision::Backoff { until, failures } = inputs(&row) {
+        return Ok(backoff(name, until, failures, &row));
+    }
+
+    // A chain downloaded by an interrupted run is installed without contacting the CA.
+    if !opts.dry_run
+        && let (Some(chain_path), Some(key_path)) = (row.pending_chain.clone(), row.pending_key.clone())
+    {
+        let o = install_pending(spec, store, &mut row, Path::new(&chain_path), Path::new(&key_path), now);
+        return Ok(o);
+    }
+
+    let mut session = None;
+    let in_flight = row.order_url.is_some();
+    if !opts.force
+        && !in_flight
+        && let Some(c) = installed.as_ref()
+        && super::ari_poll_due(&row, Some(c), now)
+    {
+        match Session::open(spec, state_dir).await {
+            Ok(s) => {
+                poll_ari(&s, &mut row, c, name, now).await;
+                session = Some(s);
+            }
+            Err(e) => tracing::warn!(cert = name, error = %format!("{e:#}"), "cannot reach the ACME server for renewal information"),
+        }
+    }
+    let decision = inputs(&row);
+    let reason = match decision {
+        Decision::Renew(r) => r,
+        Decision::Wait { until, ari } => {
+            if !opts.dry_run {
+                row.renew_at = Some(until);
+                row.state = "scheduled".into();
+                store.put_renewal(&row, now)?;
+            }
+            let what = if ari { "inside the CA's renewal window" } else { "by the lifetime rule" };
+            let mut o = CertOutcome::new(name, Action::NotDue, format!("renewal at {} {what}", format_time(until)));
+            o.failures = row.failures;
+            return Ok(o);
+        }
+        Decision::Backoff { until, failures } => return Ok(backoff(name, until, failures, &row)),
+    };
+    let session = match session {
+        Some(s) => s,
+        None => match Session::open(spec, state_dir).await {
+            Ok(s) => s,
+            Err(e) => return failed(spec, store, &mut row, &reason, e, now, opts),
+        },
+    };
+    // `replaces` only when the CA offers ARI for the installed certificate (RFC 9773 §5).
+    let replaces = installed.as_ref().filter(|c| super::ari_window(&row, c).is_some()).and_then(super::cert_id_of);
+    let (key_path, chain_path) = pending_paths(state_dir, name);
+    let order_url = row.order_url.clone().filter(|_| row.order_directory.as_deref() == Some(spec.directory.as_str()));
+    let plan = OrderPlan {
+        resume: order_url.as_deref(),
+        key_path: key_path.clone(),
+        chain_path,
+        replaces: replaces.as_deref(),
+        dry_run: opts.dry_run,
+        now,
+    };
+    row.last_attempt = Some(now);
+    let done = if opts.dry_run {
+        session.order(spec, &plan, &mut crate::issuers::acme::NoJournal).await
+    } else {
+        let mut journal = StoreJournal { store, row: &mut row, directory: &spec.directory, now };
+        session.order(spec, &plan, &mut journal).await
+    };
+    match done {
+        Ok(OrderDone::Authorized { order_url, resumed }) => {
+            let mut o = CertOutcome::new(
+                name,
+                Action::WouldRenew,
+                format!("{reason}; order {order_url} is ready to finalize, not finalized (dry run)"),
+            );
+            (o.order_url, o.resumed) = (Some(order_url), resumed);
+            Ok(o)
+        }
+        Ok(OrderDone::Issued { chain_pem, key_pem, order_url, resumed, .. }) => {
+            let mut o = finish_install(spec, store, &mut row, &chain_pem, &key_pem, &reason.to_string(), now, session.new_account);
+            (o.order_url, o.resumed) = (Some(order_url), resumed);
+            Ok(o)
+        }
+        Err(e) if opts.dry_run => {
+            let mut o = CertOutcome::new(name, Action::Failed, reason.to_string());
+            o.error = Some(format!("{e:#}"));
+            Ok(o)
+        }
+        Err(e) => failed(spec, store, &mut row, &reason, e, now, opts),
+    }
+}
+
+fn backoff(name: &str, until: UnixTime, failures: i64, row: &RenewalRow) -> CertOutcome {
+    let mut o = CertOutcome::new(name, Action::Backoff, format!("backing off after {failures} failure(s) until {}", format_time(until)));
+    (o.failures, o.next_attempt, o.error) = (failures, Some(until), row.last_error.clone());
+    o
+}
+
+fn failed(
+    spec: &ManagedSpec,
+    store: &mut Store,
+    row: &mut RenewalRow,
+    reason: &Reason,
+    e: anyhow::Error,
+    now: UnixTime,
+    opts: Options,
+) -> Result<CertOutcome> {
+    let msg = format!("{e:#}");
+    if opts.dry_run {
+        let mut o = CertOutcome::new(&spec.name, Action::Failed, reason.to_string());
+        o.error = Some(msg);
+        return Ok(o);
+    }
+    row.failures += 1;
+    row.next_attempt = Some(now + backoff_delay(row.failures));
+    row.last_attempt = Some(now);
+    row.last_outcome = Some("failed".into());
+    row.last_error = Some(msg.clone());
+    row.state = "failed".into();
+    store.put_renewal(row, now)?;
+    tracing::error!(
+        cert = %spec.name, failures = row.failures, next_attempt = %row.next_attempt.map(format_time).unwrap_or_default(),
+        error = %msg, "renewal failed"
+    );
+    let detail = serde_json::json!({
+        "name": spec.name, "reason": reason.to_string(), "directory": spec.directory, "error": msg,
+        "failures": row.failures, "next_attempt": row.next_attempt, "order_url": row.order_url,
+    });
+    store.audit(now, "renew-failed", "renewal", &detail)?;
+    let mut o = CertOutcome::new(&spec.name, Action::Failed, reason.to_string());
+    (o.error, o.failures, o.next_attempt, o.order_url) = (Some(msg), row.failures, row.next_attempt, row.order_url.clone());
+    Ok(o)
+}
+
+/// Installs a chain downloaded by an interrupted run.
+fn install_pending(spec: &ManagedSpec, store: &mut Store, row: &mut RenewalRow, chain: &Path, key: &Path, now: UnixTime) -> CertOutcome {
+    let read = std::fs::read_to_string(chain)
+        .with_context(|| format!("cannot read the downloaded chain {}", chain.display()))
+        .and_then(|c| Ok((c, std::fs::read_to_string(key).with_context(|| format!("cannot read the pending key {}", key.display()))?)));
+    match read {
+        Ok((chain_pem, key_pem)) => {
+            let mut o =
+                finish_install(spec, store, row, &chain_pem, &key_pem, "installing the chain downloaded by an interrupted run", now, false);
+            o.resumed = true;
+            o
+        }
+        Err(e) => {
+            // Unusable leftovers: forget them, the next run orders again.
+            row.pending_chain = None;
+            row.pending_key = None;
+            row.order_url = None;
+            match failed(spec, store, row, &Reason::Resume, e, now, Options::default()) {
+                Ok(o) => o,
+                Err(e) => {
+                    let mut o = CertOutcome::new(&spec.name, Action::Failed, String::new());
+                    o.error = Some(format!("{e:#}"));
+                    o
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_install(
+    spec: &ManagedSpec,
+    store: &mut Store,
+    row: &mut RenewalRow,
+    chain_pem: &str,
+    key_pem: &str,
+    reason: &str,
+    now: UnixTime,
+    new_account: bool,
+) -> CertOutcome {
+    match crate::install::files::install(&spec.install, chain_pem, key_pem, now) {
+        Ok(inst) => {
+            for p in [row.pending_key.take(), row.pending_chain.take()].into_iter().flatten() {
+                let _ = std::fs::remove_file(p);
+            }
+            let order_url = row.order_url.take();
+            row.order_directory = None;
+            let installed = crate::install::files::current_leaf(&spec.install);
+            sync_installed(row, installed.as_ref());
+            row.failures = 0;
+            row.next_attempt = None;
+            row.last_attempt = Some(now);
+            row.last_outcome = Some("renewed".into());
+            row.last_error = None;
+            row.ari_next_poll = None;
+            row.renew_at = None;
+            row.state = "idle".into();
+            let detail = serde_json::json!({
+                "name": spec.name, "reason": reason, "directory": spec.directory, "serial": inst.serial,
+                "not_after": inst.not_after, "files": inst.files, "new_account": new_account, "order_url": order_url,
+            });
+            let stored =
+                store.put_renewal(row, now).map_err(anyhow::Error::from).and_then(|()| Ok(store.audit(now, "renew", "renewal", &detail)?));
+            if let Err(e) = stored {
+                tracing::error!(cert = %spec.name, error = %format!("{e:#}"), "renewed and installed, but the store could not record it");
+            }
+            tracing::info!(cert = %spec.name, serial = %inst.serial, not_after = %format_time(inst.not_after), reason, "certificate renewed and installed");
+            let mut o = CertOutcome::new(&spec.name, Action::Renewed, reason.to_string());
+            (o.serial, o.not_after, o.order_url) = (Some(inst.serial), Some(inst.not_after), order_url);
+            o
+        }
+        Err(e) => {
+            // The files are untouched (install checks everything first); the chain or key is
+            // unusable, so it is dropped and the next attempt orders again.
+            for p in [row.pending_key.take(), row.pending_chain.take()].into_iter().flatten() {
+                let _ = std::fs::remove_file(p);
+            }
+            row.order_url = None;
+            let err = anyhow::anyhow!("not installed: {e}");
+            match failed(spec, store, row, &Reason::Resume, err, now, Options::default()) {
+                Ok(mut o) => {
+                    o.reason = reason.to_string();
+                    o
+                }
+                Err(e) => {
+                    let mut o = CertOutcome::new(&spec.name, Action::Failed, reason.to_string());
+                    o.error = Some(format!("{e:#}"));
+                    o
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The renewal state of managed certificates (`renewals`): what is installed, failures and
+//! backoff, the ARI window, the scheduled renewal time and the order in flight. The engine
+//! (`renewal::engine`) reads a row, decides, and writes the whole row back in one statement.
+
+use super::{Result, Store};
+use crate::model::UnixTime;
+use rusqlite::{OptionalExtension, params};
+
+/// One managed certificate's renewal state. `Default` is the state of a name never seen.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RenewalRow {
+    pub name: String,
+    pub fingerprint: Option<String>,
+    pub serial: Option<String>,
+    pub not_after: Option<UnixTime>,
+    /// `idle`, `scheduled`, `in-flight` or `failed`.
+    pub state: String,
+    pub failures: i64,
+    /// Digest of the managed entry the failures were counted for: a changed entry starts afresh.
+    pub spec_digest: Option<String>,
+    pub next_attempt: Option<UnixTime>,
+    pub last_attempt: Option<UnixTime>,
+    pub last_outcome: Option<String>,
+    pub last_error: Option<String>,
+    pub ari_cert_id: Option<String>,
+    pub ari_start: Option<UnixTime>,
+    pub ari_end: Option<UnixTime>,
+    pub ari_explanation: Option<String>,
+    pub ari_next_poll: Option<UnixTime>,
+    pub renew_at: Option<UnixTime>,
+    pub order_url: Option<String>,
+    pub order_directory: Option<String>,
+    pub pending_key: Option<String>,
+    pub pending_chain: Option<String>,
+    /// A revocation in progress (`certvigil revoke`): the certificate's fingerprint.
+    pub revoke_fingerprint: Option<String>,
+    /// RFC 5280 §5.3.1 reason code.
+    pub revoke_reason: Option<i64>,
+    /// Reissue with a new key once revoked.
+    pub revoke_rotate: bool,
+    /// `requested`, `revoked` or `done`.
+    pub revoke_step: Option<String>,
+    pub revoke_requested_at: Option<UnixTime>,
+    pub updated_at: UnixTime,
+}
+
+impl RenewalRow {
+    pub fn new(name: &str) -> RenewalRow {
+        RenewalRow { name: name.to_string(), state: "idle".into(), ..RenewalRow::default() }
+    }
+}
+
+const COLUMNS: &str = "name, fingerprint, serial, not_after, state, failures, next_attempt, last_attempt, last_outcome, last_error, \
+     ari_cert_id, ari_start, ari_end, ari_explanation, ari_next_poll, renew_at, order_url, order_directory, pending_key, \
+     pending_chain, updated_at, spec_digest, revoke_fingerprint, revoke_reason, revoke_rotate, revoke_step, revoke_requested_at";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RenewalRow> {
+    Ok(RenewalRow {
+        name: r.get(0)?,
+        fingerprint: r.get(1)?,
+        serial: r.get(2)?,
+        not_after: r.get(3)?,
+        state: r.get(4)?,
+        failures: r.get(5)?,
+        next_attempt: r.get(6)?,
+        last_attempt: r.get(7)?,
+        last_outcome: r.get(8)?,
+        last_error: r.get(9)?,
+        ari_cert_id: r.get(10)?,
+        ari_start: r.get(11)?,
+        ari_end: r.get(12)?,
+        ari_explanation: r.get(13)?,
+        ari_next_poll: r.get(14)?,
+        renew_at: r.get(15)?,
+        order_url: r.get(16)?,
+        order_directory: r.get(17)?,
+        pending_key: r.get(18)?,
+        pending_chain: r.get(19)?,
+        updated_at: r.get(20)?,
+        spec_digest: r.get(21)?,
+        revoke_fingerprint: r.get(22)?,
+        revoke_reason: r.get(23)?,
+        revoke_rotate: r.get(24)?,
+        revoke_step: r.get(25)?,
+        revoke_requested_at: r.get(26)?,
+    })
+}
+
+impl Store {
+    /// The renewal state of `name`, if it was ever recorded.
+    pub fn renewal(&self, name: &str) -> Result<Option<RenewalRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM renewals WHERE name = ?1");
+        Ok(self.conn.query_row(&sql, [name], from_row).optional()?)
+    }
+
+    /// Every recorded renewal state, by name.
+    pub fn renewals(&self) -> Result<Vec<RenewalRow>> {
+        let sql = format!("SELECT {COLUMNS} FROM renewals ORDER BY name");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([], from_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Writes `row` (insert or replace) with `updated_at = now`. One statement: atomic.
+    pub fn put_renewal(&self, row: &RenewalRow, now: UnixTime) -> Result<()> {
+        self.conn.execute(
+            &format!("INSERT OR REPLACE INTO renewals ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)"),
+            params![
+                row.name,
+                row.fingerprint,
+                row.serial,
+                row.not_after,
+                row.state,
+                row.failures,
+                row.next_attempt,
+                row.last_attempt,
+                row.last_outcome,
+                row.last_error,
+                row.ari_cert_id,
+                row.ari_start,
+                row.ari_end,
+                row.ari_explanation,
+                row.ari_next_poll,
+                row.renew_at,
+                row.order_url,
+                row.order_directory,
+                row.pending_key,
+                row.pending_chain,
+                now,
+                row.spec_digest,
+                row.revoke_fingerprint,
+                row.revoke_reason,
+                row.revoke_rotate,
+                row.revoke_step,
+                row.revoke_requested_at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Whether the certificate with this fingerprint is known revoked (verified CRL or OCSP).
+    pub fn is_revoked(&self, fingerprint: &str) -> Result<bool> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM revocation_status r JOIN certificates c ON c.id = r.cert_id
+             WHERE c.fingerprint = ?1 AND r.status = 'revoked'",
+            [fingerprint],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.db")).unwrap();
+        assert!(s.renewal("web").unwrap().is_none());
+        let mut r = RenewalRow::new("web");
+        r.failures = 2;
+        r.next_attempt = Some(100);
+        r.order_url = Some("https://ca/order/1".into());
+        s.put_renewal(&r, 50).unwrap();
+        let got = s.renewal("web").unwrap().unwrap();
+        assert_eq!(got.failures, 2);
+        assert_eq!(got.updated_at, 50);
+        assert_eq!(got.order_url.as_deref(), Some("https://ca/order/1"));
+        r.order_url = None;
+        s.put_renewal(&r, 60).unwrap();
+        assert_eq!(s.renewals().unwrap().len(), 1);
+        assert!(s.renewal("web").unwrap().unwrap().order_url.is_none());
+        assert!(!s.is_revoked("00").unwrap());
+    }
+}
