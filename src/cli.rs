@@ -86,6 +86,9 @@ pub enum Command {
     Scan(ScanArgs),
     /// Renew the managed certificates that are due (ACME) and install them.
     Renew(RenewArgs),
+    /// Revoke a managed certificate through its ACME account (and with --rotate reissue it
+    /// under a new key); an interrupted revocation is finished by the next renew or revoke.
+    Revoke(RevokeArgs),
     /// The ACME accounts of the managed certificates.
     #[command(subcommand)]
     Account(AccountCommand),
@@ -197,6 +200,21 @@ pub struct RenewArgs {
     /// would happen and store nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The managed certificate whose installed certificate is revoked.
+    pub name: String,
+    /// RFC 5280 reason: unspecified, keyCompromise, affiliationChanged, superseded or
+    /// cessationOfOperation.
+    #[arg(long)]
+    pub reason: String,
+    /// Once revoked, reissue it under a new key and install it.
+    #[arg(long)]
+    pub rotate: bool,
+    #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
+    pub output: SummaryFormat,
 }
 
 #[derive(Debug, Args)]
@@ -521,6 +539,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         }
         Command::Scan(a) => scan(cli, a),
         Command::Renew(a) => renew(cli, a),
+        Command::Revoke(a) => revoke(cli, a),
         Command::Account(c) => account(cli, c),
         Command::List(a) => list(cli, a),
         Command::Show(a) => show(cli, a),
@@ -573,6 +592,45 @@ fn renew(cli: &Cli, a: &RenewArgs) -> Result<u8> {
         }
     }
     Ok(if failed > 0 { 1 } else { 0 })
+}
+
+fn revoke(cli: &Cli, a: &RevokeArgs) -> Result<u8> {
+    let s = settings(cli, true)?;
+    let Some(spec) = s.managed.iter().find(|m| m.name == a.name) else {
+        let known: Vec<&str> = s.managed.iter().map(|m| m.name.as_str()).collect();
+        return Err(CliError::Usage(format!("no managed certificate named `{}` (configured: {})", a.name, known.join(", "))).into());
+    };
+    let (_, reason) = certvigil::renewal::revoke::parse_reason(&a.reason).map_err(|e| CliError::Usage(format!("--reason: {e}")))?;
+    let mut store = open_store(cli, &s)?;
+    let state_dir = store.path().parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let rt = runtime()?;
+    let now = now(cli)?;
+    let out = match rt.block_on(certvigil::renewal::revoke::revoke(spec, &mut store, &state_dir, now, reason, a.rotate)) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{}: revocation failed: {e:#}", spec.name);
+            store.audit(now, "revoke-failed", "cli", &serde_json::json!({ "name": spec.name, "error": format!("{e:#}") }))?;
+            return Ok(1);
+        }
+    };
+    let reissue_failed = out.reissue.as_ref().is_some_and(|o| o.action == certvigil::renewal::engine::Action::Failed);
+    match a.output {
+        SummaryFormat::Json => outln!("{}", serde_json::to_string_pretty(&out)?),
+        SummaryFormat::Text => {
+            let how = if out.already_revoked { "already revoked at the CA" } else { "revoked" };
+            let resumed = if out.resumed { " (resumed)" } else { "" };
+            outln!("{}: serial {} {how} ({}){resumed}", out.name, out.serial, out.reason);
+            match &out.reissue {
+                Some(o) if reissue_failed => eprintln!("{}", o.line()),
+                Some(o) => outln!("{}", o.line()),
+                None if out.reason == "keyCompromise" => {
+                    outln!("{}: the key is compromised; the next renewal (due now: the certificate is revoked) uses a new key", out.name)
+                }
+                None => {}
+            }
+        }
+    }
+    Ok(if reissue_failed { 1 } else { 0 })
 }
 
 /// The managed certificates `name` selects (all when `None`), one per ACME directory.

@@ -191,8 +191,8 @@ fn crash_after_the_order_is_created_resumes_that_order() {
 
 #[test]
 fn crash_after_download_installs_the_kept_chain_without_the_ca() {
-    let Pebble { _dns, _pebble, dir, tls_ca, root, http_port, directory, dns_mgmt, dns_port } = Pebble::start();
-    let pebble = Pebble { _dns, _pebble, dir, tls_ca, root, http_port, directory, dns_mgmt, dns_port };
+    let Pebble { _dns, _pebble, dir, tls_ca, root, http_port, directory, dns_mgmt, dns_port, mgmt } = Pebble::start();
+    let pebble = Pebble { _dns, _pebble, dir, tls_ca, root, http_port, directory, dns_mgmt, dns_port, mgmt };
     let sb = Sandbox::new();
     sb.config(&pebble.managed("download.certvigil.test", pebble.http_port));
     renew(&sb, &[]).expect_code(0);
@@ -537,4 +537,100 @@ fn dry_run_gets_the_authorizations_valid_without_finalizing_or_storing() {
     assert!(dir_names(&sb.path("state/acme/pending")).is_empty(), "no key generated");
     let rows: i64 = sb.db().query_row("SELECT count(*) FROM renewals", [], |r| r.get(0)).expect("count");
     assert_eq!(rows, 0, "a dry run stores no renewal state");
+}
+
+/// Pebble's view of a certificate: `Valid` or `Revoked` (management API).
+fn pebble_status(pebble: &Pebble, serial_hex: &str) -> String {
+    let serial = serial_hex.trim_start_matches('0').to_ascii_lowercase();
+    let url = format!("https://127.0.0.1:{}/cert-status-by-serial/{serial}", pebble.mgmt);
+    let out = std::process::Command::new("curl").arg("-sS").arg("--cacert").arg(&pebble.tls_ca).arg(&url).output().expect("run curl");
+    assert!(out.status.success(), "curl {url}: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{url}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+    v["Status"].as_str().unwrap_or_default().to_string()
+}
+
+fn cert_serial(tls: &std::path::Path) -> String {
+    let s = openssl(&["x509", "-noout", "-serial", "-in", "cert.pem"], tls);
+    s.trim().trim_start_matches("serial=").to_string()
+}
+
+#[test]
+fn key_compromise_revokes_at_the_ca_and_reissues_under_a_new_key_even_after_a_crash() {
+    let pebble = Pebble::start();
+    let sb = Sandbox::new();
+    sb.config(&pebble.managed("revoke.certvigil.test", pebble.http_port).replace("    key: p256\n", "    key: p256\n    rotate: never\n"));
+    renew(&sb, &[]).expect_code(0);
+    let tls = sb.path("tls");
+    sb.run_at(unix_now(), &["scan"]).expect_code(0);
+    let old_serial = cert_serial(&tls);
+    let old_key = read(&tls.join("key.pem"));
+    let old_cert = read(&tls.join("cert.pem"));
+    assert_eq!(pebble_status(&pebble, &old_serial), "Valid");
+
+    // A bad reason is a usage error naming the choices; nothing is asked of the CA.
+    let mut cmd = common::certvigil();
+    cmd.arg("-c").arg(sb.config_path()).args(["revoke", "web", "--reason", "caCompromise"]).current_dir(sb.dir.path());
+    let run = common::run_with_timeout(cmd, std::time::Duration::from_secs(60)).expect_code(2);
+    assert!(run.stderr.contains("keyCompromise"), "{}", run.stderr);
+
+    // The process dies right after the CA revoked it, before anything was recorded.
+    let mut cmd = common::certvigil();
+    cmd.arg("-c").arg(sb.config_path()).args(["revoke", "web", "--reason", "key-compromise", "--rotate"]).current_dir(sb.dir.path());
+    cmd.env("CERTVIGIL_FAILPOINT", "revoke-after-ca");
+    let run = common::run_with_timeout(cmd, std::time::Duration::from_secs(120));
+    assert_ne!(run.code, 0, "the failpoint aborts the process: {}", run.stderr);
+    assert_eq!(pebble_status(&pebble, &old_serial), "Revoked");
+    assert_eq!(read(&tls.join("cert.pem")), old_cert, "nothing installed yet");
+    let step: String = sb.db().query_row("SELECT revoke_step FROM renewals WHERE name = 'web'", [], |r| r.get(0)).expect("row");
+    assert_eq!(step, "requested");
+
+    // The next renewal run finishes it: the CA's `alreadyRevoked` counts as revoked, and the
+    // certificate is reissued under a new key although the policy says `rotate: never`.
+    let run = renew(&sb, &[]).expect_code(0);
+    assert!(run.stdout.contains("web: not due"), "{}", run.stdout);
+    let new_serial = cert_serial(&tls);
+    assert_ne!(new_serial, old_serial);
+    assert_ne!(read(&tls.join("key.pem")), old_key, "the compromised key was reused");
+    assert_eq!(pebble_status(&pebble, &new_serial), "Valid");
+    assert_eq!(openssl(&["x509", "-noout", "-pubkey", "-in", "cert.pem"], &tls), openssl(&["pkey", "-pubout", "-in", "key.pem"], &tls));
+    let step: String = sb.db().query_row("SELECT revoke_step FROM renewals WHERE name = 'web'", [], |r| r.get(0)).expect("row");
+    assert_eq!(step, "done");
+    assert!(!sb.path("state/acme/pending/web.revoke.pem").exists());
+
+    // The store knows the old certificate is revoked, and the audit trail tells the story.
+    let (serial, status, reason): (String, String, String) = sb
+        .db()
+        .query_row(
+            "SELECT c.serial, r.status, r.reason FROM revocation_status r JOIN certificates c ON c.id = r.cert_id WHERE r.method = 'acme'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("revocation status of the old certificate");
+    let norm = |s: &str| s.trim_start_matches('0').to_ascii_lowercase();
+    assert_eq!(norm(&serial), norm(&old_serial));
+    let method = "acme";
+    assert_eq!((status.as_str(), reason.as_str(), method), ("revoked", "keyCompromise", "acme"));
+    let actions: Vec<String> = sb
+        .db()
+        .prepare("SELECT action FROM audit_log WHERE action LIKE 'revoke%' OR action = 'renew' ORDER BY id")
+        .expect("prepare")
+        .query_map([], |r| r.get::<_, String>(0))
+        .expect("query")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("rows");
+    assert_eq!(actions, ["renew", "revoke-requested", "revoke", "renew", "revoke-done"]);
+    let detail: String = sb.db().query_row("SELECT detail FROM audit_log WHERE action = 'revoke'", [], |r| r.get(0)).expect("revoke entry");
+    assert!(detail.contains("\"already_revoked\":true"), "{detail}");
+
+    // Revoking again without --rotate: revoked, and the next renewal is due at once.
+    let mut cmd = common::certvigil();
+    cmd.arg("-c").arg(sb.config_path()).args(["revoke", "web", "--reason", "superseded"]).current_dir(sb.dir.path());
+    let run = common::run_with_timeout(cmd, std::time::Duration::from_secs(120)).expect_code(0);
+    assert!(run.stdout.contains(&format!("serial {new_serial} revoked (superseded)")), "{}", run.stdout);
+    assert_eq!(pebble_status(&pebble, &new_serial), "Revoked");
+    let run = renew(&sb, &[]).expect_code(0);
+    assert!(run.stdout.contains("web: renewed (the installed certificate is revoked"), "{}", run.stdout);
+    assert_ne!(cert_serial(&tls), new_serial);
+    drop(pebble.dir);
 }

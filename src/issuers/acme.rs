@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use instant_acme::{
     Account, AccountCredentials, BodyWrapper, BytesResponse, CertificateIdentifier, ExternalAccountKey, HttpClient, Identifier, NewAccount,
-    NewOrder, OrderStatus, RetryPolicy,
+    NewOrder, OrderStatus, RetryPolicy, RevocationReason, RevocationRequest,
 };
 use std::future::Future;
 use std::io::Write;
@@ -316,6 +316,18 @@ impl Session {
         let http = http_client(spec.ca_bundle.as_deref())?;
         let (account, new_account) = account(spec, http, state_dir).await?;
         Ok(Session { account, state_dir: state_dir.to_path_buf(), new_account })
+    }
+
+    /// Revokes the certificate `cert_der` with `reason` (RFC 8555 §7.6), signed with the account
+    /// key. Returns `true` when the CA says it was already revoked, which a resumed revocation
+    /// counts as done.
+    pub async fn revoke(&self, cert_der: &[u8], reason: RevocationReason) -> Result<bool> {
+        let der = rustls::pki_types::CertificateDer::from(cert_der.to_vec());
+        match self.account.revoke(&RevocationRequest { certificate: &der, reason: Some(reason) }).await {
+            Ok(()) => Ok(false),
+            Err(instant_acme::Error::Api(p)) if p.r#type.as_deref().is_some_and(|t| t.ends_with(":alreadyRevoked")) => Ok(true),
+            Err(e) => Err(anyhow!(e).context("the ACME server refused the revocation")),
+        }
     }
 
     /// The CA's suggested renewal window for the certificate `cert_id` (RFC 9773 §4.1 form),

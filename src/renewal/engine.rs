@@ -10,7 +10,7 @@
 //! already downloaded is installed without contacting the CA.
 
 use super::{Decision, Inputs, Reason, backoff_delay, decide};
-use crate::config::managed::ManagedSpec;
+use crate::config::managed::{KeyRotation, ManagedSpec};
 use crate::issuers::acme::{Journal, OrderDone, OrderPlan, Session};
 use crate::model::{CertFacts, UnixTime, format_time};
 use crate::store::{RenewalRow, Store};
@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 /// order URL, respectively the downloaded chain, has been recorded.
 pub const FAILPOINT_ENV: &str = "CERTVIGIL_FAILPOINT";
 
-fn failpoint(name: &str) {
+pub(crate) fn failpoint(name: &str) {
     if std::env::var(FAILPOINT_ENV).as_deref() == Ok(name) {
         tracing::warn!(failpoint = name, "test failpoint reached: aborting");
         std::process::abort();
@@ -226,6 +226,14 @@ async fn poll_ari(session: &Session, row: &mut RenewalRow, installed: &CertFacts
 pub async fn run_all(specs: &[&ManagedSpec], store: &mut Store, state_dir: &Path, now: UnixTime, opts: Options) -> Vec<CertOutcome> {
     let mut out = Vec::new();
     for spec in specs {
+        // A revocation an earlier run left unfinished goes first (it may reissue).
+        if !opts.dry_run {
+            match super::revoke::resume(spec, store, state_dir, now).await {
+                Ok(Some(r)) => tracing::info!(cert = %spec.name, serial = %r.serial, step = %r.step, "revocation resumed"),
+                Ok(None) => {}
+                Err(e) => tracing::error!(cert = %spec.name, error = %format!("{e:#}"), "cannot resume the revocation"),
+            }
+        }
         let o = match run_one(spec, store, state_dir, now, opts).await {
             Ok(o) => o,
             Err(e) => {
@@ -257,9 +265,24 @@ pub async fn run_one(spec: &ManagedSpec, store: &mut Store, state_dir: &Path, no
     }
     let installed = crate::install::files::current_leaf(&spec.install);
     sync_installed(&mut row, installed.as_ref());
+    // Revoked per the store's CRL/OCSP status, or by certvigil itself (`certvigil revoke`),
+    // which is known before any scan puts the certificate in the inventory.
     let revoked = match installed.as_ref() {
-        Some(c) => store.is_revoked(&c.fingerprint.0)?,
+        Some(c) => {
+            store.is_revoked(&c.fingerprint.0)?
+                || (row.revoke_fingerprint.as_deref() == Some(c.fingerprint.0.as_str())
+                    && matches!(row.revoke_step.as_deref(), Some("revoked" | "done")))
+        }
         None => false,
+    };
+    // The key of a revoked certificate is never used again (it may be the reason it was
+    // revoked): its renewal always generates a new one, whatever the rotation policy.
+    let fresh_key;
+    let spec = if revoked && spec.rotate != KeyRotation::Always {
+        fresh_key = ManagedSpec { rotate: KeyRotation::Always, ..spec.clone() };
+        &fresh_key
+    } else {
+        spec
     };
     let inputs = |row: &RenewalRow| -> Decision {
         let i = Inputs {

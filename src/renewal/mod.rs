@@ -15,6 +15,7 @@
 //! 7. Otherwise `renew_before` ahead of notAfter, or two thirds into the lifetime.
 
 pub mod engine;
+pub mod revoke;
 
 use crate::model::{CertFacts, UnixTime};
 use crate::store::RenewalRow;

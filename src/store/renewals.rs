@@ -138,6 +138,11 @@ impl Store {
         Ok(())
     }
 
+    /// The inventory id of the certificate with this fingerprint.
+    pub fn cert_id_by_fingerprint(&self, fingerprint: &crate::model::Fingerprint) -> Result<Option<i64>> {
+        Ok(self.conn.query_row("SELECT id FROM certificates WHERE fingerprint = ?1", [&fingerprint.0], |r| r.get(0)).optional()?)
+    }
+
     /// Whether the certificate with this fingerprint is known revoked (verified CRL or OCSP).
     pub fn is_revoked(&self, fingerprint: &str) -> Result<bool> {
         let n: i64 = self.conn.query_row(

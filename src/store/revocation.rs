@@ -113,6 +113,14 @@ impl Store {
             let prev: Option<(String, Option<String>)> = tx
                 .query_row("SELECT status, reason FROM revocation_status WHERE cert_id = ?1", [cert_id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
+            // Revocation is permanent (RFC 5280 §3.3) except for certificateHold: evidence that
+            // can no longer be had (an unreachable responder, a CA without CRL or OCSP) does not
+            // turn a known revocation back into `unknown`.
+            if s.state == RevocationState::Unknown
+                && prev.as_ref().is_some_and(|(st, re)| st == "revoked" && re.as_deref() != Some("certificateHold"))
+            {
+                continue;
+            }
             tx.execute(
                 &format!(
                     "INSERT INTO revocation_status (cert_id, {STATUS_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)

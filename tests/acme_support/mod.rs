@@ -71,6 +71,8 @@ pub struct Pebble {
     pub dns_mgmt: u16,
     /// pebble-challtestsrv's DNS server (UDP and TCP), for other CAs' resolvers.
     pub dns_port: u16,
+    /// Pebble's management API (HTTPS: `/roots/0`, `/cert-status-by-serial/<hex>`).
+    pub mgmt: u16,
 }
 
 impl Pebble {
@@ -165,6 +167,7 @@ impl Pebble {
             http_port,
             dns_mgmt,
             dns_port: dns,
+            mgmt,
             dir,
         }
     }

@@ -1,0 +1,236 @@
+//! Revoking a managed certificate through its ACME account (RFC 8555 §7.6), and with `rotate`
+//! reissuing it under a new key, as one tracked workflow.
+//!
+//! Each step is recorded in the certificate's `renewals` row before the next one starts
+//! (`requested` → `revoked` → `done`), and the certificate to revoke is kept (0600) beside the
+//! pending order files, so a run that dies at any point is finished by the next `renew` or
+//! `revoke` — the CA answering `alreadyRevoked` to a repeated request counts as revoked. Once
+//! revoked, the certificate is recorded as revoked in the store (method `acme`), which raises
+//! the `revoked` finding and its alert; and its key is never reused: the renewal of a revoked
+//! certificate always generates a new key, whatever the rotation policy.
+
+use super::engine::{self, CertOutcome, Options};
+use crate::config::managed::{KeyRotation, ManagedSpec};
+use crate::model::{Fingerprint, RevocationState, RevocationStatus, UnixTime};
+use crate::store::{RenewalRow, Store};
+use crate::x509::{cert, pem};
+use anyhow::{Context, Result, anyhow, bail};
+use instant_acme::RevocationReason;
+use std::path::{Path, PathBuf};
+
+/// Test hook (`tests/acme.rs`): `revoke-after-ca` aborts the process right after the CA
+/// accepted the revocation, before the store records it.
+const FAILPOINT: &str = "revoke-after-ca";
+
+/// The reasons an ACME server accepts from a subscriber (RFC 5280 §5.3.1 codes).
+pub const REASONS: &[(&str, RevocationReason)] = &[
+    ("unspecified", RevocationReason::Unspecified),
+    ("keyCompromise", RevocationReason::KeyCompromise),
+    ("affiliationChanged", RevocationReason::AffiliationChanged),
+    ("superseded", RevocationReason::Superseded),
+    ("cessationOfOperation", RevocationReason::CessationOfOperation),
+];
+
+/// Parses a reason name (case and `-`/`_` insensitive: `key-compromise`, `keyCompromise`).
+pub fn parse_reason(text: &str) -> Result<(&'static str, i64), String> {
+    let norm = |s: &str| s.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+    let wanted = norm(text);
+    REASONS.iter().find(|(name, _)| norm(name) == wanted).map(|(name, code)| (*name, code.clone() as i64)).ok_or_else(|| {
+        format!("`{text}` is not a revocation reason (one of: {})", REASONS.iter().map(|r| r.0).collect::<Vec<_>>().join(", "))
+    })
+}
+
+fn reason_of(code: i64) -> (&'static str, RevocationReason) {
+    REASONS
+        .iter()
+        .find(|(_, c)| c.clone() as i64 == code)
+        .map(|(n, c)| (*n, c.clone()))
+        .unwrap_or(("unspecified", RevocationReason::Unspecified))
+}
+
+/// What a revocation run did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RevokeOutcome {
+    pub name: String,
+    pub fingerprint: String,
+    pub serial: String,
+    pub reason: String,
+    /// The CA had already revoked it (a resumed request).
+    pub already_revoked: bool,
+    /// `revoked` (waiting for the reissue) or `done`.
+    pub step: String,
+    /// The reissue, when `rotate` was asked.
+    pub reissue: Option<CertOutcome>,
+    /// Whether this run continued a revocation an earlier run started.
+    pub resumed: bool,
+}
+
+fn kept_path(state_dir: &Path, name: &str) -> PathBuf {
+    state_dir.join("acme").join("pending").join(format!("{name}.revoke.pem"))
+}
+
+/// The installed leaf of `spec` as DER, with its PEM.
+fn installed_leaf(spec: &ManagedSpec) -> Result<(Vec<u8>, String)> {
+    let path = spec.install.fullchain.as_ref().or(spec.install.cert.as_ref()).ok_or_else(|| anyhow!("no certificate file is installed"))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the installed certificate {}", path.display()))?;
+    let block = pem::certificate_blocks(&text).into_iter().next().ok_or_else(|| anyhow!("{} holds no certificate", path.display()))?;
+    let ders = crate::install::files::chain_ders(&block).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok((ders[0].clone(), block))
+}
+
+/// Starts revoking the installed certificate of `spec`, then carries the workflow as far as it
+/// goes in this run. An unfinished earlier revocation of the same certificate is resumed
+/// instead; one of another certificate must finish first.
+pub async fn revoke(
+    spec: &ManagedSpec,
+    store: &mut Store,
+    state_dir: &Path,
+    now: UnixTime,
+    reason: i64,
+    rotate: bool,
+) -> Result<RevokeOutcome> {
+    let mut row = store.renewal(&spec.name)?.unwrap_or_else(|| RenewalRow::new(&spec.name));
+    if matches!(row.revoke_step.as_deref(), Some("requested" | "revoked")) {
+        return advance(spec, store, state_dir, now, row, true).await;
+    }
+    let (der, pem_text) = installed_leaf(spec)?;
+    let facts = cert::parse_der(&der).map_err(|e| anyhow!("the installed certificate is malformed: {}", e.0))?;
+    let kept = kept_path(state_dir, &spec.name);
+    if let Some(dir) = kept.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    crate::issuers::acme::write_private(&kept, pem_text.as_bytes()).with_context(|| format!("cannot write {}", kept.display()))?;
+    row.revoke_fingerprint = Some(facts.fingerprint.0.clone());
+    row.revoke_reason = Some(reason);
+    row.revoke_rotate = rotate;
+    row.revoke_step = Some("requested".into());
+    row.revoke_requested_at = Some(now);
+    store.put_renewal(&row, now)?;
+    let detail = serde_json::json!({
+        "name": spec.name, "fingerprint": facts.fingerprint.0, "serial": facts.serial, "reason": reason_of(reason).0, "rotate": rotate,
+    });
+    store.audit(now, "revoke-requested", "cli", &detail)?;
+    tracing::warn!(cert = %spec.name, serial = %facts.serial, reason = reason_of(reason).0, rotate, "revocation requested");
+    advance(spec, store, state_dir, now, row, false).await
+}
+
+/// Finishes a revocation an earlier run left unfinished, if there is one.
+pub async fn resume(spec: &ManagedSpec, store: &mut Store, state_dir: &Path, now: UnixTime) -> Result<Option<RevokeOutcome>> {
+    let Some(row) = store.renewal(&spec.name)? else { return Ok(None) };
+    if !matches!(row.revoke_step.as_deref(), Some("requested" | "revoked")) {
+        return Ok(None);
+    }
+    advance(spec, store, state_dir, now, row, true).await.map(Some)
+}
+
+async fn advance(
+    spec: &ManagedSpec,
+    store: &mut Store,
+    state_dir: &Path,
+    now: UnixTime,
+    mut row: RenewalRow,
+    resumed: bool,
+) -> Result<RevokeOutcome> {
+    let kept = kept_path(state_dir, &spec.name);
+    let fingerprint = row.revoke_fingerprint.clone().ok_or_else(|| anyhow!("the revocation record names no certificate"))?;
+    let (reason_name, reason) = reason_of(row.revoke_reason.unwrap_or(0));
+    let text = std::fs::read_to_string(&kept).with_context(|| format!("cannot read the certificate being revoked {}", kept.display()))?;
+    let der = crate::install::files::chain_ders(&text).map_err(|e| anyhow!("{}: {e}", kept.display()))?.remove(0);
+    let facts = cert::parse_der(&der).map_err(|e| anyhow!("{} is malformed: {}", kept.display(), e.0))?;
+    if facts.fingerprint.0 != fingerprint {
+        bail!("{} is not the certificate the revocation was asked for ({fingerprint})", kept.display());
+    }
+    let mut out = RevokeOutcome {
+        name: spec.name.clone(),
+        fingerprint: fingerprint.clone(),
+        serial: facts.serial.clone(),
+        reason: reason_name.to_string(),
+        already_revoked: false,
+        step: String::new(),
+        reissue: None,
+        resumed,
+    };
+    if row.revoke_step.as_deref() == Some("requested") {
+        let session = crate::issuers::acme::Session::open(spec, state_dir).await?;
+        out.already_revoked = session.revoke(&der, reason).await.with_context(|| format!("cannot revoke serial {}", facts.serial))?;
+        engine::failpoint(FAILPOINT);
+        row.revoke_step = Some("revoked".into());
+        store.put_renewal(&row, now)?;
+        record_revoked(store, &fingerprint, reason_name, now)?;
+        let detail = serde_json::json!({
+            "name": spec.name, "fingerprint": fingerprint, "serial": facts.serial, "reason": reason_name,
+            "already_revoked": out.already_revoked, "directory": spec.directory,
+        });
+        store.audit(now, "revoke", "renewal", &detail)?;
+        tracing::warn!(cert = %spec.name, serial = %facts.serial, reason = reason_name, "certificate revoked at the CA");
+    }
+    // Revoked: reissue under a new key when asked, unless something else already replaced it.
+    let installed = crate::install::files::current_leaf(&spec.install);
+    let still_installed = installed.as_ref().is_some_and(|c| c.fingerprint.0 == fingerprint);
+    if row.revoke_rotate && still_installed {
+        let fresh = ManagedSpec { rotate: KeyRotation::Always, ..spec.clone() };
+        let o = engine::run_one(&fresh, store, state_dir, now, Options { force: true, dry_run: false }).await?;
+        let ok = o.action == engine::Action::Renewed;
+        out.reissue = Some(o);
+        if !ok {
+            // Stays `revoked`: the next run tries the reissue again.
+            out.step = "revoked".into();
+            return Ok(out);
+        }
+        let mut row = store.renewal(&spec.name)?.unwrap_or(row);
+        finish(store, &mut row, spec, &kept, now, &out)?;
+    } else {
+        finish(store, &mut row, spec, &kept, now, &out)?;
+    }
+    out.step = "done".into();
+    Ok(out)
+}
+
+fn finish(store: &mut Store, row: &mut RenewalRow, spec: &ManagedSpec, kept: &Path, now: UnixTime, out: &RevokeOutcome) -> Result<()> {
+    row.revoke_step = Some("done".into());
+    store.put_renewal(row, now)?;
+    let _ = std::fs::remove_file(kept);
+    let detail = serde_json::json!({
+        "name": spec.name, "fingerprint": out.fingerprint, "serial": out.serial, "reason": out.reason,
+        "reissued_serial": out.reissue.as_ref().and_then(|o| o.serial.clone()),
+    });
+    store.audit(now, "revoke-done", "renewal", &detail)?;
+    Ok(())
+}
+
+/// Records the revocation in the store when the certificate is in the inventory, so that
+/// `show`, `list --revocation revoked` and the `revoked` finding know it at once.
+fn record_revoked(store: &mut Store, fingerprint: &str, reason: &str, now: UnixTime) -> Result<()> {
+    let Some(id) = store.cert_id_by_fingerprint(&Fingerprint(fingerprint.to_string()))? else { return Ok(()) };
+    let status = RevocationStatus {
+        state: RevocationState::Revoked,
+        reason: Some(reason.to_string()),
+        revoked_at: Some(now),
+        invalidity_date: None,
+        method: "acme".into(),
+        source_url: None,
+        evidence_sha256: None,
+        checked_at: now,
+        next_update: None,
+        stale: false,
+        detail: Some("revoked by certvigil through the ACME account (RFC 8555 §7.6)".into()),
+    };
+    store.save_revocations(&[(id, status)])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_parse_in_any_spelling_and_unknown_ones_are_named() {
+        assert_eq!(parse_reason("keyCompromise").unwrap(), ("keyCompromise", 1));
+        assert_eq!(parse_reason("key-compromise").unwrap(), ("keyCompromise", 1));
+        assert_eq!(parse_reason("SUPERSEDED").unwrap(), ("superseded", 4));
+        assert_eq!(parse_reason("cessation_of_operation").unwrap(), ("cessationOfOperation", 5));
+        let e = parse_reason("caCompromise").unwrap_err();
+        assert!(e.contains("caCompromise") && e.contains("keyCompromise"), "{e}");
+        assert_eq!(reason_of(3).0, "affiliationChanged");
+    }
+}
