@@ -195,11 +195,15 @@ impl KubernetesSource {
 
     /// The context named in locations before a connection is made.
     fn context_hint(&self) -> String {
-        self.spec.context.clone().unwrap_or_else(|| "default".into())
+        match (self.spec.in_cluster, &self.spec.context) {
+            (Some(true), _) => access::IN_CLUSTER.into(),
+            (_, Some(c)) => c.clone(),
+            (_, None) => "default".into(),
+        }
     }
 
-    async fn connect(&self) -> Result<Connected, String> {
-        let access::Connection { client, context } = access::connect(&self.spec.access()).await.map_err(|e| e.to_string())?;
+    async fn connect(&self) -> Result<Connected, access::AccessError> {
+        let access::Connection { client, context } = access::connect(&self.spec.access()).await?;
         Ok(Connected { client, context })
     }
 
@@ -210,8 +214,9 @@ impl KubernetesSource {
     async fn list_all(&self, out: &mut dyn FnMut(Listing)) {
         let conn = match self.connect().await {
             Ok(c) => std::sync::Arc::new(c),
-            Err(message) => {
-                out(Listing::Unavailable { prefix: format!("k8s://{}/", self.context_hint()), message });
+            Err(e) => {
+                let context = e.context().map_or_else(|| self.context_hint(), str::to_string);
+                out(Listing::Unavailable { prefix: format!("k8s://{context}/"), message: e.to_string() });
                 return;
             }
         };
@@ -954,7 +959,7 @@ impl Source for KubernetesSource {
         let rt = self.runtime.as_ref().map_err(Clone::clone)?;
         let conn = match self.connected() {
             Some(c) => c,
-            None => std::sync::Arc::new(rt.block_on(self.connect())?),
+            None => std::sync::Arc::new(rt.block_on(self.connect()).map_err(|e| e.to_string())?),
         };
         rt.block_on(self.fetch_async(&conn, location))
     }

@@ -74,6 +74,21 @@ pub enum AccessError {
     Client { context: String, message: String },
 }
 
+impl AccessError {
+    /// The context the error is about, once one was chosen.
+    pub fn context(&self) -> Option<&str> {
+        match self {
+            AccessError::UnknownContext { context, .. }
+            | AccessError::Context { context, .. }
+            | AccessError::Insecure { context }
+            | AccessError::Exec { context, .. }
+            | AccessError::Client { context, .. } => Some(context),
+            AccessError::InCluster { .. } => Some(IN_CLUSTER),
+            _ => None,
+        }
+    }
+}
+
 /// Connects as `access` says. Reads files and runs exec plugins; makes no API request.
 pub async fn connect(access: &Access) -> Result<Connection, AccessError> {
     let (mut config, context, exec) = match access.in_cluster {
