@@ -900,6 +900,7 @@ fn a_client_certificate_authenticates_its_cn_over_tls_and_a_wrong_one_or_an_untr
     assert_eq!(errors.len(), 1, "{errors:?}");
     let m = &errors[0].1;
     assert!(m.contains("invalid peer certificate") && m.contains("UnknownIssuer"), "{m}");
+    assert!(m.contains("TLS: the API server's certificate does not verify against the certificate authority"), "{m}");
     assert_eq!(api.with(|s| s.requests.len()), before);
 }
 

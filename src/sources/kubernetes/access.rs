@@ -208,6 +208,13 @@ pub fn describe(e: &kube::Error) -> String {
                 }
                 cause = c.source();
             }
+            if text.contains("invalid peer certificate") {
+                // rustls's words; say what they mean for a kubeconfig.
+                text.push_str(
+                    " (TLS: the API server's certificate does not verify against the certificate authority of the kubeconfig \
+                     (`certificate-authority`/`-data`) or of the service account)",
+                );
+            }
             text
         }
     }
