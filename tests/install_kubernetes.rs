@@ -250,3 +250,33 @@ fn the_installed_leaf_is_read_back_for_the_renewal_decision() {
     assert_eq!(leaf.not_after, done.not_after);
     assert_eq!(leaf.serial.to_lowercase(), c.serial_hex);
 }
+
+/// The install target connects through the source's connection code: a context with
+/// `insecure-skip-tls-verify` is refused before any request (a Secret holds a private key),
+/// and an unknown context names the ones the kubeconfig has.
+#[test]
+fn the_target_connects_like_the_source_refusing_insecure_contexts_and_unknown_ones() {
+    let f = fixture("web", "site-tls");
+    let c = issue("site.example");
+    let insecure = api_kubeconfig_insecure(&f.api);
+    let path = f._dir.path().join("insecure.yaml");
+    std::fs::write(&path, insecure).expect("write kubeconfig");
+    let target = SecretTarget { kubeconfig: Some(path), ..f.target.clone() };
+    let err = runtime().block_on(install_secret(&target, &c.chain_pem, &c.key_pem, None, now())).expect_err("refused");
+    match &err {
+        SecretInstallError::Connect { secret, reason } => {
+            assert_eq!(secret, "web/site-tls");
+            assert!(reason.contains("insecure-skip-tls-verify") && reason.contains("refused"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let target = SecretTarget { context: Some("elsewhere".into()), ..f.target.clone() };
+    let err = runtime().block_on(install_secret(&target, &c.chain_pem, &c.key_pem, None, now())).expect_err("refused");
+    assert!(err.to_string().contains("the kubeconfig has no context `elsewhere` (it has: fixture)"), "{err}");
+    assert!(requests(&f).is_empty(), "{:?}", requests(&f));
+    assert!(stored(&f).is_none());
+}
+
+fn api_kubeconfig_insecure(api: &ApiServer) -> String {
+    api.kubeconfig(TOKEN).replace("    server:", "    insecure-skip-tls-verify: true\n    server:")
+}

@@ -679,3 +679,294 @@ fn the_image_audit_reports_mutable_tags_of_every_workload_kind_and_audit_images_
     scan(&off);
     assert!(requests(&api, "GET /apis/apps/").is_empty() && requests(&api, "GET /api/v1/pods").is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Kubeconfig access forms: exec credential plugins, several clusters in one kubeconfig, client
+// certificates over TLS, insecure-skip-tls-verify, in_cluster.
+
+fn b64(data: &[u8]) -> String {
+    use base64ct::Encoding;
+    base64ct::Base64::encode_string(data)
+}
+
+/// A scan of `sb` whose sources must all be unavailable: the messages of its errors, with
+/// stdout and stderr (which must not hold `secret`, when given).
+fn unavailable(sb: &Sandbox, secret: Option<&str>) -> Vec<(String, String)> {
+    let (r, v) = scan(sb);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    if let Some(secret) = secret {
+        assert!(!r.stdout.contains(secret) && !r.stderr.contains(secret), "the secret was printed:\n{}\n{}", r.stdout, r.stderr);
+    }
+    let errors = v["errors"].as_array().cloned().unwrap_or_else(|| panic!("{v:#}"));
+    errors
+        .iter()
+        .map(|e| (e["location"].as_str().unwrap_or_default().to_string(), e["message"].as_str().unwrap_or_default().to_string()))
+        .collect()
+}
+
+/// A kubeconfig of one context `fixture` on `server` with these `cluster` and `user` fields
+/// (YAML lines indented by four spaces).
+fn kubeconfig_with(server: &str, cluster: &str, user: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fx\n  cluster:\n    server: {server}\n{cluster}\
+         users:\n- name: u\n  user:\n{user}contexts:\n- name: fixture\n  context:\n    cluster: fx\n    user: u\n\
+         current-context: fixture\n"
+    )
+}
+
+fn config_with_kubeconfig(sb: &Sandbox, kubeconfig: &str, extra: &str) {
+    sb.write("kubeconfig.yaml", kubeconfig);
+    sb.config(&format!("sources:\n  - name: k8s\n    kind: kubernetes\n    kubeconfig: kubeconfig.yaml\n{extra}"));
+}
+
+/// An exec credential plugin (client.authentication.k8s.io/v1) that records the
+/// `KUBERNETES_EXEC_INFO` it was given, prints `output` and exits with `code`.
+fn exec_plugin(sb: &Sandbox, output: &str, code: i32) -> String {
+    let info = sb.path("exec-info.json");
+    let script = format!(
+        "#!/bin/sh\nprintf '%s' \"$KUBERNETES_EXEC_INFO\" > '{}'\necho 'plugin diagnostics' >&2\ncat <<'JSON'\n{output}\nJSON\nexit {code}\n",
+        info.display()
+    );
+    let path = sb.write("get-token.sh", script);
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod plugin");
+    format!(
+        "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      args: [--cluster, fixture]\n      interactiveMode: Never\n",
+        path.display()
+    )
+}
+
+#[test]
+fn an_exec_credential_plugin_supplies_the_token_and_a_failing_one_is_a_clear_error_that_never_shows_it() {
+    let api = ApiServer::start();
+    let c = cert("exec");
+    api.with(|s| s.put_secret("web", "t", "kubernetes.io/tls", &[("tls.crt", c.pem.as_bytes())]));
+    let credential =
+        format!(r#"{{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{{"token":"{TOKEN}"}}}}"#);
+
+    let sb = Sandbox::new();
+    let user = exec_plugin(&sb, &credential, 0);
+    config_with_kubeconfig(&sb, &kubeconfig_with(&api.url(), "", &user), "");
+    let (r, v) = scan(&sb);
+    assert_eq!(v["run"]["errors"], 0, "{v:#}\n{}", r.stderr);
+    assert_eq!(fingerprints(&sb), vec![c.fingerprint.clone()]);
+    let info: Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.path("exec-info.json")).expect("the plugin ran")).expect("exec info");
+    assert_eq!(info["apiVersion"], "client.authentication.k8s.io/v1", "{info}");
+    assert_eq!(info["kind"], "ExecCredential", "{info}");
+    assert_eq!(info["spec"]["interactive"], false, "{info}");
+    assert!(!r.stderr.contains(TOKEN) && !r.stdout.contains(TOKEN), "the token was printed:\n{}\n{}", r.stdout, r.stderr);
+
+    // A plugin that prints the token and then fails: the source is unavailable, the message
+    // names the context and the plugin, and the token appears nowhere.
+    let sb = Sandbox::new();
+    let user = exec_plugin(&sb, &credential, 3);
+    config_with_kubeconfig(&sb, &kubeconfig_with(&api.url(), "", &user), "");
+    let errors = unavailable(&sb, Some(TOKEN));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let (location, m) = &errors[0];
+    assert_eq!(location, "k8s://fixture/");
+    assert!(m.contains("context `fixture`") && m.contains("exec credential plugin") && m.contains("get-token.sh"), "{m}");
+    assert!(m.contains("exit status: 3"), "{m}");
+
+    // A plugin whose output is not an ExecCredential.
+    let sb = Sandbox::new();
+    let user = exec_plugin(&sb, &format!("token: [{TOKEN}"), 0);
+    config_with_kubeconfig(&sb, &kubeconfig_with(&api.url(), "", &user), "");
+    let errors = unavailable(&sb, Some(TOKEN));
+    assert!(errors[0].1.contains("not an ExecCredential") && errors[0].1.contains("context `fixture`"), "{errors:?}");
+}
+
+#[test]
+fn two_contexts_of_one_kubeconfig_reach_their_own_clusters_and_an_unknown_context_is_a_clear_error() {
+    let (a, b) = (ApiServer::start(), ApiServer::start());
+    b.with(|s| s.token = Some("token-of-cluster-b".into()));
+    let (ca, cb) = (cert("in-a"), cert("in-b"));
+    a.with(|s| s.put_secret("web", "a", "kubernetes.io/tls", &[("tls.crt", ca.pem.as_bytes())]));
+    b.with(|s| s.put_secret("db", "b", "kubernetes.io/tls", &[("tls.crt", cb.pem.as_bytes())]));
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: ca\n  cluster:\n    server: {}\n- name: cb\n  cluster:\n    server: {}\n\
+         users:\n- name: ua\n  user:\n    token: {TOKEN}\n- name: ub\n  user:\n    token: token-of-cluster-b\n\
+         contexts:\n- name: a\n  context:\n    cluster: ca\n    user: ua\n- name: b\n  context:\n    cluster: cb\n    user: ub\n\
+         current-context: a\n",
+        a.url(),
+        b.url()
+    );
+    let sb = Sandbox::new();
+    sb.write("kubeconfig.yaml", &kubeconfig);
+    sb.config(
+        "sources:\n  - name: k8s-a\n    kind: kubernetes\n    kubeconfig: kubeconfig.yaml\n    context: a\n\
+         \x20 - name: k8s-b\n    kind: kubernetes\n    kubeconfig: kubeconfig.yaml\n    context: b\n",
+    );
+    let (r, v) = scan(&sb);
+    assert_eq!(v["run"]["errors"], 0, "{v:#}\n{}", r.stderr);
+    assert_eq!(locations_of(&sb, &ca.fingerprint), ["k8s://a/web/secrets/a#tls.crt"]);
+    assert_eq!(locations_of(&sb, &cb.fingerprint), ["k8s://b/db/secrets/b#tls.crt"]);
+    assert_eq!(fingerprints(&sb).len(), 2);
+    // Each cluster was asked only by its own source, with its own token (a wrong one is a 401).
+    assert!(!requests(&a, "GET /api/v1/secrets").is_empty() && !requests(&b, "GET /api/v1/secrets").is_empty());
+
+    let sb = Sandbox::new();
+    sb.write("kubeconfig.yaml", &kubeconfig);
+    sb.config("sources:\n  - name: k8s-c\n    kind: kubernetes\n    kubeconfig: kubeconfig.yaml\n    context: c\n");
+    let before = a.with(|s| s.requests.len()) + b.with(|s| s.requests.len());
+    let errors = unavailable(&sb, None);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, "k8s://c/");
+    assert!(errors[0].1.ends_with("the kubeconfig has no context `c` (it has: a, b)"), "{errors:?}");
+    assert_eq!(a.with(|s| s.requests.len()) + b.with(|s| s.requests.len()), before, "no request for an unknown context");
+}
+
+/// A CA and what it issues.
+struct Pki {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pem: String,
+}
+
+fn pki(cn: &str) -> Pki {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("test fixture");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("test fixture");
+    params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let pem = params.self_signed(&key).expect("test fixture").pem();
+    Pki { issuer: rcgen::Issuer::new(params, key), pem }
+}
+
+impl Pki {
+    /// (certificate PEM, key PEM): a server certificate for 127.0.0.1, or a client one with
+    /// subject CN `cn` and the `system:masters` organisation.
+    fn issue(&self, cn: &str, server: bool) -> (String, String) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("test fixture");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("test fixture");
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        if server {
+            params.subject_alt_names = vec![rcgen::SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into())];
+            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        } else {
+            params.distinguished_name.push(rcgen::DnType::OrganizationName, "system:masters");
+            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        }
+        let c = params.signed_by(&key, &self.issuer).expect("test fixture");
+        (c.pem(), key.serialize_pem())
+    }
+}
+
+/// An HTTPS fixture whose certificate `server_ca` issued and which authenticates clients
+/// whose certificates `client_ca` issued.
+fn tls_server(server_ca: &Pki, client_ca: &Pki) -> ApiServer {
+    let (chain, key) = server_ca.issue("kube-apiserver", true);
+    ApiServer::start_tls(&kube::Tls { chain, key, client_ca: client_ca.pem.clone() })
+}
+
+/// The `user` fields of a client certificate and its key.
+fn cert_user(cert: &(String, String)) -> String {
+    format!("    client-certificate-data: {}\n    client-key-data: {}\n", b64(cert.0.as_bytes()), b64(cert.1.as_bytes()))
+}
+
+#[test]
+fn a_client_certificate_authenticates_its_cn_over_tls_and_a_wrong_one_or_an_untrusted_server_is_a_clear_error() {
+    let (server_ca, client_ca, other_ca) = (pki("Fixture server CA"), pki("Fixture client CA"), pki("Someone else's CA"));
+    let api = tls_server(&server_ca, &client_ca);
+    let c = cert("over-tls");
+    api.with(|s| s.put_secret("web", "t", "kubernetes.io/tls", &[("tls.crt", c.pem.as_bytes())]));
+    let trusted = format!("    certificate-authority-data: {}\n", b64(server_ca.pem.as_bytes()));
+
+    let sb = Sandbox::new();
+    let user = cert_user(&client_ca.issue("certvigil-reader", false));
+    config_with_kubeconfig(&sb, &kubeconfig_with(&api.url(), &trusted, &user), "");
+    let (r, v) = scan(&sb);
+    assert_eq!(v["run"]["errors"], 0, "{v:#}\n{}", r.stderr);
+    assert_eq!(fingerprints(&sb), vec![c.fingerprint.clone()]);
+    let users = api.with(|s| std::mem::take(&mut s.users));
+    assert!(!users.is_empty() && users.iter().all(|u| u == "certvigil-reader"), "{users:?}");
+
+    // A client certificate of another CA authenticates no one: 401.
+    let sb = Sandbox::new();
+    let user = cert_user(&other_ca.issue("intruder", false));
+    config_with_kubeconfig(&sb, &kubeconfig_with(&api.url(), &trusted, &user), "");
+    let errors = unavailable(&sb, None);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, "k8s://fixture/");
+    assert!(errors[0].1.contains("refused the credentials (401 Unauthorized)"), "{errors:?}");
+    assert!(api.with(|s| s.users.is_empty()), "the intruder was authenticated");
+
+    // The server's certificate is not issued by the kubeconfig's CA: a TLS error, and no
+    // request reaches the server.
+    let sb = Sandbox::new();
+    let user = cert_user(&client_ca.issue("certvigil-reader", false));
+    let untrusted = format!("    certificate-authority-data: {}\n", b64(other_ca.pem.as_bytes()));
+    config_with_kubeconfig(&sb, &kubeconfig_with(&api.url(), &untrusted, &user), "");
+    let before = api.with(|s| s.requests.len());
+    let errors = unavailable(&sb, None);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let m = &errors[0].1;
+    assert!(m.contains("invalid peer certificate") && m.contains("UnknownIssuer"), "{m}");
+    assert!(m.contains("TLS: the API server's certificate does not verify against the certificate authority"), "{m}");
+    assert_eq!(api.with(|s| s.requests.len()), before);
+}
+
+#[test]
+fn insecure_skip_tls_verify_is_refused_unless_the_source_allows_it_and_then_warned_about() {
+    let (server_ca, client_ca) = (pki("Fixture server CA"), pki("Fixture client CA"));
+    let api = tls_server(&server_ca, &client_ca);
+    let c = cert("insecure");
+    api.with(|s| s.put_secret("web", "t", "kubernetes.io/tls", &[("tls.crt", c.pem.as_bytes())]));
+    let kubeconfig = kubeconfig_with(&api.url(), "    insecure-skip-tls-verify: true\n", &format!("    token: {TOKEN}\n"));
+
+    let sb = Sandbox::new();
+    config_with_kubeconfig(&sb, &kubeconfig, "");
+    let errors = unavailable(&sb, Some(TOKEN));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let m = &errors[0].1;
+    assert!(m.contains("insecure-skip-tls-verify") && m.contains("allow_insecure_skip_tls_verify: true") && m.contains("refused"), "{m}");
+    assert!(api.with(|s| s.requests.is_empty()), "no request, so the token was never sent");
+
+    let sb = Sandbox::new();
+    config_with_kubeconfig(&sb, &kubeconfig, "    allow_insecure_skip_tls_verify: true\n");
+    // One-shot commands log errors only; `-v` (and the daemon) show warnings.
+    let r = run(&sb, &["-v", "scan", "-o", "json"]);
+    let v = r.json();
+    assert_eq!(v["run"]["errors"], 0, "{v:#}\n{}", r.stderr);
+    assert_eq!(fingerprints(&sb), vec![c.fingerprint.clone()]);
+    assert!(r.stderr.contains("WARN") && r.stderr.contains("certificate is NOT checked"), "{}", r.stderr);
+}
+
+#[test]
+fn in_cluster_is_exclusive_with_the_kubeconfig_and_each_setting_says_where_credentials_come_from() {
+    // Validation names the fields.
+    let sb = Sandbox::new();
+    sb.config("sources:\n  - name: k8s\n    kind: kubernetes\n    in_cluster: true\n    kubeconfig: k.yaml\n    context: a\n");
+    let r = run(&sb, &["config", "validate"]);
+    assert_ne!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let text = format!("{}{}", r.stdout, r.stderr);
+    assert!(text.contains("sources[0].kubeconfig") && text.contains("sources[0].context"), "{text}");
+    assert!(text.contains("cannot be combined with `in_cluster: true`"), "{text}");
+
+    // in_cluster: true never reads a kubeconfig, even one that works.
+    let api = ApiServer::start();
+    let sb = Sandbox::new();
+    sb.write(".kube/config", api.kubeconfig(TOKEN));
+    sb.config("sources:\n  - name: k8s\n    kind: kubernetes\n    in_cluster: true\n");
+    let mut cmd = sb.command_at(NOW);
+    cmd.env_remove("KUBECONFIG").env_remove("KUBERNETES_SERVICE_HOST").env("HOME", sb.dir.path()).args(["scan", "-o", "json"]);
+    let r = run_with_timeout(cmd, RUN_LIMIT);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let v = r.json();
+    assert_eq!(v["errors"][0]["location"], "k8s://in-cluster/", "{v:#}");
+    let m = v["errors"][0]["message"].as_str().expect("message");
+    assert!(m.contains("`in_cluster: true` but not running in a pod"), "{m}");
+    assert!(api.with(|s| s.requests.is_empty()));
+
+    // in_cluster: false never falls back to the service account.
+    let sb = Sandbox::new();
+    sb.config("sources:\n  - name: k8s\n    kind: kubernetes\n    in_cluster: false\n");
+    let mut cmd = sb.command_at(NOW);
+    cmd.env_remove("KUBECONFIG")
+        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        .env("KUBERNETES_SERVICE_PORT", "1")
+        .env("HOME", sb.dir.path())
+        .args(["scan", "-o", "json"]);
+    let r = run_with_timeout(cmd, RUN_LIMIT);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let m = r.json()["errors"][0]["message"].as_str().expect("message").to_string();
+    assert!(m.contains("no kubeconfig") && m.contains("`in_cluster: false`"), "{m}");
+}

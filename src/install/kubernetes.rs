@@ -18,6 +18,7 @@
 
 use super::files;
 use crate::model::{CertFacts, UnixTime, format_time};
+use crate::sources::kubernetes::access::{self, Access};
 use crate::x509::cert;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -184,24 +185,18 @@ fn desired(existing: Option<Secret>, target: &SecretTarget, m: &Material, now: U
     s
 }
 
-/// A client for the target's cluster.
+/// A client for the target's cluster, through the same connection code as the `kubernetes`
+/// source. `in_cluster: false` means the kubeconfig only; a context with
+/// `insecure-skip-tls-verify` is refused (a Secret holds a private key).
 pub async fn client(target: &SecretTarget) -> Result<kube::Client, String> {
-    let mut config = if target.in_cluster {
-        kube::Config::incluster().map_err(|e| format!("not running in a pod with a service account: {e}"))?
-    } else {
-        let options = kube::config::KubeConfigOptions { context: target.context.clone(), ..Default::default() };
-        match &target.kubeconfig {
-            Some(p) => {
-                let kc = kube::config::Kubeconfig::read_from(p).map_err(|e| format!("cannot read the kubeconfig {}: {e}", p.display()))?;
-                kube::Config::from_custom_kubeconfig(kc, &options).await.map_err(|e| format!("kubeconfig {}: {e}", p.display()))?
-            }
-            None => kube::Config::from_kubeconfig(&options).await.map_err(|e| format!("kubeconfig: {e}"))?,
-        }
+    let access = Access {
+        kubeconfig: target.kubeconfig.clone(),
+        context: target.context.clone(),
+        in_cluster: Some(target.in_cluster),
+        allow_insecure_skip_tls_verify: false,
+        timeout: target.timeout,
     };
-    config.connect_timeout = Some(target.timeout);
-    config.read_timeout = Some(target.timeout);
-    config.write_timeout = Some(target.timeout);
-    kube::Client::try_from(config).map_err(|e| format!("cannot build the Kubernetes client: {e}"))
+    access::connect(&access).await.map(|c| c.client).map_err(|e| e.to_string())
 }
 
 /// Checks the certificate, chain and key, then creates or replaces the Secret.
@@ -231,7 +226,7 @@ async fn install_with(
         kube::Error::Api(s) => {
             SecretInstallError::Api { secret: secret.clone(), verb, reason: format!("{} ({}): {}", s.reason, s.code, s.message) }
         }
-        other => SecretInstallError::Connect { secret: secret.clone(), reason: other.to_string() },
+        other => SecretInstallError::Connect { secret: secret.clone(), reason: access::describe(&other) },
     };
     let done = |s: Secret, created: bool, attempts: u32| SecretInstalled {
         serial: m.serial.clone(),
@@ -289,7 +284,7 @@ pub async fn current_leaf(target: &SecretTarget) -> Result<Option<CertFacts>, Se
         kube::Error::Api(s) => {
             SecretInstallError::Api { secret: secret.clone(), verb: "get", reason: format!("{} ({}): {}", s.reason, s.code, s.message) }
         }
-        other => SecretInstallError::Connect { secret: secret.clone(), reason: other.to_string() },
+        other => SecretInstallError::Connect { secret: secret.clone(), reason: access::describe(&other) },
     })?;
     let Some(crt) = found.and_then(|s| s.data).and_then(|mut d| d.remove("tls.crt")) else { return Ok(None) };
     let text = String::from_utf8_lossy(&crt.0);

@@ -52,6 +52,7 @@
 //! A key whose value holds no certificate is an error of that object (reported by the scan),
 //! never a failure of the list.
 
+pub mod access;
 pub mod images;
 pub mod trust;
 
@@ -194,43 +195,15 @@ impl KubernetesSource {
 
     /// The context named in locations before a connection is made.
     fn context_hint(&self) -> String {
-        self.spec.context.clone().unwrap_or_else(|| "default".into())
+        match (self.spec.in_cluster, &self.spec.context) {
+            (Some(true), _) => access::IN_CLUSTER.into(),
+            (_, Some(c)) => c.clone(),
+            (_, None) => "default".into(),
+        }
     }
 
-    async fn connect(&self) -> Result<Connected, String> {
-        let file = match &self.spec.kubeconfig {
-            Some(p) => {
-                Some(kube::config::Kubeconfig::read_from(p).map_err(|e| format!("cannot read the kubeconfig {}: {e}", p.display()))?)
-            }
-            // A kubeconfig that exists but cannot be read is an error, not a reason to try the
-            // in-cluster service account.
-            None => match kube::config::Kubeconfig::read() {
-                Ok(kc) => Some(kc),
-                Err(e) if default_kubeconfig_exists() => return Err(format!("cannot read the kubeconfig: {e}")),
-                Err(_) => None,
-            },
-        };
-        let (mut config, context) = match file {
-            Some(kc) => {
-                let context = match self.spec.context.clone().or_else(|| kc.current_context.clone()) {
-                    Some(c) => c,
-                    None => return Err("the kubeconfig names no current context: set `context`".into()),
-                };
-                let options = kube::config::KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
-                let config =
-                    kube::Config::from_custom_kubeconfig(kc, &options).await.map_err(|e| format!("kubeconfig context `{context}`: {e}"))?;
-                (config, context)
-            }
-            None => {
-                let config = kube::Config::incluster()
-                    .map_err(|e| format!("no kubeconfig ($KUBECONFIG, ~/.kube/config) and not running in a pod: {e}"))?;
-                (config, "in-cluster".to_string())
-            }
-        };
-        config.connect_timeout = Some(self.spec.timeout);
-        config.read_timeout = Some(self.spec.timeout);
-        config.write_timeout = Some(self.spec.timeout);
-        let client = kube::Client::try_from(config).map_err(|e| format!("cannot build the Kubernetes client: {e}"))?;
+    async fn connect(&self) -> Result<Connected, access::AccessError> {
+        let access::Connection { client, context } = access::connect(&self.spec.access()).await?;
         Ok(Connected { client, context })
     }
 
@@ -241,8 +214,9 @@ impl KubernetesSource {
     async fn list_all(&self, out: &mut dyn FnMut(Listing)) {
         let conn = match self.connect().await {
             Ok(c) => std::sync::Arc::new(c),
-            Err(message) => {
-                out(Listing::Unavailable { prefix: format!("k8s://{}/", self.context_hint()), message });
+            Err(e) => {
+                let context = e.context().map_or_else(|| self.context_hint(), str::to_string);
+                out(Listing::Unavailable { prefix: format!("k8s://{context}/"), message: e.to_string() });
                 return;
             }
         };
@@ -913,12 +887,6 @@ fn cert_manager_summary(name: &str, data: &serde_json::Value) -> Option<serde_js
     }))
 }
 
-/// Whether `$KUBECONFIG` is set or `~/.kube/config` exists.
-fn default_kubeconfig_exists() -> bool {
-    std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty())
-        || std::env::var_os("HOME").is_some_and(|h| std::path::Path::new(&h).join(".kube/config").exists())
-}
-
 /// `(namespace, kind, name, key)` of a location of this context; the namespace is empty for
 /// the cluster-wide webhook configurations.
 fn parse_location<'a>(location: &'a str, context: &str) -> Option<(&'a str, Kind, &'a str, &'a str)> {
@@ -937,10 +905,7 @@ fn parse_location<'a>(location: &'a str, context: &str) -> Option<(&'a str, Kind
 }
 
 fn describe(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => format!("{} ({}): {}", s.reason, s.code, s.message),
-        other => other.to_string(),
-    }
+    access::describe(e)
 }
 
 /// Whether a failed list stops this kind in this scope or the whole source.
@@ -956,7 +921,7 @@ fn classify(e: kube::Error, what: &str, ns: Option<&str>) -> Stop {
         kube::Error::Api(s) if s.code == 403 => Stop::Forbidden(format!("forbidden to list {what} {scope} (403): {}", s.message)),
         kube::Error::Api(s) if s.code == 410 => Stop::Part(format!("listing {what} {scope}: continue token expired twice (410)")),
         kube::Error::Api(s) => Stop::Part(format!("listing {what} {scope}: {} ({}): {}", s.reason, s.code, s.message)),
-        other => Stop::Source(format!("listing {what} {scope}: {other}")),
+        other => Stop::Source(format!("listing {what} {scope}: {}", access::describe(other))),
     }
 }
 
@@ -994,7 +959,7 @@ impl Source for KubernetesSource {
         let rt = self.runtime.as_ref().map_err(Clone::clone)?;
         let conn = match self.connected() {
             Some(c) => c,
-            None => std::sync::Arc::new(rt.block_on(self.connect())?),
+            None => std::sync::Arc::new(rt.block_on(self.connect()).map_err(|e| e.to_string())?),
         };
         rt.block_on(self.fetch_async(&conn, location))
     }

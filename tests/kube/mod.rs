@@ -1,5 +1,7 @@
 //! A fixture Kubernetes API server for the `kind: kubernetes` tests: plain HTTP/1.1 on
-//! 127.0.0.1 (std `TcpListener`, one thread per connection), bearer-token authentication.
+//! 127.0.0.1 (std `TcpListener`, one thread per connection), bearer-token authentication; or,
+//! started with [`ApiServer::start_tls`], HTTPS (rustls, ring) with client-certificate
+//! authentication besides the token.
 //!
 //! It reproduces the parts of the real API certvigil depends on, with the real wire forms:
 //! - `GET /api/v1/{secrets,configmaps}` and `/api/v1/namespaces/{ns}/{secrets,configmaps}`
@@ -27,7 +29,14 @@
 //! - `GET /apis/apps/v1[/namespaces/{ns}]/{deployments,statefulsets,daemonsets}`,
 //!   `/apis/batch/v1[/namespaces/{ns}]/{jobs,cronjobs}` and `/api/v1[/namespaces/{ns}]/pods`:
 //!   `k8s-openapi` workload objects, paginated like the rest;
-//! - a missing or wrong bearer token answers 401 with a `Status` of reason `Unauthorized`;
+//! - a missing or wrong bearer token answers 401 with a `Status` of reason `Unauthorized`
+//!   (each server has its own token: `State::token`);
+//! - over TLS, like the API server's x509 client-cert authenticator: the server asks for a
+//!   client certificate without requiring one at the handshake (Go's `RequestClientCert`), then
+//!   verifies it against the client CA; a valid one authenticates the user named by its subject
+//!   CN (recorded in `State::users`), one that does not verify (another CA, expired) authenticates
+//!   no one, so a request without a valid token answers 401 `Unauthorized`, not a handshake
+//!   failure;
 //! - `POST /api/v1/namespaces/{ns}/secrets` creates a Secret: 201 with the stored object, 409
 //!   `AlreadyExists` when the name is taken, 403 `Forbidden` in a namespace refused for writes;
 //! - `PUT /api/v1/namespaces/{ns}/secrets/{name}` replaces one: 200, 404 `NotFound` when it is
@@ -61,7 +70,7 @@ use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::{APIService, A
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 pub const TOKEN: &str = "fixture-token-0123456789";
@@ -97,6 +106,10 @@ pub struct State {
     pub interfering_writes: u32,
     /// Request lines served ("GET /api/v1/…?…"), in order.
     pub requests: Vec<String>,
+    /// The bearer token this server accepts; `None`: [`TOKEN`].
+    pub token: Option<String>,
+    /// The users authenticated by a client certificate (its subject CN), one per request.
+    pub users: Vec<String>,
 }
 
 impl State {
@@ -425,21 +438,56 @@ fn meta(ns: &str, name: &str, rv: String) -> ObjectMeta {
 pub struct ApiServer {
     pub state: Arc<Mutex<State>>,
     pub port: u16,
+    /// Serves HTTPS.
+    pub tls: bool,
+}
+
+/// The TLS side of [`ApiServer::start_tls`], all PEM.
+pub struct Tls {
+    /// The server's certificate chain (leaf first); its leaf must name `IP:127.0.0.1`.
+    pub chain: String,
+    pub key: String,
+    /// The CA that client certificates must chain to.
+    pub client_ca: String,
 }
 
 impl ApiServer {
     pub fn start() -> ApiServer {
+        Self::listen(None)
+    }
+
+    /// An HTTPS server presenting `tls.chain` and authenticating client certificates issued
+    /// by `tls.client_ca` as well as the bearer token.
+    pub fn start_tls(tls: &Tls) -> ApiServer {
+        Self::listen(Some(tls::server_config(tls)))
+    }
+
+    fn listen(tls: Option<(Arc<rustls::ServerConfig>, Arc<dyn rustls::server::danger::ClientCertVerifier>)>) -> ApiServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fixture API server");
         let port = listener.local_addr().expect("local addr").port();
         let state = Arc::new(Mutex::new(State::default()));
         let shared = Arc::clone(&state);
+        let is_tls = tls.is_some();
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
                 let st = Arc::clone(&shared);
-                std::thread::spawn(move || serve(conn, &st));
+                let tls = tls.clone();
+                std::thread::spawn(move || match tls {
+                    None => serve(conn, None, &st),
+                    Some((config, clients)) => {
+                        if let Some((stream, user)) = tls::accept(conn, config, clients.as_ref()) {
+                            serve(stream, user, &st)
+                        }
+                    }
+                });
             }
         });
-        ApiServer { state, port }
+        ApiServer { state, port, tls: is_tls }
+    }
+
+    /// `http://127.0.0.1:<port>` or `https://…`.
+    pub fn url(&self) -> String {
+        format!("{}://127.0.0.1:{}", if self.tls { "https" } else { "http" }, self.port)
     }
 
     pub fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
@@ -449,10 +497,10 @@ impl ApiServer {
     /// A kubeconfig whose current context `fixture` reaches this server with `token`.
     pub fn kubeconfig(&self, token: &str) -> String {
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fx\n  cluster:\n    server: http://127.0.0.1:{}\n\
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fx\n  cluster:\n    server: {}\n\
              users:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: fixture\n  context:\n    cluster: fx\n    user: u\n\
              current-context: fixture\n",
-            self.port
+            self.url()
         )
     }
 }
@@ -464,40 +512,45 @@ fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
     )
 }
 
-fn serve(conn: TcpStream, state: &Mutex<State>) {
-    let mut reader = BufReader::new(match conn.try_clone() {
-        Ok(c) => c,
-        Err(_) => return,
-    });
+/// Serves one request on `conn`; `user` is the user a verified client certificate names.
+fn serve<S: Read + Write>(mut conn: S, user: Option<String>, state: &Mutex<State>) {
     let mut line = String::new();
-    if reader.read_line(&mut line).is_err() {
-        return;
-    }
     let mut auth = None;
     let mut length = 0usize;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-            break;
+    let mut body;
+    {
+        let mut reader = BufReader::new(&mut conn);
+        if reader.read_line(&mut line).is_err() {
+            return;
         }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.eq_ignore_ascii_case("authorization") {
-                auth = Some(v.trim().to_string());
-            } else if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().unwrap_or(0);
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("authorization") {
+                    auth = Some(v.trim().to_string());
+                } else if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
             }
         }
-    }
-    let mut body = vec![0u8; length];
-    if reader.read_exact(&mut body).is_err() {
-        return;
+        body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
     }
     let mut parts = line.split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (code, pieces): (u16, Vec<Arc<str>>) = {
         let mut st = state.lock().expect("fixture state");
         st.requests.push(format!("{method} {target}"));
-        let reply = if auth.as_deref() != Some(&format!("Bearer {TOKEN}")) {
+        let token = format!("Bearer {}", st.token.as_deref().unwrap_or(TOKEN));
+        if let Some(u) = &user {
+            st.users.push(u.clone());
+        }
+        let reply = if user.is_none() && auth.as_deref() != Some(token.as_str()) {
             json_reply(status(401, "Unauthorized", "Unauthorized"))
         } else if method == "GET" {
             match secrets_get(&mut st, target) {
@@ -893,4 +946,103 @@ fn window(st: &mut State, q: &BTreeMap<String, String>, total: usize) -> Result<
         metadata["remainingItemCount"] = json!(total - end);
     }
     Ok((start, end, metadata))
+}
+
+/// HTTPS: the server's rustls config and the x509 client-cert authenticator.
+mod tls {
+    use super::Tls;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+    use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+    use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+    use std::net::TcpStream;
+    use std::sync::Arc;
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    /// Asks every client for a certificate and accepts any at the handshake (the proof of
+    /// possession, the handshake signature, is still checked); whether it authenticates anyone
+    /// is decided after, by the client CA, as the API server's x509 authenticator does.
+    #[derive(Debug)]
+    struct RequestClientCert(Arc<rustls::crypto::CryptoProvider>);
+
+    impl ClientCertVerifier for RequestClientCert {
+        fn offer_client_auth(&self) -> bool {
+            true
+        }
+        fn client_auth_mandatory(&self) -> bool {
+            false
+        }
+        fn root_hint_subjects(&self) -> &[DistinguishedName] {
+            &[]
+        }
+        fn verify_client_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: UnixTime,
+        ) -> Result<ClientCertVerified, rustls::Error> {
+            Ok(ClientCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    pub fn server_config(tls: &Tls) -> (Arc<rustls::ServerConfig>, Arc<dyn ClientCertVerifier>) {
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(tls.chain.as_bytes()).collect::<Result<_, _>>().expect("server chain PEM");
+        let key = PrivateKeyDer::from_pem_slice(tls.key.as_bytes()).expect("server key PEM");
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(tls.client_ca.as_bytes()) {
+            roots.add(ca.expect("client CA PEM")).expect("client CA");
+        }
+        let clients =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider()).build().expect("client verifier");
+        let config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_client_cert_verifier(Arc::new(RequestClientCert(provider())))
+            .with_single_cert(chain, key)
+            .expect("server certificate");
+        (Arc::new(config), clients)
+    }
+
+    /// The handshake, then the user a valid client certificate names (its subject CN). `None`
+    /// when the handshake fails (the client refused the server's certificate).
+    pub fn accept(
+        tcp: TcpStream,
+        config: Arc<rustls::ServerConfig>,
+        clients: &dyn ClientCertVerifier,
+    ) -> Option<(rustls::StreamOwned<rustls::ServerConnection, TcpStream>, Option<String>)> {
+        let conn = rustls::ServerConnection::new(config).ok()?;
+        let mut stream = rustls::StreamOwned::new(conn, tcp);
+        while stream.conn.is_handshaking() {
+            stream.conn.complete_io(&mut stream.sock).ok()?;
+        }
+        let user = stream.conn.peer_certificates().and_then(|certs| {
+            let (leaf, rest) = certs.split_first()?;
+            clients.verify_client_cert(leaf, rest, UnixTime::now()).ok()?;
+            certvigil::x509::cert::parse_der(leaf).ok()?.common_name
+        });
+        Some((stream, user))
+    }
 }

@@ -1,6 +1,6 @@
 //! `kind: kubernetes` — Secrets, ConfigMaps and webhook configurations of a Kubernetes cluster:
 //! the YAML type, its validation and the validated spec. Credentials come from the kubeconfig
-//! (or the pod's service account when running in a cluster) at scan time.
+//! or the pod's service account (`in_cluster`) at scan time (`sources/kubernetes/access.rs`).
 
 use super::super::secret::SecretRef;
 use super::super::{DurationSpec, PathedError};
@@ -22,9 +22,22 @@ pub struct KubernetesSource {
     /// service account when running in a pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubeconfig: Option<PathBuf>,
-    /// Context of the kubeconfig to use. Default: its current context.
+    /// Context of the kubeconfig to use. Default: its current context. A context the
+    /// kubeconfig does not have makes the source unavailable, naming the contexts it has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
+    /// `true`: use the pod's service account (token and CA under
+    /// `/var/run/secrets/kubernetes.io/serviceaccount`, `KUBERNETES_SERVICE_HOST`) and never a
+    /// kubeconfig; cannot be combined with `kubeconfig` or `context`. `false`: use the kubeconfig
+    /// only, never the service account. Default (unset): the kubeconfig, else the service account
+    /// when there is no kubeconfig at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_cluster: Option<bool>,
+    /// Accept a kubeconfig context whose cluster sets `insecure-skip-tls-verify: true`: the API
+    /// server's certificate is then not checked and anyone on the path can read the credentials
+    /// and forge answers. Refused by default; when allowed, every connection logs a warning.
+    #[serde(default)]
+    pub allow_insecure_skip_tls_verify: bool,
     /// Namespaces to read. Empty (default): every namespace (or those `namespace_selector` selects).
     #[serde(default)]
     pub namespaces: Vec<String>,
@@ -142,6 +155,8 @@ pub struct KubernetesSpec {
     /// Resolved against the configuration's directory.
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
+    pub in_cluster: Option<bool>,
+    pub allow_insecure_skip_tls_verify: bool,
     pub namespaces: Vec<String>,
     pub namespace_selector: Option<String>,
     pub secret_keys: Vec<String>,
@@ -159,6 +174,19 @@ pub struct KubernetesSpec {
     pub image_latest_severity: Severity,
     pub page_size: u32,
     pub timeout: Duration,
+}
+
+impl KubernetesSpec {
+    /// How the source reaches its cluster.
+    pub fn access(&self) -> crate::sources::kubernetes::access::Access {
+        crate::sources::kubernetes::access::Access {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            in_cluster: self.in_cluster,
+            allow_insecure_skip_tls_verify: self.allow_insecure_skip_tls_verify,
+            timeout: self.timeout,
+        }
+    }
 }
 
 const MAX_PAGE: u32 = 10_000;
@@ -200,6 +228,20 @@ pub fn validate(
     }
     if k.context.as_deref().is_some_and(|c| c.trim().is_empty()) {
         errs.push((at("context"), "must not be empty (leave it out for the current context)".into()));
+    }
+    if k.in_cluster == Some(true) {
+        if k.kubeconfig.is_some() {
+            errs.push((at("kubeconfig"), "cannot be combined with `in_cluster: true`".into()));
+        }
+        if k.context.is_some() {
+            errs.push((at("context"), "cannot be combined with `in_cluster: true`".into()));
+        }
+        if k.allow_insecure_skip_tls_verify {
+            errs.push((
+                at("allow_insecure_skip_tls_verify"),
+                "has no effect with `in_cluster: true` (the service account's CA is always checked)".into(),
+            ));
+        }
     }
     for n in &k.namespaces {
         if !namespace_ok(n) {
@@ -255,6 +297,8 @@ pub fn validate(
         tags: k.tags.clone(),
         kubeconfig: k.kubeconfig.as_ref().map(|p| base.join(p)),
         context: k.context.clone(),
+        in_cluster: k.in_cluster,
+        allow_insecure_skip_tls_verify: k.allow_insecure_skip_tls_verify,
         namespaces,
         namespace_selector: k.namespace_selector.clone(),
         secret_keys: k.secret_keys.clone(),
@@ -325,6 +369,21 @@ mod tests {
             ["context", "namespaces", "namespace_selector", "secret_keys", "page_size", "image_tag_severity", "timeout"],
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn in_cluster_excludes_the_kubeconfig_settings() {
+        let s = check("name: k\nin_cluster: true\n").unwrap();
+        assert_eq!((s.in_cluster, s.allow_insecure_skip_tls_verify), (Some(true), false));
+        let a = s.access();
+        assert_eq!((a.in_cluster, a.kubeconfig, a.timeout), (Some(true), None, Duration::from_secs(30)));
+        assert_eq!(check("name: k\n").unwrap().in_cluster, None);
+        let s = check("name: k\nin_cluster: false\nkubeconfig: k.yaml\ncontext: a\nallow_insecure_skip_tls_verify: true\n").unwrap();
+        assert_eq!((s.in_cluster, s.allow_insecure_skip_tls_verify), (Some(false), true));
+        let errs = check("name: k\nin_cluster: true\nkubeconfig: k.yaml\ncontext: a\nallow_insecure_skip_tls_verify: true\n").unwrap_err();
+        let keys: Vec<&str> = errs.iter().map(|(p, _)| p[2].as_str()).collect();
+        assert_eq!(keys, ["kubeconfig", "context", "allow_insecure_skip_tls_verify"], "{errs:?}");
+        assert!(errs[0].1.contains("in_cluster: true"), "{errs:?}");
     }
 
     #[test]
