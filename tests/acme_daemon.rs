@@ -46,7 +46,8 @@ fn start(sb: &Sandbox) -> Daemon {
         .env("CV_TOKEN", TOKEN)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(sb.path("daemon.log")).expect("log file"));
-    let mut child = cmd.spawn().expect("spawn certvigil run");
+    // Owned by `Daemon` at once: its drop kills and reaps the process on every path.
+    let mut d = Daemon { child: cmd.spawn().expect("spawn certvigil run"), port: 0 };
     let start = Instant::now();
     let mut buf = [0u8; 4096];
     while start.elapsed() < Duration::from_secs(60) {
@@ -54,15 +55,14 @@ fn start(sb: &Sandbox) -> Daemon {
             let m = String::from_utf8_lossy(&buf[..n]).into_owned();
             if m.starts_with("READY=1") {
                 let port = m.split("HTTP on 127.0.0.1:").nth(1).and_then(|p| p.trim().parse().ok());
-                let port = port.unwrap_or_else(|| panic!("no port in the READY status: {m:?}"));
-                return Daemon { child, port };
+                d.port = port.unwrap_or_else(|| panic!("no port in the READY status: {m:?}"));
+                return d;
             }
         }
-        if let Ok(Some(st)) = child.try_wait() {
+        if let Ok(Some(st)) = d.child.try_wait() {
             panic!("the daemon exited ({st}); log:\n{}", log(sb));
         }
     }
-    let _ = child.kill();
     panic!("no READY=1 within 60s; log:\n{}", log(sb));
 }
 
@@ -119,7 +119,12 @@ fn the_daemon_renew_job_issues_installs_and_then_reports_not_due() {
     assert!(!tls.join("cert.pem").exists(), "nothing renewed before the trigger");
 
     let run = trigger_and_wait(&d, &sb);
-    assert_eq!((run["kind"].as_str(), run["trigger"].as_str(), run["status"].as_str()), (Some("renew"), Some("api"), Some("ok")), "{run:#}\nlog:\n{}", log(&sb));
+    assert_eq!(
+        (run["kind"].as_str(), run["trigger"].as_str(), run["status"].as_str()),
+        (Some("renew"), Some("api"), Some("ok")),
+        "{run:#}\nlog:\n{}",
+        log(&sb)
+    );
     let summary = run["summary"].as_str().unwrap_or_default();
     assert!(summary.starts_with("1 managed certificates: 1 renewed (web: renewed (no certificate installed): serial "), "{summary}");
     let certs = &run["detail"]["certificates"];

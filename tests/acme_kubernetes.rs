@@ -147,7 +147,11 @@ fn issues_into_a_new_secret_then_replaces_it_under_its_resource_version() {
     assert!(run.stdout.contains("web: renewed (forced)"), "{}\n{}", run.stdout, run.stderr);
     assert_eq!(
         writes(&api),
-        ["POST /api/v1/namespaces/web/secrets", "PUT /api/v1/namespaces/web/secrets/site-tls", "PUT /api/v1/namespaces/web/secrets/site-tls"]
+        [
+            "POST /api/v1/namespaces/web/secrets",
+            "PUT /api/v1/namespaces/web/secrets/site-tls",
+            "PUT /api/v1/namespaces/web/secrets/site-tls"
+        ]
     );
     let second = stored(&api, "web").expect("present");
     assert_ne!(text(&second, "tls.crt"), text(&first, "tls.crt"), "a new certificate");
@@ -217,11 +221,7 @@ fn an_unreadable_secret_fails_before_any_order() {
     let sb = sandbox(&api, &pebble, "hidden.certvigil.test", "hidden", "");
     let now = unix_now();
     let run = renew_at(&sb, now, &[]).expect_code(1);
-    assert!(
-        run.stderr.contains("cannot read the installed certificate: forbidden to get Secret hidden/site-tls (403)"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("cannot read the installed certificate: forbidden to get Secret hidden/site-tls (403)"), "{}", run.stderr);
     assert_eq!(pebble_orders(&pebble), 0, "no order is placed for a target that cannot be read");
     let (failures, next_attempt, _, _) = renewal_row(&sb);
     assert_eq!((failures, next_attempt), (1, Some(now + 60)));

@@ -715,7 +715,8 @@ pub(crate) fn validate(list: &[ManagedConfig], base: &Path, errs: &mut Vec<Pathe
             // The Secret is brought up to date from the files when it differs from them.
             errs.push((
                 at(&["install"]),
-                "with kubernetes_secret, the files must include cert, fullchain or combined (a PKCS#12 file alone cannot be read back)".into(),
+                "with kubernetes_secret, the files must include cert, fullchain or combined (a PKCS#12 file alone cannot be read back)"
+                    .into(),
             ));
         }
         if !has_files {
@@ -963,7 +964,10 @@ mod tests {
     #[test]
     fn kubernetes_secret_alone_or_beside_files() {
         let head = "- name: w\n  identifiers: [a.example]\n  issuer: {directory: 'https://a/d'}\n  challenge: {type: http-01}\n";
-        let s = raw(&format!("{head}  install:\n    kubernetes_secret: {{namespace: web, name: site-tls, kubeconfig: kube.yaml, context: prod}}\n")).unwrap();
+        let s = raw(&format!(
+            "{head}  install:\n    kubernetes_secret: {{namespace: web, name: site-tls, kubeconfig: kube.yaml, context: prod}}\n"
+        ))
+        .unwrap();
         let i = &s[0].install;
         assert!(!i.has_files() && i.key.is_none());
         let t = i.kubernetes_secret.as_ref().unwrap();

@@ -17,7 +17,7 @@
 
 use super::{Decision, Inputs, Reason, backoff_delay, decide};
 use crate::config::managed::ManagedSpec;
-use crate::install::kubernetes::{SecretInstallError, SecretTarget, SecretInstalled};
+use crate::install::kubernetes::{SecretInstallError, SecretInstalled, SecretTarget};
 use crate::issuers::acme::{Journal, OrderDone, OrderPlan, Session};
 use crate::model::{CertFacts, UnixTime, format_time};
 use crate::store::{RenewalRow, Store};
@@ -441,7 +441,14 @@ fn failed(
 }
 
 /// Installs a chain downloaded by an interrupted run.
-async fn install_pending(spec: &ManagedSpec, store: &mut Store, row: &mut RenewalRow, chain: &Path, key: &Path, now: UnixTime) -> CertOutcome {
+async fn install_pending(
+    spec: &ManagedSpec,
+    store: &mut Store,
+    row: &mut RenewalRow,
+    chain: &Path,
+    key: &Path,
+    now: UnixTime,
+) -> CertOutcome {
     let read = std::fs::read_to_string(chain)
         .with_context(|| format!("cannot read the downloaded chain {}", chain.display()))
         .and_then(|c| Ok((c, std::fs::read_to_string(key).with_context(|| format!("cannot read the pending key {}", key.display()))?)));
@@ -485,7 +492,13 @@ fn unrecorded(spec: &ManagedSpec, reason: &str, e: anyhow::Error) -> CertOutcome
 }
 
 /// Writes the certificate of the installed files into the Secret, which holds another one.
-async fn sync_secret(spec: &ManagedSpec, store: &mut Store, row: &mut RenewalRow, target: &SecretTarget, now: UnixTime) -> Result<CertOutcome> {
+async fn sync_secret(
+    spec: &ManagedSpec,
+    store: &mut Store,
+    row: &mut RenewalRow,
+    target: &SecretTarget,
+    now: UnixTime,
+) -> Result<CertOutcome> {
     let secret = target.display();
     let reason = format!("Secret {secret} did not hold the installed certificate");
     tracing::info!(cert = %spec.name, secret = %secret, "the Secret differs from the installed files: installing the files' certificate in it");
@@ -539,10 +552,7 @@ fn secret_failed(
             row.order_directory = None;
             let installed = crate::install::files::current_leaf(&spec.install);
             sync_installed(row, installed.as_ref());
-            anyhow::anyhow!(
-                "serial {} installed in the files, not in the Secret (retried at the next run): {e}",
-                inst.serial
-            )
+            anyhow::anyhow!("serial {} installed in the files, not in the Secret (retried at the next run): {e}", inst.serial)
         }
         None if matches!(e, SecretInstallError::Invalid { .. }) => {
             // Unusable chain or key: dropped, the next attempt orders again.
@@ -618,8 +628,7 @@ async fn finish_install(
         "kubernetes_secret": secret.as_ref().map(secret_detail),
         "new_account": new_account, "order_url": order_url,
     });
-    let stored =
-        store.put_renewal(row, now).map_err(anyhow::Error::from).and_then(|()| Ok(store.audit(now, "renew", "renewal", &detail)?));
+    let stored = store.put_renewal(row, now).map_err(anyhow::Error::from).and_then(|()| Ok(store.audit(now, "renew", "renewal", &detail)?));
     if let Err(e) = stored {
         tracing::error!(cert = %spec.name, error = %format!("{e:#}"), "renewed and installed, but the store could not record it");
     }
