@@ -123,23 +123,24 @@ pub async fn run(job: &Job, settings: &Arc<Settings>, store_path: &Path, ctx: &C
     }
 }
 
-/// The renew job's summary: counts by action, and each certificate's outcome. A failed
-/// renewal fails the run (its backoff and alert are recorded by the engine and the policy).
+/// The renew job's summary: counts by action, then each certificate's outcome line (`web:
+/// renewed (…)`, `web: not due (…)`). A failed renewal fails the run (its backoff and alert
+/// are recorded by the engine and the policy).
 fn renew_outcome(outcomes: &[crate::renewal::engine::CertOutcome]) -> Result<Outcome, JobError> {
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
     for o in outcomes {
         *counts.entry(o.action.as_str()).or_default() += 1;
     }
     let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let lines: Vec<String> = outcomes.iter().map(|o| o.line()).collect();
     let summary = if outcomes.is_empty() {
         "no managed certificates".to_string()
     } else {
-        format!("{} managed certificates: {}", outcomes.len(), parts.join(", "))
+        format!("{} managed certificates: {} ({})", outcomes.len(), parts.join(", "), lines.join("; "))
     };
     let detail = serde_json::json!({ "counts": counts, "certificates": outcomes });
-    let failures: Vec<String> = outcomes.iter().filter(|o| o.action == crate::renewal::engine::Action::Failed).map(|o| o.line()).collect();
-    if !failures.is_empty() {
-        return Err(JobError { message: format!("{summary} ({})", failures.join("; ")), detail: Some(detail) });
+    if outcomes.iter().any(|o| o.action == crate::renewal::engine::Action::Failed) {
+        return Err(JobError { message: summary, detail: Some(detail) });
     }
     Ok(Outcome { summary, detail })
 }

@@ -181,8 +181,8 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 5002))
 }
 
-/// Install paths. At least one of `cert`, `fullchain`, `combined` or `pkcs12`, and `key`
-/// always.
+/// Install targets: files, a Kubernetes Secret, or both. Files: at least one of `cert`,
+/// `fullchain`, `combined` or `pkcs12`, and `key`. With a Secret alone, no file is written.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InstallConfig {
@@ -195,8 +195,10 @@ pub struct InstallConfig {
     /// The leaf followed by the intermediates.
     #[serde(default)]
     pub fullchain: Option<String>,
-    /// The private key (PKCS#8 PEM); always written with mode 0600.
-    pub key: String,
+    /// The private key (PKCS#8 PEM); always written with mode 0600. Required with any other
+    /// file; leave it out only when `kubernetes_secret` is the sole target.
+    #[serde(default)]
+    pub key: Option<String>,
     /// The key followed by the full chain in one PEM file (as HAProxy reads it); mode 0600.
     #[serde(default)]
     pub combined: Option<String>,
@@ -217,6 +219,35 @@ pub struct InstallConfig {
     /// to its previous version.
     #[serde(default)]
     pub hooks: Vec<HookConfig>,
+    /// A Secret of type `kubernetes.io/tls` (`tls.crt` the full chain, `tls.key` the key),
+    /// written after the files, created when absent, replaced under its resourceVersion
+    /// otherwise (labels, annotations and other keys kept). Needs `get`, `create` and `update`
+    /// on `secrets` in its namespace.
+    #[serde(default)]
+    pub kubernetes_secret: Option<KubernetesSecretConfig>,
+}
+
+/// `install.kubernetes_secret`: where in which cluster the certificate goes.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesSecretConfig {
+    /// Namespace of the Secret.
+    pub namespace: String,
+    /// Name of the Secret.
+    pub name: String,
+    /// Kubeconfig file (relative paths are read from the configuration's directory). Default:
+    /// `$KUBECONFIG`, else `~/.kube/config`.
+    #[serde(default)]
+    pub kubeconfig: Option<String>,
+    /// Context of the kubeconfig. Default: its current context.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// Use the pod's service account instead of a kubeconfig (certvigil running in the cluster).
+    #[serde(default)]
+    pub in_cluster: bool,
+    /// Time limit of each API request (default 30s, at most 5m).
+    #[serde(default)]
+    pub timeout: Option<DurationSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -296,14 +327,31 @@ pub struct InstallSpec {
     pub cert: Option<PathBuf>,
     pub chain: Option<PathBuf>,
     pub fullchain: Option<PathBuf>,
-    pub key: PathBuf,
+    /// Present whenever any other file is (validation requires it).
+    pub key: Option<PathBuf>,
     pub combined: Option<PathBuf>,
     pub pkcs12: Option<Pkcs12Spec>,
     pub mode: u32,
     pub owner: Option<String>,
     pub group: Option<String>,
     pub hooks: Vec<HookSpec>,
+    pub kubernetes_secret: Option<crate::install::kubernetes::SecretTarget>,
 }
+
+impl InstallSpec {
+    /// Whether any file is written (otherwise the Secret is the only target).
+    pub fn has_files(&self) -> bool {
+        self.key.is_some()
+            || self.cert.is_some()
+            || self.chain.is_some()
+            || self.fullchain.is_some()
+            || self.combined.is_some()
+            || self.pkcs12.is_some()
+    }
+}
+
+/// Default time limit of each Kubernetes API request of a Secret install.
+pub const DEFAULT_SECRET_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Default time limit of hook commands.
 pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -490,6 +538,47 @@ fn validate_hooks(hooks: &[HookConfig], at: &dyn Fn(&[&str]) -> Vec<String>, err
     out
 }
 
+/// `install.kubernetes_secret`, with the target's own checks ([`SecretTarget::problems`])
+/// reported under its key path.
+///
+/// [`SecretTarget::problems`]: crate::install::kubernetes::SecretTarget::problems
+fn validate_secret(
+    k: Option<&KubernetesSecretConfig>,
+    base: &Path,
+    at: &dyn Fn(&[&str]) -> Vec<String>,
+    errs: &mut Vec<PathedError>,
+) -> Option<crate::install::kubernetes::SecretTarget> {
+    let k = k?;
+    let here = |f: &str| at(&["install", "kubernetes_secret", f]);
+    let timeout = match opt_duration(&k.timeout) {
+        Ok(None) => DEFAULT_SECRET_TIMEOUT,
+        Ok(Some(d)) if d >= Duration::from_millis(100) && d <= Duration::from_secs(300) => d,
+        Ok(Some(_)) => {
+            errs.push((here("timeout"), "must be between 100ms and 5m".into()));
+            DEFAULT_SECRET_TIMEOUT
+        }
+        Err(e) => {
+            errs.push((here("timeout"), e));
+            DEFAULT_SECRET_TIMEOUT
+        }
+    };
+    let target = crate::install::kubernetes::SecretTarget {
+        // An empty path stays empty so that `problems` names it.
+        kubeconfig: k.kubeconfig.as_deref().map(|p| if p.trim().is_empty() { PathBuf::new() } else { base.join(p.trim()) }),
+        context: k.context.clone(),
+        in_cluster: k.in_cluster,
+        namespace: k.namespace.trim().to_string(),
+        name: k.name.trim().to_string(),
+        timeout,
+    };
+    let problems = target.problems();
+    let ok = problems.is_empty();
+    for (field, msg) in problems {
+        errs.push((here(field), msg));
+    }
+    ok.then_some(target)
+}
+
 pub(crate) fn validate(list: &[ManagedConfig], base: &Path, errs: &mut Vec<PathedError>) -> Vec<ManagedSpec> {
     let mut out = Vec::new();
     let mut names: Vec<&str> = Vec::new();
@@ -590,7 +679,7 @@ pub(crate) fn validate(list: &[ManagedConfig], base: &Path, errs: &mut Vec<Pathe
         let cert = path(inst.cert.as_deref(), &["cert"], errs);
         let chain = path(inst.chain.as_deref(), &["chain"], errs);
         let fullchain = path(inst.fullchain.as_deref(), &["fullchain"], errs);
-        let key = path(Some(inst.key.as_str()), &["key"], errs);
+        let key = path(inst.key.as_deref(), &["key"], errs);
         let combined = path(inst.combined.as_deref(), &["combined"], errs);
         let pkcs12 = match &inst.pkcs12 {
             None => None,
@@ -605,8 +694,46 @@ pub(crate) fn validate(list: &[ManagedConfig], base: &Path, errs: &mut Vec<Pathe
                 }
             }
         };
-        if inst.cert.is_none() && inst.fullchain.is_none() && inst.combined.is_none() && inst.pkcs12.is_none() {
+        let secret = validate_secret(inst.kubernetes_secret.as_ref(), base, &at, errs);
+        let has_files = [inst.cert.is_some(), inst.chain.is_some(), inst.fullchain.is_some(), inst.key.is_some()]
+            .into_iter()
+            .chain([inst.combined.is_some(), inst.pkcs12.is_some()])
+            .any(|b| b);
+        let has_leaf_file = inst.cert.is_some() || inst.fullchain.is_some() || inst.combined.is_some() || inst.pkcs12.is_some();
+        if !has_files && inst.kubernetes_secret.is_none() {
+            errs.push((
+                at(&["install"]),
+                "no install target: give files (cert or fullchain, and key) or kubernetes_secret, or both".into(),
+            ));
+        } else if has_files && !has_leaf_file {
             errs.push((at(&["install"]), "give at least one of cert, fullchain, combined or pkcs12".into()));
+        }
+        if has_files && inst.key.is_none() {
+            errs.push((at(&["install", "key"]), "the key file is required with the certificate files".into()));
+        }
+        if inst.kubernetes_secret.is_some() && has_files && inst.cert.is_none() && inst.fullchain.is_none() && inst.combined.is_none() {
+            // The Secret is brought up to date from the files when it differs from them.
+            errs.push((
+                at(&["install"]),
+                "with kubernetes_secret, the files must include cert, fullchain or combined (a PKCS#12 file alone cannot be read back)"
+                    .into(),
+            ));
+        }
+        if !has_files {
+            let why = "only for file targets (the Secret is the only target)";
+            for (field, present) in [
+                ("mode", inst.mode.is_some()),
+                ("owner", inst.owner.is_some()),
+                ("group", inst.group.is_some()),
+                ("hooks", !inst.hooks.is_empty()),
+            ] {
+                if present {
+                    errs.push((at(&["install", field]), why.into()));
+                }
+            }
+            if m.rotate.is_some() && rotate != KeyRotation::Always {
+                errs.push((at(&["rotate"]), "keeping the key needs install.key: the installed key is read from that file".into()));
+            }
         }
         let p12_path = pkcs12.as_ref().map(|p| &p.path);
         let all: Vec<&PathBuf> =
@@ -655,7 +782,7 @@ pub(crate) fn validate(list: &[ManagedConfig], base: &Path, errs: &mut Vec<Pathe
         if errs.len() != before {
             continue;
         }
-        if let (Some(challenge), Some(key)) = (challenge, key) {
+        if let Some(challenge) = challenge {
             out.push(ManagedSpec {
                 name: name.to_string(),
                 identifiers,
@@ -678,6 +805,7 @@ pub(crate) fn validate(list: &[ManagedConfig], base: &Path, errs: &mut Vec<Pathe
                     owner: inst.owner.clone(),
                     group: inst.group.clone(),
                     hooks,
+                    kubernetes_secret: secret,
                 },
                 renew_before,
                 alert_margin,
@@ -722,7 +850,8 @@ mod tests {
         assert_eq!(s[0].key, KeyType::P256);
         assert_eq!(s[0].rotate, KeyRotation::Always);
         assert_eq!(s[0].install.mode, 0o640);
-        assert_eq!(s[0].install.key, PathBuf::from("/etc/x/k.pem"));
+        assert_eq!(s[0].install.key, Some(PathBuf::from("/etc/x/k.pem")));
+        assert!(s[0].install.kubernetes_secret.is_none() && s[0].install.has_files());
         assert_eq!(s[0].challenge, ChallengeSpec::Http01Listener { listen: default_listen() });
         assert!(s[0].renew_before.is_none() && s[0].eab.is_none() && s[0].profile.is_none());
         assert_eq!(s[0].alert_margin, Duration::from_secs(7 * 86_400));
@@ -829,6 +958,69 @@ mod tests {
             ]
         );
         let e = raw("- name: w\n  identifiers: [a.example]\n  issuer: {directory: 'https://a/d'}\n  challenge: {type: http-01}\n  install: {key: k.pem}\n").unwrap_err();
+        assert_eq!(paths(&e), ["managed.0.install"]);
+    }
+
+    #[test]
+    fn kubernetes_secret_alone_or_beside_files() {
+        let head = "- name: w\n  identifiers: [a.example]\n  issuer: {directory: 'https://a/d'}\n  challenge: {type: http-01}\n";
+        let s = raw(&format!(
+            "{head}  install:\n    kubernetes_secret: {{namespace: web, name: site-tls, kubeconfig: kube.yaml, context: prod}}\n"
+        ))
+        .unwrap();
+        let i = &s[0].install;
+        assert!(!i.has_files() && i.key.is_none());
+        let t = i.kubernetes_secret.as_ref().unwrap();
+        assert_eq!((t.namespace.as_str(), t.name.as_str(), t.context.as_deref()), ("web", "site-tls", Some("prod")));
+        assert_eq!(t.kubeconfig.as_deref(), Some(Path::new("/etc/x/kube.yaml")));
+        assert_eq!((t.in_cluster, t.timeout), (false, DEFAULT_SECRET_TIMEOUT));
+
+        let s = raw(&format!(
+            "{head}  install:\n    fullchain: f.pem\n    key: k.pem\n    kubernetes_secret: {{namespace: web, name: site-tls, in_cluster: true, timeout: 5s}}\n"
+        ))
+        .unwrap();
+        assert!(s[0].install.has_files());
+        assert_eq!(s[0].install.kubernetes_secret.as_ref().unwrap().timeout, Duration::from_secs(5));
+
+        // The target's own checks, under the key path.
+        let e = raw(&format!(
+            "{head}  install:\n    kubernetes_secret: {{namespace: Web, name: '-x', in_cluster: true, kubeconfig: k.yaml, timeout: 0s}}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            paths(&e),
+            [
+                "managed.0.install.kubernetes_secret.timeout",
+                "managed.0.install.kubernetes_secret.namespace",
+                "managed.0.install.kubernetes_secret.name",
+                "managed.0.install.kubernetes_secret.kubeconfig",
+            ]
+        );
+        assert!(e[1].1.contains("`Web` is not a namespace name"), "{e:?}");
+        let e = raw(&format!("{head}  install:\n    kubernetes_secret: {{namespace: web, name: s, colour: blue}}\n")).unwrap_err();
+        assert!(e[0].1.contains("colour"), "{e:?}");
+
+        // No target at all, a key file alone, files without a key.
+        let e = raw(&format!("{head}  install: {{}}\n")).unwrap_err();
+        assert_eq!(paths(&e), ["managed.0.install"]);
+        assert!(e[0].1.contains("no install target"), "{e:?}");
+        let e = raw(&format!("{head}  install: {{key: k.pem}}\n")).unwrap_err();
+        assert_eq!(paths(&e), ["managed.0.install"]);
+        assert!(e[0].1.contains("at least one of cert, fullchain"), "{e:?}");
+        let e = raw(&format!("{head}  install: {{fullchain: f.pem, kubernetes_secret: {{namespace: web, name: s}}}}\n")).unwrap_err();
+        assert_eq!(paths(&e), ["managed.0.install.key"]);
+
+        // Settings that only files have, and key reuse, need files.
+        let e = raw(&format!(
+            "{head}  rotate: never\n  install:\n    mode: '0640'\n    hooks: [{{reload: x.service}}]\n    kubernetes_secret: {{namespace: web, name: s}}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(paths(&e), ["managed.0.install.mode", "managed.0.install.hooks", "managed.0.rotate"]);
+        // A PKCS#12 file cannot be read back to bring the Secret up to date.
+        let e = raw(&format!(
+            "{head}  install:\n    key: k.pem\n    pkcs12: {{path: c.p12, password: '${{env:P}}'}}\n    kubernetes_secret: {{namespace: web, name: s}}\n"
+        ))
+        .unwrap_err();
         assert_eq!(paths(&e), ["managed.0.install"]);
     }
 }

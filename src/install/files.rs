@@ -196,7 +196,9 @@ pub fn install(spec: &InstallSpec, chain_pem: &str, key_pem: &str, now: i64) -> 
     if let Some(p) = &spec.fullchain {
         files.push((p, format!("{leaf}{rest}").into_bytes(), spec.mode));
     }
-    files.push((&spec.key, key_pem.as_bytes().to_vec(), 0o600));
+    if let Some(p) = &spec.key {
+        files.push((p, key_pem.as_bytes().to_vec(), 0o600));
+    }
     if let Some(p) = &spec.combined {
         let key = key_pem.trim_end();
         files.push((p, format!("{key}\n{leaf}{rest}").into_bytes(), 0o600));
@@ -329,18 +331,55 @@ fn hook_env(spec: &InstallSpec) -> Vec<(String, String)> {
     add("CERTVIGIL_CERT", spec.cert.as_ref());
     add("CERTVIGIL_CHAIN", spec.chain.as_ref());
     add("CERTVIGIL_FULLCHAIN", spec.fullchain.as_ref());
-    add("CERTVIGIL_KEY", Some(&spec.key));
+    add("CERTVIGIL_KEY", spec.key.as_ref());
     add("CERTVIGIL_COMBINED", spec.combined.as_ref());
     add("CERTVIGIL_PKCS12", spec.pkcs12.as_ref().map(|p| &p.path));
     env
 }
 
-/// The leaf currently installed (cert or fullchain file), if readable.
+/// The leaf currently installed (fullchain, cert or combined file), if readable.
 pub fn current_leaf(spec: &InstallSpec) -> Option<crate::model::CertFacts> {
-    let path = spec.fullchain.as_ref().or(spec.cert.as_ref())?;
+    let path = spec.fullchain.as_ref().or(spec.cert.as_ref()).or(spec.combined.as_ref())?;
     let text = std::fs::read_to_string(path).ok()?;
     let ders = chain_ders(&text).ok()?;
     cert::parse_der(&ders[0]).ok()
+}
+
+/// The installed full chain (PEM, leaf first) and key (PEM), read back from the files: what
+/// another install target (a Kubernetes Secret) is brought up to date from. `Err` names the
+/// file that cannot be read.
+pub fn current_material(spec: &InstallSpec) -> Result<(String, String), String> {
+    let read = |p: &PathBuf| std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+    let certs = |p: &PathBuf| -> Result<Vec<Vec<u8>>, String> { chain_ders(&read(p)?).map_err(|e| format!("{}: {e}", p.display())) };
+    let ders = match (&spec.fullchain, &spec.cert, &spec.combined) {
+        (Some(f), _, _) => certs(f)?,
+        (None, Some(c), _) => {
+            let mut ders = certs(c)?;
+            ders.truncate(1);
+            if let Some(ch) = &spec.chain {
+                ders.extend(certs(ch).unwrap_or_default());
+            }
+            ders
+        }
+        (None, None, Some(c)) => certs(c)?,
+        (None, None, None) => return Err("no certificate file to read the installed certificate from".into()),
+    };
+    let key = match (&spec.key, &spec.combined) {
+        (Some(k), _) => read(k)?,
+        (None, Some(c)) => {
+            let text = read(c)?;
+            let block = pem::scan(text.as_bytes())
+                .into_iter()
+                .find(|b| b.label == "PRIVATE KEY")
+                .and_then(|b| b.body.ok())
+                .ok_or_else(|| format!("{}: no PKCS#8 key", c.display()))?;
+            let b64 = Base64::encode_string(&block);
+            let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|l| std::str::from_utf8(l).unwrap_or_default()).collect();
+            format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"))
+        }
+        (None, None) => return Err("no key file to read the installed key from".into()),
+    };
+    Ok((ders.iter().map(|d| to_pem(d)).collect(), key))
 }
 
 #[cfg(test)]
@@ -368,7 +407,7 @@ mod tests {
             cert: Some(dir.join("cert.pem")),
             chain: Some(dir.join("chain.pem")),
             fullchain: Some(dir.join("fullchain.pem")),
-            key: dir.join("key.pem"),
+            key: Some(dir.join("key.pem")),
             mode: 0o640,
             ..InstallSpec::default()
         }
@@ -451,5 +490,30 @@ mod tests {
         let e = install(&s, &format!("{c}{ca_pem}"), &k, now()).unwrap_err();
         assert!(e.contains("reload refused") && e.contains("rolled back"), "{e}");
         assert_eq!(snapshot_dir(dir.path()), before);
+    }
+
+    #[test]
+    fn the_installed_material_is_read_back_from_any_file_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, ca_pem) = new_ca();
+        let (c, k) = leaf(&ca);
+        let chain = format!("{c}{ca_pem}");
+        install(&spec(dir.path()), &chain, &k, now()).unwrap();
+        let normalise = |t: &str| chain_ders(t).unwrap();
+        let (got, key) = current_material(&spec(dir.path())).unwrap();
+        assert_eq!((normalise(&got), key.as_str()), (normalise(&chain), k.as_str()));
+        // cert + chain files, no fullchain.
+        let s = InstallSpec { fullchain: None, ..spec(dir.path()) };
+        assert_eq!(normalise(&current_material(&s).unwrap().0), normalise(&chain));
+        // A combined file alone gives both.
+        let only = InstallSpec { combined: Some(dir.path().join("c.pem")), key: Some(dir.path().join("k2.pem")), ..InstallSpec::default() };
+        install(&only, &chain, &k, now()).unwrap();
+        let only = InstallSpec { key: None, ..only };
+        let (got, key) = current_material(&only).unwrap();
+        assert_eq!(normalise(&got), normalise(&chain));
+        assert_eq!(rcgen::KeyPair::from_pem(&key).unwrap().serialize_der(), rcgen::KeyPair::from_pem(&k).unwrap().serialize_der());
+        assert!(current_leaf(&only).is_some(), "the leaf of a combined file counts as installed");
+        let e = current_material(&InstallSpec { key: Some(dir.path().join("missing.pem")), ..spec(dir.path()) }).unwrap_err();
+        assert!(e.contains("missing.pem"), "{e}");
     }
 }

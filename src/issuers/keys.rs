@@ -147,7 +147,7 @@ fn spki_hash(key: &rcgen::KeyPair) -> String {
 
 /// The installed key (PEM) and what is known about it, if it can be read.
 pub fn installed(install: &InstallSpec, kind: KeyType, state_dir: &Path, name: &str) -> Option<(String, InstalledKey)> {
-    let pem = std::fs::read_to_string(&install.key).ok()?;
+    let pem = std::fs::read_to_string(install.key.as_ref()?).ok()?;
     let key = rcgen::KeyPair::from_pem(&pem).ok()?;
     let leaf_file = install.fullchain.as_ref().or(install.cert.as_ref()).or(install.combined.as_ref());
     let matches_leaf = leaf_file

@@ -4,6 +4,12 @@
 //! store, installs, and records the outcome (state row, audit log). `certvigil renew` and the
 //! daemon's `renew` job both call [`run_all`].
 //!
+//! Install targets: the files, then the Kubernetes Secret (`install.kubernetes_secret`). The
+//! installed certificate the decision looks at is the files' when there are files, else the
+//! Secret's. When both are configured and the Secret holds another certificate than the files
+//! (its write failed after the files were replaced, or someone changed it), the next run past
+//! any backoff writes the files' certificate into the Secret without contacting the CA.
+//!
 //! Crash safety: the order URL is stored as soon as the order exists, the new key is written
 //! (0600, `<state>/acme/pending/`) before the order is finalized, and the downloaded chain
 //! before anything is installed. The next run resumes from whatever was recorded; a chain
@@ -11,6 +17,7 @@
 
 use super::{Decision, Inputs, Reason, backoff_delay, decide};
 use crate::config::managed::{KeyRotation, ManagedSpec};
+use crate::install::kubernetes::{SecretInstallError, SecretInstalled, SecretTarget};
 use crate::issuers::acme::{Journal, OrderDone, OrderPlan, Session};
 use crate::model::{CertFacts, UnixTime, format_time};
 use crate::store::{RenewalRow, Store};
@@ -263,8 +270,38 @@ pub async fn run_one(spec: &ManagedSpec, store: &mut Store, state_dir: &Path, no
         row.next_attempt = None;
         row.spec_digest = Some(digest);
     }
-    let installed = crate::install::files::current_leaf(&spec.install);
+    // Backoff first: nothing, not even renewal information, is asked of the CA (nor is the
+    // cluster read). The rule only looks at the row.
+    let pre = Inputs { renew_before: None, installed: None, row: &row, revoked: false, force: opts.force };
+    if let Decision::Backoff { until, failures } = decide(&pre, now) {
+        return Ok(backoff(name, until, failures, &row));
+    }
+    let files_leaf = if spec.install.has_files() { crate::install::files::current_leaf(&spec.install) } else { None };
+    let secret_leaf = match &spec.install.kubernetes_secret {
+        None => None,
+        Some(t) => match crate::install::kubernetes::current_leaf(t).await {
+            Ok(leaf) => Some(leaf),
+            Err(e) => {
+                let e = anyhow::anyhow!("cannot read the installed certificate: {e}");
+                return failed(spec, store, &mut row, &"reading the Secret install target", e, now, opts);
+            }
+        },
+    };
+    let installed = if spec.install.has_files() { files_leaf } else { secret_leaf.clone().flatten() };
     sync_installed(&mut row, installed.as_ref());
+    // Files and Secret disagree, nothing is in flight: the Secret gets the files' certificate.
+    if !opts.dry_run
+        && !opts.force
+        && row.order_url.is_none()
+        && row.pending_chain.is_none()
+        && let (Some(target), Some(in_secret), Some(in_files)) = (&spec.install.kubernetes_secret, &secret_leaf, &installed)
+        && spec.install.has_files()
+        && in_secret.as_ref().map(|c| &c.fingerprint) != Some(&in_files.fingerprint)
+        && in_files.not_before <= now + 300
+        && now <= in_files.not_after
+    {
+        return sync_secret(spec, store, &mut row, target, now).await;
+    }
     // Revoked per the store's CRL/OCSP status, or by certvigil itself (`certvigil revoke`),
     // which is known before any scan puts the certificate in the inventory.
     let revoked = match installed.as_ref() {
@@ -294,16 +331,12 @@ pub async fn run_one(spec: &ManagedSpec, store: &mut Store, state_dir: &Path, no
         };
         decide(&i, now)
     };
-    // Backoff first: nothing, not even renewal information, is asked of the CA.
-    if let Decision::Backoff { until, failures } = inputs(&row) {
-        return Ok(backoff(name, until, failures, &row));
-    }
 
     // A chain downloaded by an interrupted run is installed without contacting the CA.
     if !opts.dry_run
         && let (Some(chain_path), Some(key_path)) = (row.pending_chain.clone(), row.pending_key.clone())
     {
-        let o = install_pending(spec, store, &mut row, Path::new(&chain_path), Path::new(&key_path), now);
+        let o = install_pending(spec, store, &mut row, Path::new(&chain_path), Path::new(&key_path), now).await;
         return Ok(o);
     }
 
@@ -375,7 +408,7 @@ pub async fn run_one(spec: &ManagedSpec, store: &mut Store, state_dir: &Path, no
             Ok(o)
         }
         Ok(OrderDone::Issued { chain_pem, key_pem, order_url, resumed, .. }) => {
-            let mut o = finish_install(spec, store, &mut row, &chain_pem, &key_pem, &reason.to_string(), now, session.new_account);
+            let mut o = finish_install(spec, store, &mut row, &chain_pem, &key_pem, &reason.to_string(), now, session.new_account).await;
             (o.order_url, o.resumed) = (Some(order_url), resumed);
             Ok(o)
         }
@@ -398,7 +431,7 @@ fn failed(
     spec: &ManagedSpec,
     store: &mut Store,
     row: &mut RenewalRow,
-    reason: &Reason,
+    reason: &dyn std::fmt::Display,
     e: anyhow::Error,
     now: UnixTime,
     opts: Options,
@@ -431,14 +464,21 @@ fn failed(
 }
 
 /// Installs a chain downloaded by an interrupted run.
-fn install_pending(spec: &ManagedSpec, store: &mut Store, row: &mut RenewalRow, chain: &Path, key: &Path, now: UnixTime) -> CertOutcome {
+async fn install_pending(
+    spec: &ManagedSpec,
+    store: &mut Store,
+    row: &mut RenewalRow,
+    chain: &Path,
+    key: &Path,
+    now: UnixTime,
+) -> CertOutcome {
     let read = std::fs::read_to_string(chain)
         .with_context(|| format!("cannot read the downloaded chain {}", chain.display()))
         .and_then(|c| Ok((c, std::fs::read_to_string(key).with_context(|| format!("cannot read the pending key {}", key.display()))?)));
     match read {
         Ok((chain_pem, key_pem)) => {
-            let mut o =
-                finish_install(spec, store, row, &chain_pem, &key_pem, "installing the chain downloaded by an interrupted run", now, false);
+            let reason = "installing the chain downloaded by an interrupted run";
+            let mut o = finish_install(spec, store, row, &chain_pem, &key_pem, reason, now, false).await;
             o.resumed = true;
             o
         }
@@ -459,8 +499,104 @@ fn install_pending(spec: &ManagedSpec, store: &mut Store, row: &mut RenewalRow, 
     }
 }
 
+/// The Secret's part of the audit detail.
+fn secret_detail(done: &SecretInstalled) -> serde_json::Value {
+    serde_json::json!({
+        "namespace": done.namespace, "name": done.name, "resource_version": done.resource_version,
+        "created": done.created, "attempts": done.attempts,
+    })
+}
+
+/// A failure outcome when even recording the failure failed.
+fn unrecorded(spec: &ManagedSpec, reason: &str, e: anyhow::Error) -> CertOutcome {
+    let mut o = CertOutcome::new(&spec.name, Action::Failed, reason.to_string());
+    o.error = Some(format!("{e:#}"));
+    o
+}
+
+/// Writes the certificate of the installed files into the Secret, which holds another one.
+async fn sync_secret(
+    spec: &ManagedSpec,
+    store: &mut Store,
+    row: &mut RenewalRow,
+    target: &SecretTarget,
+    now: UnixTime,
+) -> Result<CertOutcome> {
+    let secret = target.display();
+    let reason = format!("Secret {secret} did not hold the installed certificate");
+    tracing::info!(cert = %spec.name, secret = %secret, "the Secret differs from the installed files: installing the files' certificate in it");
+    let (chain_pem, key_pem) = match crate::install::files::current_material(&spec.install) {
+        Ok(m) => m,
+        Err(e) => {
+            let e = anyhow::anyhow!("cannot install the files' certificate in Secret {secret}: {e}");
+            return failed(spec, store, row, &reason, e, now, Options::default());
+        }
+    };
+    let done = match crate::install::kubernetes::install_secret(target, &chain_pem, &key_pem, None, now).await {
+        Ok(d) => d,
+        Err(e) => return failed(spec, store, row, &reason, anyhow::Error::from(e), now, Options::default()),
+    };
+    row.failures = 0;
+    row.next_attempt = None;
+    row.last_attempt = Some(now);
+    row.last_outcome = Some("renewed".into());
+    row.last_error = None;
+    row.state = "idle".into();
+    let detail = serde_json::json!({
+        "name": spec.name, "reason": reason, "serial": done.serial, "not_after": done.not_after,
+        "files": [], "kubernetes_secret": secret_detail(&done),
+    });
+    store.put_renewal(row, now)?;
+    store.audit(now, "renew", "renewal", &detail)?;
+    let mut o = CertOutcome::new(&spec.name, Action::Renewed, reason);
+    (o.serial, o.not_after) = (Some(done.serial), Some(done.not_after));
+    Ok(o)
+}
+
+/// The files were installed (or there are none) and the Secret write failed.
 #[allow(clippy::too_many_arguments)]
-fn finish_install(
+fn secret_failed(
+    spec: &ManagedSpec,
+    store: &mut Store,
+    row: &mut RenewalRow,
+    files: Option<&crate::install::files::Installed>,
+    e: SecretInstallError,
+    reason: &str,
+    now: UnixTime,
+) -> CertOutcome {
+    let err = match files {
+        Some(inst) => {
+            // The files hold the new certificate: nothing is pending any more, and the next run
+            // past the backoff sees the Secret differ from the files and installs it there.
+            for p in [row.pending_key.take(), row.pending_chain.take()].into_iter().flatten() {
+                let _ = std::fs::remove_file(p);
+            }
+            row.order_url = None;
+            row.order_directory = None;
+            let installed = crate::install::files::current_leaf(&spec.install);
+            sync_installed(row, installed.as_ref());
+            anyhow::anyhow!("serial {} installed in the files, not in the Secret (retried at the next run): {e}", inst.serial)
+        }
+        None if matches!(e, SecretInstallError::Invalid { .. }) => {
+            // Unusable chain or key: dropped, the next attempt orders again.
+            for p in [row.pending_key.take(), row.pending_chain.take()].into_iter().flatten() {
+                let _ = std::fs::remove_file(p);
+            }
+            row.order_url = None;
+            anyhow::Error::from(e)
+        }
+        // The downloaded chain and key stay pending: the next attempt installs them without a
+        // new order.
+        None => anyhow::Error::from(e),
+    };
+    match failed(spec, store, row, &reason, err, now, Options::default()) {
+        Ok(o) => o,
+        Err(e) => unrecorded(spec, reason, e),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn finish_install(
     spec: &ManagedSpec,
     store: &mut Store,
     row: &mut RenewalRow,
@@ -470,56 +606,79 @@ fn finish_install(
     now: UnixTime,
     new_account: bool,
 ) -> CertOutcome {
-    match crate::install::files::install(&spec.install, chain_pem, key_pem, now) {
-        Ok(inst) => {
-            for p in [row.pending_key.take(), row.pending_chain.take()].into_iter().flatten() {
-                let _ = std::fs::remove_file(p);
-            }
-            let order_url = row.order_url.take();
-            row.order_directory = None;
-            let installed = crate::install::files::current_leaf(&spec.install);
-            sync_installed(row, installed.as_ref());
-            row.failures = 0;
-            row.next_attempt = None;
-            row.last_attempt = Some(now);
-            row.last_outcome = Some("renewed".into());
-            row.last_error = None;
-            row.ari_next_poll = None;
-            row.renew_at = None;
-            row.state = "idle".into();
-            let detail = serde_json::json!({
-                "name": spec.name, "reason": reason, "directory": spec.directory, "serial": inst.serial,
-                "not_after": inst.not_after, "files": inst.files, "new_account": new_account, "order_url": order_url,
-            });
-            let stored =
-                store.put_renewal(row, now).map_err(anyhow::Error::from).and_then(|()| Ok(store.audit(now, "renew", "renewal", &detail)?));
-            if let Err(e) = stored {
-                tracing::error!(cert = %spec.name, error = %format!("{e:#}"), "renewed and installed, but the store could not record it");
-            }
-            tracing::info!(cert = %spec.name, serial = %inst.serial, not_after = %format_time(inst.not_after), reason, "certificate renewed and installed");
-            let mut o = CertOutcome::new(&spec.name, Action::Renewed, reason.to_string());
-            (o.serial, o.not_after, o.order_url) = (Some(inst.serial), Some(inst.not_after), order_url);
+    let files = if spec.install.has_files() {
+        match crate::install::files::install(&spec.install, chain_pem, key_pem, now) {
+            Ok(inst) => Some(inst),
+            Err(e) => return files_failed(spec, store, row, e, reason, now),
+        }
+    } else {
+        None
+    };
+    let secret = match &spec.install.kubernetes_secret {
+        None => None,
+        Some(target) => match crate::install::kubernetes::install_secret(target, chain_pem, key_pem, None, now).await {
+            Ok(done) => Some(done),
+            Err(e) => return secret_failed(spec, store, row, files.as_ref(), e, reason, now),
+        },
+    };
+    let (serial, not_after) = match (&files, &secret) {
+        (Some(f), _) => (f.serial.clone(), f.not_after),
+        (None, Some(s)) => (s.serial.clone(), s.not_after),
+        (None, None) => (String::new(), 0),
+    };
+    for p in [row.pending_key.take(), row.pending_chain.take()].into_iter().flatten() {
+        let _ = std::fs::remove_file(p);
+    }
+    let order_url = row.order_url.take();
+    row.order_directory = None;
+    let installed = if files.is_some() {
+        crate::install::files::current_leaf(&spec.install)
+    } else {
+        crate::install::files::chain_ders(chain_pem).ok().and_then(|d| crate::x509::cert::parse_der(&d[0]).ok())
+    };
+    sync_installed(row, installed.as_ref());
+    row.failures = 0;
+    row.next_attempt = None;
+    row.last_attempt = Some(now);
+    row.last_outcome = Some("renewed".into());
+    row.last_error = None;
+    row.ari_next_poll = None;
+    row.renew_at = None;
+    row.state = "idle".into();
+    let detail = serde_json::json!({
+        "name": spec.name, "reason": reason, "directory": spec.directory, "serial": serial,
+        "not_after": not_after, "files": files.as_ref().map(|f| f.files.clone()).unwrap_or_default(),
+        "kubernetes_secret": secret.as_ref().map(secret_detail),
+        "new_account": new_account, "order_url": order_url,
+    });
+    let stored = store.put_renewal(row, now).map_err(anyhow::Error::from).and_then(|()| Ok(store.audit(now, "renew", "renewal", &detail)?));
+    if let Err(e) = stored {
+        tracing::error!(cert = %spec.name, error = %format!("{e:#}"), "renewed and installed, but the store could not record it");
+    }
+    tracing::info!(
+        cert = %spec.name, serial = %serial, not_after = %format_time(not_after), reason,
+        secret = %spec.install.kubernetes_secret.as_ref().map(SecretTarget::display).unwrap_or_default(),
+        "certificate renewed and installed"
+    );
+    let mut o = CertOutcome::new(&spec.name, Action::Renewed, reason.to_string());
+    (o.serial, o.not_after, o.order_url) = (Some(serial), Some(not_after), order_url);
+    o
+}
+
+/// The files could not be installed (they are untouched or rolled back).
+fn files_failed(spec: &ManagedSpec, store: &mut Store, row: &mut RenewalRow, e: String, reason: &str, now: UnixTime) -> CertOutcome {
+    // The files are untouched (install checks everything first); the chain or key is
+    // unusable, so it is dropped and the next attempt orders again.
+    for p in [row.pending_key.take(), row.pending_chain.take()].into_iter().flatten() {
+        let _ = std::fs::remove_file(p);
+    }
+    row.order_url = None;
+    let err = anyhow::anyhow!("not installed: {e}");
+    match failed(spec, store, row, &Reason::Resume, err, now, Options::default()) {
+        Ok(mut o) => {
+            o.reason = reason.to_string();
             o
         }
-        Err(e) => {
-            // The files are untouched (install checks everything first); the chain or key is
-            // unusable, so it is dropped and the next attempt orders again.
-            for p in [row.pending_key.take(), row.pending_chain.take()].into_iter().flatten() {
-                let _ = std::fs::remove_file(p);
-            }
-            row.order_url = None;
-            let err = anyhow::anyhow!("not installed: {e}");
-            match failed(spec, store, row, &Reason::Resume, err, now, Options::default()) {
-                Ok(mut o) => {
-                    o.reason = reason.to_string();
-                    o
-                }
-                Err(e) => {
-                    let mut o = CertOutcome::new(&spec.name, Action::Failed, reason.to_string());
-                    o.error = Some(format!("{e:#}"));
-                    o
-                }
-            }
-        }
+        Err(e) => unrecorded(spec, reason, e),
     }
 }
