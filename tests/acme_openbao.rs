@@ -3,8 +3,10 @@
 //! validating dns-01 through pebble-challtestsrv as its DNS resolver, with the TXT records set
 //! by certvigil's hook script.
 //!
-//! http-01 is not exercised here: OpenBao validates http-01 on port 80 of the identifier, with
-//! no setting for another port, and the tests bind only ephemeral loopback ports.
+//! http-01 is validated by OpenBao on port 80 of the identifier, with no setting for another
+//! port: that test binds certvigil's challenge listener to 127.0.0.1:80, which needs root (or
+//! CAP_NET_BIND_SERVICE) — like the component installs of `tests/run.sh` — and fails, never
+//! skips, without it.
 
 mod acme_support;
 mod common;
@@ -174,4 +176,48 @@ fn openbao_acme_issues_through_dns01() {
     let log = std::fs::read_to_string(sb.dir.path().join("hook.log")).expect("hook log");
     assert_eq!(log.lines().filter(|l| l.starts_with("present _acme-challenge.bao.certvigil.test. ")).count(), 2, "{log}");
     assert_eq!(log.lines().filter(|l| l.starts_with("cleanup ")).count(), 2, "{log}");
+}
+
+#[test]
+fn openbao_acme_issues_through_http01_on_port_80() {
+    if let Err(e) = std::net::TcpListener::bind("127.0.0.1:80") {
+        panic!("OpenBao validates http-01 on port 80: this test must bind 127.0.0.1:80 ({e}); run the tests as root, as tests/run.sh does");
+    }
+    let dns = Pebble::start();
+    let bao = Bao::start();
+    let root_pem = bao.enable_acme(dns.dns_port);
+    let sb = Sandbox::new();
+    let root = sb.write("bao-root.pem", &root_pem);
+    sb.config(&format!(
+        "managed:
+  - name: web
+    identifiers: [web.bao.certvigil.test]
+    issuer:
+      directory: {}/v1/pki/acme/directory
+      contact: ['mailto:ops@example.org']
+      ca_bundle: {}
+    key: p384
+    challenge: {{type: http-01, listen: '127.0.0.1:80'}}
+    install:
+      fullchain: tls/fullchain.pem
+      key: tls/key.pem
+",
+        bao.addr,
+        bao.ca.display(),
+    ));
+    let run = renew(&sb, &[]).expect_code(0);
+    assert!(run.stdout.contains("web: renewed"), "{}\n{}", run.stdout, run.stderr);
+    let tls = sb.path("tls");
+    let root = root.display().to_string();
+    let v = openssl(&["verify", "-CAfile", &root, "fullchain.pem"], &tls);
+    assert!(v.contains("fullchain.pem: OK"), "{v}");
+    let text = openssl(&["x509", "-noout", "-text", "-in", "fullchain.pem"], &tls);
+    assert!(text.contains("DNS:web.bao.certvigil.test") && text.contains("NIST CURVE: P-384"), "{text}");
+    assert_eq!(openssl(&["x509", "-noout", "-pubkey", "-in", "fullchain.pem"], &tls), openssl(&["pkey", "-pubout", "-in", "key.pem"], &tls));
+    // Forced again: a second order through the same account, validated the same way.
+    let before = read(&tls.join("fullchain.pem"));
+    let run = renew(&sb, &["--force"]).expect_code(0);
+    assert!(run.stdout.contains("web: renewed (forced)"), "{}", run.stdout);
+    assert_ne!(read(&tls.join("fullchain.pem")), before);
+    assert_eq!(read(&tls.join("fullchain.pem.previous")), before);
 }
