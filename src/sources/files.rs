@@ -150,16 +150,6 @@ impl Source for FilesSource {
     }
 
     fn passwords(&self) -> Result<Vec<Secret>, SourceError> {
-        self.spec
-            .passwords
-            .iter()
-            .map(|r| {
-                r.resolve().map_err(|e| SourceError::Secret {
-                    source_name: self.spec.name.clone(),
-                    reference: r.to_string(),
-                    message: e.to_string(),
-                })
-            })
-            .collect()
+        super::resolve_passwords(&self.spec.name, &self.spec.passwords)
     }
 }

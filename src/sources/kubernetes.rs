@@ -475,24 +475,15 @@ impl KubernetesSource {
                     })
                 }
                 Kind::Deployments => self.page::<Deployment>(conn, ns, &lp).await.map(|p| {
-                    for d in &p.items {
-                        let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
-                        audit_pods(&d.metadata, kind, spec, sev, images);
-                    }
+                    audit_templates(&p.items, kind, sev, images, |d| (&d.metadata, d.spec.as_ref().and_then(|s| s.template.spec.as_ref())));
                     (Vec::new(), next_token(&p.metadata))
                 }),
                 Kind::StatefulSets => self.page::<StatefulSet>(conn, ns, &lp).await.map(|p| {
-                    for d in &p.items {
-                        let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
-                        audit_pods(&d.metadata, kind, spec, sev, images);
-                    }
+                    audit_templates(&p.items, kind, sev, images, |d| (&d.metadata, d.spec.as_ref().and_then(|s| s.template.spec.as_ref())));
                     (Vec::new(), next_token(&p.metadata))
                 }),
                 Kind::DaemonSets => self.page::<DaemonSet>(conn, ns, &lp).await.map(|p| {
-                    for d in &p.items {
-                        let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
-                        audit_pods(&d.metadata, kind, spec, sev, images);
-                    }
+                    audit_templates(&p.items, kind, sev, images, |d| (&d.metadata, d.spec.as_ref().and_then(|s| s.template.spec.as_ref())));
                     (Vec::new(), next_token(&p.metadata))
                 }),
                 Kind::Jobs => self.page::<Job>(conn, ns, &lp).await.map(|p| {
@@ -853,6 +844,21 @@ fn crd_bundle(c: &CustomResourceDefinition) -> Option<&[u8]> {
 }
 
 /// The images of a workload's pod template that are not pinned by digest.
+/// Audits the pod templates of a page of workloads (`parts` gives each one's metadata and
+/// template spec).
+fn audit_templates<K>(
+    items: &[K],
+    kind: Kind,
+    sev: images::Severities,
+    out: &mut Vec<ImageFinding>,
+    parts: impl Fn(&K) -> (&k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, Option<&PodSpec>),
+) {
+    for item in items {
+        let (meta, spec) = parts(item);
+        audit_pods(meta, kind, spec, sev, out);
+    }
+}
+
 fn audit_pods(
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     kind: Kind,
@@ -965,17 +971,7 @@ impl Source for KubernetesSource {
     }
 
     fn passwords(&self) -> Result<Vec<Password>, SourceError> {
-        self.spec
-            .passwords
-            .iter()
-            .map(|r| {
-                r.resolve().map_err(|e| SourceError::Secret {
-                    source_name: self.spec.name.clone(),
-                    reference: r.to_string(),
-                    message: e.to_string(),
-                })
-            })
-            .collect()
+        super::resolve_passwords(&self.spec.name, &self.spec.passwords)
     }
 }
 

@@ -107,6 +107,20 @@ pub trait Source: Send + Sync {
     fn passwords(&self) -> Result<Vec<Secret>, SourceError>;
 }
 
+/// Resolves a source's configured password references, naming the source and the reference
+/// (never the value) in the error.
+pub fn resolve_passwords(source_name: &str, refs: &[crate::config::secret::SecretRef]) -> Result<Vec<Secret>, SourceError> {
+    refs.iter()
+        .map(|r| {
+            r.resolve().map_err(|e| SourceError::Secret {
+                source_name: source_name.to_string(),
+                reference: r.to_string(),
+                message: e.to_string(),
+            })
+        })
+        .collect()
+}
+
 /// Builds the source for a validated configuration entry.
 pub fn build(spec: &SourceSpec) -> Box<dyn Source> {
     match spec {
