@@ -213,7 +213,10 @@ fn openbao_acme_issues_through_http01_on_port_80() {
     assert!(v.contains("fullchain.pem: OK"), "{v}");
     let text = openssl(&["x509", "-noout", "-text", "-in", "fullchain.pem"], &tls);
     assert!(text.contains("DNS:web.bao.certvigil.test") && text.contains("NIST CURVE: P-384"), "{text}");
-    assert_eq!(openssl(&["x509", "-noout", "-pubkey", "-in", "fullchain.pem"], &tls), openssl(&["pkey", "-pubout", "-in", "key.pem"], &tls));
+    assert_eq!(
+        openssl(&["x509", "-noout", "-pubkey", "-in", "fullchain.pem"], &tls),
+        openssl(&["pkey", "-pubout", "-in", "key.pem"], &tls)
+    );
     // Forced again: a second order through the same account, validated the same way.
     let before = read(&tls.join("fullchain.pem"));
     let run = renew(&sb, &["--force"]).expect_code(0);
