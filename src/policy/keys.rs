@@ -323,7 +323,7 @@ fn about_the_key(r: &KeyReport, p: &Problem) -> bool {
     r.certificates.is_empty() && p.kind.key_finding_kind().is_some()
 }
 
-/// What operators read for a key object: `root.json in configmap sigstore/trust (TUF root v10)`
+/// What operators read for a key object: `root.json in configmap sigstore/trust (version 10)`
 /// for a Kubernetes object, else `"label" (CKA_ID 01) in source hsm at <location>`.
 pub fn key_name(k: &KeyRow) -> String {
     if let Some(rest) = k.location.strip_prefix("k8s://") {
@@ -332,8 +332,9 @@ pub fn key_name(k: &KeyRow) -> String {
         let parts: Vec<&str> = path.split('/').collect();
         if let [_, ns, plural, name] = parts.as_slice() {
             let singular = plural.strip_suffix('s').unwrap_or(plural);
-            let label = k.label.as_deref().map(|l| format!(" ({l})")).unwrap_or_default();
-            return format!("{entry} in {singular} {ns}/{name}{label}");
+            let version =
+                k.attributes.get("version").and_then(serde_json::Value::as_i64).map(|v| format!(" (version {v})")).unwrap_or_default();
+            return format!("{entry} in {singular} {ns}/{name}{version}");
         }
     }
     match k.class.as_str() {
@@ -595,7 +596,7 @@ mod tests {
             curve: None,
             key_id: None,
             label: Some("TUF root v5".into()),
-            attributes: serde_json::json!({"not_after": not_after}),
+            attributes: serde_json::json!({"not_after": not_after, "version": 5}),
             location: "k8s://prod/sigstore/configmaps/trust#root.json".into(),
             ..key("01", None, serde_json::json!({}))
         };
@@ -623,8 +624,8 @@ mod tests {
         }
         let mut r = review(&[root(now + day)], &[], &[]);
         r.keys[0].key.location = "k8s://prod/sigstore/configmaps/trust#root.json".into();
-        assert_eq!(key_name(&r.keys[0].key), "root.json in configmap sigstore/trust (TUF root v5)");
+        assert_eq!(key_name(&r.keys[0].key), "root.json in configmap sigstore/trust (version 5)");
         check_trust_roots(&mut r, &expiry, now);
-        assert_eq!(subject_findings(&r, &HashMap::new())[0].name, "root.json in configmap sigstore/trust (TUF root v5)");
+        assert_eq!(subject_findings(&r, &HashMap::new())[0].name, "root.json in configmap sigstore/trust (version 5)");
     }
 }
