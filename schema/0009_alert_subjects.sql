@@ -36,7 +36,7 @@ CREATE TABLE alerts_new (
 INSERT INTO alerts_new (id, subject, subject_kind, subject_name, cert_id, kind, severity, state, reason, action, opened_at,
                         last_notified_at, notifications, routes_notified, escalated_at, acked_at, acked_by, ack_note, resolved_at, seq)
 SELECT a.id,
-       COALESCE('cert:' || c.fingerprint, 'cert-id:' || a.cert_id),
+       COALESCE('cert:' || lower(c.fingerprint), 'cert-id:' || a.cert_id),   -- cert-id: only for a row whose certificate is missing
        'certificate',
        COALESCE(c.common_name, c.subject, 'certificate ' || a.cert_id),
        a.cert_id, a.kind, a.severity, a.state, a.reason, a.action, a.opened_at,

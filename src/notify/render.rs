@@ -168,6 +168,24 @@ mod tests {
     }
 
     #[test]
+    fn subjects_without_a_certificate_are_named() {
+        let managed = json!({"event": "firing", "kind": "renewal-failed", "severity": "warning", "route": "r",
+            "reason": "issuance of managed certificate `web` failed 1 time(s) in a row", "action": "fix <it>", "certificate": null,
+            "subject": {"kind": "managed", "id": "managed:web", "name": "managed certificate web"}, "sources": [], "opened_at": 0});
+        assert_eq!(
+            subject(std::slice::from_ref(&managed)),
+            "[certvigil] WARNING renewal-failed: managed certificate web — issuance of managed certificate `web` failed 1 time(s) in a row"
+        );
+        let t = text(std::slice::from_ref(&managed));
+        assert!(t.contains("  managed: managed certificate web (managed:web)\n"), "{t}");
+        assert!(!t.contains("certificate:") && !t.contains("expires:"), "{t}");
+        let h = html(std::slice::from_ref(&managed));
+        assert!(h.contains("<td>managed certificate web<br><small><code>managed:web</code></small></td>"), "{h}");
+        // A certificate's item still reads as before.
+        assert!(text(&[item("expiring", "warning", "firing", 0)]).contains("  certificate: www.example.net (sha256 ab)\n  expires: X\n"));
+    }
+
+    #[test]
     fn html_is_escaped() {
         assert!(html(&[item("expiring", "warning", "firing", 0)]).contains("renew &lt;it&gt;"));
         assert!(text(&[item("expiring", "warning", "firing", 0)]).contains("action: renew <it>"));

@@ -594,6 +594,17 @@ mod tests {
             .expect("an alert with no certificate");
         // Referential integrity is enforced after the migration: an outbox row for no alert fails.
         assert!(s.conn().execute("INSERT INTO outbox (key, alert_id, route, receiver, event, severity, payload, created_at, next_attempt_at) VALUES ('x', 999, 'r', 'r', 'firing', 'info', '{}', 0, 0)", []).is_err());
+        // The open alerts carry the subject the policy gives their certificate: after the
+        // upgrade an open alert is continued, not resolved and opened again.
+        let open: Vec<(i64, String)> = s.open_alerts().unwrap().into_iter().map(|a| (a.id, a.subject)).collect();
+        assert_eq!(
+            open,
+            [
+                (9, crate::policy::cert_subject(&"aa".repeat(32))),
+                (12, crate::policy::cert_subject(&"bb".repeat(32))),
+                (13, "managed:web".into())
+            ]
+        );
         let silences = s.silences(0, true).unwrap();
         assert_eq!((silences[0].fingerprint.as_deref(), silences[0].subject.as_deref()), (Some("aa"), None));
     }
