@@ -113,9 +113,9 @@ pub enum Command {
     Evaluate(OutputArgs),
     /// List alerts.
     Alerts(AlertsArgs),
-    /// Acknowledge alerts: by alert id, or all open alerts of a certificate.
+    /// Acknowledge alerts: by alert id, or all open alerts of a certificate or subject.
     Ack(AckArgs),
-    /// Silence notifications for a certificate or a match, for a while.
+    /// Silence notifications for a certificate, a subject or a match, for a while.
     #[command(subcommand)]
     Silence(SilenceCommand),
     /// Alert delivery tools.
@@ -313,9 +313,10 @@ pub struct AlertsArgs {
 
 #[derive(Debug, Args)]
 pub struct AckArgs {
-    /// An alert id, or a certificate's fingerprint prefix or serial.
+    /// An alert id, a certificate's fingerprint prefix or serial, or a subject as `certvigil
+    /// alerts -o json` shows it (`managed:web`, `key:<source>:<location>`).
     pub target: String,
-    /// Only alerts of this finding kind (with a certificate target).
+    /// Only alerts of this finding kind (with a certificate or subject target).
     #[arg(long)]
     pub kind: Option<String>,
     /// Who acknowledges [default: $USER].
@@ -327,8 +328,9 @@ pub struct AckArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum SilenceCommand {
-    /// Silence a certificate (fingerprint prefix or serial) or a match such as
-    /// `source=web-prod,kind=expiring` (keys: source, tag, kind, eku).
+    /// Silence a certificate (fingerprint prefix or serial), a subject (`managed:web`,
+    /// `key:<source>:<location>`), or a match such as `source=web-prod,kind=expiring` (keys:
+    /// source, tag, kind, eku, fingerprint, subject).
     Add {
         target: String,
         /// How long (e.g. 7d, 12h).
@@ -1247,11 +1249,16 @@ fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
     let now = now(cli)?;
     let store = open_store(cli, &s)?;
     let (findings, changes) = certvigil::evaluate::plan(&store, &s, now)?;
-    // Key problems with no certificate to attach a finding to (an orphan key): shown, never alerted.
+    // Key problems with no certificate to attach a finding to: most are findings about the key
+    // itself (`alerted`); an orphan key whose certificate is deployed elsewhere is only listed.
     let review = certvigil::evaluate::key_review(&store, &s.policy, now)?;
     let key_problems: Vec<serde_json::Value> = certvigil::policy::keys::unattached(&review)
         .into_iter()
-        .map(|(k, p)| serde_json::json!({"source": k.source, "location": k.location, "label": k.label, "key_id": k.key_id, "problem": p}))
+        .map(|(k, p)| {
+            serde_json::json!({"source": k.source, "location": k.location, "label": k.label, "key_id": k.key_id, "problem": p,
+                "subject": certvigil::policy::key_subject(&k.source, &k.location), "name": certvigil::policy::keys::key_name(k),
+                "alerted": certvigil::policy::keys::alerted(k, p, &review)})
+        })
         .collect();
     let mut planned: Vec<(usize, String)> = Vec::new();
     let mut resolves = Vec::new();
@@ -1285,14 +1292,14 @@ fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
         return Ok(EXIT_OK);
     }
     for (i, f) in findings.iter().enumerate() {
-        outln!("{:<8}  {:<18}  {}  {}", f.severity.as_str().to_uppercase(), f.kind.as_str(), &f.fingerprint[..12], f.name);
+        outln!("{:<8}  {:<18}  {:<12}  {}", f.severity.as_str().to_uppercase(), f.kind.as_str(), f.short(), f.name);
         outln!("          {}", f.reason);
         outln!("          action: {}", f.action);
         for (_, p) in planned.iter().filter(|(j, _)| *j == i) {
             outln!("          would send: {p}");
         }
     }
-    for kp in &key_problems {
+    for kp in key_problems.iter().filter(|kp| kp["alerted"] != true) {
         outln!(
             "{:<8}  {:<18}  {}",
             kp["problem"]["severity"].as_str().unwrap_or("").to_uppercase(),
@@ -1300,7 +1307,7 @@ fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
             kp["location"].as_str().unwrap_or("")
         );
         outln!("          {}", kp["problem"]["reason"].as_str().unwrap_or(""));
-        outln!("          action: {} (no certificate: not alerted)", kp["problem"]["action"].as_str().unwrap_or(""));
+        outln!("          action: {} (its certificate is elsewhere: listed, not alerted)", kp["problem"]["action"].as_str().unwrap_or(""));
     }
     for (id, routes) in &resolves {
         outln!("alert {id} would resolve{}", if routes.is_empty() { String::new() } else { format!(" (notice to {})", routes.join(", ")) });
@@ -1411,17 +1418,23 @@ fn alerts(cli: &Cli, a: &AlertsArgs) -> Result<u8> {
     }
     for r in &rows {
         let silenced = silences.iter().any(|si| {
-            si.fingerprint.as_ref().is_some_and(|p| r.fingerprint.starts_with(p.as_str())) && si.kind.as_ref().is_none_or(|k| *k == r.kind)
+            let about = si.fingerprint.as_ref().is_some_and(|p| r.fingerprint.as_deref().is_some_and(|fp| fp.starts_with(p.as_str())))
+                || si.subject.as_ref().is_some_and(|s| *s == r.subject);
+            about && si.kind.as_ref().is_none_or(|k| *k == r.kind)
         });
+        let short = r.fingerprint.as_deref().map(|fp| &fp[..12.min(fp.len())]).unwrap_or(r.subject_kind.as_str());
         outln!(
-            "{:>5}  {:<8}  {:<18}  {:<13}  {}  {}",
+            "{:>5}  {:<8}  {:<18}  {:<13}  {:<12}  {}",
             r.id,
             r.severity.to_uppercase(),
             r.kind,
             if silenced { "silenced" } else { r.state.as_str() },
-            &r.fingerprint[..12],
+            short,
             r.name
         );
+        if r.cert_id.is_none() {
+            outln!("       subject {}", r.subject);
+        }
         outln!("       {} (opened {}, {} notifications)", r.reason, format_time(r.opened_at), r.notifications);
     }
     Ok(EXIT_OK)
@@ -1434,13 +1447,22 @@ fn ack(cli: &Cli, a: &AckArgs) -> Result<u8> {
     let by = who(&a.by);
     let n = match a.target.parse::<i64>() {
         Ok(id) if a.target.len() < 8 => store.ack(Some(id), None, None, &by, a.note.as_deref(), now)?,
+        _ if certvigil::policy::SubjectKind::of(&a.target).is_some() => {
+            store.ack(None, Some(&a.target), a.kind.as_deref(), &by, a.note.as_deref(), now)?
+        }
         _ => {
-            let cert = match store.find(&a.target)?.as_slice() {
-                [one] => one.id,
-                [] => return Err(CliError::Usage(format!("no certificate or alert matches `{}`", a.target)).into()),
+            let subject = match store.find(&a.target)?.as_slice() {
+                [one] => certvigil::policy::cert_subject(&one.facts.fingerprint.0),
+                [] => {
+                    return Err(CliError::Usage(format!(
+                        "no certificate or alert matches `{}` (a key or managed certificate is named by its subject, e.g. `managed:web`: see `certvigil alerts`)",
+                        a.target
+                    ))
+                    .into());
+                }
                 many => return Err(CliError::Usage(format!("`{}` matches {} certificates", a.target, many.len())).into()),
             };
-            store.ack(None, Some(cert), a.kind.as_deref(), &by, a.note.as_deref(), now)?
+            store.ack(None, Some(&subject), a.kind.as_deref(), &by, a.note.as_deref(), now)?
         }
     };
     if n == 0 {
@@ -1460,6 +1482,7 @@ fn silence(cli: &Cli, c: &SilenceCommand) -> Result<u8> {
             let mut si = Silence {
                 id: 0,
                 fingerprint: None,
+                subject: None,
                 source: None,
                 tag: None,
                 kind: None,
@@ -1485,13 +1508,17 @@ fn silence(cli: &Cli, c: &SilenceCommand) -> Result<u8> {
                         }
                         "eku" => si.eku = v.map(|e| certvigil::x509::cert::normalise_eku(&e)),
                         "fingerprint" => si.fingerprint = v,
+                        "subject" => si.subject = Some(checked_subject(&text)?),
                         other => {
-                            return Err(
-                                CliError::Usage(format!("unknown silence key `{other}` (source, tag, kind, eku, fingerprint)")).into()
-                            );
+                            return Err(CliError::Usage(format!(
+                                "unknown silence key `{other}` (source, tag, kind, eku, fingerprint, subject)"
+                            ))
+                            .into());
                         }
                     }
                 }
+            } else if certvigil::policy::SubjectKind::of(target).is_some() {
+                si.subject = Some(checked_subject(target)?);
             } else {
                 match store.find(target)?.as_slice() {
                     [one] => si.fingerprint = Some(one.facts.fingerprint.0.clone()),
@@ -1508,11 +1535,17 @@ fn silence(cli: &Cli, c: &SilenceCommand) -> Result<u8> {
                 outln!("no silences");
             }
             for si in list {
-                let what: Vec<String> =
-                    [("fingerprint", &si.fingerprint), ("source", &si.source), ("tag", &si.tag), ("kind", &si.kind), ("eku", &si.eku)]
-                        .iter()
-                        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-                        .collect();
+                let what: Vec<String> = [
+                    ("fingerprint", &si.fingerprint),
+                    ("subject", &si.subject),
+                    ("source", &si.source),
+                    ("tag", &si.tag),
+                    ("kind", &si.kind),
+                    ("eku", &si.eku),
+                ]
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+                .collect();
                 outln!("{:>4}  until {}  {}  by {}: {}", si.id, format_time(si.expires_at), what.join(","), si.created_by, si.reason);
             }
         }
@@ -1524,6 +1557,17 @@ fn silence(cli: &Cli, c: &SilenceCommand) -> Result<u8> {
         }
     }
     Ok(EXIT_OK)
+}
+
+/// A subject given to `silence add`: `cert:<sha256>`, `key:<source>:<location>` or `managed:<name>`.
+fn checked_subject(s: &str) -> Result<String> {
+    match certvigil::policy::SubjectKind::of(s) {
+        Some(_) if s.split_once(':').is_some_and(|(_, rest)| !rest.is_empty()) => Ok(s.to_string()),
+        _ => Err(CliError::Usage(format!(
+            "`{s}` is not a subject: give `managed:<name>`, `key:<source>:<location>` or `cert:<sha256>` as `certvigil alerts -o json` shows it"
+        ))
+        .into()),
+    }
 }
 
 fn alert_test(cli: &Cli, route: &str) -> Result<u8> {

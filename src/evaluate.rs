@@ -35,6 +35,38 @@ pub fn findings(store: &Store, settings: &Settings, now: UnixTime) -> Result<Vec
     let mut review = policy::keys::review(&store.keys(None)?, &store.token_certificates()?, &states);
     policy::keys::check_trust_roots(&mut review, &policy.expiry, now);
     out.extend(policy::keys::findings(&review, &states));
+    // Key objects without a certificate, and trust roots: findings about the key itself.
+    out.extend(policy::keys::subject_findings(&review, &tags));
+    // Managed certificates whose issuance fails with no certificate in the inventory.
+    let current: std::collections::HashSet<&str> =
+        certs.iter().filter(|c| c.gone_since.is_none()).map(|c| c.facts.fingerprint.0.as_str()).collect();
+    for u in uninstalled(store, &settings.managed, &current)? {
+        out.extend(policy::renewal::failed_without_certificate(&u));
+    }
+    Ok(out)
+}
+
+/// The renewal state of each configured managed certificate with no current certificate in
+/// the inventory.
+fn uninstalled(
+    store: &Store,
+    managed: &[crate::config::managed::ManagedSpec],
+    current: &std::collections::HashSet<&str>,
+) -> Result<Vec<policy::renewal::Uninstalled>, StoreError> {
+    let mut out = Vec::new();
+    for m in managed {
+        let Some(row) = store.renewal(&m.name)? else { continue };
+        if row.fingerprint.as_deref().is_some_and(|fp| current.contains(fp)) {
+            continue;
+        }
+        out.push(policy::renewal::Uninstalled {
+            name: m.name.clone(),
+            failures: row.failures,
+            last_error: row.last_error.clone(),
+            next_attempt: row.next_attempt,
+            installed: row.fingerprint.clone(),
+        });
+    }
     Ok(out)
 }
 

@@ -11,6 +11,15 @@ fn s<'a>(v: &'a Value, path: &[&str]) -> &'a str {
     cur.as_str().unwrap_or("")
 }
 
+/// What the item is about: the certificate's name, else the subject's (a key, a managed
+/// certificate with none installed).
+pub fn subject_name(v: &Value) -> &str {
+    match s(v, &["certificate", "name"]) {
+        "" => s(v, &["subject", "name"]),
+        name => name,
+    }
+}
+
 fn sources(items: &[Value]) -> String {
     let mut all: Vec<&str> = items.iter().flat_map(|i| i["sources"].as_array().into_iter().flatten().filter_map(Value::as_str)).collect();
     all.sort_unstable();
@@ -33,7 +42,7 @@ pub fn subject(items: &[Value]) -> String {
         if event == "test" {
             return format!("[certvigil] TEST: notifications to route {} work", s(one, &["route"]));
         }
-        return format!("[certvigil] {tag} {}: {} — {}{on}", s(one, &["kind"]), s(one, &["certificate", "name"]), s(one, &["reason"]));
+        return format!("[certvigil] {tag} {}: {} — {}{on}", s(one, &["kind"]), subject_name(one), s(one, &["reason"]));
     }
     let expiring: Vec<&Value> = items.iter().filter(|i| s(i, &["kind"]) == "expiring" && s(i, &["event"]) != "resolved").collect();
     if expiring.len() == items.len() {
@@ -58,21 +67,31 @@ pub fn text(items: &[Value]) -> String {
     let mut out = String::new();
     for i in items {
         out.push_str(&format!(
-            "{} {} {} [{}]\n  {}\n  action: {}\n  certificate: {} (sha256 {})\n  expires: {}\n  seen in: {}\n\n",
+            "{} {} {} [{}]\n  {}\n  action: {}\n",
             s(i, &["event"]).to_uppercase(),
             s(i, &["severity"]),
             s(i, &["kind"]),
             s(i, &["route"]),
             s(i, &["reason"]),
             s(i, &["action"]),
-            s(i, &["certificate", "name"]),
-            s(i, &["certificate", "fingerprint"]),
-            s(i, &["certificate", "not_after_rfc3339"]),
-            sources(std::slice::from_ref(i)),
         ));
+        if i["certificate"].is_object() {
+            out.push_str(&format!(
+                "  certificate: {} (sha256 {})\n  expires: {}\n",
+                s(i, &["certificate", "name"]),
+                s(i, &["certificate", "fingerprint"]),
+                s(i, &["certificate", "not_after_rfc3339"]),
+            ));
+        } else {
+            out.push_str(&format!("  {}: {} ({})\n", s(i, &["subject", "kind"]), s(i, &["subject", "name"]), s(i, &["subject", "id"])));
+            if let Some(t) = i["subject"]["not_after_rfc3339"].as_str() {
+                out.push_str(&format!("  expires: {t}\n"));
+            }
+        }
+        out.push_str(&format!("  seen in: {}\n\n", sources(std::slice::from_ref(i))));
     }
     out.push_str(
-        "Acknowledge with `certvigil ack <fingerprint>`; silence with `certvigil silence add <fingerprint> --for 7d --reason …`.\n",
+        "Acknowledge with `certvigil ack <fingerprint or subject>`; silence with `certvigil silence add <fingerprint or subject> --for 7d --reason …`.\n",
     );
     out
 }
@@ -84,7 +103,7 @@ fn esc(t: &str) -> String {
 /// HTML body (every value escaped).
 pub fn html(items: &[Value]) -> String {
     let mut out = String::from("<html><body style=\"font-family:sans-serif\"><table cellpadding=\"6\" style=\"border-collapse:collapse\">");
-    out.push_str("<tr><th align=\"left\">Severity</th><th align=\"left\">Finding</th><th align=\"left\">Certificate</th><th align=\"left\">Reason</th><th align=\"left\">Action</th></tr>");
+    out.push_str("<tr><th align=\"left\">Severity</th><th align=\"left\">Finding</th><th align=\"left\">Subject</th><th align=\"left\">Reason</th><th align=\"left\">Action</th></tr>");
     for i in items {
         let color = match s(i, &["severity"]) {
             "critical" => "#b00020",
@@ -96,8 +115,11 @@ pub fn html(items: &[Value]) -> String {
             esc(&s(i, &["severity"]).to_uppercase()),
             esc(s(i, &["event"])),
             esc(s(i, &["kind"])),
-            esc(s(i, &["certificate", "name"])),
-            esc(s(i, &["certificate", "fingerprint"])),
+            esc(subject_name(i)),
+            esc(match s(i, &["certificate", "fingerprint"]) {
+                "" => s(i, &["subject", "id"]),
+                fp => fp,
+            }),
             esc(s(i, &["reason"])),
             esc(s(i, &["action"])),
         ));
@@ -143,6 +165,24 @@ mod tests {
             subject(&[item("expired", "critical", "firing", 0), item("revoked", "critical", "firing", 0)]),
             "[certvigil] 2 findings on web-prod: 1 expired, 1 revoked"
         );
+    }
+
+    #[test]
+    fn subjects_without_a_certificate_are_named() {
+        let managed = json!({"event": "firing", "kind": "renewal-failed", "severity": "warning", "route": "r",
+            "reason": "issuance of managed certificate `web` failed 1 time(s) in a row", "action": "fix <it>", "certificate": null,
+            "subject": {"kind": "managed", "id": "managed:web", "name": "managed certificate web"}, "sources": [], "opened_at": 0});
+        assert_eq!(
+            subject(std::slice::from_ref(&managed)),
+            "[certvigil] WARNING renewal-failed: managed certificate web — issuance of managed certificate `web` failed 1 time(s) in a row"
+        );
+        let t = text(std::slice::from_ref(&managed));
+        assert!(t.contains("  managed: managed certificate web (managed:web)\n"), "{t}");
+        assert!(!t.contains("certificate:") && !t.contains("expires:"), "{t}");
+        let h = html(std::slice::from_ref(&managed));
+        assert!(h.contains("<td>managed certificate web<br><small><code>managed:web</code></small></td>"), "{h}");
+        // A certificate's item still reads as before.
+        assert!(text(&[item("expiring", "warning", "firing", 0)]).contains("  certificate: www.example.net (sha256 ab)\n  expires: X\n"));
     }
 
     #[test]

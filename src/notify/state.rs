@@ -1,4 +1,5 @@
-//! The alert state machine (pure). One alert per (certificate, finding kind):
+//! The alert state machine (pure). One alert per (subject, finding kind) — the subject is a
+//! certificate, a key object or a managed certificate (see `policy::Finding::subject`):
 //! firing → acknowledged → resolved, with silences on top. Given the current findings, the open
 //! alerts, the active silences and the routes, [`step`] returns the changes to make and the
 //! notifications they cause; the store applies them in one transaction.
@@ -66,7 +67,8 @@ impl AlertState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenAlert {
     pub id: i64,
-    pub cert_id: i64,
+    /// `cert:<sha256>`, `key:<source>:<location>` or `managed:<name>`.
+    pub subject: String,
     pub kind: Kind,
     pub severity: Severity,
     pub state: AlertState,
@@ -85,11 +87,14 @@ impl OpenAlert {
     }
 }
 
-/// A silence: matches one certificate by fingerprint, or certificates by source/tag/kind/EKU.
+/// A silence: matches one certificate by fingerprint, one subject exactly (a key, a managed
+/// certificate, or a certificate as `cert:<sha256>`), or findings by source/tag/kind/EKU.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Silence {
     pub id: i64,
     pub fingerprint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     pub source: Option<String>,
     pub tag: Option<String>,
     pub kind: Option<String>,
@@ -102,7 +107,9 @@ pub struct Silence {
 
 impl Silence {
     pub fn matches(&self, f: &Finding) -> bool {
-        self.fingerprint.as_ref().is_none_or(|p| f.fingerprint.starts_with(p.as_str()))
+        // A fingerprint silence never matches a finding without a certificate.
+        self.fingerprint.as_ref().is_none_or(|p| !f.fingerprint.is_empty() && f.fingerprint.starts_with(p.as_str()))
+            && self.subject.as_ref().is_none_or(|s| f.subject == *s)
             && self.source.as_ref().is_none_or(|s| f.sources.contains(s))
             && self.tag.as_ref().is_none_or(|t| f.tags.contains(t))
             && self.kind.as_ref().is_none_or(|k| f.kind.as_str() == k)
@@ -142,7 +149,7 @@ pub fn step(findings: &[Finding], open: &[OpenAlert], silences: &[Silence], rout
     for (i, f) in findings.iter().enumerate() {
         let silenced = active.iter().any(|s| s.matches(f));
         let matching: Vec<&Route> = routes.iter().filter(|r| !r.escalation_only && r.matcher.matches(f)).collect();
-        let existing = open.iter().position(|a| a.cert_id == f.cert_id && a.kind == f.kind);
+        let existing = open.iter().position(|a| a.subject == f.subject && a.kind == f.kind);
         let Some(ai) = existing else {
             let notify = if silenced { Vec::new() } else { matching.iter().map(|r| to_route(r, Event::Firing, f.severity)).collect() };
             changes.push(Change::Open { finding: i, notify });
@@ -210,7 +217,9 @@ mod tests {
 
     fn finding(cert_id: i64, kind: Kind, severity: Severity) -> Finding {
         Finding {
-            cert_id,
+            subject: crate::policy::cert_subject(&format!("{cert_id:064x}")),
+            subject_kind: crate::policy::SubjectKind::Certificate,
+            cert_id: Some(cert_id),
             fingerprint: format!("{cert_id:064x}"),
             name: format!("c{cert_id}"),
             kind,
@@ -242,7 +251,7 @@ mod tests {
     fn alert(id: i64, f: &Finding, opened: i64, notified: Option<i64>, routes: &[&str]) -> OpenAlert {
         OpenAlert {
             id,
-            cert_id: f.cert_id,
+            subject: f.subject.clone(),
             kind: f.kind,
             severity: f.severity,
             state: AlertState::Firing,
@@ -338,6 +347,7 @@ mod tests {
         let s = Silence {
             id: 1,
             fingerprint: None,
+            subject: None,
             source: Some("web".into()),
             tag: None,
             kind: Some("expiring".into()),
@@ -386,5 +396,75 @@ mod tests {
             })
             .collect();
         assert_eq!(held, vec![true, false]);
+    }
+
+    fn managed(name: &str, failures: i64) -> Finding {
+        crate::policy::renewal::failed_without_certificate(&crate::policy::renewal::Uninstalled {
+            name: name.into(),
+            failures,
+            last_error: Some("urn:ietf:params:acme:error:dns".into()),
+            next_attempt: None,
+            installed: None,
+        })
+        .expect("a failure is a finding")
+    }
+
+    #[test]
+    fn subjects_without_a_certificate_open_dedupe_rise_silence_and_resolve() {
+        let routes = [route("mail", &[Severity::Warning, Severity::Critical]), route("pager", &[Severity::Critical])];
+        let web = managed("web", 1);
+        assert_eq!((web.subject.as_str(), web.cert_id, web.fingerprint.as_str()), ("managed:web", None, ""));
+        // A certificate finding of the same kind about another subject is another alert.
+        let cert = finding(1, Kind::RenewalFailed, Severity::Warning);
+        let c = step(&[web.clone(), cert.clone()], &[], &[], &routes, 0);
+        assert!(matches!(c.as_slice(), [Change::Open { finding: 0, .. }, Change::Open { finding: 1, .. }]), "{c:?}");
+        // Same subject and kind on the next evaluation: the same alert, no new notification.
+        let open = [alert(5, &web, 0, Some(0), &["mail"]), alert(6, &cert, 0, Some(0), &["mail"])];
+        let c = step(&[web.clone(), cert.clone()], &open, &[], &routes, 60);
+        assert_eq!(events(&c), vec![]);
+        assert!(matches!(c[0], Change::Update { alert_id: 5, finding: 0, .. }), "{c:?}");
+        // Three failures: critical, which pages.
+        let worse = managed("web", 3);
+        assert_eq!(worse.severity, Severity::Critical);
+        assert_eq!(
+            events(&step(&[worse.clone(), cert.clone()], &open, &[], &routes, 120)),
+            vec![("mail".to_string(), Event::Firing), ("pager".to_string(), Event::Firing)]
+        );
+        // A silence on the subject mutes it and nothing else; a fingerprint silence never
+        // matches a subject without a certificate.
+        let silence = |fingerprint: Option<&str>, subject: Option<&str>| Silence {
+            id: 1,
+            fingerprint: fingerprint.map(str::to_string),
+            subject: subject.map(str::to_string),
+            source: None,
+            tag: None,
+            kind: None,
+            eku: None,
+            reason: "r".into(),
+            created_by: "t".into(),
+            created_at: 0,
+            expires_at: 1000,
+        };
+        assert!(silence(None, Some("managed:web")).matches(&worse));
+        assert!(!silence(None, Some("managed:web")).matches(&cert));
+        assert!(!silence(Some(""), None).matches(&worse));
+        assert_eq!(events(&step(&[worse, cert.clone()], &open, &[silence(None, Some("managed:web"))], &routes, 120)), vec![]);
+        // The problem is gone (issued, or no failures): resolved, with a notice.
+        let c = step(std::slice::from_ref(&cert), &open, &[], &routes, 180);
+        assert!(matches!(c[1], Change::Resolve { alert_id: 5, .. }), "{c:?}");
+        assert_eq!(events(&c), vec![("mail".to_string(), Event::Resolved)]);
+        assert!(
+            crate::policy::renewal::failed_without_certificate(&crate::policy::renewal::Uninstalled {
+                failures: 0,
+                ..crate::policy::renewal::Uninstalled {
+                    name: "web".into(),
+                    failures: 0,
+                    last_error: None,
+                    next_attempt: None,
+                    installed: None
+                }
+            })
+            .is_none()
+        );
     }
 }

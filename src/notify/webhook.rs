@@ -90,7 +90,7 @@ impl Notifier for Slack {
                     "*{}* {} — `{}`\n{}\n_{}_",
                     i["severity"].as_str().unwrap_or("").to_uppercase(),
                     i["kind"].as_str().unwrap_or(""),
-                    i["certificate"]["name"].as_str().unwrap_or(""),
+                    render::subject_name(i),
                     i["reason"].as_str().unwrap_or(""),
                     i["action"].as_str().unwrap_or("")
                 );
@@ -131,10 +131,10 @@ impl Notifier for PagerDuty {
                         "summary": render::subject(std::slice::from_ref(i)).chars().take(1000).collect::<String>(),
                         "source": "certvigil",
                         "severity": severity,
-                        "component": i["certificate"]["name"],
+                        "component": render::subject_name(i),
                         "group": i["sources"],
                         "class": i["kind"],
-                        "custom_details": {"reason": i["reason"], "action": i["action"], "fingerprint": i["certificate"]["fingerprint"], "not_after": i["certificate"]["not_after_rfc3339"], "event": event},
+                        "custom_details": {"reason": i["reason"], "action": i["action"], "fingerprint": i["certificate"]["fingerprint"], "not_after": i["certificate"]["not_after_rfc3339"], "event": event, "subject": i["subject"]},
                     },
                 })
                 .to_string();

@@ -3,11 +3,11 @@
 //! and the certificates' policy states are arguments.
 //!
 //! A key problem about a key that has a certificate becomes a [`Finding`] on that certificate
-//! (so it is alerted like any other). A private key with no certificate anywhere has no
-//! certificate to hang an alert on (alerts are per certificate, `alerts.cert_id`): it is
-//! reported by `certvigil keys` and in `plan`'s `key_problems`.
+//! (so it is alerted like any other). A key with no certificate anywhere, and a TUF trust root,
+//! get findings of their own, about the key object (subject `key:<source>:<location>`,
+//! [`subject_findings`]). `certvigil keys` and `plan`'s `key_problems` list every problem.
 
-use super::{CertState, Finding, Kind, Severity};
+use super::{CertState, Finding, Kind, Severity, SubjectKind};
 use crate::store::{KeyRow, TokenCertRow};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -35,6 +35,17 @@ impl ProblemKind {
             ProblemKind::KeyExtractable => Some(Kind::KeyExtractable),
             ProblemKind::KeyNotOnToken => Some(Kind::KeyNotOnToken),
             ProblemKind::OrphanKey | ProblemKind::TrustRootExpiring | ProblemKind::TrustRootExpired => None,
+        }
+    }
+
+    /// The finding kind about the key object itself, when it has no certificate to carry it.
+    fn key_finding_kind(self) -> Option<Kind> {
+        match self {
+            ProblemKind::KeyExtractable => Some(Kind::KeyExtractable),
+            ProblemKind::OrphanKey => Some(Kind::KeyWithoutCertificate),
+            ProblemKind::TrustRootExpiring => Some(Kind::TrustRootExpiring),
+            ProblemKind::TrustRootExpired => Some(Kind::TrustRootExpired),
+            ProblemKind::KeyNotOnToken => None,
         }
     }
 }
@@ -287,7 +298,9 @@ pub fn findings(review: &Review, states: &[CertState<'_>]) -> Vec<Finding> {
             let st = by_id.get(&cert_id)?;
             let c = st.cert;
             Some(Finding {
-                cert_id,
+                subject: super::cert_subject(&c.facts.fingerprint.0),
+                subject_kind: SubjectKind::Certificate,
+                cert_id: Some(cert_id),
                 fingerprint: c.facts.fingerprint.0.clone(),
                 name: c.facts.display_name(),
                 kind: p.kind.finding_kind()?,
@@ -303,7 +316,75 @@ pub fn findings(review: &Review, states: &[CertState<'_>]) -> Vec<Finding> {
         .collect()
 }
 
-/// The problems that cannot be findings (no certificate to attach them to), for `plan`.
+/// Whether a key's problem is a finding about the key object itself: the key has no
+/// certificate anywhere in the inventory (a trust root never has one). An orphan key whose
+/// certificate is deployed elsewhere is not: its certificate exists, `keys` lists the problem.
+fn about_the_key(r: &KeyReport, p: &Problem) -> bool {
+    r.certificates.is_empty() && p.kind.key_finding_kind().is_some()
+}
+
+/// What operators read for a key object: `root.json in configmap sigstore/trust (version 10)`
+/// for a Kubernetes object, else `"label" (CKA_ID 01) in source hsm at <location>`.
+pub fn key_name(k: &KeyRow) -> String {
+    if let Some(rest) = k.location.strip_prefix("k8s://") {
+        // k8s://<context>/<namespace>/<plural>/<name>#<data key>
+        let (path, entry) = rest.split_once('#').unwrap_or((rest, ""));
+        let parts: Vec<&str> = path.split('/').collect();
+        if let [_, ns, plural, name] = parts.as_slice() {
+            let singular = plural.strip_suffix('s').unwrap_or(plural);
+            let version =
+                k.attributes.get("version").and_then(serde_json::Value::as_i64).map(|v| format!(" (version {v})")).unwrap_or_default();
+            return format!("{entry} in {singular} {ns}/{name}{version}");
+        }
+    }
+    match k.class.as_str() {
+        "private" => format!("private key {}", describe(k.label.as_deref(), k.key_id.as_deref(), &k.source)),
+        _ => format!("{} at {}", k.label.as_deref().unwrap_or(&k.class), k.location),
+    }
+}
+
+/// Findings about key objects that have no certificate (an orphan private key, the
+/// extractability of a key nothing certifies) and about trust roots: at most one per (key,
+/// kind), the most severe. `tags` are each source's tags, for routing. Pure.
+pub fn subject_findings(review: &Review, tags: &HashMap<String, Vec<String>>) -> Vec<Finding> {
+    let mut out: Vec<Finding> = Vec::new();
+    for r in &review.keys {
+        for p in r.problems.iter().filter(|p| about_the_key(r, p)) {
+            let Some(kind) = p.kind.key_finding_kind() else { continue };
+            let subject = super::key_subject(&r.key.source, &r.key.location);
+            if let Some(prev) = out.iter_mut().find(|f| f.subject == subject && f.kind == kind) {
+                if p.severity > prev.severity {
+                    (prev.severity, prev.reason, prev.action) = (p.severity, p.reason.clone(), p.action.clone());
+                }
+                continue;
+            }
+            out.push(Finding {
+                subject,
+                subject_kind: SubjectKind::Key,
+                cert_id: None,
+                fingerprint: String::new(),
+                name: key_name(&r.key),
+                kind,
+                severity: p.severity,
+                reason: p.reason.clone(),
+                action: p.action.clone(),
+                sources: vec![r.key.source.clone()],
+                tags: tags.get(&r.key.source).cloned().unwrap_or_default(),
+                ekus: Vec::new(),
+                not_after: r.key.attributes.get("not_after").and_then(serde_json::Value::as_i64).unwrap_or(0),
+            });
+        }
+    }
+    out
+}
+
+/// Whether `unattached`'s problem is alerted (as a finding about the key itself).
+pub fn alerted(key: &KeyRow, p: &Problem, review: &Review) -> bool {
+    review.keys.iter().any(|r| std::ptr::eq(&r.key, key) && about_the_key(r, p))
+}
+
+/// The problems that cannot be findings on a certificate (no certificate to attach them to),
+/// for `plan`: most are findings about the key itself ([`alerted`]).
 pub fn unattached(review: &Review) -> Vec<(&KeyRow, &Problem)> {
     review
         .keys
@@ -401,7 +482,7 @@ mod tests {
     }
 
     fn kinds(review: &Review, states: &[CertState<'_>]) -> Vec<(i64, Kind, Severity)> {
-        findings(review, states).into_iter().map(|f| (f.cert_id, f.kind, f.severity)).collect()
+        findings(review, states).into_iter().map(|f| (f.cert_id.unwrap_or(0), f.kind, f.severity)).collect()
     }
 
     #[test]
@@ -473,6 +554,23 @@ mod tests {
             left,
             [(Some("03"), ProblemKind::OrphanKey), (Some("05"), ProblemKind::KeyExtractable), (Some("05"), ProblemKind::OrphanKey)]
         );
+        // The key with no certificate anywhere is alerted about itself; key 03's certificate
+        // exists (deployed elsewhere), so its missing token copy is only listed.
+        let tags = HashMap::from([("hsm".to_string(), vec!["prod".to_string()])]);
+        type About = (String, Kind, Severity, Option<i64>, Vec<String>);
+        let about_keys: Vec<About> =
+            subject_findings(&r, &tags).into_iter().map(|f| (f.subject, f.kind, f.severity, f.cert_id, f.tags)).collect();
+        let subject = "key:hsm:pkcs11:token=t;id=%05;type=private".to_string();
+        assert_eq!(
+            about_keys,
+            [
+                (subject.clone(), Kind::KeyExtractable, Severity::Warning, None, vec!["prod".to_string()]),
+                (subject, Kind::KeyWithoutCertificate, Severity::Info, None, vec!["prod".to_string()]),
+            ]
+        );
+        let alerted_left: Vec<bool> = unattached(&r).into_iter().map(|(k, p)| alerted(k, p, &r)).collect();
+        assert_eq!(alerted_left, [false, true, true]);
+        assert_eq!(key_name(&keys[2]), "private key \"k05\" (CKA_ID 05) in source hsm");
     }
 
     #[test]
@@ -498,7 +596,8 @@ mod tests {
             curve: None,
             key_id: None,
             label: Some("TUF root v5".into()),
-            attributes: serde_json::json!({"not_after": not_after}),
+            attributes: serde_json::json!({"not_after": not_after, "version": 5}),
+            location: "k8s://prod/sigstore/configmaps/trust#root.json".into(),
             ..key("01", None, serde_json::json!({}))
         };
         let now = 1_000 * day;
@@ -514,9 +613,19 @@ mod tests {
             check_trust_roots(&mut r, &expiry, now);
             let got = r.keys[0].problems.iter().map(|p| (p.kind, p.severity)).next();
             assert_eq!(got, want, "not_after {not_after}");
-            // Not a certificate's problem: reported with the keys, never a finding.
+            // Not a certificate's problem: a finding about the root itself.
             assert!(findings(&r, &[]).is_empty());
             assert_eq!(unattached(&r).len(), usize::from(want.is_some()));
+            let about: Vec<(Kind, Severity, String, i64)> =
+                subject_findings(&r, &HashMap::new()).into_iter().map(|f| (f.kind, f.severity, f.subject, f.not_after)).collect();
+            let kind = |p: ProblemKind| if p == ProblemKind::TrustRootExpired { Kind::TrustRootExpired } else { Kind::TrustRootExpiring };
+            let subject = "key:hsm:k8s://prod/sigstore/configmaps/trust#root.json".to_string();
+            assert_eq!(about, want.into_iter().map(|(p, sev)| (kind(p), sev, subject.clone(), not_after)).collect::<Vec<_>>());
         }
+        let mut r = review(&[root(now + day)], &[], &[]);
+        r.keys[0].key.location = "k8s://prod/sigstore/configmaps/trust#root.json".into();
+        assert_eq!(key_name(&r.keys[0].key), "root.json in configmap sigstore/trust (version 5)");
+        check_trust_roots(&mut r, &expiry, now);
+        assert_eq!(subject_findings(&r, &HashMap::new())[0].name, "root.json in configmap sigstore/trust (version 5)");
     }
 }

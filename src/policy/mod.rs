@@ -41,7 +41,7 @@ impl fmt::Display for Severity {
     }
 }
 
-/// What a finding is about. One alert exists per (certificate, kind).
+/// What a finding is about. One alert exists per (subject, kind).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
@@ -67,6 +67,12 @@ pub enum Kind {
     RenewalFailed,
     /// A managed certificate is still installed after the CA's renewal window ended.
     RenewalOverdue,
+    /// A TUF trust root (Sigstore `root.json`) inside its expiry window (`policy::keys`).
+    TrustRootExpiring,
+    /// A TUF trust root past its `expires` (`policy::keys`).
+    TrustRootExpired,
+    /// A private key on a token with no certificate anywhere in the inventory (`policy::keys`).
+    KeyWithoutCertificate,
 }
 
 impl Kind {
@@ -89,10 +95,13 @@ impl Kind {
             Kind::CertManagerNotReady => "cert-manager-not-ready",
             Kind::RenewalFailed => "renewal-failed",
             Kind::RenewalOverdue => "renewal-overdue",
+            Kind::TrustRootExpiring => "trust-root-expiring",
+            Kind::TrustRootExpired => "trust-root-expired",
+            Kind::KeyWithoutCertificate => "key-without-certificate",
         }
     }
 
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 20] = [
         Kind::Expired,
         Kind::Expiring,
         Kind::NotYetValid,
@@ -110,6 +119,9 @@ impl Kind {
         Kind::CertManagerNotReady,
         Kind::RenewalFailed,
         Kind::RenewalOverdue,
+        Kind::TrustRootExpiring,
+        Kind::TrustRootExpired,
+        Kind::KeyWithoutCertificate,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -123,11 +135,71 @@ impl fmt::Display for Kind {
     }
 }
 
-/// One finding about one certificate.
+/// What kind of thing an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubjectKind {
+    /// A certificate in the inventory: subject `cert:<sha256>`.
+    Certificate,
+    /// A key object a source lists (PKCS#11 private key, TUF trust root): `key:<source>:<location>`.
+    Key,
+    /// A managed certificate (`managed:`) with no installed certificate: `managed:<name>`.
+    Managed,
+}
+
+impl SubjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubjectKind::Certificate => "certificate",
+            SubjectKind::Key => "key",
+            SubjectKind::Managed => "managed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [SubjectKind::Certificate, SubjectKind::Key, SubjectKind::Managed].into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The kind of a subject string, by its scheme.
+    pub fn of(subject: &str) -> Option<Self> {
+        match subject.split_once(':')?.0 {
+            "cert" => Some(SubjectKind::Certificate),
+            "key" => Some(SubjectKind::Key),
+            "managed" => Some(SubjectKind::Managed),
+            _ => None,
+        }
+    }
+}
+
+/// The subject string of a certificate.
+pub fn cert_subject(fingerprint: &str) -> String {
+    format!("cert:{}", fingerprint.to_ascii_lowercase())
+}
+
+/// The subject string of a key object.
+pub fn key_subject(source: &str, location: &str) -> String {
+    format!("key:{source}:{location}")
+}
+
+/// The subject string of a managed certificate.
+pub fn managed_subject(name: &str) -> String {
+    format!("managed:{name}")
+}
+
+/// One finding about one subject: a certificate, a key object, or a managed certificate with
+/// no certificate installed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
-    pub cert_id: i64,
+    /// `cert:<sha256>`, `key:<source>:<location>` or `managed:<name>`: one alert per
+    /// (subject, kind).
+    pub subject: String,
+    pub subject_kind: SubjectKind,
+    /// The certificate's row, for certificate subjects.
+    pub cert_id: Option<i64>,
+    /// The certificate's SHA-256; empty (and not serialized) for other subjects.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub fingerprint: String,
+    /// What operators read: the certificate's name, `"label" at <location>`, `managed certificate web`.
     pub name: String,
     pub kind: Kind,
     pub severity: Severity,
@@ -139,7 +211,16 @@ pub struct Finding {
     pub sources: Vec<String>,
     pub tags: Vec<String>,
     pub ekus: Vec<String>,
+    /// When the subject expires (a certificate's notAfter, a trust root's `expires`); 0 when
+    /// it has no expiry (a key, a managed certificate with nothing installed).
     pub not_after: UnixTime,
+}
+
+impl Finding {
+    /// A short column for listings: the certificate's fingerprint prefix, else the subject kind.
+    pub fn short(&self) -> &str {
+        if self.fingerprint.is_empty() { self.subject_kind.as_str() } else { &self.fingerprint[..12.min(self.fingerprint.len())] }
+    }
 }
 
 /// Everything the checks know about one certificate.
@@ -212,7 +293,9 @@ pub fn evaluate(policy: &PolicySettings, states: &[CertState<'_>], now: UnixTime
     for st in states {
         let c = st.cert;
         let mk = |(kind, severity, reason, action): (Kind, Severity, String, String)| Finding {
-            cert_id: c.id,
+            subject: cert_subject(&c.facts.fingerprint.0),
+            subject_kind: SubjectKind::Certificate,
+            cert_id: Some(c.id),
             fingerprint: c.facts.fingerprint.0.clone(),
             name: c.facts.display_name(),
             kind,

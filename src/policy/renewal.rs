@@ -76,3 +76,51 @@ pub fn overdue(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
         format!("check the renew job, then run `certvigil renew {}`", r.name),
     ))
 }
+
+/// The renewal state of a managed certificate that has no current certificate in the inventory
+/// (nothing installed yet, or what it installed is not where any source looks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uninstalled {
+    pub name: String,
+    pub failures: i64,
+    pub last_error: Option<String>,
+    pub next_attempt: Option<UnixTime>,
+    /// The fingerprint the renewal engine read back from the install files, if any.
+    pub installed: Option<String>,
+}
+
+/// `renewal-failed` about the managed certificate itself (subject `managed:<name>`), when its
+/// issuance keeps failing and there is no certificate in the inventory to carry the finding:
+/// warning, critical after [`CRITICAL_AFTER_FAILURES`] failures. No failures, no finding (the
+/// alert resolves). Pure.
+pub fn failed_without_certificate(u: &Uninstalled) -> Option<super::Finding> {
+    if u.failures <= 0 {
+        return None;
+    }
+    let severity = if u.failures >= CRITICAL_AFTER_FAILURES { Severity::Critical } else { Severity::Warning };
+    let next = u.next_attempt.map(|t| format!("; next attempt at {}", format_time(t))).unwrap_or_default();
+    let (what, state) = match &u.installed {
+        None => ("issuance", "nothing is installed yet".to_string()),
+        Some(fp) => ("renewal", format!("the certificate it installed (sha256 {}) is in no scanned source", &fp[..12.min(fp.len())])),
+    };
+    Some(super::Finding {
+        subject: super::managed_subject(&u.name),
+        subject_kind: super::SubjectKind::Managed,
+        cert_id: None,
+        fingerprint: String::new(),
+        name: format!("managed certificate {}", u.name),
+        kind: Kind::RenewalFailed,
+        severity,
+        reason: format!(
+            "{what} of managed certificate `{}` failed {} time(s) in a row; {state}{next}: {}",
+            u.name,
+            u.failures,
+            u.last_error.as_deref().unwrap_or("no error recorded")
+        ),
+        action: format!("fix the cause, then run `certvigil renew {} --force`", u.name),
+        sources: Vec::new(),
+        tags: Vec::new(),
+        ekus: Vec::new(),
+        not_after: 0,
+    })
+}

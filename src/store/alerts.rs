@@ -5,15 +5,22 @@
 use super::{Result, Store};
 use crate::model::UnixTime;
 use crate::notify::state::{AlertState, Change, Event, Notify, OpenAlert, Silence};
-use crate::policy::{Finding, Kind, Severity};
+use crate::policy::{Finding, Kind, Severity, SubjectKind};
 use rusqlite::params;
 
 /// An alert row for listing.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AlertRow {
     pub id: i64,
-    pub cert_id: i64,
-    pub fingerprint: String,
+    /// `cert:<sha256>`, `key:<source>:<location>` or `managed:<name>`.
+    pub subject: String,
+    /// certificate | key | managed
+    pub subject_kind: String,
+    /// Certificate subjects only.
+    pub cert_id: Option<i64>,
+    /// Certificate subjects only.
+    pub fingerprint: Option<String>,
+    /// The certificate's name, or the subject's readable name.
     pub name: String,
     pub kind: String,
     pub severity: String,
@@ -57,27 +64,51 @@ pub struct Applied {
     pub notifications: usize,
 }
 
-/// The JSON carried by a notification about a finding.
+/// The JSON carried by a notification about a finding. `certificate` is as it always was for
+/// certificate subjects and null for others; `subject` (kind, id, name) is there for all.
 pub fn payload(f: &Finding, event: Event, alert_id: i64, route: &str, opened_at: UnixTime) -> serde_json::Value {
+    let certificate = (f.subject_kind == SubjectKind::Certificate).then(|| {
+        serde_json::json!({
+            "fingerprint": f.fingerprint,
+            "name": f.name,
+            "not_after": f.not_after,
+            "not_after_rfc3339": crate::model::format_time(f.not_after),
+        })
+    });
     serde_json::json!({
         "event": event.as_str(),
         "alert_id": alert_id,
         "kind": f.kind.as_str(),
         "severity": f.severity.as_str(),
-        "certificate": {
-            "fingerprint": f.fingerprint,
-            "name": f.name,
-            "not_after": f.not_after,
-            "not_after_rfc3339": crate::model::format_time(f.not_after),
-        },
+        "certificate": certificate,
+        "subject": subject_json(f.subject_kind.as_str(), &f.subject, &f.name, f.not_after),
         "reason": f.reason,
         "action": f.action,
         "sources": f.sources,
         "tags": f.tags,
         "route": route,
         "opened_at": opened_at,
-        "dedup_key": format!("certvigil:{}:{}", &f.fingerprint[..16.min(f.fingerprint.len())], f.kind.as_str()),
+        "dedup_key": dedup_key(&f.subject, &f.fingerprint, f.kind.as_str()),
     })
+}
+
+fn subject_json(kind: &str, id: &str, name: &str, not_after: UnixTime) -> serde_json::Value {
+    let mut v = serde_json::json!({"kind": kind, "id": id, "name": name});
+    if not_after != 0 {
+        v["not_after"] = not_after.into();
+        v["not_after_rfc3339"] = crate::model::format_time(not_after).into();
+    }
+    v
+}
+
+/// Stable per (subject, kind): a certificate's as before (`certvigil:<16 hex>:<kind>`), others
+/// `certvigil:<subject>:<kind>`.
+fn dedup_key(subject: &str, fingerprint: &str, kind: &str) -> String {
+    if fingerprint.is_empty() {
+        format!("certvigil:{subject}:{kind}")
+    } else {
+        format!("certvigil:{}:{kind}", &fingerprint[..16.min(fingerprint.len())])
+    }
 }
 
 fn outbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
@@ -106,7 +137,7 @@ const OUTBOX_COLUMNS: &str =
 impl Store {
     pub fn open_alerts(&self) -> Result<Vec<OpenAlert>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, cert_id, kind, severity, state, opened_at, last_notified_at, escalated_at, routes_notified FROM alerts WHERE state != 'resolved' ORDER BY id",
+            "SELECT id, subject, kind, severity, state, opened_at, last_notified_at, escalated_at, routes_notified FROM alerts WHERE state != 'resolved' ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| {
             let kind: String = r.get(2)?;
@@ -115,7 +146,7 @@ impl Store {
             let routes: String = r.get(8)?;
             Ok(OpenAlert {
                 id: r.get(0)?,
-                cert_id: r.get(1)?,
+                subject: r.get(1)?,
                 kind: Kind::parse(&kind).unwrap_or(Kind::Expiring),
                 severity: Severity::parse(&sev).unwrap_or(Severity::Warning),
                 state: AlertState::parse(&state),
@@ -174,8 +205,9 @@ impl Store {
                     let f = &findings[*finding];
                     let notified = !notify.is_empty();
                     tx.execute(
-                        "INSERT INTO alerts (cert_id, kind, severity, state, reason, action, opened_at, last_notified_at, notifications, routes_notified, seq)
-                         VALUES (?1, ?2, ?3, 'firing', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                        "INSERT INTO alerts (cert_id, kind, severity, state, reason, action, opened_at, last_notified_at, notifications, routes_notified, seq,
+                                             subject, subject_kind, subject_name)
+                         VALUES (?1, ?2, ?3, 'firing', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                         params![
                             f.cert_id,
                             f.kind.as_str(),
@@ -186,7 +218,10 @@ impl Store {
                             notified.then_some(now),
                             notify.iter().map(|n| n.receivers.len() as i64).sum::<i64>(),
                             routes_json(&[], notify),
-                            i64::from(notified)
+                            i64::from(notified),
+                            f.subject,
+                            f.subject_kind.as_str(),
+                            f.name
                         ],
                     )?;
                     let id = tx.last_insert_rowid();
@@ -201,8 +236,8 @@ impl Store {
                         })?;
                     let prev: Vec<(String, UnixTime)> = serde_json::from_str(&prev).unwrap_or_default();
                     tx.execute(
-                        "UPDATE alerts SET severity = ?2, reason = ?3, action = ?4 WHERE id = ?1",
-                        params![alert_id, f.severity.as_str(), f.reason, f.action],
+                        "UPDATE alerts SET severity = ?2, reason = ?3, action = ?4, subject_name = ?5 WHERE id = ?1",
+                        params![alert_id, f.severity.as_str(), f.reason, f.action, f.name],
                     )?;
                     if !notify.is_empty() {
                         let seq = seq + 1;
@@ -249,15 +284,17 @@ impl Store {
 
     pub fn alerts(&self, include_resolved: bool) -> Result<Vec<AlertRow>> {
         let sql = format!(
-            "SELECT a.id, a.cert_id, c.fingerprint, COALESCE(c.common_name, c.subject), a.kind, a.severity, a.state, a.reason, a.action, a.opened_at,
-                    a.last_notified_at, a.notifications, a.escalated_at, a.acked_at, a.acked_by, a.resolved_at
-             FROM alerts a JOIN certificates c ON c.id = a.cert_id {} ORDER BY a.state = 'resolved', a.severity = 'critical' DESC, a.id",
+            "SELECT a.id, a.cert_id, c.fingerprint, COALESCE(c.common_name, c.subject, a.subject_name), a.kind, a.severity, a.state, a.reason, a.action, a.opened_at,
+                    a.last_notified_at, a.notifications, a.escalated_at, a.acked_at, a.acked_by, a.resolved_at, a.subject, a.subject_kind
+             FROM alerts a LEFT JOIN certificates c ON c.id = a.cert_id {} ORDER BY a.state = 'resolved', a.severity = 'critical' DESC, a.id",
             if include_resolved { "" } else { "WHERE a.state != 'resolved'" }
         );
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map([], |r| {
             Ok(AlertRow {
                 id: r.get(0)?,
+                subject: r.get(16)?,
+                subject_kind: r.get(17)?,
                 cert_id: r.get(1)?,
                 fingerprint: r.get(2)?,
                 name: r.get(3)?,
@@ -278,12 +315,12 @@ impl Store {
         Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
     }
 
-    /// Acknowledges open alerts: by alert id, or every open alert of a certificate (optionally
-    /// of one kind). Returns how many were acknowledged.
+    /// Acknowledges open alerts: by alert id, or every open alert of a subject (optionally of
+    /// one kind). Returns how many were acknowledged.
     pub fn ack(
         &mut self,
         alert_id: Option<i64>,
-        cert_id: Option<i64>,
+        subject: Option<&str>,
         kind: Option<&str>,
         by: &str,
         note: Option<&str>,
@@ -292,8 +329,8 @@ impl Store {
         let tx = self.conn.transaction()?;
         let n = tx.execute(
             "UPDATE alerts SET state = 'acknowledged', acked_at = ?4, acked_by = ?5, ack_note = ?6
-             WHERE state = 'firing' AND (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR cert_id = ?2) AND (?3 IS NULL OR kind = ?3)",
-            params![alert_id, cert_id, kind, now, by, note],
+             WHERE state = 'firing' AND (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR subject = ?2) AND (?3 IS NULL OR kind = ?3)",
+            params![alert_id, subject, kind, now, by, note],
         )?;
         if n > 0 {
             super::audit::append(
@@ -301,7 +338,7 @@ impl Store {
                 now,
                 "ack",
                 by,
-                &serde_json::json!({"alert_id": alert_id, "cert_id": cert_id, "kind": kind, "note": note, "alerts": n}),
+                &serde_json::json!({"alert_id": alert_id, "subject": subject, "kind": kind, "note": note, "alerts": n}),
             )?;
         }
         tx.commit()?;
@@ -311,11 +348,11 @@ impl Store {
     pub fn add_silence(&mut self, s: &Silence) -> Result<i64> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO silences (fingerprint, source, tag, kind, eku, reason, created_by, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![s.fingerprint, s.source, s.tag, s.kind, s.eku, s.reason, s.created_by, s.created_at, s.expires_at],
+            "INSERT INTO silences (fingerprint, source, tag, kind, eku, reason, created_by, created_at, expires_at, subject) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![s.fingerprint, s.source, s.tag, s.kind, s.eku, s.reason, s.created_by, s.created_at, s.expires_at, s.subject],
         )?;
         let id = tx.last_insert_rowid();
-        let detail = serde_json::json!({"id": id, "fingerprint": s.fingerprint, "source": s.source, "tag": s.tag, "kind": s.kind, "eku": s.eku, "reason": s.reason, "expires_at": s.expires_at});
+        let detail = serde_json::json!({"id": id, "fingerprint": s.fingerprint, "subject": s.subject, "source": s.source, "tag": s.tag, "kind": s.kind, "eku": s.eku, "reason": s.reason, "expires_at": s.expires_at});
         super::audit::append(&tx, s.created_at, "silence", &s.created_by, &detail)?;
         tx.commit()?;
         Ok(id)
@@ -324,13 +361,14 @@ impl Store {
     /// Silences in force at `now` (or all, with `include_expired`).
     pub fn silences(&self, now: UnixTime, include_expired: bool) -> Result<Vec<Silence>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, fingerprint, source, tag, kind, eku, reason, created_by, created_at, COALESCE(expired_at, expires_at) FROM silences
+            "SELECT id, fingerprint, source, tag, kind, eku, reason, created_by, created_at, COALESCE(expired_at, expires_at), subject FROM silences
              WHERE ?2 OR (COALESCE(expired_at, expires_at) > ?1) ORDER BY id",
         )?;
         let rows = stmt.query_map(params![now, include_expired], |r| {
             Ok(Silence {
                 id: r.get(0)?,
                 fingerprint: r.get(1)?,
+                subject: r.get(10)?,
                 source: r.get(2)?,
                 tag: r.get(3)?,
                 kind: r.get(4)?,
@@ -443,27 +481,33 @@ impl Store {
 
 /// The payload of a resolve notice, from the alert row.
 fn resolved_payload(tx: &rusqlite::Transaction<'_>, alert_id: i64, route: &str) -> Result<serde_json::Value> {
-    let (kind, severity, reason, fp, name, not_after, opened, sources): (String, String, String, String, String, i64, i64, String) = tx
-        .query_row(
-            "SELECT a.kind, a.severity, a.reason, c.fingerprint, COALESCE(c.common_name, c.subject), c.not_after, a.opened_at,
-                (SELECT json_group_array(DISTINCT s.source) FROM sightings s WHERE s.cert_id = c.id)
-         FROM alerts a JOIN certificates c ON c.id = a.cert_id WHERE a.id = ?1",
-            [alert_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
-        )?;
+    type Row = (String, String, String, Option<String>, String, Option<i64>, i64, String, String, String);
+    let (kind, severity, reason, fp, name, not_after, opened, sources, subject, subject_kind): Row = tx.query_row(
+        "SELECT a.kind, a.severity, a.reason, c.fingerprint, COALESCE(c.common_name, c.subject, a.subject_name), c.not_after, a.opened_at,
+                CASE WHEN c.id IS NULL THEN '[]' ELSE (SELECT json_group_array(DISTINCT s.source) FROM sightings s WHERE s.cert_id = c.id) END,
+                a.subject, a.subject_kind
+         FROM alerts a LEFT JOIN certificates c ON c.id = a.cert_id WHERE a.id = ?1",
+        [alert_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?)),
+    )?;
     let sources: serde_json::Value = serde_json::from_str(&sources).unwrap_or_else(|_| serde_json::json!([]));
+    let certificate = fp.as_ref().map(|fp| {
+        let not_after = not_after.unwrap_or(0);
+        serde_json::json!({"fingerprint": fp, "name": name, "not_after": not_after, "not_after_rfc3339": crate::model::format_time(not_after)})
+    });
     Ok(serde_json::json!({
         "event": "resolved",
         "alert_id": alert_id,
         "kind": kind,
         "severity": severity,
-        "certificate": {"fingerprint": fp, "name": name, "not_after": not_after, "not_after_rfc3339": crate::model::format_time(not_after)},
+        "certificate": certificate,
+        "subject": subject_json(&subject_kind, &subject, &name, not_after.unwrap_or(0)),
         "reason": format!("resolved (was: {reason})"),
         "action": "nothing to do",
         "sources": sources,
         "tags": [],
         "route": route,
         "opened_at": opened,
-        "dedup_key": format!("certvigil:{}:{}", &fp[..16.min(fp.len())], kind),
+        "dedup_key": dedup_key(&subject, fp.as_deref().unwrap_or(""), &kind),
     }))
 }

@@ -40,6 +40,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "0006_source_objects", include_str!("../../schema/0006_source_objects.sql")),
     (7, "0007_renewals", include_str!("../../schema/0007_renewals.sql")),
     (8, "0008_image_findings", include_str!("../../schema/0008_image_findings.sql")),
+    (9, "0009_alert_subjects", include_str!("../../schema/0009_alert_subjects.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,10 @@ pub enum StoreError {
     TooNew { path: PathBuf, found: i64, known: i64 },
     #[error("store migration {name}: {source}")]
     Migration { name: String, source: rusqlite::Error },
+    #[error(
+        "store migration {name}: it would leave {count} row(s) pointing at missing rows (first: {example}); nothing was changed, the store stays at its previous version"
+    )]
+    MigrationForeignKeys { name: String, count: usize, example: String },
     #[error("store: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("store: unexpected value: {0}")]
@@ -130,10 +135,28 @@ impl Store {
         if current > known {
             return Err(StoreError::TooNew { path: self.path.clone(), found: current, known });
         }
+        if current >= known {
+            return Ok(());
+        }
+        // Some migrations rebuild a table (SQLite cannot drop NOT NULL): SQLite's documented
+        // procedure runs them with foreign keys off (the pragma is a no-op inside a
+        // transaction, so it is set around it) and checks every reference before committing.
+        let err = |source| StoreError::Migration { name: "foreign_keys".into(), source };
+        self.conn.pragma_update(None, "foreign_keys", "OFF").map_err(err)?;
+        let result = self.run_migrations(current);
+        self.conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+        result
+    }
+
+    fn run_migrations(&mut self, current: i64) -> Result<()> {
         for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
             let err = |source| StoreError::Migration { name: name.to_string(), source };
             let tx = self.conn.transaction().map_err(err)?;
             tx.execute_batch(sql).map_err(err)?;
+            let broken = foreign_key_violations(&tx).map_err(err)?;
+            if let Some(example) = broken.first() {
+                return Err(StoreError::MigrationForeignKeys { name: name.to_string(), count: broken.len(), example: example.clone() });
+            }
             tx.pragma_update(None, "user_version", version).map_err(err)?;
             tx.commit().map_err(err)?;
             tracing::info!(store = %self.path.display(), migration = name, "store migrated");
@@ -257,6 +280,15 @@ impl Store {
         let rows = stmt.query_map([run_id], |r| Ok(ObjectError { source: r.get(0)?, location: r.get(1)?, message: r.get(2)? }))?;
         Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
     }
+}
+
+/// `PRAGMA foreign_key_check`, as `table row <rowid> -> <parent>` lines.
+fn foreign_key_violations(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(format!("{} row {} -> {}", r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0), r.get::<_, String>(2)?))
+    })?;
+    rows.collect()
 }
 
 fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
@@ -451,5 +483,150 @@ mod tests {
         s.conn().pragma_update(None, "user_version", 99).unwrap();
         drop(s);
         assert!(matches!(Store::open(&p), Err(StoreError::TooNew { found: 99, .. })));
+    }
+
+    /// A store left at version 8 (before alert subjects) holding alerts and their outbox rows.
+    fn version_8_store(p: &Path) {
+        let conn = Connection::open(p).unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        for (version, _, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 8) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", version).unwrap();
+        }
+        for (id, fp, cn) in [(1, "aa", Some("www.example.net")), (2, "bb", None)] {
+            conn.execute(
+                "INSERT INTO certificates (id, fingerprint, subject, issuer, common_name, serial, not_before, not_after, spki_sha256,
+                   key_algorithm, signature_algorithm, is_ca, key_usage, ext_key_usage, sans, ocsp_urls, ca_issuers_urls, crl_urls,
+                   self_issued, warnings, der, first_seen)
+                 VALUES (?1, ?2, ?3, 'CN=CA', ?4, '01', 0, 100, 'spki', 'EC', 'ecdsa-with-SHA256', 0, '[]', '[]', '[]', '[]', '[]', '[]', 0, '[]', x'00', 0)",
+                params![id, fp.repeat(32), format!("CN=subject{id}"), cn],
+            )
+            .unwrap();
+        }
+        // Ids 7 (resolved, cert 1), 9 (open, cert 1), 12 (acknowledged, cert 2).
+        for (id, cert, state) in [(7, 1, "resolved"), (9, 1, "firing"), (12, 2, "acknowledged")] {
+            conn.execute(
+                "INSERT INTO alerts (id, cert_id, kind, severity, state, reason, action, opened_at, notifications, routes_notified, seq, acked_by)
+                 VALUES (?1, ?2, 'expiring', 'warning', ?3, 'r', 'a', 10, 2, '[[\"mail\",10]]', 3, 'ops')",
+                params![id, cert, state],
+            )
+            .unwrap();
+        }
+        for (id, alert) in [(1, Some(7)), (2, Some(9)), (3, Some(12)), (4, None)] {
+            conn.execute(
+                "INSERT INTO outbox (id, key, alert_id, route, receiver, event, severity, payload, created_at, next_attempt_at)
+                 VALUES (?1, ?2, ?3, 'mail', 'ops', 'firing', 'warning', '{}', 10, 10)",
+                params![id, format!("k{id}"), alert],
+            )
+            .unwrap();
+        }
+        conn.execute("INSERT INTO silences (fingerprint, reason, created_by, created_at, expires_at) VALUES ('aa', 'r', 'ops', 0, 99)", [])
+            .unwrap();
+    }
+
+    #[test]
+    fn version_9_rebuilds_alerts_keeping_rows_ids_and_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.db");
+        version_8_store(&p);
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.schema_version().unwrap(), 9);
+        type Row = (i64, String, String, String, Option<i64>, String, i64, i64, String, Option<String>);
+        let rows: Vec<Row> = s
+            .conn()
+            .prepare("SELECT id, subject, subject_kind, subject_name, cert_id, state, notifications, seq, routes_notified, acked_by FROM alerts ORDER BY id")
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
+            })
+            .unwrap()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
+        let (a, b) = (format!("cert:{}", "aa".repeat(32)), format!("cert:{}", "bb".repeat(32)));
+        let row = |id, subject: &str, name: &str, cert, state: &str| {
+            (
+                id,
+                subject.to_string(),
+                "certificate".to_string(),
+                name.to_string(),
+                Some(cert),
+                state.to_string(),
+                2,
+                3,
+                "[[\"mail\",10]]".to_string(),
+                Some("ops".to_string()),
+            )
+        };
+        assert_eq!(
+            rows,
+            [
+                row(7, &a, "www.example.net", 1, "resolved"),
+                row(9, &a, "www.example.net", 1, "firing"),
+                row(12, &b, "CN=subject2", 2, "acknowledged")
+            ]
+        );
+        // The outbox still points at the same alerts, and every reference holds.
+        let outbox: Vec<(i64, Option<i64>)> = s
+            .conn()
+            .prepare("SELECT o.id, a.id FROM outbox o LEFT JOIN alerts a ON a.id = o.alert_id ORDER BY o.id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
+        assert_eq!(outbox, [(1, Some(7)), (2, Some(9)), (3, Some(12)), (4, None)]);
+        assert_eq!(foreign_key_violations(s.conn()).unwrap(), Vec::<String>::new());
+        let fks: i64 = s.conn().query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(fks, 1, "foreign keys are enforced again after the migration");
+        let parent: String = s.conn().query_row("SELECT \"table\" FROM pragma_foreign_key_list('outbox')", [], |r| r.get(0)).unwrap();
+        assert_eq!(parent, "alerts");
+        // One open alert per (subject, kind), now enforced on the subject.
+        let dup = s.conn().execute(
+            "INSERT INTO alerts (subject, subject_kind, subject_name, kind, severity, state, reason, action, opened_at) VALUES (?1, 'certificate', 'x', 'expiring', 'warning', 'firing', 'r', 'a', 0)",
+            [&a],
+        );
+        assert!(dup.is_err(), "a second open alert for the same subject and kind");
+        s.conn()
+            .execute(
+                "INSERT INTO alerts (subject, subject_kind, subject_name, kind, severity, state, reason, action, opened_at) VALUES ('managed:web', 'managed', 'managed certificate web', 'renewal-failed', 'warning', 'firing', 'r', 'a', 0)",
+                [],
+            )
+            .expect("an alert with no certificate");
+        // Referential integrity is enforced after the migration: an outbox row for no alert fails.
+        assert!(s.conn().execute("INSERT INTO outbox (key, alert_id, route, receiver, event, severity, payload, created_at, next_attempt_at) VALUES ('x', 999, 'r', 'r', 'firing', 'info', '{}', 0, 0)", []).is_err());
+        // The open alerts carry the subject the policy gives their certificate: after the
+        // upgrade an open alert is continued, not resolved and opened again.
+        let open: Vec<(i64, String)> = s.open_alerts().unwrap().into_iter().map(|a| (a.id, a.subject)).collect();
+        assert_eq!(
+            open,
+            [
+                (9, crate::policy::cert_subject(&"aa".repeat(32))),
+                (12, crate::policy::cert_subject(&"bb".repeat(32))),
+                (13, "managed:web".into())
+            ]
+        );
+        let silences = s.silences(0, true).unwrap();
+        assert_eq!((silences[0].fingerprint.as_deref(), silences[0].subject.as_deref()), (Some("aa"), None));
+    }
+
+    #[test]
+    fn a_migration_that_would_break_references_is_refused_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.db");
+        version_8_store(&p);
+        {
+            // An outbox row pointing at an alert that does not exist (written with checks off).
+            let conn = Connection::open(&p).unwrap();
+            conn.pragma_update(None, "foreign_keys", "OFF").unwrap();
+            conn.execute("INSERT INTO outbox (key, alert_id, route, receiver, event, severity, payload, created_at, next_attempt_at) VALUES ('bad', 4242, 'r', 'r', 'firing', 'info', '{}', 0, 0)", []).unwrap();
+        }
+        let err = Store::open(&p).unwrap_err();
+        assert!(matches!(err, StoreError::MigrationForeignKeys { count: 1, .. }), "{err}");
+        assert!(err.to_string().contains("outbox row"), "{err}");
+        let conn = Connection::open(&p).unwrap();
+        assert_eq!(conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).unwrap(), 8);
+        let cols: i64 =
+            conn.query_row("SELECT count(*) FROM pragma_table_info('alerts') WHERE name = 'subject'", [], |r| r.get(0)).unwrap();
+        assert_eq!(cols, 0, "rolled back");
     }
 }
