@@ -27,23 +27,6 @@ use std::time::Duration;
 /// Largest ACME response body accepted.
 const MAX_BODY: usize = 1 << 20;
 
-/// A freshly issued certificate and its key (PKCS#8 PEM), held only until installed.
-pub struct Issued {
-    /// The PEM chain as the server sent it: leaf first.
-    pub chain_pem: String,
-    pub key_pem: String,
-    /// Whether the account was registered during this run.
-    pub new_account: bool,
-    /// Whether the installed key was reused (rotation policy).
-    pub key_reused: bool,
-}
-
-impl std::fmt::Debug for Issued {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Issued").field("chain_pem", &self.chain_pem).field("key_pem", &"<redacted>").finish()
-    }
-}
-
 /// [`HttpClient`] over reqwest.
 pub(crate) struct ReqwestHttp(pub(crate) reqwest::Client);
 
@@ -194,30 +177,6 @@ fn check_profile(account: &Account, spec: &ManagedSpec, profile: &str) -> Result
         bail!("issuer.profile `{profile}`: the ACME server at {} offers no profiles", spec.directory);
     }
     bail!("issuer.profile `{profile}`: the ACME server at {} does not offer it (offered: {})", spec.directory, offered.join(", "))
-}
-
-/// Runs one order for `spec` and returns the certificate chain with its new key, keeping
-/// nothing for a later run (the renewal engine uses [`Session::order`] with a journal).
-pub async fn issue(spec: &ManagedSpec, state_dir: &Path) -> Result<Issued> {
-    let session = Session::open(spec, state_dir).await?;
-    let pending = state_dir.join("acme").join("pending");
-    let plan = OrderPlan {
-        resume: None,
-        key_path: pending.join(format!("{}.issue.key.pem", spec.name)),
-        chain_path: pending.join(format!("{}.issue.chain.pem", spec.name)),
-        replaces: None,
-        dry_run: false,
-        now: jiff::Timestamp::now().as_second(),
-    };
-    let done = session.order(spec, &plan, &mut NoJournal).await;
-    let _ = std::fs::remove_file(&plan.key_path);
-    let _ = std::fs::remove_file(&plan.chain_path);
-    match done? {
-        OrderDone::Issued { chain_pem, key_pem, key_reused, .. } => {
-            Ok(Issued { chain_pem, key_pem, new_account: session.new_account, key_reused })
-        }
-        OrderDone::Authorized { .. } => bail!("the order was not finalized"),
-    }
 }
 
 /// An ACME account ready to use, with the HTTP client it talks through.
