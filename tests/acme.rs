@@ -316,6 +316,10 @@ mod ari {
         pub renewal_info_ids: Vec<String>,
         /// `replaces` of each order Pebble created (None when absent).
         pub new_orders: Vec<Option<String>>,
+        /// Orders carrying `replaces` to refuse with `alreadyReplaced` (RFC 9773 §5), and how
+        /// many were refused.
+        pub refuse_replaces: u32,
+        pub refused: Vec<String>,
     }
 
     pub struct Server {
@@ -403,6 +407,23 @@ mod ari {
             let payload: serde_json::Value =
                 serde_json::from_slice(&b64url_decode(jws["payload"].as_str().unwrap_or(""))).expect("payload");
             replaces = payload["replaces"].as_str().map(str::to_string);
+        }
+        if let Some(r) = &replaces {
+            let mut s = seen.lock().expect("lock");
+            if s.refuse_replaces > 0 {
+                s.refuse_replaces -= 1;
+                s.refused.push(r.clone());
+                let problem = serde_json::json!({
+                    "type": "urn:ietf:params:acme:error:alreadyReplaced",
+                    "detail": "the certificate has already been replaced",
+                    "status": 409
+                });
+                return hyper::Response::builder()
+                    .status(409)
+                    .header("content-type", "application/problem+json")
+                    .body(http_body_util::Full::new(bytes::Bytes::from(problem.to_string())))
+                    .expect("response");
+            }
         }
         let url = format!("{upstream}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
         let mut rb = client.request(parts.method.clone(), url).body(body.to_vec());
@@ -517,8 +538,22 @@ fn ari_window_decides_and_new_orders_carry_replaces() {
     assert!(run.stdout.contains("web: renewed (the CA's renewal window ended"), "{}\n{}", run.stdout, run.stderr);
     let seen = server.seen.lock().expect("lock");
     assert_eq!(seen.renewal_info_ids, [id.clone(), id.clone()]);
-    assert_eq!(seen.new_orders, [None, Some(id)], "the renewal order carries `replaces`");
-    assert_ne!(read(&tls.join("cert.pem")), first_cert);
+    assert_eq!(seen.new_orders, [None, Some(id.clone())], "the renewal order carries `replaces`");
+    drop(seen);
+    let second_cert = read(&tls.join("cert.pem"));
+    assert_ne!(second_cert, first_cert);
+
+    // The CA refuses the next `replaces` as already replaced: the renewal is ordered without it.
+    let second_id = ari_id_by_openssl(&tls);
+    server.seen.lock().expect("lock").refuse_replaces = 1;
+    let mut cmd = common::certvigil();
+    cmd.arg("-c").arg(sb.config_path()).args(["--now", &later, "renew"]).current_dir(sb.dir.path());
+    let run = common::run_with_timeout(cmd, std::time::Duration::from_secs(180)).expect_code(0);
+    assert!(run.stdout.contains("web: renewed (the CA's renewal window ended"), "{}\n{}", run.stdout, run.stderr);
+    let seen = server.seen.lock().expect("lock");
+    assert_eq!(seen.refused, [second_id]);
+    assert_eq!(seen.new_orders, [None, Some(id), None], "ordered again without `replaces`");
+    assert_ne!(read(&tls.join("cert.pem")), second_cert);
 }
 
 #[test]

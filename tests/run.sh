@@ -18,6 +18,7 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v keytool >/dev/null 2>&1 || need_apt+=(default-jre-headless)
 command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)     # a real terminal for colour tests
 command -v mkfifo >/dev/null 2>&1 || need_apt+=(coreutils)
+[ -x /bin/kill ] || [ -x /usr/bin/kill ] || need_apt+=(procps)  # hook timeouts kill the process group
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v dpkg-deb >/dev/null 2>&1 || need_apt+=(dpkg)
 [ -d /etc/ssl/certs ] || need_apt+=(ca-certificates)        # the packaged configuration scans it

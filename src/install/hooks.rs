@@ -2,9 +2,12 @@
 //!
 //! A command is an argv (no shell), run with stdin closed and stdout discarded, under a time
 //! limit; its exit status is checked and the start of its stderr is kept for the error, so an
-//! operator sees why it failed without a trip to the journal.
+//! operator sees why it failed without a trip to the journal. Each command leads its own
+//! process group, so one that runs past its limit is killed together with what it started (a
+//! hook script's `nsupdate`, `curl`, `sleep`), not only the script itself.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -42,6 +45,7 @@ pub fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -> Resu
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .map_err(|e| HookError::Spawn { command: command.clone(), reason: e.to_string() })?;
     // Read stderr on a thread so a chatty hook never blocks on a full pipe; keep the start.
@@ -65,6 +69,7 @@ pub fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -> Resu
         match child.try_wait() {
             Ok(Some(s)) => break Some(s),
             Ok(None) if start.elapsed() >= timeout => {
+                kill_group(child.id());
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;
@@ -91,6 +96,17 @@ pub fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -> Resu
     }
 }
 
+/// Sends SIGKILL to the process group `pgid` through kill(1) (procps): the crate forbids the
+/// `unsafe` a direct kill(2) would need. Without kill(1) only the leader is killed.
+fn kill_group(pgid: u32) {
+    let _ = Command::new("kill")
+        .args(["-s", "KILL", "--", &format!("-{pgid}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +127,29 @@ mod tests {
         assert!(start.elapsed() < Duration::from_secs(3));
         let e = run(&["/nonexistent/hook".to_string()], &[], Duration::from_secs(1)).unwrap_err();
         assert!(matches!(e, HookError::Spawn { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_timeout_kills_what_the_hook_started_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!("sleep 30 & echo $! > '{}'; exec sleep 30", pidfile.display());
+        let e = run(&sh(&script), &[], Duration::from_millis(500)).unwrap_err();
+        assert!(matches!(e, HookError::Timeout { .. }), "{e:?}");
+        let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_string();
+        // Gone, or a zombie waiting for a reaper: either way no longer running.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| {
+                let after = s.rsplit_once(") ")?.1.to_string();
+                after.chars().next()
+            });
+            if matches!(state, None | Some('Z') | Some('X')) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the hook's child {pid} still runs ({state:?})");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     #[test]

@@ -341,25 +341,31 @@ impl Session {
             Some(o) => o,
             None => {
                 let identifiers: Vec<Identifier> = spec.identifiers.iter().map(|n| Identifier::Dns(n.clone())).collect();
-                let replaces = plan.replaces.and_then(|id| {
-                    let (aki, serial) = id.split_once('.')?;
-                    Some(CertificateIdentifier { authority_key_identifier: aki.into(), serial: serial.into() })
-                });
-                let mut new = NewOrder::new(&identifiers);
-                if let Some(r) = replaces {
-                    new = new.replaces(r);
-                }
                 if let Some(profile) = &spec.profile {
                     check_profile(&self.account, spec, profile)?;
-                    new = new.profile(profile);
                 }
-                let order = self.account.new_order(&new).await.context("cannot create the ACME order")?;
+                let new_order = |replaces| new_order(&identifiers, replaces, spec.profile.as_deref());
+                let mut replaces = plan.replaces;
+                let order = match self.account.new_order(&new_order(replaces)).await {
+                    // RFC 9773 §5: the certificate was already replaced (by another client, or
+                    // an order this one lost track of). The renewal is still needed: order it
+                    // without the replacement claim.
+                    Err(instant_acme::Error::Api(p))
+                        if replaces.is_some() && p.r#type.as_deref().is_some_and(|t| t.ends_with(":alreadyReplaced")) =>
+                    {
+                        tracing::warn!(cert = %spec.name, replaces = replaces.unwrap_or(""), problem = %p, "the CA says the certificate was already replaced: ordering without `replaces`");
+                        replaces = None;
+                        self.account.new_order(&new_order(None)).await
+                    }
+                    other => other,
+                }
+                .context("cannot create the ACME order")?;
                 // Removing a key left by an abandoned order: it belongs to no order now.
                 let _ = std::fs::remove_file(&plan.key_path);
                 if !plan.dry_run {
                     journal.order_created(order.url())?;
                 }
-                tracing::info!(cert = %spec.name, order = order.url(), replaces = plan.replaces.unwrap_or(""), "ACME order created");
+                tracing::info!(cert = %spec.name, order = order.url(), replaces = replaces.unwrap_or(""), "ACME order created");
                 order
             }
         };
@@ -417,6 +423,18 @@ impl Session {
         journal.chain_saved(&plan.chain_path)?;
         Ok(OrderDone::Issued { chain_pem, key_pem, order_url: url, key_reused, resumed: was_resumed })
     }
+}
+
+/// A new-order request (RFC 8555 §7.4) with RFC 9773's `replaces` and a profile when given.
+fn new_order<'a>(identifiers: &'a [Identifier], replaces: Option<&'a str>, profile: Option<&'a str>) -> NewOrder<'a> {
+    let mut new = NewOrder::new(identifiers);
+    if let Some((aki, serial)) = replaces.and_then(|id| id.split_once('.')) {
+        new = new.replaces(CertificateIdentifier { authority_key_identifier: aki.into(), serial: serial.into() });
+    }
+    if let Some(profile) = profile {
+        new = new.profile(profile);
+    }
+    new
 }
 
 fn o_status(o: &mut instant_acme::Order) -> OrderStatus {
