@@ -33,7 +33,9 @@ fn dns01_hook_issues_a_wildcard_certificate() {
     let pebble = Pebble::start();
     let sb = Sandbox::new();
     let hook = dns_hook_script(sb.dir.path(), pebble.dns_mgmt);
-    let challenge = format!("{{type: dns-01, hook: [sh, '{}'], hook_timeout: 20s}}", hook.display());
+    // The records are looked up at challtestsrv's DNS server before validation is asked for.
+    let challenge =
+        format!("{{type: dns-01, hook: [sh, '{}'], hook_timeout: 20s, resolvers: ['127.0.0.1:{}']}}", hook.display(), pebble.dns_port);
     sb.config(&managed(&pebble, "['*.wild.certvigil.test', wild.certvigil.test]", &challenge, PEM_INSTALL, ""));
     let run = renew(&sb, &[]).expect_code(0);
     assert!(run.stdout.contains("web: renewed"), "{}", run.stdout);
@@ -71,6 +73,33 @@ fn failing_dns_hook_is_reported_and_nothing_is_installed() {
     assert!(dir_names(&sb.path("tls")).is_empty(), "{:?}", dir_names(&sb.path("tls")));
     let failed: i64 = sb.db().query_row("SELECT count(*) FROM audit_log WHERE action = 'renew-failed'", [], |r| r.get(0)).expect("count");
     assert_eq!(failed, 1);
+}
+
+#[test]
+fn a_record_the_resolvers_never_see_fails_before_validation_is_asked_for() {
+    let pebble = Pebble::start();
+    let sb = Sandbox::new();
+    // The hook says it set the record but did not: the DNS server never answers it.
+    let hook = sb.write("hook.sh", "echo \"$1 $2\" >> hook.log\n");
+    let challenge = format!(
+        "{{type: dns-01, hook: [sh, '{}'], resolvers: ['127.0.0.1:{}'], propagation_timeout: 3s}}",
+        hook.display(),
+        pebble.dns_port
+    );
+    sb.config(&managed(&pebble, "[unseen.certvigil.test]", &challenge, PEM_INSTALL, ""));
+    let run = renew(&sb, &[]).expect_code(1);
+    assert!(
+        run.stderr.contains("the TXT record _acme-challenge.unseen.certvigil.test. was not visible at 127.0.0.1:")
+            && run.stderr.contains("validation was not asked for"),
+        "{}",
+        run.stderr
+    );
+    let log = std::fs::read_to_string(sb.dir.path().join("hook.log")).expect("hook log");
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        ["present _acme-challenge.unseen.certvigil.test.", "cleanup _acme-challenge.unseen.certvigil.test."]
+    );
+    assert!(dir_names(&sb.path("tls")).is_empty());
 }
 
 /// Serves `<root>/<path>` on 127.0.0.1:`port` and records what it answered.

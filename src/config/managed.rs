@@ -164,6 +164,14 @@ pub struct ChallengeConfig {
     /// dns-01: wait this long after the records are set before asking for validation.
     #[serde(default)]
     pub propagation_delay: Option<DurationSpec>,
+    /// dns-01: DNS servers (`address:port`, e.g. the zone's authoritative servers) asked for
+    /// the TXT records after they are set; validation is asked for only once every server
+    /// answers every record. Unset: no check (rely on `propagation_delay`).
+    #[serde(default)]
+    pub resolvers: Option<Vec<String>>,
+    /// dns-01: how long the records may take to appear at the `resolvers` (default 2m).
+    #[serde(default)]
+    pub propagation_timeout: Option<DurationSpec>,
 }
 
 /// How control of the identifiers is proven (validated).
@@ -174,8 +182,17 @@ pub enum ChallengeSpec {
     /// http-01 answered by files written into a served directory.
     Http01Webroot { webroot: PathBuf },
     /// dns-01 through a hook command.
-    Dns01 { hook: Vec<String>, timeout: Duration, propagation_delay: Duration },
+    Dns01 { hook: Vec<String>, timeout: Duration, propagation_delay: Duration, check: Option<PropagationCheck> },
 }
+
+/// Where and how long dns-01 records are looked for before validation is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropagationCheck {
+    pub resolvers: Vec<SocketAddr>,
+    pub timeout: Duration,
+}
+
+const DEFAULT_PROPAGATION_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 5002))
@@ -436,6 +453,8 @@ fn validate_challenge(
             refuse(c.hook.is_some(), "hook", why, errs);
             refuse(c.hook_timeout.is_some(), "hook_timeout", why, errs);
             refuse(c.propagation_delay.is_some(), "propagation_delay", why, errs);
+            refuse(c.resolvers.is_some(), "resolvers", why, errs);
+            refuse(c.propagation_timeout.is_some(), "propagation_timeout", why, errs);
             match (&c.listen, &c.webroot) {
                 (Some(_), Some(_)) => {
                     errs.push((at(&["challenge", "webroot"]), "give either listen or webroot, not both".into()));
@@ -491,8 +510,37 @@ fn validate_challenge(
                     Duration::ZERO
                 }
             };
+            let mut resolvers = Vec::new();
+            for (j, r) in c.resolvers.iter().flatten().enumerate() {
+                match r.trim().parse::<SocketAddr>() {
+                    Ok(a) => resolvers.push(a),
+                    Err(_) => errs.push((
+                        at(&["challenge", "resolvers", &j.to_string()]),
+                        format!("`{r}` is not an address:port (example: 192.0.2.53:53)"),
+                    )),
+                }
+            }
+            if c.resolvers.as_ref().is_some_and(Vec::is_empty) {
+                errs.push((at(&["challenge", "resolvers"]), "give at least one address:port, or leave resolvers out".into()));
+            }
+            let check_timeout = match opt_duration(&c.propagation_timeout) {
+                Ok(Some(d)) if d.is_zero() => {
+                    errs.push((at(&["challenge", "propagation_timeout"]), "must be more than 0".into()));
+                    DEFAULT_PROPAGATION_TIMEOUT
+                }
+                Ok(Some(_)) if c.resolvers.is_none() => {
+                    errs.push((at(&["challenge", "propagation_timeout"]), "only with resolvers".into()));
+                    DEFAULT_PROPAGATION_TIMEOUT
+                }
+                Ok(d) => d.unwrap_or(DEFAULT_PROPAGATION_TIMEOUT),
+                Err(e) => {
+                    errs.push((at(&["challenge", "propagation_timeout"]), e));
+                    DEFAULT_PROPAGATION_TIMEOUT
+                }
+            };
+            let check = (!resolvers.is_empty()).then_some(PropagationCheck { resolvers, timeout: check_timeout });
             match hook {
-                Some(hook) if errs.len() == before => Some(ChallengeSpec::Dns01 { hook, timeout, propagation_delay }),
+                Some(hook) if errs.len() == before => Some(ChallengeSpec::Dns01 { hook, timeout, propagation_delay, check }),
                 _ => None,
             }
         }
@@ -894,7 +942,8 @@ mod tests {
             ChallengeSpec::Dns01 {
                 hook: vec!["/usr/local/bin/dns".into(), "--zone".into(), "x".into()],
                 timeout: Duration::from_secs(5),
-                propagation_delay: Duration::from_secs(2)
+                propagation_delay: Duration::from_secs(2),
+                check: None,
             }
         );
         let e = with("{type: dns-01}", "").unwrap_err();
@@ -903,6 +952,19 @@ mod tests {
         assert_eq!(paths(&e), ["managed.0.challenge.hook"]);
         let e = with("{type: dns-01, hook: [x], listen: '127.0.0.1:1', hook_timeout: 0s}", "").unwrap_err();
         assert_eq!(paths(&e), ["managed.0.challenge.listen", "managed.0.challenge.hook_timeout"]);
+        let s = with("{type: dns-01, hook: [h], resolvers: ['192.0.2.53:53', '[2001:db8::53]:53'], propagation_timeout: 30s}", "").unwrap();
+        let ChallengeSpec::Dns01 { check: Some(check), .. } = &s[0].challenge else { panic!("{:?}", s[0].challenge) };
+        assert_eq!(check.resolvers.len(), 2);
+        assert_eq!(check.timeout, Duration::from_secs(30));
+        let s = with("{type: dns-01, hook: [h], resolvers: ['192.0.2.53:53']}", "").unwrap();
+        let ChallengeSpec::Dns01 { check: Some(check), .. } = &s[0].challenge else { panic!("{:?}", s[0].challenge) };
+        assert_eq!(check.timeout, DEFAULT_PROPAGATION_TIMEOUT);
+        let e = with("{type: dns-01, hook: [h], resolvers: ['192.0.2.53:53', ns1.example], propagation_timeout: 0s}", "").unwrap_err();
+        assert_eq!(paths(&e), ["managed.0.challenge.resolvers.1", "managed.0.challenge.propagation_timeout"]);
+        let e = with("{type: dns-01, hook: [h], propagation_timeout: 1m}", "").unwrap_err();
+        assert_eq!(paths(&e), ["managed.0.challenge.propagation_timeout"]);
+        let e = with("{type: http-01, resolvers: ['192.0.2.53:53']}", "").unwrap_err();
+        assert_eq!(paths(&e), ["managed.0.challenge.resolvers"]);
 
         let wild = "- name: w\n  identifiers: ['*.example.org', example.org]\n  issuer: {directory: 'https://a/d'}\n  challenge: {type: CH}\n  install: {fullchain: f.pem, key: k.pem}\n";
         let s = raw(&wild.replace("CH", "dns-01, hook: [h]")).unwrap();

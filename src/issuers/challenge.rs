@@ -9,7 +9,7 @@
 //! for tokens of the orders in progress (§8.3) and 404 for everything else. Requests are bounded
 //! in size, time and number of concurrent connections.
 
-use crate::config::managed::ChallengeSpec;
+use crate::config::managed::{ChallengeSpec, PropagationCheck};
 use crate::install::hooks::{self, HookError};
 use instant_acme::{AuthorizationStatus, ChallengeType, Identifier, Order, OrderStatus, RetryPolicy};
 use std::collections::HashMap;
@@ -48,6 +48,10 @@ pub enum ChallengeError {
     },
     #[error("the ACME order is {status}: {reasons}")]
     Failed { status: String, reasons: String },
+    #[error(
+        "dns-01: the TXT record {record} was not visible at {resolver} within {secs}s (last answer: {last}); validation was not asked for"
+    )]
+    NotPropagated { record: String, resolver: SocketAddr, secs: u64, last: String },
 }
 
 fn acme(what: &str) -> impl FnOnce(instant_acme::Error) -> ChallengeError + '_ {
@@ -109,6 +113,37 @@ async fn run_hook(argv: &[String], action: &str, fqdn: &str, value: &str, timeou
         .await
         .map_err(|e| err(HookError::Spawn { command: argv.join(" "), reason: e.to_string() }))?
         .map_err(err)
+}
+
+/// Waits until every resolver of `check` answers every published TXT record (the CA would
+/// otherwise look too early and fail the authorization for good, RFC 8555 §8.4), asking each
+/// one every 2 s.
+async fn wait_visible(published: &[Published], check: &PropagationCheck) -> Result<(), ChallengeError> {
+    let deadline = tokio::time::Instant::now() + check.timeout;
+    let mut id: u16 = 1;
+    for p in published {
+        for resolver in &check.resolvers {
+            loop {
+                id = id.wrapping_add(1);
+                let last = match super::dns::txt(*resolver, &p.key, id, Duration::from_secs(5)).await {
+                    Ok(records) if records.iter().any(|r| r == &p.value) => break,
+                    Ok(records) => format!("{} other TXT record(s)", records.len()),
+                    Err(e) => e.to_string(),
+                };
+                if tokio::time::Instant::now() + Duration::from_secs(2) > deadline {
+                    return Err(ChallengeError::NotPropagated {
+                        record: p.key.clone(),
+                        resolver: *resolver,
+                        secs: check.timeout.as_secs(),
+                        last,
+                    });
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            tracing::debug!(record = %p.key, resolver = %resolver, "dns-01 TXT record visible");
+        }
+    }
+    Ok(())
 }
 
 /// Solves every pending authorization of `order` with `challenge`, waits (per `retry`) for the
@@ -193,6 +228,11 @@ async fn solve(
                 }
             }
         }
+    }
+    if let ChallengeSpec::Dns01 { check: Some(check), .. } = challenge
+        && !published.is_empty()
+    {
+        wait_visible(published, check).await?;
     }
     if let ChallengeSpec::Dns01 { propagation_delay, .. } = challenge
         && !published.is_empty()

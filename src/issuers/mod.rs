@@ -4,4 +4,5 @@
 pub mod account;
 pub mod acme;
 pub mod challenge;
+pub mod dns;
 pub mod keys;
