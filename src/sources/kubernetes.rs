@@ -419,48 +419,29 @@ impl KubernetesSource {
                 }),
                 Kind::ConfigMaps => self.page::<ConfigMap>(conn, ns, &lp).await.map(|p| self.configmap_keys(conn, p)),
                 Kind::ValidatingWebhooks => {
-                    let api: Api<ValidatingWebhookConfiguration> = Api::all(conn.client.clone());
-                    api.list(&lp).await.map(|p| {
-                        let next = next_token(&p.metadata);
-                        let objects = p.items.iter().flat_map(|w| {
-                            let names = w.webhooks.iter().flatten().filter(|h| h.client_config.ca_bundle.is_some()).map(|h| h.name.clone());
-                            webhook_keys(&conn.context, kind, &w.metadata, names)
-                        });
-                        (objects.collect(), next)
+                    bundle_page(conn, kind, &lp, |w: &ValidatingWebhookConfiguration| {
+                        w.webhooks.iter().flatten().filter(|h| h.client_config.ca_bundle.is_some()).map(|h| h.name.clone()).collect()
                     })
+                    .await
                 }
                 Kind::MutatingWebhooks => {
-                    let api: Api<MutatingWebhookConfiguration> = Api::all(conn.client.clone());
-                    api.list(&lp).await.map(|p| {
-                        let next = next_token(&p.metadata);
-                        let objects = p.items.iter().flat_map(|w| {
-                            let names = w.webhooks.iter().flatten().filter(|h| h.client_config.ca_bundle.is_some()).map(|h| h.name.clone());
-                            webhook_keys(&conn.context, kind, &w.metadata, names)
-                        });
-                        (objects.collect(), next)
+                    bundle_page(conn, kind, &lp, |w: &MutatingWebhookConfiguration| {
+                        w.webhooks.iter().flatten().filter(|h| h.client_config.ca_bundle.is_some()).map(|h| h.name.clone()).collect()
                     })
+                    .await
                 }
                 Kind::ApiServices => {
-                    let api: Api<APIService> = Api::all(conn.client.clone());
-                    api.list(&lp).await.map(|p| {
-                        let next = next_token(&p.metadata);
-                        let objects = p.items.iter().flat_map(|a| {
-                            let has = a.spec.as_ref().is_some_and(|s| s.ca_bundle.as_ref().is_some_and(|b| !b.0.is_empty()));
-                            webhook_keys(&conn.context, kind, &a.metadata, has.then(|| "caBundle".to_string()).into_iter())
-                        });
-                        (objects.collect(), next)
+                    bundle_page(conn, kind, &lp, |a: &APIService| {
+                        let has = a.spec.as_ref().is_some_and(|s| s.ca_bundle.as_ref().is_some_and(|b| !b.0.is_empty()));
+                        has.then(|| "caBundle".to_string()).into_iter().collect()
                     })
+                    .await
                 }
                 Kind::Crds => {
-                    let api: Api<CustomResourceDefinition> = Api::all(conn.client.clone());
-                    api.list(&lp).await.map(|p| {
-                        let next = next_token(&p.metadata);
-                        let objects = p.items.iter().flat_map(|c| {
-                            let has = crd_bundle(c).is_some_and(|b| !b.is_empty());
-                            webhook_keys(&conn.context, kind, &c.metadata, has.then(|| "conversion".to_string()).into_iter())
-                        });
-                        (objects.collect(), next)
+                    bundle_page(conn, kind, &lp, |c: &CustomResourceDefinition| {
+                        crd_bundle(c).is_some_and(|b| !b.is_empty()).then(|| "conversion".to_string()).into_iter().collect()
                     })
+                    .await
                 }
                 Kind::Certificates => {
                     let gvk = GroupVersionKind::gvk("cert-manager.io", "v1", "Certificate");
@@ -806,6 +787,20 @@ async fn secret_page(conn: &Connected, ns: Option<&str>, lp: &ListParams) -> Res
 }
 
 /// The objects of one webhook configuration: one per webhook carrying a `caBundle`.
+/// One page of a cluster-scoped kind whose objects carry CA bundles; `bundles` names those an
+/// object holds (webhook names, `caBundle`, `conversion`), each one object of the source.
+async fn bundle_page<K>(conn: &Connected, kind: Kind, lp: &ListParams, bundles: impl Fn(&K) -> Vec<String>) -> Result<Page, kube::Error>
+where
+    K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope, DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let api: Api<K> = Api::all(conn.client.clone());
+    api.list(lp).await.map(|p| {
+        let next = next_token(&p.metadata);
+        let objects = p.items.iter().flat_map(|o| webhook_keys(&conn.context, kind, o.meta(), bundles(o).into_iter())).collect();
+        (objects, next)
+    })
+}
+
 fn webhook_keys(
     context: &str,
     kind: Kind,
