@@ -1,7 +1,7 @@
 //! The stored ACME account of a directory: what `certvigil account show` prints (never the
 //! private key) and the account key rollover of RFC 8555 §7.3.5.
 
-use super::acme::{ReqwestHttp, StoredAccount, account_path, http_client, write_private};
+use super::acme::{ReqwestHttp, StoredAccount, account_path, http_client, load_account, write_private};
 use crate::config::managed::ManagedSpec;
 use anyhow::{Context, Result, anyhow, bail};
 use base64ct::{Base64UrlUnpadded, Encoding};
@@ -41,18 +41,13 @@ pub fn thumbprint(pkcs8: &[u8]) -> Result<String> {
     Ok(Base64UrlUnpadded::encode_string(&sha2::Sha256::digest(jwk.as_bytes())))
 }
 
-fn load(path: &Path) -> Result<StoredAccount> {
-    let text = std::fs::read(path).with_context(|| format!("cannot read the ACME account {}", path.display()))?;
-    serde_json::from_slice(&text).with_context(|| format!("{} is not an ACME account file", path.display()))
-}
-
 /// The stored account for `spec`'s directory, or `None` when none is registered yet.
 pub fn show(spec: &ManagedSpec, state_dir: &Path) -> Result<Option<AccountInfo>> {
     let path = account_path(state_dir, &spec.directory);
     if !path.exists() {
         return Ok(None);
     }
-    let stored = load(&path)?;
+    let stored = load_account(&path)?;
     let creds = serde_json::to_value(&stored.credentials)?;
     let url = creds.get("id").and_then(|v| v.as_str()).unwrap_or_default().to_string();
     Ok(Some(AccountInfo {
@@ -71,7 +66,7 @@ pub async fn rollover(spec: &ManagedSpec, state_dir: &Path) -> Result<(String, S
     if !path.exists() {
         bail!("no ACME account is registered for {} yet (no {})", spec.directory, path.display());
     }
-    let stored = load(&path)?;
+    let stored = load_account(&path)?;
     let old = thumbprint(stored.credentials.private_key().secret_pkcs8_der())?;
     let http = http_client(spec.ca_bundle.as_deref())?;
     let mut account = Account::builder_with_http(Box::new(ReqwestHttp(http)))

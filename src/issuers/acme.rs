@@ -138,12 +138,16 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// Reads a stored account file.
+pub(crate) fn load_account(path: &Path) -> Result<StoredAccount> {
+    let text = std::fs::read(path).with_context(|| format!("cannot read the ACME account {}", path.display()))?;
+    serde_json::from_slice(&text).with_context(|| format!("{} is not an ACME account file", path.display()))
+}
+
 async fn account(spec: &ManagedSpec, http: reqwest::Client, state_dir: &Path) -> Result<(Account, bool)> {
     let path = account_path(state_dir, &spec.directory);
     if path.exists() {
-        let text = std::fs::read(&path).with_context(|| format!("cannot read the ACME account {}", path.display()))?;
-        let stored: StoredAccount =
-            serde_json::from_slice(&text).with_context(|| format!("{} is not an ACME account file", path.display()))?;
+        let stored = load_account(&path)?;
         let acct = Account::builder_with_http(Box::new(ReqwestHttp(http)))
             .from_credentials(stored.credentials)
             .await

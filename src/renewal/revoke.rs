@@ -13,7 +13,7 @@ use super::engine::{self, CertOutcome, Options};
 use crate::config::managed::{KeyRotation, ManagedSpec};
 use crate::model::{Fingerprint, RevocationState, RevocationStatus, UnixTime};
 use crate::store::{RenewalRow, Store};
-use crate::x509::{cert, pem};
+use crate::x509::cert;
 use anyhow::{Context, Result, anyhow, bail};
 use instant_acme::RevocationReason;
 use std::path::{Path, PathBuf};
@@ -69,13 +69,14 @@ fn kept_path(state_dir: &Path, name: &str) -> PathBuf {
     state_dir.join("acme").join("pending").join(format!("{name}.revoke.pem"))
 }
 
-/// The installed leaf of `spec` as DER, with its PEM.
+/// The installed leaf of `spec` as DER, with its PEM (read as every other reader of the
+/// installed files does: fullchain, cert or combined).
 fn installed_leaf(spec: &ManagedSpec) -> Result<(Vec<u8>, String)> {
-    let path = spec.install.fullchain.as_ref().or(spec.install.cert.as_ref()).ok_or_else(|| anyhow!("no certificate file is installed"))?;
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the installed certificate {}", path.display()))?;
-    let block = pem::certificate_blocks(&text).into_iter().next().ok_or_else(|| anyhow!("{} holds no certificate", path.display()))?;
-    let ders = crate::install::files::chain_ders(&block).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    Ok((ders[0].clone(), block))
+    let (chain_pem, _key) =
+        crate::install::files::current_material(&spec.install).map_err(|e| anyhow!("the installed certificate: {e}"))?;
+    let leaf = crate::install::files::chain_ders(&chain_pem).map_err(|e| anyhow!("the installed certificate: {e}"))?.remove(0);
+    let pem_text = crate::install::files::to_pem(&leaf);
+    Ok((leaf, pem_text))
 }
 
 /// Starts revoking the installed certificate of `spec`, then carries the workflow as far as it

@@ -305,7 +305,7 @@ impl KubernetesSource {
                     (Stop::Forbidden(message), None) => {
                         // RBAC granted per namespace: list the namespaces one by one.
                         if every_namespace.is_none() {
-                            match self.all_namespaces(&conn).await {
+                            match self.namespace_names(&conn, None).await {
                                 Ok(names) => every_namespace = Some(names),
                                 Err(Stop::Source(m)) => {
                                     out(Listing::Unavailable { prefix: whole, message: m });
@@ -345,17 +345,20 @@ impl KubernetesSource {
         }
     }
 
-    /// Every namespace of the cluster (names only, page by page).
-    async fn all_namespaces(&self, conn: &Connected) -> Result<Vec<String>, Stop> {
+    /// The names of the cluster's namespaces, all or those matching `selector`, page by page.
+    async fn namespace_names(&self, conn: &Connected, selector: Option<&str>) -> Result<Vec<String>, Stop> {
         let api: Api<Namespace> = Api::all(conn.client.clone());
         let mut names = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let mut lp = ListParams::default().limit(self.spec.page_size);
+            if let Some(sel) = selector {
+                lp = lp.labels(sel);
+            }
             lp.continue_token = token.take();
             let page = api.list_metadata(&lp).await.map_err(|e| classify(e, "namespaces", None))?;
             names.extend(page.items.iter().filter_map(|n| n.metadata.name.clone()));
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            match next_token(&page.metadata) {
                 Some(c) => token = Some(c),
                 None => break,
             }
@@ -369,23 +372,10 @@ impl KubernetesSource {
         let Some(selector) = &self.spec.namespace_selector else {
             return Ok((!self.spec.namespaces.is_empty()).then(|| self.spec.namespaces.clone()));
         };
-        let api: Api<Namespace> = Api::all(conn.client.clone());
-        let mut names = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut lp = ListParams::default().labels(selector).limit(self.spec.page_size);
-            lp.continue_token = token.take();
-            let page = api.list_metadata(&lp).await.map_err(|e| classify(e, "namespaces", None))?;
-            names.extend(page.items.iter().filter_map(|n| n.metadata.name.clone()));
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(c) => token = Some(c),
-                None => break,
-            }
-        }
+        let mut names = self.namespace_names(conn, Some(selector)).await?;
         if !self.spec.namespaces.is_empty() {
             names.retain(|n| self.spec.namespaces.contains(n));
         }
-        names.sort();
         Ok(Some(names))
     }
 

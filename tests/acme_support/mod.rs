@@ -201,9 +201,7 @@ sources:
 }
 
 pub fn renew(sb: &Sandbox, args: &[&str]) -> Run {
-    let mut cmd = certvigil();
-    cmd.arg("-c").arg(sb.config_path()).arg("renew").args(args).current_dir(sb.dir.path());
-    run_with_timeout(cmd, Duration::from_secs(180))
+    renew_env(sb, args, &[])
 }
 
 pub fn openssl(args: &[&str], dir: &Path) -> String {
