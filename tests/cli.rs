@@ -1034,6 +1034,47 @@ fn fifo_in_the_scanned_directory_does_not_hang_the_scan() {
     assert_eq!(v["run"]["certs_new"], 1);
 }
 
+/// Linux file names are bytes: one that is not UTF-8 is read like any other and shown lossily,
+/// in a plain directory and under a glob; two names that differ only in their invalid bytes
+/// stay two objects.
+#[test]
+fn file_names_that_are_not_utf8_are_read_and_shown_lossily() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let f = fixtures();
+    let sb = Sandbox::new();
+    let (certs, twins) = (sb.path("certs"), sb.path("twins"));
+    std::fs::create_dir_all(&certs).expect("mkdir");
+    std::fs::create_dir_all(&twins).expect("mkdir");
+    std::fs::write(certs.join(OsStr::from_bytes(b"cert-\xff.pem")), &f.valid.cert.pem).expect("write");
+    std::fs::write(twins.join(OsStr::from_bytes(b"twin-\xfe.pem")), &f.rsa.cert.pem).expect("write");
+    std::fs::write(twins.join(OsStr::from_bytes(b"twin-\xff.pem")), &f.codesign.cert.pem).expect("write");
+    sb.config(
+        "sources:\n  - {name: dir, kind: files, paths: [certs]}\n  - {name: glob, kind: files, paths: ['certs/*.pem']}\n  - {name: twins, kind: files, paths: [twins]}\n",
+    );
+    let v = sb.run(&["scan", "-o", "json"]).expect_code(0).json();
+    assert_eq!(v["run"]["errors"], 0, "{v}");
+    assert_eq!(v["run"]["objects_seen"], 4, "{v}");
+    assert_eq!(v["run"]["certs_new"], 3, "{v}");
+    assert_eq!(sorted(names(&list_json(&sb, &[]))), ["certvigil Code Signing", "rsa.example.test", "valid.example.test"]);
+
+    let lossy = format!("{}/cert-\u{FFFD}.pem", certs.display());
+    let show = sb.run(&["show", &f.valid.cert.fingerprint[..16]]).expect_code(0).stdout;
+    assert!(show.contains(&format!("  dir: {lossy} [")) && show.contains(&format!("  glob: {lossy} [")), "{show}");
+    // Listed in name order, \xFE first: it is shown lossily; \xFF would then read the same,
+    // so its invalid byte is shown as an escape.
+    let show = sb.run(&["show", &f.rsa.cert.fingerprint[..16]]).expect_code(0).stdout;
+    assert!(show.contains(&format!("  twins: {}/twin-\u{FFFD}.pem [", twins.display())), "{show}");
+    let show = sb.run(&["show", &f.codesign.cert.fingerprint[..16]]).expect_code(0).stdout;
+    assert!(show.contains(&format!("  twins: {}/twin-\\xFF.pem [", twins.display())), "{show}");
+
+    // A rescan finds the same objects under the same locations: nothing is gone.
+    let v = sb.run_at(NOW + 60, &["scan", "-o", "json"]).expect_code(0).json();
+    assert_eq!(v["run"]["errors"], 0, "{v}");
+    assert_eq!(v["run"]["certs_gone"], 0, "{v}");
+    assert_eq!(names(&list_json(&sb, &[])).len(), 3);
+}
+
 #[test]
 fn file_larger_than_max_file_size_is_a_clear_error() {
     let f = fixtures();

@@ -4,21 +4,56 @@
 //! files read nothing. Symbolic links are followed when configured, each target file is listed
 //! once per scan (by device and inode) and link loops are skipped. Only regular files are read:
 //! a FIFO or device in a certificate directory must never block a scan.
+//!
+//! A location is the path shown as text. A file name that is not UTF-8 (Linux names are bytes)
+//! is shown lossily (each invalid byte as U+FFFD) and read through its real path, kept from the
+//! listing: the text form alone could not be opened again.
 
 use super::{Fetched, Listing, Source, SourceError};
 use crate::config::FilesSpec;
 use crate::config::secret::Secret;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 pub struct FilesSource {
     spec: FilesSpec,
+    /// Locations listed this scan whose text is not the path itself (names that are not
+    /// UTF-8), with the path to read. Only such names are kept: empty on a tree of UTF-8 names.
+    renamed: Mutex<HashMap<String, PathBuf>>,
 }
 
 impl FilesSource {
     pub fn new(spec: FilesSpec) -> Self {
-        FilesSource { spec }
+        FilesSource { spec, renamed: Mutex::new(HashMap::new()) }
+    }
+
+    /// The location `path` is listed under. A name that is not UTF-8 is shown lossily; if that
+    /// text already names another file (two names differing only in invalid bytes, or a UTF-8
+    /// name holding U+FFFD), the invalid bytes are written as `\xFF` escapes instead. `None`
+    /// when even that is taken: the file cannot be told apart.
+    fn location(&self, path: &Path) -> Option<String> {
+        if let Some(text) = path.to_str() {
+            return Some(text.to_string());
+        }
+        let mut renamed = self.renamed.lock().unwrap_or_else(|p| p.into_inner());
+        let debug = format!("{:?}", path.as_os_str());
+        let escaped = debug.strip_prefix('"').and_then(|d| d.strip_suffix('"')).unwrap_or(&debug).to_string();
+        for text in [path.to_string_lossy().into_owned(), escaped] {
+            // A UTF-8 name is its own location, whenever it is listed: never take it.
+            if !renamed.contains_key(&text) && std::fs::symlink_metadata(&text).is_err() {
+                renamed.insert(text.clone(), path.to_path_buf());
+                return Some(text);
+            }
+        }
+        None
+    }
+
+    /// The path to read for a listed location.
+    fn path_of(&self, location: &str) -> PathBuf {
+        let renamed = self.renamed.lock().unwrap_or_else(|p| p.into_inner());
+        renamed.get(location).cloned().unwrap_or_else(|| PathBuf::from(location))
     }
 
     fn stamp(meta: &std::fs::Metadata) -> (String, Option<(u64, u64)>) {
@@ -37,7 +72,6 @@ impl FilesSource {
     }
 
     fn list_file(&self, path: &Path, meta: &std::fs::Metadata, seen: &mut HashSet<(u64, u64)>, out: &mut dyn FnMut(Listing)) {
-        let location = path.to_string_lossy().into_owned();
         if !meta.is_file() {
             return;
         }
@@ -45,6 +79,13 @@ impl FilesSource {
         if id.is_some_and(|id| !seen.insert(id)) {
             return; // the same file reached through another link
         }
+        let Some(location) = self.location(path) else {
+            out(Listing::Error {
+                location: path.to_string_lossy().into_owned(),
+                message: "file name is not UTF-8 and reads the same as another file's once shown as text; not read".into(),
+            });
+            return;
+        };
         if meta.len() > self.spec.max_file_size {
             out(Listing::Error {
                 location,
@@ -70,6 +111,7 @@ impl Source for FilesSource {
     }
 
     fn list(&self, out: &mut dyn FnMut(Listing)) {
+        self.renamed.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let mut seen: HashSet<(u64, u64)> = HashSet::new();
         for root in &self.spec.roots {
             let base = &root.base;
@@ -136,7 +178,7 @@ impl Source for FilesSource {
     }
 
     fn fetch(&self, location: &str) -> Result<Fetched, String> {
-        let file = std::fs::File::open(location).map_err(|e| e.to_string())?;
+        let file = std::fs::File::open(self.path_of(location)).map_err(|e| e.to_string())?;
         let limit = self.spec.max_file_size;
         // Sized from the file: one read for the content and one to see the end.
         let size = file.metadata().map(|m| m.len()).unwrap_or(0).min(limit);
