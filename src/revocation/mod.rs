@@ -179,7 +179,9 @@ impl Checker {
 
     /// The issuer: a certificate from the inventory or AIA whose key verifies this one.
     async fn find_issuer(&self, pass: &Pass, cert: &CertRow, der: &[u8]) -> Result<IssuerCert, String> {
-        let candidates = lock(&pass.store).issuer_candidates(cert.facts.aki.as_deref(), &cert.facts.issuer).map_err(|e| e.to_string())?;
+        let candidates = lock(&pass.store)
+            .issuer_candidates(cert.facts.aki.as_deref(), raw_parts(der).map_or(&[][..], |p| p.issuer))
+            .map_err(|e| e.to_string())?;
         for (cand, cand_der) in candidates {
             if cand.facts.fingerprint == cert.facts.fingerprint {
                 continue;

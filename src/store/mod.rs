@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "0007_renewals", include_str!("../../schema/0007_renewals.sql")),
     (8, "0008_image_findings", include_str!("../../schema/0008_image_findings.sql")),
     (9, "0009_alert_subjects", include_str!("../../schema/0009_alert_subjects.sql")),
+    (10, "0010_subject_key", include_str!("../../schema/0010_subject_key.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +154,7 @@ impl Store {
             let err = |source| StoreError::Migration { name: name.to_string(), source };
             let tx = self.conn.transaction().map_err(err)?;
             tx.execute_batch(sql).map_err(err)?;
+            migrate_data(*version, &tx).map_err(err)?;
             let broken = foreign_key_violations(&tx).map_err(err)?;
             if let Some(example) = broken.first() {
                 return Err(StoreError::MigrationForeignKeys { name: name.to_string(), count: broken.len(), example: example.clone() });
@@ -279,6 +281,39 @@ impl Store {
         let mut stmt = self.conn.prepare("SELECT source, location, message FROM scan_errors WHERE run_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map([run_id], |r| Ok(ObjectError { source: r.get(0)?, location: r.get(1)?, message: r.get(2)? }))?;
         Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+}
+
+/// What a migration needs done beyond its SQL, in the same transaction: values only Rust can
+/// compute from what is stored.
+fn migrate_data(version: i64, conn: &Connection) -> rusqlite::Result<()> {
+    match version {
+        10 => fill_subject_keys(conn),
+        _ => Ok(()),
+    }
+}
+
+/// The `subject_key` column of a certificate: [`crate::x509::name::name_key`] of its subject.
+pub(crate) fn subject_key(cert_der: &[u8]) -> Option<Vec<u8>> {
+    crate::x509::cert::raw_parts(cert_der).ok().and_then(|p| crate::x509::name::name_key(p.subject))
+}
+
+/// Fills `subject_key` of the certificates that have none from their stored DER, a batch of
+/// rows at a time so that a large inventory is never held in memory at once.
+fn fill_subject_keys(conn: &Connection) -> rusqlite::Result<()> {
+    const BATCH: i64 = 1000;
+    // `+subject_key`: walk the rowid range, not the index this very loop is writing.
+    let mut select = conn.prepare("SELECT id, der FROM certificates WHERE id > ?1 AND +subject_key IS NULL ORDER BY id LIMIT ?2")?;
+    let mut update = conn.prepare("UPDATE certificates SET subject_key = ?2 WHERE id = ?1")?;
+    let mut after = 0;
+    loop {
+        let batch: Vec<(i64, Vec<u8>)> =
+            select.query_map(params![after, BATCH], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        let Some(&(last, _)) = batch.last() else { return Ok(()) };
+        for (id, der) in &batch {
+            update.execute(params![id, subject_key(der)])?;
+        }
+        after = last;
     }
 }
 
@@ -530,7 +565,7 @@ mod tests {
         let p = dir.path().join("state.db");
         version_8_store(&p);
         let s = Store::open(&p).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 9);
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
         type Row = (i64, String, String, String, Option<i64>, String, i64, i64, String, Option<String>);
         let rows: Vec<Row> = s
             .conn()
@@ -607,6 +642,92 @@ mod tests {
         );
         let silences = s.silences(0, true).unwrap();
         assert_eq!((silences[0].fingerprint.as_deref(), silences[0].subject.as_deref()), (Some("aa"), None));
+    }
+
+    /// A CA certificate named `O=Example, CN=Example CA` in PrintableString, and a leaf signed by
+    /// its key whose issuer field spells that name as a CA might in its other products:
+    /// `O=EXAMPLE` in UTF8String, `CN=example  ca` in BMPString. Both DER.
+    pub(super) fn ca_and_leaf_naming_it_differently() -> (Vec<u8>, Vec<u8>) {
+        use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, DnValue, IsCa, Issuer, KeyPair};
+        let name = |o: DnValue, cn: DnValue| {
+            let mut dn = DistinguishedName::new();
+            dn.push(DnType::OrganizationName, o);
+            dn.push(DnType::CommonName, cn);
+            dn
+        };
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name =
+            name(DnValue::PrintableString("Example".try_into().unwrap()), DnValue::PrintableString("Example CA".try_into().unwrap()));
+        let ca_der = ca.self_signed(&ca_key).unwrap().der().to_vec();
+        let mut spelled = ca.clone();
+        spelled.distinguished_name = name(DnValue::Utf8String("EXAMPLE".into()), DnValue::BmpString("example  ca".try_into().unwrap()));
+        let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+        leaf.distinguished_name = name(DnValue::Utf8String("Example".into()), DnValue::Utf8String("leaf".into()));
+        let leaf_der = leaf.signed_by(&KeyPair::generate().unwrap(), &Issuer::new(spelled, &ca_key)).unwrap().der().to_vec();
+        (ca_der, leaf_der)
+    }
+
+    #[test]
+    fn version_10_fills_subject_keys_from_the_stored_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.db");
+        let (ca, leaf) = ca_and_leaf_naming_it_differently();
+        {
+            let mut conn = Connection::open(&p).unwrap();
+            for (version, _, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 9) {
+                conn.execute_batch(sql).unwrap();
+                conn.pragma_update(None, "user_version", version).unwrap();
+            }
+            // More rows than one batch of the fill: the CA, the leaf, and a row whose DER is not
+            // a certificate.
+            let tx = conn.transaction().unwrap();
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO certificates (id, fingerprint, subject, issuer, serial, not_before, not_after, spki_sha256, key_algorithm,
+                       signature_algorithm, is_ca, key_usage, ext_key_usage, sans, ocsp_urls, ca_issuers_urls, crl_urls, self_issued,
+                       warnings, der, first_seen)
+                     VALUES (?1, ?2, 'CN=x', 'CN=x', '01', 0, ?1, 'spki', 'EC', 'ecdsa-with-SHA256', 0, '[]', '[]', '[]', '[]', '[]', '[]',
+                       0, '[]', ?3, 0)",
+                )
+                .unwrap();
+            for id in 1..=2501_i64 {
+                let der: &[u8] = match id % 3 {
+                    0 => &ca,
+                    1 => &leaf,
+                    _ => b"\x00",
+                };
+                insert.execute(params![id, format!("{id:064x}"), der]).unwrap();
+            }
+            drop(insert);
+            tx.commit().unwrap();
+        }
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.schema_version().unwrap(), 10);
+        let keys: Vec<(i64, Option<Vec<u8>>)> = s
+            .conn()
+            .prepare("SELECT id, subject_key FROM certificates ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
+        assert_eq!(keys.len(), 2501);
+        let subject = |der: &[u8]| crate::x509::cert::raw_parts(der).unwrap().subject.to_vec();
+        let (ca_key, leaf_key) = (crate::x509::name::name_key(&subject(&ca)), crate::x509::name::name_key(&subject(&leaf)));
+        assert!(ca_key.is_some() && leaf_key.is_some() && ca_key != leaf_key);
+        for (id, key) in keys {
+            let expected = match id % 3 {
+                0 => &ca_key,
+                1 => &leaf_key,
+                _ => &None,
+            };
+            assert_eq!(&key, expected, "row {id}");
+        }
+        let plan: String =
+            s.conn().query_row("EXPLAIN QUERY PLAN SELECT id FROM certificates WHERE subject_key = x'00'", [], |r| r.get(3)).unwrap();
+        assert!(plan.contains("certificates_subject_key"), "{plan}");
     }
 
     #[test]

@@ -57,24 +57,29 @@ const STATUS_COLUMNS: &str =
     "status, reason, revoked_at, invalidity_date, method, source_url, evidence_sha256, checked_at, next_update, stale, detail";
 
 impl Store {
-    /// Certificates that may have issued `aki`/`issuer_dn`: by subject key identifier first,
-    /// then by subject name. The caller verifies the signature to choose.
-    pub fn issuer_candidates(&self, aki: Option<&str>, issuer_dn: &str) -> Result<Vec<(CertRow, Vec<u8>)>> {
-        // By key identifier (indexed) when the certificate names one; by subject otherwise.
+    /// Certificates that may have issued a certificate with this authority key identifier and
+    /// issuer name (the DER of its `issuer` field): by subject key identifier first, then by
+    /// subject name compared as RFC 5280 §7.1 says (case, string type and insignificant spaces
+    /// do not count; the indexed `subject_key`). The caller verifies the signature to choose.
+    pub fn issuer_candidates(&self, aki: Option<&str>, issuer_name_der: &[u8]) -> Result<Vec<(CertRow, Vec<u8>)>> {
         let by_ski = format!("SELECT {CERT_COLUMNS}, c.der FROM certificates c WHERE c.ski = ?1 ORDER BY c.not_after DESC");
-        let by_name = format!("SELECT {CERT_COLUMNS}, c.der FROM certificates c WHERE c.subject = ?1 ORDER BY c.not_after DESC");
-        let run = |sql: &str, arg: &str| -> Result<Vec<(CertRow, Vec<u8>)>> {
+        let by_name = format!("SELECT {CERT_COLUMNS}, c.der FROM certificates c WHERE c.subject_key = ?1 ORDER BY c.not_after DESC");
+        let run = |sql: &str, arg: &dyn rusqlite::ToSql| -> Result<Vec<(CertRow, Vec<u8>)>> {
             let mut stmt = self.conn.prepare_cached(sql)?;
             let rows = stmt.query_map([arg], |r| Ok((cert_from_row(r)?, r.get::<_, Vec<u8>>(27)?)))?;
             Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
         };
         if let Some(aki) = aki {
-            let found = run(&by_ski, aki)?;
+            let found = run(&by_ski, &aki)?;
             if !found.is_empty() {
                 return Ok(found);
             }
         }
-        run(&by_name, issuer_dn)
+        // A name that is not a Name matches no subject (x509::name::names_match).
+        match crate::x509::name::name_key(issuer_name_der) {
+            Some(key) => run(&by_name, &key),
+            None => Ok(Vec::new()),
+        }
     }
 
     pub fn revocation_status(&self, cert_id: i64) -> Result<Option<RevocationStatus>> {
@@ -267,5 +272,47 @@ impl Store {
                 Ok(out)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::ca_and_leaf_naming_it_differently;
+    use super::super::{ObjectOutcome, Store};
+    use crate::x509::cert::raw_parts;
+
+    #[test]
+    fn issuer_found_by_name_in_another_case_string_type_and_spacing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let (ca, leaf) = ca_and_leaf_naming_it_differently();
+        let mut w = store.begin_scan(100, &["files".to_string()]).unwrap();
+        w.register_source("files", "files", &[]).unwrap();
+        for (location, der) in [("/pki/ca.der", &ca), ("/pki/leaf.der", &leaf)] {
+            let parsed = crate::x509::parse_object(der, &[]);
+            assert_eq!(parsed.certs.len(), 1);
+            w.record("files", location, None, ObjectOutcome::Parsed { stamp: "s", content_sha256: "00", parsed: &parsed }).unwrap();
+        }
+        w.finish().unwrap();
+        let ca_facts = crate::x509::parse_object(&ca, &[]).certs.remove(0).facts;
+        let leaf_facts = crate::x509::parse_object(&leaf, &[]).certs.remove(0).facts;
+        // The texts differ ("CN=Example CA,O=Example" and "CN=example  ca,O=EXAMPLE"): looked up
+        // by text, the leaf had no issuer in the inventory.
+        assert_ne!(leaf_facts.issuer, ca_facts.subject);
+        let issuer_name = raw_parts(&leaf).unwrap().issuer;
+        let ca_fp = vec![ca_facts.fingerprint.0.clone()];
+        let found = |aki: Option<&str>, name: &[u8]| -> Vec<String> {
+            store.issuer_candidates(aki, name).unwrap().into_iter().map(|(row, _)| row.facts.fingerprint.0).collect()
+        };
+        assert_eq!(found(None, issuer_name), ca_fp);
+        // A key identifier that names no stored certificate falls back to the name.
+        assert_eq!(found(Some("00112233"), issuer_name), ca_fp);
+        // By key identifier when it names one, whatever the name.
+        let ski = ca_facts.ski.clone().expect("the CA has a subject key identifier");
+        assert_eq!(found(Some(&ski), b"\x30\x00"), ca_fp);
+        // Another name, or bytes that are not a name: nothing.
+        assert!(found(None, raw_parts(&leaf).unwrap().subject).iter().all(|f| *f == leaf_facts.fingerprint.0));
+        assert!(found(None, b"\x30\x00").is_empty());
+        assert!(found(None, b"not a name").is_empty());
     }
 }

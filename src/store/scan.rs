@@ -234,8 +234,10 @@ impl<'c> ScanWriter<'c> {
                 .prepare_cached(
                     "INSERT INTO certificates (fingerprint, subject, issuer, common_name, serial, not_before, not_after,
                        spki_sha256, key_algorithm, key_bits, key_curve, signature_algorithm, is_ca, path_len, key_usage,
-                       ext_key_usage, sans, ocsp_urls, ca_issuers_urls, crl_urls, aki, ski, self_issued, warnings, der, first_seen)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)
+                       ext_key_usage, sans, ocsp_urls, ca_issuers_urls, crl_urls, aki, ski, self_issued, warnings, der, first_seen,
+                       subject_key)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26,
+                       ?27)
                      ON CONFLICT(fingerprint) DO NOTHING RETURNING id",
                 )?
                 .query_row(
@@ -266,6 +268,7 @@ impl<'c> ScanWriter<'c> {
                         j(&f.warnings),
                         found.der,
                         now,
+                        super::subject_key(&found.der),
                     ],
                     |r| r.get(0),
                 )
