@@ -102,8 +102,12 @@ pub enum Command {
     Check(CheckArgs),
     /// Parse certificate files directly, without the store.
     Inspect(InspectArgs),
-    /// Read a CRL file: verify it against its issuer and look serials up.
+    /// Read a CRL file: verify it against its issuer and look serials up, or decide a
+    /// certificate's status from it exactly as `check` does.
     Crl(CrlArgs),
+    /// Read an OCSP response file: verify it against the issuer for a certificate or serial,
+    /// exactly as `check` does (the twin of `crl`, for debugging a responder).
+    Ocsp(OcspArgs),
     /// List key objects (PKCS#11 private and public keys): attributes, the certificates each
     /// pairs with, and their problems; and token certificates whose key is not on the token.
     Keys(KeysArgs),
@@ -427,9 +431,38 @@ pub struct CrlArgs {
     /// A file of serial numbers (hex), one per line, to look up.
     #[arg(long)]
     pub serials_file: Option<PathBuf>,
+    /// A certificate to decide as `check` does: its serial is looked up, and the CRL's scope
+    /// (issuing distribution point, reasons) is checked against it and its distribution points.
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
     /// Largest CRL accepted.
     #[arg(long, default_value = "256MiB")]
     pub max_size: String,
+    /// Judge the CRL as at this time (Unix seconds or RFC 3339, e.g. 2026-01-31T00:00:00Z)
+    /// instead of now: thisUpdate, nextUpdate and the stale grace are checked against it.
+    #[arg(long)]
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct OcspArgs {
+    /// The OCSP response (DER, as a responder sends it).
+    pub file: PathBuf,
+    /// The issuing CA certificate of the certificate asked about.
+    #[arg(long)]
+    pub issuer: PathBuf,
+    /// The certificate the response should answer for.
+    #[arg(long, conflicts_with = "serial", required_unless_present = "serial")]
+    pub cert: Option<PathBuf>,
+    /// Its serial number (hex), when the certificate itself is not at hand.
+    #[arg(long)]
+    pub serial: Option<String>,
+    /// The nonce the request carried (hex): the response must echo it (RFC 8954).
+    #[arg(long)]
+    pub nonce: Option<String>,
+    /// Judge the response as at this time (Unix seconds or RFC 3339) instead of now.
+    #[arg(long)]
+    pub at: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -548,6 +581,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Errors(a) => errors(cli, a),
         Command::Check(a) => check(cli, a),
         Command::Crl(a) => crl(cli, a),
+        Command::Ocsp(a) => ocsp(cli, a),
         Command::Keys(a) => keys(cli, a),
         Command::Plan(a) => plan(cli, a),
         Command::Evaluate(a) => evaluate(cli, a),
@@ -1173,9 +1207,37 @@ fn check(cli: &Cli, a: &CheckArgs) -> Result<u8> {
     Ok(if a.fail_if_revoked && revoked > 0 { EXIT_MATCHED } else { EXIT_OK })
 }
 
+/// `--at` when given, else the global `--now`, else the clock.
+fn at_or_now(cli: &Cli, at: &Option<String>) -> Result<UnixTime> {
+    match at {
+        Some(s) => parse_time(s)
+            .ok_or_else(|| CliError::Usage(format!("--at: `{s}` is neither Unix seconds nor RFC 3339 (2026-01-31T00:00:00Z)")).into()),
+        None => now(cli),
+    }
+}
+
+/// The first certificate in a file, with its DER.
+fn read_cert(path: &Path) -> Result<certvigil::x509::Found> {
+    let data = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    certvigil::x509::parse_object(&data, &[]).certs.into_iter().next().ok_or_else(|| anyhow::anyhow!("{}: no certificate", path.display()))
+}
+
+/// Hex serial (colons allowed) to INTEGER content octets.
+fn serial_bytes(s: &str) -> Result<Vec<u8>> {
+    let digits: String = s.chars().filter(|c| *c != ':').collect();
+    let digits = if digits.len() % 2 == 1 { format!("0{digits}") } else { digits };
+    let mut bytes = hex::decode(&digits).map_err(|_| CliError::Usage(format!("serial `{s}` is not hex")))?;
+    // A DER INTEGER is positive only with a clear high bit.
+    if bytes.first().is_some_and(|b| b & 0x80 != 0) {
+        bytes.insert(0, 0);
+    }
+    Ok(bytes)
+}
+
 fn crl(cli: &Cli, a: &CrlArgs) -> Result<u8> {
-    use certvigil::revocation::crl::Crl;
-    let now = now(cli)?;
+    use certvigil::revocation::crl::{CertScope, Coverage, Crl, CrlVerdict, cert_distribution_points, decide};
+    let now = at_or_now(cli, &a.at)?;
+    let rev = settings(cli, false)?.revocation;
     let max = config::parse_size(&a.max_size).map_err(|e| CliError::Usage(format!("--max-size: {e}")))? as usize;
     let bytes = std::fs::read(&a.file).with_context(|| format!("{}: cannot read", a.file.display()))?;
     let crl = Crl::parse(bytes, max).with_context(|| format!("{}", a.file.display()))?;
@@ -1188,21 +1250,64 @@ fn crl(cli: &Cli, a: &CrlArgs) -> Result<u8> {
         crl.crl_number.as_ref().map(|n| format!(", number {}", hex::encode_upper(n))).unwrap_or_default(),
         crl.delta_base.as_ref().map(|n| format!(", delta of {}", hex::encode_upper(n))).unwrap_or_default(),
     );
-    if crl.next_update.is_some_and(|n| now > n) {
-        outln!("  stale: past nextUpdate");
-    }
     let mut failed = false;
+    if let Err(e) = crl.check_this_update(now, rev.clock_skew) {
+        outln!("  NOT usable: {e}");
+        failed = true;
+    }
+    if let Some(n) = crl.next_update.filter(|n| now > n + rev.stale_grace) {
+        outln!("  NOT usable: stale, nextUpdate was {}", format_time(n));
+        failed = true;
+    } else if crl.next_update.is_some_and(|n| now > n) {
+        outln!("  stale: past nextUpdate (within the stale grace)");
+    }
     if let Some(issuer) = &a.issuer {
-        let data = std::fs::read(issuer).with_context(|| format!("{}: cannot read", issuer.display()))?;
-        let parsed = certvigil::x509::parse_object(&data, &[]);
-        let found = parsed.certs.first().ok_or_else(|| anyhow::anyhow!("{}: no certificate", issuer.display()))?;
+        let found = read_cert(issuer)?;
         let parts = certvigil::x509::cert::raw_parts(&found.der).map_err(|e| anyhow::anyhow!("{}: {e}", issuer.display()))?;
         let ski = found.facts.ski.as_ref().and_then(|s| hex::decode(s).ok());
-        match crl.verify(parts.subject, parts.spki, ski.as_deref(), &found.facts.key_usage) {
+        match crl.verify(parts.subject, parts.spki, ski.as_deref(), &found.facts.key_usage, rev.min_issuer_rsa_bits) {
             Ok(()) => outln!("  verified: signed by {}", found.facts.subject),
             Err(e) => {
                 outln!("  NOT verified: {e}");
                 failed = true;
+            }
+        }
+    }
+    if let Some(path) = &a.cert {
+        let cert = read_cert(path)?;
+        let parts = certvigil::x509::cert::raw_parts(&cert.der).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let dps = cert_distribution_points(&cert.der).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if !crl.issued_by(parts.issuer) {
+            outln!("  {}: NOT covered: the CRL is for another issuer", cert.facts.display_name());
+            failed = true;
+        } else {
+            // A CRL file stands for any of the certificate's distribution points.
+            match crl.scope(&CertScope { is_ca: cert.facts.is_ca, dps: &dps, via: None }) {
+                Err(e) => {
+                    outln!("  {}: NOT covered: {e}", cert.facts.display_name());
+                    failed = true;
+                }
+                Ok(coverage) => match decide(&crl, None, parts.serial)? {
+                    CrlVerdict::Listed(e) => {
+                        let reason = e.reason.map(|r| r.as_str()).unwrap_or("unspecified");
+                        outln!(
+                            "  {} (serial {}): revoked ({reason}) at {}",
+                            cert.facts.display_name(),
+                            cert.facts.serial,
+                            format_time(e.revoked_at)
+                        );
+                    }
+                    _ if coverage != Coverage::All => {
+                        outln!(
+                            "  {} (serial {}): unknown: the CRL covers only some reasons ({}) and does not list it",
+                            cert.facts.display_name(),
+                            cert.facts.serial,
+                            coverage.describe()
+                        );
+                    }
+                    _ if failed => outln!("  {} (serial {}): unknown: the CRL is not usable", cert.facts.display_name(), cert.facts.serial),
+                    _ => outln!("  {} (serial {}): good (not listed)", cert.facts.display_name(), cert.facts.serial),
+                },
             }
         }
     }
@@ -1214,10 +1319,7 @@ fn crl(cli: &Cli, a: &CrlArgs) -> Result<u8> {
     let mut listed = 0usize;
     let verbose = serials.len() <= 100;
     for s in &serials {
-        let digits: String = s.chars().filter(|c| *c != ':').collect();
-        let digits = if digits.len() % 2 == 1 { format!("0{digits}") } else { digits };
-        let bytes = hex::decode(&digits).map_err(|_| CliError::Usage(format!("serial `{s}` is not hex")))?;
-        match crl.lookup(&bytes)? {
+        match crl.lookup(&serial_bytes(s)?)? {
             Some(e) => {
                 listed += 1;
                 if verbose {
@@ -1233,6 +1335,54 @@ fn crl(cli: &Cli, a: &CrlArgs) -> Result<u8> {
         outln!("  {listed} of {} serials listed", serials.len());
     }
     Ok(if failed { EXIT_FAILURE } else { EXIT_OK })
+}
+
+fn ocsp(cli: &Cli, a: &OcspArgs) -> Result<u8> {
+    use certvigil::revocation::ocsp::{self, CertStatus};
+    let now = at_or_now(cli, &a.at)?;
+    let rev = settings(cli, false)?.revocation;
+    let body = std::fs::read(&a.file).with_context(|| format!("{}: cannot read", a.file.display()))?;
+    let issuer = read_cert(&a.issuer)?;
+    let ip = certvigil::x509::cert::raw_parts(&issuer.der).map_err(|e| anyhow::anyhow!("{}: {e}", a.issuer.display()))?;
+    let (serial, name) = match (&a.cert, &a.serial) {
+        (Some(path), _) => {
+            let cert = read_cert(path)?;
+            let parts = certvigil::x509::cert::raw_parts(&cert.der).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            (parts.serial.to_vec(), format!("{} (serial {})", cert.facts.display_name(), cert.facts.serial))
+        }
+        (None, Some(s)) => (serial_bytes(s)?, format!("serial {s}")),
+        (None, None) => return Err(CliError::Usage("give --cert or --serial".into()).into()),
+    };
+    let nonce = a.nonce.as_deref().map(|n| hex::decode(n).map_err(|_| CliError::Usage(format!("--nonce `{n}` is not hex")))).transpose()?;
+    let iss = ocsp::Issuer { subject_der: ip.subject, spki_der: ip.spki };
+    let id = ocsp::cert_id(&iss, &serial)?;
+    outln!("{}: {} bytes, for {name}, issuer {}", a.file.display(), body.len(), issuer.facts.subject);
+    match ocsp::verify_response(&body, &id, &iss, nonce.as_deref(), now, rev.clock_skew, rev.min_issuer_rsa_bits) {
+        Err(e) => {
+            outln!("  NOT verified: {e}");
+            outln!("  {name}: unknown");
+            Ok(EXIT_FAILURE)
+        }
+        Ok(answer) => {
+            outln!(
+                "  verified: producedAt {}, thisUpdate {}, nextUpdate {}",
+                format_time(answer.produced_at),
+                format_time(answer.this_update),
+                answer.next_update.map(format_time).unwrap_or_else(|| "-".into())
+            );
+            for note in &answer.notes {
+                outln!("  note: {note}");
+            }
+            match answer.status {
+                CertStatus::Good => outln!("  {name}: good"),
+                CertStatus::Revoked { at, reason } => {
+                    outln!("  {name}: revoked ({}) at {}", reason.map(|r| r.as_str()).unwrap_or("unspecified"), format_time(at))
+                }
+                CertStatus::Unknown => outln!("  {name}: unknown: the responder does not know this certificate"),
+            }
+            Ok(EXIT_OK)
+        }
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

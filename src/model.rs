@@ -155,13 +155,58 @@ pub fn days_left(not_after: UnixTime, now: UnixTime) -> i64 {
     (not_after - now).div_euclid(86_400)
 }
 
-/// RFC 3339 rendering of a Unix time (UTC, `Z`). Times outside 1970..9999 print as seconds.
+/// RFC 3339 rendering of a Unix time (UTC, `Z`), for every year 0000–9999 of the proleptic
+/// Gregorian calendar that certificate times can encode (RFC 5280 §4.1.2.5); times outside
+/// that range print as `@seconds`.
 pub fn format_time(t: UnixTime) -> String {
-    u64::try_from(t)
-        .ok()
-        .and_then(|s| der::DateTime::from_unix_duration(std::time::Duration::from_secs(s)).ok())
-        .map(|d| d.to_string())
-        .unwrap_or_else(|| format!("@{t}"))
+    match civil_from_unix(t) {
+        Some((y, mo, d, h, mi, s)) => format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z"),
+        None => format!("@{t}"),
+    }
+}
+
+/// Seconds since the epoch of a UTC civil time (proleptic Gregorian), or `None` when a field is
+/// out of range (month 1–12, day within its month, hour 0–23, minute and second 0–59, year
+/// 0–9999).
+pub fn unix_from_civil(year: i64, month: u32, day: u32, hour: u32, minute: u32, second: u32) -> Option<UnixTime> {
+    if !(0..=9999).contains(&year) || !(1..=12).contains(&month) || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if day == 0 || day > month_days[month as usize - 1] {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + i64::from(hour * 3600 + minute * 60 + second))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (the era arithmetic of H. Hinnant's
+/// `days_from_civil`, valid for every year used here).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The UTC civil time of a Unix time: (year, month, day, hour, minute, second), for years
+/// 0000–9999 only.
+pub fn civil_from_unix(t: UnixTime) -> Option<(i64, u32, u32, u32, u32, u32)> {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400) as u32;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (0..=9999).contains(&year).then_some((year, month, day, secs / 3600, secs / 60 % 60, secs % 60))
 }
 
 /// Date only (`YYYY-MM-DD`), for tables.
@@ -173,6 +218,30 @@ pub fn format_date(t: UnixTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn civil_times_round_trip_over_every_encodable_year() {
+        // Reference points computed independently (e.g. `date -u -d @SECONDS`).
+        assert_eq!(unix_from_civil(1970, 1, 1, 0, 0, 0), Some(0));
+        assert_eq!(unix_from_civil(2000, 2, 29, 12, 0, 0), Some(951_825_600));
+        assert_eq!(unix_from_civil(1950, 1, 1, 0, 0, 0), Some(-631_152_000));
+        assert_eq!(unix_from_civil(9999, 12, 31, 23, 59, 59), Some(253_402_300_799));
+        assert_eq!(unix_from_civil(0, 1, 1, 0, 0, 0), Some(-62_167_219_200));
+        assert_eq!(format_time(-631_152_000), "1950-01-01T00:00:00Z");
+        assert_eq!(format_time(253_402_300_799), "9999-12-31T23:59:59Z");
+        assert_eq!(format_time(-62_167_219_200), "0000-01-01T00:00:00Z");
+        assert_eq!(format_time(253_402_300_800), "@253402300800");
+        // Calendar rules: 1900 is not a leap year, 2000 and year 0 are.
+        assert_eq!(unix_from_civil(1900, 2, 29, 0, 0, 0), None);
+        assert!(unix_from_civil(0, 2, 29, 0, 0, 0).is_some());
+        assert_eq!(unix_from_civil(2026, 4, 31, 0, 0, 0), None);
+        assert_eq!(unix_from_civil(2026, 1, 1, 24, 0, 0), None);
+        assert_eq!(unix_from_civil(2026, 1, 1, 0, 0, 60), None);
+        for t in (-62_167_219_200i64..253_402_300_800).step_by(7_777_777) {
+            let (y, mo, d, h, mi, s) = civil_from_unix(t).expect("in range");
+            assert_eq!(unix_from_civil(y, mo, d, h, mi, s), Some(t));
+        }
+    }
 
     #[test]
     fn status_boundaries() {
@@ -198,7 +267,8 @@ mod tests {
         assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_time(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(format_date(1_700_000_000), "2023-11-14");
-        assert_eq!(format_time(-5), "@-5");
+        assert_eq!(format_time(-5), "1969-12-31T23:59:55Z");
+        assert_eq!(format_time(i64::MIN), format!("@{}", i64::MIN));
     }
 }
 

@@ -171,7 +171,7 @@ fn exercise_crl(data: &[u8]) {
         for serial in [&[0x10u8, 0x01][..], &[0x00, 0x8f, 0xab], &[0x01], &[], &[0x00]] {
             let _ = crl.lookup(serial);
         }
-        let _ = crl.verify(parts.subject, parts.spki, None, &root.key_usage);
+        let _ = crl.verify(parts.subject, parts.spki, None, &root.key_usage, 2048);
         let _ = crl.is_delta();
     }
     let _ = certvigil::revocation::verify::key_info(data);
@@ -354,7 +354,7 @@ fn the_crl_sample_parses_and_verifies_before_mutation() {
     let root = certvigil::x509::parse_object(&f.root.cert.der, &[]).certs.remove(0).facts;
     let parts = cert::raw_parts(&f.root.cert.der).expect("root parts");
     let crl = certvigil::revocation::crl::Crl::parse(crl_sample().clone(), 1 << 20).expect("CRL parses");
-    crl.verify(parts.subject, parts.spki, None, &root.key_usage).expect("CRL verifies against its issuer");
+    crl.verify(parts.subject, parts.spki, None, &root.key_usage, 2048).expect("CRL verifies against its issuer");
     assert!(crl.lookup(&[0x10, 0x01]).expect("lookup").is_some());
     assert!(crl.lookup(&[0x10, 0x05]).expect("lookup").is_none());
 }

@@ -341,7 +341,7 @@ fn pss_with_an_unsupported_salt_is_unknown_not_good() {
     let parsed = certvigil::x509::parse_object(&pem, &[]);
     let der = &parsed.certs[0].der;
     let spki = certvigil::x509::cert::raw_parts(der).unwrap().spki.to_vec();
-    match verify_cert_signed_by(der, &spki) {
+    match verify_cert_signed_by(der, &spki, 2048) {
         Err(VerifyError::Unsupported(m)) => assert!(m.contains("salt"), "{m}"),
         other => panic!("expected an unsupported-salt error, got {other:?}"),
     }
@@ -363,4 +363,552 @@ fn crls_named_in_the_configuration_cover_certificates_without_a_distribution_poi
     assert_state(&pulled, RevocationState::Revoked, "crl");
     assert_eq!(pulled.reason.as_deref(), Some("cessationOfOperation"));
     assert_eq!(ca.server.hits("/ca.crl"), 1, "one download serves every certificate of the issuer");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile and unusual CRLs (RFC 5280 §5, §6.3.3). Each malformed CRL below is signed by the
+// real CA key, served at the distribution point, and checked for a certificate it does not
+// list: that certificate must read `unknown`, never `good`. The same builder without the
+// defect gives `good`, so every case fails for its defect alone.
+// ---------------------------------------------------------------------------------------------
+
+use pki::{der, generalized_time, utc_time};
+
+/// Everything a status says about why: its reason and detail.
+fn why(s: &RevocationStatus) -> String {
+    format!("{} {}", s.reason.clone().unwrap_or_default(), s.detail.clone().unwrap_or_default())
+}
+
+const OID_CN: [u8; 5] = [0x06, 0x03, 0x55, 0x04, 0x03];
+
+fn oid(content: &[u8]) -> Vec<u8> {
+    der(0x06, &[content])
+}
+
+fn ext(oid_content: &[u8], critical: bool, value: &[u8]) -> Vec<u8> {
+    let crit: &[u8] = if critical { &[0x01, 0x01, 0xff] } else { &[] };
+    der(0x30, &[&oid(oid_content), crit, &der(0x04, &[value])])
+}
+
+fn serial_der(hex_serial: &str) -> Vec<u8> {
+    let mut b = hex::decode(if hex_serial.len() % 2 == 1 { format!("0{hex_serial}") } else { hex_serial.to_string() }).unwrap();
+    if b[0] & 0x80 != 0 {
+        b.insert(0, 0);
+    }
+    der(0x02, &[&b])
+}
+
+fn reason_ext(code: u8) -> Vec<u8> {
+    ext(&[0x55, 0x1d, 0x15], false, &der(0x0a, &[&[code]]))
+}
+
+fn entry(serial: &str, at: i64, exts: &[Vec<u8>]) -> Vec<u8> {
+    let list = if exts.is_empty() { Vec::new() } else { der(0x30, &[&exts.concat()]) };
+    der(0x30, &[&serial_der(serial), &utc_time(at), &list])
+}
+
+/// The fields of a well-formed v2 CRL from `ca`: version, signature, issuer, thisUpdate,
+/// nextUpdate, one revoked entry (`listed`, keyCompromise), [0] { AKI, cRLNumber } plus
+/// `crl_exts`. Tests edit the list to break one rule.
+fn crl_fields(ca: &TestCa, listed: &str, crl_exts: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let t = now();
+    let aki = ext(&[0x55, 0x1d, 0x23], false, &der(0x30, &[&der(0x80, &[&ca.ski()])]));
+    let number = ext(&[0x55, 0x1d, 0x14], false, &der(0x02, &[&[0x10, 0x00]]));
+    let exts: Vec<u8> = [aki, number].into_iter().chain(crl_exts.iter().cloned()).collect::<Vec<_>>().concat();
+    vec![
+        der(0x02, &[&[1]]),
+        pki::ECDSA_SHA256.to_vec(),
+        ca.subject_der(),
+        utc_time(t - 3600),
+        utc_time(t + 7 * 86_400),
+        der(0x30, &[&entry(listed, t - 7200, &[reason_ext(1)])]),
+        der(0xa0, &[&der(0x30, &[&exts])]),
+    ]
+}
+
+fn publish_fields(ca: &TestCa, fields: &[Vec<u8>]) {
+    let tbs = der(0x30, &[&fields.concat()]);
+    std::fs::write(ca.dir.join("www/ca.crl"), ca.sign(&tbs)).unwrap();
+}
+
+/// A CA with `probe` (never revoked) and `listed` (revoked in every hand-built CRL), both with
+/// the CA's CRL distribution point.
+fn crl_case_ca() -> (tempfile::TempDir, TestCa, Vec<std::path::PathBuf>, String) {
+    let (d, ca) = ca(KeyKind::EcP256);
+    let files = vec![ca.issue("probe", "crl_only_ext"), ca.issue("listed", "crl_only_ext"), ca.dir.join("ca.crt")];
+    let listed = ca.serial("listed");
+    (d, ca, files, listed)
+}
+
+fn check_probe(files: &[std::path::PathBuf]) -> (RevocationStatus, RevocationStatus) {
+    let e = env(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>(), "{prefer: crl, fallback: false}");
+    let res = e.check();
+    (e.status_of(&res, "probe"), e.status_of(&res, "listed"))
+}
+
+#[test]
+fn a_hand_built_crl_is_usable_when_nothing_is_wrong_with_it() {
+    let (_d, ca, files, listed) = crl_case_ca();
+    publish_fields(&ca, &crl_fields(&ca, &listed, &[]));
+    let (probe, gone) = check_probe(&files);
+    assert_state(&probe, RevocationState::Good, "crl");
+    assert_state(&gone, RevocationState::Revoked, "crl");
+    assert_eq!(gone.reason.as_deref(), Some("keyCompromise"));
+}
+
+#[test]
+fn a_crl_with_any_malformed_part_answers_for_no_serial() {
+    let (_d, ca, files, listed) = crl_case_ca();
+    let t = now();
+    let base = crl_fields(&ca, &listed, &[]);
+    let with_entries = |entries: &[Vec<u8>]| {
+        let mut f = base.clone();
+        f[5] = der(0x30, &[&entries.concat()]);
+        f
+    };
+    let good_entry = entry(&listed, t - 7200, &[reason_ext(1)]);
+    let mut cases: Vec<(&str, Vec<Vec<u8>>, &str)> = vec![
+        // §5.3: one malformed entry anywhere makes the CRL unusable, not just that serial.
+        (
+            "an entry with a bad revocationDate",
+            with_entries(&[good_entry.clone(), der(0x30, &[&serial_der("7777"), &der(0x17, &[b"99999999"])])]),
+            "revocationDate",
+        ),
+        ("an entry with an undefined reason code", with_entries(&[good_entry.clone(), entry("7777", t, &[reason_ext(7)])]), "reasonCode"),
+        (
+            "an entry with fields after its extensions",
+            with_entries(&[
+                good_entry.clone(),
+                der(0x30, &[&serial_der("7777"), &utc_time(t), &der(0x30, &[&reason_ext(1)]), &der(0x05, &[])]),
+            ]),
+            "after crlEntryExtensions",
+        ),
+        (
+            "an unrecognised critical entry extension",
+            with_entries(&[good_entry.clone(), entry("7777", t, &[ext(&[0x2a, 0x03, 0x04], true, &der(0x05, &[]))])]),
+            "unrecognised critical extension",
+        ),
+        (
+            "a certificateIssuer entry extension in a direct CRL",
+            with_entries(&[entry("7777", t, &[ext(&[0x55, 0x1d, 0x1d], true, &der(0x30, &[]))]), good_entry.clone()]),
+            "certificateIssuer",
+        ),
+        (
+            "an invalidityDate that is a UTCTime",
+            with_entries(&[good_entry.clone(), entry("7777", t, &[ext(&[0x55, 0x1d, 0x18], false, &utc_time(t))])]),
+            "invalidityDate",
+        ),
+        ("an empty revokedCertificates", with_entries(&[]), "present but empty"),
+    ];
+    let mut f = base.clone();
+    f.remove(0);
+    cases.push(("a v1 CRL with extensions", f, "v1 CRL"));
+    let mut f = base.clone();
+    f[0] = der(0x02, &[&[0]]);
+    cases.push(("an explicit version v1", f, "version"));
+    let mut f = base.clone();
+    f[0] = der(0x02, &[&[2]]);
+    cases.push(("version v3", f, "version"));
+    let mut f = base.clone();
+    f.swap(4, 5);
+    cases.push(("nextUpdate after revokedCertificates", f, "out of order"));
+    let mut f = base.clone();
+    f.insert(5, utc_time(t + 86_400));
+    cases.push(("nextUpdate twice", f, "repeated"));
+    let mut f = base.clone();
+    f.push(der(0x05, &[]));
+    cases.push(("a field after crlExtensions", f, "unexpected field"));
+    let mut f = base.clone();
+    // ecdsa-with-SHA384 inside, ecdsa-with-SHA256 outside (§5.1.1.2).
+    f[1] = vec![0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
+    cases.push(("signature algorithms that differ", f, "signatureAlgorithm differs"));
+    let mut f = base.clone();
+    f[6] = crl_fields(&ca, &listed, &[ext(&[0x55, 0x1d, 0x14], false, &der(0x02, &[&[0x10, 0x01]]))])[6].clone();
+    cases.push(("cRLNumber twice", f, "appears twice"));
+    let mut f = base.clone();
+    f[6] = crl_fields(&ca, &listed, &[ext(&[0x2a, 0x03, 0x05], true, &der(0x05, &[]))])[6].clone();
+    cases.push(("an unrecognised critical CRL extension", f, "unrecognised critical extension"));
+
+    for (what, fields, expected) in cases {
+        publish_fields(&ca, &fields);
+        let (probe, gone) = check_probe(&files);
+        assert_eq!(probe.state, RevocationState::Unknown, "{what}: the unlisted serial must not read good: {probe:#?}");
+        assert!(why(&probe).contains(expected), "{what}: expected `{expected}` in {probe:#?}");
+        assert_eq!(gone.state, RevocationState::Unknown, "{what}: an unusable CRL revokes nothing either: {gone:#?}");
+    }
+}
+
+#[test]
+fn a_crl_issued_in_the_future_is_refused_by_check_and_by_the_crl_command() {
+    let (_d, ca, files, listed) = crl_case_ca();
+    let mut f = crl_fields(&ca, &listed, &[]);
+    f[3] = utc_time(now() + 3 * 3600);
+    publish_fields(&ca, &f);
+    let (probe, _) = check_probe(&files);
+    assert_eq!(probe.state, RevocationState::Unknown, "{probe:#?}");
+    assert!(why(&probe).contains("in the future"), "{probe:#?}");
+
+    let crl = ca.dir.join("www/ca.crl");
+    let out =
+        cli(&["crl", &crl.to_string_lossy(), "--issuer", &ca.dir.join("ca.crt").to_string_lossy(), "--cert", &files[0].to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("NOT usable: CRL thisUpdate") && text.contains("in the future"), "{text}");
+    assert!(!text.contains(": good"), "{text}");
+    // Judged at a time after its thisUpdate (--at), the same file is usable and answers.
+    let later = (now() + 4 * 3600).to_string();
+    let out = cli(&[
+        "crl",
+        &crl.to_string_lossy(),
+        "--issuer",
+        &ca.dir.join("ca.crt").to_string_lossy(),
+        "--cert",
+        &files[0].to_string_lossy(),
+        "--at",
+        &later,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("probe.example.test (serial") && text.contains("good (not listed)"), "{text}");
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_certvigil"))
+        .args(args)
+        .env_remove("CERTVIGIL_CONFIG")
+        .env_remove("CERTVIGIL_NOW")
+        .env("CERTVIGIL_STORE", dir.path().join("cv.db"))
+        .current_dir(dir.path())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn crl_issuer_names_match_as_rfc_5280_compares_them() {
+    // The CA's subject is CN=certvigil Test CA as a UTF8String; this CRL spells it as a
+    // PrintableString in another case with extra inner and trailing spaces (§7.1, RFC 4518).
+    let (_d, ca, files, listed) = crl_case_ca();
+    let mut f = crl_fields(&ca, &listed, &[]);
+    f[2] = der(0x30, &[&der(0x31, &[&der(0x30, &[&OID_CN, &der(0x13, &[b"CERTVIGIL  test CA "])])])]);
+    publish_fields(&ca, &f);
+    let (probe, gone) = check_probe(&files);
+    assert_state(&probe, RevocationState::Good, "crl");
+    assert_state(&gone, RevocationState::Revoked, "crl");
+    // Another name is another issuer.
+    f[2] = der(0x30, &[&der(0x31, &[&der(0x30, &[&OID_CN, &der(0x13, &[b"certvigil Test CA 2"])])])]);
+    publish_fields(&ca, &f);
+    let (probe, _) = check_probe(&files);
+    assert_eq!(probe.state, RevocationState::Unknown, "{probe:#?}");
+    assert!(why(&probe).contains("another issuer"), "{probe:#?}");
+}
+
+/// Publishes a CRL made by `openssl ca -gencrl` with an issuingDistributionPoint given as
+/// openssl configuration (`value`, e.g. `critical, @idp` with `section`).
+fn publish_with_idp(ca: &TestCa, value: &str, section: &str) {
+    let cnf = std::fs::read_to_string(ca.dir.join("ca.cnf")).unwrap();
+    let cnf = format!("{cnf}\n[ idp_ext ]\nauthorityKeyIdentifier = keyid\nissuingDistributionPoint = {value}\n{section}\n");
+    std::fs::write(ca.dir.join("idp.cnf"), cnf).unwrap();
+    pki::openssl(&ca.dir, &["ca", "-config", "idp.cnf", "-gencrl", "-crlexts", "idp_ext", "-out", "crl.pem"]);
+    pki::openssl(&ca.dir, &["crl", "-in", "crl.pem", "-outform", "DER", "-out", "www/ca.crl"]);
+}
+
+#[test]
+fn issuing_distribution_points_scope_the_crl() {
+    let (_d, ca) = ca(KeyKind::EcP256);
+    let files = [
+        ca.issue("leaf", "crl_only_ext"),
+        ca.issue("gone", "crl_only_ext"),
+        ca.issue("subca", "subca_ext"),
+        ca.issue("indirect", "crlissuer_ext"),
+        ca.dir.join("ca.crt"),
+    ];
+    ca.revoke("gone", "keyCompromise");
+    let url = ca.server.url("ca.crl");
+    let run = |value: &str, section: &str| {
+        publish_with_idp(&ca, value, section);
+        let e = env(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>(), "{prefer: crl, fallback: false}");
+        let res = e.check();
+        (e.status_of(&res, "leaf"), e.status_of(&res, "gone"), e.status_of(&res, "subca"), e.status_of(&res, "indirect"))
+    };
+    let detail = why;
+
+    // The distribution point's own name, every certificate: in scope.
+    let (leaf, gone, subca, indirect) = run("critical, @idp", &format!("[ idp ]\nfullname = URI:{url}\n"));
+    assert_state(&leaf, RevocationState::Good, "crl");
+    assert_state(&gone, RevocationState::Revoked, "crl");
+    assert_state(&subca, RevocationState::Good, "crl");
+    // §4.2.1.13 cRLIssuer: the CRL at that point is indirect, which is said, not guessed.
+    assert_eq!(indirect.state, RevocationState::Unknown, "{indirect:#?}");
+    assert!(detail(&indirect).contains("cRLIssuer"), "{indirect:#?}");
+
+    // Another distribution point's name: this CRL is a partition that does not cover them.
+    let (leaf, gone, _, _) = run("critical, @idp", "[ idp ]\nfullname = URI:http://127.0.0.1:9/other.crl\n");
+    assert_eq!(leaf.state, RevocationState::Unknown, "{leaf:#?}");
+    assert!(detail(&leaf).contains("not the certificate's distribution point"), "{leaf:#?}");
+    assert_eq!(gone.state, RevocationState::Unknown, "{gone:#?}");
+
+    // onlyContainsCACerts: answers for the sub-CA, not for a leaf (§6.3.3 (b)(2)(ii)).
+    let (leaf, _, subca, _) = run("critical, @idp", &format!("[ idp ]\nfullname = URI:{url}\nonlyCA = TRUE\n"));
+    assert_eq!(leaf.state, RevocationState::Unknown, "{leaf:#?}");
+    assert!(detail(&leaf).contains("onlyContainsCACerts"), "{leaf:#?}");
+    assert_state(&subca, RevocationState::Good, "crl");
+
+    // onlyContainsUserCerts: answers for leaves, not for the sub-CA (§6.3.3 (b)(2)(i)).
+    let (leaf, gone, subca, _) = run("critical, @idp", &format!("[ idp ]\nfullname = URI:{url}\nonlyuser = TRUE\n"));
+    assert_state(&leaf, RevocationState::Good, "crl");
+    assert_state(&gone, RevocationState::Revoked, "crl");
+    assert_eq!(subca.state, RevocationState::Unknown, "{subca:#?}");
+    assert!(detail(&subca).contains("onlyContainsUserCerts"), "{subca:#?}");
+
+    // onlySomeReasons: a listed serial is revoked; an unlisted one is not known to be good.
+    let (leaf, gone, _, _) =
+        run("critical, @idp", &format!("[ idp ]\nfullname = URI:{url}\nonlysomereasons = keyCompromise, CACompromise\n"));
+    assert_state(&gone, RevocationState::Revoked, "crl");
+    assert_eq!(leaf.state, RevocationState::Unknown, "{leaf:#?}");
+    assert!(detail(&leaf).contains("only some revocation reasons (keyCompromise, cACompromise)"), "{leaf:#?}");
+
+    // An indirect CRL is refused as unsupported.
+    let (leaf, _, _, _) = run("critical, @idp", &format!("[ idp ]\nfullname = URI:{url}\nindirectCRL = TRUE\n"));
+    assert_eq!(leaf.state, RevocationState::Unknown, "{leaf:#?}");
+    assert!(detail(&leaf).contains("indirect CRL"), "{leaf:#?}");
+
+    // Malformed IDPs (§5.2.5) make the CRL unusable: empty SEQUENCE, two onlyContains… TRUE,
+    // trailing bytes after the SEQUENCE.
+    for (der_value, expected) in [
+        ("critical,DER:30:00", "empty SEQUENCE"),
+        ("critical,DER:30:06:81:01:ff:82:01:ff", "more than one onlyContains"),
+        ("critical,DER:30:03:81:01:ff:00", "trailing data"),
+    ] {
+        let (leaf, gone, subca, _) = run(der_value, "");
+        for s in [&leaf, &gone, &subca] {
+            assert_eq!(s.state, RevocationState::Unknown, "{der_value}: {s:#?}");
+            assert!(detail(s).contains(expected), "{der_value}: expected `{expected}` in {s:#?}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weak issuer keys (RSA 1024): named as such, for SHA-1 and SHA-256, by `check`, `crl` and
+// `ocsp`; `revocation.min_issuer_rsa_bits: 1024` accepts them.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn rsa_1024_issuers_are_named_too_weak_not_forged() {
+    for md in ["sha256", "sha1"] {
+        let (_d, ca) = ca(KeyKind::Rsa1024);
+        ca.use_digest(md);
+        let files = [ca.issue("probe", "leaf_ext"), ca.issue("gone", "leaf_ext"), ca.dir.join("ca.crt")];
+        ca.revoke("gone", "superseded");
+        ca.publish_crl();
+        ca.server.set_ocsp(OcspMode::ByCa);
+        for prefer in ["crl", "ocsp"] {
+            let e = env(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>(), &format!("{{prefer: {prefer}, fallback: false}}"));
+            let res = e.check();
+            for name in ["probe", "gone"] {
+                let s = e.status_of(&res, name);
+                assert_eq!(s.state, RevocationState::Unknown, "{md}/{prefer}/{name}: {s:#?}");
+                let d = why(&s);
+                assert!(d.contains("issuer key too weak (RSA 1024 < 2048)") && !d.contains("does not verify"), "{md}/{prefer}: {s:#?}");
+            }
+            let e = env(
+                &files.iter().map(|p| p.as_path()).collect::<Vec<_>>(),
+                &format!("{{prefer: {prefer}, fallback: false, min_issuer_rsa_bits: 1024}}"),
+            );
+            let res = e.check();
+            assert_state(&e.status_of(&res, "probe"), RevocationState::Good, prefer);
+            assert_state(&e.status_of(&res, "gone"), RevocationState::Revoked, prefer);
+        }
+        // The file commands say the same.
+        let crl = ca.dir.join("www/ca.crl");
+        let out = cli(&["crl", &crl.to_string_lossy(), "--issuer", &ca.dir.join("ca.crt").to_string_lossy()]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains("NOT verified: CRL signature: issuer key too weak (RSA 1024 < 2048)"), "{md}: {text}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// OCSP responses as files (`certvigil ocsp`) and times with fractional seconds.
+// ---------------------------------------------------------------------------------------------
+
+const OCSP_BASIC: [u8; 11] = [0x06, 0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x01];
+
+/// An OCSP response signed by the CA (responder byName) for the CertID openssl asks with,
+/// its times carrying the fractional seconds given (as live responders send them).
+fn hand_built_ocsp(ca: &TestCa, name: &str, status: &[u8], produced: Vec<u8>, this: Vec<u8>, next: Vec<u8>) -> Vec<u8> {
+    let single = der(0x30, &[&ca.openssl_cert_id(name), status, &this, &der(0xa0, &[&next])]);
+    let data = der(0x30, &[&der(0xa1, &[&ca.subject_der()]), &produced, &der(0x30, &[&single])]);
+    let basic = ca.sign(&data);
+    der(0x30, &[&der(0x0a, &[&[0]]), &der(0xa0, &[&der(0x30, &[&OCSP_BASIC, &der(0x04, &[&basic])])])])
+}
+
+#[test]
+fn ocsp_times_with_fractional_seconds_are_read_by_check_and_by_the_ocsp_command() {
+    let (_d, ca) = ca(KeyKind::EcP256);
+    let files = [ca.issue("probe", "ocsp_only_ext"), ca.issue("gone", "ocsp_only_ext"), ca.dir.join("ca.crt")];
+    let t = now();
+    let good = hand_built_ocsp(
+        &ca,
+        "probe",
+        &[0x80, 0x00],
+        generalized_time(t - 60, Some("123456")),
+        generalized_time(t - 60, Some("5")),
+        generalized_time(t + 3600, Some("25")),
+    );
+    std::fs::write(ca.dir.join("www/ocsp.der"), &good).unwrap();
+    ca.server.set_ocsp(OcspMode::Recorded);
+    let e = env(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>(), "{prefer: ocsp, fallback: false}");
+    let res = e.check();
+    let probe = e.status_of(&res, "probe");
+    assert_state(&probe, RevocationState::Good, "ocsp");
+    assert_eq!(probe.next_update, Some(t + 3600), "the fraction is truncated, the second kept");
+    // The same response does not answer for another certificate.
+    assert_eq!(e.status_of(&res, "gone").state, RevocationState::Unknown);
+
+    let resp = ca.dir.join("www/ocsp.der");
+    let (issuer, probe_crt) = (ca.dir.join("ca.crt"), files[0].clone());
+    let out = cli(&["ocsp", &resp.to_string_lossy(), "--issuer", &issuer.to_string_lossy(), "--cert", &probe_crt.to_string_lossy()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("verified: producedAt") && text.contains("probe.example.test (serial") && text.contains("): good"), "{text}");
+    // By serial, for the other certificate: no answer in it.
+    let out = cli(&["ocsp", &resp.to_string_lossy(), "--issuer", &issuer.to_string_lossy(), "--serial", &ca.serial("gone")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("NOT verified: response has no answer for this certificate"), "{text}");
+    // A nonce the response does not echo.
+    let out = cli(&[
+        "ocsp",
+        &resp.to_string_lossy(),
+        "--issuer",
+        &issuer.to_string_lossy(),
+        "--cert",
+        &probe_crt.to_string_lossy(),
+        "--nonce",
+        "0011223344556677",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("did not echo the request nonce"), "{out:?}");
+    // Judged after its nextUpdate (--at): expired.
+    let later = (t + 2 * 86_400).to_string();
+    let out = cli(&[
+        "ocsp",
+        &resp.to_string_lossy(),
+        "--issuer",
+        &issuer.to_string_lossy(),
+        "--cert",
+        &probe_crt.to_string_lossy(),
+        "--at",
+        &later,
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("NOT verified: response expired"), "{out:?}");
+
+    // Revoked, with fractional revocationTime.
+    let revoked_status = der(0xa1, &[&generalized_time(t - 7200, Some("75")), &der(0xa0, &[&der(0x0a, &[&[1]])])]);
+    let revoked = hand_built_ocsp(
+        &ca,
+        "gone",
+        &revoked_status,
+        generalized_time(t, Some("9")),
+        generalized_time(t, None),
+        generalized_time(t + 3600, None),
+    );
+    std::fs::write(&resp, &revoked).unwrap();
+    let out = cli(&["ocsp", &resp.to_string_lossy(), "--issuer", &issuer.to_string_lossy(), "--cert", &files[1].to_string_lossy()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("revoked (keyCompromise) at"), "{text}");
+
+    // DER forbids a trailing zero in the fraction (X.690 §11.7.3): malformed, never good.
+    let bad = hand_built_ocsp(
+        &ca,
+        "probe",
+        &[0x80, 0x00],
+        generalized_time(t, Some("120")),
+        generalized_time(t, None),
+        generalized_time(t + 3600, None),
+    );
+    std::fs::write(&resp, &bad).unwrap();
+    let e = env(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>(), "{prefer: ocsp, fallback: false}");
+    let res = e.check();
+    let probe = e.status_of(&res, "probe");
+    assert_eq!(probe.state, RevocationState::Unknown, "{probe:#?}");
+    assert!(why(&probe).contains("malformed"), "{probe:#?}");
+}
+
+#[test]
+fn the_ocsp_command_reads_a_response_recorded_from_the_real_responder() {
+    let (_d, ca) = ca(KeyKind::EcP256);
+    let probe = ca.issue("probe", "leaf_ext");
+    let gone = ca.issue("gone", "leaf_ext");
+    ca.revoke("gone", "keyCompromise");
+    for (name, expect) in [("probe", "): good"), ("gone", "): revoked (keyCompromise) at")] {
+        ca.openssl_cert_id(name); // leaves openssl's request in req.der
+        pki::openssl(
+            &ca.dir,
+            &[
+                "ocsp",
+                "-index",
+                "index.txt",
+                "-CA",
+                "ca.crt",
+                "-rsigner",
+                "ocsp.crt",
+                "-rkey",
+                "ocsp.key",
+                "-reqin",
+                "req.der",
+                "-respout",
+                "resp.der",
+            ],
+        );
+        let cert = if name == "probe" { &probe } else { &gone };
+        let out = cli(&[
+            "ocsp",
+            &ca.dir.join("resp.der").to_string_lossy(),
+            "--issuer",
+            &ca.dir.join("ca.crt").to_string_lossy(),
+            "--cert",
+            &cert.to_string_lossy(),
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert!(text.contains(expect), "{name}: {text}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every validity time RFC 5280 can encode is inventoried.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn certificates_from_1950_to_9999_are_inventoried_with_their_encoded_dates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for (name, nb, na) in
+        [("sixties", (1960, 1, 1), (1969, 12, 31)), ("forever", (2026, 1, 1), (9999, 12, 31)), ("year-zero", (0, 1, 1), (2049, 12, 31))]
+    {
+        let mut params = rcgen::CertificateParams::new(vec![format!("{name}.example.test")]).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, format!("{name}.example.test"));
+        params.not_before = rcgen::date_time_ymd(nb.0, nb.1, nb.2);
+        params.not_after = rcgen::date_time_ymd(na.0, na.1, na.2);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let path = dir.path().join(format!("{name}.pem"));
+        std::fs::write(&path, cert.pem()).unwrap();
+        paths.push(path);
+    }
+    let e = env(&paths.iter().map(|p| p.as_path()).collect::<Vec<_>>(), "{}");
+    let rows = e.store.lock().unwrap().certificates_with_der(None).unwrap();
+    let dates: std::collections::BTreeMap<String, (String, String)> = rows
+        .iter()
+        .map(|(c, _)| {
+            (
+                c.facts.common_name.clone().unwrap(),
+                (certvigil::model::format_time(c.facts.not_before), certvigil::model::format_time(c.facts.not_after)),
+            )
+        })
+        .collect();
+    assert_eq!(dates["sixties.example.test"], ("1960-01-01T00:00:00Z".into(), "1969-12-31T00:00:00Z".into()), "{dates:?}");
+    assert_eq!(dates["forever.example.test"].1, "9999-12-31T00:00:00Z", "{dates:?}");
+    assert_eq!(dates["year-zero.example.test"].0, "0000-01-01T00:00:00Z", "{dates:?}");
 }

@@ -561,6 +561,12 @@ pub struct RevocationConfig {
     /// Fetch issuer certificates from AIA caIssuers URLs when they are not in the inventory.
     #[serde(default = "yes")]
     pub fetch_issuers: bool,
+    /// Smallest RSA key (bits) accepted as the signer of a CRL, an OCSP answer or a
+    /// certificate whose status is checked. A signature by a shorter key gives `unknown` with
+    /// "issuer key too weak", whatever the hash. At least 1024.
+    #[serde(default = "default_min_issuer_rsa_bits")]
+    #[schemars(range(min = 1024, max = 16384))]
+    pub min_issuer_rsa_bits: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -597,6 +603,9 @@ fn default_ocsp_max_cache() -> DurationSpec {
 fn default_concurrency() -> u32 {
     8
 }
+fn default_min_issuer_rsa_bits() -> u32 {
+    2048
+}
 fn default_per_host_interval() -> DurationSpec {
     DurationSpec::Text("100ms".into())
 }
@@ -617,6 +626,7 @@ impl Default for RevocationConfig {
             per_host_interval: default_per_host_interval(),
             unknown: UnknownPolicy::Finding,
             fetch_issuers: true,
+            min_issuer_rsa_bits: default_min_issuer_rsa_bits(),
         }
     }
 }
@@ -1066,6 +1076,7 @@ pub struct RevocationSettings {
     pub per_host_interval: std::time::Duration,
     pub unknown: UnknownPolicy,
     pub fetch_issuers: bool,
+    pub min_issuer_rsa_bits: u32,
 }
 
 impl Default for RevocationSettings {
@@ -1451,6 +1462,9 @@ fn validate_revocation(r: &RevocationConfig, base: &Path, errs: &mut Vec<PathedE
     if r.concurrency == 0 {
         errs.push((at("concurrency"), "must be at least 1".into()));
     }
+    if !(1024..=16384).contains(&r.min_issuer_rsa_bits) {
+        errs.push((at("min_issuer_rsa_bits"), "must be between 1024 and 16384 (no shorter RSA signature can be verified)".into()));
+    }
     let mut crls = Vec::new();
     for (i, c) in r.crls.iter().enumerate() {
         if c.starts_with("http://") || c.starts_with("https://") || c.starts_with("file://") {
@@ -1477,6 +1491,7 @@ fn validate_revocation(r: &RevocationConfig, base: &Path, errs: &mut Vec<PathedE
         per_host_interval,
         unknown: r.unknown,
         fetch_issuers: r.fetch_issuers,
+        min_issuer_rsa_bits: r.min_issuer_rsa_bits,
     }
 }
 

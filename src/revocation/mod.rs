@@ -15,7 +15,7 @@ use crate::config::{RevocationMethod, RevocationSettings};
 use crate::model::{CertFacts, RevocationState, RevocationStatus, UnixTime, format_time};
 use crate::store::{CachedOcsp, CertRow, Store, StoreError};
 use crate::x509::cert::raw_parts;
-use crl::{Crl, CrlVerdict};
+use crl::{CertScope, Coverage, Crl, CrlError, CrlVerdict};
 use fetch::{Fetched, Http};
 use sha2::Digest;
 use std::collections::HashMap;
@@ -134,7 +134,7 @@ impl Checker {
             Ok(p) => p,
             Err(e) => return RevocationStatus::unknown(format!("certificate cannot be read: {e}"), now),
         };
-        if cert.facts.self_issued && verify::verify_cert_signed_by(der, parts.spki).is_ok() {
+        if cert.facts.self_issued && verify::verify_cert_signed_by(der, parts.spki, self.settings.min_issuer_rsa_bits).is_ok() {
             let mut s = RevocationStatus::unknown("self-signed trust anchor: nothing above it can revoke it", now);
             s.state = RevocationState::NotApplicable;
             return s;
@@ -153,7 +153,7 @@ impl Checker {
         for method in order {
             let result = match method {
                 RevocationMethod::Ocsp => self.check_ocsp(pass, cert, parts.serial, &issuer).await,
-                RevocationMethod::Crl => self.check_crl(pass, cert, parts.issuer, parts.serial, &issuer).await,
+                RevocationMethod::Crl => self.check_crl(pass, cert, der, parts.serial, &issuer).await,
             };
             match result {
                 Ok(mut status) => {
@@ -182,14 +182,21 @@ impl Checker {
         let candidates = lock(&pass.store)
             .issuer_candidates(cert.facts.aki.as_deref(), raw_parts(der).map_or(&[][..], |p| p.issuer))
             .map_err(|e| e.to_string())?;
+        let min_bits = self.settings.min_issuer_rsa_bits;
+        let mut weak: Option<String> = None;
         for (cand, cand_der) in candidates {
             if cand.facts.fingerprint == cert.facts.fingerprint {
                 continue;
             }
             let Ok(cp) = raw_parts(&cand_der) else { continue };
-            if verify::verify_cert_signed_by(der, cp.spki).is_ok() {
-                return Ok(IssuerCert { der: cand_der, facts: cand.facts });
+            match verify::verify_cert_signed_by(der, cp.spki, min_bits) {
+                Ok(()) => return Ok(IssuerCert { der: cand_der, facts: cand.facts }),
+                Err(e @ verify::VerifyError::WeakKey { .. }) => weak = Some(format!("issuer `{}`: {e}", cand.facts.subject)),
+                Err(_) => {}
             }
+        }
+        if let Some(w) = weak {
+            return Err(w);
         }
         let mut why = format!("issuer `{}` not found in the inventory", cert.facts.issuer);
         if !self.settings.fetch_issuers {
@@ -202,10 +209,13 @@ impl Checker {
                 Ok(bytes) => {
                     let parsed = crate::x509::parse_object(&bytes, &[]);
                     for found in parsed.certs {
-                        if let Ok(p) = raw_parts(&found.der)
-                            && verify::verify_cert_signed_by(der, p.spki).is_ok()
-                        {
-                            return Ok(IssuerCert { der: found.der, facts: found.facts });
+                        let Ok(p) = raw_parts(&found.der) else { continue };
+                        match verify::verify_cert_signed_by(der, p.spki, min_bits) {
+                            Ok(()) => return Ok(IssuerCert { der: found.der, facts: found.facts }),
+                            Err(e @ verify::VerifyError::WeakKey { .. }) => {
+                                return Err(format!("issuer `{}` from {url}: {e}", found.facts.subject));
+                            }
+                            Err(_) => {}
                         }
                     }
                     why = format!("{why}; {url} does not hold a certificate that verifies it");
@@ -239,19 +249,34 @@ impl Checker {
         &self,
         pass: &Pass,
         cert: &CertRow,
-        issuer_name: &[u8],
+        der: &[u8],
         serial: &[u8],
         issuer: &IssuerCert,
     ) -> Result<RevocationStatus, Miss> {
         let now = pass.now;
         let skew = self.settings.clock_skew;
+        let min_bits = self.settings.min_issuer_rsa_bits;
         let ip = raw_parts(&issuer.der).map_err(|e| Miss::new(format!("issuer certificate: {e}")))?;
         let ski = issuer.facts.ski.as_ref().and_then(|s| hex::decode(s).ok());
+        let dps = crl::cert_distribution_points(der).map_err(|e| Miss::new(format!("cRLDistributionPoints: {e}")))?;
         let mut reasons = Vec::new();
         let mut stale = false;
-        let dps: Vec<&String> = cert.facts.crl_urls.iter().collect();
-        let urls: Vec<(&String, bool)> = dps.iter().map(|u| (*u, true)).chain(self.settings.crls.iter().map(|u| (u, false))).collect();
-        for (url, from_dp) in urls {
+        // Distribution points first (those naming a cRLIssuer point at an indirect CRL, which
+        // is not supported: said so, not fetched), then the configured CRLs.
+        let mut urls: Vec<(String, bool)> = Vec::new();
+        for dp in &dps {
+            if dp.crl_issuer {
+                reasons.push(format!(
+                    "distribution point {} names a cRLIssuer (an indirect CRL), which is not supported",
+                    dp.uris().join(", ")
+                ));
+                continue;
+            }
+            urls.extend(dp.uris().into_iter().map(|u| (u, true)));
+        }
+        urls.extend(self.settings.crls.iter().map(|u| (u.clone(), false)));
+        for (url, from_dp) in &urls {
+            let (url, from_dp) = (url.as_str(), *from_dp);
             if url.starts_with("ldap") {
                 reasons.push(format!("CRL {url}: LDAP distribution points are not fetched"));
                 continue;
@@ -265,23 +290,32 @@ impl Checker {
                     continue;
                 }
             };
-            if base.issuer_der() != issuer_name {
+            if !base.issued_by(ip.subject) {
                 if from_dp {
                     reasons.push(format!("CRL {url} is for another issuer"));
                 }
                 continue;
             }
-            if let Err(e) = base.verify(ip.subject, ip.spki, ski.as_deref(), &issuer.facts.key_usage) {
+            if let Err(e) = base.verify(ip.subject, ip.spki, ski.as_deref(), &issuer.facts.key_usage, min_bits) {
                 reasons.push(format!("CRL {url}: {e}"));
                 continue;
             }
             if base.is_delta() {
                 continue;
             }
-            if base.this_update > now + skew {
-                reasons.push(format!("CRL {url}: thisUpdate {} is in the future", format_time(base.this_update)));
+            if let Err(e) = base.check_this_update(now, skew) {
+                reasons.push(format!("CRL {url}: {e}"));
                 continue;
             }
+            let coverage = match base.scope(&CertScope { is_ca: cert.facts.is_ca, dps: &dps, via: from_dp.then_some(url) }) {
+                Ok(c) => c,
+                Err(e) => {
+                    if from_dp || !matches!(e, CrlError::OutOfScope(_)) {
+                        reasons.push(format!("CRL {url}: {e}"));
+                    }
+                    continue;
+                }
+            };
             let past_next = base.next_update.is_some_and(|n| now > n + skew);
             if let Some(n) = base.next_update.filter(|n| now > n + self.settings.stale_grace) {
                 reasons.push(format!("CRL {url} is stale: nextUpdate was {}", format_time(n)));
@@ -293,8 +327,11 @@ impl Checker {
             let mut notes = Vec::new();
             for durl in &base.freshest {
                 match self.crl(pass, durl).await {
-                    Ok(d) if d.is_delta() && d.issuer_der() == issuer_name => {
-                        match d.verify(ip.subject, ip.spki, ski.as_deref(), &issuer.facts.key_usage) {
+                    Ok(d) if d.is_delta() && d.issued_by(ip.subject) => {
+                        let checked = d
+                            .verify(ip.subject, ip.spki, ski.as_deref(), &issuer.facts.key_usage, min_bits)
+                            .and_then(|()| d.check_this_update(now, skew));
+                        match checked {
                             Ok(()) if d.next_update.is_none_or(|n| now <= n + self.settings.stale_grace) => {
                                 delta = Some(d);
                                 break;
@@ -308,6 +345,11 @@ impl Checker {
                 }
             }
             let verdict = crl::decide(&base, delta.as_deref(), serial).map_err(|e| Miss::new(format!("CRL {url}: {e}")))?;
+            if let (Coverage::Some(_), CrlVerdict::NotListed | CrlVerdict::Released) = (coverage, &verdict) {
+                // §6.3.3 (d)–(i): unlisted in a CRL that covers only some reasons is not "good".
+                reasons.push(format!("CRL {url} covers only some revocation reasons ({}) and does not list it", coverage.describe()));
+                continue;
+            }
             if past_next {
                 notes.push(format!(
                     "CRL past nextUpdate {} (within the stale grace)",
@@ -328,7 +370,7 @@ impl Checker {
                 revoked_at: None,
                 invalidity_date: None,
                 method: method.into(),
-                source_url: Some(url.clone()),
+                source_url: Some(url.to_string()),
                 evidence_sha256: Some(base.sha256.clone()),
                 checked_at: now,
                 next_update,
@@ -478,13 +520,15 @@ impl Checker {
                     continue;
                 }
             };
-            let answer = match ocsp::verify_response(&body, &id, &iss, nonce.as_ref().map(|n| &n[..]), now, self.settings.clock_skew) {
-                Ok(a) => a,
-                Err(e) => {
-                    reasons.push(format!("OCSP {url}: {e}"));
-                    continue;
-                }
-            };
+            let nonce = nonce.as_ref().map(|n| &n[..]);
+            let answer =
+                match ocsp::verify_response(&body, &id, &iss, nonce, now, self.settings.clock_skew, self.settings.min_issuer_rsa_bits) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        reasons.push(format!("OCSP {url}: {e}"));
+                        continue;
+                    }
+                };
             let sha = hex::encode(sha2::Sha256::digest(&body));
             let (status, revoked_at, reason) = match &answer.status {
                 ocsp::CertStatus::Good => ("good", None, None),

@@ -6,10 +6,12 @@
 //! id-kp-OCSPSigning (§4.2.2.2), answers for this CertID, echoes the nonce when one was sent,
 //! and is current (thisUpdate not ahead of now beyond the skew, nextUpdate not passed).
 
-use super::crl::{Reason, parse_time};
+use super::crl::Reason;
 use super::verify;
 use crate::model::UnixTime;
 use crate::x509::ber::{self, BerError, Tlv};
+use crate::x509::name::names_match;
+use crate::x509::time::{self, Rules};
 use sha1::{Digest, Sha1};
 
 const SHA1_OID: &str = "1.3.14.3.2.26";
@@ -137,7 +139,17 @@ pub struct Answer {
     pub notes: Vec<String>,
 }
 
-/// Verifies a DER OCSPResponse for `id` issued by `issuer`.
+/// An OCSP time: DER GeneralizedTime, fractional seconds allowed (RFC 6960 asks for nothing
+/// stricter than DER; responders send producedAt and thisUpdate with microseconds).
+fn parse_time(t: &Tlv<'_>) -> Result<UnixTime, OcspError> {
+    if t.tag != time::GENERALIZED_TIME {
+        return Err(OcspError::Malformed(format!("time with tag {:#04x} (RFC 6960 uses GeneralizedTime)", t.tag)));
+    }
+    time::parse(t.tag, t.content, Rules::Der).map_err(|e| OcspError::Malformed(e.to_string()))
+}
+
+/// Verifies a DER OCSPResponse for `id` issued by `issuer`. An RSA signer key shorter than
+/// `min_rsa_bits` is named as too weak, never taken for a forgery.
 pub fn verify_response(
     der: &[u8],
     id: &CertId,
@@ -145,6 +157,7 @@ pub fn verify_response(
     nonce: Option<&[u8]>,
     now: UnixTime,
     skew: i64,
+    min_rsa_bits: u32,
 ) -> Result<Answer, OcspError> {
     let outer = ber::single(der)?.expect(ber::SEQUENCE, "OCSPResponse must be a SEQUENCE")?;
     let mut r = outer.children();
@@ -194,7 +207,7 @@ pub fn verify_response(
         field = d.required("ResponseData has no responderID")?;
     }
     let responder_id = field;
-    let produced_at = parse_time(&d.required("ResponseData has no producedAt")?).map_err(|e| OcspError::Malformed(e.to_string()))?;
+    let produced_at = parse_time(&d.required("ResponseData has no producedAt")?)?;
     let responses = d.required("ResponseData has no responses")?;
     let mut response_nonce: Option<Vec<u8>> = None;
     if let Some(exts) = d.next_tlv()?
@@ -224,13 +237,22 @@ pub fn verify_response(
         issuer.spki_der.to_vec()
     } else {
         let mut chosen = None;
+        let mut weak = None;
         for cert in &extra_certs {
             let Ok(parts) = crate::x509::cert::raw_parts(cert) else { continue };
             if !responder_matches(&responder_id, parts.subject, parts.spki)? {
                 continue;
             }
-            if parts.issuer != issuer.subject_der || verify::verify_cert_signed_by(cert, issuer.spki_der).is_err() {
+            if !names_match(parts.issuer, issuer.subject_der) {
                 continue;
+            }
+            match verify::verify_cert_signed_by(cert, issuer.spki_der, min_rsa_bits) {
+                Ok(()) => {}
+                Err(e @ verify::VerifyError::WeakKey { .. }) => {
+                    weak = Some(e);
+                    continue;
+                }
+                Err(_) => continue,
             }
             let Ok(facts) = crate::x509::cert::parse_der(cert) else { continue };
             if !facts.ext_key_usage.iter().any(|e| e == "OCSPSigning") || now < facts.not_before || now > facts.not_after {
@@ -242,9 +264,13 @@ pub fn verify_response(
             chosen = Some(parts.spki.to_vec());
             break;
         }
-        chosen.ok_or_else(|| OcspError::UnauthorisedSigner(responder_text(&responder_id)))?
+        match (chosen, weak) {
+            (Some(spki), _) => spki,
+            (None, Some(e)) => return Err(OcspError::Signature(e)),
+            (None, None) => return Err(OcspError::UnauthorisedSigner(responder_text(&responder_id))),
+        }
     };
-    verify::verify(signed.alg, &signer_spki, signed.tbs.raw, signed.signature)?;
+    verify::verify(signed.alg, &signer_spki, signed.tbs.raw, signed.signature, min_rsa_bits)?;
 
     if let Some(sent) = nonce {
         match &response_nonce {
@@ -266,7 +292,7 @@ pub fn verify_response(
             0x80 => CertStatus::Good,
             0xa1 => {
                 let mut ri = st.children();
-                let at = parse_time(&ri.required("RevokedInfo has no revocationTime")?).map_err(|e| OcspError::Malformed(e.to_string()))?;
+                let at = parse_time(&ri.required("RevokedInfo has no revocationTime")?)?;
                 let reason = match ri.next_tlv()? {
                     Some(t) if t.tag == 0xa0 => {
                         t.children().required("empty reason")?.content.first().and_then(|&c| Reason::from_code(u64::from(c)))
@@ -278,11 +304,9 @@ pub fn verify_response(
             0x82 => CertStatus::Unknown,
             other => return Err(OcspError::Malformed(format!("certStatus tag {other:#04x}"))),
         };
-        let this_update = parse_time(&s.required("SingleResponse has no thisUpdate")?).map_err(|e| OcspError::Malformed(e.to_string()))?;
+        let this_update = parse_time(&s.required("SingleResponse has no thisUpdate")?)?;
         let next_update = match s.next_tlv()? {
-            Some(t) if t.tag == 0xa0 => {
-                Some(parse_time(&t.children().required("empty nextUpdate")?).map_err(|e| OcspError::Malformed(e.to_string()))?)
-            }
+            Some(t) if t.tag == 0xa0 => Some(parse_time(&t.children().required("empty nextUpdate")?)?),
             _ => None,
         };
         if this_update > now + skew {
@@ -312,7 +336,8 @@ fn cert_id_matches(t: &Tlv<'_>, id: &CertId) -> Result<bool, OcspError> {
 /// ResponderID ::= CHOICE { byName [1] Name, byKey [2] KeyHash }
 fn responder_matches(rid: &Tlv<'_>, subject_der: &[u8], spki_der: &[u8]) -> Result<bool, OcspError> {
     match rid.tag {
-        0xa1 => Ok(rid.children().required("empty byName")?.raw == subject_der),
+        // RFC 6960 §4.2.2.3 byName: compared as RFC 5280 §7.1 compares names.
+        0xa1 => Ok(names_match(rid.children().required("empty byName")?.raw, subject_der)),
         0xa2 => Ok(rid.children().required("empty byKey")?.content == key_hash(spki_der)?.as_slice()),
         _ => Err(OcspError::Malformed("responderID is neither byName nor byKey".into())),
     }
@@ -359,7 +384,7 @@ mod tests {
         let der = [0x30, 0x03, 0x0a, 0x01, 0x03];
         let id = CertId { name_hash: vec![], key_hash: vec![], serial: vec![1] };
         let issuer = Issuer { subject_der: &[], spki_der: &[] };
-        assert_eq!(verify_response(&der, &id, &issuer, None, 0, 0), Err(OcspError::ResponderStatus("tryLater")));
-        assert!(matches!(verify_response(b"garbage", &id, &issuer, None, 0, 0), Err(OcspError::Malformed(_))));
+        assert_eq!(verify_response(&der, &id, &issuer, None, 0, 0, 2048), Err(OcspError::ResponderStatus("tryLater")));
+        assert!(matches!(verify_response(b"garbage", &id, &issuer, None, 0, 0, 2048), Err(OcspError::Malformed(_))));
     }
 }

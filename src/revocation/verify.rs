@@ -16,7 +16,17 @@ pub enum VerifyError {
     Unsupported(String),
     #[error("malformed key or algorithm: {0}")]
     Malformed(String),
+    /// The key is too short for the configured floor: named as such, because a correct
+    /// signature by a weak key is not a forgery and an operator fixes it differently.
+    #[error("issuer key too weak (RSA {bits} < {min})")]
+    WeakKey { bits: u32, min: u32 },
 }
+
+/// The smallest RSA signer key accepted by default (`revocation.min_issuer_rsa_bits`): the
+/// CA/Browser Forum and NIST SP 800-131A floor.
+pub const DEFAULT_MIN_RSA_BITS: u32 = 2048;
+/// The smallest floor that can be configured: ring verifies nothing shorter.
+pub const LOWEST_MIN_RSA_BITS: u32 = 1024;
 
 const RSA: &str = "1.2.840.113549.1.1.1";
 const RSA_PSS: &str = "1.2.840.113549.1.1.10";
@@ -87,20 +97,33 @@ fn pss_hash(params: Option<Tlv<'_>>) -> Result<&'static str, VerifyError> {
 }
 
 /// Verifies `signature` over `message`. `alg_der` is the DER AlgorithmIdentifier that names the
-/// signature algorithm; `spki_der` the signer's SubjectPublicKeyInfo.
-pub fn verify(alg_der: &[u8], spki_der: &[u8], message: &[u8], signature: &[u8]) -> Result<(), VerifyError> {
+/// signature algorithm; `spki_der` the signer's SubjectPublicKeyInfo. An RSA key shorter than
+/// `min_rsa_bits` is refused as [`VerifyError::WeakKey`] whatever the hash (SHA-1 included),
+/// before any verification; at or above it, keys from 1024 bits verify with SHA-1, SHA-256
+/// and SHA-512 (ring's legacy algorithms below 2048 bits).
+pub fn verify(alg_der: &[u8], spki_der: &[u8], message: &[u8], signature: &[u8], min_rsa_bits: u32) -> Result<(), VerifyError> {
     let bad = |e: ber::BerError| VerifyError::Malformed(e.to_string());
     let alg = ber::single(alg_der).map_err(bad)?;
     let mut a = alg.children();
     let sig_oid = ber::oid_string(&a.required("algorithm has no OID").map_err(bad)?).map_err(bad)?;
     let params = a.next_tlv().map_err(bad)?;
     let key = key_info(spki_der)?;
+    let mut short_rsa = false;
+    if key.alg == RSA || key.alg == RSA_PSS {
+        let bits = crate::x509::cert::rsa_modulus_bits(key.bits).ok_or(VerifyError::Malformed("RSA public key".into()))?;
+        if bits < min_rsa_bits.max(LOWEST_MIN_RSA_BITS) {
+            return Err(VerifyError::WeakKey { bits, min: min_rsa_bits.max(LOWEST_MIN_RSA_BITS) });
+        }
+        short_rsa = bits < 2048;
+    }
     let algorithm: &'static dyn VerificationAlgorithm = match (sig_oid.as_str(), key.alg.as_str(), key.curve.as_deref()) {
         ("1.2.840.113549.1.1.5", RSA, _) => &signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        ("1.2.840.113549.1.1.11", RSA, _) if short_rsa => &signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+        ("1.2.840.113549.1.1.13", RSA, _) if short_rsa => &signature::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
         ("1.2.840.113549.1.1.11", RSA, _) => &signature::RSA_PKCS1_2048_8192_SHA256,
-        ("1.2.840.113549.1.1.12", RSA, _) => &signature::RSA_PKCS1_2048_8192_SHA384,
+        ("1.2.840.113549.1.1.12", RSA, _) if !short_rsa => &signature::RSA_PKCS1_2048_8192_SHA384,
         ("1.2.840.113549.1.1.13", RSA, _) => &signature::RSA_PKCS1_2048_8192_SHA512,
-        (RSA_PSS, RSA | RSA_PSS, _) => match pss_hash(params)? {
+        (RSA_PSS, RSA | RSA_PSS, _) if !short_rsa => match pss_hash(params)? {
             "sha256" => &signature::RSA_PSS_2048_8192_SHA256,
             "sha384" => &signature::RSA_PSS_2048_8192_SHA384,
             _ => &signature::RSA_PSS_2048_8192_SHA512,
@@ -110,6 +133,12 @@ pub fn verify(alg_der: &[u8], spki_der: &[u8], message: &[u8], signature: &[u8])
         ("1.2.840.10045.4.3.2", EC, Some(P384)) => &signature::ECDSA_P384_SHA256_ASN1,
         ("1.2.840.10045.4.3.3", EC, Some(P384)) => &signature::ECDSA_P384_SHA384_ASN1,
         (ED25519, ED25519, _) => &signature::ED25519,
+        (s, RSA | RSA_PSS, _) if short_rsa => {
+            return Err(VerifyError::Unsupported(format!(
+                "{} with an RSA key under 2048 bits (only PKCS#1 v1.5 with SHA-1, SHA-256 or SHA-512 is verified for such keys)",
+                crate::x509::cert::oid_name(s)
+            )));
+        }
         (s, k, c) => {
             return Err(VerifyError::Unsupported(format!(
                 "{} with a {} key{}",
@@ -148,9 +177,10 @@ pub fn split_signed<'a>(t: &Tlv<'a>) -> Result<Signed<'a>, ber::BerError> {
     Ok(Signed { tbs, alg: alg.raw, signature })
 }
 
-/// Verifies that `cert_der` was signed by the key in `issuer_spki_der`.
-pub fn verify_cert_signed_by(cert_der: &[u8], issuer_spki_der: &[u8]) -> Result<(), VerifyError> {
+/// Verifies that `cert_der` was signed by the key in `issuer_spki_der` (an RSA key of at least
+/// `min_rsa_bits`).
+pub fn verify_cert_signed_by(cert_der: &[u8], issuer_spki_der: &[u8], min_rsa_bits: u32) -> Result<(), VerifyError> {
     let t = ber::single(cert_der).map_err(|e| VerifyError::Malformed(e.to_string()))?;
     let s = split_signed(&t).map_err(|e| VerifyError::Malformed(e.to_string()))?;
-    verify(s.alg, issuer_spki_der, s.tbs.raw, s.signature)
+    verify(s.alg, issuer_spki_der, s.tbs.raw, s.signature, min_rsa_bits)
 }

@@ -74,8 +74,9 @@ pub fn parse_der(der: &[u8]) -> Result<CertFacts, CertError> {
         }
     }
     let mut v = validity.children();
-    let not_before = time(&v.required("validity has no notBefore").map_err(bad)?)?;
-    let not_after = time(&v.required("validity has no notAfter").map_err(bad)?)?;
+    let mut time_warnings = Vec::new();
+    let not_before = time(&v.required("validity has no notBefore").map_err(bad)?, &mut time_warnings)?;
+    let not_after = time(&v.required("validity has no notAfter").map_err(bad)?, &mut time_warnings)?;
 
     let mut k = spki.children();
     let alg = k.required("SPKI has no algorithm").map_err(bad)?;
@@ -109,7 +110,7 @@ pub fn parse_der(der: &[u8]) -> Result<CertFacts, CertError> {
         aki: None,
         ski: None,
         self_issued: subject.raw == issuer.raw,
-        warnings: Vec::new(),
+        warnings: time_warnings,
     };
     if let Some(wrapper) = extensions {
         let list = wrapper.children().required("empty extensions").map_err(bad)?;
@@ -135,9 +136,18 @@ pub fn parse_der(der: &[u8]) -> Result<CertFacts, CertError> {
     Ok(facts)
 }
 
-fn time(t: &super::ber::Tlv<'_>) -> Result<i64, CertError> {
-    let parsed = x509_cert::time::Time::from_der(t.raw).map_err(|e| CertError(format!("validity time: {e}")))?;
-    Ok(secs(parsed.to_unix_duration()))
+/// A validity time. Every year RFC 5280 can encode is read (UTCTime 1950–2049, GeneralizedTime
+/// 0000–9999). Fractional seconds break §4.1.2.5.2 but do not make the certificate any less
+/// real: it is inventoried, with a warning naming the violation.
+fn time(t: &super::ber::Tlv<'_>, warnings: &mut Vec<String>) -> Result<i64, CertError> {
+    use super::time::{Rules, TimeError, parse};
+    match parse(t.tag, t.content, Rules::Rfc5280) {
+        Err(e @ TimeError::Fraction(_)) => {
+            warnings.push(format!("validity: {e}"));
+            parse(t.tag, t.content, Rules::Der).map_err(|e| CertError(format!("validity time: {e}")))
+        }
+        other => other.map_err(|e| CertError(format!("validity time: {e}"))),
+    }
 }
 
 /// Decodes one extension into the facts. `oid` is the OID's content octets.
@@ -180,10 +190,6 @@ fn apply_extension(facts: &mut CertFacts, oid: &[u8], value: &[u8]) -> Result<()
         _ => {}
     }
     Ok(())
-}
-
-fn secs(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 fn key_usage_names(ku: KeyUsage) -> Vec<String> {
@@ -252,7 +258,8 @@ pub fn key_facts(alg_oid: &str, params: Option<&super::ber::Tlv<'_>>, key_bits: 
 }
 
 /// RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER } (RFC 8017 §A.1.1)
-fn rsa_modulus_bits(key: &[u8]) -> Option<u32> {
+/// Bit length of an RSAPublicKey's modulus (the subjectPublicKey BIT STRING's value).
+pub fn rsa_modulus_bits(key: &[u8]) -> Option<u32> {
     let seq = super::ber::single(key).ok()?;
     let n = seq.children().required("modulus").ok()?;
     if n.tag != super::ber::INTEGER {
@@ -370,16 +377,26 @@ pub fn raw_parts(der: &[u8]) -> Result<RawParts<'_>, super::ber::BerError> {
 
 /// Whether the certificate carries an extension with this OID.
 pub fn has_extension(der: &[u8], oid: &str) -> bool {
-    let Ok(parts) = raw_parts(der) else { return false };
-    let Some(wrapper) = parts.extensions else { return false };
-    let Ok(list) = wrapper.children().required("extensions") else { return false };
+    extension_value(der, oid).is_some()
+}
+
+/// The value octets (inside the OCTET STRING) of the certificate's extension with this OID.
+pub fn extension_value<'a>(der: &'a [u8], oid: &str) -> Option<&'a [u8]> {
+    let parts = raw_parts(der).ok()?;
+    let list = parts.extensions?.children().required("extensions").ok()?;
     let mut r = list.children();
     while let Ok(Some(ext)) = r.next_tlv() {
-        if ext.children().required("oid").ok().and_then(|o| super::ber::oid_string(&o).ok()).as_deref() == Some(oid) {
-            return true;
+        let mut e = ext.children();
+        if e.required("oid").ok().and_then(|o| super::ber::oid_string(&o).ok()).as_deref() != Some(oid) {
+            continue;
         }
+        let mut value = e.required("value").ok()?;
+        if value.tag == 0x01 {
+            value = e.required("value").ok()?;
+        }
+        return (value.tag == super::ber::OCTET_STRING).then_some(value.content);
     }
-    false
+    None
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod name;
 pub mod pem;
 pub mod pkcs12;
 pub mod pkcs7;
+pub mod time;
 
 use crate::model::CertFacts;
 use std::fmt;

@@ -49,6 +49,8 @@ pub enum OcspMode {
     Slow,
     /// Answers `tryLater`.
     TryLater,
+    /// Serves the recorded response in `www/ocsp.der`, whatever was asked.
+    Recorded,
 }
 
 struct State {
@@ -194,6 +196,7 @@ fn ocsp_answer(st: &State, req: &[u8]) -> Option<Vec<u8>> {
     match mode {
         OcspMode::Garbage => return Some(b"<html>not an OCSP response</html>".to_vec()),
         OcspMode::TryLater => return Some(vec![0x30, 0x03, 0x0a, 0x01, 0x03]),
+        OcspMode::Recorded => return std::fs::read(st.dir.join("www/ocsp.der")).ok(),
         OcspMode::Slow => std::thread::sleep(Duration::from_secs(5)),
         OcspMode::Replay => {
             if let Some(first) = st.first_response.lock().unwrap().clone() {
@@ -245,6 +248,26 @@ fn pss_opts(dir: &Path) -> Vec<&'static str> {
     if dir.join("pss").exists() { vec!["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"] } else { vec![] }
 }
 
+/// AlgorithmIdentifier ecdsa-with-SHA256 (RFC 5758 §3.2: no parameters).
+pub const ECDSA_SHA256: [u8; 12] = [0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+
+/// One DER TLV holding the concatenated parts.
+pub fn der(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    certvigil::x509::ber::encode(tag, &parts.concat())
+}
+
+/// DER UTCTime / GeneralizedTime of a Unix time; `fraction` appends `.fraction` (digits).
+pub fn utc_time(t: i64) -> Vec<u8> {
+    let (y, mo, d, h, mi, s) = certvigil::model::civil_from_unix(t).unwrap();
+    der(0x17, &[format!("{:02}{mo:02}{d:02}{h:02}{mi:02}{s:02}Z", y % 100).as_bytes()])
+}
+
+pub fn generalized_time(t: i64, fraction: Option<&str>) -> Vec<u8> {
+    let (y, mo, d, h, mi, s) = certvigil::model::civil_from_unix(t).unwrap();
+    let frac = fraction.map(|f| format!(".{f}")).unwrap_or_default();
+    der(0x18, &[format!("{y:04}{mo:02}{d:02}{h:02}{mi:02}{s:02}{frac}Z").as_bytes()])
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(data))
@@ -255,6 +278,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 pub enum KeyKind {
     EcP256,
     EcP384,
+    Rsa1024,
     Rsa2048,
     RsaPss,
     Ed25519,
@@ -265,6 +289,7 @@ impl KeyKind {
         match self {
             KeyKind::EcP256 => vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
             KeyKind::EcP384 => vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
+            KeyKind::Rsa1024 => vec!["-newkey", "rsa:1024"],
             KeyKind::Rsa2048 => vec!["-newkey", "rsa:2048"],
             KeyKind::RsaPss => vec!["-newkey", "rsa-pss", "-pkeyopt", "rsa_keygen_bits:2048"],
             KeyKind::Ed25519 => vec!["-newkey", "ed25519"],
@@ -325,6 +350,22 @@ keyUsage = digitalSignature
 extendedKeyUsage = OCSPSigning
 noCheck = ignored
 authorityKeyIdentifier = keyid
+[ subca_ext ]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+authorityKeyIdentifier = keyid
+subjectKeyIdentifier = hash
+crlDistributionPoints = URI:http://127.0.0.1:PORT/ca.crl
+[ crlissuer_ext ]
+basicConstraints = CA:FALSE
+keyUsage = digitalSignature
+authorityKeyIdentifier = keyid
+crlDistributionPoints = crldp_indirect
+[ crldp_indirect ]
+fullname = URI:http://127.0.0.1:PORT/ca.crl
+CRLissuer = dirName:crl_issuer_dn
+[ crl_issuer_dn ]
+CN = certvigil CRL Issuer
 [ crl_ext ]
 authorityKeyIdentifier = keyid
 [ crl_fresh_ext ]
@@ -503,6 +544,55 @@ impl TestCa {
         }
         openssl(&other, &args);
         openssl(&other, &["crl", "-in", "crl.pem", "-outform", "DER", "-out", &self.dir.join("www/ca.crl").to_string_lossy()]);
+    }
+
+    /// Signs with the CA's own digest from now on (`sha1`, `sha256`, …): CRLs and
+    /// certificates it issues afterwards.
+    pub fn use_digest(&self, md: &str) {
+        let cnf = std::fs::read_to_string(self.dir.join("ca.cnf")).unwrap();
+        std::fs::write(self.dir.join("ca.cnf"), cnf.replace("default_md = sha256", &format!("default_md = {md}"))).unwrap();
+    }
+
+    /// Signs `tbs` (DER) with the CA key (an EC P-256 CA: ecdsa-with-SHA256, by `openssl dgst`)
+    /// and returns `SEQUENCE { tbs, AlgorithmIdentifier, BIT STRING }`: how hand-built CRLs
+    /// and OCSP responses get a real signature.
+    pub fn sign(&self, tbs: &[u8]) -> Vec<u8> {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("tbs.der"), tbs).unwrap();
+        let key = self.dir.join("ca.key");
+        openssl(tmp.path(), &["dgst", "-sha256", "-sign", &key.to_string_lossy(), "-out", "sig.der", "tbs.der"]);
+        let sig = std::fs::read(tmp.path().join("sig.der")).unwrap();
+        let mut bits = vec![0u8];
+        bits.extend(sig);
+        der(0x30, &[tbs, &ECDSA_SHA256, &der(0x03, &[&bits])])
+    }
+
+    /// The DER of the CA certificate's subject Name.
+    pub fn subject_der(&self) -> Vec<u8> {
+        let pem = std::fs::read(self.dir.join("ca.crt")).unwrap();
+        let parsed = certvigil::x509::parse_object(&pem, &[]);
+        certvigil::x509::cert::raw_parts(&parsed.certs[0].der).unwrap().subject.to_vec()
+    }
+
+    /// The CA's subject key identifier.
+    pub fn ski(&self) -> Vec<u8> {
+        let pem = std::fs::read(self.dir.join("ca.crt")).unwrap();
+        let parsed = certvigil::x509::parse_object(&pem, &[]);
+        hex::decode(parsed.certs[0].facts.ski.as_ref().unwrap()).unwrap()
+    }
+
+    /// An OCSP request for `name` made by `openssl ocsp` (SHA-1 CertID, no nonce), and the
+    /// DER CertID inside it: responses built by hand answer for exactly what openssl asks.
+    pub fn openssl_cert_id(&self, name: &str) -> Vec<u8> {
+        let crt = format!("{name}.crt");
+        openssl(&self.dir, &["ocsp", "-issuer", "ca.crt", "-cert", &crt, "-no_nonce", "-reqout", "req.der"]);
+        let req = std::fs::read(self.dir.join("req.der")).unwrap();
+        use certvigil::x509::ber;
+        let outer = ber::single(&req).unwrap();
+        let tbs = outer.children().required("tbs").unwrap();
+        let list = tbs.children().required("requestList").unwrap();
+        let one = list.children().required("Request").unwrap();
+        one.children().required("CertID").unwrap().raw.to_vec()
     }
 
     /// A CRL whose nextUpdate is one hour after its thisUpdate.
