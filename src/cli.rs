@@ -1235,7 +1235,9 @@ fn serial_bytes(s: &str) -> Result<Vec<u8>> {
 }
 
 fn crl(cli: &Cli, a: &CrlArgs) -> Result<u8> {
-    use certvigil::revocation::crl::{CertScope, Coverage, Crl, CrlVerdict, cert_distribution_points, decide};
+    use certvigil::revocation::crl::{
+        CertScope, Crl, CrlError, CrlIssuer, CrlVerdict, Judging, answer, cert_distribution_points, describe_reasons,
+    };
     let now = at_or_now(cli, &a.at)?;
     let rev = settings(cli, false)?.revocation;
     let max = config::parse_size(&a.max_size).map_err(|e| CliError::Usage(format!("--max-size: {e}")))? as usize;
@@ -1274,41 +1276,36 @@ fn crl(cli: &Cli, a: &CrlArgs) -> Result<u8> {
         }
     }
     if let Some(path) = &a.cert {
+        // The certificate's status, decided exactly as `check` decides it from this CRL (a
+        // file stands for any of the certificate's distribution points).
+        let issuer_path = a.issuer.as_ref().ok_or_else(|| CliError::Usage("--cert needs --issuer".into()))?;
+        let issuer = read_cert(issuer_path)?;
+        let ip = certvigil::x509::cert::raw_parts(&issuer.der).map_err(|e| anyhow::anyhow!("{}: {e}", issuer_path.display()))?;
+        let ski = issuer.facts.ski.as_ref().and_then(|s| hex::decode(s).ok());
         let cert = read_cert(path)?;
         let parts = certvigil::x509::cert::raw_parts(&cert.der).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let dps = cert_distribution_points(&cert.der).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        if !crl.issued_by(parts.issuer) {
-            outln!("  {}: NOT covered: the CRL is for another issuer", cert.facts.display_name());
-            failed = true;
+        let name = format!("{} (serial {})", cert.facts.display_name(), cert.facts.serial);
+        let crl_issuer = CrlIssuer { subject_der: ip.subject, spki_der: ip.spki, ski: ski.as_deref(), key_usage: &issuer.facts.key_usage };
+        let judging = Judging { now, clock_skew: rev.clock_skew, stale_grace: rev.stale_grace, min_rsa_bits: rev.min_issuer_rsa_bits };
+        let judged = if crl.issued_by(parts.issuer) {
+            crl.judge_base(&crl_issuer, &CertScope { is_ca: cert.facts.is_ca, dps: &dps, via: None }, &judging)
         } else {
-            // A CRL file stands for any of the certificate's distribution points.
-            match crl.scope(&CertScope { is_ca: cert.facts.is_ca, dps: &dps, via: None }) {
-                Err(e) => {
-                    outln!("  {}: NOT covered: {e}", cert.facts.display_name());
-                    failed = true;
-                }
-                Ok(coverage) => match decide(&crl, None, parts.serial)? {
-                    CrlVerdict::Listed(e) => {
-                        let reason = e.reason.map(|r| r.as_str()).unwrap_or("unspecified");
-                        outln!(
-                            "  {} (serial {}): revoked ({reason}) at {}",
-                            cert.facts.display_name(),
-                            cert.facts.serial,
-                            format_time(e.revoked_at)
-                        );
-                    }
-                    _ if coverage != Coverage::All => {
-                        outln!(
-                            "  {} (serial {}): unknown: the CRL covers only some reasons ({}) and does not list it",
-                            cert.facts.display_name(),
-                            cert.facts.serial,
-                            coverage.describe()
-                        );
-                    }
-                    _ if failed => outln!("  {} (serial {}): unknown: the CRL is not usable", cert.facts.display_name(), cert.facts.serial),
-                    _ => outln!("  {} (serial {}): good (not listed)", cert.facts.display_name(), cert.facts.serial),
-                },
+            Err(CrlError::NotApplicable("the CRL is for another issuer"))
+        };
+        match judged.and_then(|coverage| answer(&crl, None, parts.serial, coverage)) {
+            Err(e) => {
+                outln!("  {name}: unknown: {e}");
+                failed = true;
             }
+            Ok(CrlVerdict::Listed(e)) => {
+                let reason = e.reason.map(|r| r.as_str()).unwrap_or("unspecified");
+                outln!("  {name}: revoked ({reason}) at {}", format_time(e.revoked_at));
+            }
+            Ok(CrlVerdict::NotCovered(mask)) => {
+                outln!("  {name}: unknown: the CRL covers only some reasons ({}) and does not list it", describe_reasons(mask))
+            }
+            Ok(_) => outln!("  {name}: good (not listed)"),
         }
     }
     let mut serials: Vec<String> = a.serials.clone();

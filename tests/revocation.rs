@@ -653,6 +653,16 @@ fn issuing_distribution_points_scope_the_crl() {
     assert_eq!(leaf.state, RevocationState::Unknown, "{leaf:#?}");
     assert!(detail(&leaf).contains("onlyContainsCACerts"), "{leaf:#?}");
     assert_state(&subca, RevocationState::Good, "crl");
+    // `certvigil crl --cert` decides the same way.
+    let (crl, ca_crt) = (ca.dir.join("www/ca.crl").to_string_lossy().into_owned(), ca.dir.join("ca.crt").to_string_lossy().into_owned());
+    let out = cli(&["crl", &crl, "--issuer", &ca_crt, "--cert", &files[0].to_string_lossy()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("leaf.example.test (serial") && text.contains("unknown: CRL does not cover this certificate"), "{text}");
+    let out = cli(&["crl", &crl, "--issuer", &ca_crt, "--cert", &files[2].to_string_lossy()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("subca.example.test (serial") && text.contains("good (not listed)"), "{text}");
 
     // onlyContainsUserCerts: answers for leaves, not for the sub-CA (§6.3.3 (b)(2)(i)).
     let (leaf, gone, subca, _) = run("critical, @idp", &format!("[ idp ]\nfullname = URI:{url}\nonlyuser = TRUE\n"));

@@ -38,6 +38,10 @@ pub enum CrlError {
     /// The CRL is sound but does not answer for this certificate (RFC 5280 §6.3.3 (b)).
     #[error("CRL does not cover this certificate: {0}")]
     OutOfScope(String),
+    #[error("CRL is stale: nextUpdate was {0}")]
+    Stale(String),
+    #[error("{0}")]
+    NotApplicable(&'static str),
 }
 
 impl From<BerError> for CrlError {
@@ -839,6 +843,68 @@ fn name_text(der: &[u8]) -> String {
     x509_cert::name::Name::from_der(der).map(|n| n.to_string()).unwrap_or_else(|_| hex::encode(der))
 }
 
+/// The issuing CA, as CRL verification needs it (from its certificate and facts).
+#[derive(Debug, Clone, Copy)]
+pub struct CrlIssuer<'a> {
+    pub subject_der: &'a [u8],
+    pub spki_der: &'a [u8],
+    pub ski: Option<&'a [u8]>,
+    pub key_usage: &'a [String],
+}
+
+/// When a CRL is judged and how strictly: the `revocation:` settings that apply.
+#[derive(Debug, Clone, Copy)]
+pub struct Judging {
+    pub now: UnixTime,
+    pub clock_skew: i64,
+    pub stale_grace: i64,
+    pub min_rsa_bits: u32,
+}
+
+impl Crl {
+    /// Everything RFC 5280 §6.3.3 asks of a complete CRL before it may answer for `cert`:
+    /// issued and signed by the certificate's issuer (a), not a delta, not issued in the
+    /// future, in scope (b), not stale beyond the grace. Returns the reasons it covers. The
+    /// `check` command and `certvigil crl --cert` both decide through this.
+    pub fn judge_base(&self, issuer: &CrlIssuer<'_>, cert: &CertScope<'_>, j: &Judging) -> Result<Coverage, CrlError> {
+        self.verify(issuer.subject_der, issuer.spki_der, issuer.ski, issuer.key_usage, j.min_rsa_bits)?;
+        if self.is_delta() {
+            return Err(CrlError::NotApplicable("a delta CRL where a complete CRL was expected"));
+        }
+        self.check_this_update(j.now, j.clock_skew)?;
+        let coverage = self.scope(cert)?;
+        if let Some(n) = self.next_update.filter(|n| j.now > n.saturating_add(j.stale_grace)) {
+            return Err(CrlError::Stale(format_time(n)));
+        }
+        Ok(coverage)
+    }
+
+    /// What a delta CRL must be to update `base` (§5.2.4): a delta, from the same issuer and
+    /// key, current, with BaseCRLNumber ≤ the base's cRLNumber < its own cRLNumber, and the
+    /// base's scope.
+    pub fn judge_delta(&self, base: &Crl, issuer: &CrlIssuer<'_>, j: &Judging) -> Result<(), CrlError> {
+        if !self.is_delta() {
+            return Err(CrlError::NotApplicable("not a delta CRL"));
+        }
+        self.verify(issuer.subject_der, issuer.spki_der, issuer.ski, issuer.key_usage, j.min_rsa_bits)?;
+        self.check_this_update(j.now, j.clock_skew)?;
+        if let Some(n) = self.next_update.filter(|n| j.now > n.saturating_add(j.stale_grace)) {
+            return Err(CrlError::Stale(format_time(n)));
+        }
+        let numbers_fit = match (&base.crl_number, &self.delta_base, &self.crl_number) {
+            (Some(b), Some(db), Some(dn)) => cmp_serial(db, b) != Ordering::Greater && cmp_serial(b, dn) == Ordering::Less,
+            _ => false,
+        };
+        if !numbers_fit {
+            return Err(CrlError::NotApplicable("its CRL numbers do not fit the complete CRL (RFC 5280 §5.2.4)"));
+        }
+        if base.idp != self.idp {
+            return Err(CrlError::NotApplicable("its scope (issuing distribution point) differs from the complete CRL's"));
+        }
+        Ok(())
+    }
+}
+
 /// What a CRL pair (base and optional delta) says about a serial.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CrlVerdict {
@@ -846,6 +912,24 @@ pub enum CrlVerdict {
     Listed(Entry),
     /// removeFromCRL in the delta: a hold was released (§5.3.1).
     Released,
+    /// Not listed, but the CRL covers only some reasons (§6.3.3 (d)): not known to be good.
+    NotCovered(ReasonFlags),
+}
+
+/// The answer of a judged base CRL (and an applicable delta) for `serial`, given the reasons
+/// the base covers: a listed serial is revoked whatever the coverage; an unlisted one is good
+/// only when every reason is covered.
+pub fn answer(base: &Crl, delta: Option<&Crl>, serial: &[u8], coverage: Coverage) -> Result<CrlVerdict, CrlError> {
+    let verdict = decide(base, delta, serial)?;
+    Ok(match (coverage, verdict) {
+        (Coverage::Some(mask), CrlVerdict::NotListed | CrlVerdict::Released) => CrlVerdict::NotCovered(mask),
+        (_, v) => v,
+    })
+}
+
+/// Names of the reasons in a mask, for messages.
+pub fn describe_reasons(mask: ReasonFlags) -> String {
+    reason_names(mask)
 }
 
 /// Looks a serial up in a base CRL and, when given, a delta CRL that applies to it
@@ -883,6 +967,32 @@ mod tests {
         assert!(Crl::parse(vec![0x30, 0x03, 0x02, 0x01, 0x01], 1 << 20).is_err());
         assert!(matches!(Crl::parse(vec![0; 100], 10), Err(CrlError::TooLarge { .. })));
         assert!(Crl::parse(b"-----BEGIN X509 CRL-----\n!!\n-----END X509 CRL-----\n".to_vec(), 1 << 20).is_err());
+    }
+
+    #[test]
+    fn reason_flags_follow_the_bit_string_numbering() {
+        // ReasonFlags: bit 1 keyCompromise, bit 2 cACompromise (RFC 5280 §4.2.1.13); BIT
+        // STRING bit 0 is the high bit of the first octet (X.690 §8.6.2.3).
+        let one = |content: &[u8]| reason_flags(&ber::single(&ber::encode(0x83, content)).expect("tlv")).expect("flags");
+        assert_eq!(one(&[0x05, 0x60]), (1 << 1) | (1 << 2));
+        assert_eq!(describe_reasons(one(&[0x05, 0x60])), "keyCompromise, cACompromise");
+        assert_eq!(one(&[0x07, 0x00, 0x80]), 1 << 8);
+        assert_eq!(one(&[0x07, 0x7f, 0x80]) & ALL_REASONS, ALL_REASONS);
+        assert!(reason_flags(&ber::single(&ber::encode(0x83, &[0x08, 0x80])).expect("tlv")).is_err());
+        assert!(reason_flags(&ber::single(&ber::encode(0x83, &[])).expect("tlv")).is_err());
+    }
+
+    #[test]
+    fn issuing_distribution_point_fields_are_ordered_and_single() {
+        let idp = |body: &[u8]| Idp::parse(&ber::encode(ber::SEQUENCE, body));
+        assert!(idp(&[0x81, 0x01, 0xff]).expect("user only").only_user_certs);
+        assert!(idp(&[0x82, 0x01, 0xff, 0x84, 0x01, 0x00]).expect("CA only").only_ca_certs);
+        assert!(idp(&[0x82, 0x01, 0xff, 0x81, 0x01, 0x00]).is_err(), "out of order");
+        assert!(idp(&[0x81, 0x01, 0xff, 0x81, 0x01, 0xff]).is_err(), "repeated");
+        assert!(idp(&[0x81, 0x01, 0xff, 0x85, 0x01, 0xff]).is_err(), "two onlyContains");
+        assert!(idp(&[0x86, 0x01, 0xff]).is_err(), "unknown field");
+        assert!(idp(&[0x81, 0x02, 0xff, 0xff]).is_err(), "BOOLEAN of two octets");
+        assert!(idp(&[]).is_err(), "empty SEQUENCE");
     }
 
     #[test]

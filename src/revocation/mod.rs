@@ -15,7 +15,7 @@ use crate::config::{RevocationMethod, RevocationSettings};
 use crate::model::{CertFacts, RevocationState, RevocationStatus, UnixTime, format_time};
 use crate::store::{CachedOcsp, CertRow, Store, StoreError};
 use crate::x509::cert::raw_parts;
-use crl::{CertScope, Coverage, Crl, CrlError, CrlVerdict};
+use crl::{CertScope, Crl, CrlError, CrlIssuer, CrlVerdict, Judging};
 use fetch::{Fetched, Http};
 use sha2::Digest;
 use std::collections::HashMap;
@@ -275,6 +275,8 @@ impl Checker {
             urls.extend(dp.uris().into_iter().map(|u| (u, true)));
         }
         urls.extend(self.settings.crls.iter().map(|u| (u.clone(), false)));
+        let judging = Judging { now, clock_skew: skew, stale_grace: self.settings.stale_grace, min_rsa_bits: min_bits };
+        let crl_issuer = CrlIssuer { subject_der: ip.subject, spki_der: ip.spki, ski: ski.as_deref(), key_usage: &issuer.facts.key_usage };
         for (url, from_dp) in &urls {
             let (url, from_dp) = (url.as_str(), *from_dp);
             if url.starts_with("ldap") {
@@ -290,64 +292,49 @@ impl Checker {
                     continue;
                 }
             };
+            // A configured CRL applies to the certificates of its issuer and scope only;
+            // one for another issuer or partition is skipped without a word.
+            if !from_dp && !base.issued_by(ip.subject) {
+                continue;
+            }
             if !base.issued_by(ip.subject) {
-                if from_dp {
-                    reasons.push(format!("CRL {url} is for another issuer"));
-                }
+                reasons.push(format!("CRL {url} is for another issuer"));
                 continue;
             }
-            if let Err(e) = base.verify(ip.subject, ip.spki, ski.as_deref(), &issuer.facts.key_usage, min_bits) {
-                reasons.push(format!("CRL {url}: {e}"));
-                continue;
-            }
-            if base.is_delta() {
-                continue;
-            }
-            if let Err(e) = base.check_this_update(now, skew) {
-                reasons.push(format!("CRL {url}: {e}"));
-                continue;
-            }
-            let coverage = match base.scope(&CertScope { is_ca: cert.facts.is_ca, dps: &dps, via: from_dp.then_some(url) }) {
+            let coverage = match base.judge_base(
+                &crl_issuer,
+                &CertScope { is_ca: cert.facts.is_ca, dps: &dps, via: from_dp.then_some(url) },
+                &judging,
+            ) {
                 Ok(c) => c,
+                Err(CrlError::OutOfScope(_)) if !from_dp => continue,
                 Err(e) => {
-                    if from_dp || !matches!(e, CrlError::OutOfScope(_)) {
-                        reasons.push(format!("CRL {url}: {e}"));
-                    }
+                    stale |= matches!(e, CrlError::Stale(_));
+                    reasons.push(format!("CRL {url}: {e}"));
                     continue;
                 }
             };
             let past_next = base.next_update.is_some_and(|n| now > n + skew);
-            if let Some(n) = base.next_update.filter(|n| now > n + self.settings.stale_grace) {
-                reasons.push(format!("CRL {url} is stale: nextUpdate was {}", format_time(n)));
-                stale = true;
-                continue;
-            }
             // Delta CRLs named by the base (Freshest CRL, RFC 5280 §5.2.6).
             let mut delta: Option<Arc<Crl>> = None;
             let mut notes = Vec::new();
             for durl in &base.freshest {
                 match self.crl(pass, durl).await {
-                    Ok(d) if d.is_delta() && d.issued_by(ip.subject) => {
-                        let checked = d
-                            .verify(ip.subject, ip.spki, ski.as_deref(), &issuer.facts.key_usage, min_bits)
-                            .and_then(|()| d.check_this_update(now, skew));
-                        match checked {
-                            Ok(()) if d.next_update.is_none_or(|n| now <= n + self.settings.stale_grace) => {
-                                delta = Some(d);
-                                break;
-                            }
-                            Ok(()) => notes.push(format!("delta CRL {durl} is stale")),
-                            Err(e) => notes.push(format!("delta CRL {durl}: {e}")),
+                    Ok(d) if !d.issued_by(ip.subject) => notes.push(format!("{durl} is not a delta CRL for this issuer")),
+                    Ok(d) => match d.judge_delta(&base, &crl_issuer, &judging) {
+                        Ok(()) => {
+                            delta = Some(d);
+                            break;
                         }
-                    }
-                    Ok(_) => notes.push(format!("{durl} is not a delta CRL for this issuer")),
+                        Err(e) => notes.push(format!("delta CRL {durl}: {e}")),
+                    },
                     Err(e) => notes.push(format!("delta CRL {e}")),
                 }
             }
-            let verdict = crl::decide(&base, delta.as_deref(), serial).map_err(|e| Miss::new(format!("CRL {url}: {e}")))?;
-            if let (Coverage::Some(_), CrlVerdict::NotListed | CrlVerdict::Released) = (coverage, &verdict) {
-                // §6.3.3 (d)–(i): unlisted in a CRL that covers only some reasons is not "good".
-                reasons.push(format!("CRL {url} covers only some revocation reasons ({}) and does not list it", coverage.describe()));
+            let verdict = crl::answer(&base, delta.as_deref(), serial, coverage).map_err(|e| Miss::new(format!("CRL {url}: {e}")))?;
+            if let CrlVerdict::NotCovered(mask) = verdict {
+                reasons
+                    .push(format!("CRL {url} covers only some revocation reasons ({}) and does not list it", crl::describe_reasons(mask)));
                 continue;
             }
             if past_next {
@@ -378,7 +365,7 @@ impl Checker {
                 detail: (!notes.is_empty()).then(|| notes.join("; ")),
             };
             match verdict {
-                CrlVerdict::NotListed => {}
+                CrlVerdict::NotListed | CrlVerdict::NotCovered(_) => {}
                 CrlVerdict::Released => {
                     status.detail = Some(
                         ["released from hold (removeFromCRL in the delta CRL)".to_string()]
