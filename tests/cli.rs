@@ -1150,6 +1150,39 @@ fn pkcs12_password_from_the_environment() {
     assert!(show.stdout.contains("[bag ") && show.stdout.contains("\"web\"]"), "{}", show.stdout);
 }
 
+/// A PKCS#12 whose key derivation would cost more than the per-file budget is an error for
+/// that file alone: the scan reads everything else and finishes promptly.
+#[test]
+fn pkcs12_over_the_key_derivation_budget_is_an_error_and_the_scan_goes_on() {
+    let f = fixtures();
+    let sb = Sandbox::new();
+    sb.write("certs/leaf.pem", &f.valid.cert.pem);
+    sb.write("certs/leaf.key", &f.valid.cert.key_pem);
+    let pass = format!("pass:{P12_PASSWORD}");
+    let args = ["pkcs12", "-export", "-in", "leaf.pem", "-inkey", "leaf.key", "-out", "hostile.p12", "-passout", &pass];
+    tool("openssl", &[&args[..], &["-iter", "9000000", "-certpbe", "NONE", "-keypbe", "NONE"]].concat(), &sb.path("certs"));
+    std::fs::remove_file(sb.path("certs/leaf.key")).expect("rm");
+    sb.config(
+        "sources:\n  - name: web\n    kind: files\n    paths: [certs]\n    passwords: ['${env:CV_W1}', '${env:CV_W2}', '${env:CV_W3}', '${env:CV_TEST_P12_PASSWORD}']\n",
+    );
+    let env = [("CV_W1", "one"), ("CV_W2", "two"), ("CV_W3", "three"), (P12_ENV, P12_PASSWORD)];
+    let start = std::time::Instant::now();
+    let out = run_env(&sb, NOW, &env, &["scan"]).expect_code(4);
+    // Loose on purpose: uncapped, this file took seconds in a release build, and far longer here.
+    assert!(start.elapsed() < std::time::Duration::from_secs(30), "{:?}", start.elapsed());
+    let errs = sb.run(&["errors"]).expect_code(0).stdout;
+    let hostile = sb.path("certs/hostile.p12");
+    assert!(
+        errs.contains(&format!(
+            "web: {}: PKCS#12: key derivation over the per-file cap: MAC check with password 1 of 5",
+            hostile.display()
+        )) && errs.contains("iteration count 9000000"),
+        "{errs}\n{}",
+        out.stdout
+    );
+    assert_eq!(names(&list_json(&sb, &[])), ["valid.example.test"]);
+}
+
 #[test]
 fn now_accepts_rfc3339_as_documented() {
     let sb = scanned();

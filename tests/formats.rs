@@ -415,6 +415,94 @@ fn pkcs12_module_directly() {
     assert!(!certvigil::x509::pkcs12::looks_like_pkcs12(&c.pkcs7_der));
 }
 
+/// A PKCS#12 of the valid certificate and its key, written by `openssl pkcs12 -export -iter N`
+/// (OpenSSL 3: SHA-256 MAC with N iterations, and PBES2 with PBKDF2-HMAC-SHA256 and N
+/// iterations for the bags unless `mac_only`, which leaves them in clear so that a huge N costs
+/// openssl itself little).
+fn p12_with_iterations(iterations: u32, mac_only: bool) -> Vec<u8> {
+    let f = fixtures();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("leaf.pem"), &f.valid.cert.pem).expect("write");
+    std::fs::write(dir.path().join("leaf.key"), &f.valid.cert.key_pem).expect("write");
+    let (iter, pass) = (iterations.to_string(), format!("pass:{P12_PASSWORD}"));
+    let mut args = vec!["pkcs12", "-export", "-in", "leaf.pem", "-inkey", "leaf.key", "-name", "web", "-out", "out.p12"];
+    args.extend(["-iter", &iter, "-passout", &pass]);
+    if mac_only {
+        args.extend(["-certpbe", "NONE", "-keypbe", "NONE"]);
+    }
+    tool("openssl", &args, dir.path());
+    std::fs::read(dir.path().join("out.p12")).expect("read p12")
+}
+
+const WRONG: [&str; 4] = ["wrong-1", "wrong-2", "wrong-3", "wrong-4"];
+
+/// Issue 13's hostile file: 9,000,000 MAC iterations and four configured passwords took 3.7 s
+/// per file. One derivation alone is over the per-file budget, so it is refused before any key
+/// derivation runs, with the iteration count and the cap — the right password among the
+/// configured ones changes nothing.
+#[test]
+fn pkcs12_iteration_count_over_the_budget_is_refused_before_any_work() {
+    use certvigil::x509::pkcs12::{KDF_BUDGET, P12Error, parse};
+    let p12 = p12_with_iterations(9_000_000, true);
+    for passwords in [WRONG, ["wrong-1", "wrong-2", "wrong-3", P12_PASSWORD]] {
+        let start = Instant::now();
+        let err = parse(&p12, &passwords).expect_err("refused");
+        let P12Error::TooCostly { iterations, spent, cap, ref kdf, .. } = err else { panic!("{err}") };
+        assert_eq!((iterations, spent, cap), (9_000_000, 0, KDF_BUDGET), "{err}");
+        assert_eq!(kdf, "PKCS#12 KDF, SHA-256");
+        // No derivation ran; the bound is loose on purpose (timing belongs in benchmarks).
+        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+
+        let p = parse_object(&p12, &passwords);
+        assert_eq!(p.format, Some(Format::Pkcs12));
+        assert!(p.certs.is_empty() && p.keys.is_empty());
+        let errors = error_text(&p);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("PKCS#12: key derivation over the per-file cap: MAC check with password 1 of 5")
+                && errors[0].contains("iteration count 9000000")
+                && errors[0].contains(&format!("cap {KDF_BUDGET} units")),
+            "{errors:?}"
+        );
+    }
+}
+
+/// Every password tried spends from the same per-file budget: 2,000,000 MAC iterations against
+/// four wrong passwords stops after two derivations (4M units of 5M), never running the
+/// remaining three.
+#[test]
+fn pkcs12_passwords_tried_share_one_budget() {
+    use certvigil::x509::pkcs12::{KDF_BUDGET, P12Error, parse};
+    let p12 = p12_with_iterations(2_000_000, true);
+    let err = parse(&p12, &WRONG).expect_err("refused");
+    let P12Error::TooCostly { ref purpose, iterations, cost, spent, cap, .. } = err else { panic!("{err}") };
+    assert_eq!(purpose, "MAC check with password 3 of 5", "{err}");
+    assert_eq!((iterations, cost, spent, cap), (2_000_000, 2_000_000, 4_000_000, KDF_BUDGET), "{err}");
+    assert!(spent <= cap);
+    // The right password first: one derivation opens it.
+    let c = parse(&p12, &[P12_PASSWORD, "wrong-1"]).expect("opens");
+    assert!(c.mac_verified);
+    assert_eq!(c.certs.len(), 1);
+}
+
+/// Files real writers make are not refused: 600,000 iterations (Bouncy Castle's default, the
+/// OWASP figure) for the MAC and the PBES2-SHA256 certificate bag, opened by the fifth of five
+/// configured passwords: 5 × 600,000 + 3 × 600,000 = 4.8M units.
+#[test]
+fn pkcs12_with_600000_iterations_still_reads() {
+    let f = fixtures();
+    let p12 = p12_with_iterations(600_000, false);
+    let info = pkcs12_info(&p12, P12_PASSWORD);
+    assert!(info.contains("Iteration 600000") && info.contains("PBES2, PBKDF2, AES-256-CBC"), "{info}");
+    let mut passwords = WRONG.to_vec();
+    passwords.push(P12_PASSWORD);
+    let p = parse_object(&p12, &passwords);
+    no_errors(&p);
+    assert_eq!(p.certs.len(), 1);
+    assert_facts(&p.certs[0], &f.valid.cert);
+    assert_eq!(p.keys.len(), 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // JKS
 
