@@ -382,3 +382,105 @@ fn restart_marks_an_unfinished_run_interrupted() {
     let status: String = sb.db().query_row("SELECT status FROM job_runs WHERE started_at = 1", [], |r| r.get(0)).unwrap();
     assert_eq!(status, "interrupted");
 }
+
+/// Raises the file-descriptor soft limit to `need` (within the hard limit) when it is lower:
+/// the flood below holds about 1,100 sockets, and many systems default to 1,024.
+fn ensure_fd_limit(need: u64) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current.is_some_and(|c| c < need) {
+        limit.current = Some(limit.maximum.map_or(need, |m| m.min(need)));
+        setrlimit(Resource::Nofile, limit).expect("raise RLIMIT_NOFILE");
+    }
+    let now = getrlimit(Resource::Nofile);
+    assert!(now.current.is_none_or(|c| c >= need), "this test needs {need} file descriptors; the hard limit allows {:?}", now.maximum);
+}
+
+/// `GET /healthz` on a new connection, as a kubelet probes: the whole answer, or why none came.
+fn probe(port: u16) -> std::io::Result<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    Ok(String::from_utf8_lossy(&raw).into_owned())
+}
+
+/// Issue 13: 1,000 connections that send half a request head and stall, re-opened as soon as
+/// the daemon closes them, while a probe opens a new connection for each request. Every probe
+/// gets 200: a connection from the flood, all from the probe's own address, gives way to the
+/// probe (the one that has waited longest for its head is closed), instead of the probe being
+/// refused until the header timeout frees a slot.
+#[test]
+fn a_flood_of_half_open_connections_does_not_take_health_down() {
+    use std::net::TcpStream;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    const FLOOD: usize = 1000;
+    ensure_fd_limit(FLOOD as u64 + 256);
+    let sb = Sandbox::new();
+    config(&sb, "");
+    let d = Daemon::start(&sb, 0);
+    let port = d.port;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let open_now = Arc::new(AtomicU64::new(0));
+    let attacker = {
+        let (stop, open_now) = (Arc::clone(&stop), Arc::clone(&open_now));
+        std::thread::spawn(move || {
+            let open = || {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+                // Half a head; the write may fail if the daemon has closed it already.
+                let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost:");
+                s.set_nonblocking(true).expect("nonblocking");
+                s
+            };
+            let mut socks: Vec<TcpStream> = (0..FLOOD).map(|_| open()).collect();
+            let (mut opened, mut closed) = (FLOOD as u64, 0u64);
+            open_now.store(FLOOD as u64, Ordering::SeqCst);
+            while !stop.load(Ordering::SeqCst) {
+                for s in &mut socks {
+                    let mut buf = [0u8; 256];
+                    let gone = match s.read(&mut buf) {
+                        Ok(0) => true,
+                        Ok(_) => panic!("the daemon answered half a request head"),
+                        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                    };
+                    if gone {
+                        closed += 1;
+                        *s = open();
+                        opened += 1;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (opened, closed)
+        })
+    };
+    while open_now.load(Ordering::SeqCst) < FLOOD as u64 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // A probe loop as a kubelet runs it, faster: a new connection per probe, for 5 s.
+    let start = Instant::now();
+    let mut probes = 0;
+    while start.elapsed() < Duration::from_secs(5) {
+        let answer = probe(port);
+        assert!(
+            answer.as_ref().is_ok_and(|a| a.starts_with("HTTP/1.1 200 ") && a.ends_with("\r\n\r\nok\n")),
+            "probe {probes}, {:?} into the flood, got {answer:?}; log:\n{}",
+            start.elapsed(),
+            log(&sb)
+        );
+        probes += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::SeqCst);
+    let (opened, closed) = attacker.join().expect("attacker thread");
+    assert!(probes >= 20, "{probes} probes");
+    // The flood really pressed on the slots: the daemon closed most of it, again and again.
+    assert!(closed >= FLOOD as u64, "the daemon closed only {closed} of {opened} flood connections");
+    assert!(log(&sb).contains("HTTP connection slots full"), "the eviction is logged:\n{}", log(&sb));
+    // The daemon is still well: an API request on a fresh connection works.
+    assert_eq!(d.get("/api/v1/jobs", Some(TOKEN)).0, 200);
+}

@@ -1,11 +1,14 @@
 //! The HTTP server: `/healthz`, `/readyz`, `/metrics` (no token) and `/api/v1/…` (bearer
 //! token). HTTP/1.1 only, on loopback unless configured otherwise; request heads must arrive
-//! within 10 s, at most [`MAX_CONNECTIONS`] connections are served at once, request bodies are
-//! never read, and query strings are bounded. Each request reads the store through its own
-//! SQLite connection (WAL mode: readers never wait for a scan).
+//! within [`HEADER_TIMEOUT`], at most [`MAX_CONNECTIONS`] connections are held at once and
+//! [`MAX_CONNECTIONS_PER_PEER`] per peer, a new connection that finds no free slot takes the one
+//! of the connection that has waited longest for a request head (see `slots.rs` for why), request
+//! bodies are never read, and query strings are bounded. Each request reads the store through
+//! its own SQLite connection (WAL mode: readers never wait for a scan).
 
 use super::metrics;
 use super::runner::{Clock, Control, Live, TriggerError};
+use super::slots::{Admission, Busy, Slots};
 use crate::config::Settings;
 use crate::config::secret::Secret;
 use crate::model::UnixTime;
@@ -17,10 +20,20 @@ use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
+/// Connections held at once: each is a file descriptor and a task, so this bounds both.
 pub const MAX_CONNECTIONS: usize = 64;
+/// Connections one peer (an IPv4 address, an IPv6 /64) may hold: a flood from one address
+/// churns its own connections, never another peer's.
+pub const MAX_CONNECTIONS_PER_PEER: usize = 16;
+/// Time for a request head to arrive, from the connection's start or its last response. Short:
+/// a probe or a scraper sends its head at once, and a connection waiting longer only holds a
+/// slot (it is evicted first when the slots run out).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Warnings about evicted or refused connections: at most one per this interval.
+const WARN_EVERY: Duration = Duration::from_secs(10);
 const MAX_QUERY: usize = 2048;
 /// Rows per chunk of a streamed `/metrics` body.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -86,9 +99,34 @@ fn error(status: StatusCode, message: &str) -> Response<Body> {
     json(status, &serde_json::json!({ "error": message }))
 }
 
+/// A response body that keeps its connection marked busy until it is sent (or dropped).
+struct Tracked {
+    body: Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// Serves until the task is aborted.
 pub async fn serve(listener: tokio::net::TcpListener, state: Arc<State>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let slots = Slots::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER);
+    let (mut evicted, mut refused) = (0u64, 0u64);
+    let mut last_warning: Option<Instant> = None;
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -99,26 +137,65 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<State>) {
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::warn!(%peer, "too many HTTP connections: closing this one");
-            continue;
+        let slot = match slots.admit(peer.ip()) {
+            Admission::Free(slot) => slot,
+            Admission::Evicted { slot, from } => {
+                evicted += 1;
+                tracing::debug!(%peer, %from, "HTTP connection slots full: closed the connection waiting longest for a request head");
+                slot
+            }
+            Admission::Refused => {
+                refused += 1;
+                tracing::debug!(%peer, "every HTTP connection slot is answering a request: closing this connection");
+                continue;
+            }
         };
+        if (evicted > 0 || refused > 0) && last_warning.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
+            tracing::warn!(
+                evicted,
+                refused,
+                held = slots.held(),
+                "HTTP connection slots full: closed connections still waiting for a request head (a flood, or too many idle clients)"
+            );
+            (evicted, refused, last_warning) = (0, 0, Some(Instant::now()));
+        }
         let state = Arc::clone(&state);
         tokio::spawn(async move {
+            let tracker = slot.tracker();
             let service = hyper::service::service_fn(move |req| {
+                // Called as soon as a request head is parsed: from here until the response is
+                // sent, the connection is not evicted.
+                let busy = tracker.busy();
                 let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(handle(req, &state).await) }
+                async move { Ok::<_, Infallible>(handle(req, &state).await.map(|body| Tracked { body, _busy: busy }.boxed())) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
+                .header_read_timeout(HEADER_TIMEOUT)
                 .max_buf_size(64 * 1024)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
+                .serve_connection(hyper_util::rt::TokioIo::new(slot.watch(stream)), service);
+            let mut conn = std::pin::pin!(conn);
+            let mut slot = slot;
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = &mut slot.evicted => {
+                    if !slot.is_busy() {
+                        return; // dropping the connection closes it
+                    }
+                    // Chosen just as its request arrived: answer it, then close.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
             }
-            drop(permit);
         });
+        // Let the new connection read what has already arrived (a whole request, or the part
+        // of a head that marks a stalled one), and the I/O driver report connections whose
+        // bytes arrived since, before accepting the next: eviction then sees what each
+        // connection has sent. (yield_now defers this task until the driver has been polled.)
+        tokio::task::yield_now().await;
     }
 }
 

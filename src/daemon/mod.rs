@@ -11,6 +11,7 @@
 pub mod http;
 pub mod metrics;
 pub mod runner;
+pub mod slots;
 pub mod systemd;
 
 use crate::config::Settings;
