@@ -777,41 +777,26 @@ fn ocsp_times_with_fractional_seconds_are_read_by_check_and_by_the_ocsp_command(
     assert_eq!(e.status_of(&res, "gone").state, RevocationState::Unknown);
 
     let resp = ca.dir.join("www/ocsp.der");
-    let (issuer, probe_crt) = (ca.dir.join("ca.crt"), files[0].clone());
-    let out = cli(&["ocsp", &resp.to_string_lossy(), "--issuer", &issuer.to_string_lossy(), "--cert", &probe_crt.to_string_lossy()]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (resp_s, issuer_s) = (resp.to_string_lossy().into_owned(), ca.dir.join("ca.crt").to_string_lossy().into_owned());
+    let (probe_s, gone_s) = (files[0].to_string_lossy().into_owned(), files[1].to_string_lossy().into_owned());
+    // `certvigil ocsp www/ocsp.der --issuer ca.crt ARGS…`: its exit code and output.
+    let ocsp = |args: &[&str]| {
+        let out = cli(&[&["ocsp", resp_s.as_str(), "--issuer", issuer_s.as_str()][..], args].concat());
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, text) = ocsp(&["--cert", &probe_s]);
+    assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("verified: producedAt") && text.contains("probe.example.test (serial") && text.contains("): good"), "{text}");
     // By serial, for the other certificate: no answer in it.
-    let out = cli(&["ocsp", &resp.to_string_lossy(), "--issuer", &issuer.to_string_lossy(), "--serial", &ca.serial("gone")]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (code, text) = ocsp(&["--serial", &ca.serial("gone")]);
+    assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("NOT verified: response has no answer for this certificate"), "{text}");
     // A nonce the response does not echo.
-    let out = cli(&[
-        "ocsp",
-        &resp.to_string_lossy(),
-        "--issuer",
-        &issuer.to_string_lossy(),
-        "--cert",
-        &probe_crt.to_string_lossy(),
-        "--nonce",
-        "0011223344556677",
-    ]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("did not echo the request nonce"), "{out:?}");
+    let (_, text) = ocsp(&["--cert", &probe_s, "--nonce", "0011223344556677"]);
+    assert!(text.contains("did not echo the request nonce"), "{text}");
     // Judged after its nextUpdate (--at): expired.
-    let later = (t + 2 * 86_400).to_string();
-    let out = cli(&[
-        "ocsp",
-        &resp.to_string_lossy(),
-        "--issuer",
-        &issuer.to_string_lossy(),
-        "--cert",
-        &probe_crt.to_string_lossy(),
-        "--at",
-        &later,
-    ]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("NOT verified: response expired"), "{out:?}");
+    let (_, text) = ocsp(&["--cert", &probe_s, "--at", &(t + 2 * 86_400).to_string()]);
+    assert!(text.contains("NOT verified: response expired"), "{text}");
 
     // Revoked, with fractional revocationTime.
     let revoked_status = der(0xa1, &[&generalized_time(t - 7200, Some("75")), &der(0xa0, &[&der(0x0a, &[&[1]])])]);
@@ -824,8 +809,7 @@ fn ocsp_times_with_fractional_seconds_are_read_by_check_and_by_the_ocsp_command(
         generalized_time(t + 3600, None),
     );
     std::fs::write(&resp, &revoked).unwrap();
-    let out = cli(&["ocsp", &resp.to_string_lossy(), "--issuer", &issuer.to_string_lossy(), "--cert", &files[1].to_string_lossy()]);
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, text) = ocsp(&["--cert", &gone_s]);
     assert!(text.contains("revoked (keyCompromise) at"), "{text}");
 
     // DER forbids a trailing zero in the fraction (X.690 §11.7.3): malformed, never good.
@@ -921,4 +905,131 @@ fn certificates_from_1950_to_9999_are_inventoried_with_their_encoded_dates() {
     assert_eq!(dates["sixties.example.test"], ("1960-01-01T00:00:00Z".into(), "1969-12-31T00:00:00Z".into()), "{dates:?}");
     assert_eq!(dates["forever.example.test"].1, "9999-12-31T00:00:00Z", "{dates:?}");
     assert_eq!(dates["year-zero.example.test"].0, "0000-01-01T00:00:00Z", "{dates:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Planning and dead hosts: `prefer: auto`, hosts down for the rest of a pass (and backing off
+// across passes), per-host concurrency.
+// ---------------------------------------------------------------------------------------------
+
+/// A listener on 127.0.0.1 that accepts connections, counts them and never answers.
+struct Silent {
+    port: u16,
+    accepted: Arc<std::sync::atomic::AtomicU64>,
+}
+
+fn silent_listener() -> Silent {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(conn); // kept open, never read nor answered
+        }
+    });
+    Silent { port, accepted }
+}
+
+/// A port on 127.0.0.1 that refuses connections (bound, then closed).
+fn refused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Adds an extension section to the CA's configuration whose CRL and OCSP URLs are on `port`.
+fn dead_profile(ca: &TestCa, section: &str, port: u16) {
+    let cnf = std::fs::read_to_string(ca.dir.join("ca.cnf")).unwrap();
+    let add = format!(
+        "\n[ {section} ]\nbasicConstraints = CA:FALSE\nkeyUsage = digitalSignature\nauthorityKeyIdentifier = keyid\n\
+         authorityInfoAccess = OCSP;URI:http://127.0.0.1:{port}/ocsp\ncrlDistributionPoints = URI:http://127.0.0.1:{port}/ca.crl\n"
+    );
+    std::fs::write(ca.dir.join("ca.cnf"), cnf + &add).unwrap();
+}
+
+#[test]
+fn a_responder_that_never_answers_costs_two_attempts_per_pass_not_one_per_certificate() {
+    let (_d, ca) = ca(KeyKind::EcP256);
+    let silent = silent_listener();
+    dead_profile(&ca, "silent_ext", silent.port);
+    let mut files: Vec<std::path::PathBuf> = (0..20).map(|i| ca.issue(&format!("s{i}"), "silent_ext")).collect();
+    files.push(ca.dir.join("ca.crt"));
+    let e = env(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>(), "{timeout: 1s}");
+    let res = e.check();
+    let attempts = silent.accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(attempts, 2, "CRL and OCSP share the host: two attempts in all, not 40");
+    let mut down = 0;
+    for i in 0..20 {
+        let s = e.status_of(&res, &format!("s{i}"));
+        assert_eq!(s.state, RevocationState::Unknown, "{s:#?}");
+        let w = why(&s);
+        assert!(w.contains("timed out") || w.contains("responder host down"), "{s:#?}");
+        down += usize::from(w.contains("responder host down: 127.0.0.1"));
+    }
+    assert!(down >= 18, "all but the certificates whose requests timed out see the host down at once ({down})");
+
+    // The next pass, at once: the host is still backing off and is not asked.
+    let res = e.check();
+    assert_eq!(silent.accepted.load(std::sync::atomic::Ordering::SeqCst), 2, "no attempt while backing off");
+    let s = e.status_of(&res, "s0");
+    assert!(why(&s).contains("down in an earlier pass, asked again after"), "{s:#?}");
+    // After the backoff (60 s for a first failure) it is asked again, at most twice.
+    e.check_at(now() + 120);
+    assert_eq!(silent.accepted.load(std::sync::atomic::Ordering::SeqCst), 4);
+}
+
+#[test]
+fn a_refused_responder_is_down_for_the_rest_of_the_pass() {
+    let (_d, ca) = ca(KeyKind::EcP256);
+    dead_profile(&ca, "refused_ext", refused_port());
+    let mut files: Vec<std::path::PathBuf> = (0..10).map(|i| ca.issue(&format!("r{i}"), "refused_ext")).collect();
+    files.push(ca.dir.join("ca.crt"));
+    for prefer in ["auto", "ocsp", "crl"] {
+        let e = env(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>(), &format!("{{prefer: {prefer}}}"));
+        let res = e.check();
+        let mut down = 0;
+        for i in 0..10 {
+            let s = e.status_of(&res, &format!("r{i}"));
+            assert_eq!(s.state, RevocationState::Unknown, "{prefer}: {s:#?}");
+            let w = why(&s);
+            assert!(w.contains("refused") || w.contains("responder host down"), "{prefer}: {s:#?}");
+            down += usize::from(w.contains("responder host down: 127.0.0.1"));
+        }
+        assert!(down >= 8, "{prefer}: at most two requests met the refusal itself ({down} saw the host down)");
+    }
+}
+
+#[test]
+fn auto_asks_the_crl_where_there_is_one_and_ocsp_where_there_is_not() {
+    let (_d, ca) = ca(KeyKind::EcP256);
+    let files: Vec<std::path::PathBuf> = (0..6)
+        .map(|i| ca.issue(&format!("both{i}"), "leaf_ext"))
+        .chain([ca.issue("ocsponly", "ocsp_only_ext"), ca.dir.join("ca.crt")])
+        .collect();
+    let e = env(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>(), "{}");
+    let res = e.check();
+    for i in 0..6 {
+        assert_state(&e.status_of(&res, &format!("both{i}")), RevocationState::Good, "crl");
+    }
+    assert_state(&e.status_of(&res, "ocsponly"), RevocationState::Good, "ocsp");
+    assert_eq!(ca.server.hits("/ca.crl"), 1, "one CRL download answers for the six");
+    assert_eq!(ca.server.ocsp_requests(), 1, "OCSP only for the certificate without a distribution point");
+}
+
+#[test]
+fn per_host_concurrency_bounds_requests_in_flight() {
+    for (config, limit) in [("{prefer: ocsp, per_host_concurrency: 2}", 2), ("{prefer: ocsp, hosts: {\"127.0.0.1\": {concurrency: 1}}}", 1)]
+    {
+        let (_d, ca) = ca(KeyKind::EcP256);
+        let mut files: Vec<std::path::PathBuf> = (0..12).map(|i| ca.issue(&format!("o{i}"), "ocsp_only_ext")).collect();
+        files.push(ca.dir.join("ca.crt"));
+        let e = env(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>(), config);
+        let res = e.check();
+        for i in 0..12 {
+            assert_state(&e.status_of(&res, &format!("o{i}")), RevocationState::Good, "ocsp");
+        }
+        assert_eq!(ca.server.ocsp_requests(), 12);
+        assert!(ca.server.max_in_flight() <= limit, "{config}: {} in flight", ca.server.max_in_flight());
+    }
 }

@@ -519,7 +519,8 @@ impl Default for RenotifyConfig {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevocationConfig {
-    /// The method asked first.
+    /// The method asked first: `auto` (the CRL when the certificate has a distribution point —
+    /// one download answers for every certificate under it — else OCSP), `ocsp` or `crl`.
     #[serde(default)]
     pub prefer: RevocationMethod,
     /// Ask the other method when the preferred one gives no answer.
@@ -552,9 +553,18 @@ pub struct RevocationConfig {
     #[serde(default = "default_concurrency")]
     #[schemars(range(min = 1, max = 256))]
     pub concurrency: u32,
-    /// Minimum interval between two requests to the same host.
+    /// Requests in flight at once to one host (`hosts` overrides it per host).
+    #[serde(default = "default_per_host_concurrency")]
+    #[schemars(range(min = 1, max = 256))]
+    pub per_host_concurrency: u32,
+    /// Minimum interval between two requests to the same host (0: no pacing beyond
+    /// `per_host_concurrency`).
     #[serde(default = "default_per_host_interval")]
     pub per_host_interval: DurationSpec,
+    /// Per-host limits, keyed by `host` or `host:port`: `{concurrency: N, interval: 100ms}`,
+    /// for a public responder that asks for pacing or an internal one that takes more.
+    #[serde(default)]
+    pub hosts: std::collections::BTreeMap<String, HostLimitsConfig>,
     /// What an `unknown` status means for alerting: `finding` (default) or `ignore`.
     #[serde(default)]
     pub unknown: UnknownPolicy,
@@ -573,8 +583,27 @@ pub struct RevocationConfig {
 #[serde(rename_all = "lowercase")]
 pub enum RevocationMethod {
     #[default]
+    Auto,
     Ocsp,
     Crl,
+}
+
+/// Limits for one responder host.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostLimitsConfig {
+    /// Requests in flight at once to this host.
+    #[schemars(range(min = 1, max = 256))]
+    pub concurrency: Option<u32>,
+    /// Minimum interval between two requests to this host.
+    pub interval: Option<DurationSpec>,
+}
+
+/// Resolved limits of one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostLimits {
+    pub concurrency: usize,
+    pub interval: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -607,13 +636,16 @@ fn default_min_issuer_rsa_bits() -> u32 {
     2048
 }
 fn default_per_host_interval() -> DurationSpec {
-    DurationSpec::Text("100ms".into())
+    DurationSpec::Text("0ms".into())
+}
+fn default_per_host_concurrency() -> u32 {
+    4
 }
 
 impl Default for RevocationConfig {
     fn default() -> Self {
         RevocationConfig {
-            prefer: RevocationMethod::Ocsp,
+            prefer: RevocationMethod::Auto,
             fallback: true,
             crls: Vec::new(),
             timeout: default_timeout(),
@@ -623,7 +655,9 @@ impl Default for RevocationConfig {
             ocsp_nonce: false,
             ocsp_max_cache: default_ocsp_max_cache(),
             concurrency: default_concurrency(),
+            per_host_concurrency: default_per_host_concurrency(),
             per_host_interval: default_per_host_interval(),
+            hosts: std::collections::BTreeMap::new(),
             unknown: UnknownPolicy::Finding,
             fetch_issuers: true,
             min_issuer_rsa_bits: default_min_issuer_rsa_bits(),
@@ -1073,7 +1107,10 @@ pub struct RevocationSettings {
     pub ocsp_nonce: bool,
     pub ocsp_max_cache: i64,
     pub concurrency: usize,
-    pub per_host_interval: std::time::Duration,
+    /// Limits of a host without an entry in `hosts`.
+    pub per_host: HostLimits,
+    /// Limits by `host` or `host:port`.
+    pub hosts: std::collections::BTreeMap<String, HostLimits>,
     pub unknown: UnknownPolicy,
     pub fetch_issuers: bool,
     pub min_issuer_rsa_bits: u32,
@@ -1462,6 +1499,29 @@ fn validate_revocation(r: &RevocationConfig, base: &Path, errs: &mut Vec<PathedE
     if r.concurrency == 0 {
         errs.push((at("concurrency"), "must be at least 1".into()));
     }
+    if r.per_host_concurrency == 0 {
+        errs.push((at("per_host_concurrency"), "must be at least 1".into()));
+    }
+    let per_host = HostLimits { concurrency: r.per_host_concurrency.max(1) as usize, interval: per_host_interval };
+    let mut hosts = std::collections::BTreeMap::new();
+    for (host, limits) in &r.hosts {
+        let path = |field: &str| vec!["revocation".to_string(), "hosts".to_string(), host.clone(), field.to_string()];
+        if host.is_empty() || host.contains('/') {
+            errs.push((vec!["revocation".into(), "hosts".into(), host.clone()], "a host name or address, with an optional :port".into()));
+        }
+        if limits.concurrency == Some(0) {
+            errs.push((path("concurrency"), "must be at least 1".into()));
+        }
+        let interval = match &limits.interval {
+            Some(d) => d.duration().unwrap_or_else(|m| {
+                errs.push((path("interval"), m));
+                per_host.interval
+            }),
+            None => per_host.interval,
+        };
+        let concurrency = limits.concurrency.map_or(per_host.concurrency, |c| c.max(1) as usize);
+        hosts.insert(host.to_ascii_lowercase(), HostLimits { concurrency, interval });
+    }
     if !(1024..=16384).contains(&r.min_issuer_rsa_bits) {
         errs.push((at("min_issuer_rsa_bits"), "must be between 1024 and 16384 (no shorter RSA signature can be verified)".into()));
     }
@@ -1488,7 +1548,8 @@ fn validate_revocation(r: &RevocationConfig, base: &Path, errs: &mut Vec<PathedE
         ocsp_nonce: r.ocsp_nonce,
         ocsp_max_cache,
         concurrency: r.concurrency.max(1) as usize,
-        per_host_interval,
+        per_host,
+        hosts,
         unknown: r.unknown,
         fetch_issuers: r.fetch_issuers,
         min_issuer_rsa_bits: r.min_issuer_rsa_bits,

@@ -1,12 +1,19 @@
 //! HTTP and file access for revocation data: timeouts, a body size limit enforced while
-//! reading, conditional GET, bounded concurrency and a minimum interval per host.
+//! reading, conditional GET, bounded concurrency overall and per host (with an optional minimum
+//! interval per host), and a per-pass record of hosts that are down ([`PassHosts`]).
 
-use std::collections::HashMap;
+use crate::config::HostLimits;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+
+/// Transport failures after which a host is down for the rest of a pass: the first attempt
+/// may meet a transient fault, the second confirms it.
+pub const MAX_ATTEMPTS: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
@@ -20,6 +27,90 @@ pub enum FetchError {
     Network { url: String, message: String },
     #[error("{url}: only http, https and file locations are fetched")]
     Scheme { url: String },
+    #[error("{url}: responder host down: {host} ({reason})")]
+    HostDown { url: String, host: String, reason: String },
+}
+
+impl FetchError {
+    /// No HTTP answer came back (DNS, connection, TLS, timeout, a connection closed early):
+    /// the host, not the request, is at fault.
+    fn is_transport(&self) -> bool {
+        matches!(self, FetchError::Timeout { .. } | FetchError::Network { .. })
+    }
+}
+
+/// `host:port` of a URL, lower-case: the unit of per-host limits and of being down.
+pub fn host_key(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| format!("{}:{}", h.to_ascii_lowercase(), u.port_or_known_default().unwrap_or(0))))
+        .unwrap_or_default()
+}
+
+/// One host as seen during one pass.
+#[derive(Debug)]
+struct HostState {
+    /// Serialises requests until the host has answered once in this pass, so that a dead host
+    /// costs at most [`MAX_ATTEMPTS`] connection attempts however many certificates depend on it.
+    probe: Semaphore,
+    up: AtomicBool,
+    failures: AtomicU32,
+    down: Mutex<Option<String>>,
+}
+
+/// The hosts of one revocation pass. A host that fails [`MAX_ATTEMPTS`] times at the transport
+/// level is down until the pass ends: every later request to it fails at once with
+/// [`FetchError::HostDown`], without touching the network.
+#[derive(Debug, Default)]
+pub struct PassHosts {
+    map: Mutex<HashMap<String, Arc<HostState>>>,
+}
+
+impl PassHosts {
+    /// A pass in which `down` hosts (from earlier passes, still backing off) start down.
+    pub fn with_down(down: impl IntoIterator<Item = (String, String)>) -> Self {
+        let hosts = PassHosts::default();
+        for (host, reason) in down {
+            let st = hosts.state(&host);
+            st.failures.store(MAX_ATTEMPTS, Ordering::Relaxed);
+            *st.down.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+        }
+        hosts
+    }
+
+    fn state(&self, host: &str) -> Arc<HostState> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(map.entry(host.to_string()).or_insert_with(|| {
+            Arc::new(HostState {
+                probe: Semaphore::new(1),
+                up: AtomicBool::new(false),
+                failures: AtomicU32::new(0),
+                down: Mutex::new(None),
+            })
+        }))
+    }
+
+    /// The hosts that went down in this pass, with the reason, and those that answered.
+    pub fn outcome(&self) -> (Vec<(String, String)>, Vec<String>) {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let mut down = Vec::new();
+        let mut up = Vec::new();
+        for (host, st) in map.iter() {
+            match st.down.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+                Some(reason) => down.push((host.clone(), reason)),
+                None if st.up.load(Ordering::Relaxed) => up.push(host.clone()),
+                None => {}
+            }
+        }
+        (down, up)
+    }
+}
+
+impl HostState {
+    fn down_error(&self, url: &str, host: &str) -> Option<FetchError> {
+        let down = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        down.as_ref().map(|reason| FetchError::HostDown { url: url.to_string(), host: host.to_string(), reason: reason.clone() })
+    }
 }
 
 /// A fetched body, or "not modified" for a conditional GET.
@@ -33,7 +124,9 @@ pub struct Http {
     client: reqwest::Client,
     timeout: Duration,
     permits: Semaphore,
-    interval: Duration,
+    per_host: HostLimits,
+    overrides: BTreeMap<String, HostLimits>,
+    host_permits: Mutex<HashMap<String, Arc<Semaphore>>>,
     next_slot: Mutex<HashMap<String, Instant>>,
 }
 
@@ -49,7 +142,13 @@ pub fn install_crypto_provider() {
 }
 
 impl Http {
-    pub fn new(timeout: Duration, concurrency: usize, per_host_interval: Duration) -> Result<Self, FetchError> {
+    /// `overrides` are keyed by `host` or `host:port` (lower-case).
+    pub fn new(
+        timeout: Duration,
+        concurrency: usize,
+        per_host: HostLimits,
+        overrides: BTreeMap<String, HostLimits>,
+    ) -> Result<Self, FetchError> {
         install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(timeout)
@@ -62,28 +161,74 @@ impl Http {
             client,
             timeout,
             permits: Semaphore::new(concurrency.max(1)),
-            interval: per_host_interval,
+            per_host,
+            overrides,
+            host_permits: Mutex::new(HashMap::new()),
             next_slot: Mutex::new(HashMap::new()),
         })
     }
 
+    /// The limits of a host (`host:port`): its own entry, its name's, or the default.
+    fn limits(&self, host: &str) -> HostLimits {
+        let name = host.rsplit_once(':').map_or(host, |(n, _)| n);
+        self.overrides.get(host).or_else(|| self.overrides.get(name)).copied().unwrap_or(self.per_host)
+    }
+
     /// Waits for this host's next free slot, so no host sees more than one request per interval.
-    async fn pace(&self, url: &str) {
-        if self.interval.is_zero() {
+    async fn pace(&self, host: &str, interval: Duration) {
+        if interval.is_zero() {
             return;
         }
-        let host = reqwest::Url::parse(url)
-            .ok()
-            .and_then(|u| u.host_str().map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0))))
-            .unwrap_or_default();
         let wait_until = {
             let mut slots = self.next_slot.lock().unwrap_or_else(|p| p.into_inner());
             let now = Instant::now();
-            let slot = slots.get(&host).copied().filter(|s| *s > now).unwrap_or(now);
-            slots.insert(host, slot + self.interval);
+            let slot = slots.get(host).copied().filter(|s| *s > now).unwrap_or(now);
+            slots.insert(host.to_string(), slot + interval);
             slot
         };
         tokio::time::sleep_until(wait_until).await;
+    }
+
+    /// Runs one request to `url`'s host within its limits and the pass's record of it: refused
+    /// at once when the host is down, one at a time until the host has answered in this pass,
+    /// then up to its concurrency; a transport failure counts towards the host being down.
+    async fn guarded<T>(
+        &self,
+        url: &str,
+        hosts: &PassHosts,
+        request: impl std::future::Future<Output = Result<T, FetchError>>,
+    ) -> Result<T, FetchError> {
+        let host = host_key(url);
+        let st = hosts.state(&host);
+        if let Some(e) = st.down_error(url, &host) {
+            return Err(e);
+        }
+        let _probe = if st.up.load(Ordering::Acquire) { None } else { Some(st.probe.acquire().await) };
+        if let Some(e) = st.down_error(url, &host) {
+            return Err(e);
+        }
+        let limits = self.limits(&host);
+        let host_permits = {
+            let mut map = self.host_permits.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(map.entry(host.clone()).or_insert_with(|| Arc::new(Semaphore::new(limits.concurrency.max(1)))))
+        };
+        let _host_permit = host_permits.acquire().await;
+        let _permit = self.permits.acquire().await;
+        self.pace(&host, limits.interval).await;
+        let result = request.await;
+        match &result {
+            Err(e) if e.is_transport() => {
+                if st.failures.fetch_add(1, Ordering::AcqRel) + 1 >= MAX_ATTEMPTS {
+                    let mut down = st.down.lock().unwrap_or_else(|p| p.into_inner());
+                    if down.is_none() {
+                        tracing::warn!(host, error = %e, "responder host down for the rest of this revocation pass");
+                        *down = Some(e.to_string().trim_start_matches(&format!("{url}: ")).to_string());
+                    }
+                }
+            }
+            _ => st.up.store(true, Ordering::Release),
+        }
+        result
     }
 
     fn map_err(&self, url: &str, e: reqwest::Error) -> FetchError {
@@ -119,15 +264,23 @@ impl Http {
 
     /// GET with an optional conditional (ETag, Last-Modified). `file://` URLs and absolute
     /// paths are read from disk.
-    pub async fn get(&self, url: &str, limit: usize, conditional: Option<(Option<&str>, Option<&str>)>) -> Result<Fetched, FetchError> {
+    pub async fn get(
+        &self,
+        url: &str,
+        limit: usize,
+        conditional: Option<(Option<&str>, Option<&str>)>,
+        hosts: &PassHosts,
+    ) -> Result<Fetched, FetchError> {
         if let Some(path) = url.strip_prefix("file://").or_else(|| url.starts_with('/').then_some(url)) {
             return read_file(url, Path::new(path), limit).map(|bytes| Fetched::Body { bytes, etag: None, last_modified: None });
         }
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(FetchError::Scheme { url: url.to_string() });
         }
-        let _permit = self.permits.acquire().await.map_err(|e| FetchError::Network { url: url.to_string(), message: e.to_string() })?;
-        self.pace(url).await;
+        self.guarded(url, hosts, self.get_now(url, limit, conditional)).await
+    }
+
+    async fn get_now(&self, url: &str, limit: usize, conditional: Option<(Option<&str>, Option<&str>)>) -> Result<Fetched, FetchError> {
         let mut req = self.client.get(url);
         if let Some((etag, lm)) = conditional {
             if let Some(e) = etag {
@@ -152,12 +305,14 @@ impl Http {
     }
 
     /// POST `body` with `content_type`; returns the response body.
-    pub async fn post(&self, url: &str, body: Vec<u8>, content_type: &str, limit: usize) -> Result<Vec<u8>, FetchError> {
+    pub async fn post(&self, url: &str, body: Vec<u8>, content_type: &str, limit: usize, hosts: &PassHosts) -> Result<Vec<u8>, FetchError> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(FetchError::Scheme { url: url.to_string() });
         }
-        let _permit = self.permits.acquire().await.map_err(|e| FetchError::Network { url: url.to_string(), message: e.to_string() })?;
-        self.pace(url).await;
+        self.guarded(url, hosts, self.post_now(url, body, content_type, limit)).await
+    }
+
+    async fn post_now(&self, url: &str, body: Vec<u8>, content_type: &str, limit: usize) -> Result<Vec<u8>, FetchError> {
         let resp = self
             .client
             .post(url)

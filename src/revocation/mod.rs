@@ -16,7 +16,7 @@ use crate::model::{CertFacts, RevocationState, RevocationStatus, UnixTime, forma
 use crate::store::{CachedOcsp, CertRow, Store, StoreError};
 use crate::x509::cert::raw_parts;
 use crl::{CertScope, Crl, CrlError, CrlIssuer, CrlVerdict, Judging};
-use fetch::{Fetched, Http};
+use fetch::{Fetched, Http, PassHosts};
 use sha2::Digest;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -30,6 +30,10 @@ const MAX_SMALL_BODY: usize = 256 * 1024;
 const ISSUER_CACHE_SECS: i64 = 86_400;
 /// Cache time for an OCSP answer without nextUpdate.
 const OCSP_DEFAULT_CACHE: i64 = 3_600;
+/// A host found down is not asked again for this long after the pass (doubling with each pass
+/// that finds it down, up to [`HOST_BACKOFF_MAX`]).
+const HOST_BACKOFF_MIN: i64 = 60;
+const HOST_BACKOFF_MAX: i64 = 3_600;
 
 /// Counters of work done, for tests, metrics and benchmarks.
 #[derive(Debug, Default)]
@@ -64,6 +68,8 @@ pub struct Checker {
     http: Http,
     crl_dir: PathBuf,
     crl_memory: Mutex<HashMap<String, Arc<Crl>>>,
+    /// Hosts found down in earlier passes: (asked again after, current backoff, reason).
+    down_hosts: Mutex<HashMap<String, (UnixTime, i64, String)>>,
     pub stats: Stats,
 }
 
@@ -79,6 +85,7 @@ struct Pass {
     now: UnixTime,
     crls: Mutex<HashMap<String, Shared<Arc<Crl>>>>,
     issuers: Mutex<HashMap<String, Shared<Vec<u8>>>>,
+    hosts: PassHosts,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -92,8 +99,42 @@ fn once<T>(map: &Mutex<HashMap<String, Shared<T>>>, key: &str) -> Shared<T> {
 impl Checker {
     /// `state_dir` holds the CRL cache (`crls/`), beside the store.
     pub fn new(settings: RevocationSettings, state_dir: PathBuf) -> Result<Self, fetch::FetchError> {
-        let http = Http::new(settings.timeout, settings.concurrency, settings.per_host_interval)?;
-        Ok(Checker { settings, http, crl_dir: state_dir.join("crls"), crl_memory: Mutex::new(HashMap::new()), stats: Stats::default() })
+        let http = Http::new(settings.timeout, settings.concurrency, settings.per_host, settings.hosts.clone())?;
+        Ok(Checker {
+            settings,
+            http,
+            crl_dir: state_dir.join("crls"),
+            crl_memory: Mutex::new(HashMap::new()),
+            down_hosts: Mutex::new(HashMap::new()),
+            stats: Stats::default(),
+        })
+    }
+
+    /// The hosts a new pass starts with as down: those still backing off after earlier passes.
+    fn hosts_for_pass(&self, now: UnixTime) -> PassHosts {
+        let down = lock(&self.down_hosts);
+        PassHosts::with_down(down.iter().filter(|(_, (until, _, _))| *until > now).map(|(host, (until, _, reason))| {
+            (host.clone(), format!("{reason}; down in an earlier pass, asked again after {}", format_time(*until)))
+        }))
+    }
+
+    /// Records what a pass learnt of its hosts: one that answered is forgotten, one that went
+    /// down backs off (a host still backing off keeps its time).
+    fn remember_hosts(&self, hosts: &PassHosts, now: UnixTime) {
+        let (down, up) = hosts.outcome();
+        let mut known = lock(&self.down_hosts);
+        for host in up {
+            known.remove(&host);
+        }
+        for (host, reason) in down {
+            match known.get(&host) {
+                Some((until, _, _)) if *until > now => {}
+                previous => {
+                    let delay = previous.map_or(HOST_BACKOFF_MIN, |(_, d, _)| (d * 2).min(HOST_BACKOFF_MAX));
+                    known.insert(host, (now + delay, delay, reason));
+                }
+            }
+        }
     }
 
     /// Checks the given certificates (all current ones when `ids` is `None`) and saves the
@@ -105,7 +146,13 @@ impl Checker {
         now: UnixTime,
     ) -> Result<Vec<(CertRow, RevocationStatus)>, StoreError> {
         let certs = lock(&store).certificates_with_der(ids.as_deref())?;
-        let pass = Arc::new(Pass { store: Arc::clone(&store), now, crls: Mutex::default(), issuers: Mutex::default() });
+        let pass = Arc::new(Pass {
+            store: Arc::clone(&store),
+            now,
+            crls: Mutex::default(),
+            issuers: Mutex::default(),
+            hosts: self.hosts_for_pass(now),
+        });
         let mut tasks = tokio::task::JoinSet::new();
         for (i, (cert, der)) in certs.iter().enumerate() {
             let (me, pass, cert, der) = (Arc::clone(self), Arc::clone(&pass), cert.clone(), der.clone());
@@ -123,6 +170,7 @@ impl Checker {
             .zip(results)
             .map(|((c, _), s)| (c, s.unwrap_or_else(|| RevocationStatus::unknown("internal error during the check", now))))
             .collect();
+        self.remember_hosts(&pass.hosts, now);
         let rows: Vec<(i64, RevocationStatus)> = out.iter().map(|(c, s)| (c.id, s.clone())).collect();
         lock(&store).save_revocations(&rows)?;
         Ok(out)
@@ -143,17 +191,21 @@ impl Checker {
             Ok(i) => i,
             Err(reason) => return RevocationStatus::unknown(reason, now),
         };
-        let order = match (self.settings.prefer, self.settings.fallback) {
-            (RevocationMethod::Ocsp, true) => vec![RevocationMethod::Ocsp, RevocationMethod::Crl],
-            (RevocationMethod::Crl, true) => vec![RevocationMethod::Crl, RevocationMethod::Ocsp],
-            (m, false) => vec![m],
+        // `auto`: the CRL where there is a distribution point (one download answers for every
+        // certificate under it), OCSP where there is none.
+        let first = match self.settings.prefer {
+            RevocationMethod::Auto if cert.facts.crl_urls.is_empty() => RevocationMethod::Ocsp,
+            RevocationMethod::Auto => RevocationMethod::Crl,
+            m => m,
         };
+        let other = if first == RevocationMethod::Ocsp { RevocationMethod::Crl } else { RevocationMethod::Ocsp };
+        let order = if self.settings.fallback { vec![first, other] } else { vec![first] };
         let mut reasons: Vec<String> = Vec::new();
         let mut stale = false;
         for method in order {
             let result = match method {
                 RevocationMethod::Ocsp => self.check_ocsp(pass, cert, parts.serial, &issuer).await,
-                RevocationMethod::Crl => self.check_crl(pass, cert, der, parts.serial, &issuer).await,
+                RevocationMethod::Crl | RevocationMethod::Auto => self.check_crl(pass, cert, der, parts.serial, &issuer).await,
             };
             match result {
                 Ok(mut status) => {
@@ -232,7 +284,7 @@ impl Checker {
             return der.ok_or_else(|| format!("{url} could not be fetched at {}", format_time(at)));
         }
         self.stats.issuer_fetches.fetch_add(1, Ordering::Relaxed);
-        let result = match self.http.get(url, MAX_SMALL_BODY, None).await {
+        let result = match self.http.get(url, MAX_SMALL_BODY, None, &pass.hosts).await {
             Ok(Fetched::Body { bytes, .. }) => Ok(bytes),
             Ok(Fetched::NotModified) => Err(format!("{url}: unexpected 304")),
             Err(e) => Err(e.to_string()),
@@ -405,7 +457,7 @@ impl Checker {
         let cache = if remote { lock(&pass.store).crl_cache_get(url).map_err(|e| e.to_string())? } else { None };
         let have_copy = memory.is_some() || path.exists();
         let conditional = cache.as_ref().filter(|_| have_copy).map(|c| (c.etag.as_deref(), c.last_modified.as_deref()));
-        let fetched = self.http.get(url, max, conditional).await;
+        let fetched = self.http.get(url, max, conditional, &pass.hosts).await;
         let (bytes, etag, last_modified) = match fetched {
             Ok(Fetched::NotModified) => {
                 self.stats.crl_not_modified.fetch_add(1, Ordering::Relaxed);
@@ -493,12 +545,16 @@ impl Checker {
         for url in urls {
             self.stats.ocsp_requests.fetch_add(1, Ordering::Relaxed);
             let body = match ocsp::get_url(url, &request) {
-                Some(get) => match self.http.get(&get, MAX_SMALL_BODY, None).await {
+                Some(get) => match self.http.get(&get, MAX_SMALL_BODY, None, &pass.hosts).await {
                     Ok(Fetched::Body { bytes, .. }) => Ok(bytes),
                     Ok(Fetched::NotModified) => Err(format!("{url}: unexpected 304")),
                     Err(e) => Err(e.to_string()),
                 },
-                None => self.http.post(url, request.clone(), "application/ocsp-request", MAX_SMALL_BODY).await.map_err(|e| e.to_string()),
+                None => self
+                    .http
+                    .post(url, request.clone(), "application/ocsp-request", MAX_SMALL_BODY, &pass.hosts)
+                    .await
+                    .map_err(|e| e.to_string()),
             };
             let body = match body {
                 Ok(b) => b,
