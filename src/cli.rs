@@ -1181,28 +1181,34 @@ fn check(cli: &Cli, a: &CheckArgs) -> Result<u8> {
     let store = std::sync::Arc::new(std::sync::Mutex::new(store));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let checker = std::sync::Arc::new(certvigil::revocation::Checker::new(s.revocation.clone(), state_dir)?);
-    let results = runtime.block_on(checker.check(store, (!a.certs.is_empty()).then_some(ids), now))?;
-    let revoked = results.iter().filter(|(_, r)| r.state == RevocationState::Revoked).count();
+    let ids = (!a.certs.is_empty()).then_some(ids);
+    let mut revoked = 0usize;
     if a.output == SummaryFormat::Json {
+        let results = runtime.block_on(checker.check(store, ids, now))?;
+        revoked = results.iter().filter(|(_, r)| r.state == RevocationState::Revoked).count();
         let v: Vec<serde_json::Value> = results
             .iter()
             .map(|(c, r)| serde_json::json!({"fingerprint": c.facts.fingerprint, "name": c.facts.display_name(), "serial": c.facts.serial, "revocation": r}))
             .collect();
         outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
+        // One line per certificate as each batch is saved.
         let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
-        for (c, r) in &results {
-            *counts.entry(r.state.as_str()).or_default() += 1;
-            outln!(
-                "{:<12}  {:<40}  {:<9}  {}",
-                &c.facts.fingerprint.0[..12],
-                truncate(&c.facts.display_name(), 40),
-                r.method,
-                revocation_line(r)
-            );
-        }
+        let checked = runtime.block_on(checker.check_each(store, ids, now, |batch| {
+            for (c, r) in batch {
+                *counts.entry(r.state.as_str()).or_default() += 1;
+                revoked += usize::from(r.state == RevocationState::Revoked);
+                outln!(
+                    "{:<12}  {:<40}  {:<9}  {}",
+                    &c.facts.fingerprint.0[..12],
+                    truncate(&c.facts.display_name(), 40),
+                    r.method,
+                    revocation_line(r)
+                );
+            }
+        }))?;
         let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-        outln!("{} certificates checked: {}", results.len(), summary.join(", "));
+        outln!("{checked} certificates checked: {}", summary.join(", "));
     }
     Ok(if a.fail_if_revoked && revoked > 0 { EXIT_MATCHED } else { EXIT_OK })
 }

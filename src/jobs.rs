@@ -77,15 +77,20 @@ pub async fn run(job: &Job, settings: &Arc<Settings>, store_path: &Path, ctx: &C
             let store = open(store_path)?;
             let state_dir = store_path.parent().map(Path::to_path_buf).unwrap_or_default();
             let checker = ctx.checker(settings, state_dir)?;
-            let results = checker.check(Arc::new(Mutex::new(store)), None, now).await.map_err(JobError::from("revocation"))?;
+            // Counted batch by batch: the pass never holds the whole inventory.
             let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-            for (_, r) in &results {
-                *counts.entry(r.state.as_str()).or_default() += 1;
-            }
+            let checked = checker
+                .check_each(Arc::new(Mutex::new(store)), None, now, |batch| {
+                    for (_, r) in batch {
+                        *counts.entry(r.state.as_str()).or_default() += 1;
+                    }
+                })
+                .await
+                .map_err(JobError::from("revocation"))?;
             let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
             Ok(Outcome {
-                summary: format!("{} certificates checked: {}", results.len(), parts.join(", ")),
-                detail: serde_json::json!({ "checked": results.len(), "states": counts }),
+                summary: format!("{checked} certificates checked: {}", parts.join(", ")),
+                detail: serde_json::json!({ "checked": checked, "states": counts }),
             })
         }
         JobKind::Renew => {

@@ -1033,3 +1033,32 @@ fn per_host_concurrency_bounds_requests_in_flight() {
         assert!(ca.server.max_in_flight() <= limit, "{config}: {} in flight", ca.server.max_in_flight());
     }
 }
+
+#[test]
+fn a_pass_holds_one_batch_at_a_time_and_saves_every_batch() {
+    // 600 self-signed certificates: more than one batch, answered without any network.
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let paths: Vec<std::path::PathBuf> = (0..600)
+        .map(|i| {
+            let mut params = rcgen::CertificateParams::new(vec![format!("b{i}.example.test")]).unwrap();
+            params.distinguished_name.push(rcgen::DnType::CommonName, format!("b{i}.example.test"));
+            let path = dir.path().join(format!("b{i}.pem"));
+            std::fs::write(&path, params.self_signed(&key).unwrap().pem()).unwrap();
+            path
+        })
+        .collect();
+    let e = env(&paths.iter().map(|p| p.as_path()).collect::<Vec<_>>(), "{}");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut batches = Vec::new();
+    let checked = rt
+        .block_on(e.checker.check_each(Arc::clone(&e.store), None, now(), |batch| {
+            assert!(batch.iter().all(|(_, s)| s.state == RevocationState::NotApplicable), "{batch:#?}");
+            batches.push(batch.len());
+        }))
+        .unwrap();
+    assert_eq!(checked, 600);
+    assert_eq!(batches, [certvigil::revocation::BATCH, 600 - certvigil::revocation::BATCH]);
+    let saved: i64 = e.store.lock().unwrap().conn().query_row("SELECT count(*) FROM revocation_status", [], |r| r.get(0)).unwrap();
+    assert_eq!(saved, 600);
+}

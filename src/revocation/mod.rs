@@ -28,6 +28,8 @@ use tokio::sync::OnceCell;
 const MAX_SMALL_BODY: usize = 256 * 1024;
 /// How long a fetched issuer certificate (or the failure to fetch it) is reused.
 const ISSUER_CACHE_SECS: i64 = 86_400;
+/// Certificates read, checked and saved together: the unit of memory in a pass.
+pub const BATCH: usize = 512;
 /// Cache time for an OCSP answer without nextUpdate.
 const OCSP_DEFAULT_CACHE: i64 = 3_600;
 /// A host found down is not asked again for this long after the pass (doubling with each pass
@@ -138,14 +140,34 @@ impl Checker {
     }
 
     /// Checks the given certificates (all current ones when `ids` is `None`) and saves the
-    /// statuses. Returns each certificate with its new status.
+    /// statuses. Returns each certificate with its new status (for callers that want them all;
+    /// the daemon's pass uses [`Checker::check_each`], which holds one batch at a time).
     pub async fn check(
         self: &Arc<Self>,
         store: Arc<Mutex<Store>>,
         ids: Option<Vec<i64>>,
         now: UnixTime,
     ) -> Result<Vec<(CertRow, RevocationStatus)>, StoreError> {
-        let certs = lock(&store).certificates_with_der(ids.as_deref())?;
+        let mut out = Vec::new();
+        self.check_each(store, ids, now, |batch| out.extend_from_slice(batch)).await?;
+        Ok(out)
+    }
+
+    /// Checks the certificates in batches of [`BATCH`]: each batch is read from the store with
+    /// its DER, checked (CRLs, issuers and hosts are shared by the whole pass), saved in one
+    /// transaction and handed to `each`, so memory holds one batch, not the inventory. Returns
+    /// the number checked.
+    pub async fn check_each(
+        self: &Arc<Self>,
+        store: Arc<Mutex<Store>>,
+        ids: Option<Vec<i64>>,
+        now: UnixTime,
+        mut each: impl FnMut(&[(CertRow, RevocationStatus)]),
+    ) -> Result<usize, StoreError> {
+        let ids = match ids {
+            Some(ids) => ids,
+            None => lock(&store).current_certificate_ids()?,
+        };
         let pass = Arc::new(Pass {
             store: Arc::clone(&store),
             now,
@@ -153,27 +175,35 @@ impl Checker {
             issuers: Mutex::default(),
             hosts: self.hosts_for_pass(now),
         });
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, (cert, der)) in certs.iter().enumerate() {
-            let (me, pass, cert, der) = (Arc::clone(self), Arc::clone(&pass), cert.clone(), der.clone());
-            tasks.spawn(async move { (i, me.check_one(&pass, &cert, &der).await) });
-        }
-        let mut results: Vec<Option<RevocationStatus>> = vec![None; certs.len()];
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((i, status)) => results[i] = Some(status),
-                Err(e) => tracing::error!(error = %e, "revocation check task failed"),
+        let mut checked = 0;
+        for chunk in ids.chunks(BATCH) {
+            let certs = lock(&store).certificates_with_der(Some(chunk))?;
+            let mut tasks = tokio::task::JoinSet::new();
+            let mut results: Vec<Option<RevocationStatus>> = vec![None; certs.len()];
+            let mut rows: Vec<CertRow> = Vec::with_capacity(certs.len());
+            for (i, (cert, der)) in certs.into_iter().enumerate() {
+                let (me, pass, c) = (Arc::clone(self), Arc::clone(&pass), cert.clone());
+                rows.push(cert);
+                tasks.spawn(async move { (i, me.check_one(&pass, &c, &der).await) });
             }
+            while let Some(joined) = tasks.join_next().await {
+                match joined {
+                    Ok((i, status)) => results[i] = Some(status),
+                    Err(e) => tracing::error!(error = %e, "revocation check task failed"),
+                }
+            }
+            let out: Vec<(CertRow, RevocationStatus)> = rows
+                .into_iter()
+                .zip(results)
+                .map(|(c, s)| (c, s.unwrap_or_else(|| RevocationStatus::unknown("internal error during the check", now))))
+                .collect();
+            let statuses: Vec<(i64, RevocationStatus)> = out.iter().map(|(c, s)| (c.id, s.clone())).collect();
+            lock(&store).save_revocations(&statuses)?;
+            checked += out.len();
+            each(&out);
         }
-        let out: Vec<(CertRow, RevocationStatus)> = certs
-            .into_iter()
-            .zip(results)
-            .map(|((c, _), s)| (c, s.unwrap_or_else(|| RevocationStatus::unknown("internal error during the check", now))))
-            .collect();
         self.remember_hosts(&pass.hosts, now);
-        let rows: Vec<(i64, RevocationStatus)> = out.iter().map(|(c, s)| (c.id, s.clone())).collect();
-        lock(&store).save_revocations(&rows)?;
-        Ok(out)
+        Ok(checked)
     }
 
     async fn check_one(&self, pass: &Pass, cert: &CertRow, der: &[u8]) -> RevocationStatus {

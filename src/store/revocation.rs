@@ -253,6 +253,14 @@ impl Store {
     }
 
     /// Current certificates with their DER, for a revocation pass: all, or the given ids.
+    /// Ids of the certificates still present, in id order: what a revocation pass walks in
+    /// batches.
+    pub fn current_certificate_ids(&self) -> Result<Vec<i64>> {
+        let mut stmt = self.conn.prepare("SELECT id FROM certificates WHERE gone_since IS NULL ORDER BY id")?;
+        let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
     pub fn certificates_with_der(&self, ids: Option<&[i64]>) -> Result<Vec<(CertRow, Vec<u8>)>> {
         let row = |r: &rusqlite::Row<'_>| Ok((cert_from_row(r)?, r.get::<_, Vec<u8>>(27)?));
         match ids {
