@@ -1100,12 +1100,12 @@ impl OcspFixture {
     }
 
     /// The configuration the issue names: a files source over the certificates and the CA,
-    /// OCSP only, 8 requests in flight, no pacing.
+    /// OCSP only, 8 requests in flight (all to the one responder host), no pacing.
     fn write_config(&self, run: usize) -> Result<(PathBuf, PathBuf)> {
         let store = self.dir.join(format!("store-{run}.db"));
         let yaml = format!(
             "store:\n  path: {}\nsources:\n  - name: bench\n    kind: files\n    paths: [{}]\n\
-             revocation: {{prefer: ocsp, fallback: false, concurrency: {OCSP_CONCURRENCY}, per_host_interval: 0ms}}\n",
+             revocation: {{prefer: ocsp, fallback: false, concurrency: {OCSP_CONCURRENCY}, per_host_concurrency: {OCSP_CONCURRENCY}, per_host_interval: 0ms}}\n",
             serde_json::to_string(&store.to_string_lossy())?,
             serde_json::to_string(&self.certs_dir.to_string_lossy())?,
         );
@@ -1366,6 +1366,7 @@ fn ocsp_part(settings: &Settings, work: &Path, problems: &mut Vec<String>) -> Re
             "revoked": f.revoked.len(),
             "ca_key": "ECDSA P-256",
             "concurrency": OCSP_CONCURRENCY,
+            "per_host_concurrency": OCSP_CONCURRENCY,
             "per_host_interval": "0ms",
             "responder": "openssl ocsp -index per request, 127.0.0.1",
             "generation_s": round(f.generation_s, 2),

@@ -884,12 +884,9 @@ fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
     let tags = store.source_tags()?;
     let revocation = store.revocation_statuses()?;
     let rev_state = |c: &CertRow| revocation.get(&c.id).map(|r| r.state);
-    let rows: Vec<CertRow> = store
-        .certificates(a.all)?
-        .into_iter()
-        .filter(|c| matches(c, a, now, &s.policy, &tags))
-        .filter(|c| a.revocation.is_empty() || rev_state(c).is_some_and(|s| a.revocation.contains(&s)))
-        .collect();
+    let wanted = |c: &CertRow| {
+        matches(c, a, now, &s.policy, &tags) && (a.revocation.is_empty() || rev_state(c).is_some_and(|s| a.revocation.contains(&s)))
+    };
     let status = |c: &CertRow| expiry_status(c, &s.policy, &tags, now);
     let tags_of = |c: &CertRow| -> Vec<String> {
         let mut t: Vec<String> = c.sources.iter().flat_map(|s| tags.get(s).cloned().unwrap_or_default()).collect();
@@ -897,33 +894,46 @@ fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
         t.dedup();
         t
     };
-    let mut out = std::io::stdout().lock();
+    // Rows stream from the store to the output (JSON and CSV hold one row at a time; the
+    // table holds only its cells, for the column widths).
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut matched = 0usize;
     match a.output {
         ListFormat::Json => {
-            let v: Vec<serde_json::Value> = rows
-                .iter()
-                .map(|c| {
-                    let mut v = serde_json::to_value(c).unwrap_or_default();
-                    if let Some(o) = v.as_object_mut() {
-                        o.insert("name".into(), c.facts.display_name().into());
-                        o.insert("status".into(), status(c).as_str().into());
-                        o.insert("days_left".into(), days_left(c.facts.not_after, now).into());
-                        o.insert("not_before_rfc3339".into(), format_time(c.facts.not_before).into());
-                        o.insert("not_after_rfc3339".into(), format_time(c.facts.not_after).into());
-                        o.insert("tags".into(), tags_of(c).into());
-                        o.insert("revocation".into(), serde_json::to_value(revocation.get(&c.id)).unwrap_or_default());
-                    }
-                    v
-                })
-                .collect();
-            writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            use serde::ser::{SerializeSeq, Serializer};
+            let mut ser = serde_json::Serializer::pretty(&mut out);
+            let mut seq = ser.serialize_seq(None)?;
+            store.each_certificate(a.all, |c| {
+                if !wanted(&c) {
+                    return Ok(());
+                }
+                matched += 1;
+                let mut v = serde_json::to_value(&c).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("name".into(), c.facts.display_name().into());
+                    o.insert("status".into(), status(&c).as_str().into());
+                    o.insert("days_left".into(), days_left(c.facts.not_after, now).into());
+                    o.insert("not_before_rfc3339".into(), format_time(c.facts.not_before).into());
+                    o.insert("not_after_rfc3339".into(), format_time(c.facts.not_after).into());
+                    o.insert("tags".into(), tags_of(&c).into());
+                    o.insert("revocation".into(), serde_json::to_value(revocation.get(&c.id)).unwrap_or_default());
+                }
+                seq.serialize_element(&v)?;
+                Ok::<(), anyhow::Error>(())
+            })?;
+            seq.end()?;
+            writeln!(out)?;
         }
         ListFormat::Csv => {
             writeln!(
                 out,
                 "fingerprint,name,subject,issuer,serial,not_before,not_after,days_left,status,revocation,key,signature_algorithm,ext_key_usage,sightings,sources,tags"
             )?;
-            for c in &rows {
+            store.each_certificate(a.all, |c| {
+                if !wanted(&c) {
+                    return Ok::<(), anyhow::Error>(());
+                }
+                matched += 1;
                 let f = &c.facts;
                 let fields = [
                     f.fingerprint.0.clone(),
@@ -934,37 +944,40 @@ fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
                     format_time(f.not_before),
                     format_time(f.not_after),
                     days_left(f.not_after, now).to_string(),
-                    status(c).to_string(),
-                    rev_state(c).map(|s| s.to_string()).unwrap_or_default(),
+                    status(&c).to_string(),
+                    rev_state(&c).map(|s| s.to_string()).unwrap_or_default(),
                     f.key.to_string(),
                     f.signature_algorithm.clone(),
                     f.ext_key_usage.join(" "),
                     c.current_sightings.to_string(),
                     c.sources.join(" "),
-                    tags_of(c).join(" "),
+                    tags_of(&c).join(" "),
                 ];
                 writeln!(out, "{}", fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","))?;
-            }
+                Ok(())
+            })?;
         }
         ListFormat::Table => {
             let color = color_enabled();
             let header = ["NAME", "ISSUER", "NOT AFTER", "DAYS", "STATUS", "REVOCATION", "SEEN", "FINGERPRINT"];
-            let table: Vec<[String; 8]> = rows
-                .iter()
-                .map(|c| {
+            let mut table: Vec<[String; 8]> = Vec::new();
+            store.each_certificate(a.all, |c| {
+                if wanted(&c) {
                     let f = &c.facts;
-                    [
+                    table.push([
                         truncate(&f.display_name(), 44),
                         truncate(&short_name(&f.issuer), 36),
                         format_date(f.not_after),
                         days_left(f.not_after, now).to_string(),
-                        if c.gone_since.is_some() { "gone".to_string() } else { status(c).to_string() },
-                        rev_state(c).map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                        if c.gone_since.is_some() { "gone".to_string() } else { status(&c).to_string() },
+                        rev_state(&c).map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
                         c.current_sightings.to_string(),
                         f.fingerprint.0[..12].to_string(),
-                    ]
-                })
-                .collect();
+                    ]);
+                }
+                Ok::<(), anyhow::Error>(())
+            })?;
+            matched = table.len();
             let mut widths = header.map(|h| h.chars().count());
             for row in &table {
                 for (w, cell) in widths.iter_mut().zip(row) {
@@ -995,12 +1008,13 @@ fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
             if errors > 0 {
                 writeln!(out, "\n{errors} object{} could not be read; see `certvigil errors`", if errors == 1 { "" } else { "s" })?;
             }
-            if rows.is_empty() && store.last_run()?.is_none() {
+            if table.is_empty() && store.last_run()?.is_none() {
                 writeln!(out, "(the inventory is empty: run `certvigil scan` first)")?;
             }
         }
     }
-    Ok(if a.fail_if_any && !rows.is_empty() { EXIT_MATCHED } else { EXIT_OK })
+    out.flush()?;
+    Ok(if a.fail_if_any && matched > 0 { EXIT_MATCHED } else { EXIT_OK })
 }
 
 fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {

@@ -186,6 +186,22 @@ impl Store {
         rows.map(|r| r.map_err(StoreError::from).and_then(finish_sightings)).collect()
     }
 
+    /// Each certificate in the order of [`Store::certificates`], one row at a time from the
+    /// cursor: listings of a whole inventory hold one row, not all of them.
+    pub fn each_certificate<E: From<StoreError>>(
+        &self,
+        include_gone: bool,
+        mut f: impl FnMut(CertRow) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let sql = format!(
+            "SELECT {CERT_COLUMNS}, {SIGHTING_SUMMARY} FROM certificates c {} ORDER BY c.not_after, c.fingerprint",
+            if include_gone { "" } else { "WHERE c.gone_since IS NULL" }
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(StoreError::from)?;
+        let mut rows = stmt.query_map([], cert_with_sightings).map_err(StoreError::from)?;
+        rows.try_for_each(|r| f(finish_sightings(r.map_err(StoreError::from)?)?))
+    }
+
     /// Tags of each known source.
     pub fn source_tags(&self) -> Result<std::collections::HashMap<String, Vec<String>>> {
         let mut stmt = self.conn.prepare("SELECT name, tags FROM sources")?;
