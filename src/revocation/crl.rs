@@ -495,7 +495,7 @@ fn dp_urls(value: &[u8]) -> Result<Vec<String>, CrlError> {
 /// indirect CRLs, which are refused before entries are read (§5.3.3); any other critical
 /// entry extension makes the CRL unusable (§5.3). Returns the serial's key, the entry, and
 /// whether it had extensions.
-fn read_entry<'a>(entry: &Tlv<'a>) -> Result<(&'a [u8], Entry, bool), CrlError> {
+fn read_entry<'a>(entry: &Tlv<'a>, delta: bool) -> Result<(&'a [u8], Entry, bool), CrlError> {
     let at = entry.offset;
     let bad = |what: &str| CrlError::Malformed(format!("revoked entry at byte {at}: {what}"));
     if entry.tag != ber::SEQUENCE {
@@ -522,7 +522,12 @@ fn read_entry<'a>(entry: &Tlv<'a>) -> Result<(&'a [u8], Entry, bool), CrlError> 
                         (0x0a, [c]) => Reason::from_code(u64::from(*c)),
                         _ => None,
                     };
-                    e.reason = Some(code.ok_or_else(|| bad("reasonCode is not a defined CRLReason (RFC 5280 §5.3.1)"))?);
+                    let code = code.ok_or_else(|| bad("reasonCode is not a defined CRLReason (RFC 5280 §5.3.1)"))?;
+                    // §5.3.1: "removeFromCRL (8) is used only in delta CRLs".
+                    if code == Reason::RemoveFromCrl && !delta {
+                        return Err(bad("removeFromCRL in a CRL that is not a delta CRL (RFC 5280 §5.3.1)"));
+                    }
+                    e.reason = Some(code);
                 }
                 ENTRY_INVALIDITY => {
                     let t = ber::single(x.value)?;
@@ -689,10 +694,12 @@ impl Crl {
             let mut sorted = true;
             let mut prev: Option<&[u8]> = None;
             while let Some(entry) = r.next_tlv()? {
-                let (key, _, has_exts) = read_entry(&entry)?;
+                let (key, _, has_exts) = read_entry(&entry, crl.delta_base.is_some())?;
                 entry_exts |= has_exts;
-                if prev.is_some_and(|p| cmp_serial(p, key) == Ordering::Greater) {
-                    sorted = false;
+                match prev.map(|p| cmp_serial(p, key)) {
+                    Some(Ordering::Greater) => sorted = false,
+                    Some(Ordering::Equal) => return Err(duplicate(key)),
+                    _ => {}
                 }
                 prev = Some(key);
                 let off = u32::try_from(entry.offset).map_err(|_| CrlError::TooLarge { size: data.len(), limit: u32::MAX as usize })?;
@@ -701,6 +708,11 @@ impl Crl {
             if !sorted {
                 let d = &data;
                 crl.entries.sort_unstable_by(|&a, &b| cmp_serial(entry_serial(d, a), entry_serial(d, b)));
+                // One serial, one entry: with two, the answer would depend on which one a
+                // lookup lands on.
+                if let Some(w) = crl.entries.windows(2).find(|w| entry_serial(d, w[0]) == entry_serial(d, w[1])) {
+                    return Err(duplicate(entry_serial(d, w[0])));
+                }
             }
         }
         // §5.1.2.1: extensions (of the CRL or of an entry) require the version field, v2.
@@ -789,9 +801,6 @@ impl Crl {
             Some(url) => cert.dps.iter().filter(|d| d.uris().iter().any(|u| u == url)).collect(),
             None => cert.dps.iter().collect(),
         };
-        if cert.via.is_some() && !via.is_empty() && via.iter().all(|d| d.crl_issuer) {
-            return Err(CrlError::Unsupported("the distribution point names a cRLIssuer (indirect CRL)"));
-        }
         let idp = self.idp.clone().unwrap_or_default();
         let mut dp_reasons: Option<ReasonFlags> = None;
         if let Some(name) = &idp.name {
@@ -828,8 +837,12 @@ impl Crl {
         let found = self.entries.binary_search_by(|&off| cmp_serial(entry_serial(&self.der, off), key));
         let Ok(i) = found else { return Ok(None) };
         let entry = ber::Reader::new(&self.der[self.entries[i] as usize..]).required("entry")?;
-        read_entry(&entry).map(|(_, e, _)| Some(e))
+        read_entry(&entry, self.is_delta()).map(|(_, e, _)| Some(e))
     }
+}
+
+fn duplicate(serial: &[u8]) -> CrlError {
+    CrlError::Malformed(format!("serial {} is listed twice", hex::encode_upper(serial)))
 }
 
 /// The serial of the entry at `off` (valid offsets only: they were produced by `parse`).
@@ -891,6 +904,7 @@ impl Crl {
         if let Some(n) = self.next_update.filter(|n| j.now > n.saturating_add(j.stale_grace)) {
             return Err(CrlError::Stale(format_time(n)));
         }
+        // §5.2.4: BaseCRLNumber ≤ the base's cRLNumber < the delta's cRLNumber.
         let numbers_fit = match (&base.crl_number, &self.delta_base, &self.crl_number) {
             (Some(b), Some(db), Some(dn)) => cmp_serial(db, b) != Ordering::Greater && cmp_serial(b, dn) == Ordering::Less,
             _ => false,
@@ -932,20 +946,21 @@ pub fn describe_reasons(mask: ReasonFlags) -> String {
     reason_names(mask)
 }
 
-/// Looks a serial up in a base CRL and, when given, a delta CRL that applies to it
-/// (§5.2.4: the delta's BaseCRLNumber ≤ the base's cRLNumber < the delta's cRLNumber).
+/// Looks a serial up in a base CRL and, when given, a delta CRL that has passed
+/// [`Crl::judge_delta`] for it. A delta's entry overrides the base's, except that its
+/// removeFromCRL (§5.3.1: the certificate expired or came off hold) releases only a hold: a
+/// base entry with any other reason stays revoked, whatever the delta says.
 pub fn decide(base: &Crl, delta: Option<&Crl>, serial: &[u8]) -> Result<CrlVerdict, CrlError> {
-    if let Some(d) = delta {
-        let applies = match (&base.crl_number, &d.delta_base, &d.crl_number) {
-            (Some(b), Some(db), Some(dn)) => cmp_serial(db, b) != Ordering::Greater && cmp_serial(b, dn) == Ordering::Less,
-            _ => false,
-        } && base.idp == d.idp; // §5.2.4: a delta has the scope of its base.
-        if applies && let Some(e) = d.lookup(serial)? {
-            return Ok(if e.reason == Some(Reason::RemoveFromCrl) { CrlVerdict::Released } else { CrlVerdict::Listed(e) });
-        }
+    let listed = base.lookup(serial)?;
+    if let Some(e) = delta.map(|d| d.lookup(serial)).transpose()?.flatten() {
+        return Ok(match (e.reason, listed) {
+            (Some(Reason::RemoveFromCrl), None) => CrlVerdict::Released,
+            (Some(Reason::RemoveFromCrl), Some(b)) if b.reason == Some(Reason::CertificateHold) => CrlVerdict::Released,
+            (Some(Reason::RemoveFromCrl), Some(b)) => CrlVerdict::Listed(b),
+            _ => CrlVerdict::Listed(e),
+        });
     }
-    Ok(match base.lookup(serial)? {
-        Some(e) if e.reason == Some(Reason::RemoveFromCrl) => CrlVerdict::NotListed,
+    Ok(match listed {
         Some(e) => CrlVerdict::Listed(e),
         None => CrlVerdict::NotListed,
     })

@@ -58,8 +58,8 @@ struct HostState {
     down: Mutex<Option<String>>,
 }
 
-/// The hosts of one revocation pass. A host that fails [`MAX_ATTEMPTS`] times at the transport
-/// level is down until the pass ends: every later request to it fails at once with
+/// The hosts of one revocation pass. A host that fails [`MAX_ATTEMPTS`] times in a row at the
+/// transport level is down until the pass ends: every later request to it fails at once with
 /// [`FetchError::HostDown`], without touching the network.
 #[derive(Debug, Default)]
 pub struct PassHosts {
@@ -168,10 +168,16 @@ impl Http {
         })
     }
 
-    /// The limits of a host (`host:port`): its own entry, its name's, or the default.
-    fn limits(&self, host: &str) -> HostLimits {
+    /// The limits of a host (`host:port`) and the key they are counted under: its own
+    /// `host:port` entry, else its name's entry (shared by every port of that name), else the
+    /// default (per `host:port`).
+    fn limits(&self, host: &str) -> (String, HostLimits) {
         let name = host.rsplit_once(':').map_or(host, |(n, _)| n);
-        self.overrides.get(host).or_else(|| self.overrides.get(name)).copied().unwrap_or(self.per_host)
+        match (self.overrides.get(host), self.overrides.get(name)) {
+            (Some(l), _) => (host.to_string(), *l),
+            (None, Some(l)) => (name.to_string(), *l),
+            (None, None) => (host.to_string(), self.per_host),
+        }
     }
 
     /// Waits for this host's next free slot, so no host sees more than one request per interval.
@@ -203,20 +209,24 @@ impl Http {
         if let Some(e) = st.down_error(url, &host) {
             return Err(e);
         }
-        let _probe = if st.up.load(Ordering::Acquire) { None } else { Some(st.probe.acquire().await) };
+        // One request at a time until the host has answered in this pass; once it has, those
+        // still queued on the probe pass straight through.
+        let probe = if st.up.load(Ordering::Acquire) { None } else { Some(st.probe.acquire().await) };
+        let _probe = probe.filter(|_| !st.up.load(Ordering::Acquire));
         if let Some(e) = st.down_error(url, &host) {
             return Err(e);
         }
-        let limits = self.limits(&host);
+        let (limits_key, limits) = self.limits(&host);
         let host_permits = {
             let mut map = self.host_permits.lock().unwrap_or_else(|p| p.into_inner());
-            Arc::clone(map.entry(host.clone()).or_insert_with(|| Arc::new(Semaphore::new(limits.concurrency.max(1)))))
+            Arc::clone(map.entry(limits_key.clone()).or_insert_with(|| Arc::new(Semaphore::new(limits.concurrency.max(1)))))
         };
         let _host_permit = host_permits.acquire().await;
         let _permit = self.permits.acquire().await;
-        self.pace(&host, limits.interval).await;
+        self.pace(&limits_key, limits.interval).await;
         let result = request.await;
         match &result {
+            // Consecutive transport failures: a host that answers now and then stays up.
             Err(e) if e.is_transport() => {
                 if st.failures.fetch_add(1, Ordering::AcqRel) + 1 >= MAX_ATTEMPTS {
                     let mut down = st.down.lock().unwrap_or_else(|p| p.into_inner());
@@ -226,7 +236,10 @@ impl Http {
                     }
                 }
             }
-            _ => st.up.store(true, Ordering::Release),
+            _ => {
+                st.failures.store(0, Ordering::Release);
+                st.up.store(true, Ordering::Release);
+            }
         }
         result
     }

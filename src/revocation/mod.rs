@@ -212,7 +212,8 @@ impl Checker {
             Ok(p) => p,
             Err(e) => return RevocationStatus::unknown(format!("certificate cannot be read: {e}"), now),
         };
-        if cert.facts.self_issued && verify::verify_cert_signed_by(der, parts.spki, self.settings.min_issuer_rsa_bits).is_ok() {
+        // Whether it signed itself is structure, not trust: any key ring can verify will do.
+        if cert.facts.self_issued && verify::verify_cert_signed_by(der, parts.spki, verify::LOWEST_MIN_RSA_BITS).is_ok() {
             let mut s = RevocationStatus::unknown("self-signed trust anchor: nothing above it can revoke it", now);
             s.state = RevocationState::NotApplicable;
             return s;
@@ -223,9 +224,10 @@ impl Checker {
         };
         // `auto`: the CRL where there is a distribution point (one download answers for every
         // certificate under it), OCSP where there is none.
+        let fetchable_dp = cert.facts.crl_urls.iter().any(|u| is_remote(u));
         let first = match self.settings.prefer {
-            RevocationMethod::Auto if cert.facts.crl_urls.is_empty() => RevocationMethod::Ocsp,
-            RevocationMethod::Auto => RevocationMethod::Crl,
+            RevocationMethod::Auto if fetchable_dp => RevocationMethod::Crl,
+            RevocationMethod::Auto => RevocationMethod::Ocsp,
             m => m,
         };
         let other = if first == RevocationMethod::Ocsp { RevocationMethod::Crl } else { RevocationMethod::Ocsp };
@@ -365,6 +367,12 @@ impl Checker {
                 reasons.push(format!("CRL {url}: LDAP distribution points are not fetched"));
                 continue;
             }
+            // Local files are read only when the configuration names them, never because a
+            // certificate says so.
+            if from_dp && !is_remote(url) {
+                reasons.push(format!("CRL {url}: only http and https distribution points are fetched"));
+                continue;
+            }
             let base = match self.crl(pass, url).await {
                 Ok(c) => c,
                 Err(e) => {
@@ -401,6 +409,10 @@ impl Checker {
             let mut delta: Option<Arc<Crl>> = None;
             let mut notes = Vec::new();
             for durl in &base.freshest {
+                if !is_remote(durl) {
+                    notes.push(format!("delta CRL {durl}: only http and https locations are fetched"));
+                    continue;
+                }
                 match self.crl(pass, durl).await {
                     Ok(d) if !d.issued_by(ip.subject) => notes.push(format!("{durl} is not a delta CRL for this issuer")),
                     Ok(d) => match d.judge_delta(&base, &crl_issuer, &judging) {
@@ -481,7 +493,7 @@ impl Checker {
 
     async fn load_crl(&self, pass: &Pass, url: &str) -> Result<Arc<Crl>, String> {
         let max = self.settings.max_crl_size;
-        let remote = url.starts_with("http://") || url.starts_with("https://");
+        let remote = is_remote(url);
         let path = self.crl_dir.join(format!("{}.der", hex::encode(sha2::Sha256::digest(url.as_bytes()))));
         let memory = lock(&self.crl_memory).get(url).cloned();
         let cache = if remote { lock(&pass.store).crl_cache_get(url).map_err(|e| e.to_string())? } else { None };
@@ -636,6 +648,10 @@ impl Checker {
         }
         Err(Miss { reason: reasons.join("; "), stale: false })
     }
+}
+
+fn is_remote(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
 }
 
 /// Why a method gave no answer.

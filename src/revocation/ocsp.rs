@@ -309,10 +309,10 @@ pub fn verify_response(
             Some(t) if t.tag == 0xa0 => Some(parse_time(&t.children().required("empty nextUpdate")?)?),
             _ => None,
         };
-        if this_update > now + skew {
+        if this_update > now.saturating_add(skew) {
             return Err(OcspError::NotYetValid(crate::model::format_time(this_update)));
         }
-        if let Some(n) = next_update.filter(|n| now > n + skew) {
+        if let Some(n) = next_update.filter(|n| now > n.saturating_add(skew)) {
             return Err(OcspError::Expired(crate::model::format_time(n)));
         }
         return Ok(Answer { status, produced_at, this_update, next_update, notes });
