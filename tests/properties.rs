@@ -431,3 +431,495 @@ fn jks_claiming_a_million_entries_is_an_error() {
     huge.extend_from_slice(&[0; 64]);
     assert!(jks::parse(&huge, &[]).is_err());
 }
+
+// ---------------------------------------------------------------------------------------------
+// The fuzz targets' corpus and regressions, replayed (fuzz/README.md)
+
+#[path = "../fuzz/targets.rs"]
+mod targets;
+
+/// The inputs stored for `target` under `fuzz/<kind>/<target>/`, by file name.
+fn stored_inputs(kind: &str, target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join(kind).join(target);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let mut out: Vec<(String, Vec<u8>)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).expect("read a stored fuzz input")))
+        .filter(|(name, _)| name != "README.md")
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every stored fuzz input goes through its target's body, as `cargo fuzz run` would: none may
+/// panic. Each target must have a corpus worth the name, so a lost directory fails here.
+#[test]
+fn fuzz_corpus_and_regressions_replay() {
+    const MIN_CORPUS: usize = 20;
+    let start = std::time::Instant::now();
+    let mut failures = Vec::new();
+    for (target, body) in targets::TARGETS {
+        let corpus = stored_inputs("corpus", target);
+        assert!(corpus.len() >= MIN_CORPUS, "fuzz/corpus/{target}/ holds {} inputs; expected at least {MIN_CORPUS}", corpus.len());
+        let regressions = stored_inputs("regressions", target);
+        for (kind, name, data) in corpus.iter().map(|(n, d)| ("corpus", n, d)).chain(regressions.iter().map(|(n, d)| ("regressions", n, d)))
+        {
+            if std::panic::catch_unwind(|| body(data)).is_err() {
+                failures.push(format!("fuzz/{kind}/{target}/{name}"));
+            }
+        }
+        eprintln!("{target}: {} corpus inputs, {} regressions replayed", corpus.len(), regressions.len());
+    }
+    assert!(failures.is_empty(), "these stored fuzz inputs panic: {failures:#?}");
+    eprintln!("replayed in {:?}", start.elapsed());
+}
+
+/// The corpus seeds: `cargo test --test properties -- --ignored write_fuzz_seeds` writes them
+/// to `fuzz/seeds/<target>/` (or under `$FUZZ_SEEDS`), from the fixtures the tests generate and
+/// from the fuzz fixture CA, with `openssl ca` and `openssl ocsp` for the CRLs and responses.
+#[test]
+#[ignore = "writes the fuzz seeds; run by hand (fuzz/README.md)"]
+fn write_fuzz_seeds() {
+    let root = std::env::var_os("FUZZ_SEEDS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds"));
+    let put = |target: &str, name: &str, data: &[u8]| {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).expect("seed directory");
+        std::fs::write(dir.join(name), data).expect("write a seed");
+    };
+    seeds::objects(&put);
+    let pki = seeds::FuzzPki::new();
+    seeds::crls(&pki, &put);
+    seeds::ocsp(&pki, &put);
+    seeds::configs(&put);
+    seeds::acme(&put);
+    seeds::kubernetes(&pki, &put);
+    seeds::http_api(&put);
+    seeds::dns(&put);
+    // Every seed goes through its target once here, so that a seed that panics is seen now.
+    for (target, body) in targets::TARGETS {
+        for entry in std::fs::read_dir(root.join(target)).expect("seeds written") {
+            body(&std::fs::read(entry.expect("entry").path()).expect("read seed"));
+        }
+    }
+}
+
+mod seeds {
+    use super::common::*;
+    use super::targets;
+    use std::path::{Path, PathBuf};
+
+    type Put<'a> = dyn Fn(&str, &str, &[u8]) + 'a;
+
+    pub fn objects(put: &Put<'_>) {
+        for (name, data) in super::samples() {
+            put("parse_object", &name.replace(' ', "-"), data);
+        }
+        let c = containers();
+        put("parse_object", "jks-genkeypair", &c.jks_gen);
+        put("parse_object", "csr-pem", csr_pem().as_bytes());
+        put("parse_object", "crl-der", super::crl_sample());
+        put("parse_object", "fuzz-ca-pem", targets::CA_PEM);
+        put("parse_object", "fuzz-ca-key-pem", targets::CA_KEY_PEM);
+    }
+
+    /// The fuzz fixture CA run by `openssl ca` in a temporary directory: leaves 0x1000–0x1005,
+    /// of which 0x1001 is revoked (keyCompromise), 0x1002 on hold, 0x1005 superseded; 0x1003
+    /// is good and 0x1004 unknown to the OCSP responder.
+    pub struct FuzzPki {
+        _tmp: tempfile::TempDir,
+        dir: PathBuf,
+    }
+
+    const CNF: &str = "[ ca ]\ndefault_ca = fuzzca\n[ fuzzca ]\ndir = .\ndatabase = $dir/index.txt\nnew_certs_dir = $dir/newcerts\nserial = $dir/serial\ncrlnumber = $dir/crlnumber\ncertificate = $dir/ca.crt\nprivate_key = $dir/ca.key\ndefault_md = sha256\ndefault_days = 36500\ndefault_crl_days = 36500\npolicy = any\ncopy_extensions = copy\nunique_subject = no\n[ any ]\ncommonName = supplied\n[ leaf_ext ]\nbasicConstraints = CA:FALSE\nkeyUsage = digitalSignature\nextendedKeyUsage = serverAuth\nauthorityKeyIdentifier = keyid\nauthorityInfoAccess = OCSP;URI:http://127.0.0.1:8080/ocsp\ncrlDistributionPoints = URI:http://127.0.0.1:8080/ca.crl\n[ crl_ext ]\nauthorityKeyIdentifier = keyid\n[ crl_fresh_ext ]\nauthorityKeyIdentifier = keyid\nfreshestCRL = URI:http://127.0.0.1:8080/delta.crl\n[ crl_idp_ext ]\nauthorityKeyIdentifier = keyid\nissuingDistributionPoint = critical,@idp\n[ idp ]\nfullname = URI:http://127.0.0.1:8080/ca.crl\nonlyuser = TRUE\n";
+
+    impl FuzzPki {
+        pub fn new() -> FuzzPki {
+            let tmp = tempfile::tempdir().expect("temporary directory");
+            let dir = tmp.path().to_path_buf();
+            std::fs::create_dir_all(dir.join("newcerts")).expect("newcerts");
+            std::fs::write(dir.join("ca.crt"), targets::CA_PEM).expect("write");
+            std::fs::write(dir.join("ca.key"), targets::CA_KEY_PEM).expect("write");
+            std::fs::write(dir.join("ocsp.crt"), targets::RESPONDER_PEM).expect("write");
+            std::fs::write(dir.join("ocsp.key"), targets::RESPONDER_KEY_PEM).expect("write");
+            std::fs::write(dir.join("index.txt"), "").expect("write");
+            std::fs::write(dir.join("serial"), "1000\n").expect("write");
+            std::fs::write(dir.join("crlnumber"), "1000\n").expect("write");
+            std::fs::write(dir.join("ca.cnf"), CNF).expect("write");
+            let pki = FuzzPki { _tmp: tmp, dir };
+            for i in 0..6 {
+                let subj = format!("/CN=leaf{i}.example.test");
+                let (key, csr, crt) = (format!("leaf{i}.key"), format!("leaf{i}.csr"), format!("leaf{i}.crt"));
+                pki.openssl(&[
+                    "req",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-subj",
+                    &subj,
+                    "-keyout",
+                    &key,
+                    "-out",
+                    &csr,
+                ]);
+                pki.openssl(&["ca", "-batch", "-config", "ca.cnf", "-extensions", "leaf_ext", "-in", &csr, "-out", &crt]);
+            }
+            pki
+        }
+
+        fn openssl(&self, args: &[&str]) -> Vec<u8> {
+            tool("openssl", args, &self.dir)
+        }
+
+        pub fn read(&self, name: &str) -> Vec<u8> {
+            std::fs::read(self.dir.join(name)).expect("read an openssl output")
+        }
+
+        fn gencrl(&self, dir: &Path, exts: &str, out: &str) -> Vec<u8> {
+            tool("openssl", &["ca", "-config", "ca.cnf", "-gencrl", "-crlexts", exts, "-out", "crl.pem"], dir);
+            tool("openssl", &["crl", "-in", "crl.pem", "-outform", "DER", "-out", out], dir);
+            std::fs::read(dir.join(out)).expect("read a CRL")
+        }
+
+        fn revoke(&self, leaf: usize, reason: &str) {
+            let crt = format!("leaf{leaf}.crt");
+            if reason == "certificateHold" {
+                self.openssl(&["ca", "-config", "ca.cnf", "-revoke", &crt, "-crl_hold", "holdInstructionReject"]);
+            } else {
+                self.openssl(&["ca", "-config", "ca.cnf", "-revoke", &crt, "-crl_reason", reason]);
+            }
+        }
+    }
+
+    fn framed(base: &[u8], delta: Option<&[u8]>) -> Vec<u8> {
+        let mut out = match delta {
+            Some(_) => u16::try_from(base.len()).expect("seed CRLs are small").to_be_bytes().to_vec(),
+            None => vec![0xff, 0xff],
+        };
+        out.extend_from_slice(base);
+        out.extend_from_slice(delta.unwrap_or_default());
+        out
+    }
+
+    pub fn crls(pki: &FuzzPki, put: &Put<'_>) {
+        let empty = pki.gencrl(&pki.dir, "crl_ext", "empty.crl");
+        pki.revoke(1, "keyCompromise");
+        pki.revoke(2, "certificateHold");
+        pki.revoke(5, "superseded");
+        let base = pki.gencrl(&pki.dir, "crl_ext", "base.crl");
+        let fresh = pki.gencrl(&pki.dir, "crl_fresh_ext", "fresh.crl");
+        let idp = pki.gencrl(&pki.dir, "crl_idp_ext", "idp.crl");
+        // A delta (deltaCRLIndicator: the base's number 0x1000) releasing the hold on 0x1002 and
+        // revoking 0x1003, from a database holding only those changes.
+        let delta_dir = pki.dir.join("delta");
+        std::fs::create_dir_all(delta_dir.join("newcerts")).expect("delta dir");
+        for f in ["ca.crt", "ca.key", "crlnumber", "serial"] {
+            std::fs::copy(pki.dir.join(f), delta_dir.join(f)).expect("copy");
+        }
+        let index = String::from_utf8(pki.read("index.txt")).expect("index");
+        let mut lines = Vec::new();
+        for l in index.lines() {
+            let f: Vec<&str> = l.split('\t').collect();
+            let when = "261204000000Z";
+            match f[3] {
+                "1002" => lines.push(format!("R\t{}\t{},removeFromCRL\t{}", f[1], when, f[3..].join("\t"))),
+                "1003" => lines.push(format!("R\t{}\t{},keyCompromise\t{}", f[1], when, f[3..].join("\t"))),
+                _ => {}
+            }
+        }
+        std::fs::write(delta_dir.join("index.txt"), lines.join("\n") + "\n").expect("write");
+        let cnf = format!("{CNF}\n[ delta_ext ]\nauthorityKeyIdentifier = keyid\n2.5.29.27 = critical,DER:02:02:10:00\n");
+        std::fs::write(delta_dir.join("ca.cnf"), cnf).expect("write");
+        let delta = pki.gencrl(&delta_dir, "delta_ext", "delta.crl");
+        let pem = tool("openssl", &["crl", "-inform", "DER", "-in", "base.crl"], &pki.dir);
+        put("crl", "base-and-delta", &framed(&base, Some(&delta)));
+        put("crl", "base", &framed(&base, None));
+        put("crl", "empty-and-delta", &framed(&empty, Some(&delta)));
+        put("crl", "freshest", &framed(&fresh, None));
+        put("crl", "idp-only-user-certs", &framed(&idp, None));
+        put("crl", "pem", &framed(&pem, None));
+        put("crl", "rcgen", &framed(super::crl_sample(), None));
+        put("crl", "delta-as-base", &framed(&delta, Some(&base)));
+    }
+
+    pub fn ocsp(pki: &FuzzPki, put: &Put<'_>) {
+        use certvigil::revocation::ocsp::{Issuer, build_request, cert_id};
+        let ca = targets::pem_body(targets::CA_PEM);
+        let parts = certvigil::x509::cert::raw_parts(&ca).expect("CA parts");
+        let issuer = Issuer { subject_der: parts.subject, spki_der: parts.spki };
+        // The responder does not know 0x1004.
+        let index = String::from_utf8(pki.read("index.txt")).expect("index");
+        let known: Vec<&str> = index.lines().filter(|l| !l.contains("\t1004\t")).collect();
+        std::fs::write(pki.dir.join("ocsp-index.txt"), known.join("\n") + "\n").expect("write");
+        for serial_ix in 0u8..4 {
+            let serial = [0x10, 0x01 + serial_ix];
+            let id = cert_id(&issuer, &serial).expect("CertID");
+            for nonce in [false, true] {
+                let req = build_request(&id, nonce.then_some(targets::OCSP_NONCE));
+                std::fs::write(pki.dir.join("req.der"), &req).expect("write");
+                for (signer, key, extra) in [("ca.crt", "ca.key", &["-resp_no_certs"][..]), ("ocsp.crt", "ocsp.key", &["-resp_key_id"][..])]
+                {
+                    let mut args = vec!["ocsp", "-index", "ocsp-index.txt", "-CA", "ca.crt", "-rsigner", signer, "-rkey", key];
+                    args.extend_from_slice(&["-ndays", "36500", "-reqin", "req.der", "-respout", "resp.der"]);
+                    args.extend_from_slice(extra);
+                    pki.openssl(&args);
+                    let resp = pki.read("resp.der");
+                    let sel = (serial_ix << 3) | if nonce { 4 } else { 0 };
+                    let name = format!(
+                        "{:x}-{}-{}",
+                        0x1001 + u32::from(serial_ix),
+                        signer.trim_end_matches(".crt"),
+                        if nonce { "nonce" } else { "plain" }
+                    );
+                    put("ocsp", &format!("{name}-raw"), &[&[sel][..], &resp].concat());
+                    // The ResponseData alone, for the re-signing selectors.
+                    let tbs = response_data(&resp);
+                    let resign = if signer == "ca.crt" { 2 } else { 3 };
+                    put("ocsp", &format!("{name}-tbs"), &[&[sel | resign][..], &tbs].concat());
+                }
+            }
+        }
+        put("ocsp", "try-later", &[0, 0x30, 0x03, 0x0a, 0x01, 0x03]);
+        put("ocsp", "unauthorized", &[0, 0x30, 0x03, 0x0a, 0x01, 0x06]);
+    }
+
+    /// The tbsResponseData of a DER OCSPResponse.
+    fn response_data(resp: &[u8]) -> Vec<u8> {
+        use certvigil::x509::ber;
+        let outer = ber::single(resp).expect("response");
+        let mut r = outer.children();
+        r.required("status").expect("status");
+        let bytes = r.required("responseBytes").expect("bytes").children().required("ResponseBytes").expect("rb");
+        let mut rb = bytes.children();
+        rb.required("type").expect("type");
+        let basic_octets = rb.required("response").expect("response").octets().expect("octets");
+        let basic = ber::single(&basic_octets).expect("basic");
+        basic.children().required("tbs").expect("tbs").raw.to_vec()
+    }
+
+    pub fn configs(put: &Put<'_>) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        put("config", "certvigil.yaml", &std::fs::read(root.join("config/certvigil.yaml")).expect("default config"));
+        for e in std::fs::read_dir(root.join("config/examples")).expect("examples") {
+            let p = e.expect("entry").path();
+            if p.extension().is_some_and(|x| x == "yaml") {
+                put("config", &p.file_name().expect("name").to_string_lossy(), &std::fs::read(&p).expect("read"));
+            }
+        }
+        put("config", "sample.yaml", super::CONFIG_SAMPLE.as_bytes());
+        put("config", "empty.yaml", b"");
+        put("config", "jobs.yaml", b"jobs:\n  - name: nightly\n    kind: scan\n    schedule: '0 3 * * 1-5'\n    timezone: Europe/Paris\n    jitter: 5m\n  - {name: leap, kind: evaluate, schedule: '0 0 29 2 *'}\n  - {name: secs, kind: revocation, schedule: '*/10 * * * * *'}\n");
+    }
+
+    pub fn acme(put: &Put<'_>) {
+        let with = |sel: u8, text: &str| [&[sel][..], text.as_bytes()].concat();
+        put("acme", "directory", &with(0, targets::ACME_DIRECTORY));
+        put(
+            "acme",
+            "directory-pebble",
+            &with(
+                0,
+                r#"{"keyChange":"https://127.0.0.1:14000/rollover-account-key","meta":{"externalAccountRequired":false,"termsOfService":"data:text/plain,Do%20what%20thou%20wilt"},"newAccount":"https://127.0.0.1:14000/sign-me-up","newNonce":"https://127.0.0.1:14000/nonce-plz","newOrder":"https://127.0.0.1:14000/order-plz","revokeCert":"https://127.0.0.1:14000/revoke-cert"}"#,
+            ),
+        );
+        put(
+            "acme",
+            "ari",
+            &with(
+                1,
+                "200 21600\n{\"suggestedWindow\":{\"start\":\"2025-01-02T04:00:00Z\",\"end\":\"2025-01-03T04:00:00Z\"},\"explanationURL\":\"https://acme.example.com/docs/ari\"}",
+            ),
+        );
+        put(
+            "acme",
+            "ari-http-date",
+            &with(
+                1,
+                "200 Wed, 21 Oct 2026 07:28:00 GMT\n{\"suggestedWindow\":{\"start\":\"2027-01-20T00:00:00+01:00\",\"end\":\"2027-01-20T00:00:00.5Z\"}}",
+            ),
+        );
+        put(
+            "acme",
+            "ari-problem",
+            &with(1, "404 60\n{\"type\":\"urn:ietf:params:acme:error:malformed\",\"detail\":\"unknown certificate\",\"status\":404}"),
+        );
+        put(
+            "acme",
+            "order-pending",
+            &with(
+                2,
+                "200\n{\"status\":\"pending\",\"expires\":\"2027-01-22T00:00:00Z\",\"identifiers\":[{\"type\":\"dns\",\"value\":\"www.example.test\"}],\"authorizations\":[\"https://127.0.0.1/acme/authz/1\"],\"finalize\":\"https://127.0.0.1/acme/order/1/finalize\",\"replaces\":\"aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE\",\"profile\":\"tlsserver\"}",
+            ),
+        );
+        put(
+            "acme",
+            "order-valid",
+            &with(
+                2,
+                "200\n{\"status\":\"valid\",\"identifiers\":[{\"type\":\"ip\",\"value\":\"127.0.0.1\"}],\"authorizations\":[],\"finalize\":\"https://127.0.0.1/acme/order/1/finalize\",\"certificate\":\"https://127.0.0.1/acme/cert/1\"}",
+            ),
+        );
+        put(
+            "acme",
+            "order-invalid",
+            &with(
+                2,
+                "200\n{\"status\":\"invalid\",\"identifiers\":[],\"authorizations\":[],\"finalize\":\"\",\"error\":{\"type\":\"urn:ietf:params:acme:error:rejectedIdentifier\",\"detail\":\"no\",\"subproblems\":[{\"type\":\"urn:ietf:params:acme:error:caa\",\"detail\":\"CAA forbids\",\"identifier\":{\"type\":\"dns\",\"value\":\"a.example.test\"}}]}}",
+            ),
+        );
+        put(
+            "acme",
+            "order-gone",
+            &with(2, "404\n{\"type\":\"urn:ietf:params:acme:error:malformed\",\"detail\":\"No order for ID 1\",\"status\":404}"),
+        );
+        put("acme", "revoke-ok", &with(3, "200\n"));
+        put(
+            "acme",
+            "revoke-already",
+            &with(
+                3,
+                "400\n{\"type\":\"urn:ietf:params:acme:error:alreadyRevoked\",\"detail\":\"Certificate already revoked\",\"status\":400}",
+            ),
+        );
+        put(
+            "acme",
+            "revoke-bad-nonce",
+            &with(
+                3,
+                "400\n{\"type\":\"urn:ietf:params:acme:error:badNonce\",\"detail\":\"JWS has an invalid anti-replay nonce\",\"status\":400}",
+            ),
+        );
+        put(
+            "acme",
+            "authorization",
+            &with(
+                4,
+                r#"{"status":"pending","expires":"2027-01-22T00:00:00Z","identifier":{"type":"dns","value":"www.example.test"},"challenges":[{"url":"https://127.0.0.1/acme/chall/1","type":"http-01","status":"pending","token":"DGyRejmCefe7v4NfDGDKfA"},{"url":"https://127.0.0.1/acme/chall/2","type":"dns-01","status":"valid","token":"DGyRejmCefe7v4NfDGDKfA","validated":"2027-01-15T00:00:00Z"},{"url":"https://127.0.0.1/acme/chall/3","type":"tls-alpn-01","status":"invalid","token":"x","error":{"type":"urn:ietf:params:acme:error:connection"}}],"wildcard":false}"#,
+            ),
+        );
+        put(
+            "acme",
+            "credentials",
+            &with(
+                4,
+                r#"{"id":"https://127.0.0.1/acme/acct/1","key_pkcs8":"MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg","directory":"https://127.0.0.1/acme/directory","urls":{"newNonce":"a","newAccount":"b","newOrder":"c"}}"#,
+            ),
+        );
+    }
+
+    pub fn kubernetes(pki: &FuzzPki, put: &Put<'_>) {
+        use base64ct::{Base64, Encoding};
+        let b64 = |d: &[u8]| Base64::encode_string(d);
+        let leaf = pki.read("leaf3.crt");
+        let c = containers();
+        let secrets = serde_json::json!({
+            "kind": "SecretList", "apiVersion": "v1",
+            "metadata": {"resourceVersion": "123456", "continue": "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MTIzNDU2LCJzdGFydCI6InRlYW0vYiJ9", "remainingItemCount": 42},
+            "items": [
+                {"metadata": {"name": "site-tls", "namespace": "web", "uid": "4a2c6f8e-0d4b-4c43-9a8e-2f1d3c4b5a69", "resourceVersion": "1001", "creationTimestamp": "2026-11-01T00:00:00Z",
+                    "labels": {"app": "web"}, "annotations": {"cert-manager.io/certificate-name": "site"},
+                    "managedFields": [{"manager": "cert-manager", "operation": "Apply", "apiVersion": "v1", "time": "2026-11-01T00:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {".": {}, "f:tls.crt": {}}}}]},
+                 "type": "kubernetes.io/tls", "data": {"tls.crt": b64(&leaf), "tls.key": b64(b"-----BEGIN EC PRIVATE KEY-----\n"), "ca.crt": b64(targets::CA_PEM)}},
+                {"metadata": {"name": "keystore", "namespace": "payments", "resourceVersion": "1002"}, "type": "Opaque",
+                 "data": {"keystore.p12": b64(&c.p12_modern), "password": b64(b"p12-S3cret!\n"), "truststore.jks": b64(&c.jks_trust), "cosign.pub": "", "root.json": b64(b"{}")}},
+                {"metadata": {"name": "sh.helm.release.v1.web.v7", "namespace": "web", "resourceVersion": "1003", "labels": {"owner": "helm"}}, "type": "helm.sh/release.v1",
+                 "data": {"release": b64(&[b'H'; 2048])}},
+                {"metadata": {"name": "no-data", "namespace": "web", "resourceVersion": "1004"}, "type": "Opaque"},
+                {"metadata": {"name": "immutable", "namespace": "kube-system", "resourceVersion": "1005"}, "immutable": true, "stringData": {"x.pem": "y"}, "data": null}
+            ]
+        });
+        put("kubernetes", "secrets", &[&[0u8][..], &serde_json::to_vec_pretty(&secrets).expect("json")].concat());
+        put(
+            "kubernetes",
+            "secrets-last-page",
+            &[&[0u8][..], br#"{"kind":"SecretList","apiVersion":"v1","metadata":{"resourceVersion":"9"},"items":[]}"#].concat(),
+        );
+        let configmaps = serde_json::json!({
+            "kind": "ConfigMapList", "apiVersion": "v1", "metadata": {"resourceVersion": "77", "continue": ""},
+            "items": [
+                {"metadata": {"name": "kube-root-ca.crt", "namespace": "default", "resourceVersion": "10"}, "data": {"ca.crt": String::from_utf8_lossy(targets::CA_PEM)}},
+                {"metadata": {"name": "bundle", "namespace": "web", "resourceVersion": "11"}, "data": {"a.pem": "x", "other": "y"}, "binaryData": {"b.pem": b64(&leaf), "cosign.pub": b64(b"k")}},
+                {"metadata": {"name": "sigstore", "namespace": "tuf", "resourceVersion": "12"}, "data": {"root.json": "{}"}}
+            ]
+        });
+        put("kubernetes", "configmaps", &[&[1u8][..], &serde_json::to_vec(&configmaps).expect("json")].concat());
+        let public = tool("openssl", &["pkey", "-in", "ca.key", "-pubout"], &pki.dir);
+        put("kubernetes", "cosign-pub", &[&[2u8][..], &public].concat());
+        let root = serde_json::json!({
+            "signatures": [{"keyid": "6f260089d5923daf20166ca657c543af618346ab971884a99962b01988bbe0c3", "sig": "30450221"}],
+            "signed": {"_type": "root", "spec_version": "1.0", "version": 5, "expires": "2027-10-02T13:21:11Z", "consistent_snapshot": true,
+                "keys": {"6f26": {"keytype": "ecdsa", "scheme": "ecdsa-sha2-nistp256", "keyid_hash_algorithms": ["sha256", "sha512"], "keyval": {"public": String::from_utf8_lossy(&public)}}},
+                "roles": {"root": {"keyids": ["6f26"], "threshold": 1}, "snapshot": {"keyids": ["6f26"], "threshold": 1}, "targets": {"keyids": ["6f26"], "threshold": 1}, "timestamp": {"keyids": ["6f26"], "threshold": 1}}}
+        });
+        put("kubernetes", "tuf-root", &[&[3u8][..], &serde_json::to_vec_pretty(&root).expect("json")].concat());
+    }
+
+    pub fn http_api(put: &Put<'_>) {
+        let ca_fp = sha256_hex(&targets::pem_body(targets::CA_PEM));
+        let auth = format!("Authorization: Bearer {}\r\n", targets::API_TOKEN);
+        let get =
+            |target: &str, auth: &str| format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1:9797\r\n{auth}Accept: application/json\r\n\r\n");
+        let requests: Vec<(&str, String)> = vec![
+            ("healthz", get("/healthz", "")),
+            ("readyz", get("/readyz", "")),
+            ("metrics", get("/metrics", "")),
+            ("certificates", get("/api/v1/certificates?limit=10&offset=0&expiring_within=30d&source=files&include_gone=true", &auth)),
+            ("certificates-all", get("/api/v1/certificates", &auth)),
+            ("certificates-bad-limit", get("/api/v1/certificates?limit=0&offset=x", &auth)),
+            ("certificate", get(&format!("/api/v1/certificates/{}", &ca_fp[..12]), &auth)),
+            ("certificate-full", get(&format!("/api/v1/certificates/{ca_fp}"), &auth)),
+            ("findings", get("/api/v1/findings?severity=warning", &auth)),
+            ("jobs", get("/api/v1/jobs/", &auth)),
+            ("runs", get("/api/v1/jobs/scan/runs", &auth)),
+            ("trigger", format!("POST /api/v1/jobs/scan/run HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 0\r\n\r\n")),
+            (
+                "trigger-unknown",
+                format!(
+                    "POST /api/v1/jobs/nope/run HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Transfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n"
+                ),
+            ),
+            ("unauthorized", get("/api/v1/certificates", "Authorization: Bearer wrong\r\n")),
+            ("not-found", get("/nothing/here", "")),
+            ("wrong-method", format!("DELETE /api/v1/certificates HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n")),
+            ("head", "HEAD /healthz HTTP/1.0\r\n\r\n".to_string()),
+            ("pipelined", format!("{}{}", get("/healthz", ""), get("/api/v1/jobs", &auth))),
+            ("absolute-form", get("http://127.0.0.1:9797/api/v1/findings", &auth)),
+            ("long-query", get(&format!("/api/v1/certificates?{}", "a=b&".repeat(600)), &auth)),
+        ];
+        for (name, text) in requests {
+            put("http_api", name, text.as_bytes());
+        }
+    }
+
+    /// A DNS answer to `id` with `flags`, the question for `_acme-challenge.example.test`, and
+    /// `records` (type, data) with compressed owner names.
+    fn dns_message(id: u16, flags: u16, records: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let mut m = certvigil::issuers::dns::query(id, "_acme-challenge.www.example.test.").expect("query");
+        m[2..4].copy_from_slice(&flags.to_be_bytes());
+        m[6..8].copy_from_slice(&u16::try_from(records.len()).expect("few").to_be_bytes());
+        for (kind, data) in records {
+            m.extend_from_slice(&[0xc0, 12]);
+            m.extend_from_slice(&kind.to_be_bytes());
+            m.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+            m.extend_from_slice(&u16::try_from(data.len()).expect("short").to_be_bytes());
+            m.extend_from_slice(data);
+        }
+        m
+    }
+
+    pub fn dns(put: &Put<'_>) {
+        let txt = |strings: &[&str]| -> Vec<u8> { strings.iter().flat_map(|s| std::iter::once(s.len() as u8).chain(s.bytes())).collect() };
+        let token = "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0";
+        put("dns", "txt", &dns_message(0x1234, 0x8180, &[(16, txt(&[token]))]));
+        put("dns", "txt-split", &dns_message(0x1234, 0x8180, &[(16, txt(&["abc", "def"])), (16, txt(&[token]))]));
+        put("dns", "cname-then-txt", &dns_message(0x0001, 0x8180, &[(5, b"\x03www\xc0\x10".to_vec()), (16, txt(&[token]))]));
+        put("dns", "nxdomain", &dns_message(0x4242, 0x8183, &[]));
+        put("dns", "servfail", &dns_message(0x4242, 0x8182, &[]));
+        put("dns", "truncated", &dns_message(0x4242, 0x8380, &[]));
+        put("dns", "name", b"_acme-challenge.www.example.test.");
+    }
+}

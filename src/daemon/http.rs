@@ -243,7 +243,7 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-async fn handle(req: Request<Incoming>, state: &Arc<State>) -> Response<Body> {
+pub async fn handle(req: Request<Incoming>, state: &Arc<State>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();

@@ -59,12 +59,73 @@ impl HttpClient for ReqwestHttp {
                 }
                 data.extend_from_slice(&chunk);
             }
-            let mut out = http::Response::new(Full::new(Bytes::from(data)));
-            *out.status_mut() = status;
-            *out.headers_mut() = headers;
-            Ok(BytesResponse::from(out))
+            acme_response(status, headers, data)
         })
     }
+}
+
+/// An HTTP answer as handed to the ACME client, which parses it (JSON documents, problem
+/// documents, `Replay-Nonce`, `Retry-After`). Public so that the fuzz targets feed the client
+/// through the same step.
+///
+/// Two things the client would panic on are dealt with here. A directory (RFC 8555 §7.1.1)
+/// naming a resource that is not a URI is refused, with the resource named (instant-acme builds
+/// its `newNonce` request with `expect`). A `Retry-After` of more delay-seconds than
+/// [`MAX_RETRY_AFTER`] is read as that many (instant-acme adds the delay to the clock, and a sum
+/// past `SystemTime`'s range panics; RFC 9110 §10.2.3 sets no upper bound).
+pub fn acme_response(status: http::StatusCode, mut headers: http::HeaderMap, body: Vec<u8>) -> Result<BytesResponse, instant_acme::Error> {
+    if let Some(resource) = directory_non_uri(&body) {
+        return Err(instant_acme::Error::Other(format!("the ACME directory's `{resource}` is not a URL").into()));
+    }
+    let too_late = headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|secs| secs > MAX_RETRY_AFTER);
+    if too_late {
+        headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from(MAX_RETRY_AFTER));
+    }
+    let mut out = http::Response::new(Full::new(Bytes::from(body)));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    Ok(BytesResponse::from(out))
+}
+
+/// The longest `Retry-After` (in seconds: 100 years) handed to the ACME client; renewal
+/// decisions bound the wait far more tightly (RFC 9773 §4.3.2).
+pub const MAX_RETRY_AFTER: u64 = 100 * 365 * 86_400;
+
+/// The first resource of a directory body (RFC 8555 §7.1.1, RFC 9773 §3) whose value is not a
+/// URI; `None` for every other body. The body is read as the client reads a directory (other
+/// members skipped unread), so that whatever it accepts is checked.
+fn directory_non_uri(body: &[u8]) -> Option<&'static str> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Resources {
+        new_nonce: Option<String>,
+        new_account: Option<String>,
+        new_order: Option<String>,
+        new_authz: Option<String>,
+        revoke_cert: Option<String>,
+        key_change: Option<String>,
+        renewal_info: Option<String>,
+    }
+    if !body.trim_ascii_start().starts_with(b"{") {
+        return None;
+    }
+    let r: Resources = serde_json::from_slice(body).ok()?;
+    [
+        ("newNonce", r.new_nonce),
+        ("newAccount", r.new_account),
+        ("newOrder", r.new_order),
+        ("newAuthz", r.new_authz),
+        ("revokeCert", r.revoke_cert),
+        ("keyChange", r.key_change),
+        ("renewalInfo", r.renewal_info),
+    ]
+    .into_iter()
+    .find(|(_, url)| url.as_deref().is_some_and(|u| u.parse::<http::Uri>().is_err()))
+    .map(|(name, _)| name)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -274,6 +335,11 @@ fn order_is_gone(e: &instant_acme::Error) -> bool {
 }
 
 impl Session {
+    /// A session over an account opened elsewhere (another HTTP client: the fuzz targets).
+    pub fn with_account(account: Account, state_dir: &Path) -> Session {
+        Session { account, state_dir: state_dir.to_path_buf(), new_account: false }
+    }
+
     /// Loads (or registers) the account for `spec`'s directory.
     pub async fn open(spec: &ManagedSpec, state_dir: &Path) -> Result<Session> {
         let http = http_client(spec.ca_bundle.as_deref())?;
@@ -456,6 +522,35 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_naming_a_non_uri_is_refused() {
+        let ok = br#"{"newNonce":"https://127.0.0.1/nonce","newAccount":"https://127.0.0.1/acct","newOrder":"https://127.0.0.1/order"}"#;
+        assert!(acme_response(http::StatusCode::OK, http::HeaderMap::new(), ok.to_vec()).is_ok());
+        let bad = br#"{"newNonce":"htyps:/21/7.0.0.1:14000/nonce plz","newAccount":"https://127.0.0.1/acct","newOrder":"https://127.0.0.1/order"}"#;
+        let err = acme_response(http::StatusCode::OK, http::HeaderMap::new(), bad.to_vec()).err().expect("refused");
+        assert!(err.to_string().contains("`newNonce` is not a URL"), "{err}");
+        // Members the client skips are not decoded (not even as UTF-8) by the check either.
+        let mut skipped = br#"{"meta":{"termsOfService":"x"#.to_vec();
+        skipped.extend_from_slice(&[0x9f, 0xff]);
+        skipped.extend_from_slice(br#""},"newNonce":"https://127.0.0.1:%14000/n","newAccount":"a","newOrder":"o"}"#);
+        let err = acme_response(http::StatusCode::OK, http::HeaderMap::new(), skipped).err().expect("refused");
+        assert!(err.to_string().contains("`newNonce` is not a URL"), "{err}");
+        // Other documents pass untouched, URLs or not.
+        assert!(acme_response(http::StatusCode::OK, http::HeaderMap::new(), br#"{"status":"valid","finalize":"x y"}"#.to_vec()).is_ok());
+    }
+
+    #[test]
+    fn a_retry_after_past_the_clock_s_range_is_capped() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("12060666666666666665"));
+        let rsp = acme_response(http::StatusCode::OK, headers, Vec::new()).expect("passed on");
+        assert_eq!(rsp.parts.headers[http::header::RETRY_AFTER], MAX_RETRY_AFTER.to_string().as_str());
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("21600"));
+        let rsp = acme_response(http::StatusCode::OK, headers, Vec::new()).expect("passed on");
+        assert_eq!(rsp.parts.headers[http::header::RETRY_AFTER], "21600");
+    }
 
     #[test]
     fn account_path_depends_on_directory() {

@@ -144,7 +144,7 @@ enum Stop {
 }
 
 /// The objects of one page (location, stamp) and the next page's continue token.
-type Page = (Vec<(String, String)>, Option<String>);
+pub type Page = (Vec<(String, String)>, Option<String>);
 
 /// What a scan learns besides objects: the image findings, kept until the list ends.
 #[derive(Default)]
@@ -405,9 +405,9 @@ impl KubernetesSource {
             let page: Result<Page, kube::Error> = match kind {
                 Kind::Secrets => secret_page(conn, ns, &lp).await.map(|(p, bytes)| {
                     sizer.observe(bytes, p.items.len());
-                    self.secret_keys(conn, p)
+                    self.secret_keys(&conn.context, p)
                 }),
-                Kind::ConfigMaps => self.page::<ConfigMap>(conn, ns, &lp).await.map(|p| self.configmap_keys(conn, p)),
+                Kind::ConfigMaps => self.page::<ConfigMap>(conn, ns, &lp).await.map(|p| self.configmap_keys(&conn.context, p)),
                 Kind::ValidatingWebhooks => {
                     bundle_page(conn, kind, &lp, |w: &ValidatingWebhookConfiguration| {
                         w.webhooks.iter().flatten().filter(|h| h.client_config.ca_bundle.is_some()).map(|h| h.name.clone()).collect()
@@ -539,8 +539,20 @@ impl KubernetesSource {
         api.list(lp).await
     }
 
+    /// One page body of a Secrets list read as listing reads it (names, types, resource versions
+    /// and key names; values skipped): the listed objects and the next token. No request is made,
+    /// so the page parser can be tested and fuzzed without a cluster.
+    pub fn read_secret_page(&self, context: &str, body: &[u8]) -> Result<Page, serde_json::Error> {
+        Ok(self.secret_keys(context, parse_secret_page(body)?))
+    }
+
+    /// The same for a page of a ConfigMaps list (which the API client decodes whole).
+    pub fn read_configmap_page(&self, context: &str, body: &[u8]) -> Result<Page, serde_json::Error> {
+        Ok(self.configmap_keys(context, serde_json::from_slice(body)?))
+    }
+
     /// The listed objects of a page of Secrets (values dropped with the page), and the next token.
-    fn secret_keys(&self, conn: &Connected, page: SecretKeysList) -> (Vec<(String, String)>, Option<String>) {
+    fn secret_keys(&self, context: &str, page: SecretKeysList) -> (Vec<(String, String)>, Option<String>) {
         let mut objects = Vec::new();
         for s in &page.items {
             let keys = s.data.as_ref().map(|d| d.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
@@ -557,12 +569,12 @@ impl KubernetesSource {
                 (Some(ns), Some(name)) => self.certificate_of(ns, name).map(|c| format!("+cm{}", c.resource_version)),
                 _ => None,
             };
-            push_keys(&mut objects, &conn.context, Kind::Secrets, &s.metadata, extra.as_deref().unwrap_or(""), wanted);
+            push_keys(&mut objects, context, Kind::Secrets, &s.metadata, extra.as_deref().unwrap_or(""), wanted);
         }
         (objects, next_token(&page.metadata))
     }
 
-    fn configmap_keys(&self, conn: &Connected, page: ObjectList<ConfigMap>) -> (Vec<(String, String)>, Option<String>) {
+    fn configmap_keys(&self, context: &str, page: ObjectList<ConfigMap>) -> (Vec<(String, String)>, Option<String>) {
         let mut objects = Vec::new();
         for c in &page.items {
             let mut keys: Vec<String> = c.data.iter().flat_map(|d| d.keys().cloned()).collect();
@@ -570,7 +582,7 @@ impl KubernetesSource {
             keys.sort();
             keys.dedup();
             let wanted = keys.into_iter().filter(|k| self.wanted(&self.spec.configmap_keys, k) || self.role(k) != Role::Certificates);
-            push_keys(&mut objects, &conn.context, Kind::ConfigMaps, &c.metadata, "", wanted);
+            push_keys(&mut objects, context, Kind::ConfigMaps, &c.metadata, "", wanted);
         }
         (objects, next_token(&page.metadata))
     }
@@ -772,8 +784,12 @@ async fn secret_page(conn: &Connected, ns: Option<&str>, lp: &ListParams) -> Res
         });
         return Err(kube::Error::Api(status.boxed()));
     }
-    let page = serde_json::from_slice(&buf).map_err(kube::Error::SerdeError)?;
+    let page = parse_secret_page(&buf).map_err(kube::Error::SerdeError)?;
     Ok((page, buf.len()))
+}
+
+fn parse_secret_page(body: &[u8]) -> Result<SecretKeysList, serde_json::Error> {
+    serde_json::from_slice(body)
 }
 
 /// The objects of one webhook configuration: one per webhook carrying a `caBundle`.
