@@ -731,7 +731,7 @@ mod seeds {
             "ari",
             &with(
                 1,
-                "200 21600\n{\"suggestedWindow\":{\"start\":\"2025-01-02T04:00:00Z\",\"end\":\"2025-01-03T04:00:00Z\"},\"explanationURL\":\"https://acme.example.com/docs/ari\"}",
+                "200 21600\n{\"suggestedWindow\":{\"start\":\"2025-01-02T04:00:00Z\",\"end\":\"2025-01-03T04:00:00Z\"},\"explanationURL\":\"http://127.0.0.1:9/docs/ari\"}",
             ),
         );
         put(

@@ -786,26 +786,8 @@ fn an_rsa_1024_delegated_responder_is_named_too_weak() {
     let e = env(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>(), "{prefer: ocsp, fallback: false, min_issuer_rsa_bits: 1024}");
     assert_state(&e.status_of(&e.check(), "probe"), RevocationState::Good, "ocsp");
 
-    ca.openssl_cert_id("probe"); // leaves openssl's request in req.der
-    pki::openssl(
-        &ca.dir,
-        &[
-            "ocsp",
-            "-index",
-            "index.txt",
-            "-CA",
-            "ca.crt",
-            "-rsigner",
-            "ocsp.crt",
-            "-rkey",
-            "ocsp.key",
-            "-reqin",
-            "req.der",
-            "-respout",
-            "resp.der",
-        ],
-    );
-    let (resp, issuer, cert) = (ca.dir.join("resp.der"), ca.dir.join("ca.crt"), files[0].to_string_lossy().into_owned());
+    let resp = ca.record_ocsp("probe");
+    let (issuer, cert) = (ca.dir.join("ca.crt"), files[0].to_string_lossy().into_owned());
     let out = cli(&["ocsp", &resp.to_string_lossy(), "--issuer", &issuer.to_string_lossy(), "--cert", &cert]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
@@ -910,29 +892,11 @@ fn the_ocsp_command_reads_a_response_recorded_from_the_real_responder() {
     let gone = ca.issue("gone", "leaf_ext");
     ca.revoke("gone", "keyCompromise");
     for (name, expect) in [("probe", "): good"), ("gone", "): revoked (keyCompromise) at")] {
-        ca.openssl_cert_id(name); // leaves openssl's request in req.der
-        pki::openssl(
-            &ca.dir,
-            &[
-                "ocsp",
-                "-index",
-                "index.txt",
-                "-CA",
-                "ca.crt",
-                "-rsigner",
-                "ocsp.crt",
-                "-rkey",
-                "ocsp.key",
-                "-reqin",
-                "req.der",
-                "-respout",
-                "resp.der",
-            ],
-        );
+        let resp = ca.record_ocsp(name);
         let cert = if name == "probe" { &probe } else { &gone };
         let out = cli(&[
             "ocsp",
-            &ca.dir.join("resp.der").to_string_lossy(),
+            &resp.to_string_lossy(),
             "--issuer",
             &ca.dir.join("ca.crt").to_string_lossy(),
             "--cert",

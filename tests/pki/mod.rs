@@ -595,6 +595,31 @@ impl TestCa {
         one.children().required("CertID").unwrap().raw.to_vec()
     }
 
+    /// The response the real responder (`openssl ocsp`, signing with the delegated responder
+    /// `ocsp.crt`) gives to openssl's own request for `name`, recorded in `resp.der`.
+    pub fn record_ocsp(&self, name: &str) -> PathBuf {
+        self.openssl_cert_id(name); // leaves openssl's request in req.der
+        openssl(
+            &self.dir,
+            &[
+                "ocsp",
+                "-index",
+                "index.txt",
+                "-CA",
+                "ca.crt",
+                "-rsigner",
+                "ocsp.crt",
+                "-rkey",
+                "ocsp.key",
+                "-reqin",
+                "req.der",
+                "-respout",
+                "resp.der",
+            ],
+        );
+        self.dir.join("resp.der")
+    }
+
     /// A CRL whose nextUpdate is one hour after its thisUpdate.
     pub fn publish_short_crl(&self) {
         openssl(&self.dir, &["ca", "-config", "ca.cnf", "-gencrl", "-crlhours", "1", "-crlexts", "crl_ext", "-out", "crl.pem"]);
