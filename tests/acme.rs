@@ -1,8 +1,9 @@
 //! `certvigil renew` against a real Pebble ACME server (Debian's `pebble` package, installed by
 //! `tests/components/acme.sh`). Each test starts its own pebble-challtestsrv (a DNS server that
 //! answers 127.0.0.1 for every name) and Pebble on ephemeral loopback ports, with Pebble's
-//! HTTP-01 validation port set to the port of certvigil's built-in challenge listener. Pebble's
-//! default of rejecting 5% of nonces is left on: retrying them is the ACME client's job.
+//! HTTP-01 validation port set to the port of certvigil's built-in challenge listener. One test
+//! has Pebble refuse a third of all nonces, to prove the client retries them; the others have it
+//! refuse none, so that they test what they name.
 
 mod acme_support;
 mod common;
@@ -668,4 +669,48 @@ fn key_compromise_revokes_at_the_ca_and_reissues_under_a_new_key_even_after_a_cr
     assert!(run.stdout.contains("web: renewed (the installed certificate is revoked"), "{}", run.stdout);
     assert_ne!(cert_serial(&tls), new_serial);
     drop(pebble.dir);
+}
+
+/// RFC 8555 §6.5: a CA may refuse any nonce (`badNonce`), and the client retries with the fresh
+/// nonce the error carries. Pebble refusing half of them, every request of issuance, forced
+/// renewals, account key rollover and revocation still goes through, and Pebble's log shows
+/// that requests were indeed refused and repeated.
+#[test]
+fn a_ca_refusing_half_of_the_nonces_still_issues_renews_rolls_over_and_revokes() {
+    let pebble = Pebble::start_refusing_nonces(50);
+    let sb = Sandbox::new();
+    sb.config(&pebble.managed("nonce.certvigil.test", pebble.http_port));
+    let tls = sb.path("tls");
+    let run = renew(&sb, &[]).expect_code(0);
+    assert!(run.stdout.contains("web: renewed (no certificate installed)"), "{}", run.stdout);
+    let mut serials = vec![cert_serial(&tls)];
+    for _ in 0..3 {
+        let run = renew(&sb, &["web", "--force"]).expect_code(0);
+        assert!(run.stdout.contains("web: renewed (forced)"), "{}", run.stdout);
+        serials.push(cert_serial(&tls));
+    }
+    let last = serials.last().expect("serial").clone();
+    serials.dedup();
+    assert_eq!(serials.len(), 4, "{serials:?}");
+    assert_eq!(pebble_status(&pebble, &last), "Valid");
+    certvigil_in(&sb, &["account", "rollover", "web"]).expect_code(0);
+    let mut cmd = common::certvigil();
+    cmd.arg("-c").arg(sb.config_path()).args(["revoke", "web", "--reason", "superseded"]).current_dir(sb.dir.path());
+    let run = common::run_with_timeout(cmd, std::time::Duration::from_secs(120)).expect_code(0);
+    assert!(run.stdout.contains(&format!("serial {last} revoked (superseded)")), "{}", run.stdout);
+    assert_eq!(pebble_status(&pebble, &last), "Revoked");
+
+    // Requests the client makes exactly once per operation, when no nonce is refused: one
+    // account, four orders (each finalized once), one rollover, one revocation. (Challenges are
+    // not counted: Pebble reuses a valid authorization for some orders.) Pebble logs every
+    // request it receives, refused or not.
+    let log = std::fs::read_to_string(pebble.dir.path().join("pebble.log")).expect("pebble log");
+    let count = |path: &str| log.lines().filter(|l| l.contains(&format!("POST {path} -> "))).count();
+    let once = [("/sign-me-up", 1), ("/order-plz", 4), ("/finalize-order/", 4), ("/rollover-account-key", 1), ("/revoke-cert", 1)];
+    let mut sent = 0;
+    for (path, operations) in once {
+        assert!(count(path) >= operations, "{path}: {} requests for {operations} operations", count(path));
+        sent += count(path);
+    }
+    assert!(sent > 11, "no request was refused and repeated ({sent} requests for 11 operations):\n{log}");
 }

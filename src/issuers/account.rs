@@ -73,7 +73,8 @@ pub async fn rollover(spec: &ManagedSpec, state_dir: &Path) -> Result<(String, S
         .from_credentials(stored.credentials)
         .await
         .with_context(|| format!("ACME directory {}", spec.directory))?;
-    let credentials = account.update_key().await.with_context(|| format!("the key change at {} failed", spec.directory))?;
+    let credentials =
+        super::acme::fresh_nonce!(account.update_key().await).with_context(|| format!("the key change at {} failed", spec.directory))?;
     let new = thumbprint(credentials.private_key().secret_pkcs8_der())?;
     let json = serde_json::to_vec_pretty(&StoredAccount { directory: stored.directory, credentials })?;
     write_private(&path, &json).with_context(|| {

@@ -217,14 +217,16 @@ async fn account(spec: &ManagedSpec, http: reqwest::Client, state_dir: &Path) ->
     }
     let contact: Vec<&str> = spec.contact.iter().map(String::as_str).collect();
     let eab = eab_key(spec)?;
-    let (acct, credentials) = Account::builder_with_http(Box::new(ReqwestHttp(http)))
-        .create(
-            &NewAccount { contact: &contact, terms_of_service_agreed: true, only_return_existing: false },
-            spec.directory.clone(),
-            eab.as_ref(),
-        )
-        .await
-        .with_context(|| format!("cannot register an ACME account at {}", spec.directory))?;
+    let (acct, credentials) = fresh_nonce!(
+        Account::builder_with_http(Box::new(ReqwestHttp(http.clone())))
+            .create(
+                &NewAccount { contact: &contact, terms_of_service_agreed: true, only_return_existing: false },
+                spec.directory.clone(),
+                eab.as_ref(),
+            )
+            .await
+    )
+    .with_context(|| format!("cannot register an ACME account at {}", spec.directory))?;
     let dir = path.parent().unwrap_or(state_dir);
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let json = serde_json::to_vec_pretty(&StoredAccount { directory: spec.directory.clone(), credentials })?;
@@ -319,6 +321,36 @@ impl Journal for NoJournal {
     }
 }
 
+/// Rounds of requests made while the CA keeps refusing the nonce. Each round is up to three
+/// attempts of the ACME client, each with the fresh nonce the `badNonce` error carries (RFC 8555
+/// §6.5: the client SHOULD retry with it); the CA has done nothing with a request it answered
+/// so, which makes every request safe to repeat. Ten rounds (at most 30 requests) outlast a CA
+/// that refuses half of all nonces (Pebble refuses 5% by default).
+pub(crate) const NONCE_ROUNDS: u32 = 10;
+
+/// Whether the CA refused the request for its anti-replay nonce (RFC 8555 §6.5).
+pub(crate) fn is_bad_nonce(e: &instant_acme::Error) -> bool {
+    matches!(e, instant_acme::Error::Api(p) if p.r#type.as_deref() == Some("urn:ietf:params:acme:error:badNonce"))
+}
+
+/// Evaluates `$call`, an awaited ACME request, again while the CA refuses its nonce, at most
+/// [`NONCE_ROUNDS`] times; its last result is the result.
+macro_rules! fresh_nonce {
+    ($call:expr) => {{
+        let mut round = 1;
+        loop {
+            match $call {
+                Err(e) if $crate::issuers::acme::is_bad_nonce(&e) && round < $crate::issuers::acme::NONCE_ROUNDS => {
+                    tracing::debug!(round, "the ACME server refused the nonce again: repeating the request");
+                    round += 1;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+pub(crate) use fresh_nonce;
+
 fn retry_policy() -> RetryPolicy {
     RetryPolicy::new().initial_delay(Duration::from_millis(250)).backoff(1.5).timeout(Duration::from_secs(90))
 }
@@ -352,7 +384,7 @@ impl Session {
     /// counts as done.
     pub async fn revoke(&self, cert_der: &[u8], reason: RevocationReason) -> Result<bool> {
         let der = rustls::pki_types::CertificateDer::from(cert_der.to_vec());
-        match self.account.revoke(&RevocationRequest { certificate: &der, reason: Some(reason) }).await {
+        match fresh_nonce!(self.account.revoke(&RevocationRequest { certificate: &der, reason: Some(reason.clone()) }).await) {
             Ok(()) => Ok(false),
             Err(instant_acme::Error::Api(p)) if p.r#type.as_deref().is_some_and(|t| t.ends_with(":alreadyRevoked")) => Ok(true),
             Err(e) => Err(anyhow!(e).context("the ACME server refused the revocation")),
@@ -364,7 +396,7 @@ impl Session {
     pub async fn renewal_info(&self, cert_id: &str) -> Result<Option<RenewalWindow>> {
         let (aki, serial) = cert_id.split_once('.').ok_or_else(|| anyhow!("`{cert_id}` is not an ARI certificate identifier"))?;
         let id = CertificateIdentifier { authority_key_identifier: aki.into(), serial: serial.into() };
-        match self.account.renewal_info(&id).await {
+        match fresh_nonce!(self.account.renewal_info(&id).await) {
             Ok((info, delay)) => Ok(Some(RenewalWindow {
                 start: info.suggested_window.start.unix_timestamp(),
                 end: info.suggested_window.end.unix_timestamp(),
@@ -384,7 +416,7 @@ impl Session {
         let retry = retry_policy();
         let mut resumed = None;
         if let Some(url) = plan.resume {
-            match self.account.order(url.to_string()).await {
+            match fresh_nonce!(self.account.order(url.to_string()).await) {
                 Ok(mut o) => {
                     if o_status(&mut o) == OrderStatus::Invalid {
                         tracing::info!(cert = %spec.name, order = url, "the order in flight is invalid: starting a new one");
@@ -416,7 +448,7 @@ impl Session {
                 }
                 let new_order = |replaces| new_order(&identifiers, replaces, spec.profile.as_deref());
                 let mut replaces = plan.replaces;
-                let order = match self.account.new_order(&new_order(replaces)).await {
+                let order = match fresh_nonce!(self.account.new_order(&new_order(replaces)).await) {
                     // RFC 9773 §5: the certificate was already replaced (by another client, or
                     // an order this one lost track of). The renewal is still needed: order it
                     // without the replacement claim.
@@ -425,7 +457,7 @@ impl Session {
                     {
                         tracing::warn!(cert = %spec.name, replaces = replaces.unwrap_or(""), problem = %p, "the CA says the certificate was already replaced: ordering without `replaces`");
                         replaces = None;
-                        self.account.new_order(&new_order(None)).await
+                        fresh_nonce!(self.account.new_order(&new_order(None)).await)
                     }
                     other => other,
                 }
@@ -479,12 +511,12 @@ impl Session {
                 params.distinguished_name.push(rcgen::DnType::CommonName, first.clone());
             }
             let csr = params.serialize_request(&key).map_err(|e| anyhow!("cannot build the CSR: {e}"))?;
-            order.finalize_csr(csr.der()).await.context("cannot finalize the ACME order")?;
+            fresh_nonce!(order.finalize_csr(csr.der()).await).context("cannot finalize the ACME order")?;
             key_pem
         } else {
             std::fs::read_to_string(&plan.key_path).with_context(|| format!("cannot read the pending key {}", plan.key_path.display()))?
         };
-        let chain_pem = order.poll_certificate(&retry).await.context("waiting for the certificate")?;
+        let chain_pem = fresh_nonce!(order.poll_certificate(&retry).await).context("waiting for the certificate")?;
         if let Some(dir) = plan.chain_path.parent() {
             create_private_dir(dir)?;
         }

@@ -9,6 +9,7 @@
 //! for tokens of the orders in progress (§8.3) and 404 for everything else. Requests are bounded
 //! in size, time and number of concurrent connections.
 
+use super::acme::{NONCE_ROUNDS, fresh_nonce, is_bad_nonce};
 use crate::config::managed::{ChallengeSpec, PropagationCheck};
 use crate::install::hooks::{self, HookError};
 use instant_acme::{AuthorizationStatus, ChallengeType, Identifier, Order, OrderStatus, RetryPolicy};
@@ -191,11 +192,22 @@ async fn solve(
     let kind_name = if kind == ChallengeType::Dns01 { "dns-01" } else { "http-01" };
     // First pass: publish every response, so that all are in place before any is checked
     // (a wildcard and its base name share one TXT record name).
-    {
+    // A pass the CA interrupts by refusing nonces starts again; what it already did is skipped.
+    let mut rounds = 1;
+    'publish: loop {
         let mut auths = order.authorizations();
         while let Some(auth) = auths.next().await {
-            let mut auth = auth.map_err(acme("cannot fetch an authorization"))?;
+            let mut auth = match auth {
+                Err(e) if is_bad_nonce(&e) && rounds < NONCE_ROUNDS => {
+                    rounds += 1;
+                    continue 'publish;
+                }
+                other => other.map_err(acme("cannot fetch an authorization"))?,
+            };
             let identifier = auth.identifier().to_string();
+            if published.iter().any(|p| p.identifier == identifier) {
+                continue;
+            }
             match auth.status {
                 AuthorizationStatus::Valid => continue,
                 AuthorizationStatus::Pending => {}
@@ -228,6 +240,7 @@ async fn solve(
                 }
             }
         }
+        break;
     }
     if let ChallengeSpec::Dns01 { check: Some(check), .. } = challenge
         && !published.is_empty()
@@ -241,20 +254,31 @@ async fn solve(
         tokio::time::sleep(*propagation_delay).await;
     }
     // Second pass: ask for validation (§7.5.1).
-    {
+    let mut rounds = 1;
+    let mut ready: Vec<String> = Vec::new();
+    'validate: loop {
         let mut auths = order.authorizations();
         while let Some(auth) = auths.next().await {
-            let mut auth = auth.map_err(acme("cannot fetch an authorization"))?;
-            if auth.status != AuthorizationStatus::Pending {
+            let mut auth = match auth {
+                Err(e) if is_bad_nonce(&e) && rounds < NONCE_ROUNDS => {
+                    rounds += 1;
+                    continue 'validate;
+                }
+                other => other.map_err(acme("cannot fetch an authorization"))?,
+            };
+            let identifier = auth.identifier().to_string();
+            if auth.status != AuthorizationStatus::Pending || ready.contains(&identifier) {
                 continue;
             }
-            let identifier = auth.identifier().to_string();
-            let mut ch = auth.challenge(kind.clone()).ok_or(ChallengeError::NoChallenge { identifier, kind: kind_name })?;
-            ch.set_ready().await.map_err(acme("cannot mark the challenge ready"))?;
+            let mut ch =
+                auth.challenge(kind.clone()).ok_or(ChallengeError::NoChallenge { identifier: identifier.clone(), kind: kind_name })?;
+            fresh_nonce!(ch.set_ready().await).map_err(acme("cannot mark the challenge ready"))?;
+            ready.push(identifier);
         }
+        break;
     }
     debug_assert!(published.iter().all(|p| p.kind == kind));
-    let status = order.poll_ready(retry).await.map_err(acme("waiting for the ACME order to become ready"))?;
+    let status = fresh_nonce!(order.poll_ready(retry).await).map_err(acme("waiting for the ACME order to become ready"))?;
     if status == OrderStatus::Ready {
         return Ok(());
     }

@@ -83,6 +83,16 @@ impl Pebble {
     /// Starts Pebble with `options` merged into the `pebble` object of its configuration (for
     /// example `externalAccountBindingRequired` and `externalAccountMACKeys`).
     pub fn start_with(options: serde_json::Value) -> Pebble {
+        Pebble::start_full(options, 0)
+    }
+
+    /// Starts Pebble refusing `percent`% of the nonces it is given (`badNonce`, RFC 8555 §6.5).
+    /// The other tests keep Pebble from refusing any, so that only this one depends on retries.
+    pub fn start_refusing_nonces(percent: u8) -> Pebble {
+        Pebble::start_full(serde_json::json!({}), percent)
+    }
+
+    fn start_full(options: serde_json::Value, nonce_reject: u8) -> Pebble {
         let pebble = require("pebble");
         let challtestsrv = require("pebble-challtestsrv");
         require("openssl");
@@ -130,7 +140,7 @@ impl Pebble {
             .arg(dir.path().join("pebble.json"))
             .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
             .env("PEBBLE_VA_NOSLEEP", "1")
-            .env_remove("PEBBLE_WFE_NONCEREJECT")
+            .env("PEBBLE_WFE_NONCEREJECT", nonce_reject.to_string())
             .env_remove("PEBBLE_VA_ALWAYS_VALID")
             .stdout(log("pebble.log"))
             .stderr(log("pebble.err"))
