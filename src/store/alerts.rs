@@ -477,6 +477,26 @@ impl Store {
         let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
+
+    /// [`Store::revocation_unknown_since`] of the certificates `ids` only.
+    pub fn revocation_unknown_since_of(&self, ids: &[i64]) -> Result<std::collections::HashMap<i64, UnixTime>> {
+        let mut out = std::collections::HashMap::new();
+        for chunk in ids.chunks(super::IN_LIST_MAX) {
+            let sql = format!(
+                "SELECT h.cert_id, MIN(h.at) FROM revocation_history h
+                 WHERE h.cert_id IN ({}) AND h.status = 'unknown'
+                   AND h.at > COALESCE((SELECT MAX(g.at) FROM revocation_history g WHERE g.cert_id = h.cert_id AND g.status != 'unknown'), -1)
+                 GROUP BY h.cert_id",
+                super::placeholders(chunk.len())
+            );
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            for row in stmt.query_map(rusqlite::params_from_iter(chunk), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
+                let (id, at) = row?;
+                out.insert(id, at);
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// The payload of a resolve notice, from the alert row.

@@ -202,6 +202,58 @@ impl Store {
         rows.try_for_each(|r| f(finish_sightings(r.map_err(StoreError::from)?)?))
     }
 
+    /// What inventory-wide aggregates need of every certificate, gone ones included, one row at
+    /// a time from a light query (no sightings, no extensions beyond the names).
+    pub fn each_certificate_identity(&self, mut f: impl FnMut(CertIdentity)) -> Result<()> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, fingerprint, subject, sans, spki_sha256, not_before, not_after, is_ca, gone_since IS NOT NULL FROM certificates",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let sans: String = r.get(3)?;
+            f(CertIdentity {
+                id: r.get(0)?,
+                fingerprint: r.get(1)?,
+                subject: r.get(2)?,
+                sans: serde_json::from_str(&sans).map_err(|e| StoreError::Corrupt { what: "certificates.sans", detail: e.to_string() })?,
+                spki_sha256: r.get(4)?,
+                not_before: r.get(5)?,
+                not_after: r.get(6)?,
+                is_ca: r.get(7)?,
+                gone: r.get(8)?,
+            });
+        }
+        Ok(())
+    }
+
+    /// The certificates with one of `ids` or whose public key is one of `spkis` (those a key
+    /// review pairs with keys), in the order of [`Store::certificates`], gone ones included.
+    pub fn certificates_for_keys(&self, ids: &[i64], spkis: &[&str]) -> Result<Vec<CertRow>> {
+        let mut out: Vec<CertRow> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut take = |column: &str, values: &[&dyn rusqlite::ToSql]| -> Result<()> {
+            for chunk in values.chunks(IN_LIST_MAX) {
+                let sql = format!(
+                    "SELECT {CERT_COLUMNS}, {SIGHTING_SUMMARY} FROM certificates c WHERE c.{column} IN ({})",
+                    placeholders(chunk.len())
+                );
+                let mut stmt = self.conn.prepare(&sql)?;
+                let rows = stmt.query_map(rusqlite::params_from_iter(chunk), cert_with_sightings)?;
+                for row in rows {
+                    let row = finish_sightings(row?)?;
+                    if seen.insert(row.id) {
+                        out.push(row);
+                    }
+                }
+            }
+            Ok(())
+        };
+        take("id", &ids.iter().map(|i| i as &dyn rusqlite::ToSql).collect::<Vec<_>>())?;
+        take("spki_sha256", &spkis.iter().map(|s| s as &dyn rusqlite::ToSql).collect::<Vec<_>>())?;
+        out.sort_by(|a, b| (a.facts.not_after, &a.facts.fingerprint.0).cmp(&(b.facts.not_after, &b.facts.fingerprint.0)));
+        Ok(out)
+    }
+
     /// Tags of each known source.
     pub fn source_tags(&self) -> Result<std::collections::HashMap<String, Vec<String>>> {
         let mut stmt = self.conn.prepare("SELECT name, tags FROM sources")?;
@@ -438,6 +490,30 @@ fn cert_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRow> {
         current_sightings: 0,
         sources: Vec::new(),
     })
+}
+
+/// Most values bound in one `IN (…)` list (SQLite allows 32,766 parameters per statement).
+pub(crate) const IN_LIST_MAX: usize = 500;
+
+/// `?,?,…,?` for an `IN` list of `n` values.
+pub(crate) fn placeholders(n: usize) -> String {
+    let mut s = "?,".repeat(n);
+    s.pop();
+    s
+}
+
+/// What inventory-wide aggregates need of a certificate ([`Store::each_certificate_identity`]).
+#[derive(Debug, Clone)]
+pub struct CertIdentity {
+    pub id: i64,
+    pub fingerprint: String,
+    pub subject: String,
+    pub sans: Vec<String>,
+    pub spki_sha256: String,
+    pub not_before: UnixTime,
+    pub not_after: UnixTime,
+    pub is_ca: bool,
+    pub gone: bool,
 }
 
 /// A certificate as stored, with its inventory state.

@@ -94,6 +94,21 @@ impl Store {
         Ok(rows.collect::<std::result::Result<HashMap<_, _>, _>>()?)
     }
 
+    /// [`Store::revocation_statuses`] of the certificates `ids` only.
+    pub fn revocation_statuses_of(&self, ids: &[i64]) -> Result<HashMap<i64, RevocationStatus>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(super::IN_LIST_MAX) {
+            let sql =
+                format!("SELECT cert_id, {STATUS_COLUMNS} FROM revocation_status WHERE cert_id IN ({})", super::placeholders(chunk.len()));
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            for row in stmt.query_map(rusqlite::params_from_iter(chunk), |r| Ok((r.get::<_, i64>(0)?, status_from_row(r, 1)?)))? {
+                let (id, status) = row?;
+                out.insert(id, status);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn revocation_history(&self, cert_id: i64) -> Result<Vec<RevocationHistoryRow>> {
         let mut stmt = self
             .conn
