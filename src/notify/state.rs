@@ -14,6 +14,7 @@ use super::settings::Route;
 use crate::model::UnixTime;
 use crate::policy::{Finding, Kind, Severity};
 use serde::Serialize;
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -146,10 +147,16 @@ pub fn step(findings: &[Finding], open: &[OpenAlert], silences: &[Silence], rout
     let mut changes = Vec::new();
     let active: Vec<&Silence> = silences.iter().filter(|s| s.expires_at > now).collect();
     let mut seen = vec![false; open.len()];
+    // The open alert of each (subject, kind), the first when there are several: a lookup, not a
+    // search, so that a step is linear in findings plus alerts (46,750 of each took 12 s).
+    let mut by_subject: HashMap<(&str, Kind), usize> = HashMap::with_capacity(open.len());
+    for (i, a) in open.iter().enumerate() {
+        by_subject.entry((a.subject.as_str(), a.kind)).or_insert(i);
+    }
     for (i, f) in findings.iter().enumerate() {
         let silenced = active.iter().any(|s| s.matches(f));
         let matching: Vec<&Route> = routes.iter().filter(|r| !r.escalation_only && r.matcher.matches(f)).collect();
-        let existing = open.iter().position(|a| a.subject == f.subject && a.kind == f.kind);
+        let existing = by_subject.get(&(f.subject.as_str(), f.kind)).copied();
         let Some(ai) = existing else {
             let notify = if silenced { Vec::new() } else { matching.iter().map(|r| to_route(r, Event::Firing, f.severity)).collect() };
             changes.push(Change::Open { finding: i, notify });

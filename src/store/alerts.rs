@@ -179,10 +179,12 @@ impl Store {
                         Some(f) => payload(f, n.event, alert_id, &n.route, opened),
                         None => resolved_payload(tx, alert_id, &n.route)?,
                     };
-                    let inserted = tx.execute(
-                        "INSERT OR IGNORE INTO outbox (key, alert_id, route, receiver, event, severity, payload, held, created_at, next_attempt_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-                        params![key, alert_id, n.route, rx, n.event.as_str(), severity, body.to_string(), n.held, now],
+                    let inserted = tx
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO outbox (key, alert_id, route, receiver, event, severity, payload, held, created_at, next_attempt_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                        )?
+                        .execute(params![key, alert_id, n.route, rx, n.event.as_str(), severity, body.to_string(), n.held, now],
                     )?;
                     applied.notifications += inserted;
                 }
@@ -204,11 +206,12 @@ impl Store {
                 Change::Open { finding, notify } => {
                     let f = &findings[*finding];
                     let notified = !notify.is_empty();
-                    tx.execute(
+                    tx.prepare_cached(
                         "INSERT INTO alerts (cert_id, kind, severity, state, reason, action, opened_at, last_notified_at, notifications, routes_notified, seq,
                                              subject, subject_kind, subject_name)
                          VALUES (?1, ?2, ?3, 'firing', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                        params![
+                    )?
+                    .execute(params![
                             f.cert_id,
                             f.kind.as_str(),
                             f.severity.as_str(),
@@ -230,15 +233,20 @@ impl Store {
                 }
                 Change::Update { alert_id, finding, notify, escalated } => {
                     let f = &findings[*finding];
-                    let (seq, opened, prev): (i64, i64, String) =
-                        tx.query_row("SELECT seq, opened_at, routes_notified FROM alerts WHERE id = ?1", [alert_id], |r| {
-                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                        })?;
+                    type Current = (i64, i64, String, String, String, String, Option<String>);
+                    let (seq, opened, prev, severity, reason, action, name): Current = tx
+                        .prepare_cached(
+                            "SELECT seq, opened_at, routes_notified, severity, reason, action, subject_name FROM alerts WHERE id = ?1",
+                        )?
+                        .query_row([alert_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?;
                     let prev: Vec<(String, UnixTime)> = serde_json::from_str(&prev).unwrap_or_default();
-                    tx.execute(
-                        "UPDATE alerts SET severity = ?2, reason = ?3, action = ?4, subject_name = ?5 WHERE id = ?1",
-                        params![alert_id, f.severity.as_str(), f.reason, f.action, f.name],
-                    )?;
+                    // Most alerts are unchanged from one evaluation to the next: left unwritten.
+                    if (severity.as_str(), reason.as_str(), action.as_str(), name.as_deref())
+                        != (f.severity.as_str(), f.reason.as_str(), f.action.as_str(), Some(f.name.as_str()))
+                    {
+                        tx.prepare_cached("UPDATE alerts SET severity = ?2, reason = ?3, action = ?4, subject_name = ?5 WHERE id = ?1")?
+                            .execute(params![alert_id, f.severity.as_str(), f.reason, f.action, f.name])?;
+                    }
                     if !notify.is_empty() {
                         let seq = seq + 1;
                         tx.execute(
