@@ -21,6 +21,22 @@ const BATCH: usize = 512;
 /// key was first seen, whether a newer certificate replaces it) is gathered first in one light
 /// pass ([`Fleet`]).
 pub fn findings(store: &Store, settings: &Settings, now: UnixTime) -> Result<Vec<Finding>, StoreError> {
+    let mut out = Vec::new();
+    each_findings_batch(store, settings, now, |batch| {
+        out.extend_from_slice(batch);
+        Ok::<_, StoreError>(())
+    })?;
+    Ok(out)
+}
+
+/// [`findings`], handed to `each` batch by batch as they are made, so that a caller that
+/// consumes them (evaluate) never holds all of them.
+pub fn each_findings_batch<E: From<StoreError>>(
+    store: &Store,
+    settings: &Settings,
+    now: UnixTime,
+    mut each: impl FnMut(&[Finding]) -> Result<(), E>,
+) -> Result<(), E> {
     let policy = &settings.policy;
     let fleet = Fleet::gather(store, now)?;
     let tags = store.source_tags()?;
@@ -28,11 +44,10 @@ pub fn findings(store: &Store, settings: &Settings, now: UnixTime) -> Result<Vec
     let not_ready = store.cert_manager_not_ready()?;
     let renewals = renewal_views(store, &settings.managed)?;
     let inputs = Inputs { fleet: &fleet, tags: &tags, now };
-    let mut out = Vec::new();
     // Managed certificates whose installed certificate is current.
     let mut installed_current: HashSet<String> = HashSet::new();
     let mut batch: Vec<CertRow> = Vec::with_capacity(BATCH);
-    let run = |batch: &mut Vec<CertRow>, out: &mut Vec<Finding>| -> Result<(), StoreError> {
+    let mut run = |batch: &mut Vec<CertRow>| -> Result<(), E> {
         let ids: Vec<i64> = batch.iter().map(|c| c.id).collect();
         let revocation = store.revocation_statuses_of(&ids)?;
         let unknown_since = store.revocation_unknown_since_of(&ids)?;
@@ -50,7 +65,8 @@ pub fn findings(store: &Store, settings: &Settings, now: UnixTime) -> Result<Vec
                 st
             })
             .collect();
-        out.extend(policy::evaluate(policy, &states, now));
+        each(&policy::evaluate(policy, &states, now))?;
+        drop(states);
         batch.clear();
         Ok(())
     };
@@ -60,22 +76,23 @@ pub fn findings(store: &Store, settings: &Settings, now: UnixTime) -> Result<Vec
         }
         batch.push(c);
         if batch.len() == BATCH {
-            run(&mut batch, &mut out)?;
+            run(&mut batch)?;
         }
-        Ok::<_, StoreError>(())
+        Ok::<_, E>(())
     })?;
-    run(&mut batch, &mut out)?;
+    run(&mut batch)?;
+    drop(run);
     // Key problems (PKCS#11 keys) on the certificates they concern.
     let (review, keyed) = review_keys(store, &inputs, policy)?;
     let keyed_states: Vec<CertState<'_>> = keyed.iter().map(|c| inputs.state(c, None, None)).collect();
-    out.extend(policy::keys::findings(&review, &keyed_states));
+    let mut out = policy::keys::findings(&review, &keyed_states);
     // Key objects without a certificate, and trust roots: findings about the key itself.
     out.extend(policy::keys::subject_findings(&review, &tags));
     // Managed certificates whose issuance fails with no certificate in the inventory.
     for u in uninstalled(store, &settings.managed, &installed_current)? {
         out.extend(policy::renewal::failed_without_certificate(&u));
     }
-    Ok(out)
+    each(&out)
 }
 
 /// The key review over the certificates it concerns (those on a token with a key, and those
@@ -291,23 +308,34 @@ pub struct Report {
 /// after the notifications are committed and before any is sent.
 pub const FAULT_ENV: &str = "CERTVIGIL_FAULT";
 
-/// Evaluates and applies, then delivers due notifications.
+/// Evaluates and applies, then delivers due notifications. Findings are stepped and applied
+/// batch by batch inside one transaction: an evaluation holds one batch of findings, the open
+/// alerts and their index, never every finding.
 pub async fn evaluate(store: &Arc<Mutex<Store>>, settings: &Settings, now: UnixTime) -> Result<Report, StoreError> {
-    let applied = {
-        let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
-        let (findings, changes) = plan(&s, settings, now)?;
-        let applied = s.apply_alert_changes(&changes, &findings, now)?;
+    let (total, applied, counts) = {
+        let s = store.lock().unwrap_or_else(|p| p.into_inner());
+        let open = s.open_alerts()?;
+        let silences = s.silences(now, false)?;
+        let mut stepper = state::Stepper::new(&open, &silences, &settings.alerts.routes, now);
+        let mut tx = s.begin_alert_changes(now)?;
         let mut counts: std::collections::BTreeMap<String, std::collections::BTreeMap<String, usize>> = Default::default();
-        for f in &findings {
-            *counts.entry(f.severity.as_str().to_string()).or_default().entry(f.kind.as_str().to_string()).or_default() += 1;
-        }
-        (findings.len(), applied, counts)
+        let mut total = 0;
+        each_findings_batch(&s, settings, now, |batch| {
+            tx.apply(&stepper.step(batch), batch)?;
+            for f in batch {
+                *counts.entry(f.severity.as_str().to_string()).or_default().entry(f.kind.as_str().to_string()).or_default() += 1;
+            }
+            total += batch.len();
+            Ok::<_, StoreError>(())
+        })?;
+        tx.apply(&stepper.finish(), &[])?;
+        (total, tx.commit()?, counts)
     };
     if std::env::var(FAULT_ENV).as_deref() == Ok("exit-after-outbox-write") {
         std::process::abort();
     }
     let delivery = notify::deliver(store, &settings.alerts, now).await?;
-    Ok(Report { findings: applied.0, applied: applied.1, counts: applied.2, delivery })
+    Ok(Report { findings: total, applied, counts, delivery })
 }
 
 #[cfg(test)]

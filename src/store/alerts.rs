@@ -161,133 +161,16 @@ impl Store {
 
     /// Applies the state machine's changes and enqueues their notifications, atomically.
     pub fn apply_alert_changes(&mut self, changes: &[Change], findings: &[Finding], now: UnixTime) -> Result<Applied> {
-        let tx = self.conn.transaction()?;
-        let mut applied = Applied::default();
-        let enqueue = |tx: &rusqlite::Transaction<'_>,
-                       alert_id: i64,
-                       seq: i64,
-                       f: Option<&Finding>,
-                       severity: &str,
-                       opened: UnixTime,
-                       notify: &[Notify],
-                       applied: &mut Applied|
-         -> Result<()> {
-            for n in notify {
-                for rx in &n.receivers {
-                    let key = format!("alert/{alert_id}/{seq}/{}/{rx}/{}", n.route, n.event.as_str());
-                    let body = match f {
-                        Some(f) => payload(f, n.event, alert_id, &n.route, opened),
-                        None => resolved_payload(tx, alert_id, &n.route)?,
-                    };
-                    let inserted = tx
-                        .prepare_cached(
-                            "INSERT OR IGNORE INTO outbox (key, alert_id, route, receiver, event, severity, payload, held, created_at, next_attempt_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-                        )?
-                        .execute(params![key, alert_id, n.route, rx, n.event.as_str(), severity, body.to_string(), n.held, now],
-                    )?;
-                    applied.notifications += inserted;
-                }
-            }
-            Ok(())
-        };
-        let routes_json = |prev: &[(String, UnixTime)], notify: &[Notify]| -> String {
-            let mut all: Vec<(String, UnixTime)> = prev.to_vec();
-            // Escalation targets were told too: they get the resolve notice.
-            for n in notify {
-                if !all.iter().any(|(r, _)| *r == n.route) {
-                    all.push((n.route.clone(), now));
-                }
-            }
-            serde_json::to_string(&all).unwrap_or_else(|_| "[]".into())
-        };
-        for c in changes {
-            match c {
-                Change::Open { finding, notify } => {
-                    let f = &findings[*finding];
-                    let notified = !notify.is_empty();
-                    tx.prepare_cached(
-                        "INSERT INTO alerts (cert_id, kind, severity, state, reason, action, opened_at, last_notified_at, notifications, routes_notified, seq,
-                                             subject, subject_kind, subject_name)
-                         VALUES (?1, ?2, ?3, 'firing', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                    )?
-                    .execute(params![
-                            f.cert_id,
-                            f.kind.as_str(),
-                            f.severity.as_str(),
-                            f.reason,
-                            f.action,
-                            now,
-                            notified.then_some(now),
-                            notify.iter().map(|n| n.receivers.len() as i64).sum::<i64>(),
-                            routes_json(&[], notify),
-                            i64::from(notified),
-                            f.subject,
-                            f.subject_kind.as_str(),
-                            f.name
-                        ],
-                    )?;
-                    let id = tx.last_insert_rowid();
-                    applied.opened += 1;
-                    enqueue(&tx, id, 1, Some(f), f.severity.as_str(), now, notify, &mut applied)?;
-                }
-                Change::Update { alert_id, finding, notify, escalated } => {
-                    let f = &findings[*finding];
-                    type Current = (i64, i64, String, String, String, String, Option<String>);
-                    let (seq, opened, prev, severity, reason, action, name): Current = tx
-                        .prepare_cached(
-                            "SELECT seq, opened_at, routes_notified, severity, reason, action, subject_name FROM alerts WHERE id = ?1",
-                        )?
-                        .query_row([alert_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?;
-                    let prev: Vec<(String, UnixTime)> = serde_json::from_str(&prev).unwrap_or_default();
-                    // Most alerts are unchanged from one evaluation to the next: left unwritten.
-                    if (severity.as_str(), reason.as_str(), action.as_str(), name.as_deref())
-                        != (f.severity.as_str(), f.reason.as_str(), f.action.as_str(), Some(f.name.as_str()))
-                    {
-                        tx.prepare_cached("UPDATE alerts SET severity = ?2, reason = ?3, action = ?4, subject_name = ?5 WHERE id = ?1")?
-                            .execute(params![alert_id, f.severity.as_str(), f.reason, f.action, f.name])?;
-                    }
-                    if !notify.is_empty() {
-                        let seq = seq + 1;
-                        tx.execute(
-                            "UPDATE alerts SET seq = ?2, last_notified_at = CASE WHEN ?5 THEN last_notified_at ELSE ?3 END,
-                               notifications = notifications + ?4, routes_notified = ?6 WHERE id = ?1",
-                            params![
-                                alert_id,
-                                seq,
-                                now,
-                                notify.iter().map(|n| n.receivers.len() as i64).sum::<i64>(),
-                                notify.iter().all(|n| n.event == Event::Escalation),
-                                routes_json(&prev, notify)
-                            ],
-                        )?;
-                        enqueue(&tx, *alert_id, seq, Some(f), f.severity.as_str(), opened, notify, &mut applied)?;
-                    }
-                    if *escalated {
-                        tx.execute("UPDATE alerts SET escalated_at = ?2 WHERE id = ?1", params![alert_id, now])?;
-                        applied.escalated += 1;
-                    }
-                }
-                Change::Resolve { alert_id, notify } => {
-                    let (seq, opened, severity): (i64, i64, String) =
-                        tx.query_row("SELECT seq, opened_at, severity FROM alerts WHERE id = ?1", [alert_id], |r| {
-                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                        })?;
-                    tx.execute(
-                        "UPDATE alerts SET state = 'resolved', resolved_at = ?2, seq = ?3 WHERE id = ?1",
-                        params![alert_id, now, seq + 1],
-                    )?;
-                    applied.resolved += 1;
-                    enqueue(&tx, *alert_id, seq + 1, None, &severity, opened, notify, &mut applied)?;
-                }
-            }
-        }
-        if applied.opened + applied.resolved + applied.escalated > 0 {
-            let detail = serde_json::json!({"opened": applied.opened, "resolved": applied.resolved, "escalated": applied.escalated, "notifications_queued": applied.notifications});
-            super::audit::append(&tx, now, "alerts", "certvigil", &detail)?;
-        }
-        tx.commit()?;
-        Ok(applied)
+        let mut tx = self.begin_alert_changes(now)?;
+        tx.apply(changes, findings)?;
+        tx.commit()
+    }
+
+    /// Starts applying alert changes in one transaction, in as many batches as the caller
+    /// likes ([`AlertChanges::apply`]); nothing is kept unless [`AlertChanges::commit`] is
+    /// reached. The store stays readable meanwhile, inside the same transaction.
+    pub fn begin_alert_changes(&self, now: UnixTime) -> Result<AlertChanges<'_>> {
+        Ok(AlertChanges { tx: self.conn.unchecked_transaction()?, now, applied: Applied::default() })
     }
 
     pub fn alerts(&self, include_resolved: bool) -> Result<Vec<AlertRow>> {
@@ -504,6 +387,152 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+/// Alert changes being applied in one transaction ([`Store::begin_alert_changes`]).
+pub struct AlertChanges<'s> {
+    tx: rusqlite::Transaction<'s>,
+    now: UnixTime,
+    applied: Applied,
+}
+
+impl AlertChanges<'_> {
+    /// Applies one batch of the state machine's changes; their `finding` indices are into
+    /// `findings`.
+    pub fn apply(&mut self, changes: &[Change], findings: &[Finding]) -> Result<()> {
+        let (tx, now, applied) = (&self.tx, self.now, &mut self.applied);
+        let enqueue = |tx: &rusqlite::Transaction<'_>,
+                       alert_id: i64,
+                       seq: i64,
+                       f: Option<&Finding>,
+                       severity: &str,
+                       opened: UnixTime,
+                       notify: &[Notify],
+                       applied: &mut Applied|
+         -> Result<()> {
+            for n in notify {
+                for rx in &n.receivers {
+                    let key = format!("alert/{alert_id}/{seq}/{}/{rx}/{}", n.route, n.event.as_str());
+                    let body = match f {
+                        Some(f) => payload(f, n.event, alert_id, &n.route, opened),
+                        None => resolved_payload(tx, alert_id, &n.route)?,
+                    };
+                    let inserted = tx
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO outbox (key, alert_id, route, receiver, event, severity, payload, held, created_at, next_attempt_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                        )?
+                        .execute(params![key, alert_id, n.route, rx, n.event.as_str(), severity, body.to_string(), n.held, now],
+                    )?;
+                    applied.notifications += inserted;
+                }
+            }
+            Ok(())
+        };
+        let routes_json = |prev: &[(String, UnixTime)], notify: &[Notify]| -> String {
+            let mut all: Vec<(String, UnixTime)> = prev.to_vec();
+            // Escalation targets were told too: they get the resolve notice.
+            for n in notify {
+                if !all.iter().any(|(r, _)| *r == n.route) {
+                    all.push((n.route.clone(), now));
+                }
+            }
+            serde_json::to_string(&all).unwrap_or_else(|_| "[]".into())
+        };
+        for c in changes {
+            match c {
+                Change::Open { finding, notify } => {
+                    let f = &findings[*finding];
+                    let notified = !notify.is_empty();
+                    tx.prepare_cached(
+                        "INSERT INTO alerts (cert_id, kind, severity, state, reason, action, opened_at, last_notified_at, notifications, routes_notified, seq,
+                                             subject, subject_kind, subject_name)
+                         VALUES (?1, ?2, ?3, 'firing', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    )?
+                    .execute(params![
+                            f.cert_id,
+                            f.kind.as_str(),
+                            f.severity.as_str(),
+                            f.reason,
+                            f.action,
+                            now,
+                            notified.then_some(now),
+                            notify.iter().map(|n| n.receivers.len() as i64).sum::<i64>(),
+                            routes_json(&[], notify),
+                            i64::from(notified),
+                            f.subject,
+                            f.subject_kind.as_str(),
+                            f.name
+                        ],
+                    )?;
+                    let id = tx.last_insert_rowid();
+                    applied.opened += 1;
+                    enqueue(tx, id, 1, Some(f), f.severity.as_str(), now, notify, applied)?;
+                }
+                Change::Update { alert_id, finding, notify, escalated } => {
+                    let f = &findings[*finding];
+                    type Current = (i64, i64, String, String, String, String, Option<String>);
+                    let (seq, opened, prev, severity, reason, action, name): Current = tx
+                        .prepare_cached(
+                            "SELECT seq, opened_at, routes_notified, severity, reason, action, subject_name FROM alerts WHERE id = ?1",
+                        )?
+                        .query_row([alert_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?;
+                    let prev: Vec<(String, UnixTime)> = serde_json::from_str(&prev).unwrap_or_default();
+                    // Most alerts are unchanged from one evaluation to the next: left unwritten.
+                    if (severity.as_str(), reason.as_str(), action.as_str(), name.as_deref())
+                        != (f.severity.as_str(), f.reason.as_str(), f.action.as_str(), Some(f.name.as_str()))
+                    {
+                        tx.prepare_cached("UPDATE alerts SET severity = ?2, reason = ?3, action = ?4, subject_name = ?5 WHERE id = ?1")?
+                            .execute(params![alert_id, f.severity.as_str(), f.reason, f.action, f.name])?;
+                    }
+                    if !notify.is_empty() {
+                        let seq = seq + 1;
+                        tx.execute(
+                            "UPDATE alerts SET seq = ?2, last_notified_at = CASE WHEN ?5 THEN last_notified_at ELSE ?3 END,
+                               notifications = notifications + ?4, routes_notified = ?6 WHERE id = ?1",
+                            params![
+                                alert_id,
+                                seq,
+                                now,
+                                notify.iter().map(|n| n.receivers.len() as i64).sum::<i64>(),
+                                notify.iter().all(|n| n.event == Event::Escalation),
+                                routes_json(&prev, notify)
+                            ],
+                        )?;
+                        enqueue(tx, *alert_id, seq, Some(f), f.severity.as_str(), opened, notify, applied)?;
+                    }
+                    if *escalated {
+                        tx.execute("UPDATE alerts SET escalated_at = ?2 WHERE id = ?1", params![alert_id, now])?;
+                        applied.escalated += 1;
+                    }
+                }
+                Change::Resolve { alert_id, notify } => {
+                    let (seq, opened, severity): (i64, i64, String) =
+                        tx.query_row("SELECT seq, opened_at, severity FROM alerts WHERE id = ?1", [alert_id], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        })?;
+                    tx.execute(
+                        "UPDATE alerts SET state = 'resolved', resolved_at = ?2, seq = ?3 WHERE id = ?1",
+                        params![alert_id, now, seq + 1],
+                    )?;
+                    applied.resolved += 1;
+                    enqueue(tx, *alert_id, seq + 1, None, &severity, opened, notify, applied)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the whole in the audit log and commits. Returns what was applied.
+    pub fn commit(self) -> Result<Applied> {
+        let (tx, now, applied) = (self.tx, self.now, self.applied);
+        if applied.opened + applied.resolved + applied.escalated > 0 {
+            let detail = serde_json::json!({"opened": applied.opened, "resolved": applied.resolved, "escalated": applied.escalated, "notifications_queued": applied.notifications});
+            super::audit::append(&tx, now, "alerts", "certvigil", &detail)?;
+        }
+        tx.commit()?;
+        Ok(applied)
     }
 }
 

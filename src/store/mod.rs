@@ -14,7 +14,7 @@ mod report;
 mod revocation;
 mod scan;
 
-pub use alerts::{AlertRow, Applied, OutboxRow};
+pub use alerts::{AlertChanges, AlertRow, Applied, OutboxRow};
 pub use audit::{AuditEntry, Verdict, append as audit_append};
 pub use images::ImageFindingRow;
 pub use jobs::{JobRun, JobStats};
