@@ -81,7 +81,6 @@ pub fn each_findings_batch<E: From<StoreError>>(
         Ok::<_, E>(())
     })?;
     run(&mut batch)?;
-    drop(run);
     // Key problems (PKCS#11 keys) on the certificates they concern.
     let (review, keyed) = review_keys(store, &inputs, policy)?;
     let keyed_states: Vec<CertState<'_>> = keyed.iter().map(|c| inputs.state(c, None, None)).collect();
