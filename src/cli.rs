@@ -882,8 +882,9 @@ fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
     let now = now(cli)?;
     let store = open_store(cli, &s)?;
     let tags = store.source_tags()?;
-    let revocation = store.revocation_statuses()?;
-    let rev_state = |c: &CertRow| revocation.get(&c.id).map(|r| r.state);
+    // The state of each certificate (a few bytes each); JSON reads each row's whole status.
+    let revocation = store.revocation_states()?;
+    let rev_state = |c: &CertRow| revocation.get(&c.id).copied();
     let wanted = |c: &CertRow| {
         matches(c, a, now, &s.policy, &tags) && (a.revocation.is_empty() || rev_state(c).is_some_and(|s| a.revocation.contains(&s)))
     };
@@ -894,8 +895,8 @@ fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
         t.dedup();
         t
     };
-    // Rows stream from the store to the output (JSON and CSV hold one row at a time; the
-    // table holds only its cells, for the column widths).
+    // Rows stream from the store to the output, one at a time (the table reads them twice:
+    // once for the column widths, once to print).
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut matched = 0usize;
     match a.output {
@@ -916,7 +917,7 @@ fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
                     o.insert("not_before_rfc3339".into(), format_time(c.facts.not_before).into());
                     o.insert("not_after_rfc3339".into(), format_time(c.facts.not_after).into());
                     o.insert("tags".into(), tags_of(&c).into());
-                    o.insert("revocation".into(), serde_json::to_value(revocation.get(&c.id)).unwrap_or_default());
+                    o.insert("revocation".into(), serde_json::to_value(store.revocation_status(c.id)?).unwrap_or_default());
                 }
                 seq.serialize_element(&v)?;
                 Ok::<(), anyhow::Error>(())
@@ -960,36 +961,39 @@ fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
         ListFormat::Table => {
             let color = color_enabled();
             let header = ["NAME", "ISSUER", "NOT AFTER", "DAYS", "STATUS", "REVOCATION", "SEEN", "FINGERPRINT"];
-            let mut table: Vec<[String; 8]> = Vec::new();
+            let cells = |c: &CertRow| -> [String; 8] {
+                let f = &c.facts;
+                [
+                    truncate(&f.display_name(), 44),
+                    truncate(&short_name(&f.issuer), 36),
+                    format_date(f.not_after),
+                    days_left(f.not_after, now).to_string(),
+                    if c.gone_since.is_some() { "gone".to_string() } else { status(c).to_string() },
+                    rev_state(c).map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                    c.current_sightings.to_string(),
+                    f.fingerprint.0[..12].to_string(),
+                ]
+            };
+            let mut widths = header.map(|h| h.chars().count());
             store.each_certificate(a.all, |c| {
                 if wanted(&c) {
-                    let f = &c.facts;
-                    table.push([
-                        truncate(&f.display_name(), 44),
-                        truncate(&short_name(&f.issuer), 36),
-                        format_date(f.not_after),
-                        days_left(f.not_after, now).to_string(),
-                        if c.gone_since.is_some() { "gone".to_string() } else { status(&c).to_string() },
-                        rev_state(&c).map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
-                        c.current_sightings.to_string(),
-                        f.fingerprint.0[..12].to_string(),
-                    ]);
+                    for (w, cell) in widths.iter_mut().zip(cells(&c)) {
+                        *w = (*w).max(cell.chars().count());
+                    }
                 }
                 Ok::<(), anyhow::Error>(())
             })?;
-            matched = table.len();
-            let mut widths = header.map(|h| h.chars().count());
-            for row in &table {
-                for (w, cell) in widths.iter_mut().zip(row) {
-                    *w = (*w).max(cell.chars().count());
-                }
-            }
             let line = |cells: &[String]| -> String {
                 cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
             };
             writeln!(out, "{}", line(&header.map(String::from)))?;
-            for row in &table {
-                let mut text = line(row);
+            store.each_certificate(a.all, |c| {
+                if !wanted(&c) {
+                    return Ok::<(), anyhow::Error>(());
+                }
+                matched += 1;
+                let row = cells(&c);
+                let mut text = line(&row);
                 if color {
                     let code = match row[4].as_str() {
                         _ if row[5] == "revoked" => "31",
@@ -1003,12 +1007,13 @@ fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
                     }
                 }
                 writeln!(out, "{text}")?;
-            }
+                Ok(())
+            })?;
             let errors = store.object_errors(None)?.len();
             if errors > 0 {
                 writeln!(out, "\n{errors} object{} could not be read; see `certvigil errors`", if errors == 1 { "" } else { "s" })?;
             }
-            if table.is_empty() && store.last_run()?.is_none() {
+            if matched == 0 && store.last_run()?.is_none() {
                 writeln!(out, "(the inventory is empty: run `certvigil scan` first)")?;
             }
         }

@@ -84,7 +84,18 @@ impl Store {
 
     pub fn revocation_status(&self, cert_id: i64) -> Result<Option<RevocationStatus>> {
         let sql = format!("SELECT {STATUS_COLUMNS} FROM revocation_status WHERE cert_id = ?1");
-        Ok(self.conn.query_row(&sql, [cert_id], |r| status_from_row(r, 0)).optional()?)
+        Ok(self.conn.prepare_cached(&sql)?.query_row([cert_id], |r| status_from_row(r, 0)).optional()?)
+    }
+
+    /// The revocation state of every certificate that has one (a few bytes each, for listings
+    /// that show only the state).
+    pub fn revocation_states(&self) -> Result<HashMap<i64, RevocationState>> {
+        let mut stmt = self.conn.prepare("SELECT cert_id, status FROM revocation_status")?;
+        let rows = stmt.query_map([], |r| {
+            let state: String = r.get(1)?;
+            Ok((r.get::<_, i64>(0)?, RevocationState::parse(&state).unwrap_or(RevocationState::Unknown)))
+        })?;
+        Ok(rows.collect::<std::result::Result<HashMap<_, _>, _>>()?)
     }
 
     pub fn revocation_statuses(&self) -> Result<HashMap<i64, RevocationStatus>> {
