@@ -4,6 +4,7 @@
 
 use crate::config::HostLimits;
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -120,8 +121,81 @@ pub enum Fetched {
     NotModified,
 }
 
+/// A name's addresses or why it has none, once looked up.
+type Answer = tokio::sync::OnceCell<Result<Vec<SocketAddr>, String>>;
+
+/// How a name is turned into addresses (the system resolver, or a table in tests).
+type Lookup =
+    Arc<dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<SocketAddr>, String>> + Send>> + Send + Sync>;
+
+/// DNS answers, each name looked up once until [`DnsCache::clear`] (at the start of every
+/// revocation pass): 100,000 certificates naming one responder make one query, not 100,000.
+/// Failures are kept too, so a name that does not resolve is not asked again in the pass.
+/// Concurrent requests for a name wait for the one lookup in flight. (Addresses in URLs, such
+/// as 127.0.0.1, never reach it.)
+pub struct DnsCache {
+    answers: Mutex<HashMap<String, Arc<Answer>>>,
+    lookups: AtomicU32,
+    lookup: Lookup,
+}
+
+impl DnsCache {
+    /// Over the system resolver (`getaddrinfo`, through tokio).
+    pub fn system() -> DnsCache {
+        DnsCache::with_lookup(Arc::new(|name: String| {
+            Box::pin(
+                async move { tokio::net::lookup_host((name.as_str(), 0)).await.map(|a| a.collect::<Vec<_>>()).map_err(|e| e.to_string()) },
+            )
+        }))
+    }
+
+    fn with_lookup(lookup: Lookup) -> DnsCache {
+        DnsCache { answers: Mutex::new(HashMap::new()), lookups: AtomicU32::new(0), lookup }
+    }
+
+    /// Forgets every answer: the next request for each name looks it up again.
+    pub fn clear(&self) {
+        self.answers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Lookups made so far.
+    pub fn lookups(&self) -> u32 {
+        self.lookups.load(Ordering::Relaxed)
+    }
+
+    async fn resolve(&self, name: &str) -> Result<Vec<SocketAddr>, String> {
+        let name = name.to_ascii_lowercase();
+        let cell = Arc::clone(self.answers.lock().unwrap_or_else(|p| p.into_inner()).entry(name.clone()).or_default());
+        cell.get_or_init(|| {
+            self.lookups.fetch_add(1, Ordering::Relaxed);
+            (self.lookup)(name)
+        })
+        .await
+        .clone()
+    }
+}
+
+/// reqwest's resolver over a shared [`DnsCache`].
+struct CachedResolver(Arc<DnsCache>);
+
+impl reqwest::dns::Resolve for CachedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let cache = Arc::clone(&self.0);
+        let name = name.as_str().to_string();
+        Box::pin(async move {
+            match cache.resolve(&name).await {
+                Ok(addrs) if !addrs.is_empty() => Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs),
+                Ok(_) => Err(format!("{name}: no addresses").into()),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+}
+
 pub struct Http {
     client: reqwest::Client,
+    /// The client's DNS answers, cleared at each pass ([`Http::new_pass`]).
+    dns: Arc<DnsCache>,
     timeout: Duration,
     permits: Semaphore,
     per_host: HostLimits,
@@ -149,8 +223,19 @@ impl Http {
         per_host: HostLimits,
         overrides: BTreeMap<String, HostLimits>,
     ) -> Result<Self, FetchError> {
+        Http::with_dns(timeout, concurrency, per_host, overrides, Arc::new(DnsCache::system()))
+    }
+
+    fn with_dns(
+        timeout: Duration,
+        concurrency: usize,
+        per_host: HostLimits,
+        overrides: BTreeMap<String, HostLimits>,
+        dns: Arc<DnsCache>,
+    ) -> Result<Self, FetchError> {
         install_crypto_provider();
         let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(CachedResolver(Arc::clone(&dns))))
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::limited(3))
@@ -159,6 +244,7 @@ impl Http {
             .map_err(|e| FetchError::Network { url: String::new(), message: e.to_string() })?;
         Ok(Http {
             client,
+            dns,
             timeout,
             permits: Semaphore::new(concurrency.max(1)),
             per_host,
@@ -166,6 +252,16 @@ impl Http {
             host_permits: Mutex::new(HashMap::new()),
             next_slot: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Starts a pass: DNS answers of earlier passes are forgotten.
+    pub fn new_pass(&self) {
+        self.dns.clear();
+    }
+
+    /// DNS lookups made so far.
+    pub fn dns_lookups(&self) -> u32 {
+        self.dns.lookups()
     }
 
     /// The limits of a host (`host:port`) and the key they are counted under: its own
@@ -355,4 +451,88 @@ fn read_file(url: &str, path: &Path, limit: usize) -> Result<Vec<u8>, FetchError
         return Err(FetchError::TooLarge { url: url.to_string(), limit });
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A loopback HTTP server answering every request with 200 and closing the connection (so
+    /// that each request needs a new connection, hence a resolution); counts connections.
+    async fn server() -> (u16, Arc<AtomicU32>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicU32::new(0));
+        let seen = Arc::clone(&connections);
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                seen.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").await;
+                });
+            }
+        });
+        (port, connections)
+    }
+
+    /// Names from a table (never the system resolver): `crl.example.test` is 127.0.0.1, any
+    /// other name does not exist.
+    fn table() -> Arc<DnsCache> {
+        Arc::new(DnsCache::with_lookup(Arc::new(|name: String| {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                match name.as_str() {
+                    "crl.example.test" => Ok(vec![SocketAddr::from(([127, 0, 0, 1], 0))]),
+                    _ => Err(format!("{name}: no such name")),
+                }
+            })
+        })))
+    }
+
+    #[tokio::test]
+    async fn one_lookup_per_name_per_pass_for_answers_and_failures() {
+        let (port, connections) = server().await;
+        let limits = HostLimits { concurrency: 4, interval: Duration::ZERO };
+        let http = Arc::new(Http::with_dns(Duration::from_secs(5), 16, limits, BTreeMap::new(), table()).unwrap());
+        let hosts = Arc::new(PassHosts::default());
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let (http, hosts) = (Arc::clone(&http), Arc::clone(&hosts));
+            // The name in any case is the same name.
+            let url = format!("http://{}:{port}/crl{i}", if i % 2 == 0 { "crl.example.test" } else { "CRL.Example.TEST" });
+            tasks.spawn(async move { http.get(&url, 100, None, &hosts).await });
+        }
+        while let Some(r) = tasks.join_next().await {
+            assert!(matches!(r.unwrap(), Ok(Fetched::Body { .. })));
+        }
+        assert_eq!(connections.load(Ordering::Relaxed), 20, "each request had its own connection");
+        assert_eq!(http.dns_lookups(), 1);
+
+        // A name that does not resolve: looked up once; the host is down after two failures.
+        let mut errors = Vec::new();
+        for i in 0..10 {
+            errors.push(http.get(&format!("http://nowhere.example.test:{port}/{i}"), 100, None, &hosts).await.unwrap_err());
+        }
+        assert_eq!(http.dns_lookups(), 2);
+        assert!(matches!(errors[0], FetchError::Network { .. }), "{:?}", errors[0]);
+        assert!(errors[2..].iter().all(|e| matches!(e, FetchError::HostDown { .. })), "{errors:?}");
+
+        // A new pass asks again.
+        http.new_pass();
+        let hosts = PassHosts::default();
+        assert!(http.get(&format!("http://crl.example.test:{port}/again"), 100, None, &hosts).await.is_ok());
+        assert_eq!(http.dns_lookups(), 3);
+        // Addresses are not names: no lookup.
+        assert!(http.get(&format!("http://127.0.0.1:{port}/ip"), 100, None, &hosts).await.is_ok());
+        assert_eq!(http.dns_lookups(), 3);
+    }
 }

@@ -114,6 +114,7 @@ impl Checker {
 
     /// The hosts a new pass starts with as down: those still backing off after earlier passes.
     fn hosts_for_pass(&self, now: UnixTime) -> PassHosts {
+        self.http.new_pass();
         let down = lock(&self.down_hosts);
         PassHosts::with_down(down.iter().filter(|(_, (until, _, _))| *until > now).map(|(host, (until, _, reason))| {
             (host.clone(), format!("{reason}; down in an earlier pass, asked again after {}", format_time(*until)))
