@@ -303,8 +303,9 @@ pub struct Report {
     pub delivery: Delivery,
 }
 
-/// Test hook: set to `exit-after-outbox-write` to end the process (as `kill -9` would) right
-/// after the notifications are committed and before any is sent.
+/// Test hook, compiled only with the `failpoints` feature (the test command's; never in a
+/// release or package build): set to `exit-after-outbox-write` to end the process (as
+/// `kill -9` would) right after the notifications are committed and before any is sent.
 pub const FAULT_ENV: &str = "CERTVIGIL_FAULT";
 
 /// Evaluates and applies, then delivers due notifications. Findings are stepped and applied
@@ -330,6 +331,7 @@ pub async fn evaluate(store: &Arc<Mutex<Store>>, settings: &Settings, now: UnixT
         tx.apply(&stepper.finish(), &[])?;
         (total, tx.commit()?, counts)
     };
+    #[cfg(feature = "failpoints")]
     if std::env::var(FAULT_ENV).as_deref() == Ok("exit-after-outbox-write") {
         std::process::abort();
     }

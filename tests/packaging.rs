@@ -287,6 +287,21 @@ fn deb_package_installs_a_working_daemon() {
     // sources exist on every Debian system.
     let scanned = run(&["-c", config, "scan", "--no-progress"]);
     assert!(scanned.contains(", 0 errors"), "{scanned}");
+
+    // A package build carries no test hooks (the `failpoints` feature is the test command's):
+    // the crash hook's variable is ignored and its message is not in the binary.
+    let out = Command::new(&bin)
+        .args(["-c", config, "evaluate"])
+        .env("STATE_DIRECTORY", &state)
+        .env("XDG_STATE_HOME", &state)
+        .env("CERTVIGIL_FAULT", "exit-after-outbox-write")
+        .env_remove("CERTVIGIL_CONFIG")
+        .env_remove("CERTVIGIL_STORE")
+        .output()
+        .expect("run the packaged binary");
+    assert!(out.status.code().is_some(), "the packaged binary died by a signal: {:?}", out.status);
+    let image = std::fs::read(&bin).expect("read the packaged binary");
+    assert!(!image.windows(b"test failpoint reached".len()).any(|w| w == b"test failpoint reached"), "test hooks in the package build");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -54,4 +54,4 @@ done
 # The .deb that tests/packaging.rs extracts and runs (a no-op when it is up to date).
 bash packaging/deb/build.sh
 
-cargo test --all-targets --locked "$@"
+cargo test --all-targets --locked --features failpoints "$@"

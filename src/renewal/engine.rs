@@ -24,17 +24,22 @@ use crate::store::{RenewalRow, Store};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
-/// Test hook (used by `tests/acme.rs`): `renew-after-order` or `renew-after-download` ends the
-/// process with `abort()` — no destructors, no flushing, as `kill -9` would — right after the
-/// order URL, respectively the downloaded chain, has been recorded.
+/// Test hook (used by `tests/acme.rs`), compiled only with the `failpoints` feature (the test
+/// command's; never in a release or package build): `renew-after-order`,
+/// `renew-after-download` or `revoke-after-ca` ends the process with `abort()` — no
+/// destructors, no flushing, as `kill -9` would — right after that step has been recorded.
 pub const FAILPOINT_ENV: &str = "CERTVIGIL_FAILPOINT";
 
+#[cfg(feature = "failpoints")]
 pub(crate) fn failpoint(name: &str) {
     if std::env::var(FAILPOINT_ENV).as_deref() == Ok(name) {
         tracing::warn!(failpoint = name, "test failpoint reached: aborting");
         std::process::abort();
     }
 }
+
+#[cfg(not(feature = "failpoints"))]
+pub(crate) fn failpoint(_: &str) {}
 
 /// How a run is asked for.
 #[derive(Debug, Clone, Copy, Default)]
