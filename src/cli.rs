@@ -67,8 +67,10 @@ pub struct Cli {
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
-    /// Evaluate as if the time were this (Unix seconds or RFC 3339); for reproducible reports.
-    #[arg(long, global = true, env = "CERTVIGIL_NOW", hide = true)]
+    /// Judge as if the time were this (Unix seconds or RFC 3339, e.g. 2026-01-31T00:00:00Z)
+    /// instead of now: for reproducible reports, to look ahead, or to read a recorded CRL or
+    /// OCSP response as at a moment. Offline commands only: `run` refuses it.
+    #[arg(long = "at", alias = "now", global = true, env = "CERTVIGIL_NOW", value_name = "TIME")]
     pub now: Option<String>,
     #[command(subcommand)]
     pub command: Command,
@@ -438,10 +440,6 @@ pub struct CrlArgs {
     /// Largest CRL accepted.
     #[arg(long, default_value = "256MiB")]
     pub max_size: String,
-    /// Judge the CRL as at this time (Unix seconds or RFC 3339, e.g. 2026-01-31T00:00:00Z)
-    /// instead of now: thisUpdate, nextUpdate and the stale grace are checked against it.
-    #[arg(long)]
-    pub at: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -460,9 +458,6 @@ pub struct OcspArgs {
     /// The nonce the request carried (hex): the response must echo it (RFC 8954).
     #[arg(long)]
     pub nonce: Option<String>,
-    /// Judge the response as at this time (Unix seconds or RFC 3339) instead of now.
-    #[arg(long)]
-    pub at: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -488,12 +483,12 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     config::parse_duration(s).and_then(|d| i64::try_from(d.as_secs()).map_err(|_| format!("`{s}` is too long")))
 }
 
-/// The moment to evaluate at: `--now`/`CERTVIGIL_NOW` when given, else the clock.
+/// The moment to judge at: `--at`/`CERTVIGIL_NOW` when given, else the clock.
 pub fn now(cli: &Cli) -> Result<UnixTime> {
     match &cli.now {
         None => Ok(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)),
         Some(s) => parse_time(s)
-            .ok_or_else(|| CliError::Usage(format!("--now: `{s}` is neither Unix seconds nor RFC 3339 (2026-01-31T00:00:00Z)")).into()),
+            .ok_or_else(|| CliError::Usage(format!("--at: `{s}` is neither Unix seconds nor RFC 3339 (2026-01-31T00:00:00Z)")).into()),
     }
 }
 
@@ -1233,13 +1228,6 @@ fn check(cli: &Cli, a: &CheckArgs) -> Result<u8> {
 }
 
 /// `--at` when given, else the global `--now`, else the clock.
-fn at_or_now(cli: &Cli, at: &Option<String>) -> Result<UnixTime> {
-    match at {
-        Some(s) => parse_time(s)
-            .ok_or_else(|| CliError::Usage(format!("--at: `{s}` is neither Unix seconds nor RFC 3339 (2026-01-31T00:00:00Z)")).into()),
-        None => now(cli),
-    }
-}
 
 /// The first certificate in a file, with its DER.
 fn read_cert(path: &Path) -> Result<certvigil::x509::Found> {
@@ -1263,7 +1251,7 @@ fn crl(cli: &Cli, a: &CrlArgs) -> Result<u8> {
     use certvigil::revocation::crl::{
         CertScope, Crl, CrlError, CrlIssuer, CrlVerdict, Judging, answer, cert_distribution_points, describe_reasons,
     };
-    let now = at_or_now(cli, &a.at)?;
+    let now = now(cli)?;
     let rev = settings(cli, false)?.revocation;
     let max = config::parse_size(&a.max_size).map_err(|e| CliError::Usage(format!("--max-size: {e}")))? as usize;
     let bytes = std::fs::read(&a.file).with_context(|| format!("{}: cannot read", a.file.display()))?;
@@ -1361,7 +1349,7 @@ fn crl(cli: &Cli, a: &CrlArgs) -> Result<u8> {
 
 fn ocsp(cli: &Cli, a: &OcspArgs) -> Result<u8> {
     use certvigil::revocation::ocsp::{self, CertStatus};
-    let now = at_or_now(cli, &a.at)?;
+    let now = now(cli)?;
     let rev = settings(cli, false)?.revocation;
     let body = std::fs::read(&a.file).with_context(|| format!("{}: cannot read", a.file.display()))?;
     let issuer = read_cert(&a.issuer)?;
@@ -1945,7 +1933,15 @@ fn run_daemon(cli: &Cli, a: &RunArgs) -> Result<u8> {
             Some(Some(addr))
         }
     };
+    // The daemon acts on the world (renewals, notifications, schedules): it runs on the real
+    // clock. Only test builds (the `failpoints` feature) start it at another time.
     let start_time = match &cli.now {
+        Some(_) if !cfg!(feature = "failpoints") => {
+            return Err(CliError::Usage(
+                "--at (CERTVIGIL_NOW) is for the offline commands (list, plan, check, crl, ocsp, …); `run` uses the real clock".into(),
+            )
+            .into());
+        }
         Some(_) => Some(now(cli)?),
         None => None,
     };

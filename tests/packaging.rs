@@ -302,6 +302,15 @@ fn deb_package_installs_a_working_daemon() {
     assert!(out.status.code().is_some(), "the packaged binary died by a signal: {:?}", out.status);
     let image = std::fs::read(&bin).expect("read the packaged binary");
     assert!(!image.windows(b"test failpoint reached".len()).any(|w| w == b"test failpoint reached"), "test hooks in the package build");
+    // The daemon runs on the real clock: `--at` is refused (a usage error), before anything starts.
+    let out = Command::new(&bin)
+        .args(["-c", config, "--at", "2030-01-01T00:00:00Z", "run", "--listen", "off"])
+        .env("STATE_DIRECTORY", &state)
+        .env("XDG_STATE_HOME", &state)
+        .output()
+        .expect("run the packaged binary");
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("real clock"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 // ---------------------------------------------------------------------------------------------
