@@ -113,10 +113,10 @@ impl Store {
 mod tests {
     use super::*;
 
-    #[test]
-    fn chain_detects_edits_deletions_and_insertions() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).unwrap();
+    /// A store with five chained entries, and the triggers dropped as a tamperer would (another
+    /// SQLite client, a copied file): the chain is all that is left to catch them.
+    fn tampered_store(dir: &std::path::Path) -> Store {
+        let store = Store::open(&dir.join("s.db")).unwrap();
         for i in 0..5 {
             store.audit(100 + i, "scan", "cli", &serde_json::json!({"run": i})).unwrap();
         }
@@ -124,13 +124,90 @@ mod tests {
         // The triggers refuse edits through this connection…
         assert!(store.conn().execute("UPDATE audit_log SET detail = '{}' WHERE id = 3", []).is_err());
         assert!(store.conn().execute("DELETE FROM audit_log WHERE id = 3", []).is_err());
-        // …so a tamperer drops them first; verify still names the entry.
+        // …so a tamperer drops them first.
         store.conn().execute_batch("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;").unwrap();
+        store
+    }
+
+    fn hash_of(store: &Store, id: i64) -> String {
+        store.conn().query_row("SELECT hash FROM audit_log WHERE id = ?1", [id], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn chain_detects_an_edit_and_a_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = tampered_store(dir.path());
         store.conn().execute("UPDATE audit_log SET detail = '{\"run\":99}' WHERE id = 3", []).unwrap();
-        assert!(matches!(store.audit_verify().unwrap(), Verdict::Broken { id: 3, .. }));
+        assert_eq!(store.audit_verify().unwrap(), Verdict::Broken { id: 3, reason: "its content does not match its hash (edited)".into() });
         store.conn().execute("UPDATE audit_log SET detail = '{\"run\":2}' WHERE id = 3", []).unwrap();
         assert_eq!(store.audit_verify().unwrap(), Verdict::Intact { entries: 5 });
         store.conn().execute("DELETE FROM audit_log WHERE id = 2", []).unwrap();
-        assert!(matches!(store.audit_verify().unwrap(), Verdict::Broken { id: 3, .. }));
+        assert_eq!(store.audit_verify().unwrap(), Verdict::Broken { id: 3, reason: "entry 2 is missing (found 3 next)".into() });
+    }
+
+    #[test]
+    fn chain_detects_a_row_inserted_in_the_middle() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = tampered_store(dir.path());
+        // The forger knows the scheme: entries 3..5 move up one id, and a forged entry takes id
+        // 3, linked to entry 2 with a correctly computed hash of its own. Ids stay contiguous
+        // and the forged row is consistent on its own; the next entry's link gives it away.
+        store.conn().execute("UPDATE audit_log SET id = id + 10 WHERE id >= 3", []).unwrap();
+        store.conn().execute("UPDATE audit_log SET id = id - 9 WHERE id >= 13", []).unwrap();
+        let prev = hash_of(&store, 2);
+        let detail = serde_json::json!({"run": "forged"}).to_string();
+        let hash = entry_hash(&prev, 3, 102, "silence", "mallory", &detail);
+        store
+            .conn()
+            .execute(
+                "INSERT INTO audit_log (id, at, action, actor, detail, prev_hash, hash) VALUES (3, 102, 'silence', 'mallory', ?1, ?2, ?3)",
+                params![detail, prev, hash],
+            )
+            .unwrap();
+        let ids: Vec<i64> = store
+            .conn()
+            .prepare("SELECT id FROM audit_log ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
+        assert_eq!(ids, [1, 2, 3, 4, 5, 6], "six contiguous entries, the forged one third");
+        assert_eq!(
+            store.audit_verify().unwrap(),
+            Verdict::Broken { id: 4, reason: "its link to the previous entry does not match".into() }
+        );
+
+        // A cruder insertion that does not recompute the hash is named at the forged row itself.
+        let dir = tempfile::tempdir().unwrap();
+        let store = tampered_store(dir.path());
+        store.conn().execute("UPDATE audit_log SET id = id + 10 WHERE id >= 3", []).unwrap();
+        store.conn().execute("UPDATE audit_log SET id = id - 9 WHERE id >= 13", []).unwrap();
+        let prev = hash_of(&store, 2);
+        store
+            .conn()
+            .execute(
+                "INSERT INTO audit_log (id, at, action, actor, detail, prev_hash, hash) VALUES (3, 102, 'silence', 'mallory', '{}', ?1, ?2)",
+                params![prev, "0".repeat(64)],
+            )
+            .unwrap();
+        assert_eq!(store.audit_verify().unwrap(), Verdict::Broken { id: 3, reason: "its content does not match its hash (edited)".into() });
+    }
+
+    #[test]
+    fn truncating_the_tail_is_not_detected_by_verify() {
+        // By design: the chain has no anchor outside the table (no stored count or head hash),
+        // so dropping the newest entries leaves a shorter chain that is intact in itself. Only
+        // a count or head hash recorded elsewhere (an earlier `audit verify` output, a log
+        // shipped off the host) reveals it. What verify does report is the shorter length.
+        let dir = tempfile::tempdir().unwrap();
+        let store = tampered_store(dir.path());
+        store.conn().execute("DELETE FROM audit_log WHERE id = 5", []).unwrap();
+        assert_eq!(store.audit_verify().unwrap(), Verdict::Intact { entries: 4 });
+        store.conn().execute("DELETE FROM audit_log WHERE id >= 3", []).unwrap();
+        assert_eq!(store.audit_verify().unwrap(), Verdict::Intact { entries: 2 });
+        // The next append continues from the truncated head and hides the cut for good.
+        assert_eq!(store.audit(200, "scan", "cli", &serde_json::json!({})).unwrap(), 3);
+        assert_eq!(store.audit_verify().unwrap(), Verdict::Intact { entries: 3 });
     }
 }
