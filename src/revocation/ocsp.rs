@@ -365,17 +365,117 @@ mod tests {
     fn request_structure() {
         let id = CertId { name_hash: vec![1; 20], key_hash: vec![2; 20], serial: vec![0x10, 0x01] };
         let req = build_request(&id, Some(b"0123456789abcdef"));
+        // The CertID read field by field (its agreement with openssl is the test below).
+        assert_eq!(cert_id_in_request(&req), (SHA1_OID.to_string(), vec![1; 20], vec![2; 20], vec![0x10, 0x01]));
         let t = ber::single(&req).unwrap();
         let tbs = t.children().required("tbs").unwrap();
         let mut f = tbs.children();
-        let list = f.required("list").unwrap();
-        let one = list.children().required("req").unwrap();
-        let cid = one.children().required("cid").unwrap();
-        assert!(cert_id_matches(&cid, &id).unwrap());
+        f.required("list").unwrap();
         let exts = f.required("exts").unwrap();
         assert_eq!(exts.tag, 0xa2);
+        // RFC 8954 §2.1: id-pkix-ocsp-nonce, its value an OCTET STRING holding the nonce's.
+        let ext = exts.children().required("Extensions").unwrap().children().required("Extension").unwrap();
+        let mut e = ext.children();
+        assert_eq!(ber::oid_string(&e.required("extnID").unwrap()).unwrap(), NONCE);
+        let value = e.required("extnValue").unwrap();
+        assert_eq!(ber::single(value.content).unwrap().content, b"0123456789abcdef");
         assert!(get_url("http://ocsp.example", &req).is_some());
         assert!(get_url(&format!("http://{}", "x".repeat(250)), &req).is_none());
+    }
+
+    /// A CA (its key from `key`) and a leaf it issued with `serial`, as DER, generated now.
+    fn ca_and_leaf(key: rcgen::KeyPair, serial: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let mut ca = rcgen::CertificateParams::default();
+        ca.distinguished_name = rcgen::DistinguishedName::new();
+        ca.distinguished_name.push(rcgen::DnType::CountryName, "DE");
+        ca.distinguished_name.push(rcgen::DnType::OrganizationName, "certvigil tests");
+        ca.distinguished_name.push(rcgen::DnType::CommonName, "OCSP CertID Test CA");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let mut leaf = rcgen::CertificateParams::new(vec!["leaf.example.test".to_string()]).unwrap();
+        leaf.serial_number = Some(rcgen::SerialNumber::from_slice(serial));
+        let leaf_cert = leaf.signed_by(&leaf_key, &rcgen::Issuer::from_params(&ca, &key)).unwrap();
+        (ca_cert.der().to_vec(), leaf_cert.der().to_vec())
+    }
+
+    fn pem_file(path: &std::path::Path, der: &[u8]) {
+        use base64ct::Encoding;
+        let b64 = base64ct::Base64::encode_string(der);
+        let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|l| std::str::from_utf8(l).unwrap()).collect();
+        std::fs::write(path, format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))).unwrap();
+    }
+
+    fn openssl(args: &[&str], dir: &std::path::Path) -> Vec<u8> {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("openssl is required by this test (apt install openssl): {e}"));
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+
+    /// The CertID inside an OCSPRequest: (hash algorithm OID, issuerNameHash, issuerKeyHash,
+    /// serialNumber content octets). Read field by field, not through `cert_id_matches`.
+    fn cert_id_in_request(req: &[u8]) -> (String, Vec<u8>, Vec<u8>, Vec<u8>) {
+        let ocsp_request = ber::single(req).unwrap();
+        let tbs = ocsp_request.children().required("tbsRequest").unwrap();
+        let mut fields = tbs.children();
+        let mut list = fields.required("requestList").unwrap();
+        if list.tag == 0xa0 {
+            list = fields.required("requestList after version").unwrap();
+        }
+        let mut requests = list.children();
+        let request = requests.required("Request").unwrap();
+        assert!(requests.next_tlv().unwrap().is_none(), "one Request");
+        let cid = request.children().required("reqCert").unwrap();
+        let mut c = cid.children();
+        let alg = c.required("hashAlgorithm").unwrap();
+        let oid = ber::oid_string(&alg.children().required("algorithm").unwrap()).unwrap();
+        let name_hash = c.required("issuerNameHash").unwrap();
+        let key_hash = c.required("issuerKeyHash").unwrap();
+        let serial = c.required("serialNumber").unwrap();
+        assert_eq!((name_hash.tag, key_hash.tag, serial.tag), (ber::OCTET_STRING, ber::OCTET_STRING, ber::INTEGER));
+        (oid, name_hash.content.to_vec(), key_hash.content.to_vec(), serial.content.to_vec())
+    }
+
+    /// The CertID certvigil computes (as the revocation pass does: the issuer's subject and
+    /// SPKI, the leaf's serial, all from the DER) equals the one in the request the real
+    /// `openssl ocsp` builds for the same certificates (RFC 6960 §4.1.1), for an EC and an RSA
+    /// issuer and for a serial whose high bit is set (DER adds a leading zero octet).
+    #[test]
+    fn cert_id_equals_the_one_openssl_puts_in_its_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let rsa_pem =
+            String::from_utf8(openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"], dir.path())).unwrap();
+        let cases = [
+            ("P-256 issuer", rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap(), vec![0x10, 0x01]),
+            ("RSA issuer, serial with the high bit set", rcgen::KeyPair::from_pem(&rsa_pem).unwrap(), vec![0x8f, 0xab, 0x01, 0x02, 0x03]),
+        ];
+        for (what, key, serial) in cases {
+            let (ca, leaf) = ca_and_leaf(key, &serial);
+            pem_file(&dir.path().join("ca.pem"), &ca);
+            pem_file(&dir.path().join("leaf.pem"), &leaf);
+            let _ = std::fs::remove_file(dir.path().join("req.der"));
+            openssl(&["ocsp", "-issuer", "ca.pem", "-cert", "leaf.pem", "-reqout", "req.der", "-no_nonce"], dir.path());
+            let theirs = std::fs::read(dir.path().join("req.der")).unwrap();
+            let (oid, name_hash, key_hash, their_serial) = cert_id_in_request(&theirs);
+
+            let ip = crate::x509::cert::raw_parts(&ca).unwrap();
+            let lp = crate::x509::cert::raw_parts(&leaf).unwrap();
+            let ours = cert_id(&Issuer { subject_der: ip.subject, spki_der: ip.spki }, lp.serial).unwrap();
+            assert_eq!(oid, SHA1_OID, "{what}: openssl's hash algorithm");
+            assert_eq!(hex::encode(&ours.name_hash), hex::encode(&name_hash), "{what}: issuerNameHash");
+            assert_eq!(hex::encode(&ours.key_hash), hex::encode(&key_hash), "{what}: issuerKeyHash");
+            assert_eq!(hex::encode(&ours.serial), hex::encode(&their_serial), "{what}: serialNumber");
+            if serial[0] & 0x80 != 0 {
+                assert_eq!(their_serial[0], 0, "{what}: the DER serial carries a leading zero");
+            }
+            // The whole request without a nonce is the same DER, hash algorithm parameters
+            // (NULL) included.
+            assert_eq!(hex::encode(build_request(&ours, None)), hex::encode(&theirs), "{what}: the request");
+        }
     }
 
     #[test]
