@@ -87,14 +87,88 @@ pub async fn rollover(spec: &ManagedSpec, state_dir: &Path) -> Result<(String, S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::x509::ber;
 
+    /// RFC 7638 §3, step by step, as the test's own reference: the required members of the
+    /// key type (§3.2), ordered by member name, without whitespace, as UTF-8; SHA-256; then
+    /// base64url without padding (§3.1 ends with that encoding).
+    fn rfc7638(jwk: &serde_json::Value) -> String {
+        let required: &[&str] = match jwk["kty"].as_str() {
+            Some("RSA") => &["e", "kty", "n"],
+            Some("EC") => &["crv", "kty", "x", "y"],
+            other => panic!("no required members known for kty {other:?}"),
+        };
+        let mut names = required.to_vec();
+        names.sort_unstable();
+        let members: Vec<String> =
+            names.iter().map(|n| format!("{}:{}", serde_json::to_string(n).unwrap(), serde_json::to_string(&jwk[*n]).unwrap())).collect();
+        let json = format!("{{{}}}", members.join(","));
+        use sha2::Digest;
+        Base64UrlUnpadded::encode_string(&sha2::Sha256::digest(json.as_bytes()))
+    }
+
+    /// RFC 7638 §3.1: the RSA key of the example (with its `alg` and `kid`, which are not
+    /// required members) and its published thumbprint.
+    #[test]
+    fn the_reference_procedure_gives_rfc7638_section_3_1s_thumbprint() {
+        let jwk = serde_json::json!({
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            "e": "AQAB",
+            "alg": "RS256",
+            "kid": "2011-04-29"
+        });
+        assert_eq!(rfc7638(&jwk), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+    }
+
+    /// PKCS#8 (RFC 5208) of a P-256 key given as the JWK members `d`, `x` and `y`, in the form
+    /// ring writes and reads: ecPublicKey with the prime256v1 curve, and an ECPrivateKey (RFC
+    /// 5915) holding the private scalar and the uncompressed public point.
+    fn p256_pkcs8(d: &str, x: &str, y: &str) -> Vec<u8> {
+        let b = |s: &str| Base64UrlUnpadded::decode_vec(s).unwrap();
+        let point = [vec![0x04], b(x), b(y)].concat();
+        let alg = ber::encode(ber::SEQUENCE, &[ber::encode_oid("1.2.840.10045.2.1"), ber::encode_oid("1.2.840.10045.3.1.7")].concat());
+        let ec_private_key = ber::encode(
+            ber::SEQUENCE,
+            &[
+                ber::encode(ber::INTEGER, &[1]),
+                ber::encode(ber::OCTET_STRING, &b(d)),
+                ber::encode(0xa1, &ber::encode(0x03, &[&[0u8][..], &point].concat())),
+            ]
+            .concat(),
+        );
+        ber::encode(ber::SEQUENCE, &[ber::encode(ber::INTEGER, &[0]), alg, ber::encode(ber::OCTET_STRING, &ec_private_key)].concat())
+    }
+
+    /// certvigil's thumbprint of an account key is the RFC 7638 thumbprint of its JWK: for the
+    /// published P-256 key of RFC 7515 Appendix A.3 (the JWK members as printed there, not as
+    /// derived from the key) and for freshly generated keys.
     #[test]
     fn thumbprint_is_rfc7638_of_the_public_key() {
+        let jwk = serde_json::json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+            "d": "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI"
+        });
+        let pkcs8 = p256_pkcs8(jwk["d"].as_str().unwrap(), jwk["x"].as_str().unwrap(), jwk["y"].as_str().unwrap());
+        assert_eq!(thumbprint(&pkcs8).unwrap(), rfc7638(&jwk));
+
         let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(&ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let t = thumbprint(pkcs8.as_ref()).unwrap();
-        assert_eq!(t.len(), 43);
-        assert_eq!(t, thumbprint(pkcs8.as_ref()).unwrap());
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        for _ in 0..4 {
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+            let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+            let point = key.public_key().as_ref();
+            let jwk = serde_json::json!({
+                "kty": "EC",
+                "crv": "P-256",
+                "x": Base64UrlUnpadded::encode_string(&point[1..33]),
+                "y": Base64UrlUnpadded::encode_string(&point[33..]),
+            });
+            assert_eq!(thumbprint(pkcs8.as_ref()).unwrap(), rfc7638(&jwk));
+        }
         assert!(thumbprint(b"not a key").is_err());
     }
 }
