@@ -437,10 +437,30 @@ mod tests {
         assert!(ldap_result_code(&other).is_err());
     }
 
+    /// What the source hands on as the chain's bytes decodes, with the PEM scanner the
+    /// inventory reads it with, to the DER it was given: every certificate, in order, whatever
+    /// its length (a body of exactly 48 bytes fills one 64-character line; longer ones wrap).
     #[test]
     fn pem_round_trip() {
-        let der = vec![0x30, 0x03, 0x02, 0x01, 0x05];
-        let text = String::from_utf8(pem(&[der.clone(), der])).unwrap();
-        assert_eq!(text.matches("BEGIN CERTIFICATE").count(), 2);
+        let leaf = rcgen::CertificateParams::new(vec!["leaf.example.test".to_string()])
+            .unwrap()
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap()
+            .der()
+            .to_vec();
+        let chain = vec![leaf, vec![0x30, 0x03, 0x02, 0x01, 0x05], vec![0x04; 48], (0..=255u8).cycle().take(1000).collect()];
+        let encoded = pem(&chain);
+        let blocks = crate::x509::pem::scan(&encoded);
+        assert_eq!(blocks.len(), chain.len(), "{}", String::from_utf8_lossy(&encoded));
+        for (i, (block, der)) in blocks.iter().zip(&chain).enumerate() {
+            assert_eq!(block.label, "CERTIFICATE", "block {i}");
+            assert_eq!(block.body.as_ref(), Ok(der), "block {i}");
+        }
+        // RFC 7468 §2: lines of at most 64 characters.
+        let text = String::from_utf8(encoded).unwrap();
+        assert!(text.lines().all(|l| l.len() <= 64), "{text}");
+        // And the inventory's parser reads the real certificate back from it.
+        let parsed = crate::x509::parse_object(text.as_bytes(), &[]);
+        assert_eq!(parsed.certs.first().map(|c| c.der.as_slice()), Some(chain[0].as_slice()));
     }
 }
