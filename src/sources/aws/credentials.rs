@@ -481,12 +481,23 @@ mod tests {
         assert_eq!(c.access_key_id, "AKIDSTAGING");
         assert!(run(&[("HOME", &h)], Some("nope")).unwrap_err().contains("`nope`"));
         assert!(run(&[("HOME", &h), ("AWS_PROFILE", "nope")], None).unwrap_err().contains("AWS_PROFILE `nope`"));
-        // Nothing at all, metadata disabled: a clear error, quickly.
+        // Nothing at all, metadata disabled: a clear error, and instance metadata is not asked
+        // (the endpoint is a listener of this test that would see the connection).
         let empty = tempfile::tempdir().unwrap();
-        let start = std::time::Instant::now();
-        let err = run(&[("HOME", empty.path().to_str().unwrap()), ("AWS_EC2_METADATA_DISABLED", "true")], None).unwrap_err();
+        let imds = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        imds.set_nonblocking(true).unwrap();
+        let endpoint = format!("http://{}", imds.local_addr().unwrap());
+        let err = run(
+            &[
+                ("HOME", empty.path().to_str().unwrap()),
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+                ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &endpoint),
+            ],
+            None,
+        )
+        .unwrap_err();
         assert!(err.contains("AWS_EC2_METADATA_DISABLED"), "{err}");
-        assert!(start.elapsed() < Duration::from_millis(500));
+        assert_eq!(imds.accept().map(|_| ()).map_err(|e| e.kind()), Err(std::io::ErrorKind::WouldBlock), "instance metadata was asked");
         // Web identity without a role is an error, not a silent fall-through.
         let err = run(&[("HOME", &h), ("AWS_WEB_IDENTITY_TOKEN_FILE", "/nonexistent")], None).unwrap_err();
         assert!(err.contains("AWS_ROLE_ARN"), "{err}");
@@ -494,15 +505,28 @@ mod tests {
 
     #[test]
     fn unreachable_instance_metadata_fails_within_the_timeout() {
-        // A loopback port with nothing listening stands in for an unreachable IMDS.
+        // A loopback port with nothing listening stands in for an unreachable IMDS: refused.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let empty = tempfile::tempdir().unwrap();
         let endpoint = format!("http://127.0.0.1:{port}");
         let env = env_of(&[("HOME", empty.path().to_str().unwrap()), ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &endpoint)]);
+        let err = rt().block_on(resolve(&env, None, &client(), "us-east-1", Duration::from_secs(1))).unwrap_err();
+        assert!(err.contains("instance metadata") && err.contains(&endpoint), "{err}");
+
+        // A listener that takes the connection and never answers (as a filtered 169.254.169.254
+        // does): the chain gives up at IMDS_TIMEOUT instead of waiting for ever. The lower bound
+        // shows the timeout is what ended it; the upper one only catches a hang and is generous
+        // because a loaded machine can stall the process for seconds.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", silent.local_addr().unwrap());
+        let env = env_of(&[("HOME", empty.path().to_str().unwrap()), ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &endpoint)]);
         let start = std::time::Instant::now();
         let err = rt().block_on(resolve(&env, None, &client(), "us-east-1", Duration::from_secs(1))).unwrap_err();
-        assert!(err.contains("instance metadata"), "{err}");
-        assert!(start.elapsed() < Duration::from_secs(3));
+        let took = start.elapsed();
+        assert!(err.contains("instance metadata") && err.contains(&endpoint), "{err}");
+        assert!(silent.accept().is_ok(), "the token request reached the listener");
+        assert!(took >= IMDS_TIMEOUT, "gave up after {took:?}, before the timeout: {err}");
+        assert!(took < Duration::from_secs(30), "{took:?}");
     }
 
     #[test]
