@@ -147,16 +147,35 @@ fn sysusers_file_creates_the_service_user() {
 // ---------------------------------------------------------------------------------------------
 // Debian package
 
-/// The newest target/debian/certvigil_*.deb.
-fn newest_deb() -> PathBuf {
-    let dir = repo("target/debian");
-    let newest = std::fs::read_dir(&dir).ok().into_iter().flatten().flatten().map(|e| e.path()).filter(|p| {
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        name.starts_with("certvigil_") && name.ends_with(".deb")
-    });
-    newest
-        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-        .unwrap_or_else(|| panic!("no certvigil_*.deb in {}: run packaging/deb/build.sh (tests/run.sh does)", dir.display()))
+/// The .deb of this tree: `target/debian/certvigil_<crate version>-1_<arch>.deb`, as
+/// packaging/deb/build.sh names it, and newer than every file it is made from (the release
+/// binary and the same inputs build.sh compares), so that a stale package never passes.
+fn current_deb() -> PathBuf {
+    let arch = tool_ok("dpkg", &["--print-architecture"], "dpkg").trim().to_owned();
+    let deb = repo(&format!("target/debian/certvigil_{}-1_{arch}.deb", env!("CARGO_PKG_VERSION")));
+    let built = std::fs::metadata(&deb)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("{}: {e}: run packaging/deb/build.sh (tests/run.sh does)", deb.display()));
+    let mut stale = Vec::new();
+    let mut visit = vec![
+        repo("src"),
+        repo("Cargo.toml"),
+        repo("Cargo.lock"),
+        repo("README.md"),
+        repo("config/certvigil.yaml"),
+        repo("schema/config.schema.json"),
+        repo("packaging"),
+    ];
+    while let Some(path) = visit.pop() {
+        let meta = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if meta.is_dir() {
+            visit.extend(std::fs::read_dir(&path).expect("read_dir").flatten().map(|e| e.path()));
+        } else if meta.modified().is_ok_and(|m| m > built) {
+            stale.push(path);
+        }
+    }
+    assert!(stale.is_empty(), "{} is older than {stale:?}: rebuild it with packaging/deb/build.sh", deb.display());
+    deb
 }
 
 fn mode(path: &Path) -> u32 {
@@ -166,7 +185,7 @@ fn mode(path: &Path) -> u32 {
 
 #[test]
 fn deb_package_installs_a_working_daemon() {
-    let deb = newest_deb();
+    let deb = current_deb();
     let deb_arg = deb.to_str().expect("utf-8 path");
 
     // Control fields.

@@ -543,8 +543,17 @@ pub fn pkcs12(leaf: &TestCert, chain: &[&TestCert], mode: P12Mode) -> Vec<u8> {
     match mode {
         P12Mode::Plain => args.extend(["-certpbe", "NONE", "-keypbe", "NONE", "-nomac", "-passout", "pass:"]),
         P12Mode::Modern => args.extend(["-passout", &pass]),
-        P12Mode::Legacy if legacy_provider_available() => args.extend(["-legacy", "-passout", &pass]),
-        P12Mode::Legacy => args.extend(["-certpbe", "PBE-SHA1-3DES", "-keypbe", "PBE-SHA1-3DES", "-macalg", "sha1", "-passout", &pass]),
+        // RC2-40 certificates and a 3DES key, as Windows and old Java write them: only OpenSSL's
+        // legacy provider writes RC2. Without it the case would silently become 3DES only, so
+        // it fails instead.
+        P12Mode::Legacy => {
+            assert!(
+                legacy_provider_available(),
+                "OpenSSL's legacy provider is required to write the RC2 PKCS#12 fixture (Debian ships it with libssl3: \
+                 `openssl list -providers -provider legacy` must list it)"
+            );
+            args.extend(["-legacy", "-passout", &pass])
+        }
         // With -nomac, OpenSSL 3.0 leaves the certificates in clear unless -certpbe is given.
         P12Mode::EncryptedNoMac => args.extend(["-nomac", "-certpbe", "AES-256-CBC", "-keypbe", "AES-256-CBC", "-passout", &pass]),
     }
@@ -797,13 +806,11 @@ impl Run {
     }
 }
 
-/// The binary under test, with the environment cleared of everything that would change its
-/// behaviour (configuration, store, clock, colour, log level). `CERTVIGIL_TEST_BIN` names a
-/// copy of the binary to run instead: with a target directory shared by several checkouts,
-/// another checkout's build can replace cargo's binary while the tests run.
+/// The binary under test — always the one cargo built for these tests, never a stand-in — with
+/// the environment cleared of everything that would change its behaviour (configuration,
+/// store, clock, colour, log level).
 pub fn certvigil() -> Command {
-    let bin = std::env::var_os("CERTVIGIL_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_certvigil").into());
-    let mut cmd = Command::new(bin);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_certvigil"));
     for var in ["CERTVIGIL_CONFIG", "CERTVIGIL_STORE", "CERTVIGIL_NOW", "NO_COLOR", "RUST_LOG", "STATE_DIRECTORY", "XDG_STATE_HOME"] {
         cmd.env_remove(var);
     }
