@@ -812,7 +812,9 @@ fn rescan_of_unchanged_files_reads_and_rewrites_nothing() {
     // ... yet the sightings are reported as confirmed by the latest scan.
     let f = fixtures();
     let show = sb.run(&["show", &f.valid.cert.fingerprint[..12], "-o", "json"]).expect_code(0).json();
-    for s in show["sightings"].as_array().expect("sightings") {
+    let sightings = show["sightings"].as_array().expect("sightings");
+    assert_eq!(sightings.len(), 5, "the valid leaf is in five places: {show:#}");
+    for s in sightings {
         assert_eq!(s["last_seen"], later, "{s}");
         assert_eq!(s["first_seen"], NOW, "{s}");
     }
