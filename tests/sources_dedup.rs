@@ -66,13 +66,36 @@ fn run_python(script: &str, env: &[(&str, String)]) {
     assert!(out.status.success(), "setup failed:\n{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A CA and a leaf it issued, valid from yesterday for 90 days by the real clock: moto's ACM
+/// import refuses a certificate that is expired or not yet valid *now*, so the fixed test
+/// clock's fixtures would stop working on the day they expire.
+fn valid_now() -> (Issued, Issued) {
+    use rcgen::KeyUsagePurpose as K;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    // `issue` takes offsets from the fixed clock NOW.
+    let from_now = |offset: i64| now - NOW + offset;
+    let ca = issue(
+        Spec {
+            ca_path_len: Some(0),
+            key_usage: vec![K::KeyCertSign, K::CrlSign],
+            eku: vec![],
+            sans: vec![],
+            ..Spec::leaf("dedup-ca", "certvigil Dedup Test CA", &[0x30, 0x01], from_now(-DAY), from_now(365 * DAY), KeyKind::P256)
+        },
+        None,
+    );
+    let leaf =
+        issue(Spec::leaf("dedup", "dedup.example.test", &[0x30, 0x02], from_now(-DAY), from_now(90 * DAY), KeyKind::P256), Some(&ca));
+    (ca, leaf)
+}
+
 #[test]
 fn one_certificate_in_a_file_in_vault_kv_and_in_acm_has_three_sightings() {
-    let f = fixtures();
-    let cert = &f.valid.cert;
+    let (ca, leaf) = valid_now();
+    let cert = &leaf.cert;
     let sb = Sandbox::new();
     sb.write("files/web.pem", &cert.pem);
-    let chain = f.inter.cert.pem.clone();
+    let chain = ca.cert.pem.clone();
 
     // OpenBao dev server with the certificate in a KV v2 secret.
     let bao_bin = {
@@ -127,7 +150,8 @@ fn one_certificate_in_a_file_in_vault_kv_and_in_acm_has_three_sightings() {
   - {{name: acm, kind: aws, region: eu-west-1, endpoint: '{moto}'}}
 "
     ));
-    let mut cmd = sb.command_at(NOW);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let mut cmd = sb.command_at(now);
     cmd.args(["scan", "-o", "json"])
         .env("CV_BAO_TOKEN", root)
         .env("AWS_ACCESS_KEY_ID", "testing")
@@ -137,7 +161,7 @@ fn one_certificate_in_a_file_in_vault_kv_and_in_acm_has_three_sightings() {
     let scan = run_with_timeout(cmd, RUN_LIMIT).expect_code(0).json();
     assert_eq!(scan["run"]["errors"], 0, "{scan:#}");
 
-    let show = sb.run(&["show", &cert.fingerprint, "-o", "json"]).expect_code(0).json();
+    let show = sb.run_at(now, &["show", &cert.fingerprint, "-o", "json"]).expect_code(0).json();
     let sightings = show["sightings"].as_array().unwrap();
     let mut sources: Vec<&str> = sightings.iter().filter_map(|s| s["source"].as_str()).collect();
     sources.sort();
@@ -147,7 +171,7 @@ fn one_certificate_in_a_file_in_vault_kv_and_in_acm_has_three_sightings() {
     assert!(place("bao").contains("secret") && place("bao").contains("web/frontend"), "{}", place("bao"));
     assert!(place("acm").contains("arn:aws:acm:eu-west-1"), "{}", place("acm"));
     // One certificate row for the three: the inventory counts it once.
-    let list = sb.run(&["list", "-o", "json"]).expect_code(0).json();
+    let list = sb.run_at(now, &["list", "-o", "json"]).expect_code(0).json();
     let rows: Vec<&serde_json::Value> = list.as_array().unwrap().iter().filter(|c| c["fingerprint"] == cert.fingerprint.as_str()).collect();
     assert_eq!(rows.len(), 1);
 }
