@@ -474,6 +474,45 @@ fn an_ocsp_response_past_its_next_update_is_unknown() {
     assert!(r.stdout.contains("): unknown") && !r.stdout.contains("good"), "{}", r.stdout);
 }
 
+/// RFC 6960 §4.2.2.1: an answer without nextUpdate says newer information is always
+/// available, so it is current for a day after its thisUpdate, not for ever (without a nonce it
+/// could otherwise be replayed indefinitely).
+#[test]
+fn an_ocsp_response_without_next_update_is_current_for_a_day_only() {
+    let (_d, ca) = new_ca();
+    let probe = ca.issue("probe", "ocsp_only_ext");
+    let sb = sandbox(&[&probe, &ca.dir.join("ca.crt")], "{prefer: ocsp, fallback: false}", "");
+    pki::openssl(&ca.dir, &["ocsp", "-issuer", "ca.crt", "-cert", "probe.crt", "-no_nonce", "-reqout", "nonext-req.der"]);
+    // No -ndays/-nmin: openssl leaves nextUpdate out.
+    pki::openssl(
+        &ca.dir,
+        &[
+            "ocsp",
+            "-index",
+            "index.txt",
+            "-CA",
+            "ca.crt",
+            "-rsigner",
+            "ca.crt",
+            "-rkey",
+            "ca.key",
+            "-reqin",
+            "nonext-req.der",
+            "-respout",
+            "nonext.der",
+        ],
+    );
+    let resp = ca.dir.join("nonext.der");
+    let text = pki::openssl(&ca.dir, &["ocsp", "-respin", "nonext.der", "-resp_text", "-noverify"]);
+    assert!(text.contains("This Update") && !text.contains("Next Update"), "{text}");
+    let cert = probe.to_string_lossy().into_owned();
+    let r = ocsp_cmd(&sb, &ca, &resp, &["--cert", &cert, "--at", &(wall_now() + 3_600).to_string()]).expect_code(0);
+    assert!(r.stdout.contains("): good"), "{}", r.stdout);
+    let r = ocsp_cmd(&sb, &ca, &resp, &["--cert", &cert, "--at", &(wall_now() + 2 * DAY).to_string()]).expect_code(1);
+    assert!(r.stdout.contains("no nextUpdate") && r.stdout.contains("more than a day old"), "{}", r.stdout);
+    assert!(!r.stdout.contains("good"), "{}", r.stdout);
+}
+
 #[test]
 fn an_ocsp_response_from_the_future_beyond_clock_skew_is_unknown() {
     let (_d, ca) = new_ca();

@@ -623,7 +623,10 @@ impl Checker {
                 }
                 ocsp::CertStatus::Unknown => ("unknown", None, None),
             };
-            let cache_until = answer.next_update.unwrap_or(now + OCSP_DEFAULT_CACHE).min(now + self.settings.ocsp_max_cache);
+            let cache_until = answer
+                .next_update
+                .unwrap_or((now + OCSP_DEFAULT_CACHE).min(answer.this_update + ocsp::NO_NEXT_UPDATE_LIFETIME))
+                .min(now + self.settings.ocsp_max_cache);
             let cached = CachedOcsp {
                 responder: url.clone(),
                 status: status.into(),

@@ -39,7 +39,15 @@ pub enum OcspError {
     NotYetValid(String),
     #[error("response expired at {0} (nextUpdate)")]
     Expired(String),
+    #[error("response has no nextUpdate and its thisUpdate {0} is more than a day old")]
+    TooOld(String),
 }
+
+/// How long an answer without nextUpdate stays current after its thisUpdate. RFC 6960
+/// §4.2.2.1: without nextUpdate "newer revocation information is available all the time", so
+/// an old answer is not current; without a nonce it could be replayed for ever. A day, as
+/// browsers allow.
+pub const NO_NEXT_UPDATE_LIFETIME: i64 = 86_400;
 
 impl From<BerError> for OcspError {
     fn from(e: BerError) -> Self {
@@ -314,6 +322,9 @@ pub fn verify_response(
         }
         if let Some(n) = next_update.filter(|n| now > n.saturating_add(skew)) {
             return Err(OcspError::Expired(crate::model::format_time(n)));
+        }
+        if next_update.is_none() && now > this_update.saturating_add(NO_NEXT_UPDATE_LIFETIME).saturating_add(skew) {
+            return Err(OcspError::TooOld(crate::model::format_time(this_update)));
         }
         return Ok(Answer { status, produced_at, this_update, next_update, notes });
     }
