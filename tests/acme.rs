@@ -575,6 +575,80 @@ fn dry_run_gets_the_authorizations_valid_without_finalizing_or_storing() {
     assert_eq!(rows, 0, "a dry run stores no renewal state");
 }
 
+/// The public key (SPKI PEM) of `cert.pem` and of `key.pem` in `tls`, by openssl.
+fn installed_public_keys(tls: &std::path::Path) -> (String, String) {
+    (openssl(&["x509", "-noout", "-pubkey", "-in", "cert.pem"], tls), openssl(&["pkey", "-pubout", "-in", "key.pem"], tls))
+}
+
+/// `renew` with `--now` (the clock of the renewal decisions, the key's age among them).
+fn renew_at(sb: &Sandbox, now: i64, args: &[&str]) -> common::Run {
+    let mut cmd = common::certvigil();
+    cmd.arg("-c").arg(sb.config_path()).args(["--now", &now.to_string(), "renew"]).args(args).current_dir(sb.dir.path());
+    common::run_with_timeout(cmd, std::time::Duration::from_secs(180))
+}
+
+/// `rotate: never` keeps the installed key across a forced renewal: the CA certifies the same
+/// public key again and the key file is not touched. `rotate: {max_age: 30d}` keeps a key
+/// younger than 30 days and replaces one that is older, its age counted from when certvigil
+/// generated it (`state/managed/key-web.json`) to the renewal's clock (`--now`).
+#[test]
+fn rotate_never_reuses_the_key_and_max_age_replaces_only_an_old_one() {
+    let pebble = Pebble::start();
+    let sb = Sandbox::new();
+    let managed = pebble.managed("reuse.certvigil.test", pebble.http_port);
+    assert!(managed.contains("    key: p256\n"), "{managed}");
+    let with_rotate = |rotate: &str| managed.replace("    key: p256\n", &format!("    key: p256\n    rotate: {rotate}\n"));
+    sb.config(&with_rotate("never"));
+    let tls = sb.path("tls");
+    let run = renew(&sb, &[]).expect_code(0);
+    assert!(run.stdout.contains("web: renewed (no certificate installed)"), "{}", run.stdout);
+    let key = read(&tls.join("key.pem"));
+    let (cert_pub, key_pub) = installed_public_keys(&tls);
+    assert_eq!(cert_pub, key_pub);
+    let record: serde_json::Value = serde_json::from_slice(&read(&sb.path("state/managed/key-web.json"))).expect("key record");
+    let created = record["created"].as_i64().expect("created");
+
+    // rotate: never — forced renewals: new certificates, the same key.
+    let mut serials = vec![cert_serial(&tls)];
+    for _ in 0..2 {
+        let run = renew(&sb, &["web", "--force"]).expect_code(0);
+        assert!(run.stdout.contains("web: renewed (forced)"), "{}", run.stdout);
+        serials.push(cert_serial(&tls));
+        assert_eq!(read(&tls.join("key.pem")), key, "rotate: never replaced the key file");
+        assert_eq!(installed_public_keys(&tls), (key_pub.clone(), key_pub.clone()), "the new certificate is for the same key");
+    }
+    serials.dedup();
+    assert_eq!(serials.len(), 3, "each forced renewal installed a new certificate: {serials:?}");
+    assert_eq!(std::fs::metadata(tls.join("key.pem")).expect("stat").permissions().mode() & 0o777, 0o600);
+
+    // rotate: {max_age: 30d} — a key 29 days old is kept…
+    sb.config(&with_rotate("{max_age: 30d}"));
+    let day = 86_400;
+    let run = renew_at(&sb, created + 29 * day, &["web", "--force"]).expect_code(0);
+    assert!(run.stdout.contains("web: renewed (forced)"), "{}\n{}", run.stdout, run.stderr);
+    assert_ne!(cert_serial(&tls), serials[2], "a new certificate");
+    assert_eq!(read(&tls.join("key.pem")), key, "a key younger than max_age was replaced");
+    assert_eq!(installed_public_keys(&tls), (key_pub.clone(), key_pub.clone()));
+
+    // …one 31 days old is replaced, and the new key's age is recorded from that clock.
+    let later = created + 31 * day;
+    let run = renew_at(&sb, later, &["web", "--force"]).expect_code(0);
+    assert!(run.stdout.contains("web: renewed (forced)"), "{}\n{}", run.stdout, run.stderr);
+    let new_key = read(&tls.join("key.pem"));
+    assert_ne!(new_key, key, "a key older than max_age was kept");
+    assert_eq!(read(&tls.join("key.pem.previous")), key, "the old key is kept as .previous");
+    let (cert_pub, new_pub) = installed_public_keys(&tls);
+    assert_ne!(new_pub, key_pub);
+    assert_eq!(cert_pub, new_pub, "the new certificate is for the new key");
+    let record: serde_json::Value = serde_json::from_slice(&read(&sb.path("state/managed/key-web.json"))).expect("key record");
+    assert_eq!(record["created"].as_i64(), Some(later));
+
+    // The new key is young again at that clock: kept by the next forced renewal.
+    renew_at(&sb, later + day, &["web", "--force"]).expect_code(0);
+    assert_eq!(read(&tls.join("key.pem")), new_key);
+    assert_eq!(installed_public_keys(&tls), (new_pub.clone(), new_pub));
+}
+
 /// Pebble's view of a certificate: `Valid` or `Revoked` (management API).
 fn pebble_status(pebble: &Pebble, serial_hex: &str) -> String {
     let serial = serial_hex.trim_start_matches('0').to_ascii_lowercase();
@@ -635,18 +709,20 @@ fn key_compromise_revokes_at_the_ca_and_reissues_under_a_new_key_even_after_a_cr
     assert!(!sb.path("state/acme/pending/web.revoke.pem").exists());
 
     // The store knows the old certificate is revoked, and the audit trail tells the story.
-    let (serial, status, reason): (String, String, String) = sb
+    // Every stored revocation status, found by the old certificate's serial (not by method).
+    let rows: Vec<(String, String, Option<String>, String)> = sb
         .db()
-        .query_row(
-            "SELECT c.serial, r.status, r.reason FROM revocation_status r JOIN certificates c ON c.id = r.cert_id WHERE r.method = 'acme'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .expect("revocation status of the old certificate");
+        .prepare("SELECT c.serial, r.status, r.reason, r.method FROM revocation_status r JOIN certificates c ON c.id = r.cert_id")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
     let norm = |s: &str| s.trim_start_matches('0').to_ascii_lowercase();
-    assert_eq!(norm(&serial), norm(&old_serial));
-    let method = "acme";
-    assert_eq!((status.as_str(), reason.as_str(), method), ("revoked", "keyCompromise", "acme"));
+    let old: Vec<_> = rows.iter().filter(|(serial, ..)| norm(serial) == norm(&old_serial)).collect();
+    assert_eq!(old.len(), 1, "one revocation status for the old certificate: {rows:?}");
+    let (_, status, reason, method) = old[0];
+    assert_eq!((status.as_str(), reason.as_deref(), method.as_str()), ("revoked", Some("keyCompromise"), "acme"), "{rows:?}");
     let actions: Vec<String> = sb
         .db()
         .prepare("SELECT action FROM audit_log WHERE action LIKE 'revoke%' OR action = 'renew' ORDER BY id")
