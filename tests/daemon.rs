@@ -199,15 +199,33 @@ fn systemd_protocol_metrics_api_reload_and_stop() {
     let triggers: Vec<&str> = jobs.as_array().unwrap().iter().map(|j| j["last_run"]["trigger"].as_str().unwrap_or("")).collect();
     assert_eq!(triggers, vec!["catch_up", "catch_up"]);
 
-    // Watchdog cadence: over 3 s, pings at most 1 s apart (the timeout) and about every 0.5 s.
+    // Watchdog cadence: pings every half of the 1 s timeout (systemd's advice), and they keep
+    // coming. The times are when this test read each datagram, so a stall of the test (or of
+    // the daemon) on a loaded machine shows as one long gap followed by short ones: the median
+    // gap is the daemon's cadence whatever the load. Pinging at the timeout itself (1 s), or
+    // only at start, fails; the bound on the longest gap only catches pings that stop and is
+    // generous for the reason above.
+    // Pings sent while the jobs ran wait in the socket: read them first, so that only pings
+    // read as they come are timed.
+    d.notify.set_nonblocking(true).expect("nonblocking");
+    while d.receive().is_some() {}
+    d.notify.set_nonblocking(false).expect("blocking");
     let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(3) {
+    let first = d.messages.len();
+    while t0.elapsed() < Duration::from_secs(4) {
         d.receive();
     }
-    let pings: Vec<Instant> = d.messages.iter().filter(|(_, m)| m == "WATCHDOG=1").map(|(t, _)| *t).collect();
-    assert!(pings.len() >= 5, "only {} WATCHDOG=1 pings: {:?}", pings.len(), d.messages);
-    let worst = pings.windows(2).map(|w| w[1] - w[0]).max().unwrap();
-    assert!(worst < Duration::from_millis(900), "a watchdog gap of {worst:?} would get the service killed");
+    let pings: Vec<Instant> = d.messages[first..].iter().filter(|(_, m)| m == "WATCHDOG=1").map(|(t, _)| *t).collect();
+    assert!(pings.len() >= 5, "only {} WATCHDOG=1 pings in 4 s: {:?}", pings.len(), d.messages);
+    let mut gaps: Vec<Duration> = pings.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort();
+    let median = gaps[gaps.len() / 2];
+    assert!(
+        (Duration::from_millis(350)..=Duration::from_millis(700)).contains(&median),
+        "pings every {median:?}, not every 0.5 s: {gaps:?}"
+    );
+    let worst = gaps[gaps.len() - 1];
+    assert!(worst < Duration::from_millis(2500), "pings stopped for {worst:?}: {gaps:?}");
 
     // /healthz and /readyz need no token.
     assert_eq!(d.get("/healthz", None).0, 200);
@@ -461,10 +479,12 @@ fn a_flood_of_half_open_connections_does_not_take_health_down() {
         std::thread::sleep(Duration::from_millis(10));
     }
 
-    // A probe loop as a kubelet runs it, faster: a new connection per probe, for 5 s.
+    // A probe loop as a kubelet runs it, faster: a new connection per probe, for 5 s and at
+    // least 20 probes (however slowly a loaded machine runs them).
     let start = Instant::now();
     let mut probes = 0;
-    while start.elapsed() < Duration::from_secs(5) {
+    while start.elapsed() < Duration::from_secs(5) || probes < 20 {
+        assert!(start.elapsed() < Duration::from_secs(120), "{probes} probes in {:?}", start.elapsed());
         let answer = probe(port);
         assert!(
             answer.as_ref().is_ok_and(|a| a.starts_with("HTTP/1.1 200 ") && a.ends_with("\r\n\r\nok\n")),
@@ -477,7 +497,6 @@ fn a_flood_of_half_open_connections_does_not_take_health_down() {
     }
     stop.store(true, Ordering::SeqCst);
     let (opened, closed) = attacker.join().expect("attacker thread");
-    assert!(probes >= 20, "{probes} probes");
     // The flood really pressed on the slots: the daemon closed most of it, again and again.
     assert!(closed >= FLOOD as u64, "the daemon closed only {closed} of {opened} flood connections");
     assert!(log(&sb).contains("HTTP connection slots full"), "the eviction is logged:\n{}", log(&sb));

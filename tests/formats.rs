@@ -450,8 +450,11 @@ fn pkcs12_iteration_count_over_the_budget_is_refused_before_any_work() {
         let P12Error::TooCostly { iterations, spent, cap, ref kdf, .. } = err else { panic!("{err}") };
         assert_eq!((iterations, spent, cap), (9_000_000, 0, KDF_BUDGET), "{err}");
         assert_eq!(kdf, "PKCS#12 KDF, SHA-256");
-        // No derivation ran; the bound is loose on purpose (timing belongs in benchmarks).
-        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+        // No derivation ran (`spent` is 0 above). The bound only catches the 9,000,000
+        // iterations running anyway (seconds in a release build, far longer in this debug
+        // one) and is loose on purpose: a loaded machine can stall the test for seconds, and
+        // timing belongs in benchmarks.
+        assert!(start.elapsed() < Duration::from_secs(30), "{:?}", start.elapsed());
 
         let p = parse_object(&p12, &passwords);
         assert_eq!(p.format, Some(Format::Pkcs12));
@@ -739,7 +742,9 @@ fn fifty_megabytes_of_garbage_is_a_fast_error() {
         let took = start.elapsed();
         assert!(p.certs.is_empty(), "{what}");
         assert_eq!(p.errors.len(), 1, "{what}: {:?}", p.errors);
-        // Linear work only; a debug build reads 50 MB in well under this.
-        assert!(took < Duration::from_secs(20), "{what}: parsing 50 MB of garbage took {took:?}");
+        // Linear work only. A debug build needs about a second for 50 MB; anything
+        // quadratic in the length would need hours. The bound sits between the two, far from
+        // the linear time so that a loaded machine cannot fail it.
+        assert!(took < Duration::from_secs(60), "{what}: parsing 50 MB of garbage took {took:?}");
     }
 }
