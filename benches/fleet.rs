@@ -396,7 +396,7 @@ impl<'a> Bench<'a> {
         *crls.lock().unwrap_or_else(|p| p.into_inner()) = Some(net::crl_handler(ders));
 
         let config = work.join("fleet.yaml");
-        write_config(&config, &work.join("stores/main/store.db"), &[fleet.certs.clone()], "")?;
+        write_config(&config, &work.join("stores/main/store.db"), std::slice::from_ref(&fleet.certs), "")?;
         Ok(Bench {
             settings,
             work: work.to_path_buf(),
@@ -888,6 +888,17 @@ impl<'a> Bench<'a> {
                 });
             }
         }
+        // The plain client's requests are the bytes `openssl ocsp -reqout` writes.
+        for i in [leaves[0], leaves[1]] {
+            let ca = self.fleet.ca(Ca::of(i));
+            let out = self.work.join(format!("ocsp/openssl-req-{i}.der"));
+            let serial = format!("0x{}", fixture::serial_hex(i));
+            let out_s = out.to_string_lossy().into_owned();
+            fixture::openssl(&ca.dir, &["ocsp", "-issuer", "ca.pem", "-serial", &serial, "-no_nonce", "-reqout", &out_s])?;
+            if std::fs::read(&out)? != requests[leaves.iter().position(|&l| l == i).unwrap_or(0)].der {
+                self.problem(format!("the plain client's OCSP request for leaf {i} differs from openssl ocsp -reqout's"));
+            }
+        }
         let asked = requests.len() as u64;
         let want_revoked: HashMap<String, Option<u8>> = leaves
             .iter()
@@ -1048,7 +1059,7 @@ impl<'a> Bench<'a> {
             serde_json::to_string(&format!("${{file:{}}}", dir.join("token").display()))?
         );
         let store = dir.join("state/store.db");
-        write_config(&cfg, &store, &[self.fleet.certs.clone()], &extra)?;
+        write_config(&cfg, &store, std::slice::from_ref(&self.fleet.certs), &extra)?;
         let _ = (self.crl_server.take(), self.ocsp_server.take());
         let mut daemon = Daemon::start(&dir, &cfg)?;
         let result = self.drive_daemon(&mut daemon, token, &store);
@@ -1172,13 +1183,13 @@ impl<'a> Bench<'a> {
 
     fn print_report(&self) {
         println!("\n══ certvigil at fleet scale: {} leaf files, {} cores ══\n", self.fleet.leaves, cores());
-        println!("{:<10} {:<52} {:>8} {:>8} {:>9}  {}", "row", "measurement", "wall s", "cpu s", "peak MiB", "found");
+        println!("{:<10} {:<52} {:>8} {:>8} {:>9}  found", "row", "measurement", "wall s", "cpu s", "peak MiB");
         for r in self.sorted_rows() {
             let cpu = r.cpu_s.map_or_else(|| "-".to_string(), |c| format!("{c:.2}"));
             let rss = r.peak_rss_kib.map_or_else(|| "-".to_string(), |k| format!("{:.1}", mib(k)));
             println!("{:<10} {:<52} {:>8.2} {:>8} {:>9}  {}", r.part, r.what, r.wall_s, cpu, rss, r.note);
         }
-        println!("\n{:<10} {:<72} {:>24}  {:<26} {}", "row", "figure", "value", "target", "");
+        println!("\n{:<10} {:<72} {:>24}  {:<26}", "row", "figure", "value", "target");
         for t in self.sorted_targets() {
             println!("{:<10} {:<72} {:>24}  {:<26} {}", t.part, t.figure, t.value, t.target, if t.met { "met" } else { "MISSED" });
         }

@@ -367,8 +367,11 @@ fn run_openssl_ocsp(dir: &Path, spool: &Path, n: u64, request: &[u8]) -> Result<
 
 // ───────────────────────────── DER and OCSP messages ─────────────────────────────
 
-/// The next DER element of `b`: (tag, content, the whole element, what follows).
-pub fn der_next(b: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+/// A DER element: (tag, content, the whole element, what follows it).
+pub type Element<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+
+/// The next DER element of `b`.
+pub fn der_next(b: &[u8]) -> Option<Element<'_>> {
     let tag = *b.first()?;
     let first = *b.get(1)?;
     let (len, header) = if first < 0x80 {
