@@ -1404,11 +1404,10 @@ fn who(by: &Option<String>) -> String {
 }
 
 fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
-    use certvigil::notify::state::Change;
+    use certvigil::notify::state::{Change, Stepper};
     let s = settings(cli, false)?;
     let now = now(cli)?;
     let store = open_store(cli, &s)?;
-    let (findings, changes) = certvigil::evaluate::plan(&store, &s, now)?;
     // Key problems with no certificate to attach a finding to: most are findings about the key
     // itself (`alerted`); an orphan key whose certificate is deployed elsewhere is only listed.
     let review = certvigil::evaluate::key_review(&store, &s.policy, now)?;
@@ -1420,64 +1419,97 @@ fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
                 "alerted": certvigil::policy::keys::alerted(k, p, &review)})
         })
         .collect();
-    let mut planned: Vec<(usize, String)> = Vec::new();
-    let mut resolves = Vec::new();
-    for c in &changes {
-        match c {
-            Change::Open { finding, notify } | Change::Update { finding, notify, .. } => {
+    let json = a.output == SummaryFormat::Json;
+    // Findings stream batch by batch through the alert state machine to the output, each with
+    // the notifications it would cause: a plan holds one batch, not every finding.
+    let open = store.open_alerts()?;
+    let silences = store.silences(now, false)?;
+    let mut stepper = Stepper::new(&open, &silences, &s.alerts.routes, now);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let (mut total, mut planned_count) = (0usize, 0usize);
+    // For JSON: (index of the finding, what would be sent).
+    let mut planned_json: Vec<(usize, String)> = Vec::new();
+    if json {
+        write!(out, "{{\n\"findings\": [")?;
+    }
+    certvigil::evaluate::each_findings_batch(&store, &s, now, |batch| {
+        let mut planned: Vec<Vec<String>> = vec![Vec::new(); batch.len()];
+        for c in stepper.step(batch) {
+            if let Change::Open { finding, notify } | Change::Update { finding, notify, .. } = c {
                 for n in notify {
-                    planned.push((
-                        *finding,
-                        format!(
-                            "{} → route {} ({}){}",
-                            n.event.as_str(),
-                            n.route,
-                            n.receivers.join(", "),
-                            if n.held { ", held for the digest" } else { "" }
-                        ),
+                    planned[finding].push(format!(
+                        "{} → route {} ({}){}",
+                        n.event.as_str(),
+                        n.route,
+                        n.receivers.join(", "),
+                        if n.held { ", held for the digest" } else { "" }
                     ));
                 }
             }
-            Change::Resolve { alert_id, notify } => resolves.push((alert_id, notify.iter().map(|n| n.route.clone()).collect::<Vec<_>>())),
         }
-    }
-    if a.output == SummaryFormat::Json {
-        let v = serde_json::json!({
-            "findings": findings,
-            "key_problems": key_problems,
-            "notifications": planned.iter().map(|(i, t)| serde_json::json!({"finding": i, "plan": t})).collect::<Vec<_>>(),
-            "resolves": resolves.iter().map(|(id, routes)| serde_json::json!({"alert_id": id, "routes": routes})).collect::<Vec<_>>(),
-        });
-        outln!("{}", serde_json::to_string_pretty(&v)?);
+        for (i, (f, sends)) in batch.iter().zip(planned).enumerate() {
+            planned_count += sends.len();
+            if json {
+                write!(out, "{}\n", if total + i == 0 { "" } else { "," })?;
+                serde_json::to_writer_pretty(&mut out, f)?;
+                planned_json.extend(sends.into_iter().map(|t| (total + i, t)));
+                continue;
+            }
+            writeln!(out, "{:<8}  {:<18}  {:<12}  {}", f.severity.as_str().to_uppercase(), f.kind.as_str(), f.short(), f.name)?;
+            writeln!(out, "          {}", f.reason)?;
+            writeln!(out, "          action: {}", f.action)?;
+            for p in sends {
+                writeln!(out, "          would send: {p}")?;
+            }
+        }
+        total += batch.len();
+        Ok::<(), anyhow::Error>(())
+    })?;
+    let resolves: Vec<(i64, Vec<String>)> = stepper
+        .finish()
+        .into_iter()
+        .filter_map(|c| match c {
+            Change::Resolve { alert_id, notify } => Some((alert_id, notify.into_iter().map(|n| n.route).collect())),
+            _ => None,
+        })
+        .collect();
+    if json {
+        // The rest of the object after the streamed findings, the notifications one by one.
+        write!(out, "],\n\"key_problems\": {},\n\"notifications\": [", serde_json::to_string_pretty(&key_problems)?)?;
+        for (n, (i, t)) in planned_json.iter().enumerate() {
+            write!(out, "{}\n", if n == 0 { "" } else { "," })?;
+            serde_json::to_writer(&mut out, &serde_json::json!({"finding": i, "plan": t}))?;
+        }
+        let resolves: Vec<serde_json::Value> =
+            resolves.iter().map(|(id, routes)| serde_json::json!({"alert_id": id, "routes": routes})).collect();
+        writeln!(out, "],\n\"resolves\": {}\n}}", serde_json::to_string_pretty(&resolves)?)?;
+        out.flush()?;
         return Ok(EXIT_OK);
     }
-    for (i, f) in findings.iter().enumerate() {
-        outln!("{:<8}  {:<18}  {:<12}  {}", f.severity.as_str().to_uppercase(), f.kind.as_str(), f.short(), f.name);
-        outln!("          {}", f.reason);
-        outln!("          action: {}", f.action);
-        for (_, p) in planned.iter().filter(|(j, _)| *j == i) {
-            outln!("          would send: {p}");
-        }
-    }
     for kp in key_problems.iter().filter(|kp| kp["alerted"] != true) {
-        outln!(
+        writeln!(
+            out,
             "{:<8}  {:<18}  {}",
             kp["problem"]["severity"].as_str().unwrap_or("").to_uppercase(),
             kp["problem"]["kind"].as_str().unwrap_or(""),
             kp["location"].as_str().unwrap_or("")
-        );
-        outln!("          {}", kp["problem"]["reason"].as_str().unwrap_or(""));
-        outln!("          action: {} (its certificate is elsewhere: listed, not alerted)", kp["problem"]["action"].as_str().unwrap_or(""));
+        )?;
+        writeln!(out, "          {}", kp["problem"]["reason"].as_str().unwrap_or(""))?;
+        writeln!(
+            out,
+            "          action: {} (its certificate is elsewhere: listed, not alerted)",
+            kp["problem"]["action"].as_str().unwrap_or("")
+        )?;
     }
     for (id, routes) in &resolves {
-        outln!("alert {id} would resolve{}", if routes.is_empty() { String::new() } else { format!(" (notice to {})", routes.join(", ")) });
+        writeln!(
+            out,
+            "alert {id} would resolve{}",
+            if routes.is_empty() { String::new() } else { format!(" (notice to {})", routes.join(", ")) }
+        )?;
     }
-    outln!(
-        "{} findings, {} notifications planned, {} alerts to resolve (dry run: nothing sent)",
-        findings.len(),
-        planned.len(),
-        resolves.len()
-    );
+    writeln!(out, "{total} findings, {planned_count} notifications planned, {} alerts to resolve (dry run: nothing sent)", resolves.len())?;
+    out.flush()?;
     Ok(EXIT_OK)
 }
 
