@@ -18,8 +18,9 @@ pub const MAX_STDERR: usize = 4096;
 pub enum HookError {
     #[error("cannot run `{command}`: {reason}")]
     Spawn { command: String, reason: String },
-    #[error("`{command}` did not finish within {secs}s and was killed{}", stderr_suffix(.stderr))]
-    Timeout { command: String, secs: u64, stderr: String },
+    /// `limit` shows as `2s` or `500ms`, never a rounded-down `0s`.
+    #[error("`{command}` did not finish within {limit:?} and was killed{}", stderr_suffix(.stderr))]
+    Timeout { command: String, limit: Duration, stderr: String },
     #[error("`{command}` failed ({status}){}", stderr_suffix(.stderr))]
     Failed { command: String, status: String, stderr: String },
 }
@@ -84,7 +85,7 @@ pub fn run(argv: &[String], env: &[(String, String)], timeout: Duration) -> Resu
         .map(|b| String::from_utf8_lossy(&b).trim().chars().filter(|c| !c.is_control() || *c == '\n').collect())
         .unwrap_or_default();
     match status {
-        None => Err(HookError::Timeout { command, secs: timeout.as_secs(), stderr }),
+        None => Err(HookError::Timeout { command, limit: timeout, stderr }),
         Some(s) if s.success() => Ok(()),
         Some(s) => {
             let status = match s.code() {
@@ -140,7 +141,7 @@ mod tests {
         let start = Instant::now();
         let e = run(&sh(&script), &[], Duration::from_secs(2)).unwrap_err();
         let took = start.elapsed();
-        assert!(matches!(e, HookError::Timeout { secs: 2, .. }), "{e:?}");
+        assert!(matches!(e, HookError::Timeout { limit, .. } if limit == Duration::from_secs(2)), "{e:?}");
         let pid = std::fs::read_to_string(&pidfile).unwrap();
         assert!(!running(pid.trim()), "the hook {} still runs", pid.trim());
         // Generous: the hook alone would take 30 s; under load the 20 ms polling and the kill
