@@ -82,7 +82,11 @@ impl Notifier for Email {
                     }
                     src = s.source();
                 }
-                format!("SMTP {}:{}: {msg}", self.smtp.host, self.smtp.port)
+                // RFC 4954 §6: 530, 534, 535 and 454 are the server refusing the login, whatever
+                // its reply text says.
+                let auth = e.status().map(|c| c.to_string()).filter(|c| ["530", "534", "535", "454"].contains(&c.as_str()));
+                let what = if auth.is_some() { "authentication failed: " } else { "" };
+                format!("SMTP {}:{}: {what}{msg}", self.smtp.host, self.smtp.port)
             })
         })
     }
