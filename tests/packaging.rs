@@ -222,7 +222,7 @@ fn deb_package_installs_a_working_daemon() {
     assert!(postinst.contains("adduser") && postinst.contains("useradd"), "postinst: no fallback user creation");
     assert!(postinst.contains("deb-systemd-helper enable certvigil.service"), "postinst does not enable the unit");
     assert!(postinst.contains("/etc/certvigil/api-token") && postinst.contains("0640"), "postinst: no API token");
-    assert!(postrm.contains("purge") && postrm.contains("rm -rf /var/lib/certvigil"), "postrm: store not purged");
+    assert!(postrm.contains("purge") && postrm.contains("/var/lib/certvigil"), "postrm: store not purged");
 
     // Files.
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -306,6 +306,104 @@ fn deb_package_installs_a_working_daemon() {
     // sources exist on every Debian system.
     let scanned = run(&["-c", config, "scan", "--no-progress"]);
     assert!(scanned.contains(", 0 errors"), "{scanned}");
+
+    // The maintainer scripts, run for real: postinst configure, again (an upgrade), then
+    // postrm purge, installing into the extracted tree as dpkg does with DPKG_ROOT. A private
+    // mount namespace with an empty /run keeps them from asking this machine's systemd to start
+    // anything; everything they write goes under the tree.
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
+    std::fs::write(root.join("etc/group"), "root:x:0:\n").expect("group");
+    let maintainer = |script: &str, arg: &str| {
+        let out = Command::new("unshare")
+            .args(["--mount", "sh", "-c", "mount -t tmpfs tmpfs /run && DPKG_ROOT=\"$1\" exec sh \"$2\" \"$3\"", "sh"])
+            .arg(root)
+            .arg(control_dir.join(script))
+            .arg(arg)
+            // What dpkg tells its maintainer scripts (deb-systemd-helper refuses to run without).
+            .env("DPKG_MAINTSCRIPT_PACKAGE", "certvigil")
+            .env("DPKG_MAINTSCRIPT_NAME", script)
+            .output()
+            .expect("unshare (util-linux) runs the maintainer scripts");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{script} {arg}: {}\n{text}", out.status);
+    };
+    maintainer("postinst", "configure");
+    let field_of = |file: &str, name: &str| -> Vec<String> {
+        read(&root.join(file))
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name} in {file}"))
+            .split(':')
+            .map(str::to_owned)
+            .collect()
+    };
+    let user = field_of("etc/passwd", "certvigil");
+    assert_eq!((user[5].as_str(), user[6].as_str()), ("/var/lib/certvigil", "/usr/sbin/nologin"), "{user:?}");
+    let gid: u32 = field_of("etc/group", "certvigil")[2].parse().expect("gid");
+    assert!(gid > 0 && gid < 1000, "a system group: {gid}");
+    let token_path = root.join("etc/certvigil/api-token");
+    let token = read(&token_path);
+    assert!(token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()), "token: {token:?}");
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(&token_path).expect("token");
+        assert_eq!((mode(&token_path), meta.uid(), meta.gid()), (0o640, 0, gid), "the token is root's, readable by the daemon's group");
+    }
+    assert!(
+        root.join("etc/systemd/system/multi-user.target.wants/certvigil.service").symlink_metadata().is_ok(),
+        "postinst did not enable certvigil.service"
+    );
+    maintainer("postinst", "configure");
+    assert_eq!(read(&token_path), token, "an upgrade keeps the token");
+
+    // The daemon from the extracted tree, on the packaged configuration (its token file taken
+    // from the tree): it starts, and its API takes that token and refuses a request without it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let daemon_config = tmp.path().join("daemon.yaml");
+    let packaged = read(&root.join("etc/certvigil/certvigil.yaml"));
+    assert!(packaged.contains("${file:/etc/certvigil/api-token}"), "the packaged configuration reads the generated token");
+    std::fs::write(&daemon_config, packaged.replace("/etc/certvigil/api-token", token_path.to_str().expect("utf-8 path"))).expect("write");
+    let mut daemon = Command::new(&bin)
+        .arg("-c")
+        .arg(&daemon_config)
+        .args(["run", "--listen", &format!("127.0.0.1:{port}"), "--exit-after", "20"])
+        .env("STATE_DIRECTORY", &state)
+        .env_remove("CERTVIGIL_CONFIG")
+        .env_remove("CERTVIGIL_STORE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the packaged daemon");
+    let get = |auth: Option<&str>| -> Option<String> {
+        use std::io::{Read, Write};
+        let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        let header = auth.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        sock.write_all(format!("GET /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n{header}Connection: close\r\n\r\n").as_bytes()).ok()?;
+        let mut answer = String::new();
+        sock.read_to_string(&mut answer).ok()?;
+        Some(answer)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let answer = loop {
+        match get(Some(&token)) {
+            Some(a) => break a,
+            None if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(100)),
+            None => panic!("the packaged daemon did not listen on 127.0.0.1:{port}"),
+        }
+    };
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(get(None).expect("answer").starts_with("HTTP/1.1 401"));
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+
+    std::fs::create_dir_all(root.join("var/lib/certvigil")).expect("state dir");
+    std::fs::write(root.join("var/lib/certvigil/certvigil.db"), b"").expect("store");
+    maintainer("postrm", "purge");
+    assert!(!token_path.exists() && !root.join("var/lib/certvigil").exists(), "purge removes the token and the store");
+    assert!(
+        root.join("etc/systemd/system/multi-user.target.wants/certvigil.service").symlink_metadata().is_err(),
+        "purge forgets the enablement"
+    );
 
     // A package build carries no test hooks (the `failpoints` feature is the test command's):
     // the crash hook's variable is ignored and its message is not in the binary.
