@@ -176,10 +176,11 @@ fn run() -> Result<()> {
     let mut bench = Bench::new(&settings, &work, &benches, &target_dir)?;
     if !smoke {
         println!(
-            "certvigil fleet benchmark: {} leaf files, parts {}, {} cores, {}",
+            "certvigil fleet benchmark: {} leaf files, parts {}, {} cores (load average {}), {}",
             settings.leaves,
             settings.parts.join(","),
             cores(),
+            load_average(),
             openssl_version()
         );
         bench.print_fixture();
@@ -1078,6 +1079,7 @@ impl<'a> Bench<'a> {
         let mut jobs = Vec::new();
         for job in ["scan", "revocation", "evaluate"] {
             reset_peak(pid);
+            let cpu_before = proc_cpu_s(pid)?;
             let started = Instant::now();
             let (status, body) = net::http(d.port, "POST", &format!("/api/v1/jobs/{job}/run"), Some(token))?;
             ensure!(status == 202, "POST /api/v1/jobs/{job}/run: HTTP {status}: {}", String::from_utf8_lossy(&body));
@@ -1096,12 +1098,13 @@ impl<'a> Bench<'a> {
                 ensure!(d.child.try_wait()?.is_none(), "the daemon exited during job {job}");
             };
             let wall = started.elapsed().as_secs_f64();
+            let cpu = proc_cpu_s(pid)? - cpu_before;
             let (hwm, rss) = (proc_kib(pid, "VmHWM")?, proc_kib(pid, "VmRSS")?);
             if run["status"] != "ok" {
                 self.problem(format!("daemon job {job}: {} ({})", run["status"], run["error"]));
             }
             let summary = run["summary"].as_str().unwrap_or_default().to_string();
-            let t = Timed { wall_s: wall, cpu_s: None, peak_rss_kib: Some(hwm), stdout: String::new() };
+            let t = Timed { wall_s: wall, cpu_s: Some(cpu), peak_rss_kib: Some(hwm), stdout: String::new() };
             let mut row = Row::new(
                 "4 daemon",
                 format!("job `{job}` (API trigger → run finished)"),
@@ -1132,9 +1135,11 @@ impl<'a> Bench<'a> {
         }
 
         reset_peak(pid);
+        let cpu_before = proc_cpu_s(pid)?;
         let started = Instant::now();
         let (status, body) = net::http(d.port, "GET", "/metrics", None)?;
         let wall = started.elapsed().as_secs_f64();
+        let cpu = proc_cpu_s(pid)? - cpu_before;
         ensure!(status == 200, "GET /metrics: HTTP {status}");
         let hwm = proc_kib(pid, "VmHWM")?;
         let text = String::from_utf8_lossy(&body);
@@ -1148,7 +1153,7 @@ impl<'a> Bench<'a> {
         if revoked != self.fleet.revoked {
             self.problem(format!("/metrics: {revoked} certificates with certvigil_cert_revoked 1, expected {}", self.fleet.revoked));
         }
-        let t = Timed { wall_s: wall, cpu_s: None, peak_rss_kib: Some(hwm), stdout: String::new() };
+        let t = Timed { wall_s: wall, cpu_s: Some(cpu), peak_rss_kib: Some(hwm), stdout: String::new() };
         let note = format!("{:.1} MiB, {series} series, {revoked} revoked", body.len() as f64 / 1048576.0);
         self.push(Row::new("4 daemon", "GET /metrics (one scrape)", &t, note));
         self.target(
@@ -1182,7 +1187,12 @@ impl<'a> Bench<'a> {
     }
 
     fn print_report(&self) {
-        println!("\n══ certvigil at fleet scale: {} leaf files, {} cores ══\n", self.fleet.leaves, cores());
+        println!(
+            "\n══ certvigil at fleet scale: {} leaf files, {} cores (load average now {}) ══\n",
+            self.fleet.leaves,
+            cores(),
+            load_average()
+        );
         println!("{:<10} {:<52} {:>8} {:>8} {:>9}  found", "row", "measurement", "wall s", "cpu s", "peak MiB");
         for r in self.sorted_rows() {
             let cpu = r.cpu_s.map_or_else(|| "-".to_string(), |c| format!("{c:.2}"));
@@ -1223,6 +1233,7 @@ impl<'a> Bench<'a> {
             "benchmark": "fleet",
             "measured_at_unix": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             "cores": cores(),
+            "load_average_at_end": load_average(),
             "openssl": openssl_version(),
             "parts": self.settings.parts,
             "fleet": {
@@ -1458,6 +1469,36 @@ fn proc_kib(pid: u32, field: &str) -> Result<u64> {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .with_context(|| format!("no {field} in /proc/{pid}/status"))
+}
+
+/// User + system CPU time of a process so far, in seconds (/proc/PID/stat, proc(5)).
+fn proc_cpu_s(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks =
+        |k: usize| fields.get(k).and_then(|v| v.parse::<f64>().ok()).with_context(|| format!("no field {} in /proc/{pid}/stat", k + 3));
+    Ok((ticks(11)? + ticks(12)?) / clock_ticks())
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .filter(|t: &f64| *t > 0.0)
+            .unwrap_or(100.0)
+    })
+}
+
+/// The machine's load average (1, 5 and 15 minutes): the cores are shared, and this says with
+/// how much.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg").map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
 }
 
 /// Resets the process's peak RSS (VmHWM) to its current RSS (Linux 4.0+, proc(5) clear_refs).
