@@ -268,6 +268,21 @@ fn forged_crl_is_rejected() {
     assert!(s.reason.as_deref().unwrap().contains("signature does not verify"), "{s:#?}");
 }
 
+/// A certificate's issuer is confirmed by its signature once per checker (the daemon's lives
+/// across passes): the second pass verifies no certificate signature again, and still answers.
+#[test]
+fn issuer_signatures_are_verified_once_per_checker() {
+    let (_d, ca) = ca(KeyKind::EcP256);
+    let files = [ca.issue("a", "crl_only_ext"), ca.issue("b", "crl_only_ext"), ca.dir.join("ca.crt")];
+    let e = env(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>(), "{prefer: crl, fallback: false}");
+    let res = e.check();
+    assert_state(&e.status_of(&res, "a"), RevocationState::Good, "crl");
+    assert_eq!(Stats::get(&e.checker.stats.issuer_signatures), 2, "one verification per leaf");
+    let res = e.check();
+    assert_state(&e.status_of(&res, "b"), RevocationState::Good, "crl");
+    assert_eq!(Stats::get(&e.checker.stats.issuer_signatures), 2, "none on the second pass");
+}
+
 #[test]
 fn not_modified_crl_is_not_parsed_again() {
     let (_d, ca) = ca(KeyKind::EcP256);
