@@ -16,12 +16,15 @@
 //!
 //! Every tool's result is checked against the generator: the number of files and certificates,
 //! the XOR of all SHA-256 fingerprints and the sum of all notAfter times must match, so a tool
-//! that skipped or misparsed something fails the benchmark instead of looking fast.
+//! that skipped or misparsed something fails the benchmark instead of looking fast. certvigil's
+//! own run counters must also say it did the work being timed: the cold scan read every
+//! generated object, the warm scan read none (`objects_read == 0`, every object listed and
+//! unchanged), neither reported an error. Every run is checked, not only the median one.
 //!
 //! Under `cargo test --all-targets` (which runs a `harness = false` bench without the `--bench`
 //! argument that `cargo bench` passes) it makes a smoke run instead: 120 files, certvigil's cold
-//! and warm scans checked against the generator, no baselines, no setup, about a second, so
-//! CI notices when the harness and the CLI or store drift apart.
+//! and warm scans checked against the generator and their counters, no baselines, no setup,
+//! about a second, so CI notices when the harness and the CLI or store drift apart.
 //!
 //! Fixtures (see benches/README.md): an ECDSA P-256 CA signs every certificate; subject keys come
 //! from a small pool (RSA-2048 made once per run by `openssl genpkey`, because ring cannot
@@ -134,25 +137,21 @@ fn run() -> Result<()> {
     let py_script = benches.join("baselines/x509scan.py");
 
     let mut rows: Vec<Row> = Vec::new();
+    // Every run of every tool is checked, not only the median one that is reported.
     let mut problems: Vec<String> = Vec::new();
-    let mut check = |row: &Row| {
-        problems.extend(row.mismatches(&expected));
-    };
 
     let cores = cores().to_string();
-    let go_parallel = measure(settings.runs, || {
+    let go_parallel = measure(settings.runs, &expected, &mut problems, || {
         run_baseline("go", &format!("parallel ({cores} workers)"), &go_bin, &["-workers", &cores], &[], &certs_dir)
     })?;
-    check(&go_parallel);
     rows.push(go_parallel);
-    let go_single =
-        measure(settings.runs, || run_baseline("go", "1 thread", &go_bin, &["-workers", "1"], &[("GOMAXPROCS", "1")], &certs_dir))?;
-    check(&go_single);
+    let go_single = measure(settings.runs, &expected, &mut problems, || {
+        run_baseline("go", "1 thread", &go_bin, &["-workers", "1"], &[("GOMAXPROCS", "1")], &certs_dir)
+    })?;
     rows.push(go_single);
-    let python_row = measure(settings.runs, || {
+    let python_row = measure(settings.runs, &expected, &mut problems, || {
         run_baseline("python", "1 thread", &python, &[py_script.as_os_str().to_str().context("non-UTF-8 bench path")?], &[], &certs_dir)
     })?;
-    check(&python_row);
     rows.push(python_row);
 
     // Each run pair gets a fresh store: cold fills it, warm rescans the unchanged tree.
@@ -161,15 +160,14 @@ fn run() -> Result<()> {
     for r in 0..settings.runs {
         let store = work.join(format!("store-{r}.db"));
         let cfg = write_config(&work, &store, &certs_dir, r)?;
-        colds.push(run_certvigil("cold", &cfg, &store, true)?);
-        warms.push(run_certvigil("warm", &cfg, &store, true)?);
+        for (phase, runs) in [("cold", &mut colds), ("warm", &mut warms)] {
+            let row = run_certvigil(phase, &cfg, &store, true)?;
+            problems.extend(row.mismatches(&expected));
+            runs.push(row);
+        }
     }
-    let cold = median(colds);
-    let warm = median(warms);
-    check(&cold);
-    check(&warm);
-    rows.push(cold);
-    rows.push(warm);
+    rows.push(median(colds));
+    rows.push(median(warms));
 
     let report = Report { settings: &settings, expected: &expected, generation_s, rows: &rows, problems: &problems };
     report.print();
@@ -197,11 +195,18 @@ fn smoke() -> Result<()> {
     let store = work.join("store.db");
     let cfg = write_config(work, &store, &certs_dir, 0)?;
     let mut problems = Vec::new();
+    let mut reads = Vec::new();
     for phase in ["cold", "warm"] {
-        problems.extend(run_certvigil(phase, &cfg, &store, false)?.mismatches(&expected));
+        let row = run_certvigil(phase, &cfg, &store, false)?;
+        problems.extend(row.mismatches(&expected));
+        reads.push(format!("{phase} read {} of {}", row.extra["run"]["objects_read"], row.extra["run"]["objects_seen"]));
     }
     ensure!(problems.is_empty(), "smoke run: {} check(s) failed:\n  {}", problems.len(), problems.join("\n  "));
-    println!("bench scan smoke run: ok ({FILES} files, {} certificates); `cargo bench --bench scan` measures", expected.certs);
+    println!(
+        "bench scan smoke run: ok ({FILES} files, {} certificates; {}); `cargo bench --bench scan` measures",
+        expected.certs,
+        reads.join(", ")
+    );
     Ok(())
 }
 
@@ -471,13 +476,61 @@ impl Row {
         if self.errors != 0 {
             out.push(format!("{who}: {} errors", self.errors));
         }
+        if self.tool == "certvigil" {
+            out.extend(run_counter_mismatches(&who, &self.phase, &self.extra, expected));
+        }
         out
     }
 }
 
-/// Runs `once` `runs` times and keeps the run with the median wall time.
-fn measure(runs: usize, mut once: impl FnMut() -> Result<Row>) -> Result<Row> {
+/// What certvigil's own run counters (its `--output json` summary) must say. A cold scan (fresh
+/// store) lists and reads every generated file and finds every certificate new; a warm scan
+/// (same store, nothing changed) lists every file and reads none: every object is unchanged, so
+/// the warm figure is the cost of noticing that, not of parsing again.
+fn run_counter_mismatches(who: &str, phase: &str, extra: &Value, expected: &Tally) -> Vec<String> {
+    let mut out = Vec::new();
+    let run = &extra["run"];
+    let mut want = |field: &str, value: &Value, expect: u64| match value.as_u64() {
+        Some(v) if v == expect => {}
+        Some(v) => out.push(format!("{who}: run counter {field} = {v}, expected {expect}")),
+        None => out.push(format!("{who}: the summary has no counter {field} (got {value})")),
+    };
+    let (files, certs) = (expected.files, expected.certs);
+    let read = if phase == "cold" { files } else { 0 };
+    let new = if phase == "cold" { certs } else { 0 };
+    want("run.objects_seen", &run["objects_seen"], files);
+    want("run.objects_read", &run["objects_read"], read);
+    want("run.certs_seen", &run["certs_seen"], certs);
+    want("run.certs_new", &run["certs_new"], new);
+    want("run.certs_gone", &run["certs_gone"], 0);
+    want("run.errors", &run["errors"], 0);
+    // The one source, by its own counts: the same listing, the same reads, nothing vanished.
+    match extra["sources"].as_array().map(Vec::as_slice) {
+        Some([src]) => {
+            want("sources[bench].objects", &src["objects"], files);
+            want("sources[bench].read", &src["read"], read);
+            want("sources[bench].errors", &src["errors"], 0);
+            want("sources[bench].vanished", &src["vanished"], 0);
+        }
+        _ => out.push(format!("{who}: the summary should list exactly one source, got {}", extra["sources"])),
+    }
+    if run["status"] != "ok" {
+        out.push(format!("{who}: run status {}, expected \"ok\"", run["status"]));
+    }
+    match extra["errors"].as_array() {
+        Some(errors) if errors.is_empty() => {}
+        _ => out.push(format!("{who}: the summary lists errors: {}", extra["errors"])),
+    }
+    out
+}
+
+/// Runs `once` `runs` times, checks every run against the generator, and keeps the run with the
+/// median wall time.
+fn measure(runs: usize, expected: &Tally, problems: &mut Vec<String>, mut once: impl FnMut() -> Result<Row>) -> Result<Row> {
     let rows = (0..runs).map(|_| once()).collect::<Result<Vec<_>>>()?;
+    for row in &rows {
+        problems.extend(row.mismatches(expected));
+    }
     Ok(median(rows))
 }
 
@@ -627,6 +680,7 @@ fn run_certvigil(phase: &str, cfg: &Path, store: &Path, measure_rss: bool) -> Re
     found.files = db
         .query_row("SELECT count(*) FROM objects WHERE source = 'bench' AND certs > 0", [], |r| r.get::<_, i64>(0))
         .context("counting stored objects")? as u64;
+    // A summary without the counter fails run_counter_mismatches; it is not read as zero here.
     let errors = run["errors"].as_u64().unwrap_or(0);
     println!("  {:<9} {phase:<22} {:>8.2} s", "certvigil", t.wall_s);
     Ok(Row {
@@ -637,7 +691,7 @@ fn run_certvigil(phase: &str, cfg: &Path, store: &Path, measure_rss: bool) -> Re
         peak_rss_kib: t.peak_rss_kib,
         found,
         errors,
-        extra: json!({ "run": run }),
+        extra: json!({ "run": run, "sources": summary["sources"], "errors": summary["errors"] }),
     })
 }
 
@@ -688,8 +742,12 @@ impl Report<'_> {
             let verdict = if r.peak_rss_mib() <= RSS_TARGET_MIB { "within" } else { "OVER" };
             println!("certvigil {:<5} peak RSS / 64 MiB {:>8.2}  ({verdict} target)", r.phase, r.peak_rss_mib() / RSS_TARGET_MIB);
         }
-        if let Some(warm) = self.row("certvigil", "warm") {
-            println!("certvigil warm read {} of {} objects", warm.extra["run"]["objects_read"], warm.extra["run"]["objects_seen"]);
+        for r in self.rows.iter().filter(|r| r.tool == "certvigil") {
+            let run = &r.extra["run"];
+            println!(
+                "certvigil {:<5} read {} of {} objects (checked: cold reads all, warm none)",
+                r.phase, run["objects_read"], run["objects_seen"]
+            );
         }
     }
 
