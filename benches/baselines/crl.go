@@ -6,28 +6,49 @@
 // serial number to entry, and looks up every serial of the serials file (hex, one per line), the
 // way a Go revocation checker is usually written.
 //
+// The work equals certvigil's: ParseRevocationList decodes every entry (serial, revocation
+// time, reasonCode) and keeps its other extensions raw, so while indexing this program also
+// decodes each entry's invalidityDate (RFC 5280 §5.3.2) and refuses a serial listed twice, as
+// certvigil does while building its index; and each lookup's answer (reason, revocation time,
+// invalidity date) is written out for the harness to check.
+//
 // It prints one JSON line on stdout for the harness to check against the generator:
 //
 //	{"tool":"go","entries":N,"verified":true,"lookups":N,"listed":N,"phases_s":{...}}
 //
+// and writes each looked-up serial's answer to the -answers file, in order, one line each:
+// "SERIAL\tnot-listed" or "SERIAL\trevoked\tREASON_CODE\tREVOKED_UNIX\tINVALIDITY_UNIX" ("-"
+// when the entry has no invalidityDate; reason 0 when it has no reasonCode).
+//
 // phases_s holds the seconds spent reading+parsing, verifying, indexing and looking up, so the
 // report can say where the time goes. A CRL that does not verify exits 1.
 //
-// Usage: crl -crl FILE -ca FILE -serials FILE
+// Usage: crl -crl FILE -ca FILE -serials FILE -answers FILE
 package main
 
 import (
 	"bufio"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/json"
 	"encoding/pem"
 	"flag"
 	"fmt"
 	"math/big"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
+
+// id-ce-invalidityDate, RFC 5280 §5.3.2.
+var oidInvalidityDate = asn1.ObjectIdentifier{2, 5, 29, 24}
+
+// entry is one revoked certificate, decoded whole.
+type entry struct {
+	e          *x509.RevocationListEntry
+	invalidity *time.Time
+}
 
 func fail(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "crl.go: "+format+"\n", args...)
@@ -58,9 +79,10 @@ func main() {
 	crlPath := flag.String("crl", "", "the CRL (DER or PEM)")
 	caPath := flag.String("ca", "", "the issuing CA certificate (PEM or DER)")
 	serialsPath := flag.String("serials", "", "serial numbers to look up, hex, one per line")
+	answersPath := flag.String("answers", "", "where to write each lookup's answer")
 	flag.Parse()
-	if *crlPath == "" || *caPath == "" || *serialsPath == "" || flag.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: crl -crl FILE -ca FILE -serials FILE")
+	if *crlPath == "" || *caPath == "" || *serialsPath == "" || *answersPath == "" || flag.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "usage: crl -crl FILE -ca FILE -serials FILE -answers FILE")
 		os.Exit(2)
 	}
 
@@ -81,10 +103,25 @@ func main() {
 	verified := time.Now()
 
 	// Keyed by the serial's big-endian magnitude, the usual Go idiom for a serial set.
-	index := make(map[string]*x509.RevocationListEntry, len(crl.RevokedCertificateEntries))
+	index := make(map[string]entry, len(crl.RevokedCertificateEntries))
 	for i := range crl.RevokedCertificateEntries {
 		e := &crl.RevokedCertificateEntries[i]
-		index[string(e.SerialNumber.Bytes())] = e
+		var invalidity *time.Time
+		for _, ext := range e.Extensions {
+			if ext.Id.Equal(oidInvalidityDate) {
+				var t time.Time
+				rest, err := asn1.UnmarshalWithParams(ext.Value, &t, "generalized")
+				if err != nil || len(rest) != 0 {
+					fail("entry %d: invalidityDate is not a GeneralizedTime: %v", i, err)
+				}
+				invalidity = &t
+			}
+		}
+		key := string(e.SerialNumber.Bytes())
+		if _, dup := index[key]; dup {
+			fail("serial %X is listed twice", e.SerialNumber)
+		}
+		index[key] = entry{e, invalidity}
 	}
 	indexed := time.Now()
 
@@ -94,6 +131,7 @@ func main() {
 	}
 	defer f.Close()
 	lookups, listed := 0, 0
+	var answers strings.Builder
 	scanner := bufio.NewScanner(f)
 	for scanner.Scan() {
 		line := strings.ReplaceAll(strings.TrimSpace(scanner.Text()), ":", "")
@@ -105,14 +143,25 @@ func main() {
 			fail("serial %q is not hex", line)
 		}
 		lookups++
-		if _, found := index[string(serial.Bytes())]; found {
-			listed++
+		found, ok := index[string(serial.Bytes())]
+		if !ok {
+			answers.WriteString(line + "\tnot-listed\n")
+			continue
 		}
+		listed++
+		invalidity := "-"
+		if found.invalidity != nil {
+			invalidity = strconv.FormatInt(found.invalidity.Unix(), 10)
+		}
+		fmt.Fprintf(&answers, "%s\trevoked\t%d\t%d\t%s\n", line, found.e.ReasonCode, found.e.RevocationTime.Unix(), invalidity)
 	}
 	if err := scanner.Err(); err != nil {
 		fail("reading %s: %v", *serialsPath, err)
 	}
 	looked := time.Now()
+	if err := os.WriteFile(*answersPath, []byte(answers.String()), 0o644); err != nil {
+		fail("%v", err)
+	}
 
 	out, _ := json.Marshal(map[string]any{
 		"tool":     "go",

@@ -11,14 +11,25 @@ and look up every serial of the serials file (hex, one per line). Two ways to lo
   --lookup dict  one pass over the CRL into a dict {serial: entry}, then dict lookups: what a
                  script checking many serials against a large CRL does.
 
+Either way the work equals certvigil's, which reads every entry whole while it builds its index:
+before answering, every entry is decoded (serial, revocationDate, and each extension:
+reasonCode, invalidityDate; a critical extension it does not know fails the CRL, RFC 5280 §5.3)
+-- cryptography decodes entries lazily, on access, so without this pass a script would only
+touch the serials -- and each lookup's answer (reason, revocation time, invalidity date) is
+written out for the harness to check.
+
 It prints one JSON line on stdout for the harness to check against the generator:
 
     {"tool":"python","lookup":"api","entries":N,"verified":true,"lookups":N,"listed":N,
      "phases_s":{...}}
 
+and writes each looked-up serial's answer to the --answers file, in order, one line each:
+"SERIAL\tnot-listed" or "SERIAL\trevoked\tREASON_CODE\tREVOKED_UNIX\tINVALIDITY_UNIX" ("-"
+when the entry has no invalidityDate; reason 0 when it has no reasonCode).
+
 A CRL that does not verify exits 1.
 
-Usage: crl.py [--lookup api|dict] CRL CA SERIALS
+Usage: crl.py [--lookup api|dict] --answers FILE CRL CA SERIALS
 """
 
 import argparse
@@ -27,6 +38,34 @@ import sys
 import time
 
 from cryptography import x509
+
+# CRLReason codes, RFC 5280 §5.3.1.
+REASON_CODES = {
+    x509.ReasonFlags.unspecified: 0,
+    x509.ReasonFlags.key_compromise: 1,
+    x509.ReasonFlags.ca_compromise: 2,
+    x509.ReasonFlags.affiliation_changed: 3,
+    x509.ReasonFlags.superseded: 4,
+    x509.ReasonFlags.cessation_of_operation: 5,
+    x509.ReasonFlags.certificate_hold: 6,
+    x509.ReasonFlags.remove_from_crl: 8,
+    x509.ReasonFlags.privilege_withdrawn: 9,
+    x509.ReasonFlags.aa_compromise: 10,
+}
+
+
+def decode(entry):
+    """One entry read whole: (revoked at, reason code, invalidity date or None), Unix seconds."""
+    reason, invalidity = 0, None
+    for ext in entry.extensions:
+        value = ext.value
+        if isinstance(value, x509.CRLReason):
+            reason = REASON_CODES[value.reason]
+        elif isinstance(value, x509.InvalidityDate):
+            invalidity = int(value.invalidity_date_utc.timestamp())
+        elif ext.critical:
+            raise ValueError(f"unknown critical entry extension {ext.oid.dotted_string}")
+    return int(entry.revocation_date_utc.timestamp()), reason, invalidity
 
 
 def load_crl(data):
@@ -44,6 +83,7 @@ def load_cert(data):
 def main():
     p = argparse.ArgumentParser(description="Python CRL baseline (cryptography)")
     p.add_argument("--lookup", choices=["api", "dict"], default="api")
+    p.add_argument("--answers", required=True, help="where to write each lookup's answer")
     p.add_argument("crl")
     p.add_argument("ca")
     p.add_argument("serials")
@@ -63,21 +103,38 @@ def main():
     verified = time.perf_counter()
 
     with open(a.serials) as f:
-        serials = [int(line.strip().replace(":", ""), 16) for line in f if line.strip()]
+        serials = [line.strip() for line in f if line.strip()]
 
-    listed = 0
+    answers = []
     if a.lookup == "api":
-        indexed = verified
-        for n in serials:
-            if crl.get_revoked_certificate_by_serial_number(n) is not None:
-                listed += 1
-    else:
-        index = {r.serial_number: r for r in crl}
+        # Every entry decoded once (as certvigil validates them all), then the documented API.
+        for r in crl:
+            _ = r.serial_number, decode(r)
         indexed = time.perf_counter()
-        for n in serials:
-            if index.get(n) is not None:
-                listed += 1
+        for text in serials:
+            r = crl.get_revoked_certificate_by_serial_number(int(text.replace(":", ""), 16))
+            answers.append((text, None if r is None else decode(r)))
+    else:
+        index = {}
+        for r in crl:
+            n = r.serial_number
+            if n in index:
+                print(f"crl.py: serial {n:X} is listed twice", file=sys.stderr)
+                return 1
+            index[n] = decode(r)
+        indexed = time.perf_counter()
+        for text in serials:
+            answers.append((text, index.get(int(text.replace(":", ""), 16))))
     looked = time.perf_counter()
+    listed = sum(1 for _, found in answers if found is not None)
+
+    with open(a.answers, "w") as f:
+        for text, found in answers:
+            if found is None:
+                f.write(f"{text}\tnot-listed\n")
+            else:
+                revoked_at, reason, invalidity = found
+                f.write(f"{text}\trevoked\t{reason}\t{revoked_at}\t{'-' if invalidity is None else invalidity}\n")
 
     print(json.dumps({
         "tool": "python",
