@@ -9,11 +9,19 @@
 //! 100000), `CERTVIGIL_BENCH_RUNS` scrapes (default 5; the median is reported). Results also go
 //! to `target/bench-daemon.json`.
 //!
+//! What was served is checked before anything is reported, and a difference fails the run:
+//! every per-certificate series (`x509_cert_not_after`, `_not_before`, `_expired`) of the last
+//! scrape against the generator (serial number, dates, expiry at the scrape's time) and against
+//! the baseline's rendering of the same store rows (the same label sets with the same values),
+//! and the inventory totals.
+//!
 //! Under `cargo test --all-targets` (no `--bench` argument) it makes a smoke run: 200
-//! certificates, one scrape, the series counted against the generator.
+//! certificates, one scrape, the same checks (the baseline runs once, with the system python3).
 
 use anyhow::{Context, Result, bail, ensure};
 use rcgen::{CertificateParams, DnType, IsCa, Issuer, KeyPair, SerialNumber};
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -74,9 +82,14 @@ fn run() -> Result<()> {
     let idle_rss = rss_mib(d.child.id(), "VmRSS")?;
     let mut scrapes = Vec::new();
     let mut body = String::new();
+    // When the last scrape started and ended, Unix seconds: the daemon's `now` for
+    // x509_cert_expired lies between them.
+    let mut window = (0, 0);
     for _ in 0..runs {
         let t = Instant::now();
+        let from = unix_now();
         body = scrape(d.port)?;
+        window = (from, unix_now() + 1);
         scrapes.push(t.elapsed().as_secs_f64());
     }
     let after_rss = rss_mib(d.child.id(), "VmRSS")?;
@@ -84,20 +97,30 @@ fn run() -> Result<()> {
     let _ = Command::new("kill").args(["-TERM", &d.child.id().to_string()]).status();
     let _ = d.child.wait();
 
-    let per_cert = ["x509_cert_not_after{", "x509_cert_not_before{", "x509_cert_expired{"];
-    for family in per_cert {
-        let count = body.lines().filter(|l| l.starts_with(family)).count();
-        ensure!(count == n, "{family}: {count} series for {n} certificates");
-    }
     let series = body.lines().filter(|l| !l.starts_with('#')).count();
     scrapes.sort_by(f64::total_cmp);
     let scrape_s = scrapes[scrapes.len() / 2];
 
+    // What was served is checked before anything is reported: every per-certificate series
+    // against the generator, then every one against the baseline's rendering of the same rows
+    // (label set and value), then the inventory totals.
+    let mut problems = generator_mismatches(&body, n, window);
+    let py_text = work.join("baseline-metrics.txt");
+    let (py_s, py_series) = python_baseline(&store, if full { runs } else { 1 }, &py_text, window.0)?;
+    problems.extend(baseline_mismatches(&body, &py_text, window)?);
+    problems.extend(total_mismatches(&body, n));
+    if !problems.is_empty() {
+        bail!("/metrics: {} check(s) failed:\n  {}", problems.len(), problems.join("\n  "));
+    }
+
     if !full {
-        println!("bench daemon smoke run: ok ({n} certificates, {series} series); `cargo bench --bench daemon` measures");
+        println!(
+            "bench daemon smoke run: ok ({n} certificates, {series} series; all {} per-certificate values equal the generator's and the Python baseline's); \
+             `cargo bench --bench daemon` measures",
+            3 * n
+        );
         return Ok(());
     }
-    let (py_s, py_series) = python_baseline(&store, runs)?;
     println!("certvigil daemon benchmark: {n} certificates (generated in {gen_s:.1} s, scanned in {scan_s:.1} s)");
     println!("  idle RSS after start:      {idle_rss:.1} MiB (target ≤ {IDLE_RSS_TARGET_MIB} MiB)");
     println!(
@@ -109,9 +132,14 @@ fn run() -> Result<()> {
         "  baseline, Python sqlite3 rendering the same text: {py_s:.3} s ({py_series} series) → certvigil {:.1}× faster",
         py_s / scrape_s
     );
+    println!(
+        "  checked: all {} per-certificate series served equal the generator's values and the baseline's label sets and values",
+        3 * n
+    );
     let json = serde_json::json!({
         "certificates": n, "idle_rss_mib": idle_rss, "rss_after_scrapes_mib": after_rss, "peak_rss_mib": peak_rss,
         "scrape_seconds": scrape_s, "scrape_bytes": body.len(), "series": series, "python_baseline_seconds": py_s,
+        "series_checked_against_generator_and_baseline": 3 * n,
         "targets": {"idle_rss_mib": IDLE_RSS_TARGET_MIB, "scrape_seconds": SCRAPE_TARGET_S},
     });
     let target_dir = Path::new(CERTVIGIL).parent().and_then(Path::parent).context("no target directory")?;
@@ -120,6 +148,194 @@ fn run() -> Result<()> {
         println!("  TARGET MISSED");
     }
     Ok(())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Certificate `i`'s validity, as [`generate`] writes it: (notBefore, notAfter).
+fn validity(i: usize) -> (i64, i64) {
+    let start = BASE - 200 * 86_400 + (i as i64 % 300) * 86_400;
+    (start, start + 365 * 86_400)
+}
+
+/// The per-certificate families, whose series the checks compare one by one.
+const PER_CERT: [&str; 3] = ["x509_cert_not_after", "x509_cert_not_before", "x509_cert_expired"];
+
+/// One sample line of the exposition format: family, label pairs (values unescaped), value.
+type Sample<'a> = (&'a str, Vec<(String, String)>, &'a str);
+
+fn parse_sample(line: &str) -> Option<Sample<'_>> {
+    let end = line.find(['{', ' '])?;
+    let (family, mut rest) = line.split_at(end);
+    let mut labels = Vec::new();
+    if let Some(r) = rest.strip_prefix('{') {
+        rest = r;
+        loop {
+            if let Some(r) = rest.strip_prefix('}') {
+                rest = r;
+                break;
+            }
+            let (name, r) = rest.split_once("=\"")?;
+            let mut value = String::new();
+            let mut chars = r.char_indices();
+            let close = loop {
+                match chars.next()? {
+                    (_, '\\') => match chars.next()?.1 {
+                        'n' => value.push('\n'),
+                        c => value.push(c),
+                    },
+                    (k, '"') => break k,
+                    (_, c) => value.push(c),
+                }
+            };
+            labels.push((name.to_string(), value));
+            rest = &r[close + 1..];
+            rest = rest.strip_prefix(',').unwrap_or(rest);
+        }
+    }
+    Some((family, labels, rest.strip_prefix(' ')?.trim()))
+}
+
+/// Whether x509_cert_expired may read either way: the certificate's notAfter falls inside the
+/// scrape (the daemon's clock and the checker's differ by up to its duration).
+fn expiry_ambiguous(not_after: i64, window: (i64, i64)) -> bool {
+    (window.0..=window.1).contains(&not_after)
+}
+
+/// Every per-certificate series served against the generator: one series per certificate and
+/// family, found by its subject CN (`hostI.example.com`), with the serial number `I + 1`, the
+/// generated notBefore and notAfter, and `expired` as notAfter against the scrape's time.
+fn generator_mismatches(body: &str, n: usize, window: (i64, i64)) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut seen = vec![[0u32; 3]; n];
+    let mut wrong = 0usize;
+    let mut note = |msg: String| {
+        wrong += 1;
+        if wrong <= 10 {
+            out.push(msg);
+        }
+    };
+    for line in body.lines().filter(|l| PER_CERT.iter().any(|f| l.starts_with(f))) {
+        let Some((family, labels, value)) = parse_sample(line) else {
+            note(format!("unreadable sample {line:?}"));
+            continue;
+        };
+        let Some(f) = PER_CERT.iter().position(|f| *f == family) else { continue };
+        let label = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let i = label("subject_CN").and_then(|cn| cn.strip_prefix("host")?.strip_suffix(".example.com")?.parse::<usize>().ok());
+        let Some(i) = i.filter(|&i| i < n) else {
+            note(format!("{family}: a series for no generated certificate: {line}"));
+            continue;
+        };
+        seen[i][f] += 1;
+        let (not_before, not_after) = validity(i);
+        if label("serial_number") != Some((i + 1).to_string().as_str()) {
+            note(format!("{family} of host{i}: serial_number {:?}, generated {}", label("serial_number"), i + 1));
+        }
+        let want = match family {
+            "x509_cert_not_after" => Some(not_after),
+            "x509_cert_not_before" => Some(not_before),
+            _ if expiry_ambiguous(not_after, window) => None,
+            _ => Some(i64::from(window.0 > not_after)),
+        };
+        match (value.parse::<i64>(), want) {
+            (Ok(v), Some(w)) if v != w => note(format!("{family} of host{i}: {v}, generated {w}")),
+            (Err(_), _) => note(format!("{family} of host{i}: value {value:?} is not a whole number")),
+            _ => {}
+        }
+    }
+    for (i, counts) in seen.iter().enumerate() {
+        for (f, &c) in counts.iter().enumerate() {
+            if c != 1 {
+                note(format!("{}: {c} series for host{i} (one expected)", PER_CERT[f]));
+            }
+        }
+    }
+    if wrong > 10 {
+        out.push(format!("{wrong} disagreements with the generator in all"));
+    }
+    out
+}
+
+/// The family and label set of a sample, labels sorted by name (their order means nothing).
+fn series_key(family: &str, labels: &mut [(String, String)]) -> String {
+    labels.sort();
+    let mut key = family.to_string();
+    for (k, v) in labels.iter() {
+        let _ = write!(key, "|{k}={v}");
+    }
+    key
+}
+
+/// Every per-certificate series served against the baseline's rendering of the same store rows:
+/// the same label sets, each with the same value (`expired` may differ only for a notAfter
+/// inside the scrape: the baseline rendered with the scrape's start as `now`).
+fn baseline_mismatches(body: &str, baseline: &Path, window: (i64, i64)) -> Result<Vec<String>> {
+    let mut served: HashMap<String, i64> = HashMap::new();
+    let mut not_after: HashMap<String, i64> = HashMap::new();
+    let mut out = Vec::new();
+    for line in body.lines().filter(|l| PER_CERT.iter().any(|f| l.starts_with(f))) {
+        let Some((family, mut labels, value)) = parse_sample(line) else { continue };
+        let Ok(v) = value.parse::<i64>() else { continue };
+        if family == "x509_cert_not_after" {
+            not_after.insert(series_key("", &mut labels.clone()), v);
+        }
+        if served.insert(series_key(family, &mut labels), v).is_some() {
+            out.push(format!("served twice: {line}"));
+        }
+    }
+    let text = std::fs::read_to_string(baseline).with_context(|| format!("reading {}", baseline.display()))?;
+    let (mut compared, mut wrong) = (0usize, 0usize);
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((family, mut labels, value)) = parse_sample(line) else {
+            out.push(format!("baseline: unreadable sample {line:?}"));
+            continue;
+        };
+        let theirs: i64 = value.parse().with_context(|| format!("baseline: value of {line:?}"))?;
+        let na = not_after.get(&series_key("", &mut labels.clone())).copied();
+        let key = series_key(family, &mut labels);
+        compared += 1;
+        let msg = match served.remove(&key) {
+            None => Some(format!("the baseline renders a series certvigil did not serve: {line}")),
+            Some(ours) if ours == theirs => None,
+            Some(_) if family == "x509_cert_expired" && na.is_some_and(|na| expiry_ambiguous(na, window)) => None,
+            Some(ours) => Some(format!("{family}: certvigil serves {ours}, the baseline computes {theirs} for {line}")),
+        };
+        if let Some(m) = msg {
+            wrong += 1;
+            if wrong <= 10 {
+                out.push(m);
+            }
+        }
+    }
+    if wrong > 10 {
+        out.push(format!("{wrong} disagreements with the baseline in all"));
+    }
+    for key in served.keys().take(10) {
+        out.push(format!("certvigil serves a series the baseline does not render: {key}"));
+    }
+    if compared == 0 {
+        out.push("the baseline rendered no series".into());
+    }
+    Ok(out)
+}
+
+/// The inventory totals served: `n` current certificates, none gone, no read errors.
+fn total_mismatches(body: &str, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for (series, want) in [
+        ("certvigil_certificates{state=\"current\"}", n.to_string()),
+        ("certvigil_certificates{state=\"gone\"}", "0".to_string()),
+        ("x509_read_errors", "0".to_string()),
+    ] {
+        let got = body.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' '));
+        if got != Some(want.as_str()) {
+            out.push(format!("{series}: {got:?}, expected {want}"));
+        }
+    }
+    out
 }
 
 fn generate(dir: &Path, n: usize) -> Result<()> {
@@ -138,9 +354,9 @@ fn generate(dir: &Path, n: usize) -> Result<()> {
         p.distinguished_name.push(DnType::CommonName, format!("host{i}.example.com"));
         p.distinguished_name.push(DnType::OrganizationName, "Bench Org");
         p.serial_number = Some(SerialNumber::from_slice(&(i as u64 + 1).to_be_bytes()));
-        let start = BASE - 200 * 86_400 + (i as i64 % 300) * 86_400;
-        p.not_before = time::OffsetDateTime::from_unix_timestamp(start)?;
-        p.not_after = time::OffsetDateTime::from_unix_timestamp(start + 365 * 86_400)?;
+        let (not_before, not_after) = validity(i);
+        p.not_before = time::OffsetDateTime::from_unix_timestamp(not_before)?;
+        p.not_after = time::OffsetDateTime::from_unix_timestamp(not_after)?;
         let cert = p.signed_by(&key, &issuer)?;
         std::fs::write(sub.join(format!("c{i}.pem")), cert.pem())?;
     }
@@ -206,8 +422,10 @@ fn scrape(port: u16) -> Result<String> {
     Ok(out)
 }
 
-/// The same rows, the same labels, rendered by Python's standard library.
-fn python_baseline(store: &Path, runs: usize) -> Result<(f64, usize)> {
+/// The same rows, the same labels, rendered by Python's standard library. The text of the
+/// last run is written to `text_out` (after its time is taken), rendered with `now` for
+/// x509_cert_expired, so that the harness can compare it with what certvigil served.
+fn python_baseline(store: &Path, runs: usize, text_out: &Path, now: i64) -> Result<(f64, usize)> {
     let script = r##"
 import sqlite3, sys, time
 def attrs(dn):
@@ -228,7 +446,7 @@ for _ in range(int(sys.argv[2])):
     t = time.time()
     db = sqlite3.connect(sys.argv[1])
     rows = db.execute("SELECT c.fingerprint, c.subject, c.issuer, c.serial, c.not_before, c.not_after, s.source, s.location FROM sightings s JOIN certificates c ON c.id = s.cert_id WHERE s.gone_since IS NULL ORDER BY s.cert_id, s.id").fetchall()
-    now = int(time.time()); out = []; n = 0
+    now = int(sys.argv[4]); out = []; n = 0
     for fam in ("x509_cert_not_after", "x509_cert_not_before", "x509_cert_expired"):
         out.append("# TYPE %s gauge" % fam)
         for fp, subj, iss, serial, nb, na, src, loc in rows:
@@ -243,10 +461,12 @@ for _ in range(int(sys.argv[2])):
             out.append("%s{%s} %d" % (fam, l, v)); n += 1
     text = "\n".join(out)
     best.append(time.time() - t)
+with open(sys.argv[3], "w") as f:
+    f.write(text + "\n")
 best.sort()
 print(best[len(best) // 2], n)
 "##;
-    let out = Command::new("python3").arg("-c").arg(script).arg(store).arg(runs.to_string()).output()?;
+    let out = Command::new("python3").arg("-c").arg(script).arg(store).arg(runs.to_string()).arg(text_out).arg(now.to_string()).output()?;
     ensure!(out.status.success(), "python baseline failed: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout)?;
     let mut it = text.split_whitespace();
