@@ -6,6 +6,9 @@
 # `certvigil scan` cold (empty store: every certificate read) and warm (a rescan of the unchanged
 # mount: nothing read), and once more after one new certificate. Prints wall times, the
 # requests the source sent (its own counter: "N requests in all") and what the store recorded.
+# Each scan is checked before its figures are printed: a scan that exits non-zero, reports an
+# error, or lists or reads other than the expected number of objects (cold: all; unchanged:
+# none; after one new certificate: that one) fails the run (FAIL on stderr, exit 1).
 # Idempotent: everything lives in a temporary directory removed at the end, and the server is
 # stopped whatever happens.
 #
@@ -73,35 +76,70 @@ sources:
     pki_mounts: [pki]
 EOF
 
-# One scan: "<wall seconds> <requests in all> <listing requests> <objects> <read> <errors>".
-measure() {
-  local t0 t1 out
+# One scan, checked before any figure of it is reported: certvigil must exit 0, print its JSON
+# summary and report no error (run counters, run status, each source's counters, the error
+# list), list the expected objects and read the expected number of them, and its log must carry
+# the source's request counts. Any failure prints FAIL and the scan's output and exits non-zero.
+#   scan LABEL OBJECTS READ
+scan() {
+  local label=$1 want_objects=$2 want_read=$3 t0 t1 rc=0
   t0=$(date +%s.%N)
   BENCH_BAO_TOKEN=$TOKEN "$BIN" -c "$WORK/certvigil.yaml" -v scan --no-progress -o json ${WORKERS:+--workers $WORKERS} \
-    >"$WORK/scan.json" 2>"$WORK/scan.log" || true
+    >"$WORK/scan.json" 2>"$WORK/scan.log" || rc=$?
   t1=$(date +%s.%N)
-  python3 - "$t0" "$t1" "$WORK/scan.json" "$WORK/scan.log" <<'PY'
+  if [ "$rc" -ne 0 ]; then
+    echo "FAIL: $label: certvigil scan exited with status $rc" >&2
+    head -c 4000 "$WORK/scan.json" >&2 || true
+    tail -n 20 "$WORK/scan.log" >&2 || true
+    exit 1
+  fi
+  # Prints "<wall seconds> <requests in all> <listing requests> <objects> <read> <errors>".
+  if ! python3 - "$t0" "$t1" "$WORK/scan.json" "$WORK/scan.log" "$want_objects" "$want_read" >"$WORK/figures" <<'PY'
 import json, re, sys
 t0, t1, js, log = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
-run = json.load(open(js))["run"]
+want_objects, want_read = int(sys.argv[5]), int(sys.argv[6])
+try:
+    summary = json.load(open(js))
+except ValueError as e:
+    sys.exit(f"the scan printed no JSON summary ({e})")
+run = summary.get("run") or {}
+problems = []
+for key, want in (("errors", 0), ("objects_seen", want_objects), ("objects_read", want_read)):
+    if run.get(key) != want:
+        problems.append(f"run.{key} = {run.get(key)!r}, expected {want}")
+if run.get("status") != "ok":
+    problems.append(f"run.status = {run.get('status')!r}, expected 'ok'")
+if summary.get("errors") != []:
+    problems.append(f"errors listed: {json.dumps(summary.get('errors'))[:2000]}")
+sources = summary.get("sources") or []
+if len(sources) != 1:
+    problems.append(f"{len(sources)} sources in the summary, expected 1")
+for src in sources:
+    if src.get("errors") != 0:
+        problems.append(f"source {src.get('name')}: {src.get('errors')!r} errors")
 text = open(log).read()
 total = re.findall(r"requests=(\d+) logins", text)
 listing = re.findall(r"listing done: (\d+) requests", text)
-print(f"{t1 - t0:.2f} {total[-1] if total else '?'} {listing[-1] if listing else '?'} {run['objects_seen']} {run['objects_read']} {run['errors']}")
+if not total or not listing:
+    problems.append("the log has no request counts (`requests=N logins` and `listing done: N requests`)")
+if problems:
+    sys.exit("; ".join(problems))
+print(f"{t1 - t0:.2f} {total[-1]} {listing[-1]} {run['objects_seen']} {run['objects_read']} {run['errors']}")
 PY
+  then
+    echo "FAIL: $label: the scan's counters are not what it should have done (above); its log ends:" >&2
+    tail -n 20 "$WORK/scan.log" >&2 || true
+    exit 1
+  fi
+  local wall total listing objects read errors
+  read -r wall total listing objects read errors <"$WORK/figures"
+  printf '%-34s %8ss %8s requests (%s by end of listing) %7s objects %7s read %3s errors\n' "$label" "$wall" "$total" "$listing" "$objects" "$read" "$errors"
 }
 
-report() {  # label figures
-  read -r wall total listing objects read errors <<<"$2"
-  printf '%-34s %8ss %8s requests (%s by end of listing) %7s objects %7s read %3s errors\n' "$1" "$wall" "$total" "$listing" "$objects" "$read" "$errors"
-}
-
+# The mount holds N issued certificates and the root; the source lists them and the issuer.
 echo "certvigil $PROFILE, workers ${WORKERS:-default (one per CPU: $(nproc))}, source concurrency 8, $N issued + 1 root"
-report "cold scan (empty store)" "$(measure)"
-report "warm rescan (unchanged mount)" "$(measure)"
+scan "cold scan (empty store)" $((N + 2)) $((N + 2))
+scan "warm rescan (unchanged mount)" $((N + 2)) 0
 api POST pki/issue/web '{"common_name":"one-more.example.com","ttl":"24h"}' >/dev/null
-report "rescan after one new certificate" "$(measure)"
-# Every certificate must have been listed: N issued + root + one more, and the issuer.
-read -r _ _ _ objects _ _ <<<"$(measure)"
-if [ "$objects" != $((N + 3)) ]; then echo "FAIL: $objects objects listed, expected $((N + 3))"; exit 1; fi
-echo "all $((N + 2)) certificates and the issuer listed"
+scan "rescan after one new certificate" $((N + 3)) 1
+echo "checked: every scan exited 0 with no error; the cold scan read all $((N + 2)) objects, the rescans only what was new"
