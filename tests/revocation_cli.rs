@@ -115,29 +115,20 @@ fn revoked_at(ca: &TestCa, name: &str) -> String {
 /// The real responder's answer (`openssl ocsp`, delegated responder unless `by_ca`, valid for
 /// one day) to openssl's own request for `name`, written to `out`.
 fn record_ocsp(ca: &TestCa, name: &str, by_ca: bool, out: &str) -> PathBuf {
+    record_ocsp_valid_for(ca, name, by_ca, out, Some("1"))
+}
+
+/// [`record_ocsp`] with nextUpdate `days` after thisUpdate, or no nextUpdate at all (`None`).
+fn record_ocsp_valid_for(ca: &TestCa, name: &str, by_ca: bool, out: &str, days: Option<&str>) -> PathBuf {
     let crt = format!("{name}.crt");
     pki::openssl(&ca.dir, &["ocsp", "-issuer", "ca.crt", "-cert", &crt, "-no_nonce", "-reqout", "rec-req.der"]);
     let (signer, key) = if by_ca { ("ca.crt", "ca.key") } else { ("ocsp.crt", "ocsp.key") };
-    pki::openssl(
-        &ca.dir,
-        &[
-            "ocsp",
-            "-index",
-            "index.txt",
-            "-CA",
-            "ca.crt",
-            "-rsigner",
-            signer,
-            "-rkey",
-            key,
-            "-ndays",
-            "1",
-            "-reqin",
-            "rec-req.der",
-            "-respout",
-            out,
-        ],
-    );
+    let mut args = vec!["ocsp", "-index", "index.txt", "-CA", "ca.crt", "-rsigner", signer, "-rkey", key];
+    if let Some(days) = days {
+        args.extend(["-ndays", days]);
+    }
+    args.extend(["-reqin", "rec-req.der", "-respout", out]);
+    pki::openssl(&ca.dir, &args);
     ca.dir.join(out)
 }
 
@@ -482,27 +473,8 @@ fn an_ocsp_response_without_next_update_is_current_for_a_day_only() {
     let (_d, ca) = new_ca();
     let probe = ca.issue("probe", "ocsp_only_ext");
     let sb = sandbox(&[&probe, &ca.dir.join("ca.crt")], "{prefer: ocsp, fallback: false}", "");
-    pki::openssl(&ca.dir, &["ocsp", "-issuer", "ca.crt", "-cert", "probe.crt", "-no_nonce", "-reqout", "nonext-req.der"]);
     // No -ndays/-nmin: openssl leaves nextUpdate out.
-    pki::openssl(
-        &ca.dir,
-        &[
-            "ocsp",
-            "-index",
-            "index.txt",
-            "-CA",
-            "ca.crt",
-            "-rsigner",
-            "ca.crt",
-            "-rkey",
-            "ca.key",
-            "-reqin",
-            "nonext-req.der",
-            "-respout",
-            "nonext.der",
-        ],
-    );
-    let resp = ca.dir.join("nonext.der");
+    let resp = record_ocsp_valid_for(&ca, "probe", true, "nonext.der", None);
     let text = pki::openssl(&ca.dir, &["ocsp", "-respin", "nonext.der", "-resp_text", "-noverify"]);
     assert!(text.contains("This Update") && !text.contains("Next Update"), "{text}");
     let cert = probe.to_string_lossy().into_owned();
