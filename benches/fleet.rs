@@ -1125,8 +1125,8 @@ impl<'a> Bench<'a> {
         let (crl, ocsp) = (self.crl_server.take(), self.ocsp_server.take());
         if crl.requests != 3 || ocsp.requests != 0 {
             self.problem(format!(
-                "daemon revocation job: {} CRL requests and {} OCSP requests, expected 3 and 0",
-                crl.requests, ocsp.requests
+                "daemon revocation job: {} CRL requests ({:?}) and {} OCSP requests ({:?}), expected one per CRL (3) and none",
+                crl.requests, crl.routes, ocsp.requests, ocsp.routes
             ));
         }
         let found = store_tally(store)?;
