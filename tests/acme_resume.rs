@@ -191,3 +191,27 @@ fn an_invalid_order_is_replaced() {
     assert!(!renew_audit(&sb).contains(&order_url));
     assert_installed(&sb, &pebble);
 }
+
+/// An order the CA no longer knows (404; Pebble sends no problem document with it) is replaced
+/// by a new one, not retried for ever.
+#[test]
+fn a_vanished_order_is_replaced() {
+    let pebble = Pebble::start();
+    let sb = Sandbox::new();
+    sb.config(&pebble.managed("vanished.certvigil.test", pebble.http_port));
+    let run = renew_crashing_at(&sb, "renew-after-order");
+    assert_ne!(run.code, 0, "the failpoint aborts the process: {}", run.stderr);
+    let order_url = row(&sb).0.expect("order URL recorded");
+    let (base, _) = order_url.rsplit_once('/').expect("an order URL with a path");
+    let gone = format!("{base}/no-such-order-0000");
+    sb.db().execute("UPDATE renewals SET order_url = ?1 WHERE name = 'web'", [&gone]).expect("update");
+
+    let run = certvigil_in(&sb, &["-v", "renew"]).expect_code(0);
+    assert!(run.stderr.contains("the order in flight is gone: starting a new one"), "{}", run.stderr);
+    assert!(run.stderr.contains(&gone), "{}", run.stderr);
+    assert!(run.stdout.contains("web: renewed"), "{}", run.stdout);
+    assert_eq!(pebble_orders(&pebble), 2, "a new order");
+    let detail = renew_audit(&sb);
+    assert!(!detail.contains(&gone) && !detail.contains(&order_url), "{detail}");
+    assert_installed(&sb, &pebble);
+}

@@ -85,6 +85,21 @@ pub fn acme_response(status: http::StatusCode, mut headers: http::HeaderMap, bod
     if too_late {
         headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from(MAX_RETRY_AFTER));
     }
+    // An error status whose body is not a problem document (RFC 8555 §6.7 says it SHOULD be;
+    // Pebble answers an order it does not know with 404 and an empty body) becomes one of type
+    // about:blank (RFC 7807 §4.2) carrying the status, so that the client reports the status
+    // and the renewal can tell an order that is gone from a garbled answer.
+    let body = if (status.is_client_error() || status.is_server_error())
+        && !serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|v| v.is_object())
+    {
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/problem+json"));
+        headers.remove(http::header::CONTENT_LENGTH);
+        serde_json::json!({"type": "about:blank", "status": status.as_u16(), "detail": format!("HTTP {status} without a problem document")})
+            .to_string()
+            .into_bytes()
+    } else {
+        body
+    };
     let mut out = http::Response::new(Full::new(Bytes::from(body)));
     *out.status_mut() = status;
     *out.headers_mut() = headers;
