@@ -357,19 +357,8 @@ impl Store {
         Ok(self.conn.query_row("SELECT id FROM outbox WHERE key = ?1", [key], |r| r.get(0))?)
     }
 
-    /// Since when each certificate's revocation status has been continuously unknown.
-    pub fn revocation_unknown_since(&self) -> Result<std::collections::HashMap<i64, UnixTime>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT h.cert_id, MIN(h.at) FROM revocation_history h
-             WHERE h.status = 'unknown'
-               AND h.at > COALESCE((SELECT MAX(g.at) FROM revocation_history g WHERE g.cert_id = h.cert_id AND g.status != 'unknown'), -1)
-             GROUP BY h.cert_id",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
-    }
-
-    /// [`Store::revocation_unknown_since`] of the certificates `ids` only.
+    /// Since when each of the certificates `ids` has had a revocation status continuously
+    /// unknown.
     pub fn revocation_unknown_since_of(&self, ids: &[i64]) -> Result<std::collections::HashMap<i64, UnixTime>> {
         let mut out = std::collections::HashMap::new();
         for chunk in ids.chunks(super::IN_LIST_MAX) {
