@@ -1227,8 +1227,6 @@ fn check(cli: &Cli, a: &CheckArgs) -> Result<u8> {
     Ok(if a.fail_if_revoked && revoked > 0 { EXIT_MATCHED } else { EXIT_OK })
 }
 
-/// `--at` when given, else the global `--now`, else the clock.
-
 /// The first certificate in a file, with its DER.
 fn read_cert(path: &Path) -> Result<certvigil::x509::Found> {
     let data = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
@@ -1450,7 +1448,7 @@ fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
         for (i, (f, sends)) in batch.iter().zip(planned).enumerate() {
             planned_count += sends.len();
             if json {
-                write!(out, "{}\n", if total + i == 0 { "" } else { "," })?;
+                writeln!(out, "{}", if total + i == 0 { "" } else { "," })?;
                 serde_json::to_writer_pretty(&mut out, f)?;
                 planned_json.extend(sends.into_iter().map(|t| (total + i, t)));
                 continue;
@@ -1477,7 +1475,7 @@ fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
         // The rest of the object after the streamed findings, the notifications one by one.
         write!(out, "],\n\"key_problems\": {},\n\"notifications\": [", serde_json::to_string_pretty(&key_problems)?)?;
         for (n, (i, t)) in planned_json.iter().enumerate() {
-            write!(out, "{}\n", if n == 0 { "" } else { "," })?;
+            writeln!(out, "{}", if n == 0 { "" } else { "," })?;
             serde_json::to_writer(&mut out, &serde_json::json!({"finding": i, "plan": t}))?;
         }
         let resolves: Vec<serde_json::Value> =

@@ -535,7 +535,9 @@ fn crash_after_the_outbox_write_delivers_each_notification_exactly_once_on_the_n
     scan(&sb, NOW);
 
     // The process dies (abort, as kill -9 would) right after committing the outbox.
-    assert!(cfg!(feature = "failpoints"), "the crash tests need the test hooks: cargo test --features failpoints (tests/run.sh)");
+    if !cfg!(feature = "failpoints") {
+        panic!("the crash tests need the test hooks: cargo test --features failpoints (tests/run.sh)");
+    }
     let mut cmd = sb.command_at(NOW);
     cmd.arg("evaluate").env(HOOK_SECRET_ENV, HOOK_SECRET).env("CERTVIGIL_FAULT", "exit-after-outbox-write");
     let out = cmd.output().expect("run certvigil");
