@@ -17,7 +17,6 @@ pub mod notify;
 pub mod policy;
 pub mod renewal;
 pub mod revocation;
-pub mod scheduler;
 pub mod sources;
 pub mod store;
 pub mod x509;

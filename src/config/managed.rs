@@ -352,7 +352,7 @@ pub struct InstallSpec {
     pub owner: Option<String>,
     pub group: Option<String>,
     pub hooks: Vec<HookSpec>,
-    pub kubernetes_secret: Option<crate::install::kubernetes::SecretTarget>,
+    pub kubernetes_secret: Option<SecretTarget>,
 }
 
 impl InstallSpec {
@@ -589,13 +589,13 @@ fn validate_hooks(hooks: &[HookConfig], at: &dyn Fn(&[&str]) -> Vec<String>, err
 /// `install.kubernetes_secret`, with the target's own checks ([`SecretTarget::problems`])
 /// reported under its key path.
 ///
-/// [`SecretTarget::problems`]: crate::install::kubernetes::SecretTarget::problems
+/// [`SecretTarget::problems`]: SecretTarget::problems
 fn validate_secret(
     k: Option<&KubernetesSecretConfig>,
     base: &Path,
     at: &dyn Fn(&[&str]) -> Vec<String>,
     errs: &mut Vec<PathedError>,
-) -> Option<crate::install::kubernetes::SecretTarget> {
+) -> Option<SecretTarget> {
     let k = k?;
     let here = |f: &str| at(&["install", "kubernetes_secret", f]);
     let timeout = match opt_duration(&k.timeout) {
@@ -610,7 +610,7 @@ fn validate_secret(
             DEFAULT_SECRET_TIMEOUT
         }
     };
-    let target = crate::install::kubernetes::SecretTarget {
+    let target = SecretTarget {
         // An empty path stays empty so that `problems` names it.
         kubeconfig: k.kubeconfig.as_deref().map(|p| if p.trim().is_empty() { PathBuf::new() } else { base.join(p.trim()) }),
         context: k.context.clone(),
@@ -861,6 +861,67 @@ pub(crate) fn validate(list: &[ManagedConfig], base: &Path, errs: &mut Vec<Pathe
         }
     }
     out
+}
+
+/// Where a certificate goes: a Secret of a cluster reached through a kubeconfig or, in a pod,
+/// through its service account.
+#[derive(Debug, Clone)]
+pub struct SecretTarget {
+    /// Kubeconfig file; `None`: `$KUBECONFIG`, else `~/.kube/config` (ignored with `in_cluster`).
+    pub kubeconfig: Option<PathBuf>,
+    /// Context of the kubeconfig; `None`: its current context.
+    pub context: Option<String>,
+    /// Use the pod's service account (token and CA under
+    /// `/var/run/secrets/kubernetes.io/serviceaccount`) instead of a kubeconfig.
+    pub in_cluster: bool,
+    pub namespace: String,
+    pub name: String,
+    /// Timeout of each API request.
+    pub timeout: Duration,
+}
+
+impl SecretTarget {
+    /// `namespace/name`, as messages name the Secret.
+    pub fn display(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// Every problem of the target, as (field, message): for configuration validation, which
+    /// prefixes the field with its key path.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if !dns_label(&self.namespace) {
+            out.push(("namespace", format!("`{}` is not a namespace name (lower-case letters, digits and `-`)", self.namespace)));
+        }
+        if !dns_subdomain(&self.name) {
+            out.push(("name", format!("`{}` is not a Secret name (lower-case letters, digits, `-` and `.`)", self.name)));
+        }
+        if self.in_cluster && self.kubeconfig.is_some() {
+            out.push(("kubeconfig", "cannot be combined with `in_cluster: true`".into()));
+        }
+        if self.in_cluster && self.context.is_some() {
+            out.push(("context", "cannot be combined with `in_cluster: true`".into()));
+        }
+        if self.kubeconfig.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            out.push(("kubeconfig", "must not be empty (leave it out for the default)".into()));
+        }
+        if self.context.as_deref().is_some_and(|c| c.trim().is_empty()) {
+            out.push(("context", "must not be empty (leave it out for the current context)".into()));
+        }
+        out
+    }
+}
+
+fn dns_label(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 63
+        && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !n.starts_with('-')
+        && !n.ends_with('-')
+}
+
+fn dns_subdomain(n: &str) -> bool {
+    n.len() <= 253 && n.split('.').all(dns_label)
 }
 
 #[cfg(test)]

@@ -5,7 +5,10 @@
 //! JSON Schema generated from these types), and semantic checks — each as
 //! `file:line:column: key.path: message`.
 
+pub mod alerts;
 pub mod managed;
+pub mod policy;
+pub mod schedule;
 pub mod schema_check;
 pub mod secret;
 pub mod sources;
@@ -201,7 +204,7 @@ pub enum CatchUp {
 pub struct Job {
     pub name: String,
     pub kind: JobKind,
-    pub schedule: crate::scheduler::Schedule,
+    pub schedule: schedule::Schedule,
     pub jitter: i64,
     pub sources: Vec<String>,
     pub catch_up: CatchUp,
@@ -223,7 +226,7 @@ fn validate_jobs(config: &Config, errs: &mut Vec<PathedError>) -> Vec<Job> {
         return DEFAULT_JOBS
             .iter()
             .filter_map(|(name, kind, expr)| {
-                let schedule = crate::scheduler::Schedule::parse(expr, None).ok()?;
+                let schedule = schedule::Schedule::parse(expr, None).ok()?;
                 Some(Job {
                     name: name.to_string(),
                     kind: *kind,
@@ -253,7 +256,7 @@ fn validate_jobs(config: &Config, errs: &mut Vec<PathedError>) -> Vec<Job> {
             }
             _ => true,
         };
-        let schedule = match crate::scheduler::Schedule::parse(&j.schedule, j.timezone.as_deref().filter(|_| zone_ok)) {
+        let schedule = match schedule::Schedule::parse(&j.schedule, j.timezone.as_deref().filter(|_| zone_ok)) {
             Ok(s) => Some(s).filter(|_| zone_ok),
             Err(m) => {
                 errs.push((at("schedule"), m));
@@ -1086,8 +1089,8 @@ pub struct Settings {
     pub store_path: Option<PathBuf>,
     pub sources: Vec<SourceSpec>,
     pub revocation: RevocationSettings,
-    pub policy: crate::policy::PolicySettings,
-    pub alerts: crate::notify::settings::AlertSettings,
+    pub policy: policy::PolicySettings,
+    pub alerts: alerts::AlertSettings,
     pub jobs: Vec<Job>,
     pub daemon: DaemonSettings,
     pub managed: Vec<managed::ManagedSpec>,
@@ -1373,7 +1376,7 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
     }
     let revocation = validate_revocation(&config.revocation, base, &mut errs);
     let policy = validate_policy(config, &revocation, &mut errs);
-    let alerts = crate::notify::settings::validate(&config.alerts, base, &mut errs);
+    let alerts = alerts::validate(&config.alerts, base, &mut errs);
     let jobs = validate_jobs(config, &mut errs);
     let daemon = validate_daemon(&config.daemon, &mut errs);
     let managed = managed::validate(&config.managed, base, &mut errs);
@@ -1383,8 +1386,8 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
     Ok(Settings { file: None, store_path, sources, revocation, policy, alerts, jobs, daemon, managed })
 }
 
-fn validate_policy(config: &Config, revocation: &RevocationSettings, errs: &mut Vec<PathedError>) -> crate::policy::PolicySettings {
-    use crate::policy::{Expiry, Match, PolicySettings, Rule};
+fn validate_policy(config: &Config, revocation: &RevocationSettings, errs: &mut Vec<PathedError>) -> policy::PolicySettings {
+    use policy::{Expiry, Match, PolicySettings, Rule};
     let p = &config.policy;
     let t = &config.thresholds;
     let path = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -1445,7 +1448,7 @@ fn validate_policy(config: &Config, revocation: &RevocationSettings, errs: &mut 
             let m = Match {
                 sources: r.matcher.source.clone(),
                 tags: r.matcher.tag.clone(),
-                ekus: r.matcher.eku.iter().map(|e| crate::x509::cert::normalise_eku(e)).collect(),
+                ekus: r.matcher.eku.iter().map(|e| crate::model::eku::normalise_eku(e)).collect(),
             };
             rule(r, m, &["policy", "rules", &idx], errs)
         })

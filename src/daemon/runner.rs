@@ -8,10 +8,10 @@
 //! that was suspended (the monotonic clock stopped) or whose clock was stepped still fires on
 //! time.
 
+use crate::config::schedule;
 use crate::config::{CatchUp, Job, JobKind, Settings};
 use crate::jobs::{JobError, Outcome};
 use crate::model::UnixTime;
-use crate::scheduler;
 use crate::store::Store;
 use std::collections::VecDeque;
 use std::future::Future;
@@ -219,7 +219,7 @@ impl Loop {
                     tracing::error!(job = %s.job.name, error = %e, "cannot read the last run; assuming none");
                     None
                 });
-                scheduler::missed(&s.job.schedule, last, now)
+                schedule::missed(&s.job.schedule, last, now)
             })
             .collect();
         missed.sort_by_key(|s| kind_order(s.job.kind));
@@ -242,7 +242,7 @@ impl Loop {
     fn plan(&mut self, job: &Job, after: UnixTime) -> (Option<UnixTime>, Option<UnixTime>) {
         let fire = job.schedule.next_after(after);
         let r = self.random();
-        (fire, fire.map(|f| scheduler::with_jitter(f, job.jitter, r)))
+        (fire, fire.map(|f| schedule::with_jitter(f, job.jitter, r)))
     }
 
     /// Replaces the jobs, keeping the plan of those whose schedule did not change and the

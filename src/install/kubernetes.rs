@@ -24,8 +24,6 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::Duration;
 
 pub const TLS_TYPE: &str = "kubernetes.io/tls";
 /// Hex serial of the certificate certvigil installed.
@@ -37,66 +35,7 @@ pub const ANNOTATION_RENEWED_AT: &str = "certvigil.io/renewed-at";
 /// Reads and writes of one install, conflicts included.
 pub const MAX_ATTEMPTS: u32 = 5;
 
-/// Where a certificate goes: a Secret of a cluster reached through a kubeconfig or, in a pod,
-/// through its service account.
-#[derive(Debug, Clone)]
-pub struct SecretTarget {
-    /// Kubeconfig file; `None`: `$KUBECONFIG`, else `~/.kube/config` (ignored with `in_cluster`).
-    pub kubeconfig: Option<PathBuf>,
-    /// Context of the kubeconfig; `None`: its current context.
-    pub context: Option<String>,
-    /// Use the pod's service account (token and CA under
-    /// `/var/run/secrets/kubernetes.io/serviceaccount`) instead of a kubeconfig.
-    pub in_cluster: bool,
-    pub namespace: String,
-    pub name: String,
-    /// Timeout of each API request.
-    pub timeout: Duration,
-}
-
-impl SecretTarget {
-    /// `namespace/name`, as messages name the Secret.
-    pub fn display(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
-    }
-
-    /// Every problem of the target, as (field, message): for configuration validation, which
-    /// prefixes the field with its key path.
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        if !dns_label(&self.namespace) {
-            out.push(("namespace", format!("`{}` is not a namespace name (lower-case letters, digits and `-`)", self.namespace)));
-        }
-        if !dns_subdomain(&self.name) {
-            out.push(("name", format!("`{}` is not a Secret name (lower-case letters, digits, `-` and `.`)", self.name)));
-        }
-        if self.in_cluster && self.kubeconfig.is_some() {
-            out.push(("kubeconfig", "cannot be combined with `in_cluster: true`".into()));
-        }
-        if self.in_cluster && self.context.is_some() {
-            out.push(("context", "cannot be combined with `in_cluster: true`".into()));
-        }
-        if self.kubeconfig.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
-            out.push(("kubeconfig", "must not be empty (leave it out for the default)".into()));
-        }
-        if self.context.as_deref().is_some_and(|c| c.trim().is_empty()) {
-            out.push(("context", "must not be empty (leave it out for the current context)".into()));
-        }
-        out
-    }
-}
-
-fn dns_label(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 63
-        && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !n.starts_with('-')
-        && !n.ends_with('-')
-}
-
-fn dns_subdomain(n: &str) -> bool {
-    n.len() <= 253 && n.split('.').all(dns_label)
-}
+pub use crate::config::managed::SecretTarget;
 
 /// What an install did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -302,7 +241,7 @@ mod tests {
             in_cluster: false,
             namespace: "web".into(),
             name: "site-tls".into(),
-            timeout: Duration::from_secs(5),
+            timeout: std::time::Duration::from_secs(5),
         }
     }
 

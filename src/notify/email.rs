@@ -2,9 +2,9 @@
 //! authentication; multipart text + HTML. The Message-ID is derived from the notification's
 //! idempotency key, so a resend after a crash carries the same ID.
 
-use super::settings::Smtp;
 use super::{Message, Notifier, render};
 use crate::config::SmtpTls;
+use crate::config::alerts::Smtp;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};

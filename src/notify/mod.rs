@@ -8,13 +8,12 @@
 
 pub mod email;
 pub mod render;
-pub mod settings;
 pub mod state;
 pub mod webhook;
 
+use crate::config::alerts::{AlertSettings, Receiver, ReceiverKind};
 use crate::model::UnixTime;
 use crate::store::{OutboxRow, Store};
-use settings::{AlertSettings, Receiver, ReceiverKind};
 use std::sync::{Arc, Mutex};
 
 /// One message to one receiver: a single notification or a digest of several.

@@ -1,7 +1,7 @@
 //! HTTP receivers: a generic signed JSON webhook, Slack incoming webhooks, PagerDuty Events v2.
 
-use super::settings::Value;
 use super::{Message, Notifier, render};
+use crate::config::alerts::Value;
 use crate::config::secret::SecretRef;
 use hmac::{KeyInit, Mac};
 use std::time::Duration;

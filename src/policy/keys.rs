@@ -8,7 +8,7 @@
 //! [`subject_findings`]). `certvigil keys` and `plan`'s `key_problems` list every problem.
 
 use super::{CertState, Finding, Kind, Severity, SubjectKind};
-use crate::store::{KeyRow, TokenCertRow};
+use crate::model::rows::{KeyRow, TokenCertRow};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -398,8 +398,8 @@ pub fn unattached(review: &Review) -> Vec<(&KeyRow, &Problem)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::rows::CertRow;
     use crate::model::{CertFacts, Fingerprint, KeyFacts};
-    use crate::store::CertRow;
 
     fn cert(id: i64, is_ca: bool) -> CertRow {
         CertRow {

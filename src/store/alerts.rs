@@ -4,8 +4,8 @@
 
 use super::{Result, Store};
 use crate::model::UnixTime;
-use crate::notify::state::{AlertState, Change, Event, Notify, OpenAlert, Silence};
-use crate::policy::{Finding, Kind, Severity, SubjectKind};
+use crate::model::alert::{AlertState, Change, Event, Notify, OpenAlert, Silence};
+use crate::model::finding::{Finding, Kind, Severity, SubjectKind};
 use rusqlite::params;
 
 /// An alert row for listing.

@@ -49,8 +49,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Severity;
-    use crate::sources::ImageFinding;
+    use crate::model::finding::Severity;
+    use crate::model::observed::ImageFinding;
 
     fn finding(ns: &str, image: &str) -> ImageFinding {
         ImageFinding {

@@ -2,53 +2,8 @@
 //! the certificates sighted on tokens, which the key policy pairs with them.
 
 use super::{Result, Store};
-use crate::model::UnixTime;
+use crate::model::rows::{KeyRow, TokenCertRow};
 use rusqlite::params;
-
-/// A current key object.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct KeyRow {
-    pub id: i64,
-    pub source: String,
-    /// RFC 7512 URI for PKCS#11 keys.
-    pub location: String,
-    pub label: Option<String>,
-    /// Hex CKA_ID.
-    pub key_id: Option<String>,
-    /// `private`, `public` or `secret`.
-    pub class: String,
-    pub algorithm: String,
-    pub bits: Option<u32>,
-    pub curve: Option<String>,
-    pub spki_sha256: Option<String>,
-    /// Source-specific attributes (extractable, sensitive, never_extractable, sign, dates, …).
-    pub attributes: serde_json::Value,
-    pub first_seen: UnixTime,
-    pub last_seen: UnixTime,
-}
-
-impl KeyRow {
-    /// A boolean attribute, when the source reported it.
-    pub fn flag(&self, name: &str) -> Option<bool> {
-        self.attributes.get(name).and_then(serde_json::Value::as_bool)
-    }
-}
-
-/// A current sighting of a certificate in an object of a PKCS#11 source, with the object's
-/// CKA_ID and CKA_LABEL (from the object's meta).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct TokenCertRow {
-    pub cert_id: i64,
-    pub fingerprint: String,
-    pub spki_sha256: String,
-    pub is_ca: bool,
-    pub source: String,
-    pub location: String,
-    pub token: Option<String>,
-    /// Hex CKA_ID.
-    pub key_id: Option<String>,
-    pub label: Option<String>,
-}
 
 impl Store {
     /// Current key objects, of one source or all: a key whose object the source no longer lists
@@ -116,7 +71,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::KeyObject;
+    use crate::model::observed::KeyObject;
 
     fn key(label: &str) -> KeyObject {
         KeyObject {

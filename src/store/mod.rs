@@ -14,11 +14,11 @@ mod report;
 mod revocation;
 mod scan;
 
+pub use crate::model::rows::{CertRow, HistoryRow, KeyRow, ObjectError, RunRow, SightingRow, TokenCertRow};
 pub use alerts::{AlertChanges, AlertRow, Applied, OutboxRow};
 pub use audit::{AuditEntry, Verdict, append as audit_append};
 pub use images::ImageFindingRow;
 pub use jobs::{JobRun, JobStats};
-pub use keys::{KeyRow, TokenCertRow};
 pub use renewals::RenewalRow;
 pub use report::{Counts, RevocationSample, SightingSample};
 pub use revocation::{CachedOcsp, CrlCacheRow, RevocationHistoryRow};
@@ -516,63 +516,6 @@ pub struct CertIdentity {
     pub gone: bool,
 }
 
-/// A certificate as stored, with its inventory state.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct CertRow {
-    #[serde(skip)]
-    pub id: i64,
-    #[serde(flatten)]
-    pub facts: CertFacts,
-    pub first_seen: UnixTime,
-    pub gone_since: Option<UnixTime>,
-    pub current_sightings: i64,
-    /// Sources with a current sighting (all sources for a gone certificate).
-    pub sources: Vec<String>,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SightingRow {
-    pub source: String,
-    pub location: String,
-    pub detail: String,
-    pub first_seen: UnixTime,
-    pub last_seen: UnixTime,
-    pub gone_since: Option<UnixTime>,
-    /// What the source reported about the object (TLS verification, secret version, …).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub meta: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct HistoryRow {
-    pub at: UnixTime,
-    pub event: String,
-    pub source: Option<String>,
-    pub location: Option<String>,
-    pub detail: Option<String>,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ObjectError {
-    pub source: String,
-    pub location: String,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RunRow {
-    pub id: i64,
-    pub started_at: UnixTime,
-    pub finished_at: Option<UnixTime>,
-    pub objects_seen: i64,
-    pub objects_read: i64,
-    pub certs_seen: i64,
-    pub certs_new: i64,
-    pub certs_gone: i64,
-    pub errors: i64,
-    pub status: String,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -727,8 +670,8 @@ mod tests {
         assert_eq!(
             open,
             [
-                (9, crate::policy::cert_subject(&"aa".repeat(32))),
-                (12, crate::policy::cert_subject(&"bb".repeat(32))),
+                (9, crate::model::finding::cert_subject(&"aa".repeat(32))),
+                (12, crate::model::finding::cert_subject(&"bb".repeat(32))),
                 (13, "managed:web".into())
             ]
         );

@@ -368,7 +368,7 @@ impl<'c> ScanWriter<'c> {
         source: &str,
         location: &str,
         meta: Option<&serde_json::Value>,
-        key: Option<&crate::sources::KeyObject>,
+        key: Option<&crate::model::observed::KeyObject>,
     ) -> Result<()> {
         self.tx()?;
         if let Some(m) = meta {
@@ -407,7 +407,7 @@ impl<'c> ScanWriter<'c> {
 
     /// Replaces the image findings of `source` with `findings`, in a transaction of their own:
     /// readers see the previous audit or this one, never a mix.
-    pub fn replace_image_findings(&mut self, source: &str, findings: &[crate::sources::ImageFinding]) -> Result<()> {
+    pub fn replace_image_findings(&mut self, source: &str, findings: &[crate::model::observed::ImageFinding]) -> Result<()> {
         self.commit()?;
         self.tx()?;
         let result = (|| -> Result<()> {

@@ -4,7 +4,7 @@
 
 use super::super::secret::SecretRef;
 use super::super::{DurationSpec, PathedError};
-use crate::policy::Severity;
+use crate::model::finding::Severity;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -176,10 +176,26 @@ pub struct KubernetesSpec {
     pub timeout: Duration,
 }
 
+/// Where the credentials come from and how long a request may take.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// Kubeconfig file; `None`: `$KUBECONFIG`, else `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Context of the kubeconfig; `None`: its current context.
+    pub context: Option<String>,
+    /// `Some(true)`: service account only; `Some(false)`: kubeconfig only; `None`: the
+    /// kubeconfig, else the service account when there is no kubeconfig at all.
+    pub in_cluster: Option<bool>,
+    /// Accept a context with `insecure-skip-tls-verify: true` (warned about at each connection).
+    pub allow_insecure_skip_tls_verify: bool,
+    /// Connect, read and write timeout of each request.
+    pub timeout: Duration,
+}
+
 impl KubernetesSpec {
     /// How the source reaches its cluster.
-    pub fn access(&self) -> crate::sources::kubernetes::access::Access {
-        crate::sources::kubernetes::access::Access {
+    pub fn access(&self) -> Access {
+        Access {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
             in_cluster: self.in_cluster,

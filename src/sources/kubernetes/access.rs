@@ -19,24 +19,8 @@
 //! errors without it.
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use std::path::PathBuf;
-use std::time::Duration;
 
-/// Where the credentials come from and how long a request may take.
-#[derive(Debug, Clone, Default)]
-pub struct Access {
-    /// Kubeconfig file; `None`: `$KUBECONFIG`, else `~/.kube/config`.
-    pub kubeconfig: Option<PathBuf>,
-    /// Context of the kubeconfig; `None`: its current context.
-    pub context: Option<String>,
-    /// `Some(true)`: service account only; `Some(false)`: kubeconfig only; `None`: the
-    /// kubeconfig, else the service account when there is no kubeconfig at all.
-    pub in_cluster: Option<bool>,
-    /// Accept a context with `insecure-skip-tls-verify: true` (warned about at each connection).
-    pub allow_insecure_skip_tls_verify: bool,
-    /// Connect, read and write timeout of each request.
-    pub timeout: Duration,
-}
+pub use crate::config::sources::kubernetes::Access;
 
 /// A client and the name locations use for its cluster (the context, or `in-cluster`).
 pub struct Connection {

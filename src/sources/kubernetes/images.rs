@@ -6,8 +6,8 @@
 //! Otherwise the tag can be moved: `:latest` and no tag at all (which means `latest`) are the
 //! worst, any other tag is still mutable.
 
-use crate::policy::Severity;
-use crate::sources::ImageFinding;
+use crate::model::finding::Severity;
+use crate::model::observed::ImageFinding;
 use k8s_openapi::api::core::v1::PodSpec;
 
 /// How an image is referenced.

@@ -1,8 +1,9 @@
 //! Validated alerting settings: receivers and routes, resolved from the YAML types.
 
-use crate::config::secret::SecretRef;
-use crate::config::{AlertsConfig, ReceiverConfig, RouteMode, SmtpTls};
-use crate::policy::{Finding, Kind, Match, Severity};
+use super::policy::Match;
+use super::secret::SecretRef;
+use super::{AlertsConfig, ReceiverConfig, RouteMode, SmtpTls};
+use crate::model::finding::{Finding, Kind, Severity};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -144,7 +145,7 @@ pub fn validate(a: &AlertsConfig, base: &Path, errs: &mut Vec<PathedError>) -> A
         v.extend(parts.iter().map(|s| s.to_string()));
         v
     };
-    let dur = |d: &crate::config::DurationSpec, path: Vec<String>, errs: &mut Vec<PathedError>| -> Duration {
+    let dur = |d: &super::DurationSpec, path: Vec<String>, errs: &mut Vec<PathedError>| -> Duration {
         d.duration().unwrap_or_else(|m| {
             errs.push((path, m));
             Duration::ZERO
@@ -270,7 +271,7 @@ pub fn validate(a: &AlertsConfig, base: &Path, errs: &mut Vec<PathedError>) -> A
             errs.push((here("immediate_severity"), format!("`{}` is not info, warning or critical", r.immediate_severity)));
             Severity::Critical
         });
-        let mut secs = |d: &Option<crate::config::DurationSpec>, f: &str| {
+        let mut secs = |d: &Option<super::DurationSpec>, f: &str| {
             d.as_ref().map(|d| dur(d, at(&["routes", &idx, "renotify", f]), errs).as_secs() as i64)
         };
         let renotify = [secs(&r.renotify.info, "info"), secs(&r.renotify.warning, "warning"), secs(&r.renotify.critical, "critical")];
@@ -293,7 +294,7 @@ pub fn validate(a: &AlertsConfig, base: &Path, errs: &mut Vec<PathedError>) -> A
                 certs: Match {
                     sources: r.matcher.source.clone(),
                     tags: r.matcher.tag.clone(),
-                    ekus: r.matcher.eku.iter().map(|e| crate::x509::cert::normalise_eku(e)).collect(),
+                    ekus: r.matcher.eku.iter().map(|e| crate::model::eku::normalise_eku(e)).collect(),
                 },
             },
             receivers: r.receivers.clone(),

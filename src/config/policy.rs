@@ -1,6 +1,6 @@
-//! Validated policy settings and the choice of the rule that applies to a certificate.
+//! Validated policy settings (`policy:` and `thresholds:`) and the choice of the rule that
+//! applies to a certificate.
 
-use super::CertState;
 use crate::model::UnixTime;
 
 /// Expiry thresholds. The window is the smaller of the days and the fraction of the lifetime,
@@ -112,12 +112,8 @@ impl Default for PolicySettings {
 }
 
 impl PolicySettings {
-    /// The expiry thresholds and key-age limit for a certificate: the defaults, then the
-    /// code-signing defaults for signers, then the first matching rule.
-    pub fn effective(&self, st: &CertState<'_>) -> (Expiry, Option<i64>) {
-        self.effective_for(&st.cert.sources, &st.tags, &st.cert.facts.ext_key_usage)
-    }
-
+    /// The expiry thresholds and key-age limit for a certificate with these routing facts: the
+    /// defaults, then the code-signing defaults for signers, then the first matching rule.
     pub fn effective_for(&self, sources: &[String], tags: &[String], ekus: &[String]) -> (Expiry, Option<i64>) {
         let mut base = (self.expiry, self.max_key_age);
         if ekus.iter().any(|e| e == "codeSigning") {

@@ -1,6 +1,12 @@
 //! The vocabulary shared by every module: fingerprints, certificate facts, locations and the
 //! expiry status derived from them. Plain data; no I/O and no clock.
 
+pub mod alert;
+pub mod eku;
+pub mod finding;
+pub mod observed;
+pub mod rows;
+
 use serde::Serialize;
 use std::fmt;
 
