@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod issuers;
 pub mod jobs;
 pub mod model;
+pub mod net;
 pub mod notify;
 pub mod policy;
 pub mod renewal;

@@ -174,9 +174,9 @@ fn exercise_crl(data: &[u8]) {
         let _ = crl.verify(parts.subject, parts.spki, None, &root.key_usage, 2048);
         let _ = crl.is_delta();
     }
-    let _ = certvigil::revocation::verify::key_info(data);
+    let _ = certvigil::x509::verify::key_info(data);
     if let Ok(t) = ber::single(data) {
-        let _ = certvigil::revocation::verify::split_signed(&t);
+        let _ = certvigil::x509::verify::split_signed(&t);
     }
 }
 

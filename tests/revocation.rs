@@ -344,7 +344,7 @@ fn crl_signatures_of_every_key_type_verify() {
 
 #[test]
 fn pss_with_an_unsupported_salt_is_unknown_not_good() {
-    use certvigil::revocation::verify::{VerifyError, verify_cert_signed_by};
+    use certvigil::x509::verify::{VerifyError, verify_cert_signed_by};
     let dir = tempfile::tempdir().unwrap();
     // OpenSSL's default PSS salt is the maximum length, which ring cannot verify.
     pki::openssl(

@@ -11,7 +11,7 @@
 //! the key are always mode 0600.
 
 use crate::config::managed::InstallSpec;
-use crate::revocation::verify::verify_cert_signed_by;
+use crate::x509::verify::verify_cert_signed_by;
 use crate::x509::{cert, pem};
 use base64ct::{Base64, Encoding};
 use std::io::Write;
@@ -66,7 +66,7 @@ pub fn check(ders: &[Vec<u8>], key_pem: &str, now: i64) -> Result<crate::model::
         if child.issuer != issuer.subject {
             return Err(format!("certificate {} is not issued by certificate {} (names differ)", i + 1, i + 2));
         }
-        verify_cert_signed_by(&pair[0], issuer.spki, crate::revocation::verify::DEFAULT_MIN_RSA_BITS)
+        verify_cert_signed_by(&pair[0], issuer.spki, crate::x509::verify::DEFAULT_MIN_RSA_BITS)
             .map_err(|e| format!("certificate {} is not signed by certificate {}: {e}", i + 1, i + 2))?;
     }
     let facts = cert::parse_der(leaf).map_err(|e| format!("the leaf certificate is malformed: {}", e.0))?;

@@ -18,7 +18,7 @@
 
 use super::files;
 use crate::model::{CertFacts, UnixTime, format_time};
-use crate::sources::kubernetes::access::{self, Access};
+use crate::net::kubernetes::{self as access, Access};
 use crate::x509::cert;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;

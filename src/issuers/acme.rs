@@ -155,7 +155,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 pub(crate) fn http_client(ca_bundle: Option<&Path>) -> Result<reqwest::Client> {
-    crate::revocation::fetch::install_crypto_provider();
+    crate::net::install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(10))

@@ -19,7 +19,7 @@ pub struct Email {
 
 impl Email {
     fn transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
-        crate::revocation::fetch::install_crypto_provider();
+        crate::net::install_crypto_provider();
         let s = &self.smtp;
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.as_str()).port(s.port).timeout(Some(s.timeout));
         if s.tls != SmtpTls::None {

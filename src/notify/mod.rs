@@ -52,7 +52,7 @@ pub fn notifier(r: &Receiver, http: &reqwest::Client) -> Box<dyn Notifier> {
 
 /// An HTTP client for webhooks (ring provider, no redirects: a receiver URL is exact).
 pub fn http_client() -> Result<reqwest::Client, String> {
-    crate::revocation::fetch::install_crypto_provider();
+    crate::net::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("certvigil/", env!("CARGO_PKG_VERSION")))

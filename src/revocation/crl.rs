@@ -7,10 +7,10 @@
 //!
 //! Parsing and verification are pure; fetching lives in `fetch`.
 
-use super::verify::{self, VerifyError};
 use crate::model::{UnixTime, format_time};
 use crate::x509::ber::{self, BerError, Tlv};
 use crate::x509::time::{self, Rules, TimeError};
+use crate::x509::verify::{self, VerifyError};
 use sha2::Digest;
 use std::cmp::Ordering;
 use std::ops::Range;

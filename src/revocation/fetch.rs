@@ -210,11 +210,6 @@ impl std::fmt::Debug for Http {
     }
 }
 
-/// Installs ring as the process's rustls provider (one provider for the whole tree).
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 impl Http {
     /// `overrides` are keyed by `host` or `host:port` (lower-case).
     pub fn new(
@@ -233,7 +228,7 @@ impl Http {
         overrides: BTreeMap<String, HostLimits>,
         dns: Arc<DnsCache>,
     ) -> Result<Self, FetchError> {
-        install_crypto_provider();
+        crate::net::install_crypto_provider();
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(CachedResolver(Arc::clone(&dns))))
             .timeout(timeout)

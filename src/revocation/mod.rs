@@ -9,12 +9,12 @@
 pub mod crl;
 pub mod fetch;
 pub mod ocsp;
-pub mod verify;
 
 use crate::config::{RevocationMethod, RevocationSettings};
 use crate::model::{CertFacts, RevocationState, RevocationStatus, UnixTime, format_time};
 use crate::store::{CachedOcsp, CertRow, Store, StoreError};
 use crate::x509::cert::raw_parts;
+use crate::x509::verify;
 use crl::{CertScope, Crl, CrlError, CrlIssuer, CrlVerdict, Judging};
 use fetch::{Fetched, Http, PassHosts};
 use sha2::Digest;

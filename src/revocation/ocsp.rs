@@ -7,11 +7,11 @@
 //! and is current (thisUpdate not ahead of now beyond the skew, nextUpdate not passed).
 
 use super::crl::Reason;
-use super::verify;
 use crate::model::UnixTime;
 use crate::x509::ber::{self, BerError, Tlv};
 use crate::x509::name::names_match;
 use crate::x509::time::{self, Rules};
+use crate::x509::verify;
 use sha1::{Digest, Sha1};
 
 const SHA1_OID: &str = "1.3.14.3.2.26";

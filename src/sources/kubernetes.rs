@@ -52,7 +52,7 @@
 //! A key whose value holds no certificate is an error of that object (reported by the scan),
 //! never a failure of the list.
 
-pub mod access;
+use crate::net::kubernetes as access;
 pub mod images;
 pub mod trust;
 

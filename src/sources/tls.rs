@@ -277,7 +277,7 @@ fn stapled(chain: &[Vec<u8>], ocsp: &[u8], now: i64) -> serde_json::Value {
         let ip = crate::x509::cert::raw_parts(issuer).map_err(|e| e.to_string())?;
         let iss = ocsp::Issuer { subject_der: ip.subject, spki_der: ip.spki };
         let id = ocsp::cert_id(&iss, leaf.serial).map_err(|e| e.to_string())?;
-        ocsp::verify_response(ocsp, &id, &iss, None, now, 300, crate::revocation::verify::DEFAULT_MIN_RSA_BITS).map_err(|e| e.to_string())
+        ocsp::verify_response(ocsp, &id, &iss, None, now, 300, crate::x509::verify::DEFAULT_MIN_RSA_BITS).map_err(|e| e.to_string())
     };
     match check() {
         Ok(a) => {

@@ -262,7 +262,7 @@ fn refresh_at(obtained: Instant, ttl: Duration) -> Option<Instant> {
 
 impl Inner {
     fn new(spec: VaultSpec) -> Result<Self, String> {
-        crate::revocation::fetch::install_crypto_provider();
+        crate::net::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .timeout(spec.timeout)
             .connect_timeout(spec.timeout)

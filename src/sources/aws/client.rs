@@ -154,7 +154,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(region: &str, endpoint: Option<&str>, profile: Option<&str>, timeout: Duration, concurrency: usize) -> Result<Self, String> {
-        crate::revocation::fetch::install_crypto_provider();
+        crate::net::install_crypto_provider();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("certvigil/", env!("CARGO_PKG_VERSION")))

@@ -392,7 +392,7 @@ mod tests {
     }
 
     fn client() -> reqwest::Client {
-        crate::revocation::fetch::install_crypto_provider();
+        crate::net::install_crypto_provider();
         reqwest::Client::new()
     }
 

@@ -5,7 +5,7 @@
 //! the same hash, RFC 4055), ECDSA on P-256/P-384 with SHA-256/384, and Ed25519. Anything else is
 //! an explicit "unsupported" error, which callers turn into status `unknown`, never `good`.
 
-use crate::x509::ber::{self, Tlv};
+use super::ber::{self, Tlv};
 use ring::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,7 +110,7 @@ pub fn verify(alg_der: &[u8], spki_der: &[u8], message: &[u8], signature: &[u8],
     let key = key_info(spki_der)?;
     let mut short_rsa = false;
     if key.alg == RSA || key.alg == RSA_PSS {
-        let bits = crate::x509::cert::rsa_modulus_bits(key.bits).ok_or(VerifyError::Malformed("RSA public key".into()))?;
+        let bits = super::cert::rsa_modulus_bits(key.bits).ok_or(VerifyError::Malformed("RSA public key".into()))?;
         if bits < min_rsa_bits.max(LOWEST_MIN_RSA_BITS) {
             return Err(VerifyError::WeakKey { bits, min: min_rsa_bits.max(LOWEST_MIN_RSA_BITS) });
         }
@@ -136,14 +136,14 @@ pub fn verify(alg_der: &[u8], spki_der: &[u8], message: &[u8], signature: &[u8],
         (s, RSA | RSA_PSS, _) if short_rsa => {
             return Err(VerifyError::Unsupported(format!(
                 "{} with an RSA key under 2048 bits (only PKCS#1 v1.5 with SHA-1, SHA-256 or SHA-512 is verified for such keys)",
-                crate::x509::cert::oid_name(s)
+                super::cert::oid_name(s)
             )));
         }
         (s, k, c) => {
             return Err(VerifyError::Unsupported(format!(
                 "{} with a {} key{}",
-                crate::x509::cert::oid_name(s),
-                crate::x509::cert::oid_name(k),
+                super::cert::oid_name(s),
+                super::cert::oid_name(k),
                 c.map(|c| format!(" on curve {c}")).unwrap_or_default()
             )));
         }

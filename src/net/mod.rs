@@ -1,0 +1,11 @@
+//! Network setup shared by every module that talks to the world: the one rustls crypto provider
+//! of the whole tree, and the Kubernetes connection (kubeconfig, in-cluster service account)
+//! that sources and install targets both use.
+
+pub mod kubernetes;
+
+/// Installs ring as the process's rustls provider (one provider for the whole tree). Idempotent:
+/// every client constructor calls it, so no entry point can forget it.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
