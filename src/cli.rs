@@ -6,8 +6,8 @@
 //! 4 scan finished but some objects could not be read.
 
 use anyhow::{Context, Result, bail};
+use certvigil::app::scan;
 use certvigil::config::{self, Settings};
-use certvigil::inventory;
 use certvigil::model::{ExpiryStatus, RevocationState, RevocationStatus, UnixTime, days_left, format_date, format_time};
 use certvigil::sources;
 use certvigil::store::{CertRow, Store};
@@ -760,12 +760,12 @@ fn scan(cli: &Cli, a: &ScanArgs) -> Result<u8> {
     let mut store = open_store(cli, &s)?;
     let workers = a.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
     let draw = !a.no_progress && std::io::stderr().is_terminal();
-    let mut progress = |p: &inventory::Progress| {
+    let mut progress = |p: &scan::Progress| {
         if draw {
             eprint!("\r\x1b[2K{}: {} objects, {} read, {} errors", p.source, p.objects, p.read, p.errors);
         }
     };
-    let report = inventory::scan(&mut store, &chosen, a.sources.is_empty(), now, workers, &mut progress)?;
+    let report = scan::scan(&mut store, &chosen, a.sources.is_empty(), now, workers, &mut progress)?;
     if draw {
         eprint!("\r\x1b[2K");
     }
@@ -1408,7 +1408,7 @@ fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
     let store = open_store(cli, &s)?;
     // Key problems with no certificate to attach a finding to: most are findings about the key
     // itself (`alerted`); an orphan key whose certificate is deployed elsewhere is only listed.
-    let review = certvigil::evaluate::key_review(&store, &s.policy, now)?;
+    let review = certvigil::app::evaluate::key_review(&store, &s.policy, now)?;
     let key_problems: Vec<serde_json::Value> = certvigil::policy::keys::unattached(&review)
         .into_iter()
         .map(|(k, p)| {
@@ -1430,7 +1430,7 @@ fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
     if json {
         write!(out, "{{\n\"findings\": [")?;
     }
-    certvigil::evaluate::each_findings_batch(&store, &s, now, |batch| {
+    certvigil::app::evaluate::each_findings_batch(&store, &s, now, |batch| {
         let mut planned: Vec<Vec<String>> = vec![Vec::new(); batch.len()];
         for c in stepper.step(batch) {
             if let Change::Open { finding, notify } | Change::Update { finding, notify, .. } = c {
@@ -1515,7 +1515,7 @@ fn keys(cli: &Cli, a: &KeysArgs) -> Result<u8> {
     let s = settings(cli, false)?;
     let now = now(cli)?;
     let store = open_store(cli, &s)?;
-    let mut review = certvigil::evaluate::key_review(&store, &s.policy, now)?;
+    let mut review = certvigil::app::evaluate::key_review(&store, &s.policy, now)?;
     if !a.sources.is_empty() {
         review.keys.retain(|r| a.sources.contains(&r.key.source));
         review.certificates_without_key.retain(|c| a.sources.contains(&c.source));
@@ -1571,7 +1571,7 @@ fn evaluate(cli: &Cli, a: &OutputArgs) -> Result<u8> {
     let s = settings(cli, false)?;
     let now = now(cli)?;
     let store = std::sync::Arc::new(std::sync::Mutex::new(open_store(cli, &s)?));
-    let report = runtime()?.block_on(certvigil::evaluate::evaluate(&store, &s, now))?;
+    let report = runtime()?.block_on(certvigil::app::evaluate::evaluate(&store, &s, now))?;
     if a.output == SummaryFormat::Json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -1,17 +1,20 @@
-//! certvigil: certificate lifecycle management. Inventories certificates and keys from files
-//! (and, as sources land, vaults, HSMs, clusters and endpoints), tracks their expiry, and keeps
-//! the state in an embedded SQLite store.
+//! certvigil: certificate lifecycle management. Inventories certificates and keys from files,
+//! vaults, HSMs, clusters and endpoints, tracks their expiry and revocation, renews through
+//! ACME, and tells the right people once, with what to do. State lives in an embedded SQLite
+//! store.
 //!
-//! Pure modules (`x509`, `config` validation, `model`) take their inputs, including the time,
-//! as arguments; `sources`, `store` and `inventory` touch the world.
+//! The modules are layers (bottom to top): `model` (the shared vocabulary); `config` (YAML
+//! types and pure validation); `x509` and `policy` (pure: parsing, signature verification, the
+//! chain of checks); `store` (every SQL statement); `net` (the crypto provider, the Kubernetes
+//! connection); the edges `sources`, `revocation` and `notify`; the actions `install`, `issuers`
+//! and `renewal`; `app` (one function per use case, shared by CLI and daemon); `daemon`. A
+//! module uses the layers below it; `tests/architecture.rs` holds the map as code.
 
+pub mod app;
 pub mod config;
 pub mod daemon;
-pub mod evaluate;
 pub mod install;
-pub mod inventory;
 pub mod issuers;
-pub mod jobs;
 pub mod model;
 pub mod net;
 pub mod notify;

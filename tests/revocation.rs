@@ -5,8 +5,8 @@
 
 mod pki;
 
+use certvigil::app::scan;
 use certvigil::config;
-use certvigil::inventory;
 use certvigil::model::{RevocationState, RevocationStatus};
 use certvigil::revocation::{Checker, Stats};
 use certvigil::sources;
@@ -38,7 +38,7 @@ fn env(certs: &[&Path], revocation: &str) -> Env {
     let settings = config::parse_str(&yaml, "test.yaml", dir.path()).unwrap();
     let mut store = Store::open(&dir.path().join("state/cv.db")).unwrap();
     let srcs: Vec<Box<dyn sources::Source>> = settings.sources.iter().map(sources::build).collect();
-    let report = inventory::scan(&mut store, &srcs, true, now(), 1, &mut |_| {}).unwrap();
+    let report = scan::scan(&mut store, &srcs, true, now(), 1, &mut |_| {}).unwrap();
     assert_eq!(report.run.errors, 0, "fixture scan has errors");
     let checker = Arc::new(Checker::new(settings.revocation.clone(), dir.path().join("state")).unwrap());
     Env { store: Arc::new(Mutex::new(store)), checker, _dir: dir }

@@ -493,7 +493,7 @@ async fn findings(state: &Arc<State>, params: &[(String, String)]) -> Response<B
     let settings = Arc::clone(&state.settings.read().unwrap_or_else(|p| p.into_inner()));
     let now = state.clock.now();
     let r = blocking(state, move |s| {
-        let f = crate::evaluate::findings(s, &settings, now).map_err(|e| e.to_string())?;
+        let f = crate::app::evaluate::findings(s, &settings, now).map_err(|e| e.to_string())?;
         let f: Vec<_> = f.into_iter().filter(|x| severity.as_deref().is_none_or(|sev| x.severity.as_str() == sev)).collect();
         Ok(serde_json::json!({ "at": crate::model::format_time(now), "total": f.len(), "items": f }))
     })

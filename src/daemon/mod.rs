@@ -91,12 +91,12 @@ async fn main(settings: Settings, loader: Loader, opts: Options) -> Result<()> {
         serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "listen": bound.map(|a| a.to_string())}),
     );
 
-    let ctx = Arc::new(crate::jobs::Context::default());
+    let ctx = Arc::new(crate::app::jobs::Context::default());
     let exec: Exec = {
         let (ctx, path) = (Arc::clone(&ctx), store_path.clone());
         Arc::new(move |job, settings, now| {
             let (ctx, path) = (Arc::clone(&ctx), path.clone());
-            Box::pin(async move { crate::jobs::run(&job, &settings, &path, &ctx, now).await })
+            Box::pin(async move { crate::app::jobs::run(&job, &settings, &path, &ctx, now).await })
         })
     };
     let live = Arc::new(Live::default());
@@ -151,7 +151,7 @@ async fn handle_signals(
     state: Arc<http::State>,
     loader: Loader,
     notifier: Arc<systemd::Notifier>,
-    ctx: Arc<crate::jobs::Context>,
+    ctx: Arc<crate::app::jobs::Context>,
     control: mpsc::Sender<Control>,
 ) {
     use tokio::signal::unix::{SignalKind, signal};

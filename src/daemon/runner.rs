@@ -8,9 +8,9 @@
 //! that was suspended (the monotonic clock stopped) or whose clock was stepped still fires on
 //! time.
 
+use crate::app::jobs::{JobError, Outcome};
 use crate::config::schedule;
 use crate::config::{CatchUp, Job, JobKind, Settings};
-use crate::jobs::{JobError, Outcome};
 use crate::model::UnixTime;
 use crate::store::Store;
 use std::collections::VecDeque;

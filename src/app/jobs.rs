@@ -103,7 +103,7 @@ pub async fn run(job: &Job, settings: &Arc<Settings>, store_path: &Path, ctx: &C
         }
         JobKind::Evaluate => {
             let store = Arc::new(Mutex::new(open(store_path)?));
-            let report = crate::evaluate::evaluate(&store, settings, now).await.map_err(JobError::from("evaluate"))?;
+            let report = crate::app::evaluate::evaluate(&store, settings, now).await.map_err(JobError::from("evaluate"))?;
             let ap = &report.applied;
             let summary = format!(
                 "{} findings: {} alerts opened, {} resolved, {} escalated; {} notifications queued, {} sent, {} failed",
@@ -155,7 +155,7 @@ fn scan(settings: &Settings, store_path: &Path, only: &[String], now: UnixTime) 
         settings.sources.iter().filter(|s| only.is_empty() || only.iter().any(|n| n == s.name())).map(crate::sources::build).collect();
     let mut store = open(store_path)?;
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let report = crate::inventory::scan(&mut store, &chosen, only.is_empty(), now, workers, &mut |_| {}).map_err(JobError::from("scan"))?;
+    let report = crate::app::scan::scan(&mut store, &chosen, only.is_empty(), now, workers, &mut |_| {}).map_err(JobError::from("scan"))?;
     let r = &report.run;
     Ok(Outcome {
         summary: format!(

@@ -1,0 +1,14 @@
+//! Use cases: one function per thing a user asks for, shared by the CLI and the daemon. Each
+//! takes the validated settings, the store and `now`, does the work through the layers below
+//! (sources, revocation, policy, notify, renewal) and returns a typed report.
+//!
+//! - [`scan`]: every source once, through the bounded pipeline (listing, bounded concurrent
+//!   fetches, one writer), into the inventory;
+//! - [`evaluate`]: the policy over the inventory in batches, the alert state machine, the
+//!   outbox; `plan` is its dry run;
+//! - [`jobs`]: the scheduled job kinds (scan, revocation, renew, evaluate, digest) as the daemon
+//!   runs them.
+
+pub mod evaluate;
+pub mod jobs;
+pub mod scan;
