@@ -286,11 +286,11 @@ fn main() -> Result<()> {
         // No certificate may still be in place once expired.
         expired_in_place.extend(services.iter().filter(|s| s.issued + lifetime <= t).map(|s| format!("{} at {}", s.name, t - START)));
         // Revocation status as a CRL check would record it.
-        certvigil::inventory::scan(&mut store, &sources, true, t, 1, &mut |_| {})?;
+        certvigil::app::scan::scan(&mut store, &sources, true, t, 1, &mut |_| {})?;
         if !newly_revoked.is_empty() {
             mark_revoked(&mut store, &newly_revoked, t)?;
         }
-        let (findings, changes) = certvigil::evaluate::plan(&store, &settings, t)?;
+        let (findings, changes) = certvigil::app::evaluate::plan(&store, &settings, t)?;
         store.apply_alert_changes(&changes, &findings, t)?;
         t += STEP;
         steps += 1;

@@ -564,7 +564,7 @@ fn http_fixture() -> &'static HttpFixture {
         let store_path = dir.path().join("certvigil.db");
         let mut store = certvigil::store::Store::open(&store_path).expect("store");
         let sources: Vec<_> = settings.sources.iter().map(certvigil::sources::build).collect();
-        certvigil::inventory::scan(&mut store, &sources, true, NOW, 1, &mut |_| {}).expect("scan");
+        certvigil::app::scan::scan(&mut store, &sources, true, NOW, 1, &mut |_| {}).expect("scan");
         drop(store);
         // Requests come one at a time, so one thread answers every store query; kept alive, it
         // is not started again for each input (a new thread per input would grow the fuzzer's
