@@ -291,7 +291,7 @@ fn main() -> Result<()> {
             mark_revoked(&mut store, &newly_revoked, t)?;
         }
         let (findings, changes) = certvigil::app::evaluate::plan(&store, &settings, t)?;
-        store.apply_alert_changes(&changes, &findings, t)?;
+        store.apply_alert_changes(&changes, &findings, t, &certvigil::notify::payload::json)?;
         t += STEP;
         steps += 1;
     }

@@ -1769,12 +1769,7 @@ fn alert_test(cli: &Cli, route: &str) -> Result<u8> {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let run = format!("test/{route}/{now}/{}-{nanos}/", std::process::id());
     for rx in &r.receivers {
-        let payload = serde_json::json!({
-            "event": "test", "alert_id": null, "kind": "test", "severity": "info", "route": route,
-            "certificate": {"fingerprint": "", "name": "certvigil test", "not_after": 0, "not_after_rfc3339": ""},
-            "reason": format!("a test message from certvigil to route {route}"), "action": "nothing to do", "sources": [], "tags": [],
-            "opened_at": now, "dedup_key": format!("certvigil:test:{route}"),
-        });
+        let payload = certvigil::notify::payload::Payload::test(route, now).to_json();
         store.lock().unwrap_or_else(|p| p.into_inner()).enqueue_test(&format!("{run}{rx}"), route, rx, &payload, now)?;
     }
     // Only this run's test messages: other due notifications wait for `evaluate`.

@@ -305,6 +305,15 @@ pub struct Report {
     pub delivery: Delivery,
 }
 
+/// Why an evaluation stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EvaluateError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Delivery(#[from] notify::DeliveryError),
+}
+
 /// Test hook, compiled only with the `failpoints` feature (the test command's; never in a
 /// release or package build): set to `exit-after-outbox-write` to end the process (as
 /// `kill -9` would) right after the notifications are committed and before any is sent.
@@ -313,13 +322,13 @@ pub const FAULT_ENV: &str = "CERTVIGIL_FAULT";
 /// Evaluates and applies, then delivers due notifications. Findings are stepped and applied
 /// batch by batch inside one transaction: an evaluation holds one batch of findings, the open
 /// alerts and their index, never every finding.
-pub async fn evaluate(store: &Arc<Mutex<Store>>, settings: &Settings, now: UnixTime) -> Result<Report, StoreError> {
+pub async fn evaluate(store: &Arc<Mutex<Store>>, settings: &Settings, now: UnixTime) -> Result<Report, EvaluateError> {
     let (total, applied, counts) = {
         let s = store.lock().unwrap_or_else(|p| p.into_inner());
         let open = s.open_alerts()?;
         let silences = s.silences(now, false)?;
         let mut stepper = state::Stepper::new(&open, &silences, &settings.alerts.routes, now);
-        let mut tx = s.begin_alert_changes(now)?;
+        let mut tx = s.begin_alert_changes(now, &notify::payload::json)?;
         let mut counts: std::collections::BTreeMap<String, std::collections::BTreeMap<String, usize>> = Default::default();
         let mut total = 0;
         each_findings_batch(&s, settings, now, |batch| {

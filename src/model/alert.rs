@@ -126,3 +126,33 @@ pub enum Change {
     /// An open alert whose finding is gone.
     Resolve { alert_id: i64, notify: Vec<Notify> },
 }
+
+/// An alert being resolved, as its row says (its finding is gone): what its resolve notice
+/// carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedAlert {
+    pub alert_id: i64,
+    pub kind: String,
+    pub severity: String,
+    pub reason: String,
+    /// The certificate's, for certificate subjects.
+    pub fingerprint: Option<String>,
+    pub name: String,
+    pub not_after: Option<UnixTime>,
+    pub opened_at: UnixTime,
+    /// Sources with a sighting of the certificate.
+    pub sources: Vec<String>,
+    pub subject: String,
+    pub subject_kind: String,
+}
+
+/// What one queued notification is about: the payload renderer (`notify::payload`) turns it
+/// into the JSON the outbox keeps.
+#[derive(Debug, Clone, Copy)]
+pub enum Notice<'a> {
+    Finding { finding: &'a Finding, event: Event, alert_id: i64, route: &'a str, opened_at: UnixTime },
+    Resolved { alert: &'a ResolvedAlert, route: &'a str },
+}
+
+/// Renders a notice's payload as the JSON to store.
+pub type RenderPayload<'a> = &'a (dyn Fn(&Notice<'_>) -> String + Sync);

@@ -1,61 +1,44 @@
-//! Subjects and bodies of notifications, from their JSON payloads. Pure.
+//! Subjects and bodies of notifications, from their payloads. Pure.
 
-use crate::policy::Severity;
-use serde_json::Value;
+use super::payload::Payload;
+use crate::model::finding::Severity;
 
-fn s<'a>(v: &'a Value, path: &[&str]) -> &'a str {
-    let mut cur = v;
-    for p in path {
-        cur = &cur[*p];
-    }
-    cur.as_str().unwrap_or("")
-}
-
-/// What the item is about: the certificate's name, else the subject's (a key, a managed
-/// certificate with none installed).
-pub fn subject_name(v: &Value) -> &str {
-    match s(v, &["certificate", "name"]) {
-        "" => s(v, &["subject", "name"]),
-        name => name,
-    }
-}
-
-fn sources(items: &[Value]) -> String {
-    let mut all: Vec<&str> = items.iter().flat_map(|i| i["sources"].as_array().into_iter().flatten().filter_map(Value::as_str)).collect();
+fn sources(items: &[Payload]) -> String {
+    let mut all: Vec<&str> = items.iter().flat_map(|i| i.sources.iter().map(String::as_str)).collect();
     all.sort_unstable();
     all.dedup();
     all.join(", ")
 }
 
 /// A subject that says it all: what, how many, how soon, where.
-pub fn subject(items: &[Value]) -> String {
+pub fn subject(items: &[Payload]) -> String {
     let where_ = sources(items);
     let on = if where_.is_empty() { String::new() } else { format!(" on {where_}") };
     if let [one] = items {
-        let event = s(one, &["event"]);
+        let event = one.event.as_str();
         let tag = match event {
             "resolved" => "RESOLVED".to_string(),
             "test" => "TEST".to_string(),
-            "escalation" => format!("ESCALATED {}", s(one, &["severity"]).to_uppercase()),
-            _ => s(one, &["severity"]).to_uppercase(),
+            "escalation" => format!("ESCALATED {}", one.severity.to_uppercase()),
+            _ => one.severity.to_uppercase(),
         };
         if event == "test" {
-            return format!("[certvigil] TEST: notifications to route {} work", s(one, &["route"]));
+            return format!("[certvigil] TEST: notifications to route {} work", one.route);
         }
-        return format!("[certvigil] {tag} {}: {} — {}{on}", s(one, &["kind"]), subject_name(one), s(one, &["reason"]));
+        return format!("[certvigil] {tag} {}: {} — {}{on}", one.kind, one.subject_name(), one.reason);
     }
-    let expiring: Vec<&Value> = items.iter().filter(|i| s(i, &["kind"]) == "expiring" && s(i, &["event"]) != "resolved").collect();
-    if expiring.len() == items.len() {
-        let latest = items.iter().filter_map(|i| i["certificate"]["not_after"].as_i64()).max().unwrap_or(0);
+    let expiring = items.iter().filter(|i| i.kind == "expiring" && i.event != "resolved").count();
+    if expiring == items.len() {
+        let latest = items.iter().filter_map(|i| i.certificate.as_ref().map(|c| c.not_after)).max().unwrap_or(0);
         // Counted from when the message is sent (`sent_at`, set by the sender), else from when
         // the oldest alert opened.
-        let from = items.iter().filter_map(|i| i["sent_at"].as_i64().or_else(|| i["opened_at"].as_i64())).min().unwrap_or(0);
+        let from = items.iter().map(|i| i.sent_at.unwrap_or(i.opened_at)).min().unwrap_or(0);
         let days = ((latest - from) as f64 / 86_400.0).ceil().max(0.0) as i64;
         return format!("[certvigil] {} certificates expire within {days} days{on}", items.len());
     }
     let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
     for i in items {
-        let key = if s(i, &["event"]) == "resolved" { "resolved".to_string() } else { s(i, &["kind"]).to_string() };
+        let key = if i.event == "resolved" { "resolved".to_string() } else { i.kind.clone() };
         *counts.entry(key).or_default() += 1;
     }
     let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
@@ -63,28 +46,24 @@ pub fn subject(items: &[Value]) -> String {
 }
 
 /// Plain-text body.
-pub fn text(items: &[Value]) -> String {
+pub fn text(items: &[Payload]) -> String {
     let mut out = String::new();
     for i in items {
         out.push_str(&format!(
             "{} {} {} [{}]\n  {}\n  action: {}\n",
-            s(i, &["event"]).to_uppercase(),
-            s(i, &["severity"]),
-            s(i, &["kind"]),
-            s(i, &["route"]),
-            s(i, &["reason"]),
-            s(i, &["action"]),
+            i.event.to_uppercase(),
+            i.severity,
+            i.kind,
+            i.route,
+            i.reason,
+            i.action,
         ));
-        if i["certificate"].is_object() {
-            out.push_str(&format!(
-                "  certificate: {} (sha256 {})\n  expires: {}\n",
-                s(i, &["certificate", "name"]),
-                s(i, &["certificate", "fingerprint"]),
-                s(i, &["certificate", "not_after_rfc3339"]),
-            ));
+        if let Some(c) = &i.certificate {
+            out.push_str(&format!("  certificate: {} (sha256 {})\n  expires: {}\n", c.name, c.fingerprint, c.not_after_rfc3339));
         } else {
-            out.push_str(&format!("  {}: {} ({})\n", s(i, &["subject", "kind"]), s(i, &["subject", "name"]), s(i, &["subject", "id"])));
-            if let Some(t) = i["subject"]["not_after_rfc3339"].as_str() {
+            let (kind, name, id) = i.subject.as_ref().map_or(("", "", ""), |s| (s.kind.as_str(), s.name.as_str(), s.id.as_str()));
+            out.push_str(&format!("  {kind}: {name} ({id})\n"));
+            if let Some(t) = i.subject.as_ref().and_then(|s| s.not_after_rfc3339.as_deref()) {
                 out.push_str(&format!("  expires: {t}\n"));
             }
         }
@@ -101,27 +80,28 @@ fn esc(t: &str) -> String {
 }
 
 /// HTML body (every value escaped).
-pub fn html(items: &[Value]) -> String {
+pub fn html(items: &[Payload]) -> String {
     let mut out = String::from("<html><body style=\"font-family:sans-serif\"><table cellpadding=\"6\" style=\"border-collapse:collapse\">");
     out.push_str("<tr><th align=\"left\">Severity</th><th align=\"left\">Finding</th><th align=\"left\">Subject</th><th align=\"left\">Reason</th><th align=\"left\">Action</th></tr>");
     for i in items {
-        let color = match s(i, &["severity"]) {
+        let color = match i.severity.as_str() {
             "critical" => "#b00020",
             "warning" => "#b26a00",
             _ => "#555555",
         };
+        let fingerprint = i.certificate.as_ref().map_or("", |c| c.fingerprint.as_str());
         out.push_str(&format!(
             "<tr style=\"border-top:1px solid #ddd\"><td style=\"color:{color}\"><b>{}</b></td><td>{} {}</td><td>{}<br><small><code>{}</code></small></td><td>{}</td><td>{}</td></tr>",
-            esc(&s(i, &["severity"]).to_uppercase()),
-            esc(s(i, &["event"])),
-            esc(s(i, &["kind"])),
-            esc(subject_name(i)),
-            esc(match s(i, &["certificate", "fingerprint"]) {
-                "" => s(i, &["subject", "id"]),
+            esc(&i.severity.to_uppercase()),
+            esc(&i.event),
+            esc(&i.kind),
+            esc(i.subject_name()),
+            esc(match fingerprint {
+                "" => i.subject.as_ref().map_or("", |s| s.id.as_str()),
                 fp => fp,
             }),
-            esc(s(i, &["reason"])),
-            esc(s(i, &["action"])),
+            esc(&i.reason),
+            esc(&i.action),
         ));
     }
     out.push_str("</table></body></html>");
@@ -129,8 +109,8 @@ pub fn html(items: &[Value]) -> String {
 }
 
 /// The highest severity among the items.
-pub fn severity(items: &[Value]) -> Severity {
-    items.iter().filter_map(|i| Severity::parse(s(i, &["severity"]))).max().unwrap_or(Severity::Info)
+pub fn severity(items: &[Payload]) -> Severity {
+    items.iter().filter_map(|i| Severity::parse(&i.severity)).max().unwrap_or(Severity::Info)
 }
 
 #[cfg(test)]
@@ -138,10 +118,16 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn item(kind: &str, sev: &str, event: &str, not_after: i64) -> Value {
-        json!({"event": event, "kind": kind, "severity": sev, "route": "r", "reason": "expires on X (in 3 days)", "action": "renew <it>",
+    fn payload(v: serde_json::Value) -> Payload {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn item(kind: &str, sev: &str, event: &str, not_after: i64) -> Payload {
+        payload(
+            json!({"event": event, "kind": kind, "severity": sev, "route": "r", "reason": "expires on X (in 3 days)", "action": "renew <it>",
                "certificate": {"name": "www.example.net", "fingerprint": "ab", "not_after": not_after, "not_after_rfc3339": "X"},
-               "sources": ["web-prod"], "opened_at": 0})
+               "sources": ["web-prod"], "opened_at": 0}),
+        )
     }
 
     #[test]
@@ -150,16 +136,9 @@ mod tests {
             subject(&[item("expiring", "critical", "firing", 0)]),
             "[certvigil] CRITICAL expiring: www.example.net — expires on X (in 3 days) on web-prod"
         );
-        let three: Vec<Value> = (1..=3).map(|d| item("expiring", "warning", "firing", d * 86_400 + 86_400 * 11)).collect();
+        let three: Vec<Payload> = (1..=3).map(|d| item("expiring", "warning", "firing", d * 86_400 + 86_400 * 11)).collect();
         assert_eq!(subject(&three), "[certvigil] 3 certificates expire within 14 days on web-prod");
-        let sent_later: Vec<Value> = three
-            .iter()
-            .map(|i| {
-                let mut i = i.clone();
-                i["sent_at"] = json!(4 * 86_400);
-                i
-            })
-            .collect();
+        let sent_later: Vec<Payload> = three.iter().map(|i| Payload { sent_at: Some(4 * 86_400), ..i.clone() }).collect();
         assert_eq!(subject(&sent_later), "[certvigil] 3 certificates expire within 10 days on web-prod");
         assert_eq!(
             subject(&[item("expired", "critical", "firing", 0), item("revoked", "critical", "firing", 0)]),
@@ -169,9 +148,9 @@ mod tests {
 
     #[test]
     fn subjects_without_a_certificate_are_named() {
-        let managed = json!({"event": "firing", "kind": "renewal-failed", "severity": "warning", "route": "r",
+        let managed = payload(json!({"event": "firing", "kind": "renewal-failed", "severity": "warning", "route": "r",
             "reason": "issuance of managed certificate `web` failed 1 time(s) in a row", "action": "fix <it>", "certificate": null,
-            "subject": {"kind": "managed", "id": "managed:web", "name": "managed certificate web"}, "sources": [], "opened_at": 0});
+            "subject": {"kind": "managed", "id": "managed:web", "name": "managed certificate web"}, "sources": [], "opened_at": 0}));
         assert_eq!(
             subject(std::slice::from_ref(&managed)),
             "[certvigil] WARNING renewal-failed: managed certificate web — issuance of managed certificate `web` failed 1 time(s) in a row"

@@ -86,14 +86,7 @@ impl Notifier for Slack {
                 serde_json::json!({"type": "header", "text": {"type": "plain_text", "text": subject.chars().take(150).collect::<String>()}}),
             ];
             for i in m.items.iter().take(40) {
-                let line = format!(
-                    "*{}* {} — `{}`\n{}\n_{}_",
-                    i["severity"].as_str().unwrap_or("").to_uppercase(),
-                    i["kind"].as_str().unwrap_or(""),
-                    render::subject_name(i),
-                    i["reason"].as_str().unwrap_or(""),
-                    i["action"].as_str().unwrap_or("")
-                );
+                let line = format!("*{}* {} — `{}`\n{}\n_{}_", i.severity.to_uppercase(), i.kind, i.subject_name(), i.reason, i.action);
                 blocks.push(serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": line}}));
             }
             let body = serde_json::json!({"text": subject, "blocks": blocks}).to_string();
@@ -116,9 +109,9 @@ impl Notifier for PagerDuty {
         Box::pin(async move {
             let key = self.routing_key.resolve().map_err(|e| e.to_string())?;
             for i in &m.items {
-                let event = i["event"].as_str().unwrap_or("firing");
+                let event = i.event.as_str();
                 let action = if event == "resolved" { "resolve" } else { "trigger" };
-                let severity = match i["severity"].as_str().unwrap_or("") {
+                let severity = match i.severity.as_str() {
                     "critical" => "critical",
                     "warning" => "warning",
                     _ => "info",
@@ -126,15 +119,22 @@ impl Notifier for PagerDuty {
                 let body = serde_json::json!({
                     "routing_key": key.expose(),
                     "event_action": action,
-                    "dedup_key": i["dedup_key"],
+                    "dedup_key": i.dedup_key,
                     "payload": {
                         "summary": render::subject(std::slice::from_ref(i)).chars().take(1000).collect::<String>(),
                         "source": "certvigil",
                         "severity": severity,
-                        "component": render::subject_name(i),
-                        "group": i["sources"],
-                        "class": i["kind"],
-                        "custom_details": {"reason": i["reason"], "action": i["action"], "fingerprint": i["certificate"]["fingerprint"], "not_after": i["certificate"]["not_after_rfc3339"], "event": event, "subject": i["subject"]},
+                        "component": i.subject_name(),
+                        "group": i.sources,
+                        "class": i.kind,
+                        "custom_details": {
+                            "reason": i.reason,
+                            "action": i.action,
+                            "fingerprint": i.certificate.as_ref().map(|c| &c.fingerprint),
+                            "not_after": i.certificate.as_ref().map(|c| &c.not_after_rfc3339),
+                            "event": event,
+                            "subject": i.subject,
+                        },
                     },
                 })
                 .to_string();

@@ -4,8 +4,8 @@
 
 use super::{Result, Store};
 use crate::model::UnixTime;
-use crate::model::alert::{AlertState, Change, Event, Notify, OpenAlert, Silence};
-use crate::model::finding::{Finding, Kind, Severity, SubjectKind};
+use crate::model::alert::{AlertState, Change, Event, Notice, Notify, OpenAlert, RenderPayload, ResolvedAlert, Silence};
+use crate::model::finding::{Finding, Kind, Severity};
 use rusqlite::params;
 
 /// An alert row for listing.
@@ -64,53 +64,6 @@ pub struct Applied {
     pub notifications: usize,
 }
 
-/// The JSON carried by a notification about a finding. `certificate` is as it always was for
-/// certificate subjects and null for others; `subject` (kind, id, name) is there for all.
-pub fn payload(f: &Finding, event: Event, alert_id: i64, route: &str, opened_at: UnixTime) -> serde_json::Value {
-    let certificate = (f.subject_kind == SubjectKind::Certificate).then(|| {
-        serde_json::json!({
-            "fingerprint": f.fingerprint,
-            "name": f.name,
-            "not_after": f.not_after,
-            "not_after_rfc3339": crate::model::format_time(f.not_after),
-        })
-    });
-    serde_json::json!({
-        "event": event.as_str(),
-        "alert_id": alert_id,
-        "kind": f.kind.as_str(),
-        "severity": f.severity.as_str(),
-        "certificate": certificate,
-        "subject": subject_json(f.subject_kind.as_str(), &f.subject, &f.name, f.not_after),
-        "reason": f.reason,
-        "action": f.action,
-        "sources": f.sources,
-        "tags": f.tags,
-        "route": route,
-        "opened_at": opened_at,
-        "dedup_key": dedup_key(&f.subject, &f.fingerprint, f.kind.as_str()),
-    })
-}
-
-fn subject_json(kind: &str, id: &str, name: &str, not_after: UnixTime) -> serde_json::Value {
-    let mut v = serde_json::json!({"kind": kind, "id": id, "name": name});
-    if not_after != 0 {
-        v["not_after"] = not_after.into();
-        v["not_after_rfc3339"] = crate::model::format_time(not_after).into();
-    }
-    v
-}
-
-/// Stable per (subject, kind): a certificate's as before (`certvigil:<16 hex>:<kind>`), others
-/// `certvigil:<subject>:<kind>`.
-fn dedup_key(subject: &str, fingerprint: &str, kind: &str) -> String {
-    if fingerprint.is_empty() {
-        format!("certvigil:{subject}:{kind}")
-    } else {
-        format!("certvigil:{}:{kind}", &fingerprint[..16.min(fingerprint.len())])
-    }
-}
-
 fn outbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
     let payload: String = r.get(7)?;
     Ok(OutboxRow {
@@ -159,9 +112,16 @@ impl Store {
         Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
     }
 
-    /// Applies the state machine's changes and enqueues their notifications, atomically.
-    pub fn apply_alert_changes(&mut self, changes: &[Change], findings: &[Finding], now: UnixTime) -> Result<Applied> {
-        let mut tx = self.begin_alert_changes(now)?;
+    /// Applies the state machine's changes and enqueues their notifications, atomically;
+    /// `render` makes each notification's payload.
+    pub fn apply_alert_changes(
+        &mut self,
+        changes: &[Change],
+        findings: &[Finding],
+        now: UnixTime,
+        render: RenderPayload<'_>,
+    ) -> Result<Applied> {
+        let mut tx = self.begin_alert_changes(now, render)?;
         tx.apply(changes, findings)?;
         tx.commit()
     }
@@ -169,8 +129,9 @@ impl Store {
     /// Starts applying alert changes in one transaction, in as many batches as the caller
     /// likes ([`AlertChanges::apply`]); nothing is kept unless [`AlertChanges::commit`] is
     /// reached. The store stays readable meanwhile, inside the same transaction.
-    pub fn begin_alert_changes(&self, now: UnixTime) -> Result<AlertChanges<'_>> {
-        Ok(AlertChanges { tx: self.conn.unchecked_transaction()?, now, applied: Applied::default() })
+    /// `render` makes each notification's payload (the store keeps it, it does not build it).
+    pub fn begin_alert_changes<'s>(&'s self, now: UnixTime, render: RenderPayload<'s>) -> Result<AlertChanges<'s>> {
+        Ok(AlertChanges { tx: self.conn.unchecked_transaction()?, now, applied: Applied::default(), render })
     }
 
     pub fn alerts(&self, include_resolved: bool) -> Result<Vec<AlertRow>> {
@@ -349,10 +310,10 @@ impl Store {
     }
 
     /// Enqueues a test notification (not tied to an alert).
-    pub fn enqueue_test(&mut self, key: &str, route: &str, receiver: &str, payload: &serde_json::Value, now: UnixTime) -> Result<i64> {
+    pub fn enqueue_test(&mut self, key: &str, route: &str, receiver: &str, payload: &str, now: UnixTime) -> Result<i64> {
         self.conn.execute(
             "INSERT OR IGNORE INTO outbox (key, route, receiver, event, severity, payload, held, created_at, next_attempt_at) VALUES (?1, ?2, ?3, 'test', 'info', ?4, 0, ?5, ?5)",
-            params![key, route, receiver, payload.to_string(), now],
+            params![key, route, receiver, payload, now],
         )?;
         Ok(self.conn.query_row("SELECT id FROM outbox WHERE key = ?1", [key], |r| r.get(0))?)
     }
@@ -384,13 +345,14 @@ pub struct AlertChanges<'s> {
     tx: rusqlite::Transaction<'s>,
     now: UnixTime,
     applied: Applied,
+    render: RenderPayload<'s>,
 }
 
 impl AlertChanges<'_> {
     /// Applies one batch of the state machine's changes; their `finding` indices are into
     /// `findings`.
     pub fn apply(&mut self, changes: &[Change], findings: &[Finding]) -> Result<()> {
-        let (tx, now, applied) = (&self.tx, self.now, &mut self.applied);
+        let (tx, now, applied, render) = (&self.tx, self.now, &mut self.applied, self.render);
         let enqueue = |tx: &rusqlite::Transaction<'_>,
                        alert_id: i64,
                        seq: i64,
@@ -404,15 +366,15 @@ impl AlertChanges<'_> {
                 for rx in &n.receivers {
                     let key = format!("alert/{alert_id}/{seq}/{}/{rx}/{}", n.route, n.event.as_str());
                     let body = match f {
-                        Some(f) => payload(f, n.event, alert_id, &n.route, opened),
-                        None => resolved_payload(tx, alert_id, &n.route)?,
+                        Some(f) => render(&Notice::Finding { finding: f, event: n.event, alert_id, route: &n.route, opened_at: opened }),
+                        None => render(&Notice::Resolved { alert: &resolved_alert(tx, alert_id)?, route: &n.route }),
                     };
                     let inserted = tx
                         .prepare_cached(
                             "INSERT OR IGNORE INTO outbox (key, alert_id, route, receiver, event, severity, payload, held, created_at, next_attempt_at)
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
                         )?
-                        .execute(params![key, alert_id, n.route, rx, n.event.as_str(), severity, body.to_string(), n.held, now],
+                        .execute(params![key, alert_id, n.route, rx, n.event.as_str(), severity, body, n.held, now],
                     )?;
                     applied.notifications += inserted;
                 }
@@ -525,10 +487,10 @@ impl AlertChanges<'_> {
     }
 }
 
-/// The payload of a resolve notice, from the alert row.
-fn resolved_payload(tx: &rusqlite::Transaction<'_>, alert_id: i64, route: &str) -> Result<serde_json::Value> {
+/// What a resolve notice says, from the alert row.
+fn resolved_alert(tx: &rusqlite::Transaction<'_>, alert_id: i64) -> Result<ResolvedAlert> {
     type Row = (String, String, String, Option<String>, String, Option<i64>, i64, String, String, String);
-    let (kind, severity, reason, fp, name, not_after, opened, sources, subject, subject_kind): Row = tx.query_row(
+    let (kind, severity, reason, fingerprint, name, not_after, opened_at, sources, subject, subject_kind): Row = tx.query_row(
         "SELECT a.kind, a.severity, a.reason, c.fingerprint, COALESCE(c.common_name, c.subject, a.subject_name), c.not_after, a.opened_at,
                 CASE WHEN c.id IS NULL THEN '[]' ELSE (SELECT json_group_array(DISTINCT s.source) FROM sightings s WHERE s.cert_id = c.id) END,
                 a.subject, a.subject_kind
@@ -536,24 +498,6 @@ fn resolved_payload(tx: &rusqlite::Transaction<'_>, alert_id: i64, route: &str) 
         [alert_id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?)),
     )?;
-    let sources: serde_json::Value = serde_json::from_str(&sources).unwrap_or_else(|_| serde_json::json!([]));
-    let certificate = fp.as_ref().map(|fp| {
-        let not_after = not_after.unwrap_or(0);
-        serde_json::json!({"fingerprint": fp, "name": name, "not_after": not_after, "not_after_rfc3339": crate::model::format_time(not_after)})
-    });
-    Ok(serde_json::json!({
-        "event": "resolved",
-        "alert_id": alert_id,
-        "kind": kind,
-        "severity": severity,
-        "certificate": certificate,
-        "subject": subject_json(&subject_kind, &subject, &name, not_after.unwrap_or(0)),
-        "reason": format!("resolved (was: {reason})"),
-        "action": "nothing to do",
-        "sources": sources,
-        "tags": [],
-        "route": route,
-        "opened_at": opened,
-        "dedup_key": dedup_key(&subject, fp.as_deref().unwrap_or(""), &kind),
-    }))
+    let sources: Vec<String> = serde_json::from_str(&sources).unwrap_or_default();
+    Ok(ResolvedAlert { alert_id, kind, severity, reason, fingerprint, name, not_after, opened_at, sources, subject, subject_kind })
 }
