@@ -315,3 +315,26 @@ fn the_checker_sees_uses_and_ignores_what_is_not_code() {
     assert_eq!(got, [("model".to_string(), 1, "x509".to_string()), ("store".to_string(), 2, "notify".to_string())]);
     assert_eq!(unplaced, ["wild"]);
 }
+
+/// Every SQL statement is in `store/`: no other file of the program names the SQLite crate or
+/// reaches for the store's connection.
+#[test]
+fn sql_stays_in_the_store() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut bad = Vec::new();
+    for file in files {
+        let rel = file.strip_prefix(&src).unwrap();
+        if rel.starts_with("store") {
+            continue;
+        }
+        let code = strip_comments_and_strings(&std::fs::read_to_string(&file).unwrap());
+        for (n, line) in code.lines().enumerate() {
+            if line.contains("rusqlite") || line.contains(".conn()") {
+                bad.push(format!("src/{}:{}: {}", rel.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "SQL outside the store:\n{}", bad.join("\n"));
+}

@@ -81,13 +81,8 @@ pub fn scan(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<ScanReport, StoreError> {
     let names: Vec<String> = sources.iter().map(|s| s.name().to_string()).collect();
-    let retired: Vec<String> = if all_sources {
-        let mut stmt = store.conn().prepare("SELECT name FROM sources")?;
-        let known: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
-        known.into_iter().filter(|n| !names.contains(n)).collect()
-    } else {
-        Vec::new()
-    };
+    let retired: Vec<String> =
+        if all_sources { store.source_names()?.into_iter().filter(|n| !names.contains(n)).collect() } else { Vec::new() };
     let mut writer = store.begin_scan(now, &names)?;
     let mut summaries = Vec::new();
     for source in sources {

@@ -136,7 +136,7 @@ async fn main(settings: Settings, loader: Loader, opts: Options) -> Result<()> {
     let _ = tokio::task::spawn_blocking(move || {
         // Fold the WAL into the database so a copy of the file alone is complete.
         if let Ok(s) = Store::open(&path)
-            && let Err(e) = s.conn().execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            && let Err(e) = s.checkpoint()
         {
             tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
         }

@@ -166,8 +166,22 @@ impl Store {
         Ok(())
     }
 
+    /// The connection, for tests and benchmarks that set up or inspect rows directly. The
+    /// program itself goes through the methods: every statement it runs is in this module.
     pub fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    /// Every source the store has recorded, configured now or not.
+    pub fn source_names(&self) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare("SELECT name FROM sources")?;
+        Ok(stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Folds the write-ahead log into the database file, so a copy of the file alone is
+    /// complete (at shutdown).
+    pub fn checkpoint(&self) -> Result<()> {
+        Ok(self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?)
     }
 
     /// A writer for one scan run over the named sources.
