@@ -6,9 +6,11 @@
 //!   fetches, one writer), into the inventory;
 //! - [`evaluate`]: the policy over the inventory in batches, the alert state machine, the
 //!   outbox; `plan` is its dry run;
+//! - [`queries`]: what `list`, `show`, `ack`, `silence` and the API ask of the inventory;
 //! - [`jobs`]: the scheduled job kinds (scan, revocation, renew, evaluate, digest) as the daemon
 //!   runs them.
 
 pub mod evaluate;
 pub mod jobs;
+pub mod queries;
 pub mod scan;

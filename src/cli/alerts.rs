@@ -2,6 +2,7 @@
 //! findings, alerts and their notifications.
 
 use super::*;
+use certvigil::app::queries;
 
 pub(super) fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
     use certvigil::notify::state::{Change, Stepper};
@@ -237,25 +238,9 @@ pub(super) fn ack(cli: &Cli, a: &AckArgs) -> Result<u8> {
     let now = now(cli)?;
     let mut store = open_store(cli, &s)?;
     let by = who(&a.by);
-    let n = match a.target.parse::<i64>() {
-        Ok(id) if a.target.len() < 8 => store.ack(Some(id), None, None, &by, a.note.as_deref(), now)?,
-        _ if certvigil::policy::SubjectKind::of(&a.target).is_some() => {
-            store.ack(None, Some(&a.target), a.kind.as_deref(), &by, a.note.as_deref(), now)?
-        }
-        _ => {
-            let subject = match store.find(&a.target)?.as_slice() {
-                [one] => certvigil::policy::cert_subject(&one.facts.fingerprint.0),
-                [] => {
-                    return Err(CliError::Usage(format!(
-                        "no certificate or alert matches `{}` (a key or managed certificate is named by its subject, e.g. `managed:web`: see `certvigil alerts`)",
-                        a.target
-                    ))
-                    .into());
-                }
-                many => return Err(CliError::Usage(format!("`{}` matches {} certificates", a.target, many.len())).into()),
-            };
-            store.ack(None, Some(&subject), a.kind.as_deref(), &by, a.note.as_deref(), now)?
-        }
+    let n = match queries::ack_target(&store, &a.target)?.map_err(|e| CliError::Usage(e.to_string()))? {
+        queries::AckTarget::Alert(id) => store.ack(Some(id), None, None, &by, a.note.as_deref(), now)?,
+        queries::AckTarget::Subject(subject) => store.ack(None, Some(&subject), a.kind.as_deref(), &by, a.note.as_deref(), now)?,
     };
     if n == 0 {
         return Err(CliError::Usage(format!("no firing alert matches `{}`", a.target)).into());
@@ -265,59 +250,12 @@ pub(super) fn ack(cli: &Cli, a: &AckArgs) -> Result<u8> {
 }
 
 pub(super) fn silence(cli: &Cli, c: &SilenceCommand) -> Result<u8> {
-    use certvigil::notify::state::Silence;
     let s = settings(cli, false)?;
     let now = now(cli)?;
     let mut store = open_store(cli, &s)?;
     match c {
         SilenceCommand::Add { target, duration, reason, by } => {
-            let mut si = Silence {
-                id: 0,
-                fingerprint: None,
-                subject: None,
-                source: None,
-                tag: None,
-                kind: None,
-                eku: None,
-                reason: reason.clone(),
-                created_by: who(by),
-                created_at: now,
-                expires_at: now + duration,
-            };
-            if target.contains('=') {
-                for part in target.split(',') {
-                    let (k, v) = part.split_once('=').ok_or_else(|| CliError::Usage(format!("`{part}` is not key=value")))?;
-                    let text = v.trim().to_string();
-                    let v = Some(text.clone());
-                    match k.trim() {
-                        "source" => si.source = v,
-                        "tag" => si.tag = v,
-                        "kind" => {
-                            if certvigil::policy::Kind::parse(&text).is_none() {
-                                return Err(CliError::Usage(format!("`{text}` is not a finding kind")).into());
-                            }
-                            si.kind = v
-                        }
-                        "eku" => si.eku = v.map(|e| certvigil::x509::cert::normalise_eku(&e)),
-                        "fingerprint" => si.fingerprint = v,
-                        "subject" => si.subject = Some(checked_subject(&text)?),
-                        other => {
-                            return Err(CliError::Usage(format!(
-                                "unknown silence key `{other}` (source, tag, kind, eku, fingerprint, subject)"
-                            ))
-                            .into());
-                        }
-                    }
-                }
-            } else if certvigil::policy::SubjectKind::of(target).is_some() {
-                si.subject = Some(checked_subject(target)?);
-            } else {
-                match store.find(target)?.as_slice() {
-                    [one] => si.fingerprint = Some(one.facts.fingerprint.0.clone()),
-                    [] => return Err(CliError::Usage(format!("no certificate matches `{target}`")).into()),
-                    many => return Err(CliError::Usage(format!("`{target}` matches {} certificates", many.len())).into()),
-                }
-            }
+            let si = queries::silence_for(&store, target, reason, &who(by), now, *duration)?.map_err(|e| CliError::Usage(e.to_string()))?;
             let id = store.add_silence(&si)?;
             outln!("silence {id} until {}", format_time(si.expires_at));
         }
@@ -349,17 +287,6 @@ pub(super) fn silence(cli: &Cli, c: &SilenceCommand) -> Result<u8> {
         }
     }
     Ok(EXIT_OK)
-}
-
-/// A subject given to `silence add`: `cert:<sha256>`, `key:<source>:<location>` or `managed:<name>`.
-pub(super) fn checked_subject(s: &str) -> Result<String> {
-    match certvigil::policy::SubjectKind::of(s) {
-        Some(_) if s.split_once(':').is_some_and(|(_, rest)| !rest.is_empty()) => Ok(s.to_string()),
-        _ => Err(CliError::Usage(format!(
-            "`{s}` is not a subject: give `managed:<name>`, `key:<source>:<location>` or `cert:<sha256>` as `certvigil alerts -o json` shows it"
-        ))
-        .into()),
-    }
 }
 
 pub(super) fn alert_test(cli: &Cli, route: &str) -> Result<u8> {

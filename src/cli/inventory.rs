@@ -1,6 +1,7 @@
 //! `scan`, `list`, `show`, `errors` and `inspect`: the inventory, read and printed.
 
 use super::*;
+use certvigil::app::queries::{self, CertFilter, InventoryView};
 
 pub(super) fn scan(cli: &Cli, a: &ScanArgs) -> Result<u8> {
     let s = settings(cli, true)?;
@@ -69,51 +70,6 @@ pub(super) fn scan(cli: &Cli, a: &ScanArgs) -> Result<u8> {
     Ok(if r.errors > 0 { EXIT_SCAN_ERRORS } else { EXIT_OK })
 }
 
-/// Filters from `list`, applied to stored rows. Pure apart from its inputs.
-/// A certificate's expiry status under the policy that applies to it (thresholds in days or
-/// as a fraction of its lifetime, per source, tag and EKU).
-pub(super) fn expiry_status(
-    c: &CertRow,
-    policy: &certvigil::policy::PolicySettings,
-    tags: &std::collections::HashMap<String, Vec<String>>,
-    now: UnixTime,
-) -> ExpiryStatus {
-    let f = &c.facts;
-    let mut t: Vec<String> = c.sources.iter().flat_map(|s| tags.get(s).cloned().unwrap_or_default()).collect();
-    t.dedup();
-    let window = policy.warning_window(&c.sources, &t, &f.ext_key_usage, f.not_before, f.not_after);
-    ExpiryStatus::at(f.not_before, f.not_after, now, window)
-}
-
-pub(super) fn matches(
-    c: &CertRow,
-    a: &ListArgs,
-    now: UnixTime,
-    policy: &certvigil::policy::PolicySettings,
-    tags: &std::collections::HashMap<String, Vec<String>>,
-) -> bool {
-    let f = &c.facts;
-    if a.expiring_within.is_some_and(|w| f.not_after - now > w) {
-        return false;
-    }
-    if !a.sources.is_empty() && !c.sources.iter().any(|s| a.sources.contains(s)) {
-        return false;
-    }
-    if !a.tags.is_empty() && !c.sources.iter().any(|s| tags.get(s).is_some_and(|t| t.iter().any(|t| a.tags.contains(t)))) {
-        return false;
-    }
-    if !a.ekus.is_empty() {
-        let wanted: Vec<String> = a.ekus.iter().map(|e| certvigil::x509::cert::normalise_eku(e)).collect();
-        if !f.ext_key_usage.iter().any(|e| wanted.contains(e)) {
-            return false;
-        }
-    }
-    if !a.statuses.is_empty() && !a.statuses.contains(&expiry_status(c, policy, tags, now)) {
-        return false;
-    }
-    true
-}
-
 /// The CN of an RFC 4514 name string, else the whole string.
 pub(super) fn short_name(dn: &str) -> String {
     dn.split(',').find_map(|rdn| rdn.trim().strip_prefix("CN=")).map(|cn| cn.replace("\\,", ",")).unwrap_or_else(|| dn.to_string())
@@ -135,20 +91,20 @@ pub(super) fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
     let s = settings(cli, false)?;
     let now = now(cli)?;
     let store = open_store(cli, &s)?;
-    let tags = store.source_tags()?;
-    // The state of each certificate (a few bytes each); JSON reads each row's whole status.
-    let revocation = store.revocation_states()?;
-    let rev_state = |c: &CertRow| revocation.get(&c.id).copied();
-    let wanted = |c: &CertRow| {
-        matches(c, a, now, &s.policy, &tags) && (a.revocation.is_empty() || rev_state(c).is_some_and(|s| a.revocation.contains(&s)))
+    // Each certificate's state (a few bytes each); JSON reads each row's whole status.
+    let view = InventoryView::load(&store, &s.policy, now)?;
+    let filter = CertFilter {
+        expiring_within: a.expiring_within,
+        sources: a.sources.clone(),
+        tags: a.tags.clone(),
+        ekus: a.ekus.clone(),
+        statuses: a.statuses.clone(),
+        revocation: a.revocation.clone(),
     };
-    let status = |c: &CertRow| expiry_status(c, &s.policy, &tags, now);
-    let tags_of = |c: &CertRow| -> Vec<String> {
-        let mut t: Vec<String> = c.sources.iter().flat_map(|s| tags.get(s).cloned().unwrap_or_default()).collect();
-        t.sort();
-        t.dedup();
-        t
-    };
+    let wanted = |c: &CertRow| filter.matches(c, &view);
+    let status = |c: &CertRow| view.status(c);
+    let rev_state = |c: &CertRow| view.revocation(c);
+    let tags_of = |c: &CertRow| view.tags_of(c);
     // Rows stream from the store to the output, one at a time (the table reads them twice:
     // once for the column widths, once to print).
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -283,11 +239,11 @@ pub(super) fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
     if a.query.chars().filter(|c| *c != ':').count() < 4 {
         return Err(CliError::Usage("give at least 4 hex digits of the fingerprint, or the serial".into()).into());
     }
-    let found = store.find(&a.query)?;
-    let c = match found.as_slice() {
-        [] => bail!("no certificate matches `{}`", a.query),
-        [one] => one,
-        many => {
+    let found = queries::find_certificate(&store, &a.query, queries::Naming::FingerprintOrSerial)?;
+    let c = match &found {
+        queries::Lookup::None => bail!("no certificate matches `{}`", a.query),
+        queries::Lookup::One(one) => one.as_ref(),
+        queries::Lookup::Many(many) => {
             let names: Vec<String> =
                 many.iter().take(10).map(|c| format!("  {}  {}", c.facts.fingerprint, c.facts.display_name())).collect();
             return Err(CliError::Usage(format!(
@@ -311,7 +267,7 @@ pub(super) fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
     let revocation = store.revocation_status(c.id)?;
     let revocation_history = store.revocation_history(c.id)?;
     let f = &c.facts;
-    let status = expiry_status(c, &s.policy, &store.source_tags()?, now);
+    let status = queries::expiry_status(c, &s.policy, &store.source_tags()?, now);
     if a.output == SummaryFormat::Json {
         let v = serde_json::json!({
             "certificate": c,

@@ -9,6 +9,7 @@
 use super::metrics;
 use super::runner::{Clock, Control, Live, TriggerError};
 use super::slots::{Admission, Busy, Slots};
+use crate::app::queries::{CertFilter, InventoryView, Lookup, Naming, find_certificate};
 use crate::config::Settings;
 use crate::config::secret::Secret;
 use crate::model::UnixTime;
@@ -421,16 +422,18 @@ async fn certificates(state: &Arc<State>, params: &[(String, String)]) -> Respon
         Some(Ok(d)) => Some(d.as_secs() as i64),
         Some(Err(m)) => return error(StatusCode::BAD_REQUEST, &format!("expiring_within: {m}")),
     };
-    let source = param(params, "source").map(str::to_string);
+    let filter = CertFilter {
+        expiring_within: within,
+        sources: param(params, "source").map(str::to_string).into_iter().collect(),
+        ..Default::default()
+    };
+    let settings = Arc::clone(&state.settings.read().unwrap_or_else(|p| p.into_inner()));
     let now = state.clock.now();
     let r = blocking(state, move |s| {
+        let view = InventoryView::load(s, &settings.policy, now).map_err(|e| e.to_string())?;
         let all = s.certificates(include_gone).map_err(|e| e.to_string())?;
         let statuses = s.revocation_statuses().map_err(|e| e.to_string())?;
-        let matching: Vec<_> = all
-            .iter()
-            .filter(|c| within.is_none_or(|w| c.facts.not_after - now <= w))
-            .filter(|c| source.as_ref().is_none_or(|src| c.sources.contains(src)))
-            .collect();
+        let matching: Vec<_> = all.iter().filter(|c| filter.matches(c, &view)).collect();
         let total = matching.len();
         let items: Vec<serde_json::Value> = matching
             .into_iter()
@@ -456,23 +459,19 @@ async fn certificate(state: &Arc<State>, fp: &str) -> Response<Body> {
         return error(StatusCode::BAD_REQUEST, "give at least 8 hex digits of the SHA-256 fingerprint");
     }
     let fp = fp.to_ascii_lowercase();
-    let r = blocking(state, move |s| {
-        let found: Vec<_> =
-            s.find(&fp).map_err(|e| e.to_string())?.into_iter().filter(|c| c.facts.fingerprint.0.starts_with(&fp)).collect();
-        match found.as_slice() {
-            [] => Ok(None),
-            [c] => {
-                let sightings = s.sightings(c.id).map_err(|e| e.to_string())?;
-                let history = s.history(c.id).map_err(|e| e.to_string())?;
-                let revocation = s.revocation_statuses().map_err(|e| e.to_string())?.remove(&c.id);
-                let mut v = serde_json::to_value(c).unwrap_or_default();
-                v["sightings"] = serde_json::to_value(sightings).unwrap_or_default();
-                v["history"] = serde_json::to_value(history).unwrap_or_default();
-                v["revocation"] = serde_json::to_value(revocation).unwrap_or_default();
-                Ok(Some(Ok(v)))
-            }
-            many => Ok(Some(Err(many.len()))),
+    let r = blocking(state, move |s| match find_certificate(s, &fp, Naming::Fingerprint).map_err(|e| e.to_string())? {
+        Lookup::None => Ok(None),
+        Lookup::One(c) => {
+            let sightings = s.sightings(c.id).map_err(|e| e.to_string())?;
+            let history = s.history(c.id).map_err(|e| e.to_string())?;
+            let revocation = s.revocation_statuses().map_err(|e| e.to_string())?.remove(&c.id);
+            let mut v = serde_json::to_value(&c).unwrap_or_default();
+            v["sightings"] = serde_json::to_value(sightings).unwrap_or_default();
+            v["history"] = serde_json::to_value(history).unwrap_or_default();
+            v["revocation"] = serde_json::to_value(revocation).unwrap_or_default();
+            Ok(Some(Ok(v)))
         }
+        Lookup::Many(many) => Ok(Some(Err(many.len()))),
     })
     .await;
     match r {

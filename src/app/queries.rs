@@ -1,0 +1,256 @@
+//! The questions people ask of the inventory and the alerts, answered once for every face:
+//! `list`, `show`, `ack` and `silence` on the command line and the daemon's API ask them here
+//! and only format the answer.
+//!
+//! - [`InventoryView`]: what a certificate's row does not say by itself — its expiry status
+//!   under the policy rule that applies to it, its tags (from its sources), its revocation
+//!   state;
+//! - [`CertFilter`]: the filters of `list` and `GET /api/v1/certificates`;
+//! - [`find_certificate`]: a fingerprint prefix or a serial to one certificate;
+//! - [`ack_target`] and [`silence_for`]: what an operator's words name (an alert id, a subject,
+//!   a certificate, or a match).
+
+use crate::config::policy::PolicySettings;
+use crate::model::alert::Silence;
+use crate::model::finding::{Kind, SubjectKind, cert_subject};
+use crate::model::rows::CertRow;
+use crate::model::{ExpiryStatus, RevocationState, UnixTime};
+use crate::store::{Store, StoreError};
+use std::collections::HashMap;
+
+/// What the inventory's rows need beside themselves to be judged and shown.
+pub struct InventoryView<'a> {
+    pub policy: &'a PolicySettings,
+    pub now: UnixTime,
+    /// Each source's tags.
+    pub tags: HashMap<String, Vec<String>>,
+    /// Each certificate's revocation state (a few bytes each, for the whole inventory).
+    pub revocation: HashMap<i64, RevocationState>,
+}
+
+impl<'a> InventoryView<'a> {
+    pub fn load(store: &Store, policy: &'a PolicySettings, now: UnixTime) -> Result<InventoryView<'a>, StoreError> {
+        Ok(InventoryView { policy, now, tags: store.source_tags()?, revocation: store.revocation_states()? })
+    }
+
+    /// A certificate's expiry status under the policy that applies to it (thresholds in days or
+    /// as a fraction of its lifetime, per source, tag and EKU).
+    pub fn status(&self, c: &CertRow) -> ExpiryStatus {
+        expiry_status(c, self.policy, &self.tags, self.now)
+    }
+
+    /// Its tags: those of every source that sees it, sorted, once each.
+    pub fn tags_of(&self, c: &CertRow) -> Vec<String> {
+        let mut t: Vec<String> = c.sources.iter().flat_map(|s| self.tags.get(s).cloned().unwrap_or_default()).collect();
+        t.sort();
+        t.dedup();
+        t
+    }
+
+    /// Its revocation state, once it has been checked.
+    pub fn revocation(&self, c: &CertRow) -> Option<RevocationState> {
+        self.revocation.get(&c.id).copied()
+    }
+}
+
+/// A certificate's expiry status under the policy rule that applies to it.
+pub fn expiry_status(c: &CertRow, policy: &PolicySettings, tags: &HashMap<String, Vec<String>>, now: UnixTime) -> ExpiryStatus {
+    let f = &c.facts;
+    let mut t: Vec<String> = c.sources.iter().flat_map(|s| tags.get(s).cloned().unwrap_or_default()).collect();
+    t.dedup();
+    let window = policy.warning_window(&c.sources, &t, &f.ext_key_usage, f.not_before, f.not_after);
+    ExpiryStatus::at(f.not_before, f.not_after, now, window)
+}
+
+/// Which certificates to show; an empty list matches anything.
+#[derive(Debug, Clone, Default)]
+pub struct CertFilter {
+    /// Seconds: notAfter no later than now plus this.
+    pub expiring_within: Option<i64>,
+    /// Seen by one of these sources.
+    pub sources: Vec<String>,
+    /// Seen by a source carrying one of these tags.
+    pub tags: Vec<String>,
+    /// Carrying one of these extended key usages, as operators write them (`codesigning`, an
+    /// OID…).
+    pub ekus: Vec<String>,
+    pub statuses: Vec<ExpiryStatus>,
+    pub revocation: Vec<RevocationState>,
+}
+
+impl CertFilter {
+    pub fn matches(&self, c: &CertRow, view: &InventoryView<'_>) -> bool {
+        let f = &c.facts;
+        if self.expiring_within.is_some_and(|w| f.not_after - view.now > w) {
+            return false;
+        }
+        if !self.sources.is_empty() && !c.sources.iter().any(|s| self.sources.contains(s)) {
+            return false;
+        }
+        if !self.tags.is_empty() && !c.sources.iter().any(|s| view.tags.get(s).is_some_and(|t| t.iter().any(|t| self.tags.contains(t)))) {
+            return false;
+        }
+        if !self.ekus.is_empty() {
+            let wanted: Vec<String> = self.ekus.iter().map(|e| crate::model::eku::normalise_eku(e)).collect();
+            if !f.ext_key_usage.iter().any(|e| wanted.contains(e)) {
+                return false;
+            }
+        }
+        if !self.statuses.is_empty() && !self.statuses.contains(&view.status(c)) {
+            return false;
+        }
+        self.revocation.is_empty() || view.revocation(c).is_some_and(|s| self.revocation.contains(&s))
+    }
+}
+
+/// What a certificate query found.
+#[derive(Debug)]
+pub enum Lookup {
+    None,
+    One(Box<CertRow>),
+    /// Several: the query needs more of the fingerprint. Soonest to expire first.
+    Many(Vec<CertRow>),
+}
+
+/// How a certificate is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Naming {
+    /// A fingerprint prefix (colons allowed) or a serial, as `show` takes it.
+    FingerprintOrSerial,
+    /// A fingerprint prefix only, as the API takes it.
+    Fingerprint,
+}
+
+/// The certificate a query names.
+pub fn find_certificate(store: &Store, query: &str, naming: Naming) -> Result<Lookup, StoreError> {
+    let mut found = store.find(query)?;
+    if naming == Naming::Fingerprint {
+        let prefix = query.to_ascii_lowercase();
+        found.retain(|c| c.facts.fingerprint.0.starts_with(&prefix));
+    }
+    Ok(match found.len() {
+        0 => Lookup::None,
+        1 => Lookup::One(Box::new(found.remove(0))),
+        _ => Lookup::Many(found),
+    })
+}
+
+/// An operator's target that names nothing, or too much. The text is what they read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error(
+        "no certificate or alert matches `{0}` (a key or managed certificate is named by its subject, e.g. `managed:web`: see `certvigil alerts`)"
+    )]
+    NoAlertTarget(String),
+    #[error("no certificate matches `{0}`")]
+    NoCertificate(String),
+    #[error("`{target}` matches {count} certificates")]
+    Ambiguous { target: String, count: usize },
+    #[error("`{0}` is not key=value")]
+    NotKeyValue(String),
+    #[error("`{0}` is not a finding kind")]
+    NotAKind(String),
+    #[error("unknown silence key `{0}` (source, tag, kind, eku, fingerprint, subject)")]
+    UnknownKey(String),
+    #[error("{0}")]
+    BadSubject(String),
+}
+
+/// What `ack` acknowledges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckTarget {
+    /// One alert by its id.
+    Alert(i64),
+    /// The open alerts of a subject (a certificate as `cert:<sha256>`).
+    Subject(String),
+}
+
+/// An alert id (fewer than 8 digits), a subject (`managed:web`, `key:…`, `cert:…`), or a
+/// certificate by fingerprint prefix or serial.
+pub fn ack_target(store: &Store, target: &str) -> Result<Result<AckTarget, TargetError>, StoreError> {
+    if let Ok(id) = target.parse::<i64>()
+        && target.len() < 8
+    {
+        return Ok(Ok(AckTarget::Alert(id)));
+    }
+    if SubjectKind::of(target).is_some() {
+        return Ok(Ok(AckTarget::Subject(target.to_string())));
+    }
+    Ok(match store.find(target)?.as_slice() {
+        [one] => Ok(AckTarget::Subject(cert_subject(&one.facts.fingerprint.0))),
+        [] => Err(TargetError::NoAlertTarget(target.to_string())),
+        many => Err(TargetError::Ambiguous { target: target.to_string(), count: many.len() }),
+    })
+}
+
+/// A subject given to `silence add`: `cert:<sha256>`, `key:<source>:<location>` or
+/// `managed:<name>`.
+pub fn checked_subject(s: &str) -> Result<String, TargetError> {
+    match SubjectKind::of(s) {
+        Some(_) if s.split_once(':').is_some_and(|(_, rest)| !rest.is_empty()) => Ok(s.to_string()),
+        _ => Err(TargetError::BadSubject(format!(
+            "`{s}` is not a subject: give `managed:<name>`, `key:<source>:<location>` or `cert:<sha256>` as `certvigil alerts -o json` shows it"
+        ))),
+    }
+}
+
+/// The silence `silence add TARGET` means: a match (`source=web,kind=expiring`), a subject, or
+/// one certificate by fingerprint prefix or serial. `id` is left 0 for the store to assign.
+pub fn silence_for(
+    store: &Store,
+    target: &str,
+    reason: &str,
+    by: &str,
+    now: UnixTime,
+    duration: i64,
+) -> Result<Result<Silence, TargetError>, StoreError> {
+    let mut si = Silence {
+        id: 0,
+        fingerprint: None,
+        subject: None,
+        source: None,
+        tag: None,
+        kind: None,
+        eku: None,
+        reason: reason.to_string(),
+        created_by: by.to_string(),
+        created_at: now,
+        expires_at: now + duration,
+    };
+    if target.contains('=') {
+        for part in target.split(',') {
+            let Some((k, v)) = part.split_once('=') else { return Ok(Err(TargetError::NotKeyValue(part.to_string()))) };
+            let text = v.trim().to_string();
+            let v = Some(text.clone());
+            match k.trim() {
+                "source" => si.source = v,
+                "tag" => si.tag = v,
+                "kind" => {
+                    if Kind::parse(&text).is_none() {
+                        return Ok(Err(TargetError::NotAKind(text)));
+                    }
+                    si.kind = v
+                }
+                "eku" => si.eku = v.map(|e| crate::model::eku::normalise_eku(&e)),
+                "fingerprint" => si.fingerprint = v,
+                "subject" => match checked_subject(&text) {
+                    Ok(s) => si.subject = Some(s),
+                    Err(e) => return Ok(Err(e)),
+                },
+                other => return Ok(Err(TargetError::UnknownKey(other.to_string()))),
+            }
+        }
+    } else if SubjectKind::of(target).is_some() {
+        match checked_subject(target) {
+            Ok(s) => si.subject = Some(s),
+            Err(e) => return Ok(Err(e)),
+        }
+    } else {
+        match store.find(target)?.as_slice() {
+            [one] => si.fingerprint = Some(one.facts.fingerprint.0.clone()),
+            [] => return Ok(Err(TargetError::NoCertificate(target.to_string()))),
+            many => return Ok(Err(TargetError::Ambiguous { target: target.to_string(), count: many.len() })),
+        }
+    }
+    Ok(Ok(si))
+}
