@@ -2,7 +2,7 @@
 
 use super::policy::Match;
 use super::secret::SecretRef;
-use super::{AlertsConfig, ReceiverConfig, RouteMode, SmtpTls};
+use super::*;
 use crate::model::finding::{Finding, Kind, Severity};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -130,11 +130,11 @@ impl AlertSettings {
 
 type PathedError = (Vec<String>, String);
 
-fn valid_name(s: &str) -> bool {
+pub(crate) fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
-fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
@@ -312,7 +312,7 @@ pub fn validate(a: &AlertsConfig, base: &Path, errs: &mut Vec<PathedError>) -> A
     AlertSettings { receivers, routes, retry_initial, retry_max }
 }
 
-fn receiver_name(r: &ReceiverConfig) -> &str {
+pub(crate) fn receiver_name(r: &ReceiverConfig) -> &str {
     match r {
         ReceiverConfig::Email(e) => &e.name,
         ReceiverConfig::Webhook(w) => &w.name,
@@ -321,7 +321,7 @@ fn receiver_name(r: &ReceiverConfig) -> &str {
     }
 }
 
-fn url_value(s: &str, path: Vec<String>, errs: &mut Vec<PathedError>) -> Value {
+pub(crate) fn url_value(s: &str, path: Vec<String>, errs: &mut Vec<PathedError>) -> Value {
     match Value::parse(s) {
         Ok(Value::Literal(u)) if !(u.starts_with("http://") || u.starts_with("https://")) => {
             errs.push((path, format!("`{u}` is not an http(s) URL")));
@@ -332,5 +332,227 @@ fn url_value(s: &str, path: Vec<String>, errs: &mut Vec<PathedError>) -> Value {
             errs.push((path, m));
             Value::Literal(String::new())
         }
+    }
+}
+
+/// Alerting. Every notification is written to the store's outbox before it is sent and marked
+/// sent only when the receiver accepted it; failures are retried with exponential backoff.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Where notifications can go.
+    #[serde(default)]
+    pub receivers: Vec<ReceiverConfig>,
+    /// Which findings go to which receivers. A finding can match several routes.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// First retry delay after a failed delivery; it doubles on each failure.
+    #[serde(default = "default_retry_initial")]
+    pub retry_initial: DurationSpec,
+    /// Longest delay between retries.
+    #[serde(default = "default_retry_max")]
+    pub retry_max: DurationSpec,
+}
+
+pub(crate) fn default_retry_initial() -> DurationSpec {
+    DurationSpec::Text("30s".into())
+}
+pub(crate) fn default_retry_max() -> DurationSpec {
+    DurationSpec::Text("1h".into())
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig { receivers: Vec::new(), routes: Vec::new(), retry_initial: default_retry_initial(), retry_max: default_retry_max() }
+    }
+}
+
+/// One receiver; `kind` selects email, webhook, slack or pagerduty.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReceiverConfig {
+    /// Email through an SMTP server.
+    Email(EmailReceiverConfig),
+    /// Generic JSON POST, signed with HMAC-SHA256 over the timestamp and body.
+    Webhook(WebhookReceiverConfig),
+    /// A Slack incoming webhook (Block Kit message).
+    Slack(SlackReceiverConfig),
+    /// PagerDuty Events API v2 (trigger and resolve with a stable dedup key).
+    Pagerduty(PagerDutyReceiverConfig),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailReceiverConfig {
+    pub name: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Sender address.
+    pub from: String,
+    pub smtp: SmtpConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    /// Default: 587 for starttls, 465 for tls, 25 for none.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `starttls` (default), `tls` (implicit, SMTPS) or `none` (plain; refused unless the host
+    /// is a loopback address).
+    #[serde(default)]
+    pub tls: SmtpTls,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// `${env:NAME}` or `${file:/path}`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Extra CA certificate (PEM) trusted for the server's certificate.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    #[serde(default = "default_notify_timeout")]
+    pub timeout: DurationSpec,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    #[default]
+    Starttls,
+    Tls,
+    None,
+}
+
+pub(crate) fn default_notify_timeout() -> DurationSpec {
+    DurationSpec::Text("30s".into())
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookReceiverConfig {
+    pub name: String,
+    /// http(s) URL, or a secret reference holding it.
+    pub url: String,
+    /// HMAC-SHA256 key (`${env:NAME}` or `${file:/path}`); signs `timestamp.body` in the
+    /// `X-Certvigil-Signature` header.
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default = "default_notify_timeout")]
+    pub timeout: DurationSpec,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlackReceiverConfig {
+    pub name: String,
+    /// The incoming-webhook URL; it embeds a token, so prefer a secret reference.
+    pub url: String,
+    #[serde(default = "default_notify_timeout")]
+    pub timeout: DurationSpec,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDutyReceiverConfig {
+    pub name: String,
+    /// The integration's routing key (`${env:NAME}` or `${file:/path}`).
+    pub routing_key: String,
+    /// Events API v2 endpoint.
+    #[serde(default = "default_pagerduty_url")]
+    pub url: String,
+    #[serde(default = "default_notify_timeout")]
+    pub timeout: DurationSpec,
+}
+
+pub(crate) fn default_pagerduty_url() -> String {
+    "https://events.pagerduty.com/v2/enqueue".into()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteMode {
+    /// Each notification is sent as soon as it is due.
+    #[default]
+    Immediate,
+    /// Notifications wait for the `digest` job and go out as one message per receiver;
+    /// severities at or above `immediate_severity` still go out at once.
+    Digest,
+}
+
+/// Which findings a route takes; every list given must match.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteMatchConfig {
+    /// `info`, `warning`, `critical`.
+    #[serde(default)]
+    pub severity: Vec<String>,
+    /// Finding kinds (`expiring`, `expired`, `revoked`, `key-too-old`, …).
+    #[serde(default)]
+    pub kind: Vec<String>,
+    #[serde(default)]
+    pub source: Vec<String>,
+    #[serde(default)]
+    pub tag: Vec<String>,
+    #[serde(default)]
+    pub eku: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub name: String,
+    #[serde(default, rename = "match")]
+    pub matcher: RouteMatchConfig,
+    /// Receiver names.
+    pub receivers: Vec<String>,
+    #[serde(default)]
+    pub mode: RouteMode,
+    /// For digest routes: findings of this severity or above are sent at once.
+    #[serde(default = "default_immediate_severity")]
+    pub immediate_severity: String,
+    /// Re-notify a still-firing, unacknowledged alert after this long (per severity);
+    /// unset means never.
+    #[serde(default)]
+    pub renotify: RenotifyConfig,
+    /// Escalate an alert that nobody acknowledged within this long…
+    #[serde(default)]
+    pub escalate_after: Option<DurationSpec>,
+    /// …to this route's receivers.
+    #[serde(default)]
+    pub escalate_to: Option<String>,
+    /// Send a notice when the finding is gone.
+    #[serde(default = "yes")]
+    pub resolve_notice: bool,
+    /// This route only receives escalations from other routes; it matches no finding itself.
+    #[serde(default)]
+    pub escalation_only: bool,
+}
+
+pub(crate) fn default_immediate_severity() -> String {
+    "critical".into()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenotifyConfig {
+    #[serde(default = "default_renotify_critical")]
+    pub critical: Option<DurationSpec>,
+    #[serde(default = "default_renotify_warning")]
+    pub warning: Option<DurationSpec>,
+    #[serde(default)]
+    pub info: Option<DurationSpec>,
+}
+
+pub(crate) fn default_renotify_critical() -> Option<DurationSpec> {
+    Some(DurationSpec::Text("24h".into()))
+}
+pub(crate) fn default_renotify_warning() -> Option<DurationSpec> {
+    Some(DurationSpec::Text("7d".into()))
+}
+
+impl Default for RenotifyConfig {
+    fn default() -> Self {
+        RenotifyConfig { critical: default_renotify_critical(), warning: default_renotify_warning(), info: None }
     }
 }
