@@ -1,6 +1,12 @@
 //! `managed:` — certificates certvigil obtains and renews itself (ACME), how it proves control
 //! of their names, and where it installs them.
 
+mod challenge;
+mod install;
+
+pub use challenge::*;
+pub use install::*;
+
 use super::secret::SecretRef;
 use super::{DurationSpec, PathedError};
 use schemars::JsonSchema;
@@ -138,168 +144,6 @@ pub enum KeyRotation {
     MaxAge(Duration),
 }
 
-/// Challenge type and its parameters.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ChallengeConfig {
-    /// `http-01` or `dns-01`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// http-01: address of the built-in listener (the ACME server validates on port 80 of each
-    /// identifier; forward that port here). Default `127.0.0.1:5002` unless `webroot` is given.
-    #[serde(default)]
-    pub listen: Option<String>,
-    /// http-01: a directory a web server already serves for the identifiers; certvigil writes
-    /// `.well-known/acme-challenge/<token>` under it and removes it afterwards.
-    #[serde(default)]
-    pub webroot: Option<String>,
-    /// dns-01: command (argv, no shell) that sets and removes the TXT record, called as
-    /// `<command…> present <fqdn.> <value>` and `<command…> cleanup <fqdn.> <value>` (the
-    /// interface of lego's exec provider).
-    #[serde(default)]
-    pub hook: Option<Vec<String>>,
-    /// dns-01: how long each hook call may take (default 60s).
-    #[serde(default)]
-    pub hook_timeout: Option<DurationSpec>,
-    /// dns-01: wait this long after the records are set before asking for validation.
-    #[serde(default)]
-    pub propagation_delay: Option<DurationSpec>,
-    /// dns-01: DNS servers (`address:port`, e.g. the zone's authoritative servers) asked for
-    /// the TXT records after they are set; validation is asked for only once every server
-    /// answers every record. Unset: no check (rely on `propagation_delay`).
-    #[serde(default)]
-    pub resolvers: Option<Vec<String>>,
-    /// dns-01: how long the records may take to appear at the `resolvers` (default 2m).
-    #[serde(default)]
-    pub propagation_timeout: Option<DurationSpec>,
-}
-
-/// How control of the identifiers is proven (validated).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChallengeSpec {
-    /// http-01 answered by certvigil's own listener.
-    Http01Listener { listen: SocketAddr },
-    /// http-01 answered by files written into a served directory.
-    Http01Webroot { webroot: PathBuf },
-    /// dns-01 through a hook command.
-    Dns01 { hook: Vec<String>, timeout: Duration, propagation_delay: Duration, check: Option<PropagationCheck> },
-}
-
-/// Where and how long dns-01 records are looked for before validation is asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PropagationCheck {
-    pub resolvers: Vec<SocketAddr>,
-    pub timeout: Duration,
-}
-
-const DEFAULT_PROPAGATION_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 5002))
-}
-
-/// Install targets: files, a Kubernetes Secret, or both. Files: at least one of `cert`,
-/// `fullchain`, `combined` or `pkcs12`, and `key`. With a Secret alone, no file is written.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct InstallConfig {
-    /// The leaf certificate alone.
-    #[serde(default)]
-    pub cert: Option<String>,
-    /// The intermediates, without the leaf.
-    #[serde(default)]
-    pub chain: Option<String>,
-    /// The leaf followed by the intermediates.
-    #[serde(default)]
-    pub fullchain: Option<String>,
-    /// The private key (PKCS#8 PEM); always written with mode 0600. Required with any other
-    /// file; leave it out only when `kubernetes_secret` is the sole target.
-    #[serde(default)]
-    pub key: Option<String>,
-    /// The key followed by the full chain in one PEM file (as HAProxy reads it); mode 0600.
-    #[serde(default)]
-    pub combined: Option<String>,
-    /// A PKCS#12 file with the key and the full chain (PBES2 AES-256-CBC, PBKDF2-HMAC-SHA256,
-    /// SHA-256 MAC); mode 0600.
-    #[serde(default)]
-    pub pkcs12: Option<Pkcs12Config>,
-    /// Mode of the certificate files, in octal (`0640` or `"0640"`).
-    #[serde(default)]
-    pub mode: Option<ModeSpec>,
-    /// Owner of every installed file, by user name (needs root).
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// Group of every installed file, by group name.
-    #[serde(default)]
-    pub group: Option<String>,
-    /// Run after all files are in place, in order. When one fails, every file is rolled back
-    /// to its previous version.
-    #[serde(default)]
-    pub hooks: Vec<HookConfig>,
-    /// A Secret of type `kubernetes.io/tls` (`tls.crt` the full chain, `tls.key` the key),
-    /// written after the files, created when absent, replaced under its resourceVersion
-    /// otherwise (labels, annotations and other keys kept). Needs `get`, `create` and `update`
-    /// on `secrets` in its namespace.
-    #[serde(default)]
-    pub kubernetes_secret: Option<KubernetesSecretConfig>,
-}
-
-/// `install.kubernetes_secret`: where in which cluster the certificate goes.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KubernetesSecretConfig {
-    /// Namespace of the Secret.
-    pub namespace: String,
-    /// Name of the Secret.
-    pub name: String,
-    /// Kubeconfig file (relative paths are read from the configuration's directory). Default:
-    /// `$KUBECONFIG`, else `~/.kube/config`.
-    #[serde(default)]
-    pub kubeconfig: Option<String>,
-    /// Context of the kubeconfig. Default: its current context.
-    #[serde(default)]
-    pub context: Option<String>,
-    /// Use the pod's service account instead of a kubeconfig (certvigil running in the cluster).
-    #[serde(default)]
-    pub in_cluster: bool,
-    /// Time limit of each API request (default 30s, at most 5m).
-    #[serde(default)]
-    pub timeout: Option<DurationSpec>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Pkcs12Config {
-    pub path: String,
-    /// Password, as a secret reference: `${env:NAME}` or `${file:/path}`.
-    pub password: String,
-}
-
-/// A post-install hook: `run: [argv…]` or `reload: UNIT` (`systemctl reload UNIT`).
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HookConfig {
-    /// Command and arguments (no shell). It sees CERTVIGIL_CERT,
-    /// CERTVIGIL_CHAIN, CERTVIGIL_FULLCHAIN, CERTVIGIL_KEY, CERTVIGIL_COMBINED,
-    /// CERTVIGIL_PKCS12 for the files configured.
-    #[serde(default)]
-    pub run: Option<Vec<String>>,
-    /// A systemd unit to reload.
-    #[serde(default)]
-    pub reload: Option<String>,
-    /// How long the hook may take (default 60s).
-    #[serde(default)]
-    pub timeout: Option<DurationSpec>,
-}
-
-/// A file mode, octal digits as a number (0640 read as 640) or as text.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
-#[serde(untagged)]
-pub enum ModeSpec {
-    Number(u32),
-    Text(String),
-}
-
 /// EAB credentials, validated; the key is resolved only when an account is registered.
 #[derive(Debug, Clone)]
 pub struct EabSpec {
@@ -327,53 +171,7 @@ pub struct ManagedSpec {
     pub alert_margin: Duration,
 }
 
-#[derive(Debug, Clone)]
-pub struct Pkcs12Spec {
-    pub path: PathBuf,
-    pub password: SecretRef,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HookSpec {
-    pub argv: Vec<String>,
-    pub timeout: Duration,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct InstallSpec {
-    pub cert: Option<PathBuf>,
-    pub chain: Option<PathBuf>,
-    pub fullchain: Option<PathBuf>,
-    /// Present whenever any other file is (validation requires it).
-    pub key: Option<PathBuf>,
-    pub combined: Option<PathBuf>,
-    pub pkcs12: Option<Pkcs12Spec>,
-    pub mode: u32,
-    pub owner: Option<String>,
-    pub group: Option<String>,
-    pub hooks: Vec<HookSpec>,
-    pub kubernetes_secret: Option<SecretTarget>,
-}
-
-impl InstallSpec {
-    /// Whether any file is written (otherwise the Secret is the only target).
-    pub fn has_files(&self) -> bool {
-        self.key.is_some()
-            || self.cert.is_some()
-            || self.chain.is_some()
-            || self.fullchain.is_some()
-            || self.combined.is_some()
-            || self.pkcs12.is_some()
-    }
-}
-
-/// Default time limit of each Kubernetes API request of a Secret install.
-pub const DEFAULT_SECRET_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Default time limit of hook commands.
-pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn dns_name_ok(n: &str) -> bool {
+pub(crate) fn dns_name_ok(n: &str) -> bool {
     let n = n.strip_prefix("*.").unwrap_or(n);
     !n.is_empty()
         && n.len() <= 253
@@ -386,40 +184,20 @@ fn dns_name_ok(n: &str) -> bool {
         })
 }
 
-fn parse_mode(m: &ModeSpec) -> Result<u32, String> {
-    let text = match m {
-        ModeSpec::Number(n) => n.to_string(),
-        ModeSpec::Text(t) => t.trim().to_string(),
-    };
-    let digits = text.strip_prefix("0o").unwrap_or(&text);
-    match u32::from_str_radix(digits, 8) {
-        Ok(v) if v <= 0o777 => Ok(v),
-        _ => Err(format!("`{text}` is not an octal file mode (example: 0640)")),
-    }
-}
-
 /// A user or group name as useradd accepts it.
-fn account_name_ok(n: &str) -> bool {
+pub(crate) fn account_name_ok(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 32
         && !n.starts_with('-')
         && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b) || b == b'$')
 }
 
-fn argv_ok(argv: &[String]) -> Result<(), String> {
-    match argv.first() {
-        None => Err("needs at least the command".into()),
-        Some(c) if c.trim().is_empty() => Err("the command must not be empty".into()),
-        Some(_) => Ok(()),
-    }
-}
-
 /// `Ok(None)` when absent; `Err` with the message otherwise.
-fn opt_duration(d: &Option<DurationSpec>) -> Result<Option<Duration>, String> {
+pub(crate) fn opt_duration(d: &Option<DurationSpec>) -> Result<Option<Duration>, String> {
     d.as_ref().map(DurationSpec::duration).transpose()
 }
 
-fn validate_rotate(r: &Option<RotateConfig>) -> Result<KeyRotation, String> {
+pub(crate) fn validate_rotate(r: &Option<RotateConfig>) -> Result<KeyRotation, String> {
     match r {
         None => Ok(KeyRotation::Always),
         Some(RotateConfig::Word(w)) => match w.trim() {
@@ -433,198 +211,6 @@ fn validate_rotate(r: &Option<RotateConfig>) -> Result<KeyRotation, String> {
             Err(e) => Err(e),
         },
     }
-}
-
-fn validate_challenge(
-    c: &ChallengeConfig,
-    base: &Path,
-    at: &dyn Fn(&[&str]) -> Vec<String>,
-    errs: &mut Vec<PathedError>,
-) -> Option<ChallengeSpec> {
-    let before = errs.len();
-    let refuse = |present: bool, field: &str, why: &str, errs: &mut Vec<PathedError>| {
-        if present {
-            errs.push((at(&["challenge", field]), why.to_string()));
-        }
-    };
-    match c.kind.as_str() {
-        "http-01" => {
-            let why = "only for dns-01";
-            refuse(c.hook.is_some(), "hook", why, errs);
-            refuse(c.hook_timeout.is_some(), "hook_timeout", why, errs);
-            refuse(c.propagation_delay.is_some(), "propagation_delay", why, errs);
-            refuse(c.resolvers.is_some(), "resolvers", why, errs);
-            refuse(c.propagation_timeout.is_some(), "propagation_timeout", why, errs);
-            match (&c.listen, &c.webroot) {
-                (Some(_), Some(_)) => {
-                    errs.push((at(&["challenge", "webroot"]), "give either listen or webroot, not both".into()));
-                    None
-                }
-                (_, Some(w)) if w.trim().is_empty() => {
-                    errs.push((at(&["challenge", "webroot"]), "must not be empty".into()));
-                    None
-                }
-                (_, Some(w)) => (errs.len() == before).then(|| ChallengeSpec::Http01Webroot { webroot: base.join(w.trim()) }),
-                (Some(l), None) => match l.trim().parse::<SocketAddr>() {
-                    Ok(listen) => (errs.len() == before).then_some(ChallengeSpec::Http01Listener { listen }),
-                    Err(_) => {
-                        errs.push((at(&["challenge", "listen"]), format!("`{l}` is not an address:port (example: 127.0.0.1:5002)")));
-                        None
-                    }
-                },
-                (None, None) => (errs.len() == before).then(|| ChallengeSpec::Http01Listener { listen: default_listen() }),
-            }
-        }
-        "dns-01" => {
-            let why = "only for http-01";
-            refuse(c.listen.is_some(), "listen", why, errs);
-            refuse(c.webroot.is_some(), "webroot", why, errs);
-            let hook = match &c.hook {
-                None => {
-                    errs.push((at(&["challenge", "hook"]), "dns-01 needs a hook command that sets the TXT record".into()));
-                    None
-                }
-                Some(argv) => match argv_ok(argv) {
-                    Ok(()) => Some(argv.clone()),
-                    Err(e) => {
-                        errs.push((at(&["challenge", "hook"]), e));
-                        None
-                    }
-                },
-            };
-            let timeout = match opt_duration(&c.hook_timeout) {
-                Ok(Some(d)) if d.is_zero() => {
-                    errs.push((at(&["challenge", "hook_timeout"]), "must be more than 0".into()));
-                    DEFAULT_HOOK_TIMEOUT
-                }
-                Ok(d) => d.unwrap_or(DEFAULT_HOOK_TIMEOUT),
-                Err(e) => {
-                    errs.push((at(&["challenge", "hook_timeout"]), e));
-                    DEFAULT_HOOK_TIMEOUT
-                }
-            };
-            let propagation_delay = match opt_duration(&c.propagation_delay) {
-                Ok(d) => d.unwrap_or_default(),
-                Err(e) => {
-                    errs.push((at(&["challenge", "propagation_delay"]), e));
-                    Duration::ZERO
-                }
-            };
-            let mut resolvers = Vec::new();
-            for (j, r) in c.resolvers.iter().flatten().enumerate() {
-                match r.trim().parse::<SocketAddr>() {
-                    Ok(a) => resolvers.push(a),
-                    Err(_) => errs.push((
-                        at(&["challenge", "resolvers", &j.to_string()]),
-                        format!("`{r}` is not an address:port (example: 192.0.2.53:53)"),
-                    )),
-                }
-            }
-            if c.resolvers.as_ref().is_some_and(Vec::is_empty) {
-                errs.push((at(&["challenge", "resolvers"]), "give at least one address:port, or leave resolvers out".into()));
-            }
-            let check_timeout = match opt_duration(&c.propagation_timeout) {
-                Ok(Some(d)) if d.is_zero() => {
-                    errs.push((at(&["challenge", "propagation_timeout"]), "must be more than 0".into()));
-                    DEFAULT_PROPAGATION_TIMEOUT
-                }
-                Ok(Some(_)) if c.resolvers.is_none() => {
-                    errs.push((at(&["challenge", "propagation_timeout"]), "only with resolvers".into()));
-                    DEFAULT_PROPAGATION_TIMEOUT
-                }
-                Ok(d) => d.unwrap_or(DEFAULT_PROPAGATION_TIMEOUT),
-                Err(e) => {
-                    errs.push((at(&["challenge", "propagation_timeout"]), e));
-                    DEFAULT_PROPAGATION_TIMEOUT
-                }
-            };
-            let check = (!resolvers.is_empty()).then_some(PropagationCheck { resolvers, timeout: check_timeout });
-            match hook {
-                Some(hook) if errs.len() == before => Some(ChallengeSpec::Dns01 { hook, timeout, propagation_delay, check }),
-                _ => None,
-            }
-        }
-        other => {
-            errs.push((at(&["challenge", "type"]), format!("`{other}` is not supported (http-01 or dns-01)")));
-            None
-        }
-    }
-}
-
-fn validate_hooks(hooks: &[HookConfig], at: &dyn Fn(&[&str]) -> Vec<String>, errs: &mut Vec<PathedError>) -> Vec<HookSpec> {
-    let mut out = Vec::new();
-    for (i, h) in hooks.iter().enumerate() {
-        let idx = i.to_string();
-        let here = |f: &str| at(&["install", "hooks", &idx, f]);
-        let timeout = match opt_duration(&h.timeout) {
-            Ok(Some(d)) if d.is_zero() => {
-                errs.push((here("timeout"), "must be more than 0".into()));
-                continue;
-            }
-            Ok(d) => d.unwrap_or(DEFAULT_HOOK_TIMEOUT),
-            Err(e) => {
-                errs.push((here("timeout"), e));
-                continue;
-            }
-        };
-        match (&h.run, &h.reload) {
-            (Some(_), Some(_)) | (None, None) => errs.push((at(&["install", "hooks", &idx]), "give exactly one of run or reload".into())),
-            (Some(argv), None) => match argv_ok(argv) {
-                Ok(()) => out.push(HookSpec { argv: argv.clone(), timeout }),
-                Err(e) => errs.push((here("run"), e)),
-            },
-            (None, Some(unit)) => {
-                let unit = unit.trim();
-                if unit.is_empty() || unit.starts_with('-') || !unit.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@:\\".contains(&b)) {
-                    errs.push((here("reload"), format!("`{unit}` is not a systemd unit name")));
-                } else {
-                    out.push(HookSpec { argv: vec!["systemctl".into(), "reload".into(), unit.to_string()], timeout });
-                }
-            }
-        }
-    }
-    out
-}
-
-/// `install.kubernetes_secret`, with the target's own checks ([`SecretTarget::problems`])
-/// reported under its key path.
-///
-/// [`SecretTarget::problems`]: SecretTarget::problems
-fn validate_secret(
-    k: Option<&KubernetesSecretConfig>,
-    base: &Path,
-    at: &dyn Fn(&[&str]) -> Vec<String>,
-    errs: &mut Vec<PathedError>,
-) -> Option<SecretTarget> {
-    let k = k?;
-    let here = |f: &str| at(&["install", "kubernetes_secret", f]);
-    let timeout = match opt_duration(&k.timeout) {
-        Ok(None) => DEFAULT_SECRET_TIMEOUT,
-        Ok(Some(d)) if d >= Duration::from_millis(100) && d <= Duration::from_secs(300) => d,
-        Ok(Some(_)) => {
-            errs.push((here("timeout"), "must be between 100ms and 5m".into()));
-            DEFAULT_SECRET_TIMEOUT
-        }
-        Err(e) => {
-            errs.push((here("timeout"), e));
-            DEFAULT_SECRET_TIMEOUT
-        }
-    };
-    let target = SecretTarget {
-        // An empty path stays empty so that `problems` names it.
-        kubeconfig: k.kubeconfig.as_deref().map(|p| if p.trim().is_empty() { PathBuf::new() } else { base.join(p.trim()) }),
-        context: k.context.clone(),
-        in_cluster: k.in_cluster,
-        namespace: k.namespace.trim().to_string(),
-        name: k.name.trim().to_string(),
-        timeout,
-    };
-    let problems = target.problems();
-    let ok = problems.is_empty();
-    for (field, msg) in problems {
-        errs.push((here(field), msg));
-    }
-    ok.then_some(target)
 }
 
 pub(crate) fn validate(list: &[ManagedConfig], base: &Path, errs: &mut Vec<PathedError>) -> Vec<ManagedSpec> {
@@ -861,67 +447,6 @@ pub(crate) fn validate(list: &[ManagedConfig], base: &Path, errs: &mut Vec<Pathe
         }
     }
     out
-}
-
-/// Where a certificate goes: a Secret of a cluster reached through a kubeconfig or, in a pod,
-/// through its service account.
-#[derive(Debug, Clone)]
-pub struct SecretTarget {
-    /// Kubeconfig file; `None`: `$KUBECONFIG`, else `~/.kube/config` (ignored with `in_cluster`).
-    pub kubeconfig: Option<PathBuf>,
-    /// Context of the kubeconfig; `None`: its current context.
-    pub context: Option<String>,
-    /// Use the pod's service account (token and CA under
-    /// `/var/run/secrets/kubernetes.io/serviceaccount`) instead of a kubeconfig.
-    pub in_cluster: bool,
-    pub namespace: String,
-    pub name: String,
-    /// Timeout of each API request.
-    pub timeout: Duration,
-}
-
-impl SecretTarget {
-    /// `namespace/name`, as messages name the Secret.
-    pub fn display(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
-    }
-
-    /// Every problem of the target, as (field, message): for configuration validation, which
-    /// prefixes the field with its key path.
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        if !dns_label(&self.namespace) {
-            out.push(("namespace", format!("`{}` is not a namespace name (lower-case letters, digits and `-`)", self.namespace)));
-        }
-        if !dns_subdomain(&self.name) {
-            out.push(("name", format!("`{}` is not a Secret name (lower-case letters, digits, `-` and `.`)", self.name)));
-        }
-        if self.in_cluster && self.kubeconfig.is_some() {
-            out.push(("kubeconfig", "cannot be combined with `in_cluster: true`".into()));
-        }
-        if self.in_cluster && self.context.is_some() {
-            out.push(("context", "cannot be combined with `in_cluster: true`".into()));
-        }
-        if self.kubeconfig.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
-            out.push(("kubeconfig", "must not be empty (leave it out for the default)".into()));
-        }
-        if self.context.as_deref().is_some_and(|c| c.trim().is_empty()) {
-            out.push(("context", "must not be empty (leave it out for the current context)".into()));
-        }
-        out
-    }
-}
-
-fn dns_label(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 63
-        && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !n.starts_with('-')
-        && !n.ends_with('-')
-}
-
-fn dns_subdomain(n: &str) -> bool {
-    n.len() <= 253 && n.split('.').all(dns_label)
 }
 
 #[cfg(test)]
