@@ -18,6 +18,63 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+/// Why an install did not happen (or was rolled back). Each variant says it the way the
+/// operator reads it; inner errors are part of the text, not a separate cause, so a message
+/// printed with its causes says each thing once.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("certificate {index} of the chain: {reason}")]
+    ChainBlock { index: usize, reason: String },
+    #[error("the chain holds no certificate")]
+    EmptyChain,
+    #[error("the key cannot be read: {0}")]
+    Key(String),
+    #[error("the leaf certificate is malformed: {0}")]
+    MalformedLeaf(String),
+    #[error("the key does not match the certificate's public key")]
+    KeyMismatch,
+    #[error("certificate {n} is malformed: {reason}")]
+    MalformedCert { n: usize, reason: String },
+    #[error("certificate {child} is not issued by certificate {issuer} (names differ)")]
+    NotIssuedBy { child: usize, issuer: usize },
+    #[error("certificate {child} is not signed by certificate {issuer}: {reason}")]
+    NotSignedBy { child: usize, issuer: usize, reason: String },
+    #[error("the leaf certificate is not valid now")]
+    NotValidNow,
+    #[error("install.{field}: no {what} named `{name}` on this system")]
+    NoSuchId { field: &'static str, what: &'static str, name: String },
+    #[error("cannot read {}: {error}", path.display())]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("cannot restore {}: {error}", path.display())]
+    Restore { path: PathBuf, error: std::io::Error },
+    #[error("install.pkcs12.password ({reference}): {reason}")]
+    Pkcs12Password { reference: String, reason: String },
+    #[error("the key is not a PKCS#8 PEM key")]
+    NotPkcs8,
+    #[error("cannot build the PKCS#12 file: {0}")]
+    Pkcs12(String),
+    #[error("cannot write {}: {error}", path.display())]
+    Write { path: PathBuf, error: std::io::Error },
+    #[error("cannot give {} to {who}: {error}{hint}", path.display())]
+    Chown { path: PathBuf, who: String, error: std::io::Error, hint: &'static str },
+    #[error("cannot install {}: {error}", path.display())]
+    Rename { path: PathBuf, error: std::io::Error },
+    #[error("post-install hook failed: {0}")]
+    Hook(super::hooks::HookError),
+    #[error("{cause}; every file was rolled back to its previous version")]
+    RolledBack { cause: Box<InstallError> },
+    #[error("{cause}; rolling back failed too: {}", failures.join("; "))]
+    RollBackFailed { cause: Box<InstallError>, failures: Vec<String> },
+    #[error("{}: {inner}", path.display())]
+    InFile { path: PathBuf, inner: Box<InstallError> },
+    #[error("no certificate file to read the installed certificate from")]
+    NoCertificateFile,
+    #[error("no key file to read the installed key from")]
+    NoKeyFile,
+    #[error("{}: no PKCS#8 key", path.display())]
+    NoPkcs8In { path: PathBuf },
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Installed {
     pub serial: String,
@@ -38,41 +95,44 @@ pub fn to_pem(der: &[u8]) -> String {
 }
 
 /// The certificates of a PEM chain, in order.
-pub fn chain_ders(chain_pem: &str) -> Result<Vec<Vec<u8>>, String> {
+pub fn chain_ders(chain_pem: &str) -> Result<Vec<Vec<u8>>, InstallError> {
     let mut out = Vec::new();
     for b in pem::scan(chain_pem.as_bytes()) {
         if b.label == "CERTIFICATE" {
-            out.push(b.body.map_err(|e| format!("certificate {} of the chain: {e}", b.index))?);
+            out.push(b.body.map_err(|reason| InstallError::ChainBlock { index: b.index, reason })?);
         }
     }
     if out.is_empty() {
-        return Err("the chain holds no certificate".into());
+        return Err(InstallError::EmptyChain);
     }
     Ok(out)
 }
 
 /// Checks that `key_pem` belongs to the leaf, that the chain links by signature and that the
 /// leaf is valid at `now`.
-pub fn check(ders: &[Vec<u8>], key_pem: &str, now: i64) -> Result<crate::model::CertFacts, String> {
-    let key = rcgen::KeyPair::from_pem(key_pem).map_err(|e| format!("the key cannot be read: {e}"))?;
+pub fn check(ders: &[Vec<u8>], key_pem: &str, now: i64) -> Result<crate::model::CertFacts, InstallError> {
+    let key = rcgen::KeyPair::from_pem(key_pem).map_err(|e| InstallError::Key(e.to_string()))?;
     let leaf = &ders[0];
-    let parts = cert::raw_parts(leaf).map_err(|e| format!("the leaf certificate is malformed: {e}"))?;
+    let parts = cert::raw_parts(leaf).map_err(|e| InstallError::MalformedLeaf(e.to_string()))?;
     if parts.spki != rcgen::PublicKeyData::subject_public_key_info(&key).as_slice() {
-        return Err("the key does not match the certificate's public key".into());
+        return Err(InstallError::KeyMismatch);
     }
     for (i, pair) in ders.windows(2).enumerate() {
-        let child = cert::raw_parts(&pair[0]).map_err(|e| format!("certificate {} is malformed: {e}", i + 1))?;
-        let issuer = cert::raw_parts(&pair[1]).map_err(|e| format!("certificate {} is malformed: {e}", i + 2))?;
+        let child = cert::raw_parts(&pair[0]).map_err(|e| InstallError::MalformedCert { n: i + 1, reason: e.to_string() })?;
+        let issuer = cert::raw_parts(&pair[1]).map_err(|e| InstallError::MalformedCert { n: i + 2, reason: e.to_string() })?;
         if child.issuer != issuer.subject {
-            return Err(format!("certificate {} is not issued by certificate {} (names differ)", i + 1, i + 2));
+            return Err(InstallError::NotIssuedBy { child: i + 1, issuer: i + 2 });
         }
-        verify_cert_signed_by(&pair[0], issuer.spki, crate::x509::verify::DEFAULT_MIN_RSA_BITS)
-            .map_err(|e| format!("certificate {} is not signed by certificate {}: {e}", i + 1, i + 2))?;
+        verify_cert_signed_by(&pair[0], issuer.spki, crate::x509::verify::DEFAULT_MIN_RSA_BITS).map_err(|e| InstallError::NotSignedBy {
+            child: i + 1,
+            issuer: i + 2,
+            reason: e.to_string(),
+        })?;
     }
-    let facts = cert::parse_der(leaf).map_err(|e| format!("the leaf certificate is malformed: {}", e.0))?;
+    let facts = cert::parse_der(leaf).map_err(|e| InstallError::MalformedLeaf(e.0))?;
     // A few minutes of clock difference with the CA are tolerated on notBefore.
     if now + 300 < facts.not_before || now > facts.not_after {
-        return Err("the leaf certificate is not valid now".into());
+        return Err(InstallError::NotValidNow);
     }
     Ok(facts)
 }
@@ -109,7 +169,7 @@ fn sync_dir(path: &Path) {
 
 /// A user or group looked up by name: through `getent` (so NSS sources count), else the
 /// files in /etc.
-fn lookup_id(db: &str, name: &str) -> Result<u32, String> {
+fn lookup_id(db: &str, name: &str) -> Result<u32, InstallError> {
     // name:password:id:… in both databases.
     let field = 2;
     let parse = |text: &str| {
@@ -123,7 +183,7 @@ fn lookup_id(db: &str, name: &str) -> Result<u32, String> {
         Err(_) => std::fs::read_to_string(format!("/etc/{db}")).ok().and_then(|t| parse(&t)),
     };
     let what = if db == "passwd" { "user" } else { "group" };
-    id.ok_or_else(|| format!("install.{}: no {what} named `{name}` on this system", if db == "passwd" { "owner" } else { "group" }))
+    id.ok_or_else(|| InstallError::NoSuchId { field: if db == "passwd" { "owner" } else { "group" }, what, name: name.to_string() })
 }
 
 /// A file's content, mode, uid and gid.
@@ -137,20 +197,20 @@ struct Before {
     previous: Option<FileState>,
 }
 
-fn snapshot(path: &Path) -> Result<Option<FileState>, String> {
+fn snapshot(path: &Path) -> Result<Option<FileState>, InstallError> {
     use std::os::unix::fs::MetadataExt;
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        Err(error) => Err(InstallError::Read { path: path.to_path_buf(), error }),
         Ok(m) => {
-            let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let bytes = std::fs::read(path).map_err(|error| InstallError::Read { path: path.to_path_buf(), error })?;
             Ok(Some((bytes, m.mode() & 0o7777, m.uid(), m.gid())))
         }
     }
 }
 
 /// Puts `path` back to `state` (atomically), or removes it when it did not exist.
-fn restore(path: &Path, state: &Option<FileState>) -> Result<(), String> {
+fn restore(path: &Path, state: &Option<FileState>) -> Result<(), InstallError> {
     let r = match state {
         None => match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -163,7 +223,7 @@ fn restore(path: &Path, state: &Option<FileState>) -> Result<(), String> {
         }),
     };
     sync_dir(path);
-    r.map_err(|e| format!("cannot restore {}: {e}", path.display()))
+    r.map_err(|error| InstallError::Restore { path: path.to_path_buf(), error })
 }
 
 fn roll_back(done: &[Before]) -> Vec<String> {
@@ -172,7 +232,7 @@ fn roll_back(done: &[Before]) -> Vec<String> {
         for (p, st) in [(b.path.clone(), &b.file), (previous(&b.path), &b.previous)] {
             if let Err(e) = restore(&p, st) {
                 tracing::error!(path = %p.display(), error = %e, "roll-back failed");
-                errs.push(e);
+                errs.push(e.to_string());
             }
         }
     }
@@ -181,7 +241,7 @@ fn roll_back(done: &[Before]) -> Vec<String> {
 
 /// Checks and installs, then runs the hooks. On any error before the renames, the installed
 /// files are untouched; after, they are rolled back.
-pub fn install(spec: &InstallSpec, chain_pem: &str, key_pem: &str, now: i64) -> Result<Installed, String> {
+pub fn install(spec: &InstallSpec, chain_pem: &str, key_pem: &str, now: i64) -> Result<Installed, InstallError> {
     let ders = chain_ders(chain_pem)?;
     let facts = check(&ders, key_pem, now)?;
     let leaf = to_pem(&ders[0]);
@@ -204,14 +264,16 @@ pub fn install(spec: &InstallSpec, chain_pem: &str, key_pem: &str, now: i64) -> 
         files.push((p, format!("{key}\n{leaf}{rest}").into_bytes(), 0o600));
     }
     if let Some(p12) = &spec.pkcs12 {
-        let password = p12.password.resolve().map_err(|e| format!("install.pkcs12.password ({}): {e}", p12.password))?;
+        let password = p12
+            .password
+            .resolve()
+            .map_err(|e| InstallError::Pkcs12Password { reference: p12.password.to_string(), reason: e.to_string() })?;
         let pkcs8 = pem::scan(key_pem.as_bytes())
             .into_iter()
             .find(|b| b.label == "PRIVATE KEY")
             .and_then(|b| b.body.ok())
-            .ok_or("the key is not a PKCS#8 PEM key")?;
-        let pfx =
-            crate::x509::pkcs12::write(&pkcs8, &ders, password.expose()).map_err(|e| format!("cannot build the PKCS#12 file: {e}"))?;
+            .ok_or(InstallError::NotPkcs8)?;
+        let pfx = crate::x509::pkcs12::write(&pkcs8, &ders, password.expose()).map_err(|e| InstallError::Pkcs12(e.to_string()))?;
         files.push((&p12.path, pfx, 0o600));
     }
     let uid = spec.owner.as_deref().map(|n| lookup_id("passwd", n)).transpose()?;
@@ -224,7 +286,7 @@ pub fn install(spec: &InstallSpec, chain_pem: &str, key_pem: &str, now: i64) -> 
             .map(|d| if d.as_os_str().is_empty() { Ok(()) } else { std::fs::create_dir_all(d) })
             .unwrap_or(Ok(()))
             .and_then(|()| write_new(path, bytes, *mode))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+            .map_err(|error| InstallError::Write { path: path.to_path_buf(), error })
             .and_then(|tmp| {
                 if uid.is_none() && gid.is_none() {
                     return Ok(tmp);
@@ -244,7 +306,7 @@ pub fn install(spec: &InstallSpec, chain_pem: &str, key_pem: &str, now: i64) -> 
                         } else {
                             ""
                         };
-                        Err(format!("cannot give {} to {who}: {e}{hint}", path.display()))
+                        Err(InstallError::Chown { path: path.to_path_buf(), who, error: e, hint })
                     }
                 }
             });
@@ -274,14 +336,14 @@ pub fn install(spec: &InstallSpec, chain_pem: &str, key_pem: &str, now: i64) -> 
     let mut done: Vec<Before> = Vec::new();
     let mut failure = None;
     for ((tmp, path, mode), before) in staged.iter().zip(befores) {
-        let step = || -> Result<(), String> {
+        let step = || -> Result<(), InstallError> {
             if let Some((old, _, old_uid, old_gid)) = &before.file {
                 let prev = previous(path);
-                let tmp_prev = write_new(&prev, old, *mode).map_err(|e| format!("cannot write {}: {e}", prev.display()))?;
+                let tmp_prev = write_new(&prev, old, *mode).map_err(|error| InstallError::Write { path: prev.clone(), error })?;
                 let _ = std::os::unix::fs::chown(&tmp_prev, Some(*old_uid), Some(*old_gid));
-                std::fs::rename(&tmp_prev, &prev).map_err(|e| format!("cannot write {}: {e}", prev.display()))?;
+                std::fs::rename(&tmp_prev, &prev).map_err(|error| InstallError::Write { path: prev.clone(), error })?;
             }
-            std::fs::rename(tmp, path).map_err(|e| format!("cannot install {}: {e}", path.display()))?;
+            std::fs::rename(tmp, path).map_err(|error| InstallError::Rename { path: path.clone(), error })?;
             sync_dir(path);
             Ok(())
         };
@@ -296,7 +358,7 @@ pub fn install(spec: &InstallSpec, chain_pem: &str, key_pem: &str, now: i64) -> 
         let env = hook_env(spec);
         for hook in &spec.hooks {
             if let Err(e) = super::hooks::run(&hook.argv, &env, hook.timeout) {
-                failure = Some(format!("post-install hook failed: {e}"));
+                failure = Some(InstallError::Hook(e));
                 break;
             }
             tracing::info!(command = %super::hooks::display(&hook.argv), "post-install hook succeeded");
@@ -308,9 +370,9 @@ pub fn install(spec: &InstallSpec, chain_pem: &str, key_pem: &str, now: i64) -> 
         }
         let errs = roll_back(&done);
         return Err(if errs.is_empty() {
-            format!("{e}; every file was rolled back to its previous version")
+            InstallError::RolledBack { cause: Box::new(e) }
         } else {
-            format!("{e}; rolling back failed too: {}", errs.join("; "))
+            InstallError::RollBackFailed { cause: Box::new(e), failures: errs }
         });
     }
     Ok(Installed {
@@ -348,9 +410,11 @@ pub fn current_leaf(spec: &InstallSpec) -> Option<crate::model::CertFacts> {
 /// The installed full chain (PEM, leaf first) and key (PEM), read back from the files: what
 /// another install target (a Kubernetes Secret) is brought up to date from. `Err` names the
 /// file that cannot be read.
-pub fn current_material(spec: &InstallSpec) -> Result<(String, String), String> {
-    let read = |p: &PathBuf| std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
-    let certs = |p: &PathBuf| -> Result<Vec<Vec<u8>>, String> { chain_ders(&read(p)?).map_err(|e| format!("{}: {e}", p.display())) };
+pub fn current_material(spec: &InstallSpec) -> Result<(String, String), InstallError> {
+    let read = |p: &PathBuf| std::fs::read_to_string(p).map_err(|error| InstallError::Read { path: p.clone(), error });
+    let certs = |p: &PathBuf| -> Result<Vec<Vec<u8>>, InstallError> {
+        chain_ders(&read(p)?).map_err(|e| InstallError::InFile { path: p.clone(), inner: Box::new(e) })
+    };
     let ders = match (&spec.fullchain, &spec.cert, &spec.combined) {
         (Some(f), _, _) => certs(f)?,
         (None, Some(c), _) => {
@@ -362,7 +426,7 @@ pub fn current_material(spec: &InstallSpec) -> Result<(String, String), String> 
             ders
         }
         (None, None, Some(c)) => certs(c)?,
-        (None, None, None) => return Err("no certificate file to read the installed certificate from".into()),
+        (None, None, None) => return Err(InstallError::NoCertificateFile),
     };
     let key = match (&spec.key, &spec.combined) {
         (Some(k), _) => read(k)?,
@@ -372,12 +436,12 @@ pub fn current_material(spec: &InstallSpec) -> Result<(String, String), String> 
                 .into_iter()
                 .find(|b| b.label == "PRIVATE KEY")
                 .and_then(|b| b.body.ok())
-                .ok_or_else(|| format!("{}: no PKCS#8 key", c.display()))?;
+                .ok_or_else(|| InstallError::NoPkcs8In { path: c.clone() })?;
             let b64 = Base64::encode_string(&block);
             let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|l| std::str::from_utf8(l).unwrap_or_default()).collect();
             format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", lines.join("\n"))
         }
-        (None, None) => return Err("no key file to read the installed key from".into()),
+        (None, None) => return Err(InstallError::NoKeyFile),
     };
     Ok((ders.iter().map(|d| to_pem(d)).collect(), key))
 }
@@ -443,12 +507,12 @@ mod tests {
         let before = std::fs::read(dir.path().join("fullchain.pem")).unwrap();
         let (c2, _) = leaf(&ca);
         // Wrong key.
-        let e = install(&spec(dir.path()), &format!("{c2}{ca_pem}"), &k1, now()).unwrap_err();
+        let e = install(&spec(dir.path()), &format!("{c2}{ca_pem}"), &k1, now()).unwrap_err().to_string();
         assert!(e.contains("does not match"), "{e}");
         // Chain that does not link.
         let (_other, other_pem) = new_ca();
         let (c3, k3) = leaf(&ca);
-        let e = install(&spec(dir.path()), &format!("{c3}{other_pem}"), &k3, now()).unwrap_err();
+        let e = install(&spec(dir.path()), &format!("{c3}{other_pem}"), &k3, now()).unwrap_err().to_string();
         assert!(e.contains("not signed") || e.contains("not issued"), "{e}");
         assert_eq!(std::fs::read(dir.path().join("fullchain.pem")).unwrap(), before);
         assert!(!dir.path().join("fullchain.pem.previous").exists());
@@ -487,7 +551,7 @@ mod tests {
             HookSpec { argv: vec!["sh".into(), "-c".into(), "echo reload refused >&2; exit 1".into()], timeout: Duration::from_secs(5) },
         ];
         let (c, k) = leaf(&ca);
-        let e = install(&s, &format!("{c}{ca_pem}"), &k, now()).unwrap_err();
+        let e = install(&s, &format!("{c}{ca_pem}"), &k, now()).unwrap_err().to_string();
         assert!(e.contains("reload refused") && e.contains("rolled back"), "{e}");
         assert_eq!(snapshot_dir(dir.path()), before);
     }
@@ -513,7 +577,7 @@ mod tests {
         assert_eq!(normalise(&got), normalise(&chain));
         assert_eq!(rcgen::KeyPair::from_pem(&key).unwrap().serialize_der(), rcgen::KeyPair::from_pem(&k).unwrap().serialize_der());
         assert!(current_leaf(&only).is_some(), "the leaf of a combined file counts as installed");
-        let e = current_material(&InstallSpec { key: Some(dir.path().join("missing.pem")), ..spec(dir.path()) }).unwrap_err();
+        let e = current_material(&InstallSpec { key: Some(dir.path().join("missing.pem")), ..spec(dir.path()) }).unwrap_err().to_string();
         assert!(e.contains("missing.pem"), "{e}");
     }
 }

@@ -78,8 +78,8 @@ struct Material {
 }
 
 fn material(chain_pem: &str, key_pem: &str, ca_pem: Option<&str>, now: UnixTime) -> Result<Material, String> {
-    let ders = files::chain_ders(chain_pem)?;
-    let facts = files::check(&ders, key_pem, now)?;
+    let ders = files::chain_ders(chain_pem).map_err(|e| e.to_string())?;
+    let facts = files::check(&ders, key_pem, now).map_err(|e| e.to_string())?;
     let ca = match ca_pem {
         Some(text) => {
             let cas = files::chain_ders(text).map_err(|e| format!("ca.crt: {e}"))?;

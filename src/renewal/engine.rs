@@ -614,7 +614,7 @@ async fn finish_install(
     let files = if spec.install.has_files() {
         match crate::install::files::install(&spec.install, chain_pem, key_pem, now) {
             Ok(inst) => Some(inst),
-            Err(e) => return files_failed(spec, store, row, e, reason, now),
+            Err(e) => return files_failed(spec, store, row, e.to_string(), reason, now),
         }
     } else {
         None
