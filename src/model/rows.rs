@@ -104,3 +104,197 @@ pub struct TokenCertRow {
     pub key_id: Option<String>,
     pub label: Option<String>,
 }
+
+/// An alert row for listing.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AlertRow {
+    pub id: i64,
+    /// `cert:<sha256>`, `key:<source>:<location>` or `managed:<name>`.
+    pub subject: String,
+    /// certificate | key | managed
+    pub subject_kind: String,
+    /// Certificate subjects only.
+    pub cert_id: Option<i64>,
+    /// Certificate subjects only.
+    pub fingerprint: Option<String>,
+    /// The certificate's name, or the subject's readable name.
+    pub name: String,
+    pub kind: String,
+    pub severity: String,
+    pub state: String,
+    pub reason: String,
+    pub action: String,
+    pub opened_at: UnixTime,
+    pub last_notified_at: Option<UnixTime>,
+    pub notifications: i64,
+    pub escalated_at: Option<UnixTime>,
+    pub acked_at: Option<UnixTime>,
+    pub acked_by: Option<String>,
+    pub resolved_at: Option<UnixTime>,
+}
+
+/// An outbox row.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub key: String,
+    pub alert_id: Option<i64>,
+    pub route: String,
+    pub receiver: String,
+    pub event: String,
+    pub severity: String,
+    pub payload: serde_json::Value,
+    pub held: bool,
+    pub created_at: UnixTime,
+    pub next_attempt_at: UnixTime,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub sent_at: Option<UnixTime>,
+}
+
+/// What applying one evaluation did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Applied {
+    pub opened: usize,
+    pub resolved: usize,
+    pub escalated: usize,
+    pub notifications: usize,
+}
+
+/// One image finding of the last audit of a source.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ImageFindingRow {
+    pub source: String,
+    pub namespace: String,
+    pub workload_kind: String,
+    pub workload: String,
+    pub container: String,
+    pub container_type: String,
+    pub image: String,
+    pub problem: String,
+    pub severity: String,
+    pub seen_at: UnixTime,
+}
+
+/// One run of a job.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobRun {
+    pub id: i64,
+    pub job: String,
+    pub kind: String,
+    pub trigger: String,
+    pub scheduled_at: Option<UnixTime>,
+    pub started_at: UnixTime,
+    pub finished_at: Option<UnixTime>,
+    pub duration_ms: Option<i64>,
+    pub status: String,
+    pub summary: String,
+    pub detail: Option<serde_json::Value>,
+    pub error: Option<String>,
+}
+
+/// What `/metrics` and `schedule` say about a job.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct JobStats {
+    pub last: Option<JobRun>,
+    pub last_success_at: Option<UnixTime>,
+    pub overruns: i64,
+}
+
+/// One managed certificate's renewal state. `Default` is the state of a name never seen.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RenewalRow {
+    pub name: String,
+    pub fingerprint: Option<String>,
+    pub serial: Option<String>,
+    pub not_after: Option<UnixTime>,
+    /// `idle`, `scheduled`, `in-flight` or `failed`.
+    pub state: String,
+    pub failures: i64,
+    /// Digest of the managed entry the failures were counted for: a changed entry starts afresh.
+    pub spec_digest: Option<String>,
+    pub next_attempt: Option<UnixTime>,
+    pub last_attempt: Option<UnixTime>,
+    pub last_outcome: Option<String>,
+    pub last_error: Option<String>,
+    pub ari_cert_id: Option<String>,
+    pub ari_start: Option<UnixTime>,
+    pub ari_end: Option<UnixTime>,
+    pub ari_explanation: Option<String>,
+    pub ari_next_poll: Option<UnixTime>,
+    pub renew_at: Option<UnixTime>,
+    pub order_url: Option<String>,
+    pub order_directory: Option<String>,
+    pub pending_key: Option<String>,
+    pub pending_chain: Option<String>,
+    /// A revocation in progress (`certvigil revoke`): the certificate's fingerprint.
+    pub revoke_fingerprint: Option<String>,
+    /// RFC 5280 §5.3.1 reason code.
+    pub revoke_reason: Option<i64>,
+    /// Reissue with a new key once revoked.
+    pub revoke_rotate: bool,
+    /// `requested`, `revoked` or `done`.
+    pub revoke_step: Option<String>,
+    pub revoke_requested_at: Option<UnixTime>,
+    pub updated_at: UnixTime,
+}
+
+impl RenewalRow {
+    pub fn new(name: &str) -> RenewalRow {
+        RenewalRow { name: name.to_string(), state: "idle".into(), ..RenewalRow::default() }
+    }
+}
+
+/// A cached, verified OCSP answer.
+#[derive(Debug, Clone)]
+pub struct CachedOcsp {
+    pub responder: String,
+    pub status: String,
+    pub revoked_at: Option<UnixTime>,
+    pub reason: Option<String>,
+    pub this_update: UnixTime,
+    pub next_update: Option<UnixTime>,
+    pub cache_until: UnixTime,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CrlCacheRow {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RevocationHistoryRow {
+    pub at: UnixTime,
+    pub status: String,
+    pub reason: Option<String>,
+    pub method: String,
+    pub evidence_sha256: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: UnixTime,
+    pub action: String,
+    pub actor: String,
+    pub detail: serde_json::Value,
+    pub hash: String,
+}
+
+/// What inventory-wide aggregates need of a certificate ([`Store::each_certificate_identity`]).
+#[derive(Debug, Clone)]
+pub struct CertIdentity {
+    pub id: i64,
+    pub fingerprint: String,
+    pub subject: String,
+    pub sans: Vec<String>,
+    pub spki_sha256: String,
+    pub not_before: UnixTime,
+    pub not_after: UnixTime,
+    pub is_ca: bool,
+    pub gone: bool,
+}

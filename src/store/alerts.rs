@@ -6,63 +6,8 @@ use super::{Result, Store};
 use crate::model::UnixTime;
 use crate::model::alert::{AlertState, Change, Event, Notice, Notify, OpenAlert, RenderPayload, ResolvedAlert, Silence};
 use crate::model::finding::{Finding, Kind, Severity};
+use crate::model::rows::{AlertRow, Applied, OutboxRow};
 use rusqlite::params;
-
-/// An alert row for listing.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct AlertRow {
-    pub id: i64,
-    /// `cert:<sha256>`, `key:<source>:<location>` or `managed:<name>`.
-    pub subject: String,
-    /// certificate | key | managed
-    pub subject_kind: String,
-    /// Certificate subjects only.
-    pub cert_id: Option<i64>,
-    /// Certificate subjects only.
-    pub fingerprint: Option<String>,
-    /// The certificate's name, or the subject's readable name.
-    pub name: String,
-    pub kind: String,
-    pub severity: String,
-    pub state: String,
-    pub reason: String,
-    pub action: String,
-    pub opened_at: UnixTime,
-    pub last_notified_at: Option<UnixTime>,
-    pub notifications: i64,
-    pub escalated_at: Option<UnixTime>,
-    pub acked_at: Option<UnixTime>,
-    pub acked_by: Option<String>,
-    pub resolved_at: Option<UnixTime>,
-}
-
-/// An outbox row.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct OutboxRow {
-    pub id: i64,
-    pub key: String,
-    pub alert_id: Option<i64>,
-    pub route: String,
-    pub receiver: String,
-    pub event: String,
-    pub severity: String,
-    pub payload: serde_json::Value,
-    pub held: bool,
-    pub created_at: UnixTime,
-    pub next_attempt_at: UnixTime,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    pub sent_at: Option<UnixTime>,
-}
-
-/// What applying one evaluation did.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Applied {
-    pub opened: usize,
-    pub resolved: usize,
-    pub escalated: usize,
-    pub notifications: usize,
-}
 
 fn outbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
     let payload: String = r.get(7)?;

@@ -7,18 +7,9 @@
 
 use super::{Result, Store};
 use crate::model::UnixTime;
+use crate::model::rows::AuditEntry;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::Digest;
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct AuditEntry {
-    pub id: i64,
-    pub at: UnixTime,
-    pub action: String,
-    pub actor: String,
-    pub detail: serde_json::Value,
-    pub hash: String,
-}
 
 /// The outcome of checking the chain.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

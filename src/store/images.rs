@@ -2,23 +2,8 @@
 //! mutable tag, as the last audit of each Kubernetes source found them.
 
 use super::{Result, Store};
-use crate::model::UnixTime;
+use crate::model::rows::ImageFindingRow;
 use rusqlite::params;
-
-/// One image finding of the last audit of a source.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ImageFindingRow {
-    pub source: String,
-    pub namespace: String,
-    pub workload_kind: String,
-    pub workload: String,
-    pub container: String,
-    pub container_type: String,
-    pub image: String,
-    pub problem: String,
-    pub severity: String,
-    pub seen_at: UnixTime,
-}
 
 impl Store {
     /// Image findings, of one namespace or all, ordered by source, namespace, workload, container.

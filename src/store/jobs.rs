@@ -2,32 +2,8 @@
 
 use super::{Result, Store};
 use crate::model::UnixTime;
+use crate::model::rows::{JobRun, JobStats};
 use rusqlite::{OptionalExtension, params};
-
-/// One run of a job.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct JobRun {
-    pub id: i64,
-    pub job: String,
-    pub kind: String,
-    pub trigger: String,
-    pub scheduled_at: Option<UnixTime>,
-    pub started_at: UnixTime,
-    pub finished_at: Option<UnixTime>,
-    pub duration_ms: Option<i64>,
-    pub status: String,
-    pub summary: String,
-    pub detail: Option<serde_json::Value>,
-    pub error: Option<String>,
-}
-
-/// What `/metrics` and `schedule` say about a job.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct JobStats {
-    pub last: Option<JobRun>,
-    pub last_success_at: Option<UnixTime>,
-    pub overruns: i64,
-}
 
 const COLUMNS: &str = "id, job, kind, trigger, scheduled_at, started_at, finished_at, duration_ms, status, summary, detail, error";
 

@@ -14,14 +14,13 @@ mod report;
 mod revocation;
 mod scan;
 
-pub use crate::model::rows::{CertRow, HistoryRow, KeyRow, ObjectError, RunRow, SightingRow, TokenCertRow};
-pub use alerts::{AlertChanges, AlertRow, Applied, OutboxRow};
-pub use audit::{AuditEntry, Verdict, append as audit_append};
-pub use images::ImageFindingRow;
-pub use jobs::{JobRun, JobStats};
-pub use renewals::RenewalRow;
+pub use crate::model::rows::{
+    AlertRow, Applied, AuditEntry, CachedOcsp, CertIdentity, CertRow, CrlCacheRow, HistoryRow, ImageFindingRow, JobRun, JobStats, KeyRow,
+    ObjectError, OutboxRow, RenewalRow, RevocationHistoryRow, RunRow, SightingRow, TokenCertRow,
+};
+pub use alerts::AlertChanges;
+pub use audit::{Verdict, append as audit_append};
 pub use report::{Counts, RevocationSample, SightingSample};
-pub use revocation::{CachedOcsp, CrlCacheRow, RevocationHistoryRow};
 
 pub use scan::{KnownObject, KnownObjects, ObjectOutcome, ScanWriter, key as object_key};
 
@@ -514,20 +513,6 @@ pub(crate) fn placeholders(n: usize) -> String {
     let mut s = "?,".repeat(n);
     s.pop();
     s
-}
-
-/// What inventory-wide aggregates need of a certificate ([`Store::each_certificate_identity`]).
-#[derive(Debug, Clone)]
-pub struct CertIdentity {
-    pub id: i64,
-    pub fingerprint: String,
-    pub subject: String,
-    pub sans: Vec<String>,
-    pub spki_sha256: String,
-    pub not_before: UnixTime,
-    pub not_after: UnixTime,
-    pub is_ca: bool,
-    pub gone: bool,
 }
 
 #[cfg(test)]

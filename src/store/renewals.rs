@@ -4,51 +4,8 @@
 
 use super::{Result, Store};
 use crate::model::UnixTime;
+use crate::model::rows::RenewalRow;
 use rusqlite::{OptionalExtension, params};
-
-/// One managed certificate's renewal state. `Default` is the state of a name never seen.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RenewalRow {
-    pub name: String,
-    pub fingerprint: Option<String>,
-    pub serial: Option<String>,
-    pub not_after: Option<UnixTime>,
-    /// `idle`, `scheduled`, `in-flight` or `failed`.
-    pub state: String,
-    pub failures: i64,
-    /// Digest of the managed entry the failures were counted for: a changed entry starts afresh.
-    pub spec_digest: Option<String>,
-    pub next_attempt: Option<UnixTime>,
-    pub last_attempt: Option<UnixTime>,
-    pub last_outcome: Option<String>,
-    pub last_error: Option<String>,
-    pub ari_cert_id: Option<String>,
-    pub ari_start: Option<UnixTime>,
-    pub ari_end: Option<UnixTime>,
-    pub ari_explanation: Option<String>,
-    pub ari_next_poll: Option<UnixTime>,
-    pub renew_at: Option<UnixTime>,
-    pub order_url: Option<String>,
-    pub order_directory: Option<String>,
-    pub pending_key: Option<String>,
-    pub pending_chain: Option<String>,
-    /// A revocation in progress (`certvigil revoke`): the certificate's fingerprint.
-    pub revoke_fingerprint: Option<String>,
-    /// RFC 5280 §5.3.1 reason code.
-    pub revoke_reason: Option<i64>,
-    /// Reissue with a new key once revoked.
-    pub revoke_rotate: bool,
-    /// `requested`, `revoked` or `done`.
-    pub revoke_step: Option<String>,
-    pub revoke_requested_at: Option<UnixTime>,
-    pub updated_at: UnixTime,
-}
-
-impl RenewalRow {
-    pub fn new(name: &str) -> RenewalRow {
-        RenewalRow { name: name.to_string(), state: "idle".into(), ..RenewalRow::default() }
-    }
-}
 
 const COLUMNS: &str = "name, fingerprint, serial, not_after, state, failures, next_attempt, last_attempt, last_outcome, last_error, \
      ari_cert_id, ari_start, ari_end, ari_explanation, ari_next_poll, renew_at, order_url, order_directory, pending_key, \

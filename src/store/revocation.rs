@@ -2,39 +2,10 @@
 //! answer cache, issuer certificates fetched from AIA.
 
 use super::{CERT_COLUMNS, CertRow, Result, Store, cert_from_row};
+use crate::model::rows::{CachedOcsp, CrlCacheRow, RevocationHistoryRow};
 use crate::model::{RevocationState, RevocationStatus, UnixTime};
 use rusqlite::{OptionalExtension, params};
 use std::collections::HashMap;
-
-/// A cached, verified OCSP answer.
-#[derive(Debug, Clone)]
-pub struct CachedOcsp {
-    pub responder: String,
-    pub status: String,
-    pub revoked_at: Option<UnixTime>,
-    pub reason: Option<String>,
-    pub this_update: UnixTime,
-    pub next_update: Option<UnixTime>,
-    pub cache_until: UnixTime,
-    pub sha256: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct CrlCacheRow {
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
-    pub sha256: String,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RevocationHistoryRow {
-    pub at: UnixTime,
-    pub status: String,
-    pub reason: Option<String>,
-    pub method: String,
-    pub evidence_sha256: Option<String>,
-    pub detail: Option<String>,
-}
 
 fn status_from_row(r: &rusqlite::Row<'_>, base: usize) -> rusqlite::Result<RevocationStatus> {
     let state: String = r.get(base)?;
