@@ -305,6 +305,17 @@ pub struct Report {
     pub delivery: Delivery,
 }
 
+impl Report {
+    /// One line, as `certvigil evaluate` prints it and the daemon logs it.
+    pub fn summary(&self) -> String {
+        let ap = &self.applied;
+        format!(
+            "{} findings: {} alerts opened, {} resolved, {} escalated; {} notifications queued, {} sent, {} failed",
+            self.findings, ap.opened, ap.resolved, ap.escalated, ap.notifications, self.delivery.sent, self.delivery.failed
+        )
+    }
+}
+
 /// Why an evaluation stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum EvaluateError {

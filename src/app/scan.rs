@@ -30,6 +30,34 @@ pub struct ScanReport {
     pub sources: Vec<SourceSummary>,
 }
 
+impl ScanReport {
+    /// One line, as `certvigil scan` prints it and the daemon logs it.
+    pub fn summary(&self) -> String {
+        let r = &self.run;
+        format!(
+            "scan {}: {} objects ({} read), {} certificate sightings ({} new certificates, {} gone), {} error{}",
+            r.id,
+            r.objects_seen,
+            r.objects_read,
+            r.certs_seen,
+            r.certs_new,
+            r.certs_gone,
+            r.errors,
+            if r.errors == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl SourceSummary {
+    /// One line per source under the report's summary.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} ({}): {} objects, {} read, {} errors, {} vanished",
+            self.name, self.kind, self.objects, self.read, self.errors, self.vanished
+        )
+    }
+}
+
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SourceSummary {
     pub name: String,

@@ -178,17 +178,7 @@ pub(super) fn evaluate(cli: &Cli, a: &OutputArgs) -> Result<u8> {
     if a.output == SummaryFormat::Json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        let ap = &report.applied;
-        outln!(
-            "{} findings: {} alerts opened, {} resolved, {} escalated; {} notifications queued, {} sent, {} failed",
-            report.findings,
-            ap.opened,
-            ap.resolved,
-            ap.escalated,
-            ap.notifications,
-            report.delivery.sent,
-            report.delivery.failed
-        );
+        outln!("{}", report.summary());
         for e in &report.delivery.errors {
             outln!("  failed: {e} (will retry)");
         }

@@ -37,27 +37,9 @@ pub(super) fn scan(cli: &Cli, a: &ScanArgs) -> Result<u8> {
             outln!("{}", serde_json::to_string_pretty(&v)?);
         }
         SummaryFormat::Text => {
-            outln!(
-                "scan {}: {} objects ({} read), {} certificate sightings ({} new certificates, {} gone), {} error{}",
-                r.id,
-                r.objects_seen,
-                r.objects_read,
-                r.certs_seen,
-                r.certs_new,
-                r.certs_gone,
-                r.errors,
-                if r.errors == 1 { "" } else { "s" }
-            );
+            outln!("{}", report.summary());
             for src in &report.sources {
-                outln!(
-                    "  {} ({}): {} objects, {} read, {} errors, {} vanished",
-                    src.name,
-                    src.kind,
-                    src.objects,
-                    src.read,
-                    src.errors,
-                    src.vanished
-                );
+                outln!("  {}", src.summary());
             }
             if !errors.is_empty() {
                 outln!("errors:");
