@@ -26,16 +26,26 @@ pub struct Message {
     pub items: Vec<payload::Payload>,
 }
 
+/// Why a receiver did not take a message; the message stays in the outbox and is retried.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("receiver {receiver}: {message}")]
-pub struct NotifyError {
-    pub receiver: String,
-    pub message: String,
+pub enum SendError {
+    /// The receiver cannot be set up: a secret that does not resolve, a CA file that cannot be
+    /// read, an address that does not parse.
+    #[error("{0}")]
+    Setup(String),
+    /// The HTTP request failed or was answered with an error status. The URL may carry a token
+    /// (Slack): only its host is named.
+    #[error("POST to {host}: {reason}")]
+    Http { host: String, reason: String },
+    /// The SMTP server refused or could not be reached (RFC 4954 §6: 530, 534, 535 and 454 are
+    /// a refused login, whatever the reply text says).
+    #[error("SMTP {host}:{port}: {}{message}", if *.auth { "authentication failed: " } else { "" })]
+    Smtp { host: String, port: u16, auth: bool, message: String },
 }
 
 /// Sends messages to one receiver. Object-safe; one implementation per file.
 pub trait Notifier: Send + Sync {
-    fn send<'a>(&'a self, message: &'a Message) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+    fn send<'a>(&'a self, message: &'a Message) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SendError>> + Send + 'a>>;
 }
 
 /// The notifier for a receiver.

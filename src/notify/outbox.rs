@@ -70,7 +70,7 @@ pub async fn deliver_matching(
             Err(e) => {
                 let next = now + backoff(settings, row.attempts);
                 tracing::warn!(receiver = %row.receiver, route = %row.route, error = %e, retry_at = next, "notification failed; will retry");
-                lock(store).mark_failed(&[row.id], &e, next)?;
+                lock(store).mark_failed(&[row.id], &e.to_string(), next)?;
                 report.failed += 1;
                 report.errors.push(format!("{}: {e}", row.receiver));
             }
@@ -108,7 +108,7 @@ pub async fn send_digests(
                 }
                 Err(e) => {
                     tracing::warn!(receiver = %rx, route = %route.name, error = %e, "digest failed; the notifications stay queued");
-                    lock(store).mark_failed(&ids, &e, now)?;
+                    lock(store).mark_failed(&ids, &e.to_string(), now)?;
                     report.failed += 1;
                     report.errors.push(format!("{rx}: {e}"));
                 }

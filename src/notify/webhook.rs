@@ -1,12 +1,12 @@
 //! HTTP receivers: a generic signed JSON webhook, Slack incoming webhooks, PagerDuty Events v2.
 
-use super::{Message, Notifier, render};
+use super::{Message, Notifier, SendError, render};
 use crate::config::alerts::Value;
 use crate::config::secret::SecretRef;
 use hmac::{KeyInit, Mac};
 use std::time::Duration;
 
-type Fut<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+type Fut<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SendError>> + Send + 'a>>;
 
 async fn post(
     http: &reqwest::Client,
@@ -14,27 +14,30 @@ async fn post(
     timeout: Duration,
     headers: Vec<(&'static str, String)>,
     body: String,
-) -> Result<(), String> {
+) -> Result<(), SendError> {
     let mut req = http.post(url).timeout(timeout).header(reqwest::header::CONTENT_TYPE, "application/json");
     for (k, v) in headers {
         req = req.header(k, v);
     }
     // The URL may carry a token (Slack): errors name the host only.
     let host = reqwest::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
-    let resp =
-        req.body(body).send().await.map_err(|e| {
-            format!("POST to {host}: {}", if e.is_timeout() { "timed out".to_string() } else { e.without_url().to_string() })
-        })?;
+    let resp = req.body(body).send().await.map_err(|e| SendError::Http {
+        host: host.clone(),
+        reason: if e.is_timeout() { "timed out".to_string() } else { e.without_url().to_string() },
+    })?;
     let status = resp.status();
     if status.is_success() {
         Ok(())
     } else {
         let text = resp.text().await.unwrap_or_default();
-        Err(format!(
-            "POST to {host}: HTTP {}{}",
-            status.as_u16(),
-            if text.is_empty() { String::new() } else { format!(": {}", text.chars().take(200).collect::<String>()) }
-        ))
+        Err(SendError::Http {
+            host,
+            reason: format!(
+                "HTTP {}{}",
+                status.as_u16(),
+                if text.is_empty() { String::new() } else { format!(": {}", text.chars().take(200).collect::<String>()) }
+            ),
+        })
     }
 }
 
@@ -57,12 +60,12 @@ pub struct Webhook {
 impl Notifier for Webhook {
     fn send<'a>(&'a self, m: &'a Message) -> Fut<'a> {
         Box::pin(async move {
-            let url = self.url.resolve()?;
+            let url = self.url.resolve().map_err(SendError::Setup)?;
             let body = serde_json::json!({"key": m.key, "subject": render::subject(&m.items), "severity": render::severity(&m.items), "items": m.items}).to_string();
             let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
             let mut headers = vec![("Idempotency-Key", m.key.clone()), ("X-Certvigil-Timestamp", ts.to_string())];
             if let Some(s) = &self.secret {
-                let key = s.resolve().map_err(|e| e.to_string())?;
+                let key = s.resolve().map_err(|e| SendError::Setup(e.to_string()))?;
                 headers.push(("X-Certvigil-Signature", format!("t={ts},v1={}", signature(key.expose().as_bytes(), ts, &body))));
             }
             post(&self.http, &url, self.timeout, headers, body).await
@@ -80,7 +83,7 @@ pub struct Slack {
 impl Notifier for Slack {
     fn send<'a>(&'a self, m: &'a Message) -> Fut<'a> {
         Box::pin(async move {
-            let url = self.url.resolve()?;
+            let url = self.url.resolve().map_err(SendError::Setup)?;
             let subject = render::subject(&m.items);
             let mut blocks = vec![
                 serde_json::json!({"type": "header", "text": {"type": "plain_text", "text": subject.chars().take(150).collect::<String>()}}),
@@ -107,7 +110,7 @@ pub struct PagerDuty {
 impl Notifier for PagerDuty {
     fn send<'a>(&'a self, m: &'a Message) -> Fut<'a> {
         Box::pin(async move {
-            let key = self.routing_key.resolve().map_err(|e| e.to_string())?;
+            let key = self.routing_key.resolve().map_err(|e| SendError::Setup(e.to_string()))?;
             for i in &m.items {
                 let event = i.event.as_str();
                 let action = if event == "resolved" { "resolve" } else { "trigger" };
