@@ -3,7 +3,8 @@
 //!
 //! Three stages per source, connected by bounded channels so memory stays flat whatever the
 //! number of objects: a lister (stat only; unchanged objects stop here), `workers` fetchers and
-//! parsers, and the writer on the calling thread (SQLite has one writer anyway).
+//! parsers, and the writer on the calling thread (SQLite has one writer anyway). A new source
+//! kind plugs into this pipeline through the `Source` trait; it never writes to the store.
 
 use crate::model::UnixTime;
 use crate::sources::{Listing, Source};

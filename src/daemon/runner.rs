@@ -6,7 +6,7 @@
 //! Time comes from a [`Clock`], so tests drive the loop with tokio's paused clock. The loop
 //! sleeps at most [`MAX_SLEEP`] at a time and re-reads the wall clock when it wakes: a machine
 //! that was suspended (the monotonic clock stopped) or whose clock was stepped still fires on
-//! time.
+//! time. Keep time injected: nothing in the loop may read the system clock directly.
 
 use crate::app::jobs::{JobError, Outcome};
 use crate::config::schedule;

@@ -2,7 +2,8 @@
 //! certificate, a key object or a managed certificate (see `policy::Finding::subject`):
 //! firing → acknowledged → resolved, with silences on top. Given the current findings, the open
 //! alerts, the active silences and the routes, [`step`] returns the changes to make and the
-//! notifications they cause; the store applies them in one transaction.
+//! notifications they cause; the store applies them in one transaction. Deciding here and
+//! persisting in the store keeps every rule testable without a database: keep it that way.
 //!
 //! Rules: a new finding notifies every matching route once; a still-firing, unacknowledged,
 //! unsilenced alert is re-notified after the route's interval for its severity; a rise in

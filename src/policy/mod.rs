@@ -1,6 +1,10 @@
 //! Policy: a chain of small named checks over each certificate and its state, each returning a
 //! finding with its kind, severity, a one-line reason and the action to take. Pure: the state
 //! and `now` are arguments; nothing here reads the clock, the store or the network.
+//!
+//! The shape to copy when adding a rule: one entry in `CHECKS` with a comment saying why, one
+//! small function returning at most one finding. The input (`CertState`) is built by
+//! `app::evaluate`; the policy never asks for more.
 
 pub mod keys;
 pub mod renewal;

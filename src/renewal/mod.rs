@@ -3,6 +3,9 @@
 //! I/O — ACME, ARI polling, installing, the random choice inside an ARI window — lives in
 //! [`engine`].
 //!
+//! The decision is an ordered list of rules, the first match wins, each tested on its own: a new
+//! reason to renew is a new rule in its place, not a flag threaded through the engine.
+//!
 //! Order of the rules, first match wins:
 //! 1. `--force` renews now, ignoring backoff.
 //! 2. After a failure, nothing is attempted before the backoff ends (1 min, 10 min, 100 min,
