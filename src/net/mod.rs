@@ -11,11 +11,10 @@ pub fn install_crypto_provider() {
 }
 
 /// An HTTP client for webhooks (ring provider, no redirects: a receiver URL is exact).
-pub fn webhook_client() -> Result<reqwest::Client, String> {
+pub fn webhook_client() -> Result<reqwest::Client, reqwest::Error> {
     install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("certvigil/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| e.to_string())
 }

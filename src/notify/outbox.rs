@@ -16,7 +16,7 @@ pub enum DeliveryError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot build the HTTP client for webhooks: {0}")]
-    HttpClient(String),
+    HttpClient(reqwest::Error),
 }
 
 /// What one delivery pass did.
