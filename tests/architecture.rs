@@ -8,6 +8,8 @@
 //! signatures and calls written in full alike, test modules included. The binary's own files
 //! (`main.rs`, `cli/`) are the top of the house and are not checked.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

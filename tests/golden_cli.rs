@@ -10,6 +10,8 @@
 //! output is meant to change, `CERTVIGIL_GOLDEN_UPDATE=1 cargo test --test golden_cli` rewrites
 //! them and the diff shows what changed.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
