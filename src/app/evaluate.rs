@@ -296,6 +296,70 @@ pub fn plan(store: &Store, settings: &Settings, now: UnixTime) -> Result<(Vec<Fi
     Ok((findings, changes))
 }
 
+/// A key problem that no certificate's finding carries, as a dry run lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyProblem {
+    /// A finding about the key itself will alert; otherwise (an orphan key whose certificate is
+    /// deployed elsewhere) it is only listed.
+    pub alerted: bool,
+    pub key_id: Option<String>,
+    pub label: Option<String>,
+    pub location: String,
+    pub name: String,
+    pub problem: policy::keys::Problem,
+    pub source: String,
+    pub subject: String,
+}
+
+/// Key problems with no certificate to attach a finding to.
+pub fn key_problems(store: &Store, policy: &policy::PolicySettings, now: UnixTime) -> Result<Vec<KeyProblem>, StoreError> {
+    let review = key_review(store, policy, now)?;
+    Ok(policy::keys::unattached(&review)
+        .into_iter()
+        .map(|(k, p)| KeyProblem {
+            alerted: policy::keys::alerted(k, p, &review),
+            key_id: k.key_id.clone(),
+            label: k.label.clone(),
+            location: k.location.clone(),
+            name: policy::keys::key_name(k),
+            problem: p.clone(),
+            source: k.source.clone(),
+            subject: policy::key_subject(&k.source, &k.location),
+        })
+        .collect())
+}
+
+/// A dry run of an evaluation, streamed: `batch` gets each batch of findings with, for each
+/// finding, the notifications it would cause. Returns the alerts that would resolve, each with
+/// the routes that would get the notice. Nothing is written.
+pub fn plan_each<E: From<StoreError>>(
+    store: &Store,
+    settings: &Settings,
+    now: UnixTime,
+    mut batch: impl FnMut(&[Finding], Vec<Vec<state::Notify>>) -> Result<(), E>,
+) -> Result<Vec<(i64, Vec<String>)>, E> {
+    let open = store.open_alerts()?;
+    let silences = store.silences(now, false)?;
+    let mut stepper = state::Stepper::new(&open, &silences, &settings.alerts.routes, now);
+    each_findings_batch(store, settings, now, |findings| {
+        let mut planned: Vec<Vec<state::Notify>> = vec![Vec::new(); findings.len()];
+        for c in stepper.step(findings) {
+            if let Change::Open { finding, notify } | Change::Update { finding, notify, .. } = c {
+                planned[finding].extend(notify);
+            }
+        }
+        batch(findings, planned)
+    })?;
+    Ok(stepper
+        .finish()
+        .into_iter()
+        .filter_map(|c| match c {
+            Change::Resolve { alert_id, notify } => Some((alert_id, notify.into_iter().map(|n| n.route).collect())),
+            _ => None,
+        })
+        .collect())
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
     pub findings: usize,

@@ -5,27 +5,13 @@ use super::*;
 use certvigil::app::queries;
 
 pub(super) fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
-    use certvigil::notify::state::{Change, Stepper};
     let s = settings(cli, false)?;
     let now = now(cli)?;
     let store = open_store(cli, &s)?;
-    // Key problems with no certificate to attach a finding to: most are findings about the key
-    // itself (`alerted`); an orphan key whose certificate is deployed elsewhere is only listed.
-    let review = certvigil::app::evaluate::key_review(&store, &s.policy, now)?;
-    let key_problems: Vec<serde_json::Value> = certvigil::policy::keys::unattached(&review)
-        .into_iter()
-        .map(|(k, p)| {
-            serde_json::json!({"source": k.source, "location": k.location, "label": k.label, "key_id": k.key_id, "problem": p,
-                "subject": certvigil::policy::key_subject(&k.source, &k.location), "name": certvigil::policy::keys::key_name(k),
-                "alerted": certvigil::policy::keys::alerted(k, p, &review)})
-        })
-        .collect();
+    let key_problems = certvigil::app::evaluate::key_problems(&store, &s.policy, now)?;
     let json = a.output == SummaryFormat::Json;
-    // Findings stream batch by batch through the alert state machine to the output, each with
-    // the notifications it would cause: a plan holds one batch, not every finding.
-    let open = store.open_alerts()?;
-    let silences = store.silences(now, false)?;
-    let mut stepper = Stepper::new(&open, &silences, &s.alerts.routes, now);
+    // Findings stream batch by batch to the output, each with the notifications it would cause:
+    // a plan holds one batch, not every finding.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (mut total, mut planned_count) = (0usize, 0usize);
     // For JSON: (index of the finding, what would be sent).
@@ -33,22 +19,20 @@ pub(super) fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
     if json {
         write!(out, "{{\n\"findings\": [")?;
     }
-    certvigil::app::evaluate::each_findings_batch(&store, &s, now, |batch| {
-        let mut planned: Vec<Vec<String>> = vec![Vec::new(); batch.len()];
-        for c in stepper.step(batch) {
-            if let Change::Open { finding, notify } | Change::Update { finding, notify, .. } = c {
-                for n in notify {
-                    planned[finding].push(format!(
+    let resolves = certvigil::app::evaluate::plan_each(&store, &s, now, |batch, planned| {
+        for (i, (f, notify)) in batch.iter().zip(planned).enumerate() {
+            let sends: Vec<String> = notify
+                .iter()
+                .map(|n| {
+                    format!(
                         "{} → route {} ({}){}",
                         n.event.as_str(),
                         n.route,
                         n.receivers.join(", "),
                         if n.held { ", held for the digest" } else { "" }
-                    ));
-                }
-            }
-        }
-        for (i, (f, sends)) in batch.iter().zip(planned).enumerate() {
+                    )
+                })
+                .collect();
             planned_count += sends.len();
             if json {
                 writeln!(out, "{}", if total + i == 0 { "" } else { "," })?;
@@ -66,16 +50,10 @@ pub(super) fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
         total += batch.len();
         Ok::<(), anyhow::Error>(())
     })?;
-    let resolves: Vec<(i64, Vec<String>)> = stepper
-        .finish()
-        .into_iter()
-        .filter_map(|c| match c {
-            Change::Resolve { alert_id, notify } => Some((alert_id, notify.into_iter().map(|n| n.route).collect())),
-            _ => None,
-        })
-        .collect();
     if json {
         // The rest of the object after the streamed findings, the notifications one by one.
+        // Through a JSON value: every object's keys in alphabetical order, as they always were.
+        let key_problems = serde_json::to_value(&key_problems)?;
         write!(out, "],\n\"key_problems\": {},\n\"notifications\": [", serde_json::to_string_pretty(&key_problems)?)?;
         for (n, (i, t)) in planned_json.iter().enumerate() {
             writeln!(out, "{}", if n == 0 { "" } else { "," })?;
@@ -87,20 +65,10 @@ pub(super) fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
         out.flush()?;
         return Ok(EXIT_OK);
     }
-    for kp in key_problems.iter().filter(|kp| kp["alerted"] != true) {
-        writeln!(
-            out,
-            "{:<8}  {:<18}  {}",
-            kp["problem"]["severity"].as_str().unwrap_or("").to_uppercase(),
-            kp["problem"]["kind"].as_str().unwrap_or(""),
-            kp["location"].as_str().unwrap_or("")
-        )?;
-        writeln!(out, "          {}", kp["problem"]["reason"].as_str().unwrap_or(""))?;
-        writeln!(
-            out,
-            "          action: {} (its certificate is elsewhere: listed, not alerted)",
-            kp["problem"]["action"].as_str().unwrap_or("")
-        )?;
+    for kp in key_problems.iter().filter(|kp| !kp.alerted) {
+        writeln!(out, "{:<8}  {:<18}  {}", kp.problem.severity.as_str().to_uppercase(), kp.problem.kind.as_str(), kp.location)?;
+        writeln!(out, "          {}", kp.problem.reason)?;
+        writeln!(out, "          action: {} (its certificate is elsewhere: listed, not alerted)", kp.problem.action)?;
     }
     for (id, routes) in &resolves {
         writeln!(

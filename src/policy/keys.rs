@@ -29,6 +29,17 @@ pub enum ProblemKind {
 }
 
 impl ProblemKind {
+    /// The name operators read (and the JSON carries).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::KeyExtractable => "key-extractable",
+            ProblemKind::OrphanKey => "orphan-key",
+            ProblemKind::KeyNotOnToken => "key-not-on-token",
+            ProblemKind::TrustRootExpiring => "trust-root-expiring",
+            ProblemKind::TrustRootExpired => "trust-root-expired",
+        }
+    }
+
     /// The finding kind, when the problem can be a finding.
     fn finding_kind(self) -> Option<Kind> {
         match self {
@@ -398,6 +409,19 @@ pub fn unattached(review: &Review) -> Vec<(&KeyRow, &Problem)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn problem_kind_names_are_their_json_names() {
+        for k in [
+            ProblemKind::KeyExtractable,
+            ProblemKind::OrphanKey,
+            ProblemKind::KeyNotOnToken,
+            ProblemKind::TrustRootExpiring,
+            ProblemKind::TrustRootExpired,
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), serde_json::Value::from(k.as_str()));
+        }
+    }
     use crate::model::rows::CertRow;
     use crate::model::{CertFacts, Fingerprint, KeyFacts};
 
