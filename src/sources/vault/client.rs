@@ -1,37 +1,16 @@
-//! OpenBao / HashiCorp Vault (one HTTP API): certificates of PKI mounts and PEM certificates held
-//! in KV version 2 secrets.
-//!
-//! Listing is cheap and fetches nothing that a stamp can vouch for:
-//! - PKI: `LIST <mount>/certs` (paged with `after`/`limit` where the server supports it, else
-//!   one list) gives the serials; the stamp is the serial (a certificate is immutable), marked
-//!   `;revoked` for the serials of `LIST <mount>/certs/revoked`, so a revocation is read once.
-//!   Issuers (`LIST <mount>/issuers`, `GET <mount>/issuer/<id>`, `GET <mount>/config/urls`) are
-//!   read while listing: they are few, and their stamp must cover their CRL and OCSP settings.
-//! - KV v2: the folder tree under the prefix, with each secret's current version from
-//!   `LIST <mount>/detailed-metadata/<folder>` (OpenBao: one request per folder) or, where the
-//!   server has no such path (Vault), `LIST <mount>/metadata/<folder>` and `GET
-//!   <mount>/metadata/<path>` per secret. The stamp is the version: an unchanged secret is not
-//!   read again.
-//!
-//! Locations: `vault:<mount>/cert/<serial>`, `vault:<mount>/issuer/<issuer id>` and
-//! `vault:<mount>/<secret path>`. A mount (or KV folder) that cannot be listed is reported as
-//! unavailable under `vault:<mount>/…`, so what was seen there before is not taken for gone.
-//!
-//! Every request goes through one semaphore (`concurrency`), has the configured timeout and a
-//! 16 MiB answer limit, and is counted. Tokens are renewed before their TTL runs out
-//! (`renew-self` when renewable, else a new login); a 401/403 that turns out to come from a
-//! dead token (checked with `lookup-self`) triggers one new login and one retry. Tokens are
-//! never logged and are sent as sensitive header values.
+//! The HTTP client of the Vault API and its authentication: one request with retries, the
+//! answer limit and the semaphore (`send`); authenticated calls that log in again once when a
+//! token died (`call`); obtaining, renewing and replacing tokens (token, AppRole and Kubernetes
+//! auth); paged `LIST`s; and the check that a mount is the engine it is configured as.
 
-use super::{Fetched, Listing, Source, SourceError};
+use super::{Fetched, lock};
 use crate::config::secret::{Secret, SecretRef};
-use crate::config::sources::vault::{AuthSpec, KvSpec, Value as ConfigValue, VaultSpec};
+use crate::config::sources::vault::{AuthSpec, Value as ConfigValue, VaultSpec};
 use serde_json::{Value, json};
-use sha2::Digest;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Largest answer read from the server.
@@ -41,119 +20,11 @@ const MAX_JWT: u64 = 64 * 1024;
 /// Transient failures (connection, 429, 502–504) are retried this many times.
 const RETRIES: u32 = 2;
 
-pub struct VaultSource {
-    spec: VaultSpec,
-    /// The client, or why it could not be built (reported by `list`).
-    inner: Result<Arc<Inner>, String>,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl VaultSource {
-    pub fn new(spec: VaultSpec) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("certvigil-vault")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the HTTP runtime: {e}"));
-        let inner = runtime.as_ref().map_err(Clone::clone).and_then(|_| Inner::new(spec.clone()).map(Arc::new));
-        VaultSource { spec, inner, runtime: runtime.ok() }
-    }
-
-    fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> Option<T> {
-        self.runtime.as_ref().map(|rt| rt.block_on(f))
-    }
-
-    /// Where each configured mount lists, for reporting a failure of the whole source.
-    fn prefixes(&self) -> Vec<String> {
-        let pki = self.spec.pki_mounts.iter().map(|m| format!("vault:{m}/"));
-        pki.chain(self.spec.kv_mounts.iter().map(|k| format!("vault:{}/{}", k.mount, k.prefix))).collect()
-    }
-}
-
-impl Drop for VaultSource {
-    fn drop(&mut self) {
-        if let Ok(inner) = &self.inner {
-            let requests = inner.requests.load(Ordering::Relaxed);
-            if requests > 0 {
-                tracing::info!(
-                    source = %self.spec.name,
-                    requests,
-                    logins = inner.logins.load(Ordering::Relaxed),
-                    renewals = inner.renewals.load(Ordering::Relaxed),
-                    "{requests} requests in all"
-                );
-            }
-        }
-        // Dropping a runtime may block; the daemon drops sources on its own runtime's threads.
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
-impl Source for VaultSource {
-    fn name(&self) -> &str {
-        &self.spec.name
-    }
-
-    fn kind(&self) -> &'static str {
-        "vault"
-    }
-
-    fn tags(&self) -> &[String] {
-        &self.spec.tags
-    }
-
-    fn list(&self, out: &mut dyn FnMut(Listing)) {
-        let inner = match &self.inner {
-            Ok(i) => Arc::clone(i),
-            Err(e) => {
-                for prefix in self.prefixes() {
-                    out(Listing::Unavailable { prefix, message: e.clone() });
-                }
-                return;
-            }
-        };
-        inner.reset();
-        let before = inner.requests.load(Ordering::Relaxed);
-        self.block_on(async {
-            // A login that fails fails every mount the same way: say so once per mount.
-            if let Err(e) = inner.token().await {
-                for prefix in self.prefixes() {
-                    out(Listing::Unavailable { prefix, message: e.to_string() });
-                }
-                return;
-            }
-            for mount in &self.spec.pki_mounts {
-                inner.list_pki(mount, out).await;
-            }
-            for kv in &self.spec.kv_mounts {
-                Arc::clone(&inner).list_kv(kv, out).await;
-            }
-        });
-        let n = inner.requests.load(Ordering::Relaxed) - before;
-        tracing::info!(source = %self.spec.name, requests = n, "listing done: {n} requests");
-    }
-
-    fn fetch(&self, location: &str) -> Result<Fetched, String> {
-        let inner = self.inner.as_ref().map_err(Clone::clone)?;
-        match self.block_on(inner.fetch(location)) {
-            Some(r) => r.map_err(|e| e.to_string()),
-            None => Err("no HTTP runtime".into()),
-        }
-    }
-
-    fn passwords(&self) -> Result<Vec<Secret>, SourceError> {
-        Ok(Vec::new())
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Errors
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum ApiError {
+pub(super) enum ApiError {
     /// The server answered with an error status and its `errors` array.
     Status { method: &'static str, path: String, status: u16, errors: Vec<String> },
     /// No answer (connection, TLS, timeout), or an unreadable one.
@@ -177,7 +48,7 @@ impl fmt::Display for ApiError {
 }
 
 impl ApiError {
-    fn status(&self) -> Option<u16> {
+    pub(super) fn status(&self) -> Option<u16> {
         match self {
             ApiError::Status { status, .. } => Some(*status),
             _ => None,
@@ -185,11 +56,11 @@ impl ApiError {
     }
 
     /// Vault answers a LIST of an empty or absent folder with 404 and no errors.
-    fn is_empty_list(&self) -> bool {
+    pub(super) fn is_empty_list(&self) -> bool {
         matches!(self, ApiError::Status { status: 404, errors, .. } if errors.is_empty())
     }
 
-    fn is_denied(&self) -> bool {
+    pub(super) fn is_denied(&self) -> bool {
         matches!(self.status(), Some(401 | 403))
     }
 }
@@ -208,7 +79,7 @@ fn clean_error(e: &str) -> String {
 // Client and authentication
 
 #[derive(Clone)]
-struct Token {
+pub(super) struct Token {
     secret: Secret,
     /// Changes with every new token (not with a renewal), so concurrent requests that failed
     /// with the same dead token cause one login between them.
@@ -229,25 +100,21 @@ struct AuthState {
     warned_not_renewable: bool,
 }
 
-struct Inner {
-    spec: VaultSpec,
+pub(super) struct Inner {
+    pub(super) spec: VaultSpec,
     http: reqwest::Client,
     base: reqwest::Url,
     permits: tokio::sync::Semaphore,
-    requests: AtomicU64,
-    logins: AtomicU64,
-    renewals: AtomicU64,
+    pub(super) requests: AtomicU64,
+    pub(super) logins: AtomicU64,
+    pub(super) renewals: AtomicU64,
     auth: Mutex<AuthState>,
     /// Held while a token is obtained, renewed or checked: one at a time.
     refresh: tokio::sync::Mutex<()>,
     /// Issuers read while listing, handed out by `fetch` without another request.
-    issuers: Mutex<HashMap<String, Fetched>>,
+    pub(super) issuers: Mutex<HashMap<String, Fetched>>,
     /// The version each KV secret was listed at: `fetch` reads exactly that version.
-    versions: Mutex<HashMap<String, u64>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    pub(super) versions: Mutex<HashMap<String, u64>>,
 }
 
 /// The TTL of an auth answer (`lease_duration`) or a lookup (`ttl`), in seconds.
@@ -261,7 +128,7 @@ fn refresh_at(obtained: Instant, ttl: Duration) -> Option<Instant> {
 }
 
 impl Inner {
-    fn new(spec: VaultSpec) -> Result<Self, String> {
+    pub(super) fn new(spec: VaultSpec) -> Result<Self, String> {
         crate::net::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .timeout(spec.timeout)
@@ -302,7 +169,7 @@ impl Inner {
     }
 
     /// A new scan: a login that failed last time is tried again.
-    fn reset(&self) {
+    pub(super) fn reset(&self) {
         lock(&self.auth).failed = None;
         lock(&self.issuers).clear();
         lock(&self.versions).clear();
@@ -404,7 +271,7 @@ impl Inner {
 
     /// An authenticated request; a 401/403 caused by a dead token means one new login and one
     /// retry.
-    async fn call(&self, method: &'static str, path: &str, query: &[(&str, &str)]) -> Result<Value, ApiError> {
+    pub(super) async fn call(&self, method: &'static str, path: &str, query: &[(&str, &str)]) -> Result<Value, ApiError> {
         let token = self.token().await?;
         match self.send(method, path, query, None, Some(&token.secret)).await {
             Err(e) if e.is_denied() && self.can_login() => match self.replace_dead(&token).await? {
@@ -424,7 +291,7 @@ impl Inner {
     }
 
     /// A token that is good for now: the current one, renewed or replaced when due.
-    async fn token(&self) -> Result<Token, ApiError> {
+    pub(super) async fn token(&self) -> Result<Token, ApiError> {
         let fresh = |t: &Token| t.refresh_at.is_none_or(|at| Instant::now() < at);
         {
             let st = lock(&self.auth);
@@ -597,7 +464,7 @@ impl Inner {
 
     /// All keys of a LIST, following `after`/`limit` pages where the server honours them.
     /// `key_info`, when the server gives it, is merged. An absent folder is empty.
-    async fn paged_list(&self, path: &str, serials: bool) -> Result<(Vec<String>, serde_json::Map<String, Value>), ApiError> {
+    pub(super) async fn paged_list(&self, path: &str, serials: bool) -> Result<(Vec<String>, serde_json::Map<String, Value>), ApiError> {
         let page_size = self.spec.page_size.max(1);
         let mut keys: Vec<String> = Vec::new();
         let mut info = serde_json::Map::new();
@@ -639,7 +506,7 @@ impl Inner {
     /// Whether `mount` is the engine it is configured as: a KV version 1 mount (or a PKI mount
     /// under kv_mounts) would otherwise list as empty. When the server does not say (the
     /// token may not read the mount's description), the listing goes ahead.
-    async fn check_engine(&self, mount: &str, kv: bool) -> Result<(), String> {
+    pub(super) async fn check_engine(&self, mount: &str, kv: bool) -> Result<(), String> {
         let Ok(token) = self.token().await else { return Ok(()) };
         let Ok(v) = self.send("GET", &format!("sys/internal/ui/mounts/{mount}"), &[], None, Some(&token.secret)).await else {
             return Ok(());
@@ -657,285 +524,6 @@ impl Inner {
             (true, other) => Err(format!("`{mount}` is a {other} mount, not KV version 2")),
             (false, other) => Err(format!("`{mount}` is a {other} mount, not PKI")),
         }
-    }
-
-    async fn list_pki(&self, mount: &str, out: &mut dyn FnMut(Listing)) {
-        let prefix = format!("vault:{mount}/");
-        if let Err(message) = self.check_engine(mount, false).await {
-            out(Listing::Unavailable { prefix, message });
-            return;
-        }
-        let certs = match self.paged_list(&format!("{mount}/certs/"), true).await {
-            Ok((keys, _)) => keys,
-            Err(e) => {
-                out(Listing::Unavailable { prefix, message: e.to_string() });
-                return;
-            }
-        };
-        let revoked: HashSet<String> = match self.paged_list(&format!("{mount}/certs/revoked/"), true).await {
-            Ok((keys, _)) => keys.into_iter().collect(),
-            Err(e) => {
-                // Certificates are still listed; their revocation is read when they are.
-                out(Listing::Error { location: format!("vault:{mount}/certs/revoked"), message: e.to_string() });
-                HashSet::new()
-            }
-        };
-        for l in self.list_issuers(mount).await {
-            out(l);
-        }
-        for serial in certs {
-            let stamp = if revoked.contains(&serial) { format!("{serial};revoked") } else { serial.clone() };
-            out(Listing::Object { location: format!("vault:{mount}/cert/{serial}"), stamp });
-        }
-    }
-
-    /// Reads the mount's issuers (certificate, CRL and OCSP settings, the mount's URLs): their
-    /// stamp is a digest of all of it, and `fetch` hands out what was read here.
-    async fn list_issuers(&self, mount: &str) -> Vec<Listing> {
-        let (ids, info) = match self.paged_list(&format!("{mount}/issuers/"), false).await {
-            Ok(r) => r,
-            // Before multiple issuers (Vault < 1.11) there is no such path: nothing to add.
-            Err(e) if e.status() == Some(404) || e.status() == Some(405) => return Vec::new(),
-            Err(e) => return vec![Listing::Error { location: format!("vault:{mount}/issuers"), message: e.to_string() }],
-        };
-        if ids.is_empty() {
-            return Vec::new();
-        }
-        let urls = match self.call("GET", &format!("{mount}/config/urls"), &[]).await {
-            Ok(v) => v["data"].clone(),
-            Err(e) => json!({"error": e.to_string()}),
-        };
-        let mut listed = Vec::new();
-        for id in ids {
-            let location = format!("vault:{mount}/issuer/{id}");
-            match self.read_issuer(mount, &id, info.get(&id), &urls).await {
-                Ok(fetched) => {
-                    let mut h = sha2::Sha256::new();
-                    h.update(&fetched.bytes);
-                    h.update(fetched.meta.as_ref().map(Value::to_string).unwrap_or_default().as_bytes());
-                    let stamp = format!("issuer:{}", &hex::encode(h.finalize())[..32]);
-                    lock(&self.issuers).insert(location.clone(), fetched);
-                    listed.push(Listing::Object { location, stamp });
-                }
-                Err(e) => listed.push(Listing::Error { location, message: e.to_string() }),
-            }
-        }
-        listed
-    }
-
-    async fn read_issuer(&self, mount: &str, id: &str, info: Option<&Value>, urls: &Value) -> Result<Fetched, ApiError> {
-        let path = format!("{mount}/issuer/{id}");
-        let v = self.call("GET", &path, &[]).await?;
-        let d = &v["data"];
-        let pem = d["certificate"]
-            .as_str()
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| ApiError::Answer { path: path.clone(), message: "no certificate in the answer".into() })?;
-        let list = |k: &str| d.get(k).cloned().filter(|v| !v.is_null()).unwrap_or_else(|| json!([]));
-        let meta = json!({
-            "mount": mount,
-            "issuer_id": id,
-            "issuer_name": d["issuer_name"],
-            "key_id": d["key_id"],
-            "is_default": info.and_then(|i| i.get("is_default")).cloned().unwrap_or(Value::Null),
-            "revoked": d["revoked"].as_bool().unwrap_or(false),
-            "usage": d["usage"],
-            "leaf_not_after_behavior": d["leaf_not_after_behavior"],
-            "crl_distribution_points": list("crl_distribution_points"),
-            "delta_crl_distribution_points": list("delta_crl_distribution_points"),
-            "issuing_certificates": list("issuing_certificates"),
-            "ocsp_servers": list("ocsp_servers"),
-            "mount_urls": urls,
-        });
-        Ok(Fetched { bytes: certificate_blocks(pem).into_bytes(), meta: Some(meta), key: None, passwords: Vec::new() })
-    }
-
-    async fn list_kv(self: Arc<Self>, kv: &KvSpec, out: &mut dyn FnMut(Listing)) {
-        let mount = kv.mount.as_str();
-        if let Err(message) = self.check_engine(mount, true).await {
-            out(Listing::Unavailable { prefix: format!("vault:{mount}/{}", kv.prefix), message });
-            return;
-        }
-        // OpenBao lists versions with the keys; Vault needs one metadata read per secret.
-        let mut detailed = true;
-        let mut folders: Vec<String> = vec![kv.prefix.clone()];
-        while let Some(folder) = folders.pop() {
-            let listed = if detailed {
-                match self.paged_list(&format!("{mount}/detailed-metadata/{folder}"), false).await {
-                    Err(e) if matches!(e.status(), Some(404 | 405)) => {
-                        detailed = false;
-                        tracing::debug!(source = %self.spec.name, mount, "no detailed-metadata listing: reading metadata per secret");
-                        self.paged_list(&format!("{mount}/metadata/{folder}"), false).await
-                    }
-                    r => r,
-                }
-            } else {
-                self.paged_list(&format!("{mount}/metadata/{folder}"), false).await
-            };
-            let (keys, info) = match listed {
-                Ok(r) => r,
-                Err(e) => {
-                    out(Listing::Unavailable { prefix: format!("vault:{mount}/{folder}"), message: e.to_string() });
-                    continue;
-                }
-            };
-            let mut sub: Vec<String> = Vec::new();
-            let mut secrets: Vec<(String, Option<Value>)> = Vec::new();
-            for k in keys {
-                if k.ends_with('/') {
-                    sub.push(format!("{folder}{k}"));
-                } else {
-                    let meta = info.get(&k).cloned();
-                    secrets.push((format!("{folder}{k}"), meta));
-                }
-            }
-            // Metadata for the secrets the listing did not describe, read concurrently (the
-            // semaphore bounds the requests).
-            let mut tasks = tokio::task::JoinSet::new();
-            for (i, (path, meta)) in secrets.iter().enumerate() {
-                if meta.is_none() {
-                    let me = Arc::clone(&self);
-                    let p = format!("{mount}/metadata/{path}");
-                    tasks.spawn(async move { (i, me.call("GET", &p, &[]).await.map(|v| v["data"].clone())) });
-                }
-            }
-            let mut read: BTreeMap<usize, Result<Value, ApiError>> = BTreeMap::new();
-            while let Some(done) = tasks.join_next().await {
-                if let Ok((i, r)) = done {
-                    read.insert(i, r);
-                }
-            }
-            for (i, (path, meta)) in secrets.into_iter().enumerate() {
-                let location = format!("vault:{mount}/{path}");
-                let meta = match meta.map(Ok).or_else(|| read.remove(&i)) {
-                    Some(Ok(m)) => m,
-                    Some(Err(e)) if e.is_empty_list() => continue, // deleted meanwhile
-                    Some(Err(e)) => {
-                        out(Listing::Error { location, message: e.to_string() });
-                        continue;
-                    }
-                    None => {
-                        out(Listing::Error { location, message: "metadata read did not finish".into() });
-                        continue;
-                    }
-                };
-                let version = meta["current_version"].as_u64().unwrap_or(0);
-                if version == 0 {
-                    continue; // metadata without any version: nothing to read
-                }
-                let v = &meta["versions"][version.to_string()];
-                let gone = v["destroyed"].as_bool().unwrap_or(false) || v["deletion_time"].as_str().is_some_and(|t| !t.is_empty());
-                lock(&self.versions).insert(location.clone(), version);
-                let stamp = if gone { format!("v{version};deleted") } else { format!("v{version}") };
-                out(Listing::Object { location, stamp });
-            }
-            // Depth first, in name order.
-            folders.extend(sub.into_iter().rev());
-        }
-    }
-
-    // -----------------------------------------------------------------------------------------
-    // Reading
-
-    async fn fetch(&self, location: &str) -> Result<Fetched, ApiError> {
-        if let Some(f) = lock(&self.issuers).get(location) {
-            return Ok(f.clone());
-        }
-        let rest = location
-            .strip_prefix("vault:")
-            .ok_or_else(|| ApiError::Answer { path: location.into(), message: "not a vault location".into() })?;
-        // The longest configured mount the location lies in (mounts may nest: `a`, `a/b`).
-        let pki = self.spec.pki_mounts.iter().filter(|m| rest.starts_with(&format!("{m}/"))).max_by_key(|m| m.len());
-        let kv =
-            self.spec.kv_mounts.iter().filter(|k| rest.starts_with(&format!("{}/{}", k.mount, k.prefix))).max_by_key(|k| k.mount.len());
-        match (pki, kv) {
-            (Some(m), kv) if kv.is_none_or(|k| k.mount.len() < m.len()) => {
-                let tail = &rest[m.len() + 1..];
-                if let Some(serial) = tail.strip_prefix("cert/") {
-                    self.read_cert(m, serial).await
-                } else if let Some(id) = tail.strip_prefix("issuer/") {
-                    let urls = self.call("GET", &format!("{m}/config/urls"), &[]).await.map(|v| v["data"].clone()).unwrap_or(Value::Null);
-                    self.read_issuer(m, id, None, &urls).await
-                } else {
-                    Err(ApiError::Answer { path: location.into(), message: "not a certificate or issuer location".into() })
-                }
-            }
-            (_, Some(k)) => self.read_secret(k, &rest[k.mount.len() + 1..]).await,
-            _ => Err(ApiError::Answer { path: location.into(), message: "no configured mount holds this location".into() }),
-        }
-    }
-
-    async fn read_cert(&self, mount: &str, serial: &str) -> Result<Fetched, ApiError> {
-        let path = format!("{mount}/cert/{serial}");
-        let v = self.call("GET", &path, &[]).await?;
-        let d = &v["data"];
-        let pem = d["certificate"]
-            .as_str()
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| ApiError::Answer { path: path.clone(), message: "no certificate in the answer".into() })?;
-        let revoked_at = d["revocation_time"].as_i64().filter(|t| *t > 0);
-        let mut meta = json!({
-            "mount": mount,
-            "serial": serial,
-            "revoked": revoked_at.is_some(),
-            "revocation_time": revoked_at,
-        });
-        if let Some(t) = d["revocation_time_rfc3339"].as_str().filter(|t| !t.is_empty()) {
-            meta["revocation_time_rfc3339"] = json!(t);
-        }
-        if let Some(id) = d["issuer_id"].as_str().filter(|t| !t.is_empty()) {
-            meta["issuer_id"] = json!(id);
-        }
-        Ok(Fetched { bytes: certificate_blocks(pem).into_bytes(), meta: Some(meta), key: None, passwords: Vec::new() })
-    }
-
-    /// The certificates of one KV secret, at the version it was listed at: every field holding
-    /// PEM certificates (or the named fields, each of which must).
-    async fn read_secret(&self, kv: &KvSpec, path: &str) -> Result<Fetched, ApiError> {
-        let location = format!("vault:{}/{path}", kv.mount);
-        let version = lock(&self.versions).get(&location).copied();
-        let api = format!("{}/data/{path}", kv.mount);
-        let v = version.map(|v| v.to_string());
-        let query: Vec<(&str, &str)> = v.as_deref().map(|v| vec![("version", v)]).unwrap_or_default();
-        let answer = match self.call("GET", &api, &query).await {
-            Ok(a) => a,
-            // A deleted or destroyed version answers 404 with its metadata: nothing to read.
-            Err(e) if e.status() == Some(404) => {
-                let meta = json!({"mount": kv.mount, "path": path, "version": version, "deleted": true, "fields": []});
-                return Ok(Fetched { bytes: Vec::new(), meta: Some(meta), key: None, passwords: Vec::new() });
-            }
-            Err(e) => return Err(e),
-        };
-        let data = &answer["data"]["data"];
-        let read_version = answer["data"]["metadata"]["version"].as_u64().or(version);
-        let Some(fields) = data.as_object() else {
-            let meta = json!({"mount": kv.mount, "path": path, "version": read_version, "fields": []});
-            return Ok(Fetched { bytes: Vec::new(), meta: Some(meta), key: None, passwords: Vec::new() });
-        };
-        let mut pem = String::new();
-        let mut found: Vec<&str> = Vec::new();
-        let mut problems: Vec<String> = Vec::new();
-        // serde_json's map is ordered by key: the concatenation is stable.
-        for (name, value) in fields {
-            let named = kv.fields.iter().any(|f| f == name);
-            if !kv.fields.is_empty() && !named {
-                continue;
-            }
-            let blocks = value.as_str().map(certificate_blocks).unwrap_or_default();
-            if blocks.is_empty() {
-                if named {
-                    problems.push(format!("field `{name}` holds no PEM certificate"));
-                }
-                continue; // a password, a key, JSON: not a certificate, not an error
-            }
-            found.push(name);
-            pem.push_str(&blocks);
-        }
-        if !problems.is_empty() {
-            return Err(ApiError::Answer { path: format!("{api} (version {})", read_version.unwrap_or(0)), message: problems.join("; ") });
-        }
-        let meta = json!({"mount": kv.mount, "path": path, "version": read_version, "fields": found});
-        Ok(Fetched { bytes: pem.into_bytes(), meta: Some(meta), key: None, passwords: Vec::new() })
     }
 }
 
@@ -965,33 +553,9 @@ fn chain(e: &dyn std::error::Error) -> String {
     message
 }
 
-/// The certificate blocks of a PEM text, each ending in a newline (see
-/// [`crate::x509::pem::certificate_blocks`]).
-fn certificate_blocks(text: &str) -> String {
-    crate::x509::pem::certificate_blocks(text).into_iter().map(|b| b + "\n").collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn certificate_blocks_keep_certificates_only() {
-        let text = "junk\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n\
-                    -----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n\
-                    -----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----";
-        let got = certificate_blocks(text);
-        assert_eq!(
-            got,
-            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----\n"
-        );
-        assert!(!got.contains("SECRET"));
-        assert_eq!(certificate_blocks("hunter2"), "");
-        assert_eq!(certificate_blocks("{\"a\": 1}"), "");
-        assert_eq!(certificate_blocks("-----BEGIN RSA PRIVATE KEY-----\nX\n-----END RSA PRIVATE KEY-----\n"), "");
-        // An unterminated certificate is handed on for the parser to report.
-        assert_eq!(certificate_blocks("-----BEGIN CERTIFICATE-----\nAAAA\n"), "-----BEGIN CERTIFICATE-----\nAAAA\n");
-    }
 
     #[test]
     fn serial_pages_continue_from_the_storage_form() {
