@@ -24,7 +24,7 @@ pub mod sigv4;
 use super::{Fetched, Listing, Source, SourceError};
 use crate::config::secret::Secret;
 use crate::config::sources::aws::{AwsSpec, SecretsFilter};
-use client::{ApiError, Client, Service};
+use client::{ApiError, Client, ClientError, Service};
 use serde_json::{Value, json};
 use std::sync::OnceLock;
 
@@ -43,9 +43,30 @@ const ACM_STATUSES: [&str; 4] = ["ISSUED", "INACTIVE", "EXPIRED", "REVOKED"];
 /// Summary fields that change when a certificate is re-imported, renewed or changes state.
 const ACM_STAMP_FIELDS: [&str; 6] = ["ImportedAt", "IssuedAt", "NotAfter", "NotBefore", "RevokedAt", "Status"];
 
+/// Why the account could not be read, or an object not served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AwsError {
+    #[error("cannot start the AWS runtime: {reason}")]
+    Runtime { reason: String },
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("GetCertificate returned no Certificate")]
+    NoCertificate { arn: String },
+    #[error("GetSecretValue: SecretBinary is not base64: {source}")]
+    SecretBinary {
+        arn: String,
+        #[source]
+        source: base64ct::Error,
+    },
+    #[error("not a location of this source (region {region})")]
+    NotOurs { location: String, region: String },
+}
+
 pub struct AwsSource {
     spec: AwsSpec,
-    state: OnceLock<Result<(tokio::runtime::Runtime, Client), String>>,
+    state: OnceLock<Result<(tokio::runtime::Runtime, Client), AwsError>>,
 }
 
 impl Drop for AwsSource {
@@ -63,7 +84,7 @@ impl AwsSource {
         AwsSource { spec, state: OnceLock::new() }
     }
 
-    fn state(&self) -> Result<&(tokio::runtime::Runtime, Client), String> {
+    fn state(&self) -> Result<&(tokio::runtime::Runtime, Client), AwsError> {
         self.state
             .get_or_init(|| {
                 let rt = tokio::runtime::Builder::new_multi_thread()
@@ -71,7 +92,7 @@ impl AwsSource {
                     .thread_name("certvigil-aws")
                     .enable_all()
                     .build()
-                    .map_err(|e| format!("cannot start the AWS runtime: {e}"))?;
+                    .map_err(|e| AwsError::Runtime { reason: e.to_string() })?;
                 let s = &self.spec;
                 let client = Client::new(&s.region, s.endpoint.as_deref(), s.profile.as_deref(), s.timeout, s.concurrency)?;
                 Ok((rt, client))
@@ -272,14 +293,14 @@ impl AwsSource {
         }
     }
 
-    async fn fetch_acm(&self, client: &Client, arn: &str) -> Result<Fetched, String> {
+    async fn fetch_acm(&self, client: &Client, arn: &str) -> Result<Fetched, AwsError> {
         let id = json!({"CertificateArn": arn});
         let (described, got) =
             tokio::join!(client.call(Service::Acm, "DescribeCertificate", &id), client.call(Service::Acm, "GetCertificate", &id));
-        let described = described.map_err(|e| e.to_string())?;
-        let got = got.map_err(|e| e.to_string())?;
+        let described = described?;
+        let got = got?;
         let d = described.get("Certificate").cloned().unwrap_or(Value::Null);
-        let cert = got.get("Certificate").and_then(Value::as_str).ok_or("GetCertificate returned no Certificate")?;
+        let cert = got.get("Certificate").and_then(Value::as_str).ok_or_else(|| AwsError::NoCertificate { arn: arn.to_string() })?;
         let mut pem = cert.trim_end().to_string();
         pem.push('\n');
         if let Some(chain) = got.get("CertificateChain").and_then(Value::as_str) {
@@ -296,11 +317,11 @@ impl AwsSource {
         Ok(Fetched { bytes: pem.into_bytes(), meta: Some(meta), key: None, passwords: Vec::new() })
     }
 
-    async fn fetch_secret(&self, client: &Client, arn: &str) -> Result<Fetched, String> {
-        let v = client.call(Service::SecretsManager, "GetSecretValue", &json!({"SecretId": arn})).await.map_err(|e| e.to_string())?;
+    async fn fetch_secret(&self, client: &Client, arn: &str) -> Result<Fetched, AwsError> {
+        let v = client.call(Service::SecretsManager, "GetSecretValue", &json!({"SecretId": arn})).await?;
         let binary = match v.get("SecretBinary").and_then(Value::as_str) {
             Some(b64) => {
-                Some(base64ct::Base64::decode_vec(b64.trim()).map_err(|e| format!("GetSecretValue: SecretBinary is not base64: {e}"))?)
+                Some(base64ct::Base64::decode_vec(b64.trim()).map_err(|source| AwsError::SecretBinary { arn: arn.to_string(), source })?)
             }
             None => None,
         };
@@ -331,8 +352,8 @@ impl Source for AwsSource {
     fn list(&self, out: &mut dyn FnMut(Listing)) {
         let (rt, client) = match self.state() {
             Ok(s) => s,
-            Err(m) => {
-                out(Listing::Unavailable { prefix: String::new(), message: m });
+            Err(e) => {
+                out(Listing::Unavailable { prefix: String::new(), message: e.to_string() });
                 return;
             }
         };
@@ -345,15 +366,16 @@ impl Source for AwsSource {
             }
         });
     }
-    fn fetch(&self, location: &str) -> Result<Fetched, String> {
+    fn fetch(&self, location: &str) -> Result<Fetched, SourceError> {
         let (rt, client) = self.state()?;
-        if let Some(arn) = location.strip_prefix(&self.acm_prefix()) {
+        let fetched = if let Some(arn) = location.strip_prefix(&self.acm_prefix()) {
             rt.block_on(self.fetch_acm(client, arn))
         } else if let Some(arn) = location.strip_prefix(&self.secrets_prefix()) {
             rt.block_on(self.fetch_secret(client, arn))
         } else {
-            Err(format!("not a location of this source (region {})", self.spec.region))
-        }
+            Err(AwsError::NotOurs { location: location.to_string(), region: self.spec.region.clone() })
+        };
+        Ok(fetched?)
     }
     fn passwords(&self) -> Result<Vec<Secret>, SourceError> {
         Ok(Vec::new())

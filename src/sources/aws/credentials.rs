@@ -225,7 +225,7 @@ fn form_encode(pairs: &[(&str, &str)]) -> String {
 }
 
 async fn read_capped(resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
-    super::client::read_body(resp, limit).await
+    super::client::read_body(resp, limit).await.map_err(|e| e.to_string())
 }
 
 async fn from_web_identity(env: Env<'_>, http: &reqwest::Client, region: &str, timeout: Duration) -> Result<Option<Credentials>, String> {

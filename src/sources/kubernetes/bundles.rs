@@ -2,7 +2,7 @@
 //! `caBundle`), APIServices (`spec.caBundle`) and CRD conversion webhooks; listed page by page and
 //! read again by name.
 
-use super::{Connected, Fetched, Kind, KubernetesSource, Page, describe, next_token};
+use super::{Connected, Fetched, Kind, KubernetesError, KubernetesSource, Page, next_token};
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
@@ -10,33 +10,33 @@ use kube::api::{Api, ListParams};
 use serde_json::json;
 
 impl KubernetesSource {
-    pub(super) async fn fetch_webhook(&self, conn: &Connected, kind: Kind, name: &str, hook: &str) -> Result<Fetched, String> {
+    pub(super) async fn fetch_webhook(&self, conn: &Connected, kind: Kind, name: &str, hook: &str) -> Result<Fetched, KubernetesError> {
         let (bundle, rv) = match kind {
             Kind::ValidatingWebhooks => {
                 let api: Api<ValidatingWebhookConfiguration> = Api::all(conn.client.clone());
-                let w = api.get(name).await.map_err(|e| describe(&e))?;
+                let w = api.get(name).await.map_err(KubernetesError::get(kind, name))?;
                 let bundle = w.webhooks.into_iter().flatten().find(|h| h.name == hook).and_then(|h| h.client_config.ca_bundle);
                 (bundle, w.metadata.resource_version)
             }
             Kind::MutatingWebhooks => {
                 let api: Api<MutatingWebhookConfiguration> = Api::all(conn.client.clone());
-                let w = api.get(name).await.map_err(|e| describe(&e))?;
+                let w = api.get(name).await.map_err(KubernetesError::get(kind, name))?;
                 let bundle = w.webhooks.into_iter().flatten().find(|h| h.name == hook).and_then(|h| h.client_config.ca_bundle);
                 (bundle, w.metadata.resource_version)
             }
             Kind::ApiServices => {
                 let api: Api<APIService> = Api::all(conn.client.clone());
-                let a = api.get(name).await.map_err(|e| describe(&e))?;
+                let a = api.get(name).await.map_err(KubernetesError::get(kind, name))?;
                 (a.spec.and_then(|s| s.ca_bundle), a.metadata.resource_version)
             }
             Kind::Crds => {
                 let api: Api<CustomResourceDefinition> = Api::all(conn.client.clone());
-                let c = api.get(name).await.map_err(|e| describe(&e))?;
+                let c = api.get(name).await.map_err(KubernetesError::get(kind, name))?;
                 (crd_bundle(&c).map(|b| k8s_openapi::ByteString(b.to_vec())), c.metadata.resource_version)
             }
-            _ => return Err(format!("{} are namespaced", kind.path())),
+            _ => return Err(KubernetesError::Namespaced { kind: kind.path() }),
         };
-        let bundle = bundle.ok_or_else(|| format!("`{name}` has no caBundle at `{hook}` any more"))?;
+        let bundle = bundle.ok_or_else(|| KubernetesError::NoBundle { name: name.to_string(), hook: hook.to_string() })?;
         let meta = json!({"kind": kind.object(), "name": name, "key": hook, "resourceVersion": rv});
         Ok(Fetched { bytes: bundle.0, meta: Some(meta), key: None, passwords: Vec::new() })
     }

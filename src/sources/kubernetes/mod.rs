@@ -146,8 +146,55 @@ struct Connected {
     context: String,
 }
 
+/// Why an object was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum KubernetesError {
+    /// The source's runtime could not be started (`reason` is the system's).
+    #[error("cannot start the HTTP runtime: {reason}")]
+    Runtime { reason: String },
+    #[error(transparent)]
+    Connect(#[from] access::AccessError),
+    #[error("not a location of this source: {location}")]
+    NotOurs { location: String },
+    /// Reading the object by name failed; `kind` is its kind (`Secret`, `APIService`, …).
+    #[error("{}", access::describe(.source))]
+    Get {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the {kind} has no key `{key}` any more")]
+    NoKey { kind: &'static str, name: String, key: String },
+    #[error("`{key}` {source}")]
+    PublicKey {
+        key: String,
+        #[source]
+        source: trust::TrustError,
+    },
+    #[error("`{key}`: {source}")]
+    TrustRoot {
+        key: String,
+        #[source]
+        source: trust::TrustError,
+    },
+    /// `kind` is the path of a namespaced kind asked for as a cluster-wide one.
+    #[error("{kind} are namespaced")]
+    Namespaced { kind: &'static str },
+    #[error("`{name}` has no caBundle at `{hook}` any more")]
+    NoBundle { name: String, hook: String },
+}
+
+impl KubernetesError {
+    fn get(kind: Kind, name: &str) -> impl FnOnce(kube::Error) -> KubernetesError {
+        let name = name.to_string();
+        move |source| KubernetesError::Get { kind: kind.object(), name, source }
+    }
+}
+
 pub struct KubernetesSource {
     spec: KubernetesSpec,
+    /// The runtime, or why it could not be started.
     runtime: Result<tokio::runtime::Runtime, String>,
     client: Mutex<Option<std::sync::Arc<Connected>>>,
     /// cert-manager Certificates by (namespace, secretName), filled while listing.
@@ -161,7 +208,7 @@ impl KubernetesSource {
             .thread_name("certvigil-k8s")
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start the HTTP runtime: {e}"));
+            .map_err(|e| e.to_string());
         KubernetesSource { spec, runtime, client: Mutex::new(None), certificates: Mutex::new(HashMap::new()) }
     }
 
@@ -198,9 +245,9 @@ impl KubernetesSource {
         }
     }
 
-    async fn fetch_async(&self, conn: &Connected, location: &str) -> Result<Fetched, String> {
-        let (ns, kind, name, key) =
-            parse_location(location, &conn.context).ok_or_else(|| format!("not a location of this source: {location}"))?;
+    async fn fetch_async(&self, conn: &Connected, location: &str) -> Result<Fetched, KubernetesError> {
+        let not_ours = || KubernetesError::NotOurs { location: location.to_string() };
+        let (ns, kind, name, key) = parse_location(location, &conn.context).ok_or_else(not_ours)?;
         if ns.is_empty() {
             return self.fetch_webhook(conn, kind, name, key).await;
         }
@@ -208,9 +255,13 @@ impl KubernetesSource {
         let (bytes, rv) = match kind {
             Kind::Secrets => {
                 let api: Api<Secret> = Api::namespaced(conn.client.clone(), ns);
-                let s = api.get(name).await.map_err(|e| describe(&e))?;
+                let s = api.get(name).await.map_err(KubernetesError::get(kind, name))?;
                 let mut data = s.data.unwrap_or_default();
-                let value = data.remove(key).ok_or_else(|| format!("the Secret has no key `{key}` any more"))?;
+                let value = data.remove(key).ok_or_else(|| KubernetesError::NoKey {
+                    kind: kind.object(),
+                    name: name.to_string(),
+                    key: key.to_string(),
+                })?;
                 if crate::x509::pkcs12::looks_like_pkcs12(&value.0) || crate::x509::jks::looks_like_jks(&value.0) {
                     passwords = self.sibling_passwords(&data);
                 }
@@ -218,14 +269,14 @@ impl KubernetesSource {
             }
             Kind::ConfigMaps => {
                 let api: Api<ConfigMap> = Api::namespaced(conn.client.clone(), ns);
-                let c = api.get(name).await.map_err(|e| describe(&e))?;
+                let c = api.get(name).await.map_err(KubernetesError::get(kind, name))?;
                 let text = c.data.and_then(|mut d| d.remove(key)).map(String::into_bytes);
                 let value = text
                     .or_else(|| c.binary_data.and_then(|mut d| d.remove(key)).map(|b| b.0))
-                    .ok_or_else(|| format!("the ConfigMap has no key `{key}` any more"))?;
+                    .ok_or_else(|| KubernetesError::NoKey { kind: kind.object(), name: name.to_string(), key: key.to_string() })?;
                 (value, c.metadata.resource_version)
             }
-            _ => return Err(format!("not a location of this source: {location}")),
+            _ => return Err(not_ours()),
         };
         let mut meta = json!({"namespace": ns, "kind": kind.object(), "name": name, "key": key, "resourceVersion": rv});
         if kind == Kind::Secrets
@@ -235,8 +286,10 @@ impl KubernetesSource {
         }
         let key_object = match self.role(key) {
             Role::Certificates => None,
-            Role::PublicKey => Some(trust::public_key(&bytes).map_err(|e| format!("`{key}` {e}"))?),
-            Role::TrustRoot => Some(trust::tuf_root(&bytes).map_err(|e| format!("`{key}`: {e}"))?),
+            Role::PublicKey => {
+                Some(trust::public_key(&bytes).map_err(|source| KubernetesError::PublicKey { key: key.to_string(), source })?)
+            }
+            Role::TrustRoot => Some(trust::tuf_root(&bytes).map_err(|source| KubernetesError::TrustRoot { key: key.to_string(), source })?),
         };
         if let Some(mut k) = key_object {
             k.label = Some(match k.label.take() {
@@ -285,10 +338,6 @@ fn parse_location<'a>(location: &'a str, context: &str) -> Option<(&'a str, Kind
     }
 }
 
-fn describe(e: &kube::Error) -> String {
-    access::describe(e)
-}
-
 impl Drop for KubernetesSource {
     fn drop(&mut self) {
         // Dropping a runtime may block; the daemon drops sources on its own runtime's threads.
@@ -315,17 +364,20 @@ impl Source for KubernetesSource {
     fn list(&self, out: &mut dyn FnMut(Listing)) {
         match &self.runtime {
             Ok(rt) => rt.block_on(self.list_all(out)),
-            Err(message) => out(Listing::Unavailable { prefix: format!("k8s://{}/", self.context_hint()), message: message.clone() }),
+            Err(reason) => out(Listing::Unavailable {
+                prefix: format!("k8s://{}/", self.context_hint()),
+                message: KubernetesError::Runtime { reason: reason.clone() }.to_string(),
+            }),
         }
     }
 
-    fn fetch(&self, location: &str) -> Result<Fetched, String> {
-        let rt = self.runtime.as_ref().map_err(Clone::clone)?;
+    fn fetch(&self, location: &str) -> Result<Fetched, SourceError> {
+        let rt = self.runtime.as_ref().map_err(|reason| KubernetesError::Runtime { reason: reason.clone() })?;
         let conn = match self.connected() {
             Some(c) => c,
-            None => std::sync::Arc::new(rt.block_on(self.connect()).map_err(|e| e.to_string())?),
+            None => std::sync::Arc::new(rt.block_on(self.connect()).map_err(KubernetesError::from)?),
         };
-        rt.block_on(self.fetch_async(&conn, location))
+        Ok(rt.block_on(self.fetch_async(&conn, location))?)
     }
 
     fn passwords(&self) -> Result<Vec<Password>, SourceError> {

@@ -3,12 +3,12 @@
 //! token died (`call`); obtaining, renewing and replacing tokens (token, AppRole and Kubernetes
 //! auth); paged `LIST`s; and the check that a mount is the engine it is configured as.
 
-use super::{Fetched, lock};
-use crate::config::secret::{Secret, SecretRef};
+use super::{Fetched, VaultError, lock};
+use crate::config::secret::{Secret, SecretError, SecretRef};
 use crate::config::sources::vault::{AuthSpec, Value as ConfigValue, VaultSpec};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
-use std::fmt;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,28 +23,72 @@ const RETRIES: u32 = 2;
 // ---------------------------------------------------------------------------------------------
 // Errors
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum ApiError {
+/// What went wrong with one request (or the login before it). Clone: a failed login is kept
+/// and answered to every request of the scan.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
     /// The server answered with an error status and its `errors` array.
+    #[error("{method} {path}: HTTP {status}{}", server_errors(.errors))]
     Status { method: &'static str, path: String, status: u16, errors: Vec<String> },
     /// No answer (connection, TLS, timeout), or an unreadable one.
+    #[error("{method} {path}: {message}")]
     Transport { method: &'static str, path: String, message: String },
     /// Logging in (or reading the credentials to) failed.
-    Auth(String),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// The answer lacks what it should hold.
+    #[error("{path}: {message}")]
     Answer { path: String, message: String },
 }
 
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ApiError::Status { method, path, status, errors } if errors.is_empty() => write!(f, "{method} {path}: HTTP {status}"),
-            ApiError::Status { method, path, status, errors } => write!(f, "{method} {path}: HTTP {status}: {}", errors.join("; ")),
-            ApiError::Transport { method, path, message } => write!(f, "{method} {path}: {message}"),
-            ApiError::Auth(m) => f.write_str(m),
-            ApiError::Answer { path, message } => write!(f, "{path}: {message}"),
-        }
-    }
+/// `: a; b` after the status when the server said why, nothing when it did not.
+fn server_errors(errors: &[String]) -> String {
+    if errors.is_empty() { String::new() } else { format!(": {}", errors.join("; ")) }
+}
+
+/// Why no token could be had. `method` is the auth method (`token`, `approle`, `kubernetes`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// A credential's secret reference could not be resolved.
+    #[error("{method} auth: {field} {reference}: {source}")]
+    Secret {
+        method: &'static str,
+        field: &'static str,
+        reference: String,
+        #[source]
+        source: SecretError,
+    },
+    /// The configured token could not look itself up (for another reason than a refusal).
+    #[error("token auth: {0}")]
+    Lookup(#[source] Box<ApiError>),
+    #[error("token auth: renewal failed: {0}")]
+    Renewal(#[source] Box<ApiError>),
+    #[error("token auth cannot log in")]
+    CannotLogin,
+    /// The service-account token file could not be read (`reason`: the system's words, or its size).
+    #[error("kubernetes login: service-account token {}: {reason}", .path.display())]
+    ServiceAccountToken { path: PathBuf, reason: String },
+    #[error("{method} login failed: {source}")]
+    Login {
+        method: &'static str,
+        #[source]
+        source: Box<ApiError>,
+    },
+    #[error("{method} login at {path}: the answer holds no client token")]
+    NoClientToken { method: &'static str, path: String },
+}
+
+/// A mount that is not the secrets engine it is configured as.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MountError {
+    #[error("no secrets engine is mounted at `{mount}` (the path lies in mount `{within}`)")]
+    Nested { mount: String, within: String },
+    #[error("`{mount}` is a KV version {version} mount; kv_mounts takes KV version 2 mounts")]
+    KvVersion { mount: String, version: String },
+    #[error("`{mount}` is a {engine} mount, not KV version 2")]
+    NotKv { mount: String, engine: String },
+    #[error("`{mount}` is a {engine} mount, not PKI")]
+    NotPki { mount: String, engine: String },
 }
 
 impl ApiError {
@@ -128,7 +172,7 @@ fn refresh_at(obtained: Instant, ttl: Duration) -> Option<Instant> {
 }
 
 impl Inner {
-    pub(super) fn new(spec: VaultSpec) -> Result<Self, String> {
+    pub(super) fn new(spec: VaultSpec) -> Result<Self, VaultError> {
         crate::net::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .timeout(spec.timeout)
@@ -139,7 +183,7 @@ impl Inner {
             .pool_max_idle_per_host(spec.concurrency)
             .user_agent(concat!("certvigil/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &spec.ca_bundle {
-            let what = |e: String| format!("ca_bundle {}: {e}", path.display());
+            let what = |reason: String| VaultError::CaBundle { path: path.clone(), reason };
             let meta = std::fs::metadata(path).map_err(|e| what(e.to_string()))?;
             if meta.len() > 4 << 20 {
                 return Err(what("larger than 4 MiB".into()));
@@ -151,8 +195,9 @@ impl Inner {
             }
             builder = builder.tls_certs_only(certs);
         }
-        let http = builder.build().map_err(|e| format!("cannot set up the HTTP client: {}", chain(&e)))?;
-        let base = reqwest::Url::parse(&spec.address).map_err(|e| format!("address {}: {e}", spec.address))?;
+        let http = builder.build().map_err(|e| VaultError::HttpClient { reason: chain(&e) })?;
+        let base =
+            reqwest::Url::parse(&spec.address).map_err(|e| VaultError::Address { address: spec.address.clone(), reason: e.to_string() })?;
         Ok(Inner {
             permits: tokio::sync::Semaphore::new(spec.concurrency.max(1)),
             spec,
@@ -350,7 +395,7 @@ impl Inner {
                         tracing::debug!(source = %self.spec.name, error = %e, "token lookup refused: its TTL is unknown");
                         (Duration::ZERO, false)
                     }
-                    Err(e) => return Err(ApiError::Auth(format!("token auth: {e}"))),
+                    Err(e) => return Err(AuthError::Lookup(Box::new(e)).into()),
                 };
                 let generation = self.next_generation();
                 Ok(Token { secret, generation, refresh_at: refresh_at(obtained, ttl), renewable, ttl })
@@ -376,7 +421,7 @@ impl Inner {
                         return Ok(Token { refresh_at: refresh_at(obtained, ttl), renewable, ..t });
                     }
                 }
-                Err(e) if !self.can_login() => return Err(ApiError::Auth(format!("token auth: renewal failed: {e}"))),
+                Err(e) if !self.can_login() => return Err(AuthError::Renewal(Box::new(e)).into()),
                 Err(e) => tracing::debug!(source = %self.spec.name, error = %e, "token renewal failed; logging in again"),
             }
         }
@@ -420,7 +465,7 @@ impl Inner {
     async fn login(&self) -> Result<Token, ApiError> {
         let method = self.method();
         let (mount, body) = match &self.spec.auth {
-            AuthSpec::Token { .. } => return Err(ApiError::Auth("token auth cannot log in".into())),
+            AuthSpec::Token { .. } => return Err(AuthError::CannotLogin.into()),
             AuthSpec::AppRole { role_id, secret_id, mount } => {
                 let role_id = match role_id {
                     ConfigValue::Plain(s) => s.clone(),
@@ -430,7 +475,7 @@ impl Inner {
                 (mount, json!({"role_id": role_id, "secret_id": secret_id.expose()}))
             }
             AuthSpec::Kubernetes { role, jwt_path, mount } => {
-                let what = |e: String| ApiError::Auth(format!("kubernetes login: service-account token {}: {e}", jwt_path.display()));
+                let what = |reason: String| ApiError::from(AuthError::ServiceAccountToken { path: jwt_path.clone(), reason });
                 let meta = std::fs::metadata(jwt_path).map_err(|e| what(e.to_string()))?;
                 if meta.len() > MAX_JWT {
                     return Err(what(format!("larger than {MAX_JWT} bytes")));
@@ -442,11 +487,10 @@ impl Inner {
         let path = format!("auth/{mount}/login");
         let obtained = Instant::now();
         self.logins.fetch_add(1, Ordering::Relaxed);
-        let v =
-            self.send("POST", &path, &[], Some(&body), None).await.map_err(|e| ApiError::Auth(format!("{method} login failed: {e}")))?;
+        let v = self.send("POST", &path, &[], Some(&body), None).await.map_err(|e| AuthError::Login { method, source: Box::new(e) })?;
         let auth = &v["auth"];
         let Some(token) = auth["client_token"].as_str().filter(|t| !t.is_empty()) else {
-            return Err(ApiError::Auth(format!("{method} login at {path}: the answer holds no client token")));
+            return Err(AuthError::NoClientToken { method, path }.into());
         };
         let ttl = seconds(&auth["lease_duration"]);
         tracing::debug!(source = %self.spec.name, method, ttl = ttl.as_secs(), "logged in");
@@ -506,7 +550,7 @@ impl Inner {
     /// Whether `mount` is the engine it is configured as: a KV version 1 mount (or a PKI mount
     /// under kv_mounts) would otherwise list as empty. When the server does not say (the
     /// token may not read the mount's description), the listing goes ahead.
-    pub(super) async fn check_engine(&self, mount: &str, kv: bool) -> Result<(), String> {
+    pub(super) async fn check_engine(&self, mount: &str, kv: bool) -> Result<(), MountError> {
         let Ok(token) = self.token().await else { return Ok(()) };
         let Ok(v) = self.send("GET", &format!("sys/internal/ui/mounts/{mount}"), &[], None, Some(&token.secret)).await else {
             return Ok(());
@@ -516,13 +560,13 @@ impl Inner {
         // A nested path resolves to the mount above it.
         let at = d["path"].as_str().map(|p| p.trim_end_matches('/')).unwrap_or(mount);
         match (kv, kind) {
-            _ if at != mount => Err(format!("no secrets engine is mounted at `{mount}` (the path lies in mount `{at}`)")),
+            _ if at != mount => Err(MountError::Nested { mount: mount.to_string(), within: at.to_string() }),
             (true, "kv") if version == "2" => Ok(()),
-            (true, "kv") => Err(format!("`{mount}` is a KV version {version} mount; kv_mounts takes KV version 2 mounts")),
+            (true, "kv") => Err(MountError::KvVersion { mount: mount.to_string(), version: version.to_string() }),
             (false, "pki") => Ok(()),
             (true, other) | (false, other) if other.is_empty() => Ok(()),
-            (true, other) => Err(format!("`{mount}` is a {other} mount, not KV version 2")),
-            (false, other) => Err(format!("`{mount}` is a {other} mount, not PKI")),
+            (true, other) => Err(MountError::NotKv { mount: mount.to_string(), engine: other.to_string() }),
+            (false, other) => Err(MountError::NotPki { mount: mount.to_string(), engine: other.to_string() }),
         }
     }
 }
@@ -535,8 +579,8 @@ fn after_serial(serial: &str) -> String {
 }
 
 /// A secret reference resolved for a login, with the method and field in the error.
-fn resolve(r: &SecretRef, method: &str, field: &str) -> Result<Secret, ApiError> {
-    r.resolve().map_err(|e| ApiError::Auth(format!("{method} auth: {field} {r}: {e}")))
+fn resolve(r: &SecretRef, method: &'static str, field: &'static str) -> Result<Secret, ApiError> {
+    r.resolve().map_err(|source| AuthError::Secret { method, field, reference: r.to_string(), source }.into())
 }
 
 /// An error with its causes (reqwest hides the interesting part in `source()`).

@@ -11,8 +11,8 @@ use std::sync::Arc;
 impl Inner {
     pub(super) async fn list_kv(self: Arc<Self>, kv: &KvSpec, out: &mut dyn FnMut(Listing)) {
         let mount = kv.mount.as_str();
-        if let Err(message) = self.check_engine(mount, true).await {
-            out(Listing::Unavailable { prefix: format!("vault:{mount}/{}", kv.prefix), message });
+        if let Err(e) = self.check_engine(mount, true).await {
+            out(Listing::Unavailable { prefix: format!("vault:{mount}/{}", kv.prefix), message: e.to_string() });
             return;
         }
         // OpenBao lists versions with the keys; Vault needs one metadata read per secret.

@@ -33,15 +33,36 @@ mod pki;
 use super::{Fetched, Listing, Source, SourceError};
 use crate::config::secret::Secret;
 use crate::config::sources::vault::VaultSpec;
-use client::{ApiError, Inner};
+use client::Inner;
+pub use client::{ApiError, AuthError, MountError};
 use serde_json::Value;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+
+/// Why the source could not be set up, or an object not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VaultError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// `reason` is the system's.
+    #[error("cannot start the HTTP runtime: {reason}")]
+    Runtime { reason: String },
+    /// The configured CA bundle is unreadable, too large or holds no certificate.
+    #[error("ca_bundle {}: {reason}", .path.display())]
+    CaBundle { path: PathBuf, reason: String },
+    #[error("cannot set up the HTTP client: {reason}")]
+    HttpClient { reason: String },
+    #[error("address {address}: {reason}")]
+    Address { address: String, reason: String },
+    #[error("no HTTP runtime")]
+    NoRuntime,
+}
 
 pub struct VaultSource {
     spec: VaultSpec,
     /// The client, or why it could not be built (reported by `list`).
-    inner: Result<Arc<Inner>, String>,
+    inner: Result<Arc<Inner>, VaultError>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -52,7 +73,7 @@ impl VaultSource {
             .thread_name("certvigil-vault")
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start the HTTP runtime: {e}"));
+            .map_err(|e| VaultError::Runtime { reason: e.to_string() });
         let inner = runtime.as_ref().map_err(Clone::clone).and_then(|_| Inner::new(spec.clone()).map(Arc::new));
         VaultSource { spec, inner, runtime: runtime.ok() }
     }
@@ -107,7 +128,7 @@ impl Source for VaultSource {
             Ok(i) => Arc::clone(i),
             Err(e) => {
                 for prefix in self.prefixes() {
-                    out(Listing::Unavailable { prefix, message: e.clone() });
+                    out(Listing::Unavailable { prefix, message: e.to_string() });
                 }
                 return;
             }
@@ -133,11 +154,11 @@ impl Source for VaultSource {
         tracing::info!(source = %self.spec.name, requests = n, "listing done: {n} requests");
     }
 
-    fn fetch(&self, location: &str) -> Result<Fetched, String> {
+    fn fetch(&self, location: &str) -> Result<Fetched, SourceError> {
         let inner = self.inner.as_ref().map_err(Clone::clone)?;
         match self.block_on(inner.fetch(location)) {
-            Some(r) => r.map_err(|e| e.to_string()),
-            None => Err("no HTTP runtime".into()),
+            Some(r) => Ok(r.map_err(VaultError::from)?),
+            None => Err(VaultError::NoRuntime.into()),
         }
     }
 

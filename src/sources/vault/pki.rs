@@ -10,8 +10,8 @@ use std::collections::HashSet;
 impl Inner {
     pub(super) async fn list_pki(&self, mount: &str, out: &mut dyn FnMut(Listing)) {
         let prefix = format!("vault:{mount}/");
-        if let Err(message) = self.check_engine(mount, false).await {
-            out(Listing::Unavailable { prefix, message });
+        if let Err(e) = self.check_engine(mount, false).await {
+            out(Listing::Unavailable { prefix, message: e.to_string() });
             return;
         }
         let certs = match self.paged_list(&format!("{mount}/certs/"), true).await {
