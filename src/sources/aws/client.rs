@@ -5,7 +5,7 @@
 //! of times; every response body read up to a size limit; a semaphore bounds requests in
 //! flight; each request has a timeout.
 
-use super::credentials::{self, Credentials};
+use super::credentials::{self, Credentials, CredentialsError};
 use super::sigv4;
 use std::time::Duration;
 
@@ -216,10 +216,10 @@ impl Client {
         }
     }
 
-    async fn credentials(&self) -> Result<Credentials, String> {
+    async fn credentials(&self) -> Result<Credentials, CredentialsError> {
         let now = jiff::Timestamp::now().as_second();
         let resolve = credentials::resolve(&credentials::process_env, self.profile.as_deref(), &self.http, &self.region, self.timeout);
-        self.creds.get(now, resolve).await.map_err(|e| format!("credentials: {e}"))
+        self.creds.get(now, resolve).await
     }
 
     /// Calls `operation` with a JSON body, retrying throttling and server errors.
@@ -243,11 +243,11 @@ impl Client {
 
     async fn call_once(&self, service: Service, operation: &str, body: &serde_json::Value) -> Result<serde_json::Value, ApiError> {
         let _permit = self.permits.acquire().await.map_err(|e| ApiError::local(operation, e.to_string()))?;
-        let creds = self.credentials().await.map_err(|m| ApiError {
+        let creds = self.credentials().await.map_err(|e| ApiError {
             operation: operation.into(),
             status: None,
             code: "credentials".into(),
-            message: m,
+            message: format!("credentials: {e}"),
         })?;
         let url = self.url(service).map_err(|e| ApiError::local(operation, e.to_string()))?;
         let host = match (url.host_str(), url.port()) {
