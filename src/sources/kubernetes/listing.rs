@@ -18,16 +18,46 @@ use std::collections::HashSet;
 /// Largest page of CustomResourceDefinitions: each carries its whole OpenAPI schema.
 const CRD_PAGE: u32 = 50;
 
+/// Why a list of one kind (`what`: its path) failed, in a namespace or across all of them.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error("the API server refused the credentials (401 Unauthorized): {message}")]
+    Unauthorized { message: String },
+    #[error("forbidden to list {what} {} (403): {message}", scope(.namespace))]
+    Forbidden { what: &'static str, namespace: Option<String>, message: String },
+    #[error("listing {what} {}: continue token expired twice (410)", scope(.namespace))]
+    Expired { what: &'static str, namespace: Option<String> },
+    /// Another status of the API server, with its reason and message.
+    #[error("listing {what} {}: {reason} ({code}): {message}", scope(.namespace))]
+    Api { what: &'static str, namespace: Option<String>, reason: String, code: u16, message: String },
+    /// No answer (connection, TLS, credentials plugin).
+    #[error("listing {what} {}: {}", scope(.namespace), access::describe(.source))]
+    Request {
+        what: &'static str,
+        namespace: Option<String>,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// `in namespace web` or `across all namespaces`.
+fn scope(namespace: &Option<String>) -> String {
+    match namespace {
+        Some(ns) => format!("in namespace {ns}"),
+        None => "across all namespaces".into(),
+    }
+}
+
 /// Why a list stopped.
 enum Stop {
     /// This kind in this scope only (a 410 after the one restart, another API error).
-    Part(String),
+    Part(ListError),
     /// The credentials may not list this kind in this scope (403).
-    Forbidden(String),
+    Forbidden(ListError),
     /// The kind does not exist on this server (404): an optional add-on not installed.
     Absent,
     /// Every further request would fail the same way (401, connection).
-    Source(String),
+    Source(ListError),
 }
 
 /// What a scan learns besides objects: the image findings, kept until the list ends.
@@ -57,8 +87,8 @@ impl KubernetesSource {
         let scopes: Vec<Option<String>> = match self.namespaces(&conn).await {
             Ok(Some(names)) => names.into_iter().map(Some).collect(),
             Ok(None) => vec![None],
-            Err(Stop::Source(message) | Stop::Part(message) | Stop::Forbidden(message)) => {
-                out(Listing::Unavailable { prefix: whole, message });
+            Err(Stop::Source(e) | Stop::Part(e) | Stop::Forbidden(e)) => {
+                out(Listing::Unavailable { prefix: whole, message: e.to_string() });
                 return;
             }
             Err(Stop::Absent) => {
@@ -80,13 +110,13 @@ impl KubernetesSource {
         for kind in cluster {
             match self.list_kind(&conn, None, kind, out, &mut sink).await {
                 Ok(()) => {}
-                Err(Stop::Part(message) | Stop::Forbidden(message)) => {
-                    out(Listing::Unavailable { prefix: format!("k8s://{}/{}/", conn.context, kind.path()), message })
+                Err(Stop::Part(e) | Stop::Forbidden(e)) => {
+                    out(Listing::Unavailable { prefix: format!("k8s://{}/{}/", conn.context, kind.path()), message: e.to_string() })
                 }
                 // The aggregation layer or CRDs switched off: nothing of this kind to read.
                 Err(Stop::Absent) => {}
-                Err(Stop::Source(message)) => {
-                    out(Listing::Unavailable { prefix: whole, message });
+                Err(Stop::Source(e)) => {
+                    out(Listing::Unavailable { prefix: whole, message: e.to_string() });
                     return;
                 }
             }
@@ -121,30 +151,31 @@ impl KubernetesSource {
                             sink.cert_manager_absent = true;
                         }
                     }
-                    (Stop::Source(message), _) => {
-                        out(Listing::Unavailable { prefix: whole, message });
+                    (Stop::Source(e), _) => {
+                        out(Listing::Unavailable { prefix: whole, message: e.to_string() });
                         return;
                     }
-                    (Stop::Part(message) | Stop::Forbidden(message), Some(ns)) => {
-                        out(Listing::Unavailable { prefix: format!("k8s://{}/{ns}/{}/", conn.context, kind.path()), message })
-                    }
-                    (Stop::Part(message), None) => out(Listing::Unavailable { prefix: whole.clone(), message }),
-                    (Stop::Forbidden(message), None) => {
+                    (Stop::Part(e) | Stop::Forbidden(e), Some(ns)) => out(Listing::Unavailable {
+                        prefix: format!("k8s://{}/{ns}/{}/", conn.context, kind.path()),
+                        message: e.to_string(),
+                    }),
+                    (Stop::Part(e), None) => out(Listing::Unavailable { prefix: whole.clone(), message: e.to_string() }),
+                    (Stop::Forbidden(e), None) => {
                         // RBAC granted per namespace: list the namespaces one by one.
                         if every_namespace.is_none() {
                             match self.namespace_names(&conn, None).await {
                                 Ok(names) => every_namespace = Some(names),
                                 Err(Stop::Source(m)) => {
-                                    out(Listing::Unavailable { prefix: whole, message: m });
+                                    out(Listing::Unavailable { prefix: whole, message: m.to_string() });
                                     return;
                                 }
                                 Err(Stop::Part(m) | Stop::Forbidden(m)) => {
-                                    let message = format!("{message}; and the namespaces cannot be listed to read them one by one: {m}");
+                                    let message = format!("{e}; and the namespaces cannot be listed to read them one by one: {m}");
                                     out(Listing::Unavailable { prefix: whole.clone(), message });
                                     continue;
                                 }
                                 Err(Stop::Absent) => {
-                                    out(Listing::Unavailable { prefix: whole.clone(), message });
+                                    out(Listing::Unavailable { prefix: whole.clone(), message: e.to_string() });
                                     continue;
                                 }
                             }
@@ -155,10 +186,10 @@ impl KubernetesSource {
                                 Ok(()) | Err(Stop::Absent) => {}
                                 Err(Stop::Part(m) | Stop::Forbidden(m)) => out(Listing::Unavailable {
                                     prefix: format!("k8s://{}/{ns}/{}/", conn.context, kind.path()),
-                                    message: m,
+                                    message: m.to_string(),
                                 }),
                                 Err(Stop::Source(m)) => {
-                                    out(Listing::Unavailable { prefix: whole, message: m });
+                                    out(Listing::Unavailable { prefix: whole, message: m.to_string() });
                                     return;
                                 }
                             }
@@ -378,18 +409,13 @@ fn audit_pods(
 }
 
 /// Whether a failed list stops this kind in this scope or the whole source.
-fn classify(e: kube::Error, what: &str, ns: Option<&str>) -> Stop {
-    let scope = match ns {
-        Some(ns) => format!("in namespace {ns}"),
-        None => "across all namespaces".into(),
-    };
-    match &e {
-        kube::Error::Api(s) if s.code == 401 => {
-            Stop::Source(format!("the API server refused the credentials (401 Unauthorized): {}", s.message))
-        }
-        kube::Error::Api(s) if s.code == 403 => Stop::Forbidden(format!("forbidden to list {what} {scope} (403): {}", s.message)),
-        kube::Error::Api(s) if s.code == 410 => Stop::Part(format!("listing {what} {scope}: continue token expired twice (410)")),
-        kube::Error::Api(s) => Stop::Part(format!("listing {what} {scope}: {} ({}): {}", s.reason, s.code, s.message)),
-        other => Stop::Source(format!("listing {what} {scope}: {}", access::describe(other))),
+fn classify(e: kube::Error, what: &'static str, ns: Option<&str>) -> Stop {
+    let namespace = ns.map(str::to_string);
+    match e {
+        kube::Error::Api(s) if s.code == 401 => Stop::Source(ListError::Unauthorized { message: s.message }),
+        kube::Error::Api(s) if s.code == 403 => Stop::Forbidden(ListError::Forbidden { what, namespace, message: s.message }),
+        kube::Error::Api(s) if s.code == 410 => Stop::Part(ListError::Expired { what, namespace }),
+        kube::Error::Api(s) => Stop::Part(ListError::Api { what, namespace, reason: s.reason, code: s.code, message: s.message }),
+        source => Stop::Source(ListError::Request { what, namespace, source }),
     }
 }

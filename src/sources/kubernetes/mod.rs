@@ -62,6 +62,7 @@ mod certmanager;
 mod configmaps;
 pub mod images;
 mod listing;
+pub use listing::ListError;
 mod secrets;
 pub mod trust;
 
