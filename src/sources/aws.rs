@@ -14,13 +14,14 @@
 //! on: only certificate PEM blocks leave this module.
 //!
 //! The transport (SigV4, retries, limits) is in `aws/client.rs`, credentials in
-//! `aws/credentials.rs`. The source owns a small tokio runtime: the scan driver calls `list`
-//! and `fetch` from plain threads.
+//! `aws/credentials.rs`. The scan driver calls `list` and `fetch` from plain threads: the source
+//! blocks on the runtime it was built on, or on a small one of its own (`sources/runtime.rs`).
 
 pub mod client;
 pub mod credentials;
 pub mod sigv4;
 
+use super::runtime::{self, Exec};
 use super::{Fetched, Listing, Source, SourceError};
 use crate::config::secret::Secret;
 use crate::config::sources::aws::{AwsSpec, SecretsFilter};
@@ -66,33 +67,21 @@ pub enum AwsError {
 
 pub struct AwsSource {
     spec: AwsSpec,
-    state: OnceLock<Result<(tokio::runtime::Runtime, Client), AwsError>>,
-}
-
-impl Drop for AwsSource {
-    fn drop(&mut self) {
-        // Dropping a runtime inside an async context panics; shutting it down in the
-        // background never does, wherever the source is dropped.
-        if let Some(Ok((rt, _))) = self.state.take() {
-            rt.shutdown_background();
-        }
-    }
+    /// The runtime of the thread that built the source, taken then: the state is made on first
+    /// use, on a scan thread that has none.
+    caller: Option<tokio::runtime::Handle>,
+    state: OnceLock<Result<(Exec, Client), AwsError>>,
 }
 
 impl AwsSource {
     pub fn new(spec: AwsSpec) -> Self {
-        AwsSource { spec, state: OnceLock::new() }
+        AwsSource { spec, caller: runtime::caller(), state: OnceLock::new() }
     }
 
-    fn state(&self) -> Result<&(tokio::runtime::Runtime, Client), AwsError> {
+    fn state(&self) -> Result<&(Exec, Client), AwsError> {
         self.state
             .get_or_init(|| {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .thread_name("certvigil-aws")
-                    .enable_all()
-                    .build()
-                    .map_err(|e| AwsError::Runtime { reason: e.to_string() })?;
+                let rt = Exec::with(self.caller.clone(), "certvigil-aws").map_err(|e| AwsError::Runtime { reason: e.to_string() })?;
                 let s = &self.spec;
                 let client = Client::new(&s.region, s.endpoint.as_deref(), s.profile.as_deref(), s.timeout, s.concurrency)?;
                 Ok((rt, client))

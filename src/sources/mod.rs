@@ -6,6 +6,7 @@ pub mod aws;
 pub mod files;
 pub mod kubernetes;
 pub mod pkcs11;
+pub mod runtime;
 pub mod tls;
 pub mod vault;
 

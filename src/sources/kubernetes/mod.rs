@@ -66,6 +66,7 @@ pub use listing::ListError;
 mod secrets;
 pub mod trust;
 
+use super::runtime::Exec;
 use super::{Fetched, ImageFinding, Listing, Source, SourceError};
 use crate::config::secret::Secret as Password;
 use crate::config::sources::kubernetes::{KubernetesSpec, key_matches};
@@ -196,7 +197,7 @@ impl KubernetesError {
 pub struct KubernetesSource {
     spec: KubernetesSpec,
     /// The runtime, or why it could not be started.
-    runtime: Result<tokio::runtime::Runtime, String>,
+    runtime: Result<Exec, String>,
     client: Mutex<Option<std::sync::Arc<Connected>>>,
     /// cert-manager Certificates by (namespace, secretName), filled while listing.
     certificates: Mutex<HashMap<(String, String), CmCertificate>>,
@@ -204,12 +205,7 @@ pub struct KubernetesSource {
 
 impl KubernetesSource {
     pub fn new(spec: KubernetesSpec) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("certvigil-k8s")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string());
+        let runtime = Exec::new("certvigil-k8s").map_err(|e| e.to_string());
         KubernetesSource { spec, runtime, client: Mutex::new(None), certificates: Mutex::new(HashMap::new()) }
     }
 
@@ -336,16 +332,6 @@ fn parse_location<'a>(location: &'a str, context: &str) -> Option<(&'a str, Kind
         [ns, "secrets", name] => Some((ns, Kind::Secrets, name, key)),
         [ns, "configmaps", name] => Some((ns, Kind::ConfigMaps, name, key)),
         _ => None,
-    }
-}
-
-impl Drop for KubernetesSource {
-    fn drop(&mut self) {
-        // Dropping a runtime may block; the daemon drops sources on its own runtime's threads.
-        let rt = std::mem::replace(&mut self.runtime, Err(String::new()));
-        if let Ok(rt) = rt {
-            rt.shutdown_background();
-        }
     }
 }
 

@@ -30,6 +30,7 @@ mod client;
 mod kv;
 mod pki;
 
+use super::runtime::Exec;
 use super::{Fetched, Listing, Source, SourceError};
 use crate::config::secret::Secret;
 use crate::config::sources::vault::VaultSpec;
@@ -63,17 +64,12 @@ pub struct VaultSource {
     spec: VaultSpec,
     /// The client, or why it could not be built (reported by `list`).
     inner: Result<Arc<Inner>, VaultError>,
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: Option<Exec>,
 }
 
 impl VaultSource {
     pub fn new(spec: VaultSpec) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("certvigil-vault")
-            .enable_all()
-            .build()
-            .map_err(|e| VaultError::Runtime { reason: e.to_string() });
+        let runtime = Exec::new("certvigil-vault").map_err(|e| VaultError::Runtime { reason: e.to_string() });
         let inner = runtime.as_ref().map_err(Clone::clone).and_then(|_| Inner::new(spec.clone()).map(Arc::new));
         VaultSource { spec, inner, runtime: runtime.ok() }
     }
@@ -102,10 +98,6 @@ impl Drop for VaultSource {
                     "{requests} requests in all"
                 );
             }
-        }
-        // Dropping a runtime may block; the daemon drops sources on its own runtime's threads.
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
         }
     }
 }
