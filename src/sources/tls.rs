@@ -129,6 +129,16 @@ pub enum LdapError {
     NotExtended { tag: u8 },
 }
 
+/// Why a stapled OCSP response could not be checked (shown in the endpoint's meta).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StapleError {
+    /// The leaf or the issuer does not parse.
+    #[error("{0}")]
+    Certificate(#[from] crate::x509::ber::BerError),
+    #[error("{0}")]
+    Ocsp(#[from] crate::revocation::ocsp::OcspError),
+}
+
 /// Why served chains cannot be verified (they are inventoried all the same).
 #[derive(Debug, thiserror::Error)]
 pub enum RootsError {
@@ -401,12 +411,12 @@ fn stapled(chain: &[Vec<u8>], ocsp: &[u8], now: i64) -> serde_json::Value {
     let (Some(leaf), Some(issuer)) = (chain.first(), chain.get(1)) else {
         return serde_json::json!({ "present": true, "error": "no issuer in the served chain to verify it against" });
     };
-    let check = || -> Result<ocsp::Answer, String> {
-        let leaf = crate::x509::cert::raw_parts(leaf).map_err(|e| e.to_string())?;
-        let ip = crate::x509::cert::raw_parts(issuer).map_err(|e| e.to_string())?;
+    let check = || -> Result<ocsp::Answer, StapleError> {
+        let leaf = crate::x509::cert::raw_parts(leaf)?;
+        let ip = crate::x509::cert::raw_parts(issuer)?;
         let iss = ocsp::Issuer { subject_der: ip.subject, spki_der: ip.spki };
-        let id = ocsp::cert_id(&iss, leaf.serial).map_err(|e| e.to_string())?;
-        ocsp::verify_response(ocsp, &id, &iss, None, now, 300, crate::x509::verify::DEFAULT_MIN_RSA_BITS).map_err(|e| e.to_string())
+        let id = ocsp::cert_id(&iss, leaf.serial)?;
+        Ok(ocsp::verify_response(ocsp, &id, &iss, None, now, 300, crate::x509::verify::DEFAULT_MIN_RSA_BITS)?)
     };
     match check() {
         Ok(a) => {
@@ -420,7 +430,7 @@ fn stapled(chain: &[Vec<u8>], ocsp: &[u8], now: i64) -> serde_json::Value {
                 "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(ocsp)),
             })
         }
-        Err(e) => serde_json::json!({ "present": true, "error": e }),
+        Err(e) => serde_json::json!({ "present": true, "error": e.to_string() }),
     }
 }
 
