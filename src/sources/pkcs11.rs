@@ -50,7 +50,7 @@ pub enum Pkcs11Error {
         #[source]
         source: CkError,
     },
-    /// `token` names the selector (`token \`x\``, `the token in slot index 2`); `present` the
+    /// `token` names the selector (``token `x` `` or `the token in slot index 2`); `present` the
     /// labels of the tokens the module has.
     #[error("{token} not found in PKCS#11 module {}; tokens present: {}", .module.display(), present_list(.present))]
     TokenNotFound { token: String, module: PathBuf, present: Vec<String> },

@@ -618,6 +618,24 @@ mod tests {
     }
 
     #[test]
+    fn messages_read_as_before() {
+        assert_eq!(
+            CredentialsError::NoneImdsDisabled.to_string(),
+            "no AWS credentials: none in the environment, no web identity, no profile `default` in the shared files, \
+             and instance metadata is disabled (AWS_EC2_METADATA_DISABLED)"
+        );
+        assert_eq!(
+            CredentialsError::UnsupportedProfile { profile: "p".into(), setting: "role_arn" }.to_string(),
+            "profile `p` uses `role_arn`, which certvigil does not support; give the profile aws_access_key_id and \
+             aws_secret_access_key, or use environment, web identity or instance credentials"
+        );
+        assert_eq!(
+            CredentialsError::HalfSet { set: "AWS_WEB_IDENTITY_TOKEN_FILE", missing: "AWS_ROLE_ARN" }.to_string(),
+            "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not"
+        );
+    }
+
+    #[test]
     fn the_cache_refreshes_before_expiry() {
         let cache = Cache::default();
         let mk = |id: &str, exp: i64| Credentials {
