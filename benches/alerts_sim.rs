@@ -61,13 +61,13 @@ impl Source for Fleet {
             out(Listing::Object { location, stamp });
         }
     }
-    fn fetch(&self, location: &str) -> Result<certvigil::sources::Fetched, String> {
-        self.objects
-            .lock()
-            .expect("fleet lock")
-            .get(location)
-            .map(|(_, d)| certvigil::sources::Fetched::bytes(d.clone()))
-            .ok_or_else(|| "gone".into())
+    fn fetch(&self, location: &str) -> Result<certvigil::sources::Fetched, SourceError> {
+        let objects = self.objects.lock().expect("fleet lock");
+        let gone = || certvigil::sources::files::FilesError::Read {
+            path: location.into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "gone"),
+        };
+        Ok(objects.get(location).map(|(_, d)| certvigil::sources::Fetched::bytes(d.clone())).ok_or_else(gone)?)
     }
     fn passwords(&self) -> Result<Vec<certvigil::config::secret::Secret>, SourceError> {
         Ok(Vec::new())
@@ -525,7 +525,7 @@ impl Source for ArcSource {
     fn list(&self, out: &mut dyn FnMut(Listing)) {
         self.0.list(out)
     }
-    fn fetch(&self, location: &str) -> Result<certvigil::sources::Fetched, String> {
+    fn fetch(&self, location: &str) -> Result<certvigil::sources::Fetched, SourceError> {
         self.0.fetch(location)
     }
     fn passwords(&self) -> Result<Vec<certvigil::config::secret::Secret>, SourceError> {

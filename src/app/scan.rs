@@ -293,7 +293,7 @@ fn under(location: &str, prefix: &str) -> bool {
 
 fn process(source: &dyn Source, job: Job, passwords: &[&str]) -> Msg {
     match source.fetch(&job.location) {
-        Err(message) => Msg::Failed { location: job.location, message },
+        Err(e) => Msg::Failed { location: job.location, message: e.to_string() },
         Ok(fetched) => {
             let bytes = &fetched.bytes;
             let digest: [u8; 32] = sha2::Sha256::digest(bytes).into();

@@ -14,17 +14,18 @@
 //! on: only certificate PEM blocks leave this module.
 //!
 //! The transport (SigV4, retries, limits) is in `aws/client.rs`, credentials in
-//! `aws/credentials.rs`. The source owns a small tokio runtime: the scan driver calls `list`
-//! and `fetch` from plain threads.
+//! `aws/credentials.rs`. The scan driver calls `list` and `fetch` from plain threads: the source
+//! blocks on the runtime it was built on, or on a small one of its own (`sources/runtime.rs`).
 
 pub mod client;
 pub mod credentials;
 pub mod sigv4;
 
+use super::runtime::{self, Exec};
 use super::{Fetched, Listing, Source, SourceError};
 use crate::config::secret::Secret;
 use crate::config::sources::aws::{AwsSpec, SecretsFilter};
-use client::{ApiError, Client, Service};
+use client::{ApiError, Client, ClientError, Service};
 use serde_json::{Value, json};
 use std::sync::OnceLock;
 
@@ -43,35 +44,44 @@ const ACM_STATUSES: [&str; 4] = ["ISSUED", "INACTIVE", "EXPIRED", "REVOKED"];
 /// Summary fields that change when a certificate is re-imported, renewed or changes state.
 const ACM_STAMP_FIELDS: [&str; 6] = ["ImportedAt", "IssuedAt", "NotAfter", "NotBefore", "RevokedAt", "Status"];
 
-pub struct AwsSource {
-    spec: AwsSpec,
-    state: OnceLock<Result<(tokio::runtime::Runtime, Client), String>>,
+/// Why the account could not be read, or an object not served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AwsError {
+    #[error("cannot start the AWS runtime: {reason}")]
+    Runtime { reason: String },
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("GetCertificate returned no Certificate")]
+    NoCertificate { arn: String },
+    #[error("GetSecretValue: SecretBinary is not base64: {source}")]
+    SecretBinary {
+        arn: String,
+        #[source]
+        source: base64ct::Error,
+    },
+    #[error("not a location of this source (region {region})")]
+    NotOurs { location: String, region: String },
 }
 
-impl Drop for AwsSource {
-    fn drop(&mut self) {
-        // Dropping a runtime inside an async context panics; shutting it down in the
-        // background never does, wherever the source is dropped.
-        if let Some(Ok((rt, _))) = self.state.take() {
-            rt.shutdown_background();
-        }
-    }
+pub struct AwsSource {
+    spec: AwsSpec,
+    /// The runtime of the thread that built the source, taken then: the state is made on first
+    /// use, on a scan thread that has none.
+    caller: Option<tokio::runtime::Handle>,
+    state: OnceLock<Result<(Exec, Client), AwsError>>,
 }
 
 impl AwsSource {
     pub fn new(spec: AwsSpec) -> Self {
-        AwsSource { spec, state: OnceLock::new() }
+        AwsSource { spec, caller: runtime::caller(), state: OnceLock::new() }
     }
 
-    fn state(&self) -> Result<&(tokio::runtime::Runtime, Client), String> {
+    fn state(&self) -> Result<&(Exec, Client), AwsError> {
         self.state
             .get_or_init(|| {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .thread_name("certvigil-aws")
-                    .enable_all()
-                    .build()
-                    .map_err(|e| format!("cannot start the AWS runtime: {e}"))?;
+                let rt = Exec::with(self.caller.clone(), "certvigil-aws").map_err(|e| AwsError::Runtime { reason: e.to_string() })?;
                 let s = &self.spec;
                 let client = Client::new(&s.region, s.endpoint.as_deref(), s.profile.as_deref(), s.timeout, s.concurrency)?;
                 Ok((rt, client))
@@ -272,14 +282,14 @@ impl AwsSource {
         }
     }
 
-    async fn fetch_acm(&self, client: &Client, arn: &str) -> Result<Fetched, String> {
+    async fn fetch_acm(&self, client: &Client, arn: &str) -> Result<Fetched, AwsError> {
         let id = json!({"CertificateArn": arn});
         let (described, got) =
             tokio::join!(client.call(Service::Acm, "DescribeCertificate", &id), client.call(Service::Acm, "GetCertificate", &id));
-        let described = described.map_err(|e| e.to_string())?;
-        let got = got.map_err(|e| e.to_string())?;
+        let described = described?;
+        let got = got?;
         let d = described.get("Certificate").cloned().unwrap_or(Value::Null);
-        let cert = got.get("Certificate").and_then(Value::as_str).ok_or("GetCertificate returned no Certificate")?;
+        let cert = got.get("Certificate").and_then(Value::as_str).ok_or_else(|| AwsError::NoCertificate { arn: arn.to_string() })?;
         let mut pem = cert.trim_end().to_string();
         pem.push('\n');
         if let Some(chain) = got.get("CertificateChain").and_then(Value::as_str) {
@@ -296,11 +306,11 @@ impl AwsSource {
         Ok(Fetched { bytes: pem.into_bytes(), meta: Some(meta), key: None, passwords: Vec::new() })
     }
 
-    async fn fetch_secret(&self, client: &Client, arn: &str) -> Result<Fetched, String> {
-        let v = client.call(Service::SecretsManager, "GetSecretValue", &json!({"SecretId": arn})).await.map_err(|e| e.to_string())?;
+    async fn fetch_secret(&self, client: &Client, arn: &str) -> Result<Fetched, AwsError> {
+        let v = client.call(Service::SecretsManager, "GetSecretValue", &json!({"SecretId": arn})).await?;
         let binary = match v.get("SecretBinary").and_then(Value::as_str) {
             Some(b64) => {
-                Some(base64ct::Base64::decode_vec(b64.trim()).map_err(|e| format!("GetSecretValue: SecretBinary is not base64: {e}"))?)
+                Some(base64ct::Base64::decode_vec(b64.trim()).map_err(|source| AwsError::SecretBinary { arn: arn.to_string(), source })?)
             }
             None => None,
         };
@@ -331,8 +341,8 @@ impl Source for AwsSource {
     fn list(&self, out: &mut dyn FnMut(Listing)) {
         let (rt, client) = match self.state() {
             Ok(s) => s,
-            Err(m) => {
-                out(Listing::Unavailable { prefix: String::new(), message: m });
+            Err(e) => {
+                out(Listing::Unavailable { prefix: String::new(), message: e.to_string() });
                 return;
             }
         };
@@ -345,15 +355,16 @@ impl Source for AwsSource {
             }
         });
     }
-    fn fetch(&self, location: &str) -> Result<Fetched, String> {
+    fn fetch(&self, location: &str) -> Result<Fetched, SourceError> {
         let (rt, client) = self.state()?;
-        if let Some(arn) = location.strip_prefix(&self.acm_prefix()) {
+        let fetched = if let Some(arn) = location.strip_prefix(&self.acm_prefix()) {
             rt.block_on(self.fetch_acm(client, arn))
         } else if let Some(arn) = location.strip_prefix(&self.secrets_prefix()) {
             rt.block_on(self.fetch_secret(client, arn))
         } else {
-            Err(format!("not a location of this source (region {})", self.spec.region))
-        }
+            Err(AwsError::NotOurs { location: location.to_string(), region: self.spec.region.clone() })
+        };
+        Ok(fetched?)
     }
     fn passwords(&self) -> Result<Vec<Secret>, SourceError> {
         Ok(Vec::new())

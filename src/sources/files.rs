@@ -17,6 +17,20 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// Why a listed file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    /// Opening or reading the file failed (the text is the system's, as the scan always showed).
+    #[error("{source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("file grew past max_file_size ({limit} bytes) while being read; not read")]
+    Grew { path: PathBuf, limit: u64 },
+}
+
 pub struct FilesSource {
     spec: FilesSpec,
     /// Locations listed this scan whose text is not the path itself (names that are not
@@ -177,16 +191,22 @@ impl Source for FilesSource {
         }
     }
 
-    fn fetch(&self, location: &str) -> Result<Fetched, String> {
-        let file = std::fs::File::open(self.path_of(location)).map_err(|e| e.to_string())?;
+    fn fetch(&self, location: &str) -> Result<Fetched, SourceError> {
+        let path = self.path_of(location);
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(source) => return Err(FilesError::Read { path, source }.into()),
+        };
         let limit = self.spec.max_file_size;
         // Sized from the file: one read for the content and one to see the end.
         let size = file.metadata().map(|m| m.len()).unwrap_or(0).min(limit);
         let mut buf = Vec::with_capacity(size as usize + 1);
         // The file may have grown since it was listed: never read past the limit.
-        file.take(limit + 1).read_to_end(&mut buf).map_err(|e| e.to_string())?;
+        if let Err(source) = file.take(limit + 1).read_to_end(&mut buf) {
+            return Err(FilesError::Read { path, source }.into());
+        }
         if buf.len() as u64 > limit {
-            return Err(format!("file grew past max_file_size ({limit} bytes) while being read; not read"));
+            return Err(FilesError::Grew { path, limit }.into());
         }
         Ok(Fetched::bytes(buf))
     }

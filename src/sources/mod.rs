@@ -6,6 +6,7 @@ pub mod aws;
 pub mod files;
 pub mod kubernetes;
 pub mod pkcs11;
+pub mod runtime;
 pub mod tls;
 pub mod vault;
 
@@ -54,12 +55,32 @@ impl Fetched {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a source, or one of its objects, could not be read. A kind's own failures keep their
+/// type (and their text, which the scan stores as the object's error and `errors` shows).
+#[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("source {source_name}: {location}: {message}")]
     Object { source_name: String, location: String, message: String },
-    #[error("source {source_name}: secret {reference}: {message}")]
-    Secret { source_name: String, reference: String, message: String },
+    /// A configured secret reference (a password) could not be resolved.
+    #[error("source {source_name}: secret {reference}: {source}")]
+    Secret {
+        source_name: String,
+        reference: String,
+        #[source]
+        source: crate::config::secret::SecretError,
+    },
+    #[error(transparent)]
+    Files(#[from] files::FilesError),
+    #[error(transparent)]
+    Vault(#[from] vault::VaultError),
+    #[error(transparent)]
+    Pkcs11(#[from] pkcs11::Pkcs11Error),
+    #[error(transparent)]
+    Aws(#[from] aws::AwsError),
+    #[error(transparent)]
+    Kubernetes(#[from] kubernetes::KubernetesError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// A place certificates are inventoried from. Object-safe, shareable across worker threads.
@@ -69,8 +90,8 @@ pub trait Source: Send + Sync {
     fn tags(&self) -> &[String];
     /// Streams the objects the source holds, in a stable order.
     fn list(&self, out: &mut dyn FnMut(Listing));
-    /// Reads one listed object.
-    fn fetch(&self, location: &str) -> Result<Fetched, String>;
+    /// Reads one listed object. The error's text is what the scan records for the object.
+    fn fetch(&self, location: &str) -> Result<Fetched, SourceError>;
     /// Passwords to try on protected containers (PKCS#12, JKS).
     fn passwords(&self) -> Result<Vec<Secret>, SourceError>;
 }
@@ -80,11 +101,7 @@ pub trait Source: Send + Sync {
 pub fn resolve_passwords(source_name: &str, refs: &[crate::config::secret::SecretRef]) -> Result<Vec<Secret>, SourceError> {
     refs.iter()
         .map(|r| {
-            r.resolve().map_err(|e| SourceError::Secret {
-                source_name: source_name.to_string(),
-                reference: r.to_string(),
-                message: e.to_string(),
-            })
+            r.resolve().map_err(|source| SourceError::Secret { source_name: source_name.to_string(), reference: r.to_string(), source })
         })
         .collect()
 }

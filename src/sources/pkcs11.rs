@@ -19,11 +19,91 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use sha2::Digest;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 /// C_Initialize and C_Finalize act on the whole process (PKCS#11 v2.40 §5.4): two scans that
 /// load modules at once would finalize each other's library. Listing is serialised.
 static MODULE_LOCK: Mutex<()> = Mutex::new(());
+
+/// Why the token could not be read (nothing listed), or an object not served. PKCS#11 errors
+/// are shown by their specification names (`C_Login: CKR_PIN_INCORRECT`).
+#[derive(Debug, thiserror::Error)]
+pub enum Pkcs11Error {
+    /// Loading or initialising the module failed.
+    #[error("PKCS#11 module {}: {}", .module.display(), ck(.source))]
+    Module {
+        module: PathBuf,
+        #[source]
+        source: CkError,
+    },
+    #[error("PKCS#11 module {}: cannot list slots: {}", .module.display(), ck(.source))]
+    Slots {
+        module: PathBuf,
+        #[source]
+        source: CkError,
+    },
+    #[error("PKCS#11 module {}: slot {slot}: {}", .module.display(), ck(.source))]
+    Slot {
+        module: PathBuf,
+        slot: u64,
+        #[source]
+        source: CkError,
+    },
+    /// `token` names the selector (``token `x` `` or `the token in slot index 2`); `present` the
+    /// labels of the tokens the module has.
+    #[error("{token} not found in PKCS#11 module {}; tokens present: {}", .module.display(), present_list(.present))]
+    TokenNotFound { token: String, module: PathBuf, present: Vec<String> },
+    #[error("{token}: {}", ck(.source))]
+    TokenInfo {
+        token: String,
+        #[source]
+        source: CkError,
+    },
+    #[error("{token}: the user PIN is locked (CKF_USER_PIN_LOCKED): unlock it with the SO PIN; no login attempted")]
+    PinLocked { token: String },
+    #[error("{token}: cannot open a read-only session: {}", ck(.source))]
+    Session {
+        token: String,
+        #[source]
+        source: CkError,
+    },
+    /// The configured PIN reference could not be resolved.
+    #[error("{token}: PIN {reference}: {source}")]
+    Pin {
+        token: String,
+        reference: String,
+        #[source]
+        source: crate::config::secret::SecretError,
+    },
+    #[error("{token}: login failed: {} (the PIN from {reference} is wrong)", ck(.source))]
+    WrongPin {
+        token: String,
+        reference: String,
+        #[source]
+        source: CkError,
+    },
+    #[error("{token}: login failed: {}", ck(.source))]
+    Login {
+        token: String,
+        #[source]
+        source: CkError,
+    },
+    #[error("{token}: cannot search {class} objects: {}", ck(.source))]
+    Search {
+        token: String,
+        class: &'static str,
+        #[source]
+        source: CkError,
+    },
+    #[error("not listed by this scan (the token changed while it was read)")]
+    NotListed { location: String },
+}
+
+/// `` `a`, `b` `` or `none`.
+fn present_list(labels: &[String]) -> String {
+    if labels.is_empty() { "none".to_string() } else { labels.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ") }
+}
 
 pub struct Pkcs11Source {
     spec: Pkcs11Spec,
@@ -59,9 +139,9 @@ impl Source for Pkcs11Source {
         let _serial = MODULE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let objects = match self.read_token() {
             Ok(o) => o,
-            Err(message) => {
+            Err(e) => {
                 // The empty prefix covers the whole source: nothing is marked gone.
-                out(Listing::Unavailable { prefix: String::new(), message });
+                out(Listing::Unavailable { prefix: String::new(), message: e.to_string() });
                 return;
             }
         };
@@ -78,13 +158,9 @@ impl Source for Pkcs11Source {
         *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = snapshot;
     }
 
-    fn fetch(&self, location: &str) -> Result<Fetched, String> {
-        self.snapshot
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(location)
-            .cloned()
-            .ok_or_else(|| "not listed by this scan (the token changed while it was read)".to_string())
+    fn fetch(&self, location: &str) -> Result<Fetched, SourceError> {
+        let snapshot = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(snapshot.get(location).cloned().ok_or_else(|| Pkcs11Error::NotListed { location: location.to_string() })?)
     }
 
     fn passwords(&self) -> Result<Vec<Secret>, SourceError> {
@@ -161,15 +237,15 @@ impl Class {
 impl Pkcs11Source {
     /// Loads the module, reads the token, finalizes. An error here means nothing could be
     /// listed; errors on single objects come back as `Listed::Error`.
-    fn read_token(&self) -> Result<Vec<Listed>, String> {
+    fn read_token(&self) -> Result<Vec<Listed>, Pkcs11Error> {
         let module = self.spec.module.display().to_string();
-        let pkcs11 = Pkcs11::new(&self.spec.module).map_err(|e| format!("PKCS#11 module {module}: {}", ck(&e)))?;
+        let pkcs11 = Pkcs11::new(&self.spec.module).map_err(|source| Pkcs11Error::Module { module: self.spec.module.clone(), source })?;
         // A module another part of this process initialised stays initialised: finalizing it
         // would pull it from under its user (PKCS#11 v2.40 §5.4 C_Finalize).
         let ours = match pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
             Ok(()) => true,
             Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => false,
-            Err(e) => return Err(format!("PKCS#11 module {module}: {}", ck(&e))),
+            Err(source) => return Err(Pkcs11Error::Module { module: self.spec.module.clone(), source }),
         };
         let result = self.read_initialised(&pkcs11);
         if ours && let Err(e) = pkcs11.finalize() {
@@ -178,23 +254,24 @@ impl Pkcs11Source {
         result
     }
 
-    fn read_initialised(&self, pkcs11: &Pkcs11) -> Result<Vec<Listed>, String> {
+    fn read_initialised(&self, pkcs11: &Pkcs11) -> Result<Vec<Listed>, Pkcs11Error> {
         let (slot, label) = self.find_token(pkcs11)?;
         let token = self.token_name();
-        let info = pkcs11.get_token_info(slot).map_err(|e| format!("{token}: {}", ck(&e)))?;
+        let info = pkcs11.get_token_info(slot).map_err(|source| Pkcs11Error::TokenInfo { token: token.clone(), source })?;
         if self.spec.pin.is_some() && info.user_pin_locked() {
-            return Err(format!("{token}: the user PIN is locked (CKF_USER_PIN_LOCKED): unlock it with the SO PIN; no login attempted"));
+            return Err(Pkcs11Error::PinLocked { token });
         }
-        let session = pkcs11.open_ro_session(slot).map_err(|e| format!("{token}: cannot open a read-only session: {}", ck(&e)))?;
+        let session = pkcs11.open_ro_session(slot).map_err(|source| Pkcs11Error::Session { token: token.clone(), source })?;
         if let Some(pin_ref) = &self.spec.pin {
-            let pin = pin_ref.resolve().map_err(|e| format!("{token}: PIN {pin_ref}: {e}"))?;
+            let pin =
+                pin_ref.resolve().map_err(|source| Pkcs11Error::Pin { token: token.clone(), reference: pin_ref.to_string(), source })?;
             match session.login(UserType::User, Some(&AuthPin::new(pin.expose().into()))) {
                 // Another session of this process is logged in already: the login is per token.
                 Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-                Err(e @ CkError::Pkcs11(RvError::PinIncorrect, _)) => {
-                    return Err(format!("{token}: login failed: {} (the PIN from {pin_ref} is wrong)", ck(&e)));
+                Err(source @ CkError::Pkcs11(RvError::PinIncorrect, _)) => {
+                    return Err(Pkcs11Error::WrongPin { token, reference: pin_ref.to_string(), source });
                 }
-                Err(e) => return Err(format!("{token}: login failed: {}", ck(&e))),
+                Err(source) => return Err(Pkcs11Error::Login { token, source }),
             }
         }
         let mut objects: Vec<Obj> = Vec::new();
@@ -204,19 +281,21 @@ impl Pkcs11Source {
             (Class::Private, ObjectClass::PRIVATE_KEY),
             (Class::Public, ObjectClass::PUBLIC_KEY),
         ] {
-            let handles = session
-                .find_objects(&[Attribute::Class(ck_class)])
-                .map_err(|e| format!("{token}: cannot search {} objects: {}", class.uri_type(), ck(&e)))?;
+            let handles = session.find_objects(&[Attribute::Class(ck_class)]).map_err(|source| Pkcs11Error::Search {
+                token: token.clone(),
+                class: class.uri_type(),
+                source,
+            })?;
             for h in handles {
                 match read_object(&session, h, class) {
                     Ok(o) => objects.push(o),
-                    Err((partial, message)) => {
+                    Err((partial, e)) => {
                         let location = match partial {
                             Some(o) => uri(&label, &o),
                             // Not even CKA_ID/CKA_LABEL: RFC 7512 §2.3 allows vendor `x-` attributes.
                             None => format!("pkcs11:token={};type={};x-handle={}", pct(label.as_bytes()), class.uri_type(), h.handle()),
                         };
-                        listed.push(Listed::Error { location, message: format!("cannot read attributes: {message}") });
+                        listed.push(Listed::Error { location, message: format!("cannot read attributes: {}", ck(&e)) });
                     }
                 }
             }
@@ -265,28 +344,26 @@ impl Pkcs11Source {
     }
 
     /// The slot of the configured token, and the token's label.
-    fn find_token(&self, pkcs11: &Pkcs11) -> Result<(cryptoki::slot::Slot, String), String> {
-        let module = self.spec.module.display();
-        let slots = pkcs11.get_slots_with_token().map_err(|e| format!("PKCS#11 module {module}: cannot list slots: {}", ck(&e)))?;
+    fn find_token(&self, pkcs11: &Pkcs11) -> Result<(cryptoki::slot::Slot, String), Pkcs11Error> {
+        let module = &self.spec.module;
+        let slots = pkcs11.get_slots_with_token().map_err(|source| Pkcs11Error::Slots { module: module.clone(), source })?;
         let mut labels = Vec::new();
         for slot in &slots {
-            let label = pkcs11
-                .get_token_info(*slot)
-                .map(|i| i.label().trim_end().to_string())
-                .map_err(|e| format!("PKCS#11 module {module}: slot {}: {}", slot.id(), ck(&e)))?;
+            let label = pkcs11.get_token_info(*slot).map(|i| i.label().trim_end().to_string()).map_err(|source| Pkcs11Error::Slot {
+                module: module.clone(),
+                slot: slot.id(),
+                source,
+            })?;
             labels.push((*slot, label));
         }
         let found = match &self.spec.token {
             TokenSelector::Label(want) => labels.iter().find(|(_, l)| l == want).cloned(),
             TokenSelector::SlotIndex(i) => labels.get(*i as usize).cloned(),
         };
-        found.ok_or_else(|| {
-            let present: Vec<String> = labels.iter().map(|(_, l)| format!("`{l}`")).collect();
-            format!(
-                "{} not found in PKCS#11 module {module}; tokens present: {}",
-                self.token_name(),
-                if present.is_empty() { "none".to_string() } else { present.join(", ") }
-            )
+        found.ok_or_else(|| Pkcs11Error::TokenNotFound {
+            token: self.token_name(),
+            module: module.clone(),
+            present: labels.into_iter().map(|(_, l)| l).collect(),
         })
     }
 }
@@ -318,9 +395,9 @@ const PRIVATE_FLAGS: &[AttributeType] = &[
 const PUBLIC_FLAGS: &[AttributeType] = &[AttributeType::Verify, AttributeType::Encrypt, AttributeType::Wrap, AttributeType::Trusted];
 
 /// Reads one object. On failure, what was read of its identity (for its location) and why.
-fn read_object(session: &Session, h: ObjectHandle, class: Class) -> Result<Obj, (Option<Box<Obj>>, String)> {
+fn read_object(session: &Session, h: ObjectHandle, class: Class) -> Result<Obj, (Option<Box<Obj>>, CkError)> {
     let mut o = Obj { class, ..Obj::default() };
-    let ident = session.get_attributes(h, COMMON).map_err(|e| (None, ck(&e)))?;
+    let ident = session.get_attributes(h, COMMON).map_err(|e| (None, e))?;
     for a in ident {
         match a {
             Attribute::Id(v) => o.id = v,
@@ -342,7 +419,7 @@ fn read_object(session: &Session, h: ObjectHandle, class: Class) -> Result<Obj, 
     }
     // Attributes that do not apply to the object (CKR_ATTRIBUTE_TYPE_INVALID) or are secret
     // (CKR_ATTRIBUTE_SENSITIVE) are simply absent from the answer.
-    let attrs = session.get_attributes(h, &wanted).map_err(|e| (Some(Box::new(o.clone())), ck(&e)))?;
+    let attrs = session.get_attributes(h, &wanted).map_err(|e| (Some(Box::new(o.clone())), e))?;
     for a in attrs {
         match a {
             Attribute::Value(v) => o.value = v,

@@ -19,7 +19,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,9 +28,144 @@ use std::time::{Duration, Instant};
 const MAX_LINE: usize = 4096;
 const MAX_LINES: usize = 200;
 
+/// Why an endpoint's chain is not served.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// Probing the endpoint failed.
+    #[error("{host}:{port}: {source}")]
+    Probe {
+        host: String,
+        port: u16,
+        #[source]
+        source: ProbeError,
+    },
+    #[error("not probed in this scan")]
+    NotProbed { location: String },
+}
+
+/// Why a probe got no chain: the connection, the STARTTLS dialogue or the handshake.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("cannot resolve {host}: {source}")]
+    Resolve {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot connect: no address")]
+    NoAddress,
+    #[error("cannot connect: {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Setting a socket's timeouts failed.
+    #[error("{0}")]
+    Socket(#[source] std::io::Error),
+    #[error(transparent)]
+    StartTls(#[from] StartTlsError),
+    /// The client configuration or connection could not be set up.
+    #[error("{0}")]
+    Config(#[source] rustls::Error),
+    #[error("server name {name}: {source}")]
+    ServerName {
+        name: String,
+        #[source]
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+    #[error("TLS handshake did not finish within {timeout:?}")]
+    HandshakeTimeout { timeout: Duration },
+    #[error("TLS handshake: {0}")]
+    Handshake(#[source] std::io::Error),
+    #[error("the server presented no certificate")]
+    NoCertificate,
+}
+
+/// A STARTTLS dialogue that did not end in an upgrade (RFC 3207, RFC 3501 §6.2.1, RFC 4511 §4.14).
+#[derive(Debug, thiserror::Error)]
+pub enum StartTlsError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("the server closed the connection")]
+    Closed,
+    #[error("line too long")]
+    LineTooLong,
+    #[error("too many reply lines")]
+    TooManyLines,
+    #[error("expected {want}, got `{got}`")]
+    Reply { want: &'static str, got: String },
+    /// One step of the SMTP dialogue (`greeting`, `EHLO`, `STARTTLS`).
+    #[error("SMTP {step}: {source}")]
+    Smtp {
+        step: &'static str,
+        #[source]
+        source: Box<StartTlsError>,
+    },
+    #[error("the SMTP server does not offer STARTTLS")]
+    NoSmtpStartTls,
+    #[error("IMAP greeting: `{line}`")]
+    ImapGreeting { line: String },
+    #[error("IMAP STARTTLS: `{line}`")]
+    ImapRefused { line: String },
+    #[error("IMAP STARTTLS: no tagged response")]
+    ImapNoTagged,
+    #[error("LDAP StartTLS response: {0}")]
+    LdapRead(#[source] std::io::Error),
+    #[error("LDAP StartTLS response: {0}")]
+    LdapDecode(#[source] LdapError),
+    #[error("LDAP StartTLS response too long")]
+    LdapTooLong,
+    #[error("LDAP StartTLS refused (resultCode {code})")]
+    LdapRefused { code: u8 },
+}
+
+/// An LDAP StartTLS response that is not a readable ExtendedResponse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LdapError {
+    #[error("{0}")]
+    Ber(#[from] crate::x509::ber::BerError),
+    #[error("not an ExtendedResponse (tag {tag:#x})")]
+    NotExtended { tag: u8 },
+}
+
+/// Why a stapled OCSP response could not be checked (shown in the endpoint's meta).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StapleError {
+    /// The leaf or the issuer does not parse.
+    #[error("{0}")]
+    Certificate(#[from] crate::x509::ber::BerError),
+    #[error("{0}")]
+    Ocsp(#[from] crate::revocation::ocsp::OcspError),
+}
+
+/// Why served chains cannot be verified (they are inventoried all the same).
+#[derive(Debug, thiserror::Error)]
+pub enum RootsError {
+    #[error("ca_bundle {}: {source}", .path.display())]
+    CaBundle {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("ca_bundle {}: no certificate in it", .path.display())]
+    EmptyBundle { path: PathBuf },
+    #[error("ca_bundle {}: {source}", .path.display())]
+    BadRoot {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    /// `first_error` is the first loading error the platform reported, as `Some(…)` or `None`.
+    #[error("no system trust store found ({first_error})")]
+    NoSystemStore { first_error: String },
+    #[error("cannot build the verifier: {0}")]
+    Verifier(#[source] rustls::client::VerifierBuilderError),
+}
+
 pub struct TlsSource {
     spec: TlsSpec,
-    results: Mutex<HashMap<String, Result<Fetched, String>>>,
+    results: Mutex<HashMap<String, Result<Fetched, TlsError>>>,
 }
 
 impl TlsSource {
@@ -42,17 +178,17 @@ impl TlsSource {
     }
 
     /// The verifier of served chains: the configured bundle, else the system's trust store.
-    fn roots_verifier(&self) -> Result<Arc<rustls::client::WebPkiServerVerifier>, String> {
+    fn roots_verifier(&self) -> Result<Arc<rustls::client::WebPkiServerVerifier>, RootsError> {
         let mut roots = rustls::RootCertStore::empty();
         match &self.spec.ca_bundle {
             Some(path) => {
-                let bytes = std::fs::read(path).map_err(|e| format!("ca_bundle {}: {e}", path.display()))?;
+                let bytes = std::fs::read(path).map_err(|source| RootsError::CaBundle { path: path.clone(), source })?;
                 let parsed = crate::x509::parse_object(&bytes, &[]);
                 if parsed.certs.is_empty() {
-                    return Err(format!("ca_bundle {}: no certificate in it", path.display()));
+                    return Err(RootsError::EmptyBundle { path: path.clone() });
                 }
                 for c in parsed.certs {
-                    roots.add(CertificateDer::from(c.der)).map_err(|e| format!("ca_bundle {}: {e}", path.display()))?;
+                    roots.add(CertificateDer::from(c.der)).map_err(|source| RootsError::BadRoot { path: path.clone(), source })?;
                 }
             }
             None => {
@@ -62,13 +198,11 @@ impl TlsSource {
                     let _ = roots.add(c);
                 }
                 if roots.is_empty() {
-                    return Err(format!("no system trust store found ({:?})", found.errors.first()));
+                    return Err(RootsError::NoSystemStore { first_error: format!("{:?}", found.errors.first()) });
                 }
             }
         }
-        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Self::provider())
-            .build()
-            .map_err(|e| format!("cannot build the verifier: {e}"))
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Self::provider()).build().map_err(RootsError::Verifier)
     }
 }
 
@@ -134,28 +268,28 @@ impl ServerCertVerifier for Capture {
 
 /// Reads one CRLF-terminated line, byte by byte so nothing past it is consumed (the TLS
 /// handshake follows).
-fn read_line(s: &mut TcpStream) -> Result<String, String> {
+fn read_line(s: &mut TcpStream) -> Result<String, StartTlsError> {
     let mut line = Vec::new();
     let mut b = [0u8; 1];
     loop {
         match s.read(&mut b) {
-            Ok(0) => return Err("the server closed the connection".into()),
+            Ok(0) => return Err(StartTlsError::Closed),
             Ok(_) => {
                 if b[0] == b'\n' {
                     return Ok(String::from_utf8_lossy(&line).trim_end_matches('\r').to_string());
                 }
                 if line.len() >= MAX_LINE {
-                    return Err("line too long".into());
+                    return Err(StartTlsError::LineTooLong);
                 }
                 line.push(b[0]);
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         }
     }
 }
 
 /// SMTP: reads a reply (multi-line `NNN-` continuations) and checks its code.
-fn smtp_reply(s: &mut TcpStream, want: &str) -> Result<Vec<String>, String> {
+fn smtp_reply(s: &mut TcpStream, want: &'static str) -> Result<Vec<String>, StartTlsError> {
     let mut lines = Vec::new();
     for _ in 0..MAX_LINES {
         let l = read_line(s)?;
@@ -164,40 +298,45 @@ fn smtp_reply(s: &mut TcpStream, want: &str) -> Result<Vec<String>, String> {
         if done {
             let last = lines.last().map(String::as_str).unwrap_or("");
             if !last.starts_with(want) {
-                return Err(format!("expected {want}, got `{last}`"));
+                return Err(StartTlsError::Reply { want, got: last.to_string() });
             }
             return Ok(lines);
         }
     }
-    Err("too many reply lines".into())
+    Err(StartTlsError::TooManyLines)
+}
+
+/// An SMTP step's failure, named after the step.
+fn smtp(step: &'static str) -> impl Fn(StartTlsError) -> StartTlsError {
+    move |e| StartTlsError::Smtp { step, source: Box::new(e) }
 }
 
 /// Upgrades a plain connection (RFC 3207 SMTP, RFC 3501 §6.2.1 IMAP, RFC 4511 §4.14 LDAP).
-fn starttls(s: &mut TcpStream, proto: StartTls) -> Result<(), String> {
+fn starttls(s: &mut TcpStream, proto: StartTls) -> Result<(), StartTlsError> {
     match proto {
         StartTls::Smtp => {
-            smtp_reply(s, "220").map_err(|e| format!("SMTP greeting: {e}"))?;
-            s.write_all(b"EHLO certvigil.invalid\r\n").map_err(|e| e.to_string())?;
-            let ehlo = smtp_reply(s, "250").map_err(|e| format!("SMTP EHLO: {e}"))?;
+            smtp_reply(s, "220").map_err(smtp("greeting"))?;
+            s.write_all(b"EHLO certvigil.invalid\r\n")?;
+            let ehlo = smtp_reply(s, "250").map_err(smtp("EHLO"))?;
             if !ehlo.iter().any(|l| l.get(4..).is_some_and(|k| k.trim().eq_ignore_ascii_case("STARTTLS"))) {
-                return Err("the SMTP server does not offer STARTTLS".into());
+                return Err(StartTlsError::NoSmtpStartTls);
             }
-            s.write_all(b"STARTTLS\r\n").map_err(|e| e.to_string())?;
-            smtp_reply(s, "220").map_err(|e| format!("SMTP STARTTLS: {e}"))?;
+            s.write_all(b"STARTTLS\r\n")?;
+            smtp_reply(s, "220").map_err(smtp("STARTTLS"))?;
         }
         StartTls::Imap => {
             let greeting = read_line(s)?;
             if !greeting.starts_with("* OK") {
-                return Err(format!("IMAP greeting: `{greeting}`"));
+                return Err(StartTlsError::ImapGreeting { line: greeting });
             }
-            s.write_all(b"cv1 STARTTLS\r\n").map_err(|e| e.to_string())?;
+            s.write_all(b"cv1 STARTTLS\r\n")?;
             for _ in 0..MAX_LINES {
                 let l = read_line(s)?;
                 if let Some(rest) = l.strip_prefix("cv1 ") {
-                    return if rest.starts_with("OK") { Ok(()) } else { Err(format!("IMAP STARTTLS: `{l}`")) };
+                    return if rest.starts_with("OK") { Ok(()) } else { Err(StartTlsError::ImapRefused { line: l }) };
                 }
             }
-            return Err("IMAP STARTTLS: no tagged response".into());
+            return Err(StartTlsError::ImapNoTagged);
         }
         StartTls::Ldap => {
             // LDAPMessage { messageID 1, extendedReq [APPLICATION 23] { requestName [0]
@@ -206,45 +345,45 @@ fn starttls(s: &mut TcpStream, proto: StartTls) -> Result<(), String> {
             let name = crate::x509::ber::encode(0x80, OID);
             let req = crate::x509::ber::encode(0x77, &name);
             let msg = crate::x509::ber::encode(0x30, &[&[0x02, 0x01, 0x01][..], &req].concat());
-            s.write_all(&msg).map_err(|e| e.to_string())?;
+            s.write_all(&msg)?;
             let mut head = [0u8; 2];
-            s.read_exact(&mut head).map_err(|e| format!("LDAP StartTLS response: {e}"))?;
+            s.read_exact(&mut head).map_err(StartTlsError::LdapRead)?;
             let len = match head[1] {
                 n if n < 0x80 => n as usize,
                 0x81 => {
                     let mut b = [0u8; 1];
-                    s.read_exact(&mut b).map_err(|e| e.to_string())?;
+                    s.read_exact(&mut b)?;
                     b[0] as usize
                 }
                 0x82 => {
                     let mut b = [0u8; 2];
-                    s.read_exact(&mut b).map_err(|e| e.to_string())?;
+                    s.read_exact(&mut b)?;
                     u16::from_be_bytes(b) as usize
                 }
-                _ => return Err("LDAP StartTLS response too long".into()),
+                _ => return Err(StartTlsError::LdapTooLong),
             };
             let mut body = vec![0u8; len];
-            s.read_exact(&mut body).map_err(|e| e.to_string())?;
+            s.read_exact(&mut body)?;
             let full = crate::x509::ber::encode(head[0], &body);
-            let code = ldap_result_code(&full).map_err(|e| format!("LDAP StartTLS response: {e}"))?;
+            let code = ldap_result_code(&full).map_err(StartTlsError::LdapDecode)?;
             if code != 0 {
-                return Err(format!("LDAP StartTLS refused (resultCode {code})"));
+                return Err(StartTlsError::LdapRefused { code });
             }
         }
     }
     Ok(())
 }
 
-fn ldap_result_code(der: &[u8]) -> Result<u8, String> {
+fn ldap_result_code(der: &[u8]) -> Result<u8, LdapError> {
     use crate::x509::ber;
-    let msg = ber::single(der).map_err(|e| e.to_string())?;
+    let msg = ber::single(der)?;
     let mut r = msg.children();
-    r.required("messageID").map_err(|e| e.to_string())?;
-    let op = r.required("protocolOp").map_err(|e| e.to_string())?;
+    r.required("messageID")?;
+    let op = r.required("protocolOp")?;
     if op.tag != 0x78 {
-        return Err(format!("not an ExtendedResponse (tag {:#x})", op.tag));
+        return Err(LdapError::NotExtended { tag: op.tag });
     }
-    let code = op.children().required("resultCode").map_err(|e| e.to_string())?;
+    let code = op.children().required("resultCode")?;
     Ok(code.content.first().copied().unwrap_or(255))
 }
 
@@ -272,12 +411,12 @@ fn stapled(chain: &[Vec<u8>], ocsp: &[u8], now: i64) -> serde_json::Value {
     let (Some(leaf), Some(issuer)) = (chain.first(), chain.get(1)) else {
         return serde_json::json!({ "present": true, "error": "no issuer in the served chain to verify it against" });
     };
-    let check = || -> Result<ocsp::Answer, String> {
-        let leaf = crate::x509::cert::raw_parts(leaf).map_err(|e| e.to_string())?;
-        let ip = crate::x509::cert::raw_parts(issuer).map_err(|e| e.to_string())?;
+    let check = || -> Result<ocsp::Answer, StapleError> {
+        let leaf = crate::x509::cert::raw_parts(leaf)?;
+        let ip = crate::x509::cert::raw_parts(issuer)?;
         let iss = ocsp::Issuer { subject_der: ip.subject, spki_der: ip.spki };
-        let id = ocsp::cert_id(&iss, leaf.serial).map_err(|e| e.to_string())?;
-        ocsp::verify_response(ocsp, &id, &iss, None, now, 300, crate::x509::verify::DEFAULT_MIN_RSA_BITS).map_err(|e| e.to_string())
+        let id = ocsp::cert_id(&iss, leaf.serial)?;
+        Ok(ocsp::verify_response(ocsp, &id, &iss, None, now, 300, crate::x509::verify::DEFAULT_MIN_RSA_BITS)?)
     };
     match check() {
         Ok(a) => {
@@ -291,30 +430,34 @@ fn stapled(chain: &[Vec<u8>], ocsp: &[u8], now: i64) -> serde_json::Value {
                 "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(ocsp)),
             })
         }
-        Err(e) => serde_json::json!({ "present": true, "error": e }),
+        Err(e) => serde_json::json!({ "present": true, "error": e.to_string() }),
     }
 }
 
 /// Connects, upgrades if asked, handshakes; returns the chain with what was learned.
-fn probe(e: &Endpoint, timeout: Duration, roots: &Result<Arc<rustls::client::WebPkiServerVerifier>, String>) -> Result<Fetched, String> {
+fn probe(
+    e: &Endpoint,
+    timeout: Duration,
+    roots: &Result<Arc<rustls::client::WebPkiServerVerifier>, String>,
+) -> Result<Fetched, ProbeError> {
     let deadline = Instant::now() + timeout;
     let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-    let addrs: Vec<std::net::SocketAddr> =
-        (e.host.as_str(), e.port).to_socket_addrs().map_err(|err| format!("cannot resolve {}: {err}", e.host))?.collect();
-    let mut last = String::from("no address");
+    let addrs: Vec<SocketAddr> =
+        (e.host.as_str(), e.port).to_socket_addrs().map_err(|source| ProbeError::Resolve { host: e.host.clone(), source })?.collect();
+    let mut last = ProbeError::NoAddress;
     let mut tcp = None;
-    for a in addrs {
-        match TcpStream::connect_timeout(&a, left()) {
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, left()) {
             Ok(s) => {
                 tcp = Some(s);
                 break;
             }
-            Err(err) => last = format!("{a}: {err}"),
+            Err(source) => last = ProbeError::Connect { addr, source },
         }
     }
-    let mut tcp = tcp.ok_or_else(|| format!("cannot connect: {last}"))?;
-    tcp.set_read_timeout(Some(left())).map_err(|err| err.to_string())?;
-    tcp.set_write_timeout(Some(left())).map_err(|err| err.to_string())?;
+    let Some(mut tcp) = tcp else { return Err(last) };
+    tcp.set_read_timeout(Some(left())).map_err(ProbeError::Socket)?;
+    tcp.set_write_timeout(Some(left())).map_err(ProbeError::Socket)?;
     if let Some(proto) = e.starttls {
         starttls(&mut tcp, proto)?;
     }
@@ -322,18 +465,19 @@ fn probe(e: &Endpoint, timeout: Duration, roots: &Result<Arc<rustls::client::Web
     let capture = Arc::new(Capture { roots: roots.clone(), provider: Arc::clone(&provider), seen: Mutex::default() });
     let config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(|err| err.to_string())?
+        .map_err(ProbeError::Config)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::clone(&capture) as Arc<dyn ServerCertVerifier>)
         .with_no_client_auth();
-    let name = ServerName::try_from(e.server_name.clone()).map_err(|err| format!("server name {}: {err}", e.server_name))?;
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(|err| err.to_string())?;
+    let name =
+        ServerName::try_from(e.server_name.clone()).map_err(|source| ProbeError::ServerName { name: e.server_name.clone(), source })?;
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(ProbeError::Config)?;
     while conn.is_handshaking() {
         if Instant::now() >= deadline {
-            return Err(format!("TLS handshake did not finish within {timeout:?}"));
+            return Err(ProbeError::HandshakeTimeout { timeout });
         }
-        tcp.set_read_timeout(Some(left())).map_err(|err| err.to_string())?;
-        conn.complete_io(&mut tcp).map_err(|err| format!("TLS handshake: {err}"))?;
+        tcp.set_read_timeout(Some(left())).map_err(ProbeError::Socket)?;
+        conn.complete_io(&mut tcp).map_err(ProbeError::Handshake)?;
     }
     let protocol = conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default();
     let suite = conn.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())).unwrap_or_default();
@@ -341,7 +485,7 @@ fn probe(e: &Endpoint, timeout: Duration, roots: &Result<Arc<rustls::client::Web
     let _ = conn.complete_io(&mut tcp);
     let seen = std::mem::take(&mut *capture.seen.lock().unwrap_or_else(|p| p.into_inner()));
     if seen.chain.is_empty() {
-        return Err("the server presented no certificate".into());
+        return Err(ProbeError::NoCertificate);
     }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let (verified, verify_error) = match &seen.verdict {
@@ -382,16 +526,22 @@ impl Source for TlsSource {
         if let Err(e) = &roots {
             tracing::warn!(source = %self.spec.name, error = %e, "chains are inventoried but cannot be verified");
         }
+        // The verdict on each chain is a text in its meta: the reason is shown there.
+        let roots = roots.map_err(|e| e.to_string());
         // Probe every endpoint, `concurrency` at a time, before listing any.
         let queue = Mutex::new(self.spec.endpoints.iter());
-        let results: Mutex<HashMap<String, Result<Fetched, String>>> = Mutex::new(HashMap::new());
+        let results: Mutex<HashMap<String, Result<Fetched, TlsError>>> = Mutex::new(HashMap::new());
         std::thread::scope(|scope| {
             for _ in 0..self.spec.concurrency.min(self.spec.endpoints.len()).max(1) {
                 scope.spawn(|| {
                     loop {
                         let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
                         let Some(e) = next else { return };
-                        let r = probe(e, self.spec.timeout, &roots).map_err(|m| format!("{}:{}: {m}", e.host, e.port));
+                        let r = probe(e, self.spec.timeout, &roots).map_err(|source| TlsError::Probe {
+                            host: e.host.clone(),
+                            port: e.port,
+                            source,
+                        });
                         results.lock().unwrap_or_else(|p| p.into_inner()).insert(e.location(), r);
                     }
                 });
@@ -403,7 +553,7 @@ impl Source for TlsSource {
         for e in &self.spec.endpoints {
             let location = e.location();
             listings.push(match results.get(&location) {
-                Some(Err(m)) => Listing::Error { location, message: m.clone() },
+                Some(Err(e)) => Listing::Error { location, message: e.to_string() },
                 _ => Listing::Object { location, stamp: stamp.clone() },
             });
         }
@@ -413,8 +563,9 @@ impl Source for TlsSource {
         }
     }
 
-    fn fetch(&self, location: &str) -> Result<Fetched, String> {
-        self.results.lock().unwrap_or_else(|p| p.into_inner()).remove(location).unwrap_or_else(|| Err("not probed in this scan".into()))
+    fn fetch(&self, location: &str) -> Result<Fetched, SourceError> {
+        let result = self.results.lock().unwrap_or_else(|p| p.into_inner()).remove(location);
+        Ok(result.unwrap_or_else(|| Err(TlsError::NotProbed { location: location.to_string() }))?)
     }
 
     fn passwords(&self) -> Result<Vec<Secret>, SourceError> {

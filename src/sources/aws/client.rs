@@ -5,7 +5,7 @@
 //! of times; every response body read up to a size limit; a semaphore bounds requests in
 //! flight; each request has a timeout.
 
-use super::credentials::{self, Credentials};
+use super::credentials::{self, Credentials, CredentialsError};
 use super::sigv4;
 use std::time::Duration;
 
@@ -46,7 +46,8 @@ pub fn dns_suffix(region: &str) -> &'static str {
 }
 
 /// What went wrong with one API call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation}: {}", status_text(.status, .code, .message))]
 pub struct ApiError {
     pub operation: String,
     /// `None` when no HTTP response came back (connection, timeout, credentials).
@@ -55,13 +56,35 @@ pub struct ApiError {
     pub message: String,
 }
 
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.status {
-            Some(s) => write!(f, "{}: HTTP {s} {}: {}", self.operation, self.code, self.message),
-            None => write!(f, "{}: {}", self.operation, self.message),
-        }
+/// `HTTP 400 Code: message` for an answer, the message alone when none came back.
+fn status_text(status: &Option<u16>, code: &str, message: &str) -> String {
+    match status {
+        Some(s) => format!("HTTP {s} {code}: {message}"),
+        None => message.to_string(),
     }
+}
+
+/// Why the client could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The HTTP client could not be built (the text is reqwest's).
+    #[error("{reason}")]
+    Http { reason: String },
+    #[error("endpoint `{endpoint}`: {reason}")]
+    Endpoint { endpoint: String, reason: String },
+    /// The service URL made from the region does not parse.
+    #[error("{url}: {reason}")]
+    Url { url: String, reason: String },
+}
+
+/// Why a response body was not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("response larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    /// The connection failed while the body was read (the text of [`transport_error`]).
+    #[error("{0}")]
+    Transport(String),
 }
 
 impl ApiError {
@@ -122,14 +145,14 @@ pub fn transport_error(e: &reqwest::Error) -> String {
 }
 
 /// Reads a body, refusing more than `limit` bytes.
-pub async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+pub async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
     if resp.content_length().is_some_and(|n| n > limit as u64) {
-        return Err(format!("response larger than {limit} bytes"));
+        return Err(BodyError::TooLarge { limit });
     }
     let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| transport_error(&e))? {
+    while let Some(chunk) = resp.chunk().await.map_err(|e| BodyError::Transport(transport_error(&e)))? {
         if out.len() + chunk.len() > limit {
-            return Err(format!("response larger than {limit} bytes"));
+            return Err(BodyError::TooLarge { limit });
         }
         out.extend_from_slice(&chunk);
     }
@@ -153,15 +176,23 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(region: &str, endpoint: Option<&str>, profile: Option<&str>, timeout: Duration, concurrency: usize) -> Result<Self, String> {
+    pub fn new(
+        region: &str,
+        endpoint: Option<&str>,
+        profile: Option<&str>,
+        timeout: Duration,
+        concurrency: usize,
+    ) -> Result<Self, ClientError> {
         crate::net::install_crypto_provider();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("certvigil/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ClientError::Http { reason: e.to_string() })?;
         let endpoint = match endpoint {
-            Some(e) => Some(reqwest::Url::parse(e).map_err(|err| format!("endpoint `{e}`: {err}"))?),
+            Some(e) => {
+                Some(reqwest::Url::parse(e).map_err(|err| ClientError::Endpoint { endpoint: e.to_string(), reason: err.to_string() })?)
+            }
             None => None,
         };
         Ok(Client {
@@ -175,20 +206,20 @@ impl Client {
         })
     }
 
-    fn url(&self, service: Service) -> Result<reqwest::Url, String> {
+    fn url(&self, service: Service) -> Result<reqwest::Url, ClientError> {
         match &self.endpoint {
             Some(u) => Ok(u.clone()),
             None => {
                 let u = format!("https://{}.{}.{}/", service.name(), self.region, dns_suffix(&self.region));
-                reqwest::Url::parse(&u).map_err(|e| format!("{u}: {e}"))
+                reqwest::Url::parse(&u).map_err(|e| ClientError::Url { reason: e.to_string(), url: u })
             }
         }
     }
 
-    async fn credentials(&self) -> Result<Credentials, String> {
+    async fn credentials(&self) -> Result<Credentials, CredentialsError> {
         let now = jiff::Timestamp::now().as_second();
         let resolve = credentials::resolve(&credentials::process_env, self.profile.as_deref(), &self.http, &self.region, self.timeout);
-        self.creds.get(now, resolve).await.map_err(|e| format!("credentials: {e}"))
+        self.creds.get(now, resolve).await
     }
 
     /// Calls `operation` with a JSON body, retrying throttling and server errors.
@@ -212,13 +243,13 @@ impl Client {
 
     async fn call_once(&self, service: Service, operation: &str, body: &serde_json::Value) -> Result<serde_json::Value, ApiError> {
         let _permit = self.permits.acquire().await.map_err(|e| ApiError::local(operation, e.to_string()))?;
-        let creds = self.credentials().await.map_err(|m| ApiError {
+        let creds = self.credentials().await.map_err(|e| ApiError {
             operation: operation.into(),
             status: None,
             code: "credentials".into(),
-            message: m,
+            message: format!("credentials: {e}"),
         })?;
-        let url = self.url(service).map_err(|m| ApiError::local(operation, m))?;
+        let url = self.url(service).map_err(|e| ApiError::local(operation, e.to_string()))?;
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_string(),
@@ -256,11 +287,11 @@ impl Client {
         })?;
         let status = resp.status().as_u16();
         let header_type = resp.headers().get("x-amzn-errortype").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let body = read_body(resp, MAX_RESPONSE).await.map_err(|m| ApiError {
+        let body = read_body(resp, MAX_RESPONSE).await.map_err(|e| ApiError {
             operation: operation.into(),
             status: None,
             code: "transport".into(),
-            message: m,
+            message: e.to_string(),
         })?;
         if !(200..300).contains(&status) {
             let (code, message) = decode_error(&body, header_type.as_deref());

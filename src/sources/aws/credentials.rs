@@ -11,6 +11,7 @@
 //!
 //! Secret keys and session tokens never appear in `Debug` output or error messages.
 
+use super::client::BodyError;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,6 +24,71 @@ pub const REFRESH_MARGIN_SECS: i64 = 300;
 const IMDS_TIMEOUT: Duration = Duration::from_secs(1);
 const IMDS_DEFAULT_ENDPOINT: &str = "http://169.254.169.254";
 const MAX_CREDENTIAL_RESPONSE: usize = 64 * 1024;
+
+/// Why no credentials could be had. Never holds a secret key or a session token.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// One variable of a pair is set without the other.
+    #[error("{set} is set but {missing} is not")]
+    HalfSet { set: &'static str, missing: &'static str },
+    #[error("{}: {source}", .path.display())]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "profile `{profile}` uses `{setting}`, which certvigil does not support; give the profile \
+         aws_access_key_id and aws_secret_access_key, or use environment, web identity or instance credentials"
+    )]
+    UnsupportedProfile { profile: String, setting: &'static str },
+    #[error("profile `{profile}` has no aws_access_key_id and aws_secret_access_key")]
+    ProfileWithoutKeys { profile: String },
+    #[error("profile `{profile}` is not in the shared credentials or config file")]
+    NoProfile { profile: String },
+    #[error("AWS_PROFILE `{profile}` is not in the shared credentials or config file")]
+    NoEnvProfile { profile: String },
+    #[error("STS response has no {field}")]
+    StsMissing { field: &'static str },
+    #[error("STS response has an unreadable Expiration")]
+    StsExpiration,
+    #[error("web identity token {path}: {source}")]
+    WebIdentityToken {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// No answer from STS (`message`: the connection error and its causes).
+    #[error("STS AssumeRoleWithWebIdentity for {role}: {message}")]
+    StsTransport { role: String, message: String },
+    #[error("STS AssumeRoleWithWebIdentity for {role}: HTTP {status} {code}: {message}")]
+    StsStatus { role: String, status: u16, code: String, message: String },
+    #[error("instance metadata credentials are not JSON: {0}")]
+    ImdsJson(#[source] serde_json::Error),
+    #[error("instance metadata credentials for role {role}: {code}")]
+    ImdsCode { role: String, code: String },
+    #[error("instance metadata credentials have no {field}")]
+    ImdsMissing { field: &'static str },
+    /// No answer from the instance metadata endpoint.
+    #[error("instance metadata at {endpoint}: {message}")]
+    ImdsTransport { endpoint: String, message: String },
+    #[error("instance metadata at {endpoint}: token request answered HTTP {status}")]
+    ImdsTokenStatus { endpoint: String, status: u16 },
+    #[error("instance metadata {path}: HTTP {status}")]
+    ImdsStatus { path: String, status: u16 },
+    #[error("instance has no IAM role attached")]
+    NoRole,
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    #[error(
+        "no AWS credentials: none in the environment, no web identity, no profile `default` in the shared files, \
+         and instance metadata is disabled (AWS_EC2_METADATA_DISABLED)"
+    )]
+    NoneImdsDisabled,
+    /// Nothing in the chain, and instance metadata failed too (the source says how).
+    #[error("no AWS credentials: none in the environment, no web identity, no profile `default` in the shared files; {0}")]
+    NoneFound(#[source] Box<CredentialsError>),
+}
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -69,7 +135,7 @@ fn env_nonempty(env: Env<'_>, name: &str) -> Option<String> {
 // Environment
 
 /// `Ok(None)` when neither key variable is set; an error when only one is.
-pub fn from_env(env: Env<'_>) -> Result<Option<Credentials>, String> {
+pub fn from_env(env: Env<'_>) -> Result<Option<Credentials>, CredentialsError> {
     match (env_nonempty(env, "AWS_ACCESS_KEY_ID"), env_nonempty(env, "AWS_SECRET_ACCESS_KEY")) {
         (Some(id), Some(secret)) => Ok(Some(Credentials {
             access_key_id: id.trim().to_string(),
@@ -79,8 +145,8 @@ pub fn from_env(env: Env<'_>) -> Result<Option<Credentials>, String> {
             provider: "environment".into(),
         })),
         (None, None) => Ok(None),
-        (Some(_), None) => Err("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not".into()),
-        (None, Some(_)) => Err("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not".into()),
+        (Some(_), None) => Err(CredentialsError::HalfSet { set: "AWS_ACCESS_KEY_ID", missing: "AWS_SECRET_ACCESS_KEY" }),
+        (None, Some(_)) => Err(CredentialsError::HalfSet { set: "AWS_SECRET_ACCESS_KEY", missing: "AWS_ACCESS_KEY_ID" }),
     }
 }
 
@@ -120,12 +186,12 @@ fn shared_path(env: Env<'_>, var: &str, default: &str) -> Option<PathBuf> {
     }
 }
 
-fn read_optional(path: &Option<PathBuf>) -> Result<Option<String>, String> {
+fn read_optional(path: &Option<PathBuf>) -> Result<Option<String>, CredentialsError> {
     let Some(p) = path else { return Ok(None) };
     match std::fs::read_to_string(p) {
         Ok(t) => Ok(Some(t)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", p.display())),
+        Err(source) => Err(CredentialsError::ReadFile { path: p.clone(), source }),
     }
 }
 
@@ -152,7 +218,7 @@ pub fn profile_settings(credentials: Option<&str>, config: Option<&str>, profile
 }
 
 /// Credentials of a profile in the shared files. `Ok(None)`: the profile is not there.
-pub fn from_shared_files(env: Env<'_>, profile: &str) -> Result<Option<Credentials>, String> {
+pub fn from_shared_files(env: Env<'_>, profile: &str) -> Result<Option<Credentials>, CredentialsError> {
     let cred_path = shared_path(env, "AWS_SHARED_CREDENTIALS_FILE", "credentials");
     let conf_path = shared_path(env, "AWS_CONFIG_FILE", "config");
     let creds = read_optional(&cred_path)?;
@@ -170,11 +236,8 @@ pub fn from_shared_files(env: Env<'_>, profile: &str) -> Result<Option<Credentia
         _ => {
             let unsupported = ["role_arn", "credential_process", "sso_session", "sso_start_url", "web_identity_token_file"];
             match unsupported.iter().find(|k| keys.contains_key(**k)) {
-                Some(k) => Err(format!(
-                    "profile `{profile}` uses `{k}`, which certvigil does not support; give the profile \
-                     aws_access_key_id and aws_secret_access_key, or use environment, web identity or instance credentials"
-                )),
-                None => Err(format!("profile `{profile}` has no aws_access_key_id and aws_secret_access_key")),
+                Some(k) => Err(CredentialsError::UnsupportedProfile { profile: profile.to_string(), setting: k }),
+                None => Err(CredentialsError::ProfileWithoutKeys { profile: profile.to_string() }),
             }
         }
     }
@@ -205,13 +268,13 @@ fn parse_time(s: &str) -> Option<i64> {
 }
 
 /// The `Credentials` element of an `AssumeRoleWithWebIdentityResponse`.
-pub fn parse_sts_credentials(xml: &str, provider: &str) -> Result<Credentials, String> {
-    let field = |t: &str| xml_text(xml, t).ok_or_else(|| format!("STS response has no {t}"));
+pub fn parse_sts_credentials(xml: &str, provider: &str) -> Result<Credentials, CredentialsError> {
+    let field = |t: &'static str| xml_text(xml, t).ok_or(CredentialsError::StsMissing { field: t });
     Ok(Credentials {
         access_key_id: field("AccessKeyId")?,
         secret_access_key: field("SecretAccessKey")?,
         session_token: Some(field("SessionToken")?),
-        expires_at: Some(parse_time(&field("Expiration")?).ok_or("STS response has an unreadable Expiration")?),
+        expires_at: Some(parse_time(&field("Expiration")?).ok_or(CredentialsError::StsExpiration)?),
         provider: provider.into(),
     })
 }
@@ -224,14 +287,21 @@ fn form_encode(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-async fn read_capped(resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+async fn read_capped(resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
     super::client::read_body(resp, limit).await
 }
 
-async fn from_web_identity(env: Env<'_>, http: &reqwest::Client, region: &str, timeout: Duration) -> Result<Option<Credentials>, String> {
+async fn from_web_identity(
+    env: Env<'_>,
+    http: &reqwest::Client,
+    region: &str,
+    timeout: Duration,
+) -> Result<Option<Credentials>, CredentialsError> {
     let Some(token_file) = env_nonempty(env, "AWS_WEB_IDENTITY_TOKEN_FILE") else { return Ok(None) };
-    let role = env_nonempty(env, "AWS_ROLE_ARN").ok_or("AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not")?;
-    let token = std::fs::read_to_string(&token_file).map_err(|e| format!("web identity token {token_file}: {e}"))?;
+    let role = env_nonempty(env, "AWS_ROLE_ARN")
+        .ok_or(CredentialsError::HalfSet { set: "AWS_WEB_IDENTITY_TOKEN_FILE", missing: "AWS_ROLE_ARN" })?;
+    let token =
+        std::fs::read_to_string(&token_file).map_err(|source| CredentialsError::WebIdentityToken { path: token_file.clone(), source })?;
     let session = env_nonempty(env, "AWS_ROLE_SESSION_NAME").unwrap_or_else(|| "certvigil".into());
     let endpoint =
         env_nonempty(env, "AWS_ENDPOINT_URL_STS").unwrap_or_else(|| format!("https://sts.{region}.{}", super::client::dns_suffix(region)));
@@ -250,13 +320,13 @@ async fn from_web_identity(env: Env<'_>, http: &reqwest::Client, region: &str, t
         .body(body)
         .send()
         .await
-        .map_err(|e| format!("STS AssumeRoleWithWebIdentity for {role}: {}", super::client::transport_error(&e)))?;
+        .map_err(|e| CredentialsError::StsTransport { role: role.clone(), message: super::client::transport_error(&e) })?;
     let status = resp.status();
     let text = String::from_utf8_lossy(&read_capped(resp, MAX_CREDENTIAL_RESPONSE).await?).into_owned();
     if !status.is_success() {
         let code = xml_text(&text, "Code").unwrap_or_default();
         let message = xml_text(&text, "Message").unwrap_or_default();
-        return Err(format!("STS AssumeRoleWithWebIdentity for {role}: HTTP {} {code}: {message}", status.as_u16()));
+        return Err(CredentialsError::StsStatus { role, status: status.as_u16(), code, message });
     }
     parse_sts_credentials(&text, &format!("web identity {role}")).map(Some)
 }
@@ -265,25 +335,27 @@ async fn from_web_identity(env: Env<'_>, http: &reqwest::Client, region: &str, t
 // Instance metadata (IMDSv2)
 
 /// The role credentials document of IMDS (`/latest/meta-data/iam/security-credentials/<role>`).
-pub fn parse_imds_credentials(json: &str, role: &str) -> Result<Credentials, String> {
-    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("instance metadata credentials are not JSON: {e}"))?;
+pub fn parse_imds_credentials(json: &str, role: &str) -> Result<Credentials, CredentialsError> {
+    let v: serde_json::Value = serde_json::from_str(json).map_err(CredentialsError::ImdsJson)?;
     let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
     if let Some(code) = s("Code").filter(|c| c != "Success") {
-        return Err(format!("instance metadata credentials for role {role}: {code}"));
+        return Err(CredentialsError::ImdsCode { role: role.to_string(), code });
     }
+    let missing = |field: &'static str| CredentialsError::ImdsMissing { field };
     Ok(Credentials {
-        access_key_id: s("AccessKeyId").ok_or("instance metadata credentials have no AccessKeyId")?,
-        secret_access_key: s("SecretAccessKey").ok_or("instance metadata credentials have no SecretAccessKey")?,
+        access_key_id: s("AccessKeyId").ok_or_else(|| missing("AccessKeyId"))?,
+        secret_access_key: s("SecretAccessKey").ok_or_else(|| missing("SecretAccessKey"))?,
         session_token: s("Token"),
         expires_at: s("Expiration").as_deref().and_then(parse_time),
         provider: format!("instance role {role}"),
     })
 }
 
-async fn from_imds(env: Env<'_>, http: &reqwest::Client) -> Result<Credentials, String> {
+async fn from_imds(env: Env<'_>, http: &reqwest::Client) -> Result<Credentials, CredentialsError> {
     let base = env_nonempty(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT").unwrap_or_else(|| IMDS_DEFAULT_ENDPOINT.into());
     let base = base.trim_end_matches('/');
-    let fail = |e: reqwest::Error| format!("instance metadata at {base}: {}", super::client::transport_error(&e));
+    let fail =
+        |e: reqwest::Error| CredentialsError::ImdsTransport { endpoint: base.to_string(), message: super::client::transport_error(&e) };
     // IMDSv2: a session token from PUT /latest/api/token, then GETs carrying it.
     let token = http
         .put(format!("{base}/latest/api/token"))
@@ -293,7 +365,7 @@ async fn from_imds(env: Env<'_>, http: &reqwest::Client) -> Result<Credentials, 
         .await
         .map_err(fail)?;
     if !token.status().is_success() {
-        return Err(format!("instance metadata at {base}: token request answered HTTP {}", token.status().as_u16()));
+        return Err(CredentialsError::ImdsTokenStatus { endpoint: base.to_string(), status: token.status().as_u16() });
     }
     let token = String::from_utf8_lossy(&read_capped(token, MAX_CREDENTIAL_RESPONSE).await?).trim().to_string();
     let get = |path: String| {
@@ -301,13 +373,13 @@ async fn from_imds(env: Env<'_>, http: &reqwest::Client) -> Result<Credentials, 
         async move {
             let resp = req.send().await.map_err(fail)?;
             if !resp.status().is_success() {
-                return Err(format!("instance metadata {path}: HTTP {}", resp.status().as_u16()));
+                return Err(CredentialsError::ImdsStatus { status: resp.status().as_u16(), path });
             }
-            Ok::<String, String>(String::from_utf8_lossy(&read_capped(resp, MAX_CREDENTIAL_RESPONSE).await?).into_owned())
+            Ok::<String, CredentialsError>(String::from_utf8_lossy(&read_capped(resp, MAX_CREDENTIAL_RESPONSE).await?).into_owned())
         }
     };
     let roles = get("/latest/meta-data/iam/security-credentials/".into()).await?;
-    let role = roles.lines().map(str::trim).find(|l| !l.is_empty()).ok_or("instance has no IAM role attached")?.to_string();
+    let role = roles.lines().map(str::trim).find(|l| !l.is_empty()).ok_or(CredentialsError::NoRole)?.to_string();
     let doc = get(format!("/latest/meta-data/iam/security-credentials/{role}")).await?;
     parse_imds_credentials(&doc, &role)
 }
@@ -322,9 +394,9 @@ pub async fn resolve(
     http: &reqwest::Client,
     region: &str,
     timeout: Duration,
-) -> Result<Credentials, String> {
+) -> Result<Credentials, CredentialsError> {
     if let Some(p) = profile {
-        return from_shared_files(env, p)?.ok_or_else(|| format!("profile `{p}` is not in the shared credentials or config file"));
+        return from_shared_files(env, p)?.ok_or_else(|| CredentialsError::NoProfile { profile: p.to_string() });
     }
     if let Some(c) = from_env(env)? {
         return Ok(c);
@@ -337,17 +409,13 @@ pub async fn resolve(
     match from_shared_files(env, &name)? {
         Some(c) => return Ok(c),
         // A profile asked for by name must exist; the implicit `default` may be absent.
-        None if env_profile.is_some() => return Err(format!("AWS_PROFILE `{name}` is not in the shared credentials or config file")),
+        None if env_profile.is_some() => return Err(CredentialsError::NoEnvProfile { profile: name }),
         None => {}
     }
     if env_nonempty(env, "AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-        return Err("no AWS credentials: none in the environment, no web identity, no profile `default` in the shared files, \
-                    and instance metadata is disabled (AWS_EC2_METADATA_DISABLED)"
-            .into());
+        return Err(CredentialsError::NoneImdsDisabled);
     }
-    from_imds(env, http)
-        .await
-        .map_err(|e| format!("no AWS credentials: none in the environment, no web identity, no profile `default` in the shared files; {e}"))
+    from_imds(env, http).await.map_err(|e| CredentialsError::NoneFound(Box::new(e)))
 }
 
 /// The current credentials, resolved on first use and again when temporary ones near expiry.
@@ -366,8 +434,8 @@ impl Cache {
     pub async fn get(
         &self,
         now: i64,
-        resolve: impl std::future::Future<Output = Result<Credentials, String>>,
-    ) -> Result<Credentials, String> {
+        resolve: impl std::future::Future<Output = Result<Credentials, CredentialsError>>,
+    ) -> Result<Credentials, CredentialsError> {
         let mut cur = self.current.lock().await;
         if let Some(c) = cur.as_ref().filter(|c| c.fresh_at(now)) {
             return Ok(c.clone());
@@ -417,7 +485,7 @@ mod tests {
         let c = from_env(&env).unwrap().unwrap();
         assert_eq!((c.access_key_id.as_str(), c.session_token.as_deref(), c.provider.as_str()), ("AKIDENV", Some("t"), "environment"));
         assert!(from_env(&env_of(&[])).unwrap().is_none());
-        let half = from_env(&env_of(&[("AWS_ACCESS_KEY_ID", "AKIDENV")])).unwrap_err();
+        let half = from_env(&env_of(&[("AWS_ACCESS_KEY_ID", "AKIDENV")])).unwrap_err().to_string();
         assert!(half.contains("AWS_SECRET_ACCESS_KEY"), "{half}");
     }
 
@@ -447,7 +515,7 @@ mod tests {
         // `[profile staging]` in the config file; nested `s3 =` settings ignored.
         assert_eq!(from_shared_files(&env, "staging").unwrap().unwrap().access_key_id, "AKIDSTAGING");
         assert!(from_shared_files(&env, "missing").unwrap().is_none());
-        let err = from_shared_files(&env, "assumed").unwrap_err();
+        let err = from_shared_files(&env, "assumed").unwrap_err().to_string();
         assert!(err.contains("role_arn"), "{err}");
     }
 
@@ -467,7 +535,7 @@ mod tests {
         let http = client();
         let run = |pairs: &[(&str, &str)], profile: Option<&str>| {
             let env = env_of(pairs);
-            rt().block_on(resolve(&env, profile, &http, "us-east-1", Duration::from_secs(1)))
+            rt().block_on(resolve(&env, profile, &http, "us-east-1", Duration::from_secs(1))).map_err(|e| e.to_string())
         };
         // Environment first.
         let c =
@@ -510,7 +578,7 @@ mod tests {
         let empty = tempfile::tempdir().unwrap();
         let endpoint = format!("http://127.0.0.1:{port}");
         let env = env_of(&[("HOME", empty.path().to_str().unwrap()), ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &endpoint)]);
-        let err = rt().block_on(resolve(&env, None, &client(), "us-east-1", Duration::from_secs(1))).unwrap_err();
+        let err = rt().block_on(resolve(&env, None, &client(), "us-east-1", Duration::from_secs(1))).unwrap_err().to_string();
         assert!(err.contains("instance metadata") && err.contains(&endpoint), "{err}");
 
         // A listener that takes the connection and never answers (as a filtered 169.254.169.254
@@ -521,7 +589,7 @@ mod tests {
         let endpoint = format!("http://{}", silent.local_addr().unwrap());
         let env = env_of(&[("HOME", empty.path().to_str().unwrap()), ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &endpoint)]);
         let start = std::time::Instant::now();
-        let err = rt().block_on(resolve(&env, None, &client(), "us-east-1", Duration::from_secs(1))).unwrap_err();
+        let err = rt().block_on(resolve(&env, None, &client(), "us-east-1", Duration::from_secs(1))).unwrap_err().to_string();
         let took = start.elapsed();
         assert!(err.contains("instance metadata") && err.contains(&endpoint), "{err}");
         assert!(silent.accept().is_ok(), "the token request reached the listener");
@@ -547,6 +615,24 @@ mod tests {
                       "SecretAccessKey":"s","Token":"t","Expiration":"2026-06-01T06:00:00Z"}"#;
         let c = parse_imds_credentials(doc, "web").unwrap();
         assert_eq!((c.access_key_id.as_str(), c.expires_at), ("ASIAIMDS", Some(1_780_293_600)));
+    }
+
+    #[test]
+    fn messages_read_as_before() {
+        assert_eq!(
+            CredentialsError::NoneImdsDisabled.to_string(),
+            "no AWS credentials: none in the environment, no web identity, no profile `default` in the shared files, \
+             and instance metadata is disabled (AWS_EC2_METADATA_DISABLED)"
+        );
+        assert_eq!(
+            CredentialsError::UnsupportedProfile { profile: "p".into(), setting: "role_arn" }.to_string(),
+            "profile `p` uses `role_arn`, which certvigil does not support; give the profile aws_access_key_id and \
+             aws_secret_access_key, or use environment, web identity or instance credentials"
+        );
+        assert_eq!(
+            CredentialsError::HalfSet { set: "AWS_WEB_IDENTITY_TOKEN_FILE", missing: "AWS_ROLE_ARN" }.to_string(),
+            "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not"
+        );
     }
 
     #[test]
