@@ -6,6 +6,7 @@
 //! flight; each request has a timeout.
 
 use super::credentials::{self, Credentials, CredentialsError};
+use super::http::{dns_suffix, read_body, transport_error, xml_text};
 use super::sigv4;
 use std::time::Duration;
 
@@ -40,11 +41,6 @@ impl Service {
     }
 }
 
-/// `amazonaws.com`, or `amazonaws.com.cn` in the China partition.
-pub fn dns_suffix(region: &str) -> &'static str {
-    if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" }
-}
-
 /// What went wrong with one API call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{operation}: {}", status_text(.status, .code, .message))]
@@ -75,16 +71,6 @@ pub enum ClientError {
     /// The service URL made from the region does not parse.
     #[error("{url}: {reason}")]
     Url { url: String, reason: String },
-}
-
-/// Why a response body was not read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BodyError {
-    #[error("response larger than {limit} bytes")]
-    TooLarge { limit: usize },
-    /// The connection failed while the body was read (the text of [`transport_error`]).
-    #[error("{0}")]
-    Transport(String),
 }
 
 impl ApiError {
@@ -125,38 +111,11 @@ pub fn decode_error(body: &[u8], header_type: Option<&str>) -> (String, String) 
         }
     }
     let text = String::from_utf8_lossy(body);
-    if let Some(code) = credentials::xml_text(&text, "Code") {
-        return (code, credentials::xml_text(&text, "Message").unwrap_or_default());
+    if let Some(code) = xml_text(&text, "Code") {
+        return (code, xml_text(&text, "Message").unwrap_or_default());
     }
     let snippet: String = text.chars().take(200).collect();
     (header_type.map(clean).unwrap_or_default(), snippet.trim().to_string())
-}
-
-pub fn transport_error(e: &reqwest::Error) -> String {
-    use std::error::Error;
-    let mut msg = if e.is_timeout() { "timed out".to_string() } else { e.to_string() };
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    msg
-}
-
-/// Reads a body, refusing more than `limit` bytes.
-pub async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
-    if resp.content_length().is_some_and(|n| n > limit as u64) {
-        return Err(BodyError::TooLarge { limit });
-    }
-    let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| BodyError::Transport(transport_error(&e)))? {
-        if out.len() + chunk.len() > limit {
-            return Err(BodyError::TooLarge { limit });
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
 }
 
 /// Delay before attempt `attempt + 1` (0-based): 200 ms, 400 ms, 800 ms, … capped at 5 s.

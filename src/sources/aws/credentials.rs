@@ -11,7 +11,7 @@
 //!
 //! Secret keys and session tokens never appear in `Debug` output or error messages.
 
-use super::client::BodyError;
+use super::http::{BodyError, xml_text};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -246,23 +246,6 @@ pub fn from_shared_files(env: Env<'_>, profile: &str) -> Result<Option<Credentia
 // ------------------------------------------------------------------------------------------
 // Web identity (STS AssumeRoleWithWebIdentity, query protocol, unsigned)
 
-/// Text of the first `<tag>…</tag>` element, XML entities decoded.
-pub fn xml_text(xml: &str, tag: &str) -> Option<String> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let start = xml.find(&open)? + open.len();
-    let end = start + xml[start..].find(&close)?;
-    Some(
-        xml[start..end]
-            .trim()
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&quot;", "\"")
-            .replace("&apos;", "'")
-            .replace("&amp;", "&"),
-    )
-}
-
 fn parse_time(s: &str) -> Option<i64> {
     s.trim().parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
 }
@@ -288,7 +271,7 @@ fn form_encode(pairs: &[(&str, &str)]) -> String {
 }
 
 async fn read_capped(resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
-    super::client::read_body(resp, limit).await
+    super::http::read_body(resp, limit).await
 }
 
 async fn from_web_identity(
@@ -304,7 +287,7 @@ async fn from_web_identity(
         std::fs::read_to_string(&token_file).map_err(|source| CredentialsError::WebIdentityToken { path: token_file.clone(), source })?;
     let session = env_nonempty(env, "AWS_ROLE_SESSION_NAME").unwrap_or_else(|| "certvigil".into());
     let endpoint =
-        env_nonempty(env, "AWS_ENDPOINT_URL_STS").unwrap_or_else(|| format!("https://sts.{region}.{}", super::client::dns_suffix(region)));
+        env_nonempty(env, "AWS_ENDPOINT_URL_STS").unwrap_or_else(|| format!("https://sts.{region}.{}", super::http::dns_suffix(region)));
     let body = form_encode(&[
         ("Action", "AssumeRoleWithWebIdentity"),
         ("Version", "2011-06-15"),
@@ -320,7 +303,7 @@ async fn from_web_identity(
         .body(body)
         .send()
         .await
-        .map_err(|e| CredentialsError::StsTransport { role: role.clone(), message: super::client::transport_error(&e) })?;
+        .map_err(|e| CredentialsError::StsTransport { role: role.clone(), message: super::http::transport_error(&e) })?;
     let status = resp.status();
     let text = String::from_utf8_lossy(&read_capped(resp, MAX_CREDENTIAL_RESPONSE).await?).into_owned();
     if !status.is_success() {
@@ -355,7 +338,7 @@ async fn from_imds(env: Env<'_>, http: &reqwest::Client) -> Result<Credentials, 
     let base = env_nonempty(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT").unwrap_or_else(|| IMDS_DEFAULT_ENDPOINT.into());
     let base = base.trim_end_matches('/');
     let fail =
-        |e: reqwest::Error| CredentialsError::ImdsTransport { endpoint: base.to_string(), message: super::client::transport_error(&e) };
+        |e: reqwest::Error| CredentialsError::ImdsTransport { endpoint: base.to_string(), message: super::http::transport_error(&e) };
     // IMDSv2: a session token from PUT /latest/api/token, then GETs carrying it.
     let token = http
         .put(format!("{base}/latest/api/token"))

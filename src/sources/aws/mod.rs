@@ -19,6 +19,7 @@
 
 pub mod client;
 pub mod credentials;
+pub mod http;
 pub mod sigv4;
 
 use super::runtime::{self, Exec};
