@@ -142,6 +142,7 @@ pub(super) fn account(cli: &Cli, c: &AccountCommand) -> Result<u8> {
                     Ok(EXIT_OK)
                 }
                 Err(e) => {
+                    let e = anyhow::Error::from(e);
                     let detail = serde_json::json!({ "name": m.name, "directory": m.directory, "error": format!("{e:#}") });
                     store.audit(now, "account-rollover-failed", "cli", &detail)?;
                     Err(e)

@@ -18,9 +18,9 @@
 use super::{Decision, Inputs, Reason, backoff_delay, decide};
 use crate::config::managed::{KeyRotation, ManagedSpec};
 use crate::install::kubernetes::{SecretInstallError, SecretInstalled, SecretTarget};
-use crate::issuers::acme::{Journal, OrderDone, OrderPlan, Session};
+use crate::issuers::acme::{Journal, OrderDone, OrderPlan, Session, error_chain};
 use crate::model::{CertFacts, UnixTime, format_time};
-use crate::store::{RenewalRow, Store};
+use crate::store::{RenewalRow, Store, StoreError};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -141,7 +141,7 @@ struct StoreJournal<'a> {
 }
 
 impl Journal for StoreJournal<'_> {
-    fn order_created(&mut self, url: &str) -> Result<()> {
+    fn order_created(&mut self, url: &str) -> Result<(), StoreError> {
         self.row.order_url = Some(url.to_string());
         self.row.order_directory = Some(self.directory.to_string());
         self.row.pending_chain = None;
@@ -152,13 +152,13 @@ impl Journal for StoreJournal<'_> {
         Ok(())
     }
 
-    fn key_saved(&mut self, path: &Path) -> Result<()> {
+    fn key_saved(&mut self, path: &Path) -> Result<(), StoreError> {
         self.row.pending_key = Some(path.display().to_string());
         self.store.put_renewal(self.row, self.now)?;
         Ok(())
     }
 
-    fn chain_saved(&mut self, path: &Path) -> Result<()> {
+    fn chain_saved(&mut self, path: &Path) -> Result<(), StoreError> {
         self.row.pending_chain = Some(path.display().to_string());
         self.store.put_renewal(self.row, self.now)?;
         failpoint("renew-after-download");
@@ -228,7 +228,7 @@ async fn poll_ari(session: &Session, row: &mut RenewalRow, installed: &CertFacts
         }
         Err(e) => {
             // Not a renewal failure: the lifetime rule or the last window still applies.
-            tracing::warn!(cert = name, ari_id = %id, error = %format!("{e:#}"), "cannot fetch renewal information");
+            tracing::warn!(cert = name, ari_id = %id, error = %error_chain(&e), "cannot fetch renewal information");
             row.ari_next_poll = Some(super::next_ari_poll(now, 3600));
         }
     }
@@ -357,7 +357,7 @@ pub async fn run_one(spec: &ManagedSpec, store: &mut Store, state_dir: &Path, no
                 poll_ari(&s, &mut row, c, name, now).await;
                 session = Some(s);
             }
-            Err(e) => tracing::warn!(cert = name, error = %format!("{e:#}"), "cannot reach the ACME server for renewal information"),
+            Err(e) => tracing::warn!(cert = name, error = %error_chain(&e), "cannot reach the ACME server for renewal information"),
         }
     }
     let decision = inputs(&row);
@@ -380,7 +380,7 @@ pub async fn run_one(spec: &ManagedSpec, store: &mut Store, state_dir: &Path, no
         Some(s) => s,
         None => match Session::open(spec, state_dir).await {
             Ok(s) => s,
-            Err(e) => return failed(spec, store, &mut row, &reason, e, now, opts),
+            Err(e) => return failed(spec, store, &mut row, &reason, e.into(), now, opts),
         },
     };
     // `replaces` only when the CA offers ARI for the installed certificate (RFC 9773 §5).
@@ -419,10 +419,10 @@ pub async fn run_one(spec: &ManagedSpec, store: &mut Store, state_dir: &Path, no
         }
         Err(e) if opts.dry_run => {
             let mut o = CertOutcome::new(name, Action::Failed, reason.to_string());
-            o.error = Some(format!("{e:#}"));
+            o.error = Some(error_chain(&e));
             Ok(o)
         }
-        Err(e) => failed(spec, store, &mut row, &reason, e, now, opts),
+        Err(e) => failed(spec, store, &mut row, &reason, e.into(), now, opts),
     }
 }
 
