@@ -47,6 +47,7 @@ pub(super) fn revoke(cli: &Cli, a: &RevokeArgs) -> Result<u8> {
     let out = match rt.block_on(certvigil::renewal::revoke::revoke(spec, &mut store, &state_dir, now, reason, a.rotate)) {
         Ok(o) => o,
         Err(e) => {
+            let e = anyhow::Error::from(e);
             eprintln!("{}: revocation failed: {e:#}", spec.name);
             store.audit(now, "revoke-failed", "cli", &serde_json::json!({ "name": spec.name, "error": format!("{e:#}") }))?;
             return Ok(1);
