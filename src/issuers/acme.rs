@@ -761,6 +761,22 @@ mod tests {
         assert_eq!(rsp.parts.headers[http::header::RETRY_AFTER], "21600");
     }
 
+    /// A variant that replaced a context prints as `context: cause` (the text the CLI showed
+    /// before), one passed through prints as its inner error, and one whose cause was part of
+    /// its message prints it once.
+    #[test]
+    fn errors_print_their_context_then_their_causes() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let e = AcmeError::CaBundleRead { path: PathBuf::from("/etc/certvigil/ca.pem"), source: io };
+        assert_eq!(error_chain(&e), "ca_bundle /etc/certvigil/ca.pem: No such file or directory");
+        let e = AcmeError::from(challenge::ChallengeError::BadToken("a/b".into()));
+        assert_eq!(error_chain(&e), "the challenge token `a/b` is not base64url; refusing to use it as a file name");
+        let e = AcmeError::NotAriId { cert_id: "nodot".into() };
+        assert_eq!(error_chain(&e), "`nodot` is not an ARI certificate identifier");
+        let e = AcmeError::NotReady { status: OrderStatus::Pending };
+        assert_eq!(error_chain(&e), "the ACME order is Pending");
+    }
+
     #[test]
     fn account_path_depends_on_directory() {
         let a = account_path(Path::new("/s"), "https://a/dir");
