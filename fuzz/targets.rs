@@ -444,7 +444,7 @@ pub fn acme(data: &[u8]) {
                 let _ = format!("{w:?}");
             }
             Err(e) => {
-                let _ = format!("{e:#}");
+                let _ = certvigil::issuers::acme::error_chain(&e);
             }
         }
         match session.revoke(&f.cert_der, instant_acme::RevocationReason::KeyCompromise).await {
@@ -452,7 +452,7 @@ pub fn acme(data: &[u8]) {
                 let _ = already;
             }
             Err(e) => {
-                let _ = format!("{e:#}");
+                let _ = certvigil::issuers::acme::error_chain(&e);
             }
         }
     });

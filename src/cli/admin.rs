@@ -151,8 +151,8 @@ pub(super) fn run_daemon(cli: &Cli, a: &RunArgs) -> Result<u8> {
     };
     let file = s.file.clone();
     let loader: certvigil::daemon::Loader = Box::new(move || match &file {
-        Some(f) => config::load(f).map_err(|e| e.to_string()),
-        None => config::parse_str("", "(built-in defaults)", Path::new(".")).map_err(|e| e.to_string()),
+        Some(f) => config::load(f),
+        None => config::parse_str("", "(built-in defaults)", Path::new(".")),
     });
     let opts = certvigil::daemon::Options {
         store_path: store_path(cli, &s),

@@ -47,6 +47,7 @@ pub(super) fn revoke(cli: &Cli, a: &RevokeArgs) -> Result<u8> {
     let out = match rt.block_on(certvigil::renewal::revoke::revoke(spec, &mut store, &state_dir, now, reason, a.rotate)) {
         Ok(o) => o,
         Err(e) => {
+            let e = anyhow::Error::from(e);
             eprintln!("{}: revocation failed: {e:#}", spec.name);
             store.audit(now, "revoke-failed", "cli", &serde_json::json!({ "name": spec.name, "error": format!("{e:#}") }))?;
             return Ok(1);
@@ -142,6 +143,7 @@ pub(super) fn account(cli: &Cli, c: &AccountCommand) -> Result<u8> {
                     Ok(EXIT_OK)
                 }
                 Err(e) => {
+                    let e = anyhow::Error::from(e);
                     let detail = serde_json::json!({ "name": m.name, "directory": m.directory, "error": format!("{e:#}") });
                     store.audit(now, "account-rollover-failed", "cli", &detail)?;
                     Err(e)

@@ -14,10 +14,9 @@ pub mod runner;
 pub mod slots;
 pub mod systemd;
 
-use crate::config::Settings;
-use crate::config::secret::Secret;
-use crate::store::Store;
-use anyhow::{Context as _, Result, anyhow};
+use crate::config::secret::{Secret, SecretError};
+use crate::config::{ConfigErrors, Settings};
+use crate::store::{Store, StoreError};
 use runner::{Clock, Control, Exec, Live, Loop};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,7 +25,37 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Loads and validates the configuration again (for SIGHUP).
-pub type Loader = Box<dyn Fn() -> Result<Settings, String> + Send + Sync>;
+pub type Loader = Box<dyn Fn() -> Result<Settings, ConfigErrors> + Send + Sync>;
+
+/// Why the daemon could not start, or why a reload was refused (the previous configuration
+/// then stays in force, and this text is what `/readyz`, `/metrics` and the audit log show).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Runtime(std::io::Error),
+    #[error("cannot open the store at {path}")]
+    OpenStore {
+        path: PathBuf,
+        #[source]
+        source: StoreError,
+    },
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("daemon.token: {reason}")]
+    Token { reason: SecretError },
+    #[error("daemon.token: the token from {reference} is shorter than 16 characters")]
+    TokenTooShort { reference: String },
+    /// The reloaded configuration is invalid: every error, one per line.
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
+    /// The reload itself panicked or was cancelled.
+    #[error("{0}")]
+    Reload(tokio::task::JoinError),
+}
 
 pub struct Options {
     pub store_path: PathBuf,
@@ -38,13 +67,13 @@ pub struct Options {
     pub start_time: Option<crate::model::UnixTime>,
 }
 
-fn resolve_token(s: &Settings) -> Result<Option<Secret>, String> {
+fn resolve_token(s: &Settings) -> Result<Option<Secret>, DaemonError> {
     match &s.daemon.token {
         None => Ok(None),
         Some(r) => {
-            let t = r.resolve().map_err(|e| format!("daemon.token: {e}"))?;
+            let t = r.resolve().map_err(|reason| DaemonError::Token { reason })?;
             if t.expose().trim().len() < 16 {
-                return Err(format!("daemon.token: the token from {r} is shorter than 16 characters"));
+                return Err(DaemonError::TokenTooShort { reference: r.to_string() });
             }
             Ok(Some(Secret::new(t.expose().trim().to_string())))
         }
@@ -59,23 +88,24 @@ fn audit(path: &std::path::Path, at: i64, action: &str, detail: serde_json::Valu
 }
 
 /// Runs the daemon until SIGTERM/SIGINT (or `exit_after`).
-pub fn run(settings: Settings, loader: Loader, opts: Options) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("certvigil").build()?;
+pub fn run(settings: Settings, loader: Loader, opts: Options) -> Result<(), DaemonError> {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("certvigil").build().map_err(DaemonError::Runtime)?;
     runtime.block_on(main(settings, loader, opts))
 }
 
-async fn main(settings: Settings, loader: Loader, opts: Options) -> Result<()> {
+async fn main(settings: Settings, loader: Loader, opts: Options) -> Result<(), DaemonError> {
     let notifier = Arc::new(systemd::Notifier::from_env());
     let clock: Arc<dyn Clock> = match opts.start_time {
         Some(t) => Arc::new(runner::TokioClock::new(t)),
         None => Arc::new(runner::SystemClock),
     };
     let store_path = opts.store_path.clone();
-    let store = Store::open(&store_path).with_context(|| format!("cannot open the store at {}", store_path.display()))?;
-    let token = resolve_token(&settings).map_err(|e| anyhow!(e))?;
+    let store = Store::open(&store_path).map_err(|source| DaemonError::OpenStore { path: store_path.clone(), source })?;
+    let token = resolve_token(&settings)?;
     let listen = opts.listen.unwrap_or(settings.daemon.listen);
     let listener = match listen {
-        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?),
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|source| DaemonError::Listen { addr, source })?),
         None => None,
     };
     let bound = listener.as_ref().and_then(|l| l.local_addr().ok());
@@ -167,7 +197,10 @@ async fn handle_signals(
             _ = hup.recv() => {
                 notifier.reloading();
                 let loader = Arc::clone(&loader);
-                let result = tokio::task::spawn_blocking(move || loader()).await.unwrap_or_else(|e| Err(e.to_string()));
+                let result = match tokio::task::spawn_blocking(move || loader()).await {
+                    Ok(loaded) => loaded.map_err(DaemonError::Config),
+                    Err(e) => Err(DaemonError::Reload(e)),
+                };
                 let now = state.clock.now();
                 let outcome = result.and_then(|new| resolve_token(&new).map(|t| (new, t)));
                 match outcome {
@@ -199,10 +232,10 @@ async fn handle_signals(
                             let mut r = state.reload.lock().unwrap_or_else(|p| p.into_inner());
                             r.ok = false;
                             r.last_attempt_at = Some(now);
-                            r.error = Some(e.clone());
+                            r.error = Some(e.to_string());
                         }
                         let path = state.store_path.clone();
-                        let detail = serde_json::json!({"error": e});
+                        let detail = serde_json::json!({"error": e.to_string()});
                         let _ = tokio::task::spawn_blocking(move || audit(&path, now, "config-reload-failed", detail)).await;
                         notifier.ready("reload failed: the previous configuration stays in force");
                     }

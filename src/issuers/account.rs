@@ -1,9 +1,8 @@
 //! The stored ACME account of a directory: what `certvigil account show` prints (never the
 //! private key) and the account key rollover of RFC 8555 §7.3.5.
 
-use super::acme::{ReqwestHttp, StoredAccount, account_path, http_client, load_account, write_private};
+use super::acme::{AcmeError, ReqwestHttp, StoredAccount, account_path, http_client, load_account, write_private};
 use crate::config::managed::ManagedSpec;
-use anyhow::{Context, Result, anyhow, bail};
 use base64ct::{Base64UrlUnpadded, Encoding};
 use instant_acme::Account;
 use std::path::{Path, PathBuf};
@@ -22,14 +21,13 @@ pub struct AccountInfo {
 }
 
 /// RFC 7638 thumbprint of a P-256 account key given as PKCS#8 (the only kind instant-acme makes).
-pub fn thumbprint(pkcs8: &[u8]) -> Result<String> {
+pub fn thumbprint(pkcs8: &[u8]) -> Result<String, AcmeError> {
     use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
     let rng = ring::rand::SystemRandom::new();
-    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng)
-        .map_err(|_| anyhow!("the account key is not a P-256 PKCS#8 key"))?;
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng).map_err(|_| AcmeError::AccountKey)?;
     let point = key.public_key().as_ref();
     if point.len() != 65 || point[0] != 4 {
-        bail!("unexpected P-256 public key encoding");
+        return Err(AcmeError::AccountKeyEncoding);
     }
     // §3: the required members in lexicographic order, no whitespace.
     let jwk = format!(
@@ -42,7 +40,7 @@ pub fn thumbprint(pkcs8: &[u8]) -> Result<String> {
 }
 
 /// The stored account for `spec`'s directory, or `None` when none is registered yet.
-pub fn show(spec: &ManagedSpec, state_dir: &Path) -> Result<Option<AccountInfo>> {
+pub fn show(spec: &ManagedSpec, state_dir: &Path) -> Result<Option<AccountInfo>, AcmeError> {
     let path = account_path(state_dir, &spec.directory);
     if !path.exists() {
         return Ok(None);
@@ -61,10 +59,10 @@ pub fn show(spec: &ManagedSpec, state_dir: &Path) -> Result<Option<AccountInfo>>
 
 /// Replaces the account key (§7.3.5) and stores the new credentials: written to a temporary
 /// file (0600, fsynced) and renamed over the old one. Returns the old and new thumbprints.
-pub async fn rollover(spec: &ManagedSpec, state_dir: &Path) -> Result<(String, String)> {
+pub async fn rollover(spec: &ManagedSpec, state_dir: &Path) -> Result<(String, String), AcmeError> {
     let path = account_path(state_dir, &spec.directory);
     if !path.exists() {
-        bail!("no ACME account is registered for {} yet (no {})", spec.directory, path.display());
+        return Err(AcmeError::NoAccount { directory: spec.directory.clone(), path });
     }
     let stored = load_account(&path)?;
     let old = thumbprint(stored.credentials.private_key().secret_pkcs8_der())?;
@@ -72,14 +70,12 @@ pub async fn rollover(spec: &ManagedSpec, state_dir: &Path) -> Result<(String, S
     let mut account = Account::builder_with_http(Box::new(ReqwestHttp(http)))
         .from_credentials(stored.credentials)
         .await
-        .with_context(|| format!("ACME directory {}", spec.directory))?;
-    let credentials =
-        super::acme::fresh_nonce!(account.update_key().await).with_context(|| format!("the key change at {} failed", spec.directory))?;
+        .map_err(|source| AcmeError::Directory { directory: spec.directory.clone(), source })?;
+    let credentials = super::acme::fresh_nonce!(account.update_key().await)
+        .map_err(|source| AcmeError::KeyChange { directory: spec.directory.clone(), source })?;
     let new = thumbprint(credentials.private_key().secret_pkcs8_der())?;
     let json = serde_json::to_vec_pretty(&StoredAccount { directory: stored.directory, credentials })?;
-    write_private(&path, &json).with_context(|| {
-        format!("the account key was changed at the CA but the new credentials could not be written to {}", path.display())
-    })?;
+    write_private(&path, &json).map_err(|source| AcmeError::KeyChangeNotSaved { path: path.clone(), source })?;
     tracing::info!(directory = %spec.directory, account = %account.id(), old_thumbprint = %old, new_thumbprint = %new, "ACME account key rolled over");
     Ok((old, new))
 }

@@ -11,7 +11,8 @@
 
 use super::challenge;
 use crate::config::managed::ManagedSpec;
-use anyhow::{Context, Result, anyhow, bail};
+use crate::config::secret::SecretError;
+use crate::store::StoreError;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use instant_acme::{
@@ -23,6 +24,160 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Duration;
+
+/// What can go wrong talking to an ACME server or keeping an account's and an order's files.
+/// Each variant's text is what the operator reads; where another error caused it, that error is
+/// the `source`, printed after it (`context: cause`).
+#[derive(Debug, thiserror::Error)]
+pub enum AcmeError {
+    #[error("ca_bundle {path}")]
+    CaBundleRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("ca_bundle {path}")]
+    CaBundleParse {
+        path: PathBuf,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("ca_bundle {path}: holds no PEM certificate")]
+    CaBundleEmpty { path: PathBuf },
+    /// The client's own error chain is part of the text.
+    #[error("cannot set up the HTTP client: {}", error_chain(.0))]
+    HttpClient(reqwest::Error),
+    #[error("managed `{name}`: issuer.eab.hmac_key")]
+    EabSecret {
+        name: String,
+        #[source]
+        source: SecretError,
+    },
+    /// Names the key's reference, never the key or its decoding error's input.
+    #[error("managed `{name}`: issuer.eab.hmac_key ({reference}) is not base64url")]
+    EabNotBase64 { name: String, reference: String },
+    #[error("managed `{name}`: issuer.eab.hmac_key ({reference}) is empty")]
+    EabEmpty { name: String, reference: String },
+    #[error("cannot read the ACME account {path}")]
+    ReadAccount {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not an ACME account file")]
+    AccountFile {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot write the ACME account {path}")]
+    WriteAccount {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Encoding the account's credentials as JSON.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error("ACME directory {directory}")]
+    Directory {
+        directory: String,
+        #[source]
+        source: instant_acme::Error,
+    },
+    #[error("cannot register an ACME account at {directory}")]
+    Register {
+        directory: String,
+        #[source]
+        source: instant_acme::Error,
+    },
+    #[error("no ACME account is registered for {directory} yet (no {path})")]
+    NoAccount { directory: String, path: PathBuf },
+    #[error("the account key is not a P-256 PKCS#8 key")]
+    AccountKey,
+    #[error("unexpected P-256 public key encoding")]
+    AccountKeyEncoding,
+    #[error("the key change at {directory} failed")]
+    KeyChange {
+        directory: String,
+        #[source]
+        source: instant_acme::Error,
+    },
+    #[error("the account key was changed at the CA but the new credentials could not be written to {path}")]
+    KeyChangeNotSaved {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create {path}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("issuer.profile `{profile}`: the ACME server at {directory} offers no profiles")]
+    NoProfiles { profile: String, directory: String },
+    #[error("issuer.profile `{profile}`: the ACME server at {directory} does not offer it (offered: {offered})")]
+    ProfileNotOffered { profile: String, directory: String, offered: String },
+    /// The CA's problem document (or the transport's error) is the source.
+    #[error("the ACME server refused the revocation")]
+    Revoke(#[source] instant_acme::Error),
+    #[error("`{cert_id}` is not an ARI certificate identifier")]
+    NotAriId { cert_id: String },
+    #[error("cannot fetch the renewal information of {cert_id}")]
+    RenewalInfo {
+        cert_id: String,
+        #[source]
+        source: instant_acme::Error,
+    },
+    #[error("cannot fetch the order in flight {url}")]
+    FetchOrder {
+        url: String,
+        #[source]
+        source: instant_acme::Error,
+    },
+    #[error("cannot create the ACME order")]
+    CreateOrder(#[source] instant_acme::Error),
+    /// Recording an order step failed.
+    #[error(transparent)]
+    Journal(#[from] StoreError),
+    #[error(transparent)]
+    Challenge(#[from] challenge::ChallengeError),
+    #[error("the ACME order is {status:?}")]
+    NotReady { status: OrderStatus },
+    #[error(transparent)]
+    Key(#[from] super::keys::KeyError),
+    #[error("cannot write the pending key {path}")]
+    WritePendingKey {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the pending key {path}")]
+    ReadPendingKey {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the pending key {path} is unusable: {reason}")]
+    PendingKeyUnusable { path: PathBuf, reason: rcgen::Error },
+    #[error("invalid identifiers: {0}")]
+    Identifiers(rcgen::Error),
+    #[error("cannot build the CSR: {0}")]
+    Csr(rcgen::Error),
+    #[error("cannot finalize the ACME order")]
+    Finalize(#[source] instant_acme::Error),
+    #[error("waiting for the certificate")]
+    Certificate(#[source] instant_acme::Error),
+    #[error("cannot write the downloaded chain {path}")]
+    WriteChain {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+type Result<T, E = AcmeError> = std::result::Result<T, E>;
 
 /// Largest ACME response body accepted.
 const MAX_BODY: usize = 1 << 20;
@@ -143,7 +298,9 @@ fn directory_non_uri(body: &[u8]) -> Option<&'static str> {
     .map(|(name, _)| name)
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and its causes as one line, `error: cause: cause…` — what anyhow's `{:#}` prints,
+/// for the places that record or log an error's whole text (renewal outcomes, the audit log).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
@@ -162,14 +319,15 @@ pub(crate) fn http_client(ca_bundle: Option<&Path>) -> Result<reqwest::Client> {
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("certvigil/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = ca_bundle {
-        let pem = std::fs::read(path).with_context(|| format!("ca_bundle {}", path.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| format!("ca_bundle {}", path.display()))?;
+        let pem = std::fs::read(path).map_err(|source| AcmeError::CaBundleRead { path: path.to_path_buf(), source })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| AcmeError::CaBundleParse { path: path.to_path_buf(), source })?;
         if certs.is_empty() {
-            bail!("ca_bundle {}: holds no PEM certificate", path.display());
+            return Err(AcmeError::CaBundleEmpty { path: path.to_path_buf() });
         }
         builder = builder.tls_certs_only(certs);
     }
-    builder.build().map_err(|e| anyhow!("cannot set up the HTTP client: {}", error_chain(&e)))
+    builder.build().map_err(AcmeError::HttpClient)
 }
 
 /// Where the account for `directory` is kept.
@@ -190,13 +348,13 @@ pub(crate) struct StoredAccount {
 fn eab_key(spec: &ManagedSpec) -> Result<Option<ExternalAccountKey>> {
     use base64ct::Encoding;
     let Some(eab) = &spec.eab else { return Ok(None) };
-    let secret = eab.hmac_key.resolve().with_context(|| format!("managed `{}`: issuer.eab.hmac_key", spec.name))?;
+    let secret = eab.hmac_key.resolve().map_err(|source| AcmeError::EabSecret { name: spec.name.clone(), source })?;
     // CAs hand the key out base64url-encoded, with or without padding.
     let text = secret.expose().trim().trim_end_matches('=');
     let key = base64ct::Base64UrlUnpadded::decode_vec(text)
-        .map_err(|_| anyhow!("managed `{}`: issuer.eab.hmac_key ({}) is not base64url", spec.name, eab.hmac_key))?;
+        .map_err(|_| AcmeError::EabNotBase64 { name: spec.name.clone(), reference: eab.hmac_key.to_string() })?;
     if key.is_empty() {
-        bail!("managed `{}`: issuer.eab.hmac_key ({}) is empty", spec.name, eab.hmac_key);
+        return Err(AcmeError::EabEmpty { name: spec.name.clone(), reference: eab.hmac_key.to_string() });
     }
     Ok(Some(ExternalAccountKey::new(eab.kid.clone(), &key)))
 }
@@ -216,8 +374,8 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Reads a stored account file.
 pub(crate) fn load_account(path: &Path) -> Result<StoredAccount> {
-    let text = std::fs::read(path).with_context(|| format!("cannot read the ACME account {}", path.display()))?;
-    serde_json::from_slice(&text).with_context(|| format!("{} is not an ACME account file", path.display()))
+    let text = std::fs::read(path).map_err(|source| AcmeError::ReadAccount { path: path.to_path_buf(), source })?;
+    serde_json::from_slice(&text).map_err(|source| AcmeError::AccountFile { path: path.to_path_buf(), source })
 }
 
 async fn account(spec: &ManagedSpec, http: reqwest::Client, state_dir: &Path) -> Result<(Account, bool)> {
@@ -227,7 +385,7 @@ async fn account(spec: &ManagedSpec, http: reqwest::Client, state_dir: &Path) ->
         let acct = Account::builder_with_http(Box::new(ReqwestHttp(http)))
             .from_credentials(stored.credentials)
             .await
-            .with_context(|| format!("ACME directory {}", spec.directory))?;
+            .map_err(|source| AcmeError::Directory { directory: spec.directory.clone(), source })?;
         return Ok((acct, false));
     }
     let contact: Vec<&str> = spec.contact.iter().map(String::as_str).collect();
@@ -241,11 +399,11 @@ async fn account(spec: &ManagedSpec, http: reqwest::Client, state_dir: &Path) ->
             )
             .await
     )
-    .with_context(|| format!("cannot register an ACME account at {}", spec.directory))?;
+    .map_err(|source| AcmeError::Register { directory: spec.directory.clone(), source })?;
     let dir = path.parent().unwrap_or(state_dir);
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|source| AcmeError::CreateDir { path: dir.to_path_buf(), source })?;
     let json = serde_json::to_vec_pretty(&StoredAccount { directory: spec.directory.clone(), credentials })?;
-    write_private(&path, &json).with_context(|| format!("cannot write the ACME account {}", path.display()))?;
+    write_private(&path, &json).map_err(|source| AcmeError::WriteAccount { path: path.clone(), source })?;
     Ok((acct, true))
 }
 
@@ -256,9 +414,9 @@ fn check_profile(account: &Account, spec: &ManagedSpec, profile: &str) -> Result
         return Ok(());
     }
     if offered.is_empty() {
-        bail!("issuer.profile `{profile}`: the ACME server at {} offers no profiles", spec.directory);
+        return Err(AcmeError::NoProfiles { profile: profile.to_string(), directory: spec.directory.clone() });
     }
-    bail!("issuer.profile `{profile}`: the ACME server at {} does not offer it (offered: {})", spec.directory, offered.join(", "))
+    Err(AcmeError::ProfileNotOffered { profile: profile.to_string(), directory: spec.directory.clone(), offered: offered.join(", ") })
 }
 
 /// An ACME account ready to use, with the HTTP client it talks through.
@@ -316,22 +474,22 @@ pub enum OrderDone {
 /// the next step: the order URL once the order exists, the key before the order is finalized,
 /// the chain before it is installed.
 pub trait Journal {
-    fn order_created(&mut self, url: &str) -> Result<()>;
-    fn key_saved(&mut self, path: &Path) -> Result<()>;
-    fn chain_saved(&mut self, path: &Path) -> Result<()>;
+    fn order_created(&mut self, url: &str) -> Result<(), StoreError>;
+    fn key_saved(&mut self, path: &Path) -> Result<(), StoreError>;
+    fn chain_saved(&mut self, path: &Path) -> Result<(), StoreError>;
 }
 
 /// A journal that keeps nothing.
 pub struct NoJournal;
 
 impl Journal for NoJournal {
-    fn order_created(&mut self, _: &str) -> Result<()> {
+    fn order_created(&mut self, _: &str) -> Result<(), StoreError> {
         Ok(())
     }
-    fn key_saved(&mut self, _: &Path) -> Result<()> {
+    fn key_saved(&mut self, _: &Path) -> Result<(), StoreError> {
         Ok(())
     }
-    fn chain_saved(&mut self, _: &Path) -> Result<()> {
+    fn chain_saved(&mut self, _: &Path) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -402,14 +560,14 @@ impl Session {
         match fresh_nonce!(self.account.revoke(&RevocationRequest { certificate: &der, reason: Some(reason.clone()) }).await) {
             Ok(()) => Ok(false),
             Err(instant_acme::Error::Api(p)) if p.r#type.as_deref().is_some_and(|t| t.ends_with(":alreadyRevoked")) => Ok(true),
-            Err(e) => Err(anyhow!(e).context("the ACME server refused the revocation")),
+            Err(e) => Err(AcmeError::Revoke(e)),
         }
     }
 
     /// The CA's suggested renewal window for the certificate `cert_id` (RFC 9773 §4.1 form),
     /// or `None` when the directory offers no `renewalInfo`.
     pub async fn renewal_info(&self, cert_id: &str) -> Result<Option<RenewalWindow>> {
-        let (aki, serial) = cert_id.split_once('.').ok_or_else(|| anyhow!("`{cert_id}` is not an ARI certificate identifier"))?;
+        let (aki, serial) = cert_id.split_once('.').ok_or_else(|| AcmeError::NotAriId { cert_id: cert_id.to_string() })?;
         let id = CertificateIdentifier { authority_key_identifier: aki.into(), serial: serial.into() };
         match fresh_nonce!(self.account.renewal_info(&id).await) {
             Ok((info, delay)) => Ok(Some(RenewalWindow {
@@ -419,7 +577,7 @@ impl Session {
                 retry_after: delay.as_secs().min(i64::MAX as u64) as i64,
             })),
             Err(instant_acme::Error::Unsupported(_)) => Ok(None),
-            Err(e) => Err(anyhow!(e).context(format!("cannot fetch the renewal information of {cert_id}"))),
+            Err(source) => Err(AcmeError::RenewalInfo { cert_id: cert_id.to_string(), source }),
         }
     }
 
@@ -442,7 +600,7 @@ impl Session {
                 Err(e) if order_is_gone(&e) => {
                     tracing::info!(cert = %spec.name, order = url, error = %e, "the order in flight is gone: starting a new one");
                 }
-                Err(e) => return Err(anyhow!(e).context(format!("cannot fetch the order in flight {url}"))),
+                Err(source) => return Err(AcmeError::FetchOrder { url: url.to_string(), source }),
             }
         }
         // A valid order whose key was lost cannot be used: the certificate is useless.
@@ -476,7 +634,7 @@ impl Session {
                     }
                     other => other,
                 }
-                .context("cannot create the ACME order")?;
+                .map_err(AcmeError::CreateOrder)?;
                 // Removing a key left by an abandoned order: it belongs to no order now.
                 let _ = std::fs::remove_file(&plan.key_path);
                 if !plan.dry_run {
@@ -493,7 +651,7 @@ impl Session {
         if plan.dry_run {
             let status = o_status(&mut order);
             if !matches!(status, OrderStatus::Ready | OrderStatus::Processing | OrderStatus::Valid) {
-                bail!("the ACME order is {status:?}");
+                return Err(AcmeError::NotReady { status });
             }
             return Ok(OrderDone::Authorized { order_url: url, resumed: was_resumed });
         }
@@ -511,32 +669,32 @@ impl Session {
                         create_private_dir(dir)?;
                     }
                     write_private(&plan.key_path, pem.as_bytes())
-                        .with_context(|| format!("cannot write the pending key {}", plan.key_path.display()))?;
+                        .map_err(|source| AcmeError::WritePendingKey { path: plan.key_path.clone(), source })?;
                     journal.key_saved(&plan.key_path)?;
                     pem
                 }
             };
-            let key =
-                rcgen::KeyPair::from_pem(&key_pem).map_err(|e| anyhow!("the pending key {} is unusable: {e}", plan.key_path.display()))?;
-            let mut params = rcgen::CertificateParams::new(spec.identifiers.clone()).map_err(|e| anyhow!("invalid identifiers: {e}"))?;
+            let key = rcgen::KeyPair::from_pem(&key_pem)
+                .map_err(|reason| AcmeError::PendingKeyUnusable { path: plan.key_path.clone(), reason })?;
+            let mut params = rcgen::CertificateParams::new(spec.identifiers.clone()).map_err(AcmeError::Identifiers)?;
             // The subject is the first identifier (rcgen's placeholder CN would count as a name the
             // order does not hold, and some CAs refuse the CSR for it).
             params.distinguished_name = rcgen::DistinguishedName::new();
             if let Some(first) = spec.identifiers.first() {
                 params.distinguished_name.push(rcgen::DnType::CommonName, first.clone());
             }
-            let csr = params.serialize_request(&key).map_err(|e| anyhow!("cannot build the CSR: {e}"))?;
-            fresh_nonce!(order.finalize_csr(csr.der()).await).context("cannot finalize the ACME order")?;
+            let csr = params.serialize_request(&key).map_err(AcmeError::Csr)?;
+            fresh_nonce!(order.finalize_csr(csr.der()).await).map_err(AcmeError::Finalize)?;
             key_pem
         } else {
-            std::fs::read_to_string(&plan.key_path).with_context(|| format!("cannot read the pending key {}", plan.key_path.display()))?
+            std::fs::read_to_string(&plan.key_path).map_err(|source| AcmeError::ReadPendingKey { path: plan.key_path.clone(), source })?
         };
-        let chain_pem = fresh_nonce!(order.poll_certificate(&retry).await).context("waiting for the certificate")?;
+        let chain_pem = fresh_nonce!(order.poll_certificate(&retry).await).map_err(AcmeError::Certificate)?;
         if let Some(dir) = plan.chain_path.parent() {
             create_private_dir(dir)?;
         }
         write_private(&plan.chain_path, chain_pem.as_bytes())
-            .with_context(|| format!("cannot write the downloaded chain {}", plan.chain_path.display()))?;
+            .map_err(|source| AcmeError::WriteChain { path: plan.chain_path.clone(), source })?;
         journal.chain_saved(&plan.chain_path)?;
         Ok(OrderDone::Issued { chain_pem, key_pem, order_url: url, key_reused, resumed: was_resumed })
     }
@@ -563,7 +721,11 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("cannot create {}", dir.display()))
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| AcmeError::CreateDir { path: dir.to_path_buf(), source })
 }
 
 #[cfg(test)]
@@ -597,6 +759,22 @@ mod tests {
         headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("21600"));
         let rsp = acme_response(http::StatusCode::OK, headers, Vec::new()).expect("passed on");
         assert_eq!(rsp.parts.headers[http::header::RETRY_AFTER], "21600");
+    }
+
+    /// A variant that replaced a context prints as `context: cause` (the text the CLI showed
+    /// before), one passed through prints as its inner error, and one whose cause was part of
+    /// its message prints it once.
+    #[test]
+    fn errors_print_their_context_then_their_causes() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let e = AcmeError::CaBundleRead { path: PathBuf::from("/etc/certvigil/ca.pem"), source: io };
+        assert_eq!(error_chain(&e), "ca_bundle /etc/certvigil/ca.pem: No such file or directory");
+        let e = AcmeError::from(challenge::ChallengeError::BadToken("a/b".into()));
+        assert_eq!(error_chain(&e), "the challenge token `a/b` is not base64url; refusing to use it as a file name");
+        let e = AcmeError::NotAriId { cert_id: "nodot".into() };
+        assert_eq!(error_chain(&e), "`nodot` is not an ARI certificate identifier");
+        let e = AcmeError::NotReady { status: OrderStatus::Pending };
+        assert_eq!(error_chain(&e), "the ACME order is Pending");
     }
 
     #[test]

@@ -17,12 +17,49 @@
 
 use super::{Decision, Inputs, Reason, backoff_delay, decide};
 use crate::config::managed::{KeyRotation, ManagedSpec};
+use crate::install::files::InstallError;
 use crate::install::kubernetes::{SecretInstallError, SecretInstalled, SecretTarget};
-use crate::issuers::acme::{Journal, OrderDone, OrderPlan, Session};
+use crate::issuers::acme::{AcmeError, Journal, OrderDone, OrderPlan, Session, error_chain};
 use crate::model::{CertFacts, UnixTime, format_time};
-use crate::store::{RenewalRow, Store};
-use anyhow::{Context, Result};
+use crate::store::{RenewalRow, Store, StoreError};
 use std::path::{Path, PathBuf};
+
+/// Why the renewal of a managed certificate failed. The text (with its causes, as
+/// [`error_chain`] prints them) is the outcome's `error`, the row's `last_error` and the audit
+/// log's.
+#[derive(Debug, thiserror::Error)]
+pub enum RenewError {
+    /// The store could not be read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The ACME account, order or certificate.
+    #[error(transparent)]
+    Acme(#[from] AcmeError),
+    #[error("cannot read the installed certificate: {reason}")]
+    ReadSecret { reason: SecretInstallError },
+    #[error("cannot read the downloaded chain {path}")]
+    ReadChain {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the pending key {path}")]
+    ReadPendingKey {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot install the files' certificate in Secret {secret}: {reason}")]
+    SecretMaterial { secret: String, reason: InstallError },
+    #[error(transparent)]
+    Secret(#[from] SecretInstallError),
+    #[error("serial {serial} installed in the files, not in the Secret (retried at the next run): {reason}")]
+    SecretBehind { serial: String, reason: SecretInstallError },
+    #[error("not installed: {reason}")]
+    NotInstalled { reason: InstallError },
+}
+
+type Result<T, E = RenewError> = std::result::Result<T, E>;
 
 /// Test hook (used by `tests/acme.rs`), compiled only with the `failpoints` feature (the test
 /// command's; never in a release or package build): `renew-after-order`,
@@ -141,7 +178,7 @@ struct StoreJournal<'a> {
 }
 
 impl Journal for StoreJournal<'_> {
-    fn order_created(&mut self, url: &str) -> Result<()> {
+    fn order_created(&mut self, url: &str) -> Result<(), StoreError> {
         self.row.order_url = Some(url.to_string());
         self.row.order_directory = Some(self.directory.to_string());
         self.row.pending_chain = None;
@@ -152,13 +189,13 @@ impl Journal for StoreJournal<'_> {
         Ok(())
     }
 
-    fn key_saved(&mut self, path: &Path) -> Result<()> {
+    fn key_saved(&mut self, path: &Path) -> Result<(), StoreError> {
         self.row.pending_key = Some(path.display().to_string());
         self.store.put_renewal(self.row, self.now)?;
         Ok(())
     }
 
-    fn chain_saved(&mut self, path: &Path) -> Result<()> {
+    fn chain_saved(&mut self, path: &Path) -> Result<(), StoreError> {
         self.row.pending_chain = Some(path.display().to_string());
         self.store.put_renewal(self.row, self.now)?;
         failpoint("renew-after-download");
@@ -228,7 +265,7 @@ async fn poll_ari(session: &Session, row: &mut RenewalRow, installed: &CertFacts
         }
         Err(e) => {
             // Not a renewal failure: the lifetime rule or the last window still applies.
-            tracing::warn!(cert = name, ari_id = %id, error = %format!("{e:#}"), "cannot fetch renewal information");
+            tracing::warn!(cert = name, ari_id = %id, error = %error_chain(&e), "cannot fetch renewal information");
             row.ari_next_poll = Some(super::next_ari_poll(now, 3600));
         }
     }
@@ -243,7 +280,7 @@ pub async fn run_all(specs: &[&ManagedSpec], store: &mut Store, state_dir: &Path
             match super::revoke::resume(spec, store, state_dir, now).await {
                 Ok(Some(r)) => tracing::info!(cert = %spec.name, serial = %r.serial, step = %r.step, "revocation resumed"),
                 Ok(None) => {}
-                Err(e) => tracing::error!(cert = %spec.name, error = %format!("{e:#}"), "cannot resume the revocation"),
+                Err(e) => tracing::error!(cert = %spec.name, error = %error_chain(&e), "cannot resume the revocation"),
             }
         }
         let o = match run_one(spec, store, state_dir, now, opts).await {
@@ -251,7 +288,7 @@ pub async fn run_all(specs: &[&ManagedSpec], store: &mut Store, state_dir: &Path
             Err(e) => {
                 // Only the store itself failing ends up here.
                 let mut o = CertOutcome::new(&spec.name, Action::Failed, String::new());
-                o.error = Some(format!("{e:#}"));
+                o.error = Some(error_chain(&e));
                 o
             }
         };
@@ -286,8 +323,8 @@ pub async fn run_one(spec: &ManagedSpec, store: &mut Store, state_dir: &Path, no
         None => None,
         Some(t) => match crate::install::kubernetes::current_leaf(t).await {
             Ok(leaf) => Some(leaf),
-            Err(e) => {
-                let e = anyhow::anyhow!("cannot read the installed certificate: {e}");
+            Err(reason) => {
+                let e = RenewError::ReadSecret { reason };
                 return failed(spec, store, &mut row, &"reading the Secret install target", e, now, opts);
             }
         },
@@ -357,7 +394,7 @@ pub async fn run_one(spec: &ManagedSpec, store: &mut Store, state_dir: &Path, no
                 poll_ari(&s, &mut row, c, name, now).await;
                 session = Some(s);
             }
-            Err(e) => tracing::warn!(cert = name, error = %format!("{e:#}"), "cannot reach the ACME server for renewal information"),
+            Err(e) => tracing::warn!(cert = name, error = %error_chain(&e), "cannot reach the ACME server for renewal information"),
         }
     }
     let decision = inputs(&row);
@@ -380,7 +417,7 @@ pub async fn run_one(spec: &ManagedSpec, store: &mut Store, state_dir: &Path, no
         Some(s) => s,
         None => match Session::open(spec, state_dir).await {
             Ok(s) => s,
-            Err(e) => return failed(spec, store, &mut row, &reason, e, now, opts),
+            Err(e) => return failed(spec, store, &mut row, &reason, e.into(), now, opts),
         },
     };
     // `replaces` only when the CA offers ARI for the installed certificate (RFC 9773 §5).
@@ -419,10 +456,10 @@ pub async fn run_one(spec: &ManagedSpec, store: &mut Store, state_dir: &Path, no
         }
         Err(e) if opts.dry_run => {
             let mut o = CertOutcome::new(name, Action::Failed, reason.to_string());
-            o.error = Some(format!("{e:#}"));
+            o.error = Some(error_chain(&e));
             Ok(o)
         }
-        Err(e) => failed(spec, store, &mut row, &reason, e, now, opts),
+        Err(e) => failed(spec, store, &mut row, &reason, e.into(), now, opts),
     }
 }
 
@@ -437,11 +474,11 @@ fn failed(
     store: &mut Store,
     row: &mut RenewalRow,
     reason: &dyn std::fmt::Display,
-    e: anyhow::Error,
+    e: RenewError,
     now: UnixTime,
     opts: Options,
 ) -> Result<CertOutcome> {
-    let msg = format!("{e:#}");
+    let msg = error_chain(&e);
     if opts.dry_run {
         let mut o = CertOutcome::new(&spec.name, Action::Failed, reason.to_string());
         o.error = Some(msg);
@@ -477,9 +514,9 @@ async fn install_pending(
     key: &Path,
     now: UnixTime,
 ) -> CertOutcome {
-    let read = std::fs::read_to_string(chain)
-        .with_context(|| format!("cannot read the downloaded chain {}", chain.display()))
-        .and_then(|c| Ok((c, std::fs::read_to_string(key).with_context(|| format!("cannot read the pending key {}", key.display()))?)));
+    let read = std::fs::read_to_string(chain).map_err(|source| RenewError::ReadChain { path: chain.to_path_buf(), source }).and_then(|c| {
+        Ok((c, std::fs::read_to_string(key).map_err(|source| RenewError::ReadPendingKey { path: key.to_path_buf(), source })?))
+    });
     match read {
         Ok((chain_pem, key_pem)) => {
             let reason = "installing the chain downloaded by an interrupted run";
@@ -496,7 +533,7 @@ async fn install_pending(
                 Ok(o) => o,
                 Err(e) => {
                     let mut o = CertOutcome::new(&spec.name, Action::Failed, String::new());
-                    o.error = Some(format!("{e:#}"));
+                    o.error = Some(error_chain(&e));
                     o
                 }
             }
@@ -513,9 +550,9 @@ fn secret_detail(done: &SecretInstalled) -> serde_json::Value {
 }
 
 /// A failure outcome when even recording the failure failed.
-fn unrecorded(spec: &ManagedSpec, reason: &str, e: anyhow::Error) -> CertOutcome {
+fn unrecorded(spec: &ManagedSpec, reason: &str, e: RenewError) -> CertOutcome {
     let mut o = CertOutcome::new(&spec.name, Action::Failed, reason.to_string());
-    o.error = Some(format!("{e:#}"));
+    o.error = Some(error_chain(&e));
     o
 }
 
@@ -533,13 +570,13 @@ async fn sync_secret(
     let (chain_pem, key_pem) = match crate::install::files::current_material(&spec.install) {
         Ok(m) => m,
         Err(e) => {
-            let e = anyhow::anyhow!("cannot install the files' certificate in Secret {secret}: {e}");
+            let e = RenewError::SecretMaterial { secret: secret.clone(), reason: e };
             return failed(spec, store, row, &reason, e, now, Options::default());
         }
     };
     let done = match crate::install::kubernetes::install_secret(target, &chain_pem, &key_pem, None, now).await {
         Ok(d) => d,
-        Err(e) => return failed(spec, store, row, &reason, anyhow::Error::from(e), now, Options::default()),
+        Err(e) => return failed(spec, store, row, &reason, e.into(), now, Options::default()),
     };
     row.failures = 0;
     row.next_attempt = None;
@@ -580,7 +617,7 @@ fn secret_failed(
             row.order_directory = None;
             let installed = crate::install::files::current_leaf(&spec.install);
             sync_installed(row, installed.as_ref());
-            anyhow::anyhow!("serial {} installed in the files, not in the Secret (retried at the next run): {e}", inst.serial)
+            RenewError::SecretBehind { serial: inst.serial.clone(), reason: e }
         }
         None if matches!(e, SecretInstallError::Invalid { .. }) => {
             // Unusable chain or key: dropped, the next attempt orders again.
@@ -588,11 +625,11 @@ fn secret_failed(
                 let _ = std::fs::remove_file(p);
             }
             row.order_url = None;
-            anyhow::Error::from(e)
+            RenewError::Secret(e)
         }
         // The downloaded chain and key stay pending: the next attempt installs them without a
         // new order.
-        None => anyhow::Error::from(e),
+        None => RenewError::Secret(e),
     };
     match failed(spec, store, row, &reason, err, now, Options::default()) {
         Ok(o) => o,
@@ -614,7 +651,7 @@ async fn finish_install(
     let files = if spec.install.has_files() {
         match crate::install::files::install(&spec.install, chain_pem, key_pem, now) {
             Ok(inst) => Some(inst),
-            Err(e) => return files_failed(spec, store, row, e.to_string(), reason, now),
+            Err(e) => return files_failed(spec, store, row, e, reason, now),
         }
     } else {
         None
@@ -656,9 +693,9 @@ async fn finish_install(
         "kubernetes_secret": secret.as_ref().map(secret_detail),
         "new_account": new_account, "order_url": order_url,
     });
-    let stored = store.put_renewal(row, now).map_err(anyhow::Error::from).and_then(|()| Ok(store.audit(now, "renew", "renewal", &detail)?));
+    let stored = store.put_renewal(row, now).and_then(|()| store.audit(now, "renew", "renewal", &detail));
     if let Err(e) = stored {
-        tracing::error!(cert = %spec.name, error = %format!("{e:#}"), "renewed and installed, but the store could not record it");
+        tracing::error!(cert = %spec.name, error = %error_chain(&e), "renewed and installed, but the store could not record it");
     }
     tracing::info!(
         cert = %spec.name, serial = %serial, not_after = %format_time(not_after), reason,
@@ -671,14 +708,14 @@ async fn finish_install(
 }
 
 /// The files could not be installed (they are untouched or rolled back).
-fn files_failed(spec: &ManagedSpec, store: &mut Store, row: &mut RenewalRow, e: String, reason: &str, now: UnixTime) -> CertOutcome {
+fn files_failed(spec: &ManagedSpec, store: &mut Store, row: &mut RenewalRow, e: InstallError, reason: &str, now: UnixTime) -> CertOutcome {
     // The files are untouched (install checks everything first); the chain or key is
     // unusable, so it is dropped and the next attempt orders again.
     for p in [row.pending_key.take(), row.pending_chain.take()].into_iter().flatten() {
         let _ = std::fs::remove_file(p);
     }
     row.order_url = None;
-    let err = anyhow::anyhow!("not installed: {e}");
+    let err = RenewError::NotInstalled { reason: e };
     match failed(spec, store, row, &Reason::Resume, err, now, Options::default()) {
         Ok(mut o) => {
             o.reason = reason.to_string();

@@ -9,14 +9,70 @@
 //! the `revoked` finding and its alert; and its key is never reused: the renewal of a revoked
 //! certificate always generates a new key, whatever the rotation policy.
 
-use super::engine::{self, CertOutcome, Options};
+use super::engine::{self, CertOutcome, Options, RenewError};
 use crate::config::managed::{KeyRotation, ManagedSpec};
+use crate::install::files::InstallError;
+use crate::issuers::acme::AcmeError;
 use crate::model::{Fingerprint, RevocationState, RevocationStatus, UnixTime};
-use crate::store::{RenewalRow, Store};
-use crate::x509::cert;
-use anyhow::{Context, Result, anyhow, bail};
+use crate::store::{RenewalRow, Store, StoreError};
+use crate::x509::cert::{self, CertError};
 use instant_acme::RevocationReason;
 use std::path::{Path, PathBuf};
+
+/// Why a revocation (or its reissue) did not go through. The certificate being revoked is
+/// named by its serial, or by the file it is kept in.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    #[error("`{text}` is not a revocation reason (one of: {known})")]
+    UnknownReason { text: String, known: String },
+    /// The store could not be read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the installed certificate: {reason}")]
+    Installed { reason: InstallError },
+    #[error("the installed certificate is malformed: {}", .reason.0)]
+    InstalledMalformed { reason: CertError },
+    #[error("cannot create {path}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}")]
+    WriteKept {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the revocation record names no certificate")]
+    NoCertificate,
+    #[error("cannot read the certificate being revoked {path}")]
+    ReadKept {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    KeptUnreadable { path: PathBuf, reason: InstallError },
+    #[error("{path} is malformed: {}", .reason.0)]
+    KeptMalformed { path: PathBuf, reason: CertError },
+    #[error("{path} is not the certificate the revocation was asked for ({fingerprint})")]
+    NotTheCertificate { path: PathBuf, fingerprint: String },
+    /// Opening the ACME account.
+    #[error(transparent)]
+    Acme(#[from] AcmeError),
+    #[error("cannot revoke serial {serial}")]
+    Revoke {
+        serial: String,
+        #[source]
+        source: Box<AcmeError>,
+    },
+    /// The reissue under a new key.
+    #[error(transparent)]
+    Reissue(#[from] RenewError),
+}
+
+type Result<T, E = RevokeError> = std::result::Result<T, E>;
 
 /// Test hook (`tests/acme.rs`): `revoke-after-ca` aborts the process right after the CA
 /// accepted the revocation, before the store records it.
@@ -32,11 +88,11 @@ pub const REASONS: &[(&str, RevocationReason)] = &[
 ];
 
 /// Parses a reason name (case and `-`/`_` insensitive: `key-compromise`, `keyCompromise`).
-pub fn parse_reason(text: &str) -> Result<(&'static str, i64), String> {
+pub fn parse_reason(text: &str) -> Result<(&'static str, i64)> {
     let norm = |s: &str| s.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
     let wanted = norm(text);
     REASONS.iter().find(|(name, _)| norm(name) == wanted).map(|(name, code)| (*name, code.clone() as i64)).ok_or_else(|| {
-        format!("`{text}` is not a revocation reason (one of: {})", REASONS.iter().map(|r| r.0).collect::<Vec<_>>().join(", "))
+        RevokeError::UnknownReason { text: text.to_string(), known: REASONS.iter().map(|r| r.0).collect::<Vec<_>>().join(", ") }
     })
 }
 
@@ -72,9 +128,9 @@ fn kept_path(state_dir: &Path, name: &str) -> PathBuf {
 /// The installed leaf of `spec` as DER, with its PEM (read as every other reader of the
 /// installed files does: fullchain, cert or combined).
 fn installed_leaf(spec: &ManagedSpec) -> Result<(Vec<u8>, String)> {
-    let (chain_pem, _key) =
-        crate::install::files::current_material(&spec.install).map_err(|e| anyhow!("the installed certificate: {e}"))?;
-    let leaf = crate::install::files::chain_ders(&chain_pem).map_err(|e| anyhow!("the installed certificate: {e}"))?.remove(0);
+    let installed = |reason| RevokeError::Installed { reason };
+    let (chain_pem, _key) = crate::install::files::current_material(&spec.install).map_err(installed)?;
+    let leaf = crate::install::files::chain_ders(&chain_pem).map_err(installed)?.remove(0);
     let pem_text = crate::install::files::to_pem(&leaf);
     Ok((leaf, pem_text))
 }
@@ -95,12 +151,13 @@ pub async fn revoke(
         return advance(spec, store, state_dir, now, row, true).await;
     }
     let (der, pem_text) = installed_leaf(spec)?;
-    let facts = cert::parse_der(&der).map_err(|e| anyhow!("the installed certificate is malformed: {}", e.0))?;
+    let facts = cert::parse_der(&der).map_err(|reason| RevokeError::InstalledMalformed { reason })?;
     let kept = kept_path(state_dir, &spec.name);
     if let Some(dir) = kept.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| RevokeError::CreateDir { path: dir.to_path_buf(), source })?;
     }
-    crate::issuers::acme::write_private(&kept, pem_text.as_bytes()).with_context(|| format!("cannot write {}", kept.display()))?;
+    crate::issuers::acme::write_private(&kept, pem_text.as_bytes())
+        .map_err(|source| RevokeError::WriteKept { path: kept.clone(), source })?;
     row.revoke_fingerprint = Some(facts.fingerprint.0.clone());
     row.revoke_reason = Some(reason);
     row.revoke_rotate = rotate;
@@ -133,13 +190,14 @@ async fn advance(
     resumed: bool,
 ) -> Result<RevokeOutcome> {
     let kept = kept_path(state_dir, &spec.name);
-    let fingerprint = row.revoke_fingerprint.clone().ok_or_else(|| anyhow!("the revocation record names no certificate"))?;
+    let fingerprint = row.revoke_fingerprint.clone().ok_or(RevokeError::NoCertificate)?;
     let (reason_name, reason) = reason_of(row.revoke_reason.unwrap_or(0));
-    let text = std::fs::read_to_string(&kept).with_context(|| format!("cannot read the certificate being revoked {}", kept.display()))?;
-    let der = crate::install::files::chain_ders(&text).map_err(|e| anyhow!("{}: {e}", kept.display()))?.remove(0);
-    let facts = cert::parse_der(&der).map_err(|e| anyhow!("{} is malformed: {}", kept.display(), e.0))?;
+    let text = std::fs::read_to_string(&kept).map_err(|source| RevokeError::ReadKept { path: kept.clone(), source })?;
+    let der =
+        crate::install::files::chain_ders(&text).map_err(|reason| RevokeError::KeptUnreadable { path: kept.clone(), reason })?.remove(0);
+    let facts = cert::parse_der(&der).map_err(|reason| RevokeError::KeptMalformed { path: kept.clone(), reason })?;
     if facts.fingerprint.0 != fingerprint {
-        bail!("{} is not the certificate the revocation was asked for ({fingerprint})", kept.display());
+        return Err(RevokeError::NotTheCertificate { path: kept, fingerprint });
     }
     let mut out = RevokeOutcome {
         name: spec.name.clone(),
@@ -153,7 +211,10 @@ async fn advance(
     };
     if row.revoke_step.as_deref() == Some("requested") {
         let session = crate::issuers::acme::Session::open(spec, state_dir).await?;
-        out.already_revoked = session.revoke(&der, reason).await.with_context(|| format!("cannot revoke serial {}", facts.serial))?;
+        out.already_revoked = session
+            .revoke(&der, reason)
+            .await
+            .map_err(|source| RevokeError::Revoke { serial: facts.serial.clone(), source: Box::new(source) })?;
         engine::failpoint(FAILPOINT);
         row.revoke_step = Some("revoked".into());
         store.put_renewal(&row, now)?;
@@ -230,7 +291,7 @@ mod tests {
         assert_eq!(parse_reason("key-compromise").unwrap(), ("keyCompromise", 1));
         assert_eq!(parse_reason("SUPERSEDED").unwrap(), ("superseded", 4));
         assert_eq!(parse_reason("cessation_of_operation").unwrap(), ("cessationOfOperation", 5));
-        let e = parse_reason("caCompromise").unwrap_err();
+        let e = parse_reason("caCompromise").unwrap_err().to_string();
         assert!(e.contains("caCompromise") && e.contains("keyCompromise"), "{e}");
         assert_eq!(reason_of(3).0, "affiliationChanged");
     }
