@@ -340,3 +340,26 @@ fn sql_stays_in_the_store() {
     }
     assert!(bad.is_empty(), "SQL outside the store:\n{}", bad.join("\n"));
 }
+
+/// One error style: the library's errors are its own types (thiserror, one enum per module);
+/// `anyhow` is only at the top, in the binary's `main.rs` and `cli/`.
+#[test]
+fn anyhow_stays_at_the_top() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut bad = Vec::new();
+    for file in files {
+        let rel = file.strip_prefix(&src).unwrap();
+        if rel.starts_with("cli") || rel == Path::new("main.rs") {
+            continue;
+        }
+        let code = strip_comments_and_strings(&std::fs::read_to_string(&file).unwrap());
+        for (n, line) in code.lines().enumerate() {
+            if line.contains("anyhow") {
+                bad.push(format!("src/{}:{}: {}", rel.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "anyhow inside the library:\n{}", bad.join("\n"));
+}

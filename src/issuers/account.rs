@@ -1,7 +1,8 @@
 //! The stored ACME account of a directory: what `certvigil account show` prints (never the
 //! private key) and the account key rollover of RFC 8555 §7.3.5.
 
-use super::acme::{AcmeError, ReqwestHttp, StoredAccount, account_path, http_client, load_account, write_private};
+use super::acme::{AcmeError, ReqwestHttp, StoredAccount, account_path, http_client, load_account};
+use super::keys::write_private;
 use crate::config::managed::ManagedSpec;
 use base64ct::{Base64UrlUnpadded, Encoding};
 use instant_acme::Account;
@@ -71,7 +72,7 @@ pub async fn rollover(spec: &ManagedSpec, state_dir: &Path) -> Result<(String, S
         .from_credentials(stored.credentials)
         .await
         .map_err(|source| AcmeError::Directory { directory: spec.directory.clone(), source })?;
-    let credentials = super::acme::fresh_nonce!(account.update_key().await)
+    let credentials = super::nonce::fresh_nonce!(account.update_key().await)
         .map_err(|source| AcmeError::KeyChange { directory: spec.directory.clone(), source })?;
     let new = thumbprint(credentials.private_key().secret_pkcs8_der())?;
     let json = serde_json::to_vec_pretty(&StoredAccount { directory: stored.directory, credentials })?;

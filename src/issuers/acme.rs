@@ -10,6 +10,8 @@
 //! ACME Renewal Information (RFC 9773) is read by [`Session::renewal_info`].
 
 use super::challenge;
+use super::keys::write_private;
+use super::nonce::fresh_nonce;
 use crate::config::managed::ManagedSpec;
 use crate::config::secret::SecretError;
 use crate::store::StoreError;
@@ -20,7 +22,6 @@ use instant_acme::{
     NewOrder, OrderStatus, RetryPolicy, RevocationReason, RevocationRequest,
 };
 use std::future::Future;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Duration;
@@ -359,19 +360,6 @@ fn eab_key(spec: &ManagedSpec) -> Result<Option<ExternalAccountKey>> {
     Ok(Some(ExternalAccountKey::new(eab.kid.clone(), &key)))
 }
 
-/// Writes `bytes` to `path` with mode 0600 (temp file, fsync, rename).
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
 /// Reads a stored account file.
 pub(crate) fn load_account(path: &Path) -> Result<StoredAccount> {
     let text = std::fs::read(path).map_err(|source| AcmeError::ReadAccount { path: path.to_path_buf(), source })?;
@@ -493,36 +481,6 @@ impl Journal for NoJournal {
         Ok(())
     }
 }
-
-/// Rounds of requests made while the CA keeps refusing the nonce. Each round is up to three
-/// attempts of the ACME client, each with the fresh nonce the `badNonce` error carries (RFC 8555
-/// §6.5: the client SHOULD retry with it); the CA has done nothing with a request it answered
-/// so, which makes every request safe to repeat. Ten rounds (at most 30 requests) outlast a CA
-/// that refuses half of all nonces (Pebble refuses 5% by default).
-pub(crate) const NONCE_ROUNDS: u32 = 10;
-
-/// Whether the CA refused the request for its anti-replay nonce (RFC 8555 §6.5).
-pub(crate) fn is_bad_nonce(e: &instant_acme::Error) -> bool {
-    matches!(e, instant_acme::Error::Api(p) if p.r#type.as_deref() == Some("urn:ietf:params:acme:error:badNonce"))
-}
-
-/// Evaluates `$call`, an awaited ACME request, again while the CA refuses its nonce, at most
-/// [`NONCE_ROUNDS`] times; its last result is the result.
-macro_rules! fresh_nonce {
-    ($call:expr) => {{
-        let mut round = 1;
-        loop {
-            match $call {
-                Err(e) if $crate::issuers::acme::is_bad_nonce(&e) && round < $crate::issuers::acme::NONCE_ROUNDS => {
-                    tracing::debug!(round, "the ACME server refused the nonce again: repeating the request");
-                    round += 1;
-                }
-                other => break other,
-            }
-        }
-    }};
-}
-pub(crate) use fresh_nonce;
 
 fn retry_policy() -> RetryPolicy {
     RetryPolicy::new().initial_delay(Duration::from_millis(250)).backoff(1.5).timeout(Duration::from_secs(90))

@@ -9,7 +9,7 @@
 //! for tokens of the orders in progress (§8.3) and 404 for everything else. Requests are bounded
 //! in size, time and number of concurrent connections.
 
-use super::acme::{NONCE_ROUNDS, fresh_nonce, is_bad_nonce};
+use super::nonce::{NONCE_ROUNDS, fresh_nonce, is_bad_nonce};
 use crate::config::managed::{ChallengeSpec, PropagationCheck};
 use crate::install::hooks::{self, HookError};
 use instant_acme::{AuthorizationStatus, ChallengeType, Identifier, Order, OrderStatus, RetryPolicy};

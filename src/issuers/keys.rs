@@ -9,6 +9,7 @@
 use crate::config::managed::{InstallSpec, KeyRotation, KeyType, ManagedSpec};
 use crate::x509::cert;
 use rcgen::PublicKeyData;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -184,8 +185,21 @@ pub async fn certificate_key(spec: &ManagedSpec, state_dir: &Path, now: i64) -> 
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| KeyError::Record { path: path.clone(), reason: e.to_string() })?;
     }
-    super::acme::write_private(&path, &json).map_err(|e| KeyError::Record { path: path.clone(), reason: e.to_string() })?;
+    write_private(&path, &json).map_err(|e| KeyError::Record { path: path.clone(), reason: e.to_string() })?;
     Ok((key, false))
+}
+
+/// Writes `bytes` to `path` with mode 0600 (temp file, fsync, rename).
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

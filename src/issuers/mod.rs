@@ -6,3 +6,4 @@ pub mod acme;
 pub mod challenge;
 pub mod dns;
 pub mod keys;
+pub mod nonce;

@@ -156,7 +156,7 @@ pub async fn revoke(
     if let Some(dir) = kept.parent() {
         std::fs::create_dir_all(dir).map_err(|source| RevokeError::CreateDir { path: dir.to_path_buf(), source })?;
     }
-    crate::issuers::acme::write_private(&kept, pem_text.as_bytes())
+    crate::issuers::keys::write_private(&kept, pem_text.as_bytes())
         .map_err(|source| RevokeError::WriteKept { path: kept.clone(), source })?;
     row.revoke_fingerprint = Some(facts.fingerprint.0.clone());
     row.revoke_reason = Some(reason);
