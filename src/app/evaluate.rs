@@ -99,7 +99,7 @@ pub fn each_findings_batch<E: From<StoreError>>(
 fn review_keys(
     store: &Store,
     inputs: &Inputs<'_>,
-    policy: &policy::PolicySettings,
+    policy: &policy::PolicySpec,
 ) -> Result<(policy::keys::Review, Vec<CertRow>), StoreError> {
     let keys = store.keys(None)?;
     let token_certs = store.token_certificates()?;
@@ -166,7 +166,7 @@ fn renewal_views(
 
 /// Every current key with the certificates it pairs with and its problems, and the token
 /// certificates without a key (`certvigil keys`, `plan`).
-pub fn key_review(store: &Store, policy: &policy::PolicySettings, now: UnixTime) -> Result<policy::keys::Review, StoreError> {
+pub fn key_review(store: &Store, policy: &policy::PolicySpec, now: UnixTime) -> Result<policy::keys::Review, StoreError> {
     // The review pairs keys with certificates by id and public key only: it needs no key age
     // nor supersession, so no pass over the inventory.
     let fleet = Fleet::default();
@@ -312,7 +312,7 @@ pub struct KeyProblem {
 }
 
 /// Key problems with no certificate to attach a finding to.
-pub fn key_problems(store: &Store, policy: &policy::PolicySettings, now: UnixTime) -> Result<Vec<KeyProblem>, StoreError> {
+pub fn key_problems(store: &Store, policy: &policy::PolicySpec, now: UnixTime) -> Result<Vec<KeyProblem>, StoreError> {
     let review = key_review(store, policy, now)?;
     Ok(policy::keys::unattached(&review)
         .into_iter()

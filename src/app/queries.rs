@@ -10,7 +10,7 @@
 //! - [`ack_target`] and [`silence_for`]: what an operator's words name (an alert id, a subject,
 //!   a certificate, or a match).
 
-use crate::config::policy::PolicySettings;
+use crate::config::policy::PolicySpec;
 use crate::model::alert::Silence;
 use crate::model::finding::{Kind, SubjectKind, cert_subject};
 use crate::model::rows::CertRow;
@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 /// What the inventory's rows need beside themselves to be judged and shown.
 pub struct InventoryView<'a> {
-    pub policy: &'a PolicySettings,
+    pub policy: &'a PolicySpec,
     pub now: UnixTime,
     /// Each source's tags.
     pub tags: HashMap<String, Vec<String>>,
@@ -29,7 +29,7 @@ pub struct InventoryView<'a> {
 }
 
 impl<'a> InventoryView<'a> {
-    pub fn load(store: &Store, policy: &'a PolicySettings, now: UnixTime) -> Result<InventoryView<'a>, StoreError> {
+    pub fn load(store: &Store, policy: &'a PolicySpec, now: UnixTime) -> Result<InventoryView<'a>, StoreError> {
         Ok(InventoryView { policy, now, tags: store.source_tags()?, revocation: store.revocation_states()? })
     }
 
@@ -54,7 +54,7 @@ impl<'a> InventoryView<'a> {
 }
 
 /// A certificate's expiry status under the policy rule that applies to it.
-pub fn expiry_status(c: &CertRow, policy: &PolicySettings, tags: &HashMap<String, Vec<String>>, now: UnixTime) -> ExpiryStatus {
+pub fn expiry_status(c: &CertRow, policy: &PolicySpec, tags: &HashMap<String, Vec<String>>, now: UnixTime) -> ExpiryStatus {
     let f = &c.facts;
     let mut t: Vec<String> = c.sources.iter().flat_map(|s| tags.get(s).cloned().unwrap_or_default()).collect();
     t.dedup();

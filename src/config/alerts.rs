@@ -105,20 +105,20 @@ impl Route {
 }
 
 #[derive(Debug, Clone)]
-pub struct AlertSettings {
+pub struct AlertsSpec {
     pub receivers: Vec<Receiver>,
     pub routes: Vec<Route>,
     pub retry_initial: i64,
     pub retry_max: i64,
 }
 
-impl Default for AlertSettings {
+impl Default for AlertsSpec {
     fn default() -> Self {
-        AlertSettings { receivers: Vec::new(), routes: Vec::new(), retry_initial: 30, retry_max: 3600 }
+        AlertsSpec { receivers: Vec::new(), routes: Vec::new(), retry_initial: 30, retry_max: 3600 }
     }
 }
 
-impl AlertSettings {
+impl AlertsSpec {
     pub fn receiver(&self, name: &str) -> Option<&Receiver> {
         self.receivers.iter().find(|r| r.name == name)
     }
@@ -139,7 +139,7 @@ pub(crate) fn is_loopback(host: &str) -> bool {
 }
 
 /// Pure validation of the `alerts:` section.
-pub fn validate(a: &AlertsConfig, base: &Path, errs: &mut Vec<PathedError>) -> AlertSettings {
+pub fn validate(a: &AlertsConfig, base: &Path, errs: &mut Vec<PathedError>) -> AlertsSpec {
     let at = |parts: &[&str]| -> Vec<String> {
         let mut v = vec!["alerts".to_string()];
         v.extend(parts.iter().map(|s| s.to_string()));
@@ -309,7 +309,7 @@ pub fn validate(a: &AlertsConfig, base: &Path, errs: &mut Vec<PathedError>) -> A
     }
     let retry_initial = dur(&a.retry_initial, at(&["retry_initial"]), errs).as_secs().max(1) as i64;
     let retry_max = dur(&a.retry_max, at(&["retry_max"]), errs).as_secs().max(1) as i64;
-    AlertSettings { receivers, routes, retry_initial, retry_max }
+    AlertsSpec { receivers, routes, retry_initial, retry_max }
 }
 
 pub(crate) fn receiver_name(r: &ReceiverConfig) -> &str {

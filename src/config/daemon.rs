@@ -40,14 +40,14 @@ pub(crate) fn default_shutdown_timeout() -> DurationSpec {
 
 /// Validated daemon settings.
 #[derive(Debug, Clone)]
-pub struct DaemonSettings {
+pub struct DaemonSpec {
     /// `None`: no HTTP server.
     pub listen: Option<std::net::SocketAddr>,
     pub token: Option<SecretRef>,
     pub shutdown_timeout: std::time::Duration,
 }
 
-pub(crate) fn validate_daemon(d: &DaemonConfig, errs: &mut Vec<PathedError>) -> DaemonSettings {
+pub(crate) fn validate_daemon(d: &DaemonConfig, errs: &mut Vec<PathedError>) -> DaemonSpec {
     let at = |f: &str| vec!["daemon".to_string(), f.to_string()];
     let listen = match d.listen.trim() {
         "off" => None,
@@ -82,5 +82,5 @@ pub(crate) fn validate_daemon(d: &DaemonConfig, errs: &mut Vec<PathedError>) -> 
             std::time::Duration::from_secs(30)
         }
     };
-    DaemonSettings { listen, token, shutdown_timeout }
+    DaemonSpec { listen, token, shutdown_timeout }
 }

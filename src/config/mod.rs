@@ -4,6 +4,10 @@
 //! Loading reports every error at once — syntax, unknown keys, wrong types (checked against the
 //! JSON Schema generated from these types), and semantic checks — each as
 //! `file:line:column: key.path: message`.
+//!
+//! A leaf: nothing here uses another module of certvigil but `model`. One file per section;
+//! each section's YAML type is `*Config` (the source kinds keep the `*Source` names the JSON
+//! Schema publishes) and validates into a `*Spec`; the validated whole is [`Settings`].
 
 pub mod alerts;
 pub mod daemon;
@@ -143,11 +147,11 @@ pub struct Settings {
     /// `None`: use the platform default state directory.
     pub store_path: Option<PathBuf>,
     pub sources: Vec<SourceSpec>,
-    pub revocation: RevocationSettings,
-    pub policy: policy::PolicySettings,
-    pub alerts: alerts::AlertSettings,
+    pub revocation: RevocationSpec,
+    pub policy: policy::PolicySpec,
+    pub alerts: alerts::AlertsSpec,
     pub jobs: Vec<Job>,
-    pub daemon: DaemonSettings,
+    pub daemon: DaemonSpec,
     pub managed: Vec<managed::ManagedSpec>,
 }
 

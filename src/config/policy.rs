@@ -73,7 +73,7 @@ impl Rule {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct PolicySettings {
+pub struct PolicySpec {
     pub expiry: Expiry,
     pub max_key_age: Option<i64>,
     /// Defaults for certificates with the codeSigning EKU (signing identities).
@@ -88,9 +88,9 @@ pub struct PolicySettings {
     pub superseded: bool,
 }
 
-impl Default for PolicySettings {
+impl Default for PolicySpec {
     fn default() -> Self {
-        PolicySettings {
+        PolicySpec {
             expiry: Expiry::default(),
             max_key_age: None,
             code_signing: Rule {
@@ -112,7 +112,7 @@ impl Default for PolicySettings {
     }
 }
 
-impl PolicySettings {
+impl PolicySpec {
     /// The expiry thresholds and key-age limit for a certificate with these routing facts: the
     /// defaults, then the code-signing defaults for signers, then the first matching rule.
     pub fn effective_for(&self, sources: &[String], tags: &[String], ekus: &[String]) -> (Expiry, Option<i64>) {
@@ -288,8 +288,8 @@ impl Default for Thresholds {
     }
 }
 
-pub(crate) fn validate_policy(config: &Config, revocation: &RevocationSettings, errs: &mut Vec<PathedError>) -> policy::PolicySettings {
-    use policy::{Expiry, Match, PolicySettings, Rule};
+pub(crate) fn validate_policy(config: &Config, revocation: &RevocationSpec, errs: &mut Vec<PathedError>) -> policy::PolicySpec {
+    use policy::{Expiry, Match, PolicySpec, Rule};
     let p = &config.policy;
     let t = &config.thresholds;
     let path = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -326,7 +326,7 @@ pub(crate) fn validate_policy(config: &Config, revocation: &RevocationSettings, 
             max_key_age,
         }
     };
-    let defaults = PolicySettings::default();
+    let defaults = PolicySpec::default();
     let mut code_signing = defaults.code_signing.clone();
     let m = &p.code_signing.matcher;
     if !(m.source.is_empty() && m.tag.is_empty() && m.eku.is_empty()) {
@@ -355,7 +355,7 @@ pub(crate) fn validate_policy(config: &Config, revocation: &RevocationSettings, 
             rule(r, m, &["policy", "rules", &idx], errs)
         })
         .collect();
-    PolicySettings {
+    PolicySpec {
         expiry: Expiry {
             warning_days: t.warning_days,
             critical_days: t.critical_days,

@@ -1,5 +1,5 @@
 //! `revocation:`: how CRLs and OCSP are fetched and trusted, validated into
-//! [`RevocationSettings`].
+//! [`RevocationSpec`].
 
 use super::*;
 
@@ -156,7 +156,7 @@ impl Default for RevocationConfig {
 
 /// Validated revocation settings.
 #[derive(Debug, Clone)]
-pub struct RevocationSettings {
+pub struct RevocationSpec {
     pub prefer: RevocationMethod,
     pub fallback: bool,
     /// Extra CRLs: URLs (`http://`, `https://`, `file://`) or absolute paths.
@@ -177,13 +177,13 @@ pub struct RevocationSettings {
     pub min_issuer_rsa_bits: u32,
 }
 
-impl Default for RevocationSettings {
+impl Default for RevocationSpec {
     fn default() -> Self {
         validate_revocation(&RevocationConfig::default(), Path::new("/"), &mut Vec::new())
     }
 }
 
-pub(crate) fn validate_revocation(r: &RevocationConfig, base: &Path, errs: &mut Vec<PathedError>) -> RevocationSettings {
+pub(crate) fn validate_revocation(r: &RevocationConfig, base: &Path, errs: &mut Vec<PathedError>) -> RevocationSpec {
     let at = |field: &str| vec!["revocation".to_string(), field.to_string()];
     let dur = |field: &str, d: &DurationSpec, errs: &mut Vec<PathedError>| -> std::time::Duration {
         d.duration().unwrap_or_else(|m| {
@@ -251,7 +251,7 @@ pub(crate) fn validate_revocation(r: &RevocationConfig, base: &Path, errs: &mut 
             crls.push(base.join(c).to_string_lossy().into_owned());
         }
     }
-    RevocationSettings {
+    RevocationSpec {
         prefer: r.prefer,
         fallback: r.fallback,
         crls,

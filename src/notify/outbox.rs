@@ -4,7 +4,7 @@
 
 use super::payload::Payload;
 use super::{Message, notifier};
-use crate::config::alerts::AlertSettings;
+use crate::config::alerts::AlertsSpec;
 use crate::model::UnixTime;
 use crate::store::{OutboxRow, Store, StoreError};
 use std::sync::{Arc, Mutex};
@@ -27,7 +27,7 @@ pub struct Delivery {
     pub errors: Vec<String>,
 }
 
-fn backoff(settings: &AlertSettings, attempts: i64) -> i64 {
+fn backoff(settings: &AlertsSpec, attempts: i64) -> i64 {
     let exp = attempts.clamp(0, 20) as u32;
     settings.retry_initial.saturating_mul(1i64 << exp).min(settings.retry_max)
 }
@@ -37,14 +37,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Sends every due notification that is not held for a digest.
-pub async fn deliver(store: &Arc<Mutex<Store>>, settings: &AlertSettings, now: UnixTime) -> Result<Delivery, DeliveryError> {
+pub async fn deliver(store: &Arc<Mutex<Store>>, settings: &AlertsSpec, now: UnixTime) -> Result<Delivery, DeliveryError> {
     deliver_matching(store, settings, now, None).await
 }
 
 /// Like [`deliver`], limited to notifications whose key starts with `key_prefix`.
 pub async fn deliver_matching(
     store: &Arc<Mutex<Store>>,
-    settings: &AlertSettings,
+    settings: &AlertsSpec,
     now: UnixTime,
     key_prefix: Option<&str>,
 ) -> Result<Delivery, DeliveryError> {
@@ -82,7 +82,7 @@ pub async fn deliver_matching(
 /// Sends each digest route's held notifications as one message per receiver.
 pub async fn send_digests(
     store: &Arc<Mutex<Store>>,
-    settings: &AlertSettings,
+    settings: &AlertsSpec,
     only_route: Option<&str>,
     now: UnixTime,
 ) -> Result<Delivery, DeliveryError> {

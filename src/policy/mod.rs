@@ -8,7 +8,7 @@
 
 pub mod keys;
 pub mod renewal;
-pub use crate::config::policy::{Expiry, Match, PolicySettings, Rule};
+pub use crate::config::policy::{Expiry, Match, PolicySpec, Rule};
 
 pub use crate::model::finding::{Finding, Kind, Severity, SubjectKind, cert_subject, key_subject, managed_subject};
 use crate::model::rows::CertRow;
@@ -37,13 +37,13 @@ pub struct CertState<'a> {
 }
 
 /// The expiry thresholds and key-age limit that apply to this certificate.
-fn effective(policy: &PolicySettings, st: &CertState<'_>) -> (Expiry, Option<i64>) {
+fn effective(policy: &PolicySpec, st: &CertState<'_>) -> (Expiry, Option<i64>) {
     policy.effective_for(&st.cert.sources, &st.tags, &st.cert.facts.ext_key_usage)
 }
 
 /// Context of one evaluation.
 pub struct Ctx<'a> {
-    pub policy: &'a PolicySettings,
+    pub policy: &'a PolicySpec,
     pub now: UnixTime,
 }
 
@@ -83,7 +83,7 @@ const CHECKS: &[(&str, Check)] = &[
 
 /// Runs every check over every certificate. Gone certificates only get a `retired` finding
 /// (for 30 days after they vanished): they are deployed nowhere, so nothing else applies.
-pub fn evaluate(policy: &PolicySettings, states: &[CertState<'_>], now: UnixTime) -> Vec<Finding> {
+pub fn evaluate(policy: &PolicySpec, states: &[CertState<'_>], now: UnixTime) -> Vec<Finding> {
     let ctx = Ctx { policy, now };
     let mut out = Vec::new();
     for st in states {

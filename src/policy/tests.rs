@@ -55,13 +55,13 @@ fn state(c: &CertRow) -> CertState<'_> {
     }
 }
 
-fn kinds(policy: &PolicySettings, st: &CertState<'_>, now: i64) -> Vec<(Kind, Severity)> {
+fn kinds(policy: &PolicySpec, st: &CertState<'_>, now: i64) -> Vec<(Kind, Severity)> {
     evaluate(policy, std::slice::from_ref(st), now).into_iter().map(|f| (f.kind, f.severity)).collect()
 }
 
 #[test]
 fn expiry_boundaries_for_a_one_year_certificate() {
-    let p = PolicySettings::default();
+    let p = PolicySpec::default();
     let nb = LEAP - 300 * DAY;
     let na = LEAP + 65 * DAY; // 365-day lifetime: 30 d and 7 d windows (fractions are larger)
     let c = cert(1, nb, na);
@@ -88,7 +88,7 @@ fn leap_day_is_counted() {
     let na = LEAP + 30 * DAY;
     let c = cert(2, na - 365 * DAY, na);
     let st = state(&c);
-    let p = PolicySettings::default();
+    let p = PolicySpec::default();
     assert_eq!(kinds(&p, &st, LEAP - 1), vec![]);
     assert_eq!(kinds(&p, &st, LEAP), vec![(Kind::Expiring, Severity::Warning)]);
     let f = evaluate(&p, &[st], LEAP);
@@ -98,7 +98,7 @@ fn leap_day_is_counted() {
 
 #[test]
 fn short_lived_certificates_use_the_lifetime_fraction() {
-    let p = PolicySettings::default();
+    let p = PolicySpec::default();
     let nb = LEAP;
     let na = LEAP + DAY; // valid for 24 hours
     let c = cert(3, nb, na);
@@ -117,7 +117,7 @@ fn code_signing_certificates_warn_earlier_and_rules_override() {
     let mut c = cert(4, LEAP - 700 * DAY, LEAP + 60 * DAY);
     c.facts.ext_key_usage = vec!["codeSigning".into()];
     let st = state(&c);
-    let mut p = PolicySettings::default();
+    let mut p = PolicySpec::default();
     assert_eq!(kinds(&p, &st, LEAP), vec![(Kind::Expiring, Severity::Warning)], "90-day warning for signers");
     assert_eq!(kinds(&p, &st, LEAP + 31 * DAY), vec![(Kind::Expiring, Severity::Critical)]);
     // A rule for a tag wins over the code-signing defaults.
@@ -138,7 +138,7 @@ fn key_age_is_measured_from_the_first_certificate_with_the_key() {
     let c = cert(5, LEAP - 100 * DAY, LEAP + 300 * DAY);
     let mut st = state(&c);
     st.key_first_seen = LEAP - 800 * DAY; // renewed with the same key
-    let mut p = PolicySettings { max_key_age: Some(730 * DAY), ..PolicySettings::default() };
+    let mut p = PolicySpec { max_key_age: Some(730 * DAY), ..PolicySpec::default() };
     assert_eq!(kinds(&p, &st, LEAP), vec![(Kind::KeyTooOld, Severity::Warning)]);
     st.key_first_seen = LEAP - 730 * DAY;
     assert_eq!(kinds(&p, &st, LEAP), vec![], "exactly max_key_age is not too old");
@@ -150,7 +150,7 @@ fn key_age_is_measured_from_the_first_certificate_with_the_key() {
 #[test]
 fn revocation_findings() {
     let c = cert(6, LEAP - 10 * DAY, LEAP + 300 * DAY);
-    let p = PolicySettings::default();
+    let p = PolicySpec::default();
     let mut r = RevocationStatus::unknown("responder down", LEAP);
     let mut st = state(&c);
     st.revocation = Some(&r);
@@ -158,7 +158,7 @@ fn revocation_findings() {
     assert_eq!(kinds(&p, &st, LEAP), vec![], "inside the grace");
     st.revocation_unknown_since = Some(LEAP - DAY);
     assert_eq!(kinds(&p, &st, LEAP), vec![(Kind::RevocationUnknown, Severity::Warning)]);
-    let ignore = PolicySettings { ignore_unknown_revocation: true, ..PolicySettings::default() };
+    let ignore = PolicySpec { ignore_unknown_revocation: true, ..PolicySpec::default() };
     assert_eq!(kinds(&ignore, &st, LEAP), vec![]);
     r.state = RevocationState::Revoked;
     r.reason = Some("keyCompromise".into());
@@ -178,7 +178,7 @@ fn revocation_findings() {
 
 #[test]
 fn weak_keys_and_signatures() {
-    let p = PolicySettings::default();
+    let p = PolicySpec::default();
     let mut c = cert(7, LEAP - DAY, LEAP + 300 * DAY);
     c.facts.key = KeyFacts { algorithm: "RSA".into(), bits: Some(1024), curve: None };
     c.facts.signature_algorithm = "sha1WithRSAEncryption".into();
@@ -191,7 +191,7 @@ fn weak_keys_and_signatures() {
 
 #[test]
 fn superseded_and_retired() {
-    let p = PolicySettings::default();
+    let p = PolicySpec::default();
     let c = cert(8, LEAP - 60 * DAY, LEAP + 300 * DAY);
     let mut st = state(&c);
     st.superseded_by = Some(("ab".repeat(32), LEAP - DAY));
@@ -216,7 +216,7 @@ fn view(failures: i64, renew_at: Option<i64>, ari_end: Option<i64>) -> renewal::
 
 #[test]
 fn healthy_renewal_turns_expiry_into_information() {
-    let p = PolicySettings::default();
+    let p = PolicySpec::default();
     let na = LEAP + 20 * DAY; // 90-day certificate, inside the warning window
     let c = cert(1, na - 90 * DAY, na);
     let mut st = state(&c);
@@ -234,7 +234,7 @@ fn healthy_renewal_turns_expiry_into_information() {
 
 #[test]
 fn failed_renewal_pages_then_escalates() {
-    let p = PolicySettings::default();
+    let p = PolicySpec::default();
     let na = LEAP + 60 * DAY;
     let c = cert(1, na - 90 * DAY, na);
     let mut st = state(&c);
@@ -253,7 +253,7 @@ fn failed_renewal_pages_then_escalates() {
 
 #[test]
 fn missed_ari_window_is_overdue() {
-    let p = PolicySettings::default();
+    let p = PolicySpec::default();
     let na = LEAP + 60 * DAY;
     let c = cert(1, na - 90 * DAY, na);
     let mut st = state(&c);

@@ -12,7 +12,7 @@ pub mod crl;
 pub mod fetch;
 pub mod ocsp;
 
-use crate::config::{RevocationMethod, RevocationSettings};
+use crate::config::{RevocationMethod, RevocationSpec};
 use crate::model::{CertFacts, RevocationState, RevocationStatus, UnixTime, format_time};
 use crate::store::{CachedOcsp, CertRow, Store, StoreError};
 use crate::x509::cert::raw_parts;
@@ -71,7 +71,7 @@ type Shared<T> = Arc<OnceCell<Result<T, String>>>;
 /// A revocation checker. Long-lived in the daemon: parsed CRLs stay in memory between passes,
 /// so a CRL that answers 304 Not Modified costs no parse.
 pub struct Checker {
-    settings: RevocationSettings,
+    settings: RevocationSpec,
     http: Http,
     crl_dir: PathBuf,
     crl_memory: Mutex<HashMap<String, Arc<Crl>>>,
@@ -118,7 +118,7 @@ fn once<T>(map: &Mutex<HashMap<String, Shared<T>>>, key: &str) -> Shared<T> {
 
 impl Checker {
     /// `state_dir` holds the CRL cache (`crls/`), beside the store.
-    pub fn new(settings: RevocationSettings, state_dir: PathBuf) -> Result<Self, fetch::FetchError> {
+    pub fn new(settings: RevocationSpec, state_dir: PathBuf) -> Result<Self, fetch::FetchError> {
         let http = Http::new(settings.timeout, settings.concurrency, settings.per_host, settings.hosts.clone())?;
         Ok(Checker {
             settings,
