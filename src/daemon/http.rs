@@ -13,7 +13,7 @@ use crate::app::queries::{CertFilter, InventoryView, Lookup, Naming, find_certif
 use crate::config::Settings;
 use crate::config::secret::Secret;
 use crate::model::UnixTime;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::{Method, Request, Response, StatusCode, body::Incoming};
@@ -216,21 +216,35 @@ fn authorized(req: &Request<Incoming>, state: &State) -> bool {
     given.is_some_and(|g| same_secret(g.trim().as_bytes(), token.expose().as_bytes()))
 }
 
-fn query_params(req: &Request<Incoming>) -> Result<Vec<(String, String)>, String> {
+/// A query string longer than the API reads.
+#[derive(Debug, thiserror::Error)]
+#[error("query string longer than {MAX_QUERY} bytes")]
+struct QueryTooLong;
+
+/// Why a metrics scrape stopped before its end.
+#[derive(Debug, thiserror::Error)]
+enum ScrapeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("scraper went away")]
+    Gone,
+}
+
+fn query_params(req: &Request<Incoming>) -> Result<Vec<(String, String)>, QueryTooLong> {
     let q = req.uri().query().unwrap_or("");
     if q.len() > MAX_QUERY {
-        return Err(format!("query string longer than {MAX_QUERY} bytes"));
+        return Err(QueryTooLong);
     }
     Ok(q.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, ""))).map(|(k, v)| (k.into(), v.into())).collect())
 }
 
 async fn blocking<T: Send + 'static>(
     state: &State,
-    f: impl FnOnce(&Store) -> Result<T, String> + Send + 'static,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Response<Body>> {
     let path = state.store_path.clone();
     match tokio::task::spawn_blocking(move || {
-        let store = Store::open_reader(&path).map_err(|e| e.to_string())?;
+        let store = Store::open_reader(&path)?;
         f(&store)
     })
     .await
@@ -238,7 +252,7 @@ async fn blocking<T: Send + 'static>(
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "HTTP request failed on the store");
-            Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e))
+            Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))
         }
         Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
     }
@@ -271,7 +285,7 @@ pub async fn handle(req: Request<Incoming>, state: &Arc<State>) -> Response<Body
             }
             let params = match query_params(&req) {
                 Ok(p) => p,
-                Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+                Err(m) => return error(StatusCode::BAD_REQUEST, &m.to_string()),
             };
             match (rest, &method) {
                 (["certificates"], &Method::GET) => certificates(state, &params).await,
@@ -304,7 +318,7 @@ async fn readyz(state: &Arc<State>) -> Response<Body> {
     let failing = blocking(state, move |s| {
         let mut failing = Vec::new();
         for n in names {
-            let st = s.job_stats(&n).map_err(|e| e.to_string())?;
+            let st = s.job_stats(&n)?;
             if let Some(r) = st.last.filter(|r| r.status == "failed" || r.status == "interrupted") {
                 failing.push(serde_json::json!({"job": n, "status": r.status, "error": r.error}));
             }
@@ -338,55 +352,51 @@ async fn metrics(state: &Arc<State>) -> Response<Body> {
     let path = state.store_path.clone();
     let st = Arc::clone(state);
     tokio::task::spawn_blocking(move || {
-        let result = (|| -> Result<(), String> {
-            let store = Store::open_reader(&path).map_err(|e| e.to_string())?;
+        let result = (|| -> Result<(), ScrapeError> {
+            let store = Store::open_reader(&path)?;
             let mut summary = metrics::Summary {
-                counts: store.counts().map_err(|e| e.to_string())?,
+                counts: store.counts()?,
                 reload_ok: reload.ok,
                 reload_success_at: reload.last_success_at,
                 previous_scrape_seconds: previous,
                 ..Default::default()
             };
-            if let Some(d) = store.last_job_detail("evaluate").map_err(|e| e.to_string())? {
+            if let Some(d) = store.last_job_detail("evaluate")? {
                 summary.findings = serde_json::from_value(d["counts"].clone()).unwrap_or_default();
             }
             for (name, kind, running) in live {
-                let stats = store.job_stats(&name).map_err(|e| e.to_string())?;
+                let stats = store.job_stats(&name)?;
                 summary.jobs.push(metrics::JobFigures { name, kind, stats, running });
             }
             let mut buf = String::with_capacity(CHUNK_BYTES + 4096);
             metrics::render_summary(&mut buf, &summary);
-            let send = |buf: &mut String, force: bool| -> Result<(), String> {
+            let send = |buf: &mut String, force: bool| -> Result<(), ScrapeError> {
                 if force || buf.len() >= CHUNK_BYTES {
                     let chunk = Bytes::from(std::mem::take(buf));
-                    tx.blocking_send(chunk).map_err(|_| "scraper went away".to_string())?;
+                    tx.blocking_send(chunk).map_err(|_| ScrapeError::Gone)?;
                 }
                 Ok(())
             };
             for family in ["x509_cert_not_after", "x509_cert_not_before", "x509_cert_expired"] {
                 metrics::header(&mut buf, family);
                 let mut err = Ok(());
-                store
-                    .for_each_sighting(|s| {
-                        if err.is_ok() {
-                            metrics::sighting_sample(&mut buf, family, s, now);
-                            err = send(&mut buf, false);
-                        }
-                    })
-                    .map_err(|e| e.to_string())?;
+                store.for_each_sighting(|s| {
+                    if err.is_ok() {
+                        metrics::sighting_sample(&mut buf, family, s, now);
+                        err = send(&mut buf, false);
+                    }
+                })?;
                 err?;
             }
             for family in ["certvigil_cert_revoked", "certvigil_cert_revocation_unknown"] {
                 metrics::header(&mut buf, family);
                 let mut err = Ok(());
-                store
-                    .for_each_revocation(|r| {
-                        if err.is_ok() {
-                            metrics::revocation_sample(&mut buf, family, r);
-                            err = send(&mut buf, false);
-                        }
-                    })
-                    .map_err(|e| e.to_string())?;
+                store.for_each_revocation(|r| {
+                    if err.is_ok() {
+                        metrics::revocation_sample(&mut buf, family, r);
+                        err = send(&mut buf, false);
+                    }
+                })?;
                 err?;
             }
             send(&mut buf, true)
@@ -430,9 +440,9 @@ async fn certificates(state: &Arc<State>, params: &[(String, String)]) -> Respon
     let settings = Arc::clone(&state.settings.read().unwrap_or_else(|p| p.into_inner()));
     let now = state.clock.now();
     let r = blocking(state, move |s| {
-        let view = InventoryView::load(s, &settings.policy, now).map_err(|e| e.to_string())?;
-        let all = s.certificates(include_gone).map_err(|e| e.to_string())?;
-        let statuses = s.revocation_statuses().map_err(|e| e.to_string())?;
+        let view = InventoryView::load(s, &settings.policy, now)?;
+        let all = s.certificates(include_gone)?;
+        let statuses = s.revocation_statuses()?;
         let matching: Vec<_> = all.iter().filter(|c| filter.matches(c, &view)).collect();
         let total = matching.len();
         let items: Vec<serde_json::Value> = matching
@@ -459,12 +469,12 @@ async fn certificate(state: &Arc<State>, fp: &str) -> Response<Body> {
         return error(StatusCode::BAD_REQUEST, "give at least 8 hex digits of the SHA-256 fingerprint");
     }
     let fp = fp.to_ascii_lowercase();
-    let r = blocking(state, move |s| match find_certificate(s, &fp, Naming::Fingerprint).map_err(|e| e.to_string())? {
+    let r = blocking(state, move |s| match find_certificate(s, &fp, Naming::Fingerprint)? {
         Lookup::None => Ok(None),
         Lookup::One(c) => {
-            let sightings = s.sightings(c.id).map_err(|e| e.to_string())?;
-            let history = s.history(c.id).map_err(|e| e.to_string())?;
-            let revocation = s.revocation_statuses().map_err(|e| e.to_string())?.remove(&c.id);
+            let sightings = s.sightings(c.id)?;
+            let history = s.history(c.id)?;
+            let revocation = s.revocation_statuses()?.remove(&c.id);
             let mut v = serde_json::to_value(&c).unwrap_or_default();
             v["sightings"] = serde_json::to_value(sightings).unwrap_or_default();
             v["history"] = serde_json::to_value(history).unwrap_or_default();
@@ -492,7 +502,7 @@ async fn findings(state: &Arc<State>, params: &[(String, String)]) -> Response<B
     let settings = Arc::clone(&state.settings.read().unwrap_or_else(|p| p.into_inner()));
     let now = state.clock.now();
     let r = blocking(state, move |s| {
-        let f = crate::app::evaluate::findings(s, &settings, now).map_err(|e| e.to_string())?;
+        let f = crate::app::evaluate::findings(s, &settings, now)?;
         let f: Vec<_> = f.into_iter().filter(|x| severity.as_deref().is_none_or(|sev| x.severity.as_str() == sev)).collect();
         Ok(serde_json::json!({ "at": crate::model::format_time(now), "total": f.len(), "items": f }))
     })
@@ -508,7 +518,7 @@ async fn jobs(state: &Arc<State>) -> Response<Body> {
     let r = blocking(state, move |s| {
         let mut out = Vec::new();
         for j in statuses {
-            let stats = s.job_stats(&j.name).map_err(|e| e.to_string())?;
+            let stats = s.job_stats(&j.name)?;
             let mut v = serde_json::to_value(&j).unwrap_or_default();
             v["last_run"] = serde_json::to_value(&stats.last).unwrap_or_default();
             v["last_success_at"] = serde_json::to_value(stats.last_success_at).unwrap_or_default();
@@ -526,9 +536,7 @@ async fn jobs(state: &Arc<State>) -> Response<Body> {
 
 async fn runs(state: &Arc<State>, name: &str) -> Response<Body> {
     let name = name.to_string();
-    let r =
-        blocking(state, move |s| Ok(serde_json::to_value(s.job_runs(Some(&name), 100).map_err(|e| e.to_string())?).unwrap_or_default()))
-            .await;
+    let r = blocking(state, move |s| Ok(serde_json::to_value(s.job_runs(Some(&name), 100)?).unwrap_or_default())).await;
     match r {
         Ok(v) => json(StatusCode::OK, &v),
         Err(e) => e,
