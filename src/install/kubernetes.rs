@@ -77,12 +77,12 @@ struct Material {
     not_after: UnixTime,
 }
 
-fn material(chain_pem: &str, key_pem: &str, ca_pem: Option<&str>, now: UnixTime) -> Result<Material, String> {
-    let ders = files::chain_ders(chain_pem).map_err(|e| e.to_string())?;
-    let facts = files::check(&ders, key_pem, now).map_err(|e| e.to_string())?;
+fn material(chain_pem: &str, key_pem: &str, ca_pem: Option<&str>, now: UnixTime) -> Result<Material, files::InstallError> {
+    let ders = files::chain_ders(chain_pem)?;
+    let facts = files::check(&ders, key_pem, now)?;
     let ca = match ca_pem {
         Some(text) => {
-            let cas = files::chain_ders(text).map_err(|e| format!("ca.crt: {e}"))?;
+            let cas = files::chain_ders(text).map_err(|e| files::InstallError::InFile { path: "ca.crt".into(), inner: Box::new(e) })?;
             Some(cas.iter().map(|d| files::to_pem(d)).collect())
         }
         None => None,
@@ -127,7 +127,7 @@ fn desired(existing: Option<Secret>, target: &SecretTarget, m: &Material, now: U
 /// A client for the target's cluster, through the same connection code as the `kubernetes`
 /// source. `in_cluster: false` means the kubeconfig only; a context with
 /// `insecure-skip-tls-verify` is refused (a Secret holds a private key).
-pub async fn client(target: &SecretTarget) -> Result<kube::Client, String> {
+pub async fn client(target: &SecretTarget) -> Result<kube::Client, access::AccessError> {
     let access = Access {
         kubeconfig: target.kubeconfig.clone(),
         context: target.context.clone(),
@@ -135,7 +135,7 @@ pub async fn client(target: &SecretTarget) -> Result<kube::Client, String> {
         allow_insecure_skip_tls_verify: false,
         timeout: target.timeout,
     };
-    access::connect(&access).await.map(|c| c.client).map_err(|e| e.to_string())
+    access::connect(&access).await.map(|c| c.client)
 }
 
 /// Checks the certificate, chain and key, then creates or replaces the Secret.
@@ -147,8 +147,9 @@ pub async fn install_secret(
     now: UnixTime,
 ) -> Result<SecretInstalled, SecretInstallError> {
     let secret = target.display();
-    let m = material(chain_pem, key_pem, ca_pem, now).map_err(|reason| SecretInstallError::Invalid { secret: secret.clone(), reason })?;
-    let client = client(target).await.map_err(|reason| SecretInstallError::Connect { secret: secret.clone(), reason })?;
+    let m = material(chain_pem, key_pem, ca_pem, now)
+        .map_err(|e| SecretInstallError::Invalid { secret: secret.clone(), reason: e.to_string() })?;
+    let client = client(target).await.map_err(|e| SecretInstallError::Connect { secret: secret.clone(), reason: e.to_string() })?;
     install_with(client, target, &m, now).await
 }
 
@@ -216,7 +217,7 @@ async fn install_with(
 /// renewal decision compares against. A missing Secret is `Ok(None)`.
 pub async fn current_leaf(target: &SecretTarget) -> Result<Option<CertFacts>, SecretInstallError> {
     let secret = target.display();
-    let client = client(target).await.map_err(|reason| SecretInstallError::Connect { secret: secret.clone(), reason })?;
+    let client = client(target).await.map_err(|e| SecretInstallError::Connect { secret: secret.clone(), reason: e.to_string() })?;
     let api: Api<Secret> = Api::namespaced(client, &target.namespace);
     let found = api.get_opt(&target.name).await.map_err(|e| match e {
         kube::Error::Api(s) if s.code == 403 => SecretInstallError::Forbidden { secret: secret.clone(), verb: "get", message: s.message },
