@@ -3,6 +3,7 @@
 //! absent, replaced conditionally, retried after a conflict without clobbering the other
 //! writer's change, refused cleanly when forbidden.
 
+mod common;
 mod kube;
 
 use certvigil::install::kubernetes::{

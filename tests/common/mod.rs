@@ -13,6 +13,9 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
+pub mod http;
+
 use rcgen::{
     BasicConstraints, CertificateParams, CrlDistributionPoint, CustomExtension, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
