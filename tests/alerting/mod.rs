@@ -1,4 +1,4 @@
-//! Real receivers for the alerting tests (`tests/alerts.rs`), all on 127.0.0.1:
+//! Real receivers for the alerting tests (`tests/it_alerts/alerts.rs`), all on 127.0.0.1:
 //!
 //! * [`SmtpServer`]: aiosmtpd (PyPI) writing a Maildir, plain or with STARTTLS required, started
 //!   per test on its own port. Messages are read back with Python's own `email` package (policy

@@ -15,9 +15,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod alerting;
-mod common;
-mod pki;
+use crate::alerting;
+use crate::common;
+use crate::pki;
 
 use alerting::SmtpServer;
 use common::daemon::Daemon;

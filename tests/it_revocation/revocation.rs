@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-mod pki;
+use crate::common;
+use crate::pki;
 
 use certvigil::app::scan;
 use certvigil::config;

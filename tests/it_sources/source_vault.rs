@@ -5,7 +5,7 @@
 //! intermediate mounts, issued and revoked certificates, KV v2 secrets with PEM and other
 //! values, AppRole — runs the real certvigil binary against it, and kills the server at the end.
 
-mod common;
+use crate::common;
 
 use common::http::{HttpServer, Response};
 use common::{Run, Sandbox, run_with_timeout};

@@ -3,8 +3,8 @@
 //! through `POST /api/v1/jobs/renew/run`, its recorded run read back from
 //! `GET /api/v1/jobs/renew/runs`, and the certificate checked on disk.
 
-mod acme_support;
-mod common;
+use crate::acme_support;
+use crate::common;
 
 use acme_support::*;
 use common::Sandbox;

@@ -3,7 +3,7 @@
 //! SIGHUP and STOPPING=1 on SIGTERM are observed as systemd would see them. The HTTP server
 //! is scraped and queried over loopback; metrics are parsed and compared with the store.
 
-mod common;
+use crate::common;
 
 use common::daemon::Daemon;
 use common::*;

@@ -1,12 +1,11 @@
-//! Branches of the `certvigil run` daemon that `tests/daemon.rs` does not reach: SIGTERM while
+//! Branches of the `certvigil run` daemon that `tests/it_daemon/daemon.rs` does not reach: SIGTERM while
 //! a real scan job triggered through the API is writing a large inventory (the run recorded
 //! `interrupted`, its committed batches kept, the WAL folded into the database, exit 0 after
 //! `daemon.shutdown_timeout`), a second trigger of a running job (409), and the HTTP limits of
 //! `src/daemon/http.rs` (a query string over 2,048 bytes: 400; a request head over the 64 KiB
 //! read buffer: 431).
 
-mod acme_support;
-mod common;
+use crate::common;
 
 use common::daemon::Daemon;
 use common::*;

@@ -4,8 +4,8 @@
 //! Account Binding, profiles, combined PEM and PKCS#12 targets, owner/group, post-install hooks
 //! and their roll-back, and `certvigil account show` / `rollover`.
 
-mod acme_support;
-mod common;
+use crate::acme_support;
+use crate::common;
 
 use acme_support::*;
 use common::Sandbox;
