@@ -39,18 +39,19 @@
 
 #[path = "fleet/fixture.rs"]
 mod fixture;
+#[path = "harness/mod.rs"]
+mod harness;
 #[path = "fleet/net.rs"]
 mod net;
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use fixture::{Ca, Fleet, Tally};
+use harness::{Timed, cores, go_build, mib, openssl, openssl_version, round, tail, timed};
 use net::{ClientRequest, Mode, Seen, Server};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
-use std::io::Read;
 use std::os::unix::net::UnixDatagram;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -136,19 +137,6 @@ impl Settings {
     }
 }
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn openssl_version() -> String {
-    Command::new("openssl")
-        .arg("version")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "openssl not found".into())
-}
-
 fn run() -> Result<()> {
     let smoke = !std::env::args().any(|a| a == "--bench");
     let settings = Settings::from_env(smoke)?;
@@ -221,94 +209,14 @@ fn run() -> Result<()> {
 
 // ───────────────────────────── running children ─────────────────────────────
 
-/// What GNU time said about a child, and the child's output.
-struct Timed {
-    wall_s: f64,
-    /// User + system CPU and peak RSS (`ru_maxrss`); absent in the smoke run.
-    cpu_s: Option<f64>,
-    peak_rss_kib: Option<u64>,
-    stdout: String,
-}
-
-/// The last `n` lines of `s`.
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Runs `program args` under `/usr/bin/time -f '%e %M %U %S'` (`measure`; else directly), in a
-/// process group of its own that is killed past [`CHILD_DEADLINE`]. Wall time is measured here
-/// around the whole child.
-fn timed(program: &Path, args: &[OsString], what: &str, measure: bool) -> Result<Timed> {
-    let time_file = tempfile::NamedTempFile::new().context("creating a file for /usr/bin/time")?;
-    let mut cmd = if measure {
-        let mut c = Command::new("/usr/bin/time");
-        c.args(["-f", "%e %M %U %S", "-o"]).arg(time_file.path()).arg(program);
-        c
-    } else {
-        Command::new(program)
-    };
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
-    let start = Instant::now();
-    let mut child = cmd.spawn().with_context(|| format!("running {what} ({})", program.display()))?;
-    let pid = rustix::process::Pid::from_child(&child);
-    let (mut out, mut err) = (child.stdout.take().context("no stdout")?, child.stderr.take().context("no stderr")?);
-    let out_reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
-        s
-    });
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    let (status, timed_out) = match rx.recv_timeout(CHILD_DEADLINE) {
-        Ok(status) => (status, false),
-        Err(_) => {
-            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-            (rx.recv().map_err(|_| anyhow!("lost {what}"))?, true)
-        }
-    };
-    let wall_s = start.elapsed().as_secs_f64();
-    let stdout = String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
-    let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
-    ensure!(!timed_out, "{what} ran longer than {} s and was killed:\n{}", CHILD_DEADLINE.as_secs(), tail(&stderr, 20));
-    let status = status.with_context(|| format!("waiting for {what}"))?;
-    ensure!(status.success(), "{what} failed ({status}):\n{}", tail(&stderr, 40));
-    if !measure {
-        return Ok(Timed { wall_s, cpu_s: None, peak_rss_kib: None, stdout });
-    }
-    // The figures are the report's last line (GNU time may write a status line above them).
-    let report = std::fs::read_to_string(time_file.path()).context("reading /usr/bin/time's report")?;
-    let fields: Vec<&str> = report.lines().last().unwrap_or_default().split_whitespace().collect();
-    let parse = |k: usize| -> Result<f64> {
-        fields.get(k).and_then(|f| f.parse().ok()).with_context(|| format!("unexpected /usr/bin/time report {report:?}"))
-    };
-    Ok(Timed { wall_s, cpu_s: Some(parse(2)? + parse(3)?), peak_rss_kib: Some(parse(1)? as u64), stdout })
-}
-
 /// `certvigil ARGS`, timed.
 fn certvigil(args: &[&dyn AsRef<std::ffi::OsStr>], what: &str, measure: bool) -> Result<Timed> {
     let args: Vec<OsString> = args.iter().map(|a| a.as_ref().to_os_string()).collect();
-    timed(Path::new(CERTVIGIL), &args, what, measure)
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
+    timed(Path::new(CERTVIGIL), &args, &[], what, measure, Some(CHILD_DEADLINE))
 }
 
 fn mb(kib: u64) -> f64 {
     kib as f64 * 1024.0 / 1e6
-}
-
-fn round(v: f64, places: i32) -> f64 {
-    let m = 10f64.powi(places);
-    (v * m).round() / m
 }
 
 // ───────────────────────────── the report ─────────────────────────────
@@ -510,9 +418,9 @@ impl<'a> Bench<'a> {
                     Some(p) => {
                         let mut a: Vec<OsString> = vec![format!("GOMAXPROCS={p}").into(), program.into()];
                         a.extend(args);
-                        timed(Path::new("/usr/bin/env"), &a, &what, measure)?
+                        timed(Path::new("/usr/bin/env"), &a, &[], &what, measure, Some(CHILD_DEADLINE))?
                     }
-                    None => timed(program, &args, &what, measure)?,
+                    None => timed(program, &args, &[], &what, measure, Some(CHILD_DEADLINE))?,
                 };
                 let found = baseline_tally(&t.stdout).with_context(|| format!("{what}: {:?}", tail(&t.stdout, 3)))?;
                 for m in mismatches(&what, &found.0, found.1, &self.fleet.occurrences) {
@@ -895,7 +803,7 @@ impl<'a> Bench<'a> {
             let out = self.work.join(format!("ocsp/openssl-req-{i}.der"));
             let serial = format!("0x{}", fixture::serial_hex(i));
             let out_s = out.to_string_lossy().into_owned();
-            fixture::openssl(&ca.dir, &["ocsp", "-issuer", "ca.pem", "-serial", &serial, "-no_nonce", "-reqout", &out_s])?;
+            openssl(&ca.dir, &["ocsp", "-issuer", "ca.pem", "-serial", &serial, "-no_nonce", "-reqout", &out_s])?;
             if std::fs::read(&out)? != requests[leaves.iter().position(|&l| l == i).unwrap_or(0)].der {
                 self.problem(format!("the plain client's OCSP request for leaf {i} differs from openssl ocsp -reqout's"));
             }
@@ -929,7 +837,7 @@ impl<'a> Bench<'a> {
         }
         self.check_in_flight(&what, &seen, asked, c);
         let client_rate = asked as f64 / client.wall_s;
-        let client_t = Timed { wall_s: client.wall_s, cpu_s: None, peak_rss_kib: None, stdout: String::new() };
+        let client_t = Timed { wall_s: client.wall_s, cpu_s: None, peak_rss_kib: None, stdout: String::new(), stderr: String::new() };
         let mut row = Row::new(
             "2b ocsp",
             what,
@@ -1104,7 +1012,7 @@ impl<'a> Bench<'a> {
                 self.problem(format!("daemon job {job}: {} ({})", run["status"], run["error"]));
             }
             let summary = run["summary"].as_str().unwrap_or_default().to_string();
-            let t = Timed { wall_s: wall, cpu_s: Some(cpu), peak_rss_kib: Some(hwm), stdout: String::new() };
+            let t = Timed { wall_s: wall, cpu_s: Some(cpu), peak_rss_kib: Some(hwm), stdout: String::new(), stderr: String::new() };
             let mut row = Row::new(
                 "4 daemon",
                 format!("job `{job}` (API trigger → run finished)"),
@@ -1153,7 +1061,7 @@ impl<'a> Bench<'a> {
         if revoked != self.fleet.revoked {
             self.problem(format!("/metrics: {revoked} certificates with certvigil_cert_revoked 1, expected {}", self.fleet.revoked));
         }
-        let t = Timed { wall_s: wall, cpu_s: Some(cpu), peak_rss_kib: Some(hwm), stdout: String::new() };
+        let t = Timed { wall_s: wall, cpu_s: Some(cpu), peak_rss_kib: Some(hwm), stdout: String::new(), stderr: String::new() };
         let note = format!("{:.1} MiB, {series} series, {revoked} revoked", body.len() as f64 / 1048576.0);
         self.push(Row::new("4 daemon", "GET /metrics (one scrape)", &t, note));
         self.target(
@@ -1372,23 +1280,10 @@ fn mismatches(who: &str, found: &Tally, errors: u64, expected: &Tally) -> Vec<St
     out
 }
 
-/// Builds the Go baseline with the venv's toolchain: offline, no cgo, caches under target/.
+/// Builds the Go baseline into `work` (its caches under target/bench-fleet/).
 fn build_go(go: &Path, source: &Path, work: &Path, target_dir: &Path) -> Result<PathBuf> {
     let out = work.join("x509scan-go");
-    let cache = target_dir.join("bench-fleet");
-    let done = Command::new(go)
-        .args(["build", "-trimpath", "-o"])
-        .arg(&out)
-        .arg(source)
-        .env("GOCACHE", cache.join("go-cache"))
-        .env("GOPATH", cache.join("go-path"))
-        .env("GOTOOLCHAIN", "local")
-        .env("GOPROXY", "off")
-        .env("GOFLAGS", "")
-        .env("CGO_ENABLED", "0")
-        .output()
-        .with_context(|| format!("running {} build", go.display()))?;
-    ensure!(done.status.success(), "go build {} failed:\n{}", source.display(), String::from_utf8_lossy(&done.stderr));
+    go_build(go, source, &out, &target_dir.join("bench-fleet"))?;
     Ok(out)
 }
 

@@ -18,6 +18,8 @@
 //! Under `cargo test --all-targets` (no `--bench` argument) it makes a smoke run: 400 Secrets,
 //! certvigil and the baseline checked against the generator.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[path = "../tests/kube/mod.rs"]
 mod kube;
 

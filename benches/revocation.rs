@@ -50,8 +50,12 @@
 //! through scan, cold and warm check; no baselines, nothing installed, a few seconds, needing
 //! only openssl.
 
+#[path = "harness/mod.rs"]
+mod harness;
+
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use rcgen::{CertificateParams, CustomExtension, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber};
+use harness::{aia_ocsp, cores, go_build, mib, openssl, openssl_version, percent_decode, round, tail, timed};
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -60,7 +64,7 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -233,78 +237,7 @@ fn smoke() -> Result<()> {
     Ok(())
 }
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn openssl_version() -> String {
-    Command::new("openssl")
-        .arg("version")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "openssl not found".into())
-}
-
-/// Runs `openssl ARGS` in `dir`, failing with its stderr.
-fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .context("running openssl (is it installed? benches/setup.sh installs it)")?;
-    ensure!(out.status.success(), "openssl {} failed:\n{}", args.join(" "), tail(&String::from_utf8_lossy(&out.stderr), 20));
-    Ok(())
-}
-
 // ───────────────────────────── measuring ─────────────────────────────
-
-/// What GNU time said about a child, and the child's output.
-struct Timed {
-    wall_s: f64,
-    cpu_s: f64,
-    peak_rss_kib: u64,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `program args` under `/usr/bin/time`, which reports the child's peak RSS (its
-/// getrusage ru_maxrss) and CPU time; wall time is measured here around the whole child. With
-/// `measure_rss` false (the smoke run) the child runs directly and CPU and RSS read zero.
-fn timed(program: &Path, args: &[OsString], what: &str, measure_rss: bool) -> Result<Timed> {
-    let time_file = tempfile::NamedTempFile::new().context("creating a file for /usr/bin/time")?;
-    let mut cmd = if measure_rss {
-        let mut c = Command::new("/usr/bin/time");
-        c.args(["-f", "%e %M %U %S", "-o"]).arg(time_file.path()).arg(program);
-        c
-    } else {
-        Command::new(program)
-    };
-    cmd.args(args).stdin(Stdio::null());
-    let start = Instant::now();
-    let out = cmd.output().with_context(|| format!("running {what} ({})", program.display()))?;
-    let wall_s = start.elapsed().as_secs_f64();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    ensure!(out.status.success(), "{what} failed ({}):\n{}", out.status, tail(&stderr, 40));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !measure_rss {
-        return Ok(Timed { wall_s, cpu_s: 0.0, peak_rss_kib: 0, stdout, stderr });
-    }
-    // The figures are the report's last line (GNU time may write a status line above them).
-    let report = std::fs::read_to_string(time_file.path()).context("reading /usr/bin/time's report")?;
-    let fields: Vec<&str> = report.lines().last().unwrap_or_default().split_whitespace().collect();
-    let parse = |k: usize| -> Result<f64> {
-        fields.get(k).and_then(|f| f.parse().ok()).with_context(|| format!("unexpected /usr/bin/time report {report:?}"))
-    };
-    Ok(Timed { wall_s, peak_rss_kib: parse(1)? as u64, cpu_s: parse(2)? + parse(3)?, stdout, stderr })
-}
-
-/// The last `n` lines of `s`.
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
 
 /// Runs `once` `runs` times and keeps the run with the median wall time.
 fn median<T>(runs: usize, mut once: impl FnMut(usize) -> Result<T>, wall: impl Fn(&T) -> f64) -> Result<T> {
@@ -314,32 +247,10 @@ fn median<T>(runs: usize, mut once: impl FnMut(usize) -> Result<T>, wall: impl F
     Ok(rows.swap_remove(mid))
 }
 
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-fn round(v: f64, places: i32) -> f64 {
-    let m = 10f64.powi(places);
-    (v * m).round() / m
-}
-
-/// Builds a Go baseline with the venv's toolchain: offline, no cgo, caches under target/.
+/// Builds a Go baseline to `out` (its caches under target/bench-revocation/).
 fn build_go(go: &Path, source: &Path, out: &Path, target_dir: &Path) -> Result<()> {
-    let cache = target_dir.join("bench-revocation");
     let started = Instant::now();
-    let done = Command::new(go)
-        .args(["build", "-trimpath", "-o"])
-        .arg(out)
-        .arg(source)
-        .env("GOCACHE", cache.join("go-cache"))
-        .env("GOPATH", cache.join("go-path"))
-        .env("GOTOOLCHAIN", "local")
-        .env("GOPROXY", "off")
-        .env("GOFLAGS", "")
-        .env("CGO_ENABLED", "0")
-        .output()
-        .with_context(|| format!("running {} build", go.display()))?;
-    ensure!(done.status.success(), "go build {} failed:\n{}", source.display(), String::from_utf8_lossy(&done.stderr));
+    go_build(go, source, out, &target_dir.join("bench-revocation"))?;
     println!("built the Go baseline in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -812,7 +723,7 @@ fn certvigil_answers(f: &CrlFixture, measured_stdout: &str, problems: &mut Vec<S
                             "--serials-file".into(),
                             file.into(),
                         ];
-                        let out = timed(Path::new(CERTVIGIL), &args, "certvigil crl (answers)", false)?;
+                        let out = timed(Path::new(CERTVIGIL), &args, &[], "certvigil crl (answers)", false, None)?;
                         let unverified = (!out.stdout.lines().any(|l| l.trim_start().starts_with("verified:"))).then(|| {
                             format!("certvigil crl (answers, serials {}…): did not report the signature verified", c * CLI_VERBOSE_MAX)
                         });
@@ -902,7 +813,7 @@ fn library_mismatches(f: &CrlFixture) -> Result<Vec<String>> {
 fn run_certvigil_crl(f: &CrlFixture, measure_rss: bool, problems: &mut Vec<String>) -> Result<CrlRow> {
     let args: Vec<OsString> =
         vec!["crl".into(), f.crl.clone().into(), "--issuer".into(), f.ca.clone().into(), "--serials-file".into(), f.serials.clone().into()];
-    let t = timed(Path::new(CERTVIGIL), &args, "certvigil crl", measure_rss)?;
+    let t = timed(Path::new(CERTVIGIL), &args, &[], "certvigil crl", measure_rss, None)?;
     let first = t.stdout.lines().next().unwrap_or_default();
     let entries = first
         .split_once(": ")
@@ -923,8 +834,8 @@ fn run_certvigil_crl(f: &CrlFixture, measure_rss: bool, problems: &mut Vec<Strin
         tool: "certvigil".into(),
         work: "crl --issuer --serials-file".into(),
         wall_s: t.wall_s,
-        cpu_s: t.cpu_s,
-        peak_rss_kib: t.peak_rss_kib,
+        cpu_s: t.cpu_s.unwrap_or(0.0),
+        peak_rss_kib: t.peak_rss_kib.unwrap_or(0),
         verified,
         entries: Some(entries),
         listed,
@@ -946,14 +857,14 @@ fn run_openssl_crl(f: &CrlFixture, measure_rss: bool) -> Result<CrlRow> {
         "-CAfile".into(),
         f.ca.clone().into(),
     ];
-    let t = timed(Path::new("openssl"), &args, "openssl crl", measure_rss)?;
+    let t = timed(Path::new("openssl"), &args, &[], "openssl crl", measure_rss, None)?;
     let verified = t.stderr.contains("verify OK") || t.stdout.contains("verify OK");
     Ok(CrlRow {
         tool: "openssl".into(),
         work: "crl -noout -CAfile (verify only)".into(),
         wall_s: t.wall_s,
-        cpu_s: t.cpu_s,
-        peak_rss_kib: t.peak_rss_kib,
+        cpu_s: t.cpu_s.unwrap_or(0.0),
+        peak_rss_kib: t.peak_rss_kib.unwrap_or(0),
         verified,
         entries: None,
         listed: None,
@@ -989,14 +900,14 @@ fn read_baseline_answers(path: &Path) -> Result<Vec<(String, Answer)>> {
 fn run_baseline(tool: &str, work: &str, program: &Path, args: &[OsString], answers: &Path) -> Result<CrlRow> {
     let what = format!("the {tool} baseline ({work})");
     let _ = std::fs::remove_file(answers);
-    let t = timed(program, args, &what, true)?;
+    let t = timed(program, args, &[], &what, true, None)?;
     let v: Value = serde_json::from_str(t.stdout.trim()).with_context(|| format!("{what} printed {:?}, not its JSON line", t.stdout))?;
     Ok(CrlRow {
         tool: tool.into(),
         work: work.into(),
         wall_s: t.wall_s,
-        cpu_s: t.cpu_s,
-        peak_rss_kib: t.peak_rss_kib,
+        cpu_s: t.cpu_s.unwrap_or(0.0),
+        peak_rss_kib: t.peak_rss_kib.unwrap_or(0),
         verified: v["verified"].as_bool() == Some(true),
         entries: v["entries"].as_u64(),
         listed: v["listed"].as_u64(),
@@ -1282,25 +1193,6 @@ fn respond(conn: &mut TcpStream, status: &str, content_type: &str, body: &[u8]) 
     conn.flush()
 }
 
-/// Reverses the percent-escaping of a GET request's path.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn serve(mut conn: TcpStream, st: &ResponderState) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut reader = BufReader::new(conn.try_clone()?);
@@ -1363,51 +1255,10 @@ fn serve(mut conn: TcpStream, st: &ResponderState) -> std::io::Result<()> {
 /// One answer from the real responder.
 fn run_openssl_ocsp(st: &ResponderState, request: &[u8]) -> Result<Vec<u8>, String> {
     let n = st.spool.fetch_add(1, Ordering::SeqCst);
-    let spool = st.dir.join("spool");
-    let (req, resp) = (spool.join(format!("req-{n}.der")), spool.join(format!("resp-{n}.der")));
-    std::fs::write(&req, request).map_err(|e| format!("{}: {e}", req.display()))?;
-    let out = Command::new("openssl")
-        .args(["ocsp", "-index", "index.txt", "-CA", "ca.pem", "-rsigner", "ca.pem", "-rkey", "ca.key", "-ndays", "1", "-reqin"])
-        .arg(&req)
-        .arg("-respout")
-        .arg(&resp)
-        .current_dir(&st.dir)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("running openssl ocsp: {e}"))?;
-    let _ = std::fs::remove_file(&req);
-    if !out.status.success() {
-        return Err(format!("openssl ocsp failed: {}", tail(&String::from_utf8_lossy(&out.stderr), 5)));
-    }
-    let der = std::fs::read(&resp).map_err(|e| format!("{}: {e}", resp.display()));
-    let _ = std::fs::remove_file(&resp);
-    der
+    harness::run_openssl_ocsp(&st.dir, &st.dir.join("spool"), n, request)
 }
 
 // ───────────────────────────── OCSP: fixture ─────────────────────────────
-
-/// DER tag-length-value.
-fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|&b| b == 0).collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-/// The authorityInfoAccess extension value (RFC 5280 §4.2.2.1) with one OCSP access location:
-/// SEQUENCE { SEQUENCE { id-ad-ocsp, [6] IA5String url } }.
-fn aia_ocsp(url: &str) -> CustomExtension {
-    const ID_AD_OCSP: [u8; 10] = [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
-    let description = der_tlv(0x30, &[&ID_AD_OCSP[..], &der_tlv(0x86, url.as_bytes())].concat());
-    CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], der_tlv(0x30, &description))
-}
 
 /// Serial of OCSP leaf `i`: 0x01 then `i` as four bytes, so its hex is `01` + 8 digits, what
 /// openssl writes in index.txt and looks requests up by.
@@ -1625,14 +1476,14 @@ fn run_ocsp_passes(f: &OcspFixture, run: usize, measure_rss: bool) -> Result<Vec
 
     let args: Vec<OsString> =
         vec!["-c".into(), cfg.clone().into(), "scan".into(), "--output".into(), "json".into(), "--no-progress".into()];
-    let t = timed(Path::new(CERTVIGIL), &args, "certvigil scan", measure_rss)?;
+    let t = timed(Path::new(CERTVIGIL), &args, &[], "certvigil scan", measure_rss, None)?;
     let summary: Value =
         serde_json::from_str(&t.stdout).with_context(|| format!("certvigil scan: its JSON did not parse: {:?}", tail(&t.stdout, 5)))?;
     let mut row = OcspRow {
         phase: "scan".into(),
         wall_s: t.wall_s,
-        cpu_s: t.cpu_s,
-        peak_rss_kib: t.peak_rss_kib,
+        cpu_s: t.cpu_s.unwrap_or(0.0),
+        peak_rss_kib: t.peak_rss_kib.unwrap_or(0),
         certs_new: summary["run"]["certs_new"].as_u64().unwrap_or(0),
         scan_errors: summary["run"]["errors"].as_u64().unwrap_or(u64::MAX),
         ..OcspRow::default()
@@ -1642,11 +1493,17 @@ fn run_ocsp_passes(f: &OcspFixture, run: usize, measure_rss: bool) -> Result<Vec
 
     for phase in ["check, cold", "check, warm"] {
         let args: Vec<OsString> = vec!["-c".into(), cfg.clone().into(), "check".into(), "-o".into(), "json".into()];
-        let t = timed(Path::new(CERTVIGIL), &args, &format!("certvigil {phase}"), measure_rss)?;
+        let t = timed(Path::new(CERTVIGIL), &args, &[], &format!("certvigil {phase}"), measure_rss, None)?;
         let results: Value = serde_json::from_str(&t.stdout)
             .with_context(|| format!("certvigil {phase}: its JSON did not parse: {:?}", tail(&t.stdout, 5)))?;
         let results = results.as_array().with_context(|| format!("certvigil {phase}: expected a JSON array"))?;
-        let mut row = OcspRow { phase: phase.into(), wall_s: t.wall_s, cpu_s: t.cpu_s, peak_rss_kib: t.peak_rss_kib, ..OcspRow::default() };
+        let mut row = OcspRow {
+            phase: phase.into(),
+            wall_s: t.wall_s,
+            cpu_s: t.cpu_s.unwrap_or(0.0),
+            peak_rss_kib: t.peak_rss_kib.unwrap_or(0),
+            ..OcspRow::default()
+        };
         let mut answered: HashMap<String, u32> = HashMap::with_capacity(f.certs);
         for r in results {
             let serial = r["serial"].as_str().unwrap_or_default();

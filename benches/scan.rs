@@ -31,7 +31,11 @@
 //! generate RSA keys; ECDSA P-256 and Ed25519 by ring); validity is relative to a fixed date so
 //! the tree holds the same mix of expired and valid certificates on every run.
 
+#[path = "harness/mod.rs"]
+mod harness;
+
 use anyhow::{Context, Result, anyhow, bail, ensure};
+use harness::{cores, go_build, round, tail, timed};
 use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -208,10 +212,6 @@ fn smoke() -> Result<()> {
         reads.join(", ")
     );
     Ok(())
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 // ───────────────────────────── fixtures ─────────────────────────────
@@ -540,69 +540,11 @@ fn median(mut rows: Vec<Row>) -> Row {
     rows.swap_remove(mid)
 }
 
-/// What GNU time said about a child, and the child's stdout.
-struct Timed {
-    wall_s: f64,
-    cpu_s: f64,
-    peak_rss_kib: u64,
-    stdout: String,
-}
-
-/// Runs `program args` under `/usr/bin/time`, which reports the child's peak RSS (its
-/// getrusage ru_maxrss) and CPU time; wall time is measured here around the whole child. With
-/// `measure_rss` false (the smoke run) the child runs directly and CPU and RSS read zero.
-fn timed(program: &Path, args: &[OsString], env: &[(&str, &str)], what: &str, measure_rss: bool) -> Result<Timed> {
-    let time_file = tempfile::NamedTempFile::new().context("creating a file for /usr/bin/time")?;
-    let mut cmd = if measure_rss {
-        let mut c = Command::new("/usr/bin/time");
-        c.args(["-f", "%e %M %U %S", "-o"]).arg(time_file.path()).arg(program);
-        c
-    } else {
-        Command::new(program)
-    };
-    cmd.args(args).envs(env.iter().copied());
-    let start = Instant::now();
-    let out = cmd.output().with_context(|| format!("running {what} ({})", program.display()))?;
-    let wall_s = start.elapsed().as_secs_f64();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    ensure!(out.status.success(), "{what} failed ({}):\n{}", out.status, tail(&stderr, 40));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !measure_rss {
-        return Ok(Timed { wall_s, cpu_s: 0.0, peak_rss_kib: 0, stdout });
-    }
-    // The figures are the report's last line (GNU time may write a status line above them).
-    let report = std::fs::read_to_string(time_file.path()).context("reading /usr/bin/time's report")?;
-    let fields: Vec<&str> = report.lines().last().unwrap_or_default().split_whitespace().collect();
-    let parse = |k: usize| -> Result<f64> {
-        fields.get(k).and_then(|f| f.parse().ok()).with_context(|| format!("unexpected /usr/bin/time report {report:?}"))
-    };
-    Ok(Timed { wall_s, peak_rss_kib: parse(1)? as u64, cpu_s: parse(2)? + parse(3)?, stdout })
-}
-
-/// The last `n` lines of `s`.
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Builds the Go baseline with the venv's toolchain: offline, no cgo, caches under target/.
+/// Builds the Go baseline into `work` (its caches under target/bench-scan/).
 fn build_go(go: &Path, source: &Path, work: &Path, target_dir: &Path) -> Result<PathBuf> {
     let out = work.join("x509scan-go");
-    let cache = target_dir.join("bench-scan");
     let started = Instant::now();
-    let done = Command::new(go)
-        .args(["build", "-trimpath", "-o"])
-        .arg(&out)
-        .arg(source)
-        .env("GOCACHE", cache.join("go-cache"))
-        .env("GOPATH", cache.join("go-path"))
-        .env("GOTOOLCHAIN", "local")
-        .env("GOPROXY", "off")
-        .env("GOFLAGS", "")
-        .env("CGO_ENABLED", "0")
-        .output()
-        .with_context(|| format!("running {} build", go.display()))?;
-    ensure!(done.status.success(), "go build {} failed:\n{}", source.display(), String::from_utf8_lossy(&done.stderr));
+    go_build(go, source, &out, &target_dir.join("bench-scan"))?;
     println!("built the Go baseline in {:.1} s", started.elapsed().as_secs_f64());
     Ok(out)
 }
@@ -612,7 +554,7 @@ fn run_baseline(tool: &str, phase: &str, program: &Path, args: &[&str], env: &[(
     let mut argv: Vec<OsString> = args.iter().map(OsString::from).collect();
     argv.push(certs_dir.into());
     let what = format!("the {tool} baseline ({phase})");
-    let t = timed(program, &argv, env, &what, true)?;
+    let t = timed(program, &argv, env, &what, true, None)?;
     let v: Value = serde_json::from_str(t.stdout.trim()).with_context(|| format!("{what} printed {:?}, not its JSON line", t.stdout))?;
     let int = |k: &str| v[k].as_i64().with_context(|| format!("{what}: no integer `{k}` in {v}"));
     let xor = v["fingerprint_xor"]
@@ -632,8 +574,8 @@ fn run_baseline(tool: &str, phase: &str, program: &Path, args: &[&str], env: &[(
         tool: tool.into(),
         phase: phase.into(),
         wall_s: t.wall_s,
-        cpu_s: t.cpu_s,
-        peak_rss_kib: t.peak_rss_kib,
+        cpu_s: t.cpu_s.unwrap_or(0.0),
+        peak_rss_kib: t.peak_rss_kib.unwrap_or(0),
         found,
         errors: int("errors")? as u64,
         extra: json!({ "workers": v["workers"] }),
@@ -657,7 +599,7 @@ fn write_config(work: &Path, store: &Path, certs_dir: &Path, run: usize) -> Resu
 fn run_certvigil(phase: &str, cfg: &Path, store: &Path, measure_rss: bool) -> Result<Row> {
     let what = format!("certvigil scan ({phase})");
     let args: Vec<OsString> = vec!["-c".into(), cfg.into(), "scan".into(), "--output".into(), "json".into()];
-    let t = timed(Path::new(CERTVIGIL), &args, &[], &what, measure_rss)?;
+    let t = timed(Path::new(CERTVIGIL), &args, &[], &what, measure_rss, None)?;
     let summary: Value = serde_json::from_str(&t.stdout)
         .with_context(|| format!("{what}: its --output json summary did not parse: {:?}", tail(&t.stdout, 5)))?;
     let run = &summary["run"];
@@ -687,8 +629,8 @@ fn run_certvigil(phase: &str, cfg: &Path, store: &Path, measure_rss: bool) -> Re
         tool: "certvigil".into(),
         phase: phase.into(),
         wall_s: t.wall_s,
-        cpu_s: t.cpu_s,
-        peak_rss_kib: t.peak_rss_kib,
+        cpu_s: t.cpu_s.unwrap_or(0.0),
+        peak_rss_kib: t.peak_rss_kib.unwrap_or(0),
         found,
         errors,
         extra: json!({ "run": run, "sources": summary["sources"], "errors": summary["errors"] }),
@@ -795,9 +737,4 @@ impl Report<'_> {
             "checks_failed": self.problems,
         })
     }
-}
-
-fn round(v: f64, places: i32) -> f64 {
-    let m = 10f64.powi(places);
-    (v * m).round() / m
 }

@@ -205,7 +205,7 @@ fn char_literal_len(b: &[u8]) -> Option<usize> {
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir).expect("read dir").map(|e| e.expect("dir entry").path()).collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -236,7 +236,7 @@ fn violations(src: &Path) -> (Vec<Use>, Vec<String>) {
     let mut bad = Vec::new();
     let mut unplaced = Vec::new();
     for file in files {
-        let rel = file.strip_prefix(src).unwrap().to_path_buf();
+        let rel = file.strip_prefix(src).expect("under src").to_path_buf();
         let path = module_path(&rel);
         let Some(top) = path.first().cloned() else { continue };
         if matches!(top.as_str(), "main" | "cli" | "lib") {
@@ -246,7 +246,7 @@ fn violations(src: &Path) -> (Vec<Use>, Vec<String>) {
             unplaced.push(top);
             continue;
         };
-        let code = std::fs::read_to_string(&file).unwrap();
+        let code = std::fs::read_to_string(&file).expect("read source");
         for (line, to) in uses(&path, &code) {
             if to == top {
                 continue;

@@ -5,6 +5,7 @@
 //! a scan with the shipped configuration), and the embedded certvigil.yaml validates with the
 //! real binary.
 
+mod common;
 mod kube;
 
 use k8s_openapi::api::apps::v1::Deployment;

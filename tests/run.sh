@@ -4,7 +4,7 @@
 #   openssl  — builds PKCS#7 and PKCS#12 fixtures and RSA keys (tests/common)
 #   keytool  — builds Java keystores (default-jre-headless)
 #   script   — runs the CLI under a pseudo-terminal (bsdutils)
-#   aiosmtpd — the SMTP server of tests/alerts.rs (PyPI, in a venv at $CERTVIGIL_TEST_VENV)
+#   aiosmtpd — the SMTP server of tests/it_alerts/alerts.rs (PyPI, in a venv at $CERTVIGIL_TEST_VENV)
 #   tests/components/*.sh — what each source test needs (OpenBao, SoftHSM2, moto, Pebble), installed
 #              by its own script
 #   systemd-analyze — rates the hardening of packaging/systemd/certvigil.service (systemd)

@@ -8,10 +8,10 @@
 //! and signatures are random, so fingerprints differ between runs; counts, names, serials and
 //! dates do not.
 
+use crate::harness::{aia_ocsp, openssl};
 use anyhow::{Context, Result, anyhow, ensure};
 use rcgen::{
-    CertificateParams, CrlDistributionPoint, CustomExtension, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SerialNumber,
+    CertificateParams, CrlDistributionPoint, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
 };
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
@@ -254,18 +254,6 @@ fn ca_cnf(md: &str) -> String {
     )
 }
 
-/// Runs `openssl ARGS` in `dir`, failing with its stderr.
-pub fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .context("running openssl (is it installed? benches/setup.sh installs it)")?;
-    ensure!(out.status.success(), "openssl {} failed:\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
-    Ok(())
-}
-
 /// RSA-2048 keys from `openssl genpkey` (PKCS#8 PEM; ring cannot generate RSA keys), made
 /// concurrently.
 fn rsa_keys(dir: &Path, n: usize) -> Result<Vec<(PathBuf, KeyPair)>> {
@@ -291,29 +279,6 @@ fn rsa_keys(dir: &Path, n: usize) -> Result<Vec<(PathBuf, KeyPair)>> {
             Ok((out, key))
         })
         .collect()
-}
-
-/// DER tag-length-value.
-pub fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|&b| b == 0).collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-/// The authorityInfoAccess extension (RFC 5280 §4.2.2.1) with one OCSP access location:
-/// SEQUENCE { SEQUENCE { id-ad-ocsp, [6] IA5String url } }.
-fn aia_ocsp(url: &str) -> CustomExtension {
-    const ID_AD_OCSP: [u8; 10] = [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
-    let description = der_tlv(0x30, &[&ID_AD_OCSP[..], &der_tlv(0x86, url.as_bytes())].concat());
-    CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], der_tlv(0x30, &description))
 }
 
 fn ts(t: i64) -> Result<time::OffsetDateTime> {

@@ -3,15 +3,14 @@
 //! OCSP handlers behind it; the plain OCSP client baseline; and a minimal client for the daemon's
 //! API. Everything listens on and connects to 127.0.0.1 only.
 
-use crate::fixture::der_tlv;
+use crate::harness::{der_tlv, percent_decode, run_openssl_ocsp};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -288,25 +287,6 @@ pub fn crl_handler(crls: Vec<(String, Vec<u8>)>) -> Box<Handler> {
 
 // ───────────────────────────── the OCSP responder ─────────────────────────────
 
-/// Reverses the percent-escaping of a GET request's path.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The real responder behind the server: `/ocsp/<ca>` (POST, or GET `/ocsp/<ca>/<base64>`,
 /// RFC 5019) runs `openssl ocsp -index index.txt -CA ca.pem -rsigner ca.pem -rkey ca.key -ndays 1
 /// -reqin … -respout …` in `<base>/<ca>/`, one process per request: the CA answers for itself.
@@ -342,27 +322,6 @@ pub fn ocsp_handler(base: PathBuf) -> Box<Handler> {
             }
         }
     })
-}
-
-fn run_openssl_ocsp(dir: &Path, spool: &Path, n: u64, request: &[u8]) -> Result<Vec<u8>, String> {
-    let (req, resp) = (spool.join(format!("req-{n}.der")), spool.join(format!("resp-{n}.der")));
-    std::fs::write(&req, request).map_err(|e| format!("{}: {e}", req.display()))?;
-    let out = Command::new("openssl")
-        .args(["ocsp", "-index", "index.txt", "-CA", "ca.pem", "-rsigner", "ca.pem", "-rkey", "ca.key", "-ndays", "1", "-reqin"])
-        .arg(&req)
-        .arg("-respout")
-        .arg(&resp)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("running openssl ocsp: {e}"))?;
-    let _ = std::fs::remove_file(&req);
-    if !out.status.success() {
-        return Err(format!("openssl ocsp failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
-    }
-    let der = std::fs::read(&resp).map_err(|e| format!("{}: {e}", resp.display()));
-    let _ = std::fs::remove_file(&resp);
-    der
 }
 
 // ───────────────────────────── DER and OCSP messages ─────────────────────────────

@@ -1,10 +1,11 @@
-//! Real receivers for the alerting tests (`tests/alerts.rs`), all on 127.0.0.1:
+//! Real receivers for the alerting tests (`tests/it_alerts/alerts.rs`), all on 127.0.0.1:
 //!
 //! * [`SmtpServer`]: aiosmtpd (PyPI) writing a Maildir, plain or with STARTTLS required, started
 //!   per test on its own port. Messages are read back with Python's own `email` package (policy
 //!   `default`: RFC 2047 subjects, quoted-printable and base64 bodies decoded), so nothing here
 //!   parses MIME by hand and nothing of certvigil's is used to check certvigil.
-//! * [`HttpReceiver`]: a loopback HTTP server (std `TcpListener`) standing in for a webhook,
+//! * [`HttpReceiver`]: an endpoint on the shared loopback HTTP server (`tests/common/http.rs`)
+//!   standing in for a webhook,
 //!   Slack or PagerDuty endpoint: it records every request, can be told to answer errors first,
 //!   and — given a secret — verifies `X-Certvigil-Signature: t=<ts>,v1=<hex>` as a receiver must
 //!   (HMAC-SHA256 over `<ts>.<body>`, timestamps older than 5 minutes rejected), answering 401
@@ -18,9 +19,10 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used)]
 
+use crate::common::http::{self, HttpServer, Response};
 use hmac::{KeyInit, Mac};
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -406,9 +408,10 @@ struct RxState {
 /// Largest accepted age of a signed request's timestamp (replay protection).
 pub const MAX_SIGNATURE_AGE: i64 = 300;
 
-/// A loopback HTTP endpoint that records what it receives.
+/// A loopback endpoint (on the shared HTTP server) that records what it receives.
 pub struct HttpReceiver {
     pub port: u16,
+    http: HttpServer,
     state: Arc<RxState>,
 }
 
@@ -424,24 +427,14 @@ impl HttpReceiver {
     }
 
     fn with(secret: Option<Vec<u8>>) -> HttpReceiver {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("addr").port();
         let state = Arc::new(RxState { requests: Mutex::new(Vec::new()), script: Mutex::new(VecDeque::new()), secret });
         let st = Arc::clone(&state);
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let st = Arc::clone(&st);
-                std::thread::spawn(move || {
-                    let _ = handle(conn, &st);
-                });
-            }
-        });
-        HttpReceiver { port, state }
+        let http = HttpServer::start(move |req| handle(req, &st));
+        HttpReceiver { port: http.port, http, state }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{}", self.port, path.trim_start_matches('/'))
+        self.http.url(path)
     }
 
     /// The next `n` requests get `status` (then 200 again).
@@ -494,54 +487,16 @@ pub fn verify_signature(secret: &[u8], header: Option<&str>, body: &str, now: i6
     mac.verify_slice(&sig).map_err(|_| "signature mismatch".to_string())
 }
 
-fn handle(mut conn: TcpStream, st: &RxState) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    let mut headers = HashMap::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            break;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("/").to_string();
-    let len: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body)?;
-    let body = String::from_utf8_lossy(&body).into_owned();
-    let rejected = st
-        .secret
-        .as_ref()
-        .and_then(|s| verify_signature(s, headers.get("x-certvigil-signature").map(String::as_str), &body, unix_now()).err());
+fn handle(req: &http::Request, st: &RxState) -> Response {
+    let body = req.text();
+    let rejected = st.secret.as_ref().and_then(|s| verify_signature(s, req.header("x-certvigil-signature"), &body, unix_now()).err());
     let status = if rejected.is_some() { 401 } else { st.script.lock().unwrap().pop_front().unwrap_or(200) };
     let answer = match (status, &rejected) {
         (_, Some(why)) => why.clone(),
         (200..=299, None) => "ok".to_string(),
         _ => "scripted failure".to_string(),
     };
+    let (method, path, headers) = (req.method.clone(), req.target.clone(), req.headers.clone());
     st.requests.lock().unwrap().push(Request { method, path, headers, body, status, rejected });
-    let reason = match status {
-        200 => "OK",
-        202 => "Accepted",
-        401 => "Unauthorized",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Status",
-    };
-    let head =
-        format!("HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", answer.len());
-    conn.write_all(head.as_bytes())?;
-    conn.write_all(answer.as_bytes())?;
-    conn.flush()
+    Response::new(status, answer).header("Content-Type", "text/plain")
 }

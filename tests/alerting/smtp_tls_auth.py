@@ -1,4 +1,4 @@
-"""An aiosmtpd receiver for tests/email_tls.rs: implicit TLS (SMTPS, RFC 8314) or STARTTLS
+"""An aiosmtpd receiver for tests/it_alerts/email_tls.rs: implicit TLS (SMTPS, RFC 8314) or STARTTLS
 (RFC 3207) with the certificate it is given, and optionally AUTH required (RFC 4954) for one
 user whose password comes from an environment variable (never from the command line).
 

@@ -1,5 +1,5 @@
-//! Shared fixtures for the integration tests (`tests/formats.rs`, `tests/properties.rs`,
-//! `tests/cli.rs`).
+//! Shared fixtures for the integration tests (`tests/it_cli/formats.rs`, `tests/properties.rs`,
+//! `tests/it_cli/cli.rs`).
 //!
 //! Everything is generated at test time, relative to the fixed clock [`NOW`]: a root CA, an
 //! intermediate and leaves (expired, not yet valid, expiring, valid, code signing, time
@@ -12,6 +12,9 @@
 //! from the generated DER itself (SHA-256), never by certvigil's own parser.
 
 #![allow(dead_code)]
+
+pub mod daemon;
+pub mod http;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CrlDistributionPoint, CustomExtension, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what tests/acme*.rs need: Pebble (a small ACME test server) and pebble-challtestsrv
 # (its companion DNS server), both from Debian's `pebble` package, openssl for the checks and
-# curl for the dns-01 hook script. tests/acme_openbao.rs also needs OpenBao's `bao`, which
+# curl for the dns-01 hook script. tests/it_acme/acme_openbao.rs also needs OpenBao's `bao`, which
 # tests/components/vault.sh installs.
 # The test writes its own Pebble configuration and starts both servers on ephemeral loopback
 # ports. Idempotent: apt runs only when a binary is missing; sudo only when not root.

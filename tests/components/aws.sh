@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what tests/source_aws.rs needs: moto's server (ACM and Secrets Manager emulation,
+# Installs what tests/it_sources/source_aws.rs needs: moto's server (ACM and Secrets Manager emulation,
 # started by the test itself on an ephemeral loopback port). Idempotent: pip is a no-op when the
 # pinned version is already installed.
 set -euo pipefail

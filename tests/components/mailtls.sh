@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what tests/starttls_servers.rs needs (idempotent):
+# Installs what tests/it_sources/starttls_servers.rs needs (idempotent):
 #   dovecot-imapd — Dovecot, a real IMAP server offering STARTTLS (`dovecot -F -c CONF`)
 #   slapd         — OpenLDAP's server, offering the StartTLS extended operation (RFC 4511 §4.14)
 #   ldap-utils    — ldapsearch, which the test uses to check slapd's StartTLS independently

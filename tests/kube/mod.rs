@@ -1,5 +1,6 @@
 //! A fixture Kubernetes API server for the `kind: kubernetes` tests: plain HTTP/1.1 on
-//! 127.0.0.1 (std `TcpListener`, one thread per connection), bearer-token authentication; or,
+//! 127.0.0.1 (its routing on the shared loopback server of `tests/common/http.rs`, one thread
+//! per connection), bearer-token authentication; or,
 //! started with [`ApiServer::start_tls`], HTTPS (rustls, ring) with client-certificate
 //! authentication besides the token.
 //!
@@ -56,6 +57,7 @@
 // Shared by several test and bench crates, each using a part.
 #![allow(dead_code)]
 
+use crate::common::http::{HttpServer, Request, Response, Stream};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhook, MutatingWebhookConfiguration, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
@@ -69,8 +71,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::{APIService, APIServiceSpec};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 pub const TOKEN: &str = "fixture-token-0123456789";
@@ -440,6 +440,7 @@ pub struct ApiServer {
     pub port: u16,
     /// Serves HTTPS.
     pub tls: bool,
+    _http: HttpServer,
 }
 
 /// The TLS side of [`ApiServer::start_tls`], all PEM.
@@ -463,26 +464,21 @@ impl ApiServer {
     }
 
     fn listen(tls: Option<(Arc<rustls::ServerConfig>, Arc<dyn rustls::server::danger::ClientCertVerifier>)>) -> ApiServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the fixture API server");
-        let port = listener.local_addr().expect("local addr").port();
         let state = Arc::new(Mutex::new(State::default()));
         let shared = Arc::clone(&state);
         let is_tls = tls.is_some();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let st = Arc::clone(&shared);
-                let tls = tls.clone();
-                std::thread::spawn(move || match tls {
-                    None => serve(conn, None, &st),
-                    Some((config, clients)) => {
-                        if let Some((stream, user)) = tls::accept(conn, config, clients.as_ref()) {
-                            serve(stream, user, &st)
-                        }
-                    }
-                });
-            }
-        });
-        ApiServer { state, port, tls: is_tls }
+        let handler = move |req: &Request| serve(req, &shared);
+        let http = match tls {
+            None => HttpServer::start(handler),
+            Some((config, clients)) => HttpServer::start_with(
+                move |tcp| {
+                    let (stream, user) = tls::accept(tcp, Arc::clone(&config), clients.as_ref())?;
+                    Some((Box::new(stream) as Box<dyn Stream>, user))
+                },
+                handler,
+            ),
+        };
+        ApiServer { state, port: http.port, tls: is_tls, _http: http }
     }
 
     /// `http://127.0.0.1:<port>` or `https://…`.
@@ -512,37 +508,11 @@ fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
     )
 }
 
-/// Serves one request on `conn`; `user` is the user a verified client certificate names.
-fn serve<S: Read + Write>(mut conn: S, user: Option<String>, state: &Mutex<State>) {
-    let mut line = String::new();
-    let mut auth = None;
-    let mut length = 0usize;
-    let mut body;
-    {
-        let mut reader = BufReader::new(&mut conn);
-        if reader.read_line(&mut line).is_err() {
-            return;
-        }
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("authorization") {
-                    auth = Some(v.trim().to_string());
-                } else if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        body = vec![0u8; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-    }
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+/// Answers one request; `req.client` is the user a verified client certificate names.
+fn serve(req: &Request, state: &Mutex<State>) -> Response {
+    let (method, target) = (req.method.as_str(), req.target.as_str());
+    let user = req.client.clone();
+    let auth = req.header("authorization");
     let (code, pieces): (u16, Vec<Arc<str>>) = {
         let mut st = state.lock().expect("fixture state");
         st.requests.push(format!("{method} {target}"));
@@ -550,7 +520,7 @@ fn serve<S: Read + Write>(mut conn: S, user: Option<String>, state: &Mutex<State
         if let Some(u) = &user {
             st.users.push(u.clone());
         }
-        let reply = if user.is_none() && auth.as_deref() != Some(token.as_str()) {
+        let reply = if user.is_none() && auth != Some(token.as_str()) {
             json_reply(status(401, "Unauthorized", "Unauthorized"))
         } else if method == "GET" {
             match secrets_get(&mut st, target) {
@@ -558,7 +528,7 @@ fn serve<S: Read + Write>(mut conn: S, user: Option<String>, state: &Mutex<State
                 None => json_reply(route(&mut st, target)),
             }
         } else if method == "POST" || method == "PUT" {
-            json_reply(write_route(&mut st, method, target, &body))
+            json_reply(write_route(&mut st, method, target, &req.body))
         } else {
             json_reply(status(405, "MethodNotAllowed", "the fixture serves GET, POST and PUT only"))
         };
@@ -567,30 +537,7 @@ fn serve<S: Read + Write>(mut conn: S, user: Option<String>, state: &Mutex<State
             (code, Reply::Raw(p)) => (code, p),
         }
     };
-    let reason = match code {
-        200 => "OK",
-        201 => "Created",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        409 => "Conflict",
-        410 => "Gone",
-        422 => "Unprocessable Entity",
-        _ => "Error",
-    };
-    let len: usize = pieces.iter().map(|p| p.len()).sum();
-    let head = format!("HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n");
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, conn);
-    if out.write_all(head.as_bytes()).is_err() {
-        return;
-    }
-    for p in &pieces {
-        if out.write_all(p.as_bytes()).is_err() {
-            return;
-        }
-    }
-    let _ = out.flush();
+    Response::pieces(code, pieces).header("Content-Type", "application/json")
 }
 
 /// A response body: a JSON value, or JSON pieces written one after the other.

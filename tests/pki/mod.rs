@@ -1,6 +1,7 @@
 //! A real test PKI for revocation tests: a CA run by `openssl ca` (index.txt database,
 //! revocations with reasons, CRLs from `openssl ca -gencrl`, delta CRLs with a deltaCRLIndicator,
-//! a delegated OCSP responder certificate) and a loopback HTTP server that
+//! a delegated OCSP responder certificate) and, on the shared loopback HTTP server of
+//! `tests/common/http.rs`, an endpoint that
 //!
 //! * serves CRL files with a strong ETag and answers `If-None-Match` with 304, as web servers
 //!   and CDNs do for static CRLs;
@@ -17,12 +18,10 @@
 #![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use crate::common::http::{HttpServer, Mode, Request, Response};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,48 +56,35 @@ struct State {
     dir: PathBuf,
     ocsp_mode: Mutex<OcspMode>,
     first_response: Mutex<Option<Vec<u8>>>,
-    hits: Mutex<HashMap<String, u64>>,
     ocsp_requests: AtomicU64,
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
-    down: AtomicBool,
 }
 
-/// The loopback HTTP server.
+/// The CA's loopback HTTP server (the shared one of `tests/common/http.rs`).
 pub struct Server {
     pub port: u16,
+    http: HttpServer,
     state: Arc<State>,
 }
 
 impl Server {
     pub fn start(dir: &Path) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("local addr").port();
         let state = Arc::new(State {
             dir: dir.to_path_buf(),
             ocsp_mode: Mutex::new(OcspMode::Delegated),
             first_response: Mutex::new(None),
-            hits: Mutex::new(HashMap::new()),
             ocsp_requests: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
-            down: AtomicBool::new(false),
         });
         let st = Arc::clone(&state);
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { continue };
-                let st = Arc::clone(&st);
-                std::thread::spawn(move || {
-                    let _ = handle(conn, &st);
-                });
-            }
-        });
-        Server { port, state }
+        let http = HttpServer::start(move |req| handle(req, &st));
+        Server { port: http.port, http, state }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{}", self.port, path.trim_start_matches('/'))
+        self.http.url(path)
     }
 
     pub fn set_ocsp(&self, mode: OcspMode) {
@@ -107,11 +93,11 @@ impl Server {
 
     /// While down, every connection is closed without an answer.
     pub fn set_down(&self, down: bool) {
-        self.state.down.store(down, Ordering::SeqCst);
+        self.http.set_mode(if down { Mode::Refuse } else { Mode::Serve });
     }
 
     pub fn hits(&self, path: &str) -> u64 {
-        self.state.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+        self.http.hits(path)
     }
 
     pub fn ocsp_requests(&self) -> u64 {
@@ -123,71 +109,35 @@ impl Server {
     }
 }
 
-fn respond(conn: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) -> std::io::Result<()> {
-    let mut head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    conn.write_all(head.as_bytes())?;
-    conn.write_all(body)?;
-    conn.flush()
-}
-
-fn handle(mut conn: TcpStream, st: &State) -> std::io::Result<()> {
-    if st.down.load(Ordering::SeqCst) {
-        return Ok(()); // dropped: the client sees the connection closed without a response
-    }
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    let mut headers = HashMap::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("/").to_string();
-    let len: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body)?;
-    *st.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
-
+fn handle(req: &Request, st: &State) -> Response {
+    let path = req.target.as_str();
     if path.starts_with("/ocsp") {
         let n = st.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         st.max_in_flight.fetch_max(n, Ordering::SeqCst);
         st.ocsp_requests.fetch_add(1, Ordering::SeqCst);
-        let req = if method == "POST" {
-            body
+        let ocsp_req = if req.method == "POST" {
+            req.body.clone()
         } else {
             let b64 = path.trim_start_matches("/ocsp").trim_start_matches('/').replace("%2B", "+").replace("%2F", "/").replace("%3D", "=");
             decode_b64(&b64)
         };
-        let result = ocsp_answer(st, &req);
+        let result = ocsp_answer(st, &ocsp_req);
         st.in_flight.fetch_sub(1, Ordering::SeqCst);
         return match result {
-            Some(resp) => respond(&mut conn, "200 OK", &[("Content-Type", "application/ocsp-response".into())], &resp),
-            None => respond(&mut conn, "400 Bad Request", &[], b""),
+            Some(resp) => Response::ok(resp).header("Content-Type", "application/ocsp-response"),
+            None => Response::empty(400),
         };
     }
     let file = st.dir.join("www").join(path.trim_start_matches('/'));
     match std::fs::read(&file) {
         Ok(data) => {
             let etag = format!("\"{}\"", sha256_hex(&data));
-            if headers.get("if-none-match") == Some(&etag) {
-                return respond(&mut conn, "304 Not Modified", &[("ETag", etag)], b"");
+            if req.header("if-none-match") == Some(etag.as_str()) {
+                return Response::empty(304).header("ETag", etag);
             }
-            respond(&mut conn, "200 OK", &[("ETag", etag), ("Content-Type", "application/pkix-crl".into())], &data)
+            Response::ok(data).header("ETag", etag).header("Content-Type", "application/pkix-crl")
         }
-        Err(_) => respond(&mut conn, "404 Not Found", &[], b"not found"),
+        Err(_) => Response::new(404, "not found"),
     }
 }
 

@@ -11,7 +11,7 @@
 //! SoftHSM2 and OpenSC are installed by `tests/components/pkcs11.sh`; when they are missing the
 //! tests fail saying so.
 
-mod common;
+use crate::common;
 
 use common::{RUN_LIMIT, Run, Sandbox, run_with_timeout, sha256_hex};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, PublicKeyData, SignatureAlgorithm};

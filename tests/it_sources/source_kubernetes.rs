@@ -1,8 +1,8 @@
 //! `kind: kubernetes` against the fixture API server of `tests/kube` (the real wire forms of
 //! lists, pagination, 401/403/410), through the real `certvigil` binary.
 
-mod common;
-mod kube;
+use crate::common;
+use crate::kube;
 
 use common::{NOW, RUN_LIMIT, Run, Sandbox, run_with_timeout, sha256_hex};
 use kube::{ApiServer, TOKEN};

@@ -4,9 +4,9 @@
 //! failing the renewal with a clear error and a recorded backoff, and a Secret left behind
 //! the files brought up to date by the next run without a new order.
 
-mod acme_support;
-mod common;
-mod kube;
+use crate::acme_support;
+use crate::common;
+use crate::kube;
 
 use acme_support::*;
 use common::{Run, Sandbox, run_with_timeout};

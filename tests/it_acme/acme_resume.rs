@@ -1,5 +1,5 @@
 //! Resuming an ACME order an earlier run left in flight, against a real Pebble (the branches of
-//! `Session::order` that `tests/acme.rs` does not reach): a `ready` order is finalized with the
+//! `Session::order` that `tests/it_acme/acme.rs` does not reach): a `ready` order is finalized with the
 //! key kept under `<state>/acme/pending/`, a `valid` order whose chain was never saved is
 //! downloaded again (and is abandoned when its key is lost), and an `invalid` order is replaced by
 //! a new one. The states a crash leaves are made with the `renew-after-order`
@@ -7,8 +7,8 @@
 //! order without finalizing it) and, where no failpoint sits, by editing the `renewals` row as
 //! the missing step would have left it.
 
-mod acme_support;
-mod common;
+use crate::acme_support;
+use crate::common;
 
 use acme_support::*;
 use common::Sandbox;

@@ -3,7 +3,7 @@
 //! and the inventory's life over several scans (unchanged, touched, deleted, restored,
 //! unreachable). Every run uses the fixed clock through the hidden `--now`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! at test time, parses to exactly the facts that were generated; broken inputs give clear
 //! errors that name the broken part, and never a panic.
 
-mod common;
+use crate::common;
 
 use certvigil::x509::{Format, Found, Parsed, parse_object};
 use common::*;

@@ -3,7 +3,7 @@
 //! absent, replaced conditionally, retried after a conflict without clobbering the other
 //! writer's change, refused cleanly when forbidden.
 
-mod kube;
+use crate::kube;
 
 use certvigil::install::kubernetes::{
     ANNOTATION_NOT_AFTER, ANNOTATION_RENEWED_AT, ANNOTATION_SERIAL, MAX_ATTEMPTS, SecretInstallError, SecretTarget, TLS_TYPE,

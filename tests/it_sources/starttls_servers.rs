@@ -19,7 +19,7 @@
 // Test helpers: a failed setup step should stop the test where it happened.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use rcgen::{KeyUsagePurpose, SanType};

@@ -7,8 +7,8 @@
 //! Every assertion is about what the receivers actually got (messages in the Maildir, requests
 //! on the wire) and what the outbox says, never about certvigil's own view of having sent.
 
-mod alerting;
-mod common;
+use crate::alerting;
+use crate::common;
 
 use alerting::*;
 use common::*;

@@ -15,17 +15,17 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod alerting;
-mod common;
-mod pki;
+use crate::alerting;
+use crate::common;
+use crate::pki;
 
 use alerting::SmtpServer;
+use common::daemon::Daemon;
+use common::http::{Body, ChunkWriter, HttpServer, Response};
 use common::{Run, Sandbox};
 use pki::{KeyKind, OcspMode, TestCa, der, utc_time};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -258,109 +258,20 @@ fn check_names_the_revoked_certificate_and_fail_if_revoked_exits_3_only_then() {
 
 const TOKEN: &str = "revocation-cli-token-0123456789";
 
-/// `certvigil run` as systemd starts it; killed when dropped.
-struct Daemon {
-    child: std::process::Child,
-    port: u16,
-    log: PathBuf,
+/// Starts `run --listen 127.0.0.1:0` as systemd starts it (READY=1 on `$NOTIFY_SOCKET` names
+/// the port); killed when dropped. No clock override: `run` acts on the real clock (and refuses
+/// one outside test builds).
+fn start_daemon(sb: &Sandbox) -> Daemon {
+    let mut cmd = common::certvigil();
+    cmd.arg("-c").arg(sb.config_path()).current_dir(sb.path("."));
+    Daemon::start(sb, cmd, TOKEN)
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    /// Starts `run --listen 127.0.0.1:0` and waits for READY=1 on `$NOTIFY_SOCKET`, whose
-    /// STATUS names the port.
-    fn start(sb: &Sandbox) -> Daemon {
-        let sock = sb.path("notify.sock");
-        let notify = std::os::unix::net::UnixDatagram::bind(&sock).unwrap();
-        notify.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-        let log = sb.path("daemon.log");
-        // No clock override: `run` acts on the real clock (and refuses one outside test builds).
-        let mut cmd = common::certvigil();
-        cmd.arg("-c").arg(sb.config_path()).current_dir(sb.path("."));
-        cmd.args(["-v", "run", "--listen", "127.0.0.1:0"])
-            .env("NOTIFY_SOCKET", &sock)
-            .env("CV_TOKEN", TOKEN)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        let mut d = Daemon { child: cmd.spawn().expect("spawn certvigil run"), port: 0, log };
-        let start = Instant::now();
-        let mut buf = [0u8; 4096];
-        while start.elapsed() < Duration::from_secs(60) {
-            if let Ok(n) = notify.recv(&mut buf) {
-                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
-                if m.starts_with("READY=1") {
-                    let port = m.split("HTTP on 127.0.0.1:").nth(1).and_then(|p| p.trim().parse().ok());
-                    d.port = port.unwrap_or_else(|| panic!("no port in the READY status: {m:?}"));
-                    return d;
-                }
-            }
-            if let Ok(Some(st)) = d.child.try_wait() {
-                panic!("the daemon exited ({st}) before READY=1; log:\n{}", d.log_text());
-            }
-        }
-        panic!("no READY=1 within 60 s; log:\n{}", d.log_text());
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// One HTTP/1.1 request with the token; returns the status and the body.
-    fn request(&self, method: &str, path: &str) -> (u16, String) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-            return (code, body.to_string());
-        }
-        let (mut rest, mut joined) = (body, String::new());
-        while let Some((size, tail)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 || tail.len() < n {
-                break;
-            }
-            joined.push_str(&tail[..n]);
-            rest = tail[n..].trim_start_matches("\r\n");
-        }
-        (code, joined)
-    }
-
-    /// Starts job `name` through `POST /api/v1/jobs/<name>/run` and waits for that run to end;
-    /// returns the run (`GET /api/v1/jobs/<name>/runs`).
-    fn run_job(&self, name: &str) -> Value {
-        let (code, body) = self.request("POST", &format!("/api/v1/jobs/{name}/run"));
-        assert_eq!(code, 202, "{body}");
-        let id = serde_json::from_str::<Value>(&body).unwrap()["run_id"].as_i64().unwrap();
-        let start = Instant::now();
-        loop {
-            let (code, body) = self.request("GET", &format!("/api/v1/jobs/{name}/runs"));
-            assert_eq!(code, 200, "{body}");
-            let runs: Value = serde_json::from_str(&body).unwrap();
-            if let Some(run) = runs.as_array().unwrap().iter().find(|r| r["id"] == id)
-                && run["status"] != "running"
-            {
-                assert_eq!(run["status"], "ok", "run {id} of {name}: {run:#}\nlog:\n{}", self.log_text());
-                return run.clone();
-            }
-            assert!(start.elapsed() < Duration::from_secs(60), "run {id} of {name} did not finish: {runs:#}\nlog:\n{}", self.log_text());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+/// Starts job `name` through the API, waits for that run to end and checks it ended `ok`.
+fn run_job(d: &Daemon, name: &str) -> Value {
+    let run = d.run_job(name, Duration::from_secs(60));
+    assert_eq!(run["status"], "ok", "run of {name}: {run:#}\nlog:\n{}", d.log_text());
+    run
 }
 
 #[test]
@@ -391,13 +302,13 @@ fn the_daemons_revocation_job_leads_to_a_revoked_alert_by_mail() {
     sb.config(&format!("sources:\n  - {{name: pki, kind: files, paths: [certs]}}\nrevocation: {{prefer: crl, fallback: false}}\n{extra}"));
     cv(&sb, &["config", "validate"]).expect_code(0);
 
-    let d = Daemon::start(&sb);
-    d.run_job("scan");
+    let d = start_daemon(&sb);
+    run_job(&d, "scan");
     let (code, body) = d.request("GET", &format!("/api/v1/certificates/{}", &bad_fp[..16]));
     assert_eq!(code, 200, "{body}");
     assert!(!body.contains("\"revoked\""), "nothing is known revoked before the revocation job: {body}");
 
-    let run = d.run_job("revocation");
+    let run = run_job(&d, "revocation");
     assert_eq!(run["trigger"], "api", "{run:#}");
     assert!(run["summary"].as_str().unwrap_or("").contains("3 certificates checked"), "{run:#}");
     assert!(run["summary"].as_str().unwrap_or("").contains("1 revoked"), "{run:#}");
@@ -406,7 +317,7 @@ fn the_daemons_revocation_job_leads_to_a_revoked_alert_by_mail() {
     assert!(body.contains("\"revoked\"") && body.contains("keyCompromise"), "the API shows the stored status: {body}");
     assert_eq!(smtp.count(), 0, "no mail before the evaluation");
 
-    d.run_job("evaluate");
+    run_job(&d, "evaluate");
     let start = Instant::now();
     while smtp.count() == 0 && start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(50));
@@ -684,7 +595,7 @@ fn an_indirect_crl_is_unknown() {
 /// `/big.crl` is the CRL it is given, `/endless.crl` a CRL header followed by zeros, sent until
 /// the client goes away (or 1 GiB).
 struct ChunkedServer {
-    port: u16,
+    http: HttpServer,
     crl: Arc<Mutex<Vec<u8>>>,
     endless_sent: Arc<AtomicU64>,
     endless_cut: Arc<AtomicBool>,
@@ -694,76 +605,50 @@ const ENDLESS_LIMIT: u64 = 1 << 30;
 
 impl ChunkedServer {
     fn start() -> ChunkedServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = ChunkedServer {
-            port,
-            crl: Arc::default(),
-            endless_sent: Arc::new(AtomicU64::new(0)),
-            endless_cut: Arc::new(AtomicBool::new(false)),
-        };
-        let (crl, sent, cut) = (Arc::clone(&server.crl), Arc::clone(&server.endless_sent), Arc::clone(&server.endless_cut));
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let (crl, sent, cut) = (Arc::clone(&crl), Arc::clone(&sent), Arc::clone(&cut));
-                std::thread::spawn(move || {
-                    let _ = Self::serve(conn, &crl, &sent, &cut);
-                });
-            }
-        });
-        server
+        let crl: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let (sent, cut) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+        let (c, s, k) = (Arc::clone(&crl), Arc::clone(&sent), Arc::clone(&cut));
+        let http = HttpServer::start(move |req| Self::answer(req.target.as_str(), &c, &s, &k));
+        ChunkedServer { http, crl, endless_sent: sent, endless_cut: cut }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{path}", self.port)
+        self.http.url(path)
     }
 
-    fn serve(mut conn: TcpStream, crl: &Mutex<Vec<u8>>, sent: &AtomicU64, cut: &AtomicBool) -> std::io::Result<()> {
-        let mut reader = BufReader::new(conn.try_clone()?);
-        let mut request = String::new();
-        reader.read_line(&mut request)?;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
-                break;
-            }
-        }
-        let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
-        let chunk = |conn: &mut TcpStream, data: &[u8]| -> std::io::Result<()> {
-            write!(conn, "{:x}\r\n", data.len())?;
-            conn.write_all(data)?;
-            conn.write_all(b"\r\n")
-        };
-        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/pkix-crl\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
-        match path.as_str() {
+    fn answer(path: &str, crl: &Mutex<Vec<u8>>, sent: &Arc<AtomicU64>, cut: &Arc<AtomicBool>) -> Response {
+        let body: ChunkWriter = match path {
             "/big.crl" => {
-                conn.write_all(head.as_bytes())?;
                 let body = crl.lock().unwrap().clone();
-                for part in body.chunks(1000) {
-                    chunk(&mut conn, part)?;
-                }
-                conn.write_all(b"0\r\n\r\n")?;
+                Box::new(move |out| {
+                    for part in body.chunks(1000) {
+                        out.send(part)?;
+                    }
+                    Ok(())
+                })
             }
             "/endless.crl" => {
-                conn.write_all(head.as_bytes())?;
-                // SEQUENCE of 1 GiB: a CRL that is too large, announced only by its own bytes.
-                let mut first = vec![0x30, 0x84, 0x40, 0x00, 0x00, 0x00];
-                first.resize(16 * 1024, 0);
-                let zeros = vec![0u8; 16 * 1024];
-                let mut block: &[u8] = &first;
-                while sent.load(Ordering::SeqCst) < ENDLESS_LIMIT {
-                    if chunk(&mut conn, block).is_err() {
-                        cut.store(true, Ordering::SeqCst);
-                        return Ok(());
+                let (sent, cut) = (Arc::clone(sent), Arc::clone(cut));
+                Box::new(move |out| {
+                    // SEQUENCE of 1 GiB: a CRL that is too large, announced only by its own bytes.
+                    let mut first = vec![0x30, 0x84, 0x40, 0x00, 0x00, 0x00];
+                    first.resize(16 * 1024, 0);
+                    let zeros = vec![0u8; 16 * 1024];
+                    let mut block: &[u8] = &first;
+                    while sent.load(Ordering::SeqCst) < ENDLESS_LIMIT {
+                        if let Err(e) = out.send(block) {
+                            cut.store(true, Ordering::SeqCst);
+                            return Err(e);
+                        }
+                        sent.fetch_add(block.len() as u64, Ordering::SeqCst);
+                        block = &zeros;
                     }
-                    sent.fetch_add(block.len() as u64, Ordering::SeqCst);
-                    block = &zeros;
-                }
-                conn.write_all(b"0\r\n\r\n")?;
+                    Ok(())
+                })
             }
-            _ => conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?,
-        }
-        conn.flush()
+            _ => return Response::empty(404),
+        };
+        Response { status: 200, headers: vec![("Content-Type".into(), "application/pkix-crl".into())], body: Body::Chunked(body) }
     }
 }
 

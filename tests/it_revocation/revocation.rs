@@ -3,7 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod pki;
+use crate::common;
+use crate::pki;
 
 use certvigil::app::scan;
 use certvigil::config;
@@ -11,6 +12,7 @@ use certvigil::model::{RevocationState, RevocationStatus};
 use certvigil::revocation::{Checker, Stats};
 use certvigil::sources;
 use certvigil::store::Store;
+use common::http::{HttpServer, refused_port};
 use pki::{KeyKind, OcspMode, TestCa};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -965,32 +967,6 @@ fn certificates_from_1950_to_9999_are_inventoried_with_their_encoded_dates() {
 // across passes), per-host concurrency.
 // ---------------------------------------------------------------------------------------------
 
-/// A listener on 127.0.0.1 that accepts connections, counts them and never answers.
-struct Silent {
-    port: u16,
-    accepted: Arc<std::sync::atomic::AtomicU64>,
-}
-
-fn silent_listener() -> Silent {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let count = Arc::clone(&accepted);
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in listener.incoming().flatten() {
-            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            held.push(conn); // kept open, never read nor answered
-        }
-    });
-    Silent { port, accepted }
-}
-
-/// A port on 127.0.0.1 that refuses connections (bound, then closed).
-fn refused_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Adds an extension section to the CA's configuration whose CRL and OCSP URLs are on `port`.
 fn dead_profile(ca: &TestCa, section: &str, port: u16) {
     let cnf = std::fs::read_to_string(ca.dir.join("ca.cnf")).unwrap();
@@ -1004,13 +980,14 @@ fn dead_profile(ca: &TestCa, section: &str, port: u16) {
 #[test]
 fn a_responder_that_never_answers_costs_two_attempts_per_pass_not_one_per_certificate() {
     let (_d, ca) = ca(KeyKind::EcP256);
-    let silent = silent_listener();
+    // A listener on 127.0.0.1 that accepts connections, counts them and never answers.
+    let silent = HttpServer::hanging();
     dead_profile(&ca, "silent_ext", silent.port);
     let mut files: Vec<std::path::PathBuf> = (0..20).map(|i| ca.issue(&format!("s{i}"), "silent_ext")).collect();
     files.push(ca.dir.join("ca.crt"));
     let e = env(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>(), "{timeout: 1s}");
     let res = e.check();
-    let attempts = silent.accepted.load(std::sync::atomic::Ordering::SeqCst);
+    let attempts = silent.accepted();
     assert_eq!(attempts, 2, "CRL and OCSP share the host: two attempts in all, not 40");
     let mut down = 0;
     for i in 0..20 {
@@ -1024,12 +1001,12 @@ fn a_responder_that_never_answers_costs_two_attempts_per_pass_not_one_per_certif
 
     // The next pass, at once: the host is still backing off and is not asked.
     let res = e.check();
-    assert_eq!(silent.accepted.load(std::sync::atomic::Ordering::SeqCst), 2, "no attempt while backing off");
+    assert_eq!(silent.accepted(), 2, "no attempt while backing off");
     let s = e.status_of(&res, "s0");
     assert!(why(&s).contains("down in an earlier pass, asked again after"), "{s:#?}");
     // After the backoff (60 s for a first failure) it is asked again, at most twice.
     e.check_at(now() + 120);
-    assert_eq!(silent.accepted.load(std::sync::atomic::Ordering::SeqCst), 4);
+    assert_eq!(silent.accepted(), 4);
 }
 
 #[test]

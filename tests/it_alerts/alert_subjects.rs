@@ -4,10 +4,10 @@
 //! receivers are real: aiosmtpd writing a Maildir and a loopback webhook endpoint
 //! (`tests/alerting`). Assertions are about what the receivers got and what the store says.
 
-mod acme_support;
-mod alerting;
-mod common;
-mod kube;
+use crate::acme_support;
+use crate::alerting;
+use crate::common;
+use crate::kube;
 
 use alerting::{HttpReceiver, SmtpServer};
 use common::{NOW, RUN_LIMIT, Run, Sandbox, run_with_timeout};

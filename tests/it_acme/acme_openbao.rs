@@ -8,8 +8,8 @@
 //! CAP_NET_BIND_SERVICE) — like the component installs of `tests/run.sh` — and fails, never
 //! skips, without it.
 
-mod acme_support;
-mod common;
+use crate::acme_support;
+use crate::common;
 
 use acme_support::*;
 use common::Sandbox;

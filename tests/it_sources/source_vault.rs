@@ -5,8 +5,9 @@
 //! intermediate mounts, issued and revoked certificates, KV v2 secrets with PEM and other
 //! values, AppRole — runs the real certvigil binary against it, and kills the server at the end.
 
-mod common;
+use crate::common;
 
+use common::http::{HttpServer, Response};
 use common::{Run, Sandbox, run_with_timeout};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -816,68 +817,27 @@ fn tls_server_is_trusted_through_ca_bundle_only() {
 struct TokenReview {
     pub addr: String,
     pub seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Drop for TokenReview {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
+    _http: HttpServer,
 }
 
 fn token_review(jwt: &str, namespace: &str, name: &str, uid: &str) -> TokenReview {
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::sync::atomic::Ordering;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let addr = format!("http://{}", listener.local_addr().expect("addr"));
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (seen2, stop2) = (std::sync::Arc::clone(&seen), std::sync::Arc::clone(&stop));
+    let seen2 = std::sync::Arc::clone(&seen);
     let (jwt, user) = (jwt.to_string(), format!("system:serviceaccount:{namespace}:{name}"));
     let uid = uid.to_string();
-    std::thread::spawn(move || {
-        while !stop2.load(Ordering::Relaxed) {
-            let Ok((stream, _)) = listener.accept() else {
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
-            };
-            let _ = stream.set_nonblocking(false);
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; length];
-            if reader.read_exact(&mut body).is_err() {
-                continue;
-            }
-            let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let token = req["spec"]["token"].as_str().unwrap_or_default().to_string();
-            let ok = token == jwt;
-            seen2.lock().expect("lock").push(token);
-            let status = if ok {
-                json!({"authenticated": true, "user": {"username": user, "uid": uid, "groups": ["system:serviceaccounts"]}})
-            } else {
-                json!({"authenticated": false, "error": "invalid bearer token"})
-            };
-            let answer = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status}).to_string();
-            let mut w = stream;
-            let _ = write!(
-                w,
-                "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                answer.len()
-            );
-        }
+    let http = HttpServer::start(move |req| {
+        let review: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        let token = review["spec"]["token"].as_str().unwrap_or_default().to_string();
+        let ok = token == jwt;
+        seen2.lock().expect("lock").push(token);
+        let status = if ok {
+            json!({"authenticated": true, "user": {"username": user, "uid": uid, "groups": ["system:serviceaccounts"]}})
+        } else {
+            json!({"authenticated": false, "error": "invalid bearer token"})
+        };
+        Response::json(201, &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status}))
     });
-    TokenReview { addr, seen, stop }
+    TokenReview { addr: format!("http://127.0.0.1:{}", http.port), seen, _http: http }
 }
 
 /// An (unsigned) service-account token as the kubelet mounts it: OpenBao reads its claims and

@@ -3,29 +3,15 @@
 //! through `POST /api/v1/jobs/renew/run`, its recorded run read back from
 //! `GET /api/v1/jobs/renew/runs`, and the certificate checked on disk.
 
-mod acme_support;
-mod common;
+use crate::acme_support;
+use crate::common;
 
 use acme_support::*;
 use common::Sandbox;
-use std::io::{Read, Write};
-use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Stdio};
+use common::daemon::Daemon;
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
-
-struct Daemon {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn log(sb: &Sandbox) -> String {
     std::fs::read_to_string(sb.path("daemon.log")).unwrap_or_default()
@@ -34,65 +20,27 @@ fn log(sb: &Sandbox) -> String {
 /// Starts `certvigil run` on the real clock (the ACME certificate must be valid "now") and
 /// waits for READY=1; the HTTP port comes from its status.
 fn start(sb: &Sandbox) -> Daemon {
-    let sock = sb.path("notify.sock");
-    let notify = UnixDatagram::bind(&sock).expect("bind notify socket");
-    notify.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
     let mut cmd = common::certvigil();
-    cmd.arg("-c")
-        .arg(sb.config_path())
-        .args(["-v", "run", "--listen", "127.0.0.1:0"])
-        .current_dir(sb.dir.path())
-        .env("NOTIFY_SOCKET", &sock)
-        .env("CV_TOKEN", TOKEN)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(sb.path("daemon.log")).expect("log file"));
-    // Owned by `Daemon` at once: its drop kills and reaps the process on every path.
-    let mut d = Daemon { child: cmd.spawn().expect("spawn certvigil run"), port: 0 };
-    let start = Instant::now();
-    let mut buf = [0u8; 4096];
-    while start.elapsed() < Duration::from_secs(60) {
-        if let Ok(n) = notify.recv(&mut buf) {
-            let m = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if m.starts_with("READY=1") {
-                let port = m.split("HTTP on 127.0.0.1:").nth(1).and_then(|p| p.trim().parse().ok());
-                d.port = port.unwrap_or_else(|| panic!("no port in the READY status: {m:?}"));
-                return d;
-            }
-        }
-        if let Ok(Some(st)) = d.child.try_wait() {
-            panic!("the daemon exited ({st}); log:\n{}", log(sb));
-        }
-    }
-    panic!("no READY=1 within 60s; log:\n{}", log(sb));
+    cmd.arg("-c").arg(sb.config_path()).current_dir(sb.dir.path());
+    Daemon::start(sb, cmd, TOKEN)
 }
 
 /// One HTTP/1.1 request with the API token; returns the status and the body.
-fn http(port: u16, method: &str, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "the API answers with a length: {head}");
-    (status, body.to_string())
+fn http(d: &Daemon, method: &str, path: &str) -> (u16, String) {
+    let a = d.http(method, path, Some(TOKEN));
+    assert!(!a.chunked(), "the API answers with a length: {}", a.head);
+    (a.status, a.body)
 }
 
 /// Triggers the renew job and waits until its run is recorded as finished; returns that run.
 fn trigger_and_wait(d: &Daemon, sb: &Sandbox) -> serde_json::Value {
-    let (code, body) = http(d.port, "POST", "/api/v1/jobs/renew/run");
+    let (code, body) = http(d, "POST", "/api/v1/jobs/renew/run");
     assert_eq!(code, 202, "{body}");
     let accepted: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     let id = accepted["run_id"].as_i64().unwrap_or_else(|| panic!("no run id: {body}"));
     let start = Instant::now();
     loop {
-        let (code, body) = http(d.port, "GET", "/api/v1/jobs/renew/runs");
+        let (code, body) = http(d, "GET", "/api/v1/jobs/renew/runs");
         assert_eq!(code, 200, "{body}");
         let runs: serde_json::Value = serde_json::from_str(&body).expect("JSON");
         if let Some(run) = runs.as_array().into_iter().flatten().find(|r| r["id"].as_i64() == Some(id))

@@ -3,122 +3,31 @@
 //! SIGHUP and STOPPING=1 on SIGTERM are observed as systemd would see them. The HTTP server
 //! is scraped and queried over loopback; metrics are parsed and compared with the store.
 
-mod common;
+use crate::common;
 
+use common::daemon::Daemon;
 use common::*;
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 
-struct Daemon {
-    child: Child,
-    notify: UnixDatagram,
-    port: u16,
-    /// Every notification received so far, with when it arrived.
-    messages: Vec<(Instant, String)>,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    /// Starts the daemon and waits for READY=1; the port comes from its STATUS line.
-    fn start(sb: &Sandbox, watchdog_usec: u64) -> Daemon {
-        let sock_path = sb.path("notify.sock");
-        let notify = UnixDatagram::bind(&sock_path).expect("bind notify socket");
-        notify.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
-        let mut cmd = sb.command_at(NOW);
-        cmd.args(["-v", "run", "--listen", "127.0.0.1:0"])
-            .env("NOTIFY_SOCKET", &sock_path)
-            .env("WATCHDOG_USEC", watchdog_usec.to_string())
-            .env("CV_TOKEN", TOKEN)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(sb.path("daemon.log")).expect("log file"));
-        let child = cmd.spawn().expect("spawn certvigil run");
-        let mut d = Daemon { child, notify, port: 0, messages: Vec::new() };
-        let ready = d.wait_for(|m| m.starts_with("READY=1"), Duration::from_secs(60), sb);
-        let port = ready.split("HTTP on 127.0.0.1:").nth(1).and_then(|p| p.trim().parse().ok());
-        d.port = port.unwrap_or_else(|| panic!("no port in the READY status: {ready:?}"));
-        d
-    }
-
-    fn receive(&mut self) -> Option<String> {
-        let mut buf = [0u8; 4096];
-        match self.notify.recv(&mut buf) {
-            Ok(n) => {
-                let m = String::from_utf8_lossy(&buf[..n]).into_owned();
-                self.messages.push((Instant::now(), m.clone()));
-                Some(m)
-            }
-            Err(_) => None,
-        }
-    }
-
-    /// Waits for a notification matching `pred`, failing with the log after `limit`.
-    fn wait_for(&mut self, pred: impl Fn(&str) -> bool, limit: Duration, sb: &Sandbox) -> String {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if let Some(m) = self.receive()
-                && pred(&m)
-            {
-                return m;
-            }
-            if let Ok(Some(st)) = self.child.try_wait() {
-                panic!("the daemon exited ({st}) while waiting; log:\n{}", log(sb));
-            }
-        }
-        panic!("no matching notification within {limit:?}; got {:?}\nlog:\n{}", self.messages, log(sb));
-    }
-
-    fn signal(&self, sig: &str) {
-        let st = std::process::Command::new("kill").args([sig, &self.child.id().to_string()]).status().expect("kill");
-        assert!(st.success());
-    }
-
-    fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
-        http(self.port, "GET", path, token)
-    }
+/// Starts the daemon at the fixed clock with the given watchdog interval and waits for READY=1.
+fn start(sb: &Sandbox, watchdog_usec: u64) -> Daemon {
+    let mut cmd = sb.command_at(NOW);
+    cmd.env("WATCHDOG_USEC", watchdog_usec.to_string());
+    Daemon::start(sb, cmd, TOKEN)
 }
 
 fn log(sb: &Sandbox) -> String {
     std::fs::read_to_string(sb.path("daemon.log")).unwrap_or_default()
 }
 
-/// One HTTP/1.1 request over a fresh connection; returns the status and the body.
+/// One HTTP/1.1 request over a fresh connection; returns the status and the body (chunks joined).
 fn http(port: u16, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n").expect("write");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    // Chunked bodies (the streamed /metrics): join the chunks.
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
-    (status, body)
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = &rest[n + 2..];
-    }
-    out
+    let a = common::http::request(port, method, path, token);
+    (a.status, a.body)
 }
 
 /// Parses the exposition format into (name, labels) → value, checking every line's syntax.
@@ -193,7 +102,7 @@ fn systemd_protocol_metrics_api_reload_and_stop() {
     config(&sb, "");
 
     // A 1 s watchdog: pings every 0.5 s.
-    let mut d = Daemon::start(&sb, 1_000_000);
+    let mut d = start(&sb, 1_000_000);
     // Missed runs (a fresh store) catch up at start: scan, then evaluate.
     let jobs = wait_jobs_ok(&d, &["scan", "evaluate"], &sb);
     let triggers: Vec<&str> = jobs.as_array().unwrap().iter().map(|j| j["last_run"]["trigger"].as_str().unwrap_or("")).collect();
@@ -311,8 +220,8 @@ fn systemd_protocol_metrics_api_reload_and_stop() {
     let good = std::fs::read_to_string(sb.config_path()).unwrap();
     std::fs::write(sb.config_path(), format!("{good}  - {{name: bad, kind: scan, schedule: '61 * * * *'}}\n")).unwrap();
     d.signal("-HUP");
-    d.wait_for(|m| m.starts_with("RELOADING=1"), Duration::from_secs(10), &sb);
-    d.wait_for(|m| m.starts_with("READY=1"), Duration::from_secs(10), &sb);
+    d.wait_for(|m| m.starts_with("RELOADING=1"), Duration::from_secs(10));
+    d.wait_for(|m| m.starts_with("READY=1"), Duration::from_secs(10));
     let (_, body) = d.get("/readyz", None);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["config"]["ok"], false, "{v:#}");
@@ -326,8 +235,8 @@ fn systemd_protocol_metrics_api_reload_and_stop() {
     // A valid one adds a job.
     config(&sb, "  - {name: nightly-digest, kind: digest, schedule: '0 8 * * *', timezone: Europe/Berlin}\n");
     d.signal("-HUP");
-    d.wait_for(|m| m.starts_with("RELOADING=1"), Duration::from_secs(10), &sb);
-    d.wait_for(|m| m.starts_with("READY=1"), Duration::from_secs(10), &sb);
+    d.wait_for(|m| m.starts_with("RELOADING=1"), Duration::from_secs(10));
+    d.wait_for(|m| m.starts_with("READY=1"), Duration::from_secs(10));
     let (_, body) = d.get("/api/v1/jobs", Some(TOKEN));
     assert!(body.contains("\"nightly-digest\"") && body.contains("Europe/Berlin"), "{body}");
     let (_, text) = d.get("/metrics", None);
@@ -335,7 +244,7 @@ fn systemd_protocol_metrics_api_reload_and_stop() {
 
     // SIGTERM: STOPPING=1 and exit 0.
     d.signal("-TERM");
-    d.wait_for(|m| m.starts_with("STOPPING=1"), Duration::from_secs(10), &sb);
+    d.wait_for(|m| m.starts_with("STOPPING=1"), Duration::from_secs(10));
     let start = Instant::now();
     let status = loop {
         if let Some(st) = d.child.try_wait().unwrap() {
@@ -385,7 +294,7 @@ fn restart_marks_an_unfinished_run_interrupted() {
     let sb = Sandbox::new();
     sb.write("certs/valid.pem", &fixtures().valid.cert.pem);
     config(&sb, "");
-    let d = Daemon::start(&sb, 0);
+    let d = start(&sb, 0);
     wait_jobs_ok(&d, &["scan", "evaluate"], &sb);
     drop(d); // SIGKILL
     // A run row left `running` by a killed process, as a crash mid-scan leaves it.
@@ -393,7 +302,7 @@ fn restart_marks_an_unfinished_run_interrupted() {
         .execute("INSERT INTO job_runs (job, kind, trigger, started_at, status) VALUES ('scan', 'scan', 'schedule', 1, 'running')", [])
         .unwrap();
     let _ = std::fs::remove_file(sb.path("notify.sock"));
-    let d = Daemon::start(&sb, 0);
+    let d = start(&sb, 0);
     let (code, body) = d.get("/readyz", None);
     assert_eq!(code, 503, "an interrupted last run is not ready: {body}");
     assert!(body.contains("interrupted"), "{body}");
@@ -438,7 +347,7 @@ fn a_flood_of_half_open_connections_does_not_take_health_down() {
     ensure_fd_limit(FLOOD as u64 + 256);
     let sb = Sandbox::new();
     config(&sb, "");
-    let d = Daemon::start(&sb, 0);
+    let d = start(&sb, 0);
     let port = d.port;
 
     let stop = Arc::new(AtomicBool::new(false));

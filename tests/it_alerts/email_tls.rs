@@ -13,8 +13,8 @@
 // Test helpers: a failed setup step should stop the test where it happened.
 #![allow(clippy::unwrap_used)]
 
-mod alerting;
-mod common;
+use crate::alerting;
+use crate::common;
 
 use alerting::{Mail, TlsFiles, free_port, read_maildir, smtp_tls_files, venv_python};
 use base64ct::Encoding;

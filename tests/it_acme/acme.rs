@@ -5,8 +5,8 @@
 //! has Pebble refuse a third of all nonces, to prove the client retries them; the others have it
 //! refuse none, so that they test what they name.
 
-mod acme_support;
-mod common;
+use crate::acme_support;
+use crate::common;
 
 use acme_support::*;
 use common::Sandbox;

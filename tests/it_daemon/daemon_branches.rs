@@ -1,91 +1,39 @@
-//! Branches of the `certvigil run` daemon that `tests/daemon.rs` does not reach: SIGTERM while
+//! Branches of the `certvigil run` daemon that `tests/it_daemon/daemon.rs` does not reach: SIGTERM while
 //! a real scan job triggered through the API is writing a large inventory (the run recorded
 //! `interrupted`, its committed batches kept, the WAL folded into the database, exit 0 after
 //! `daemon.shutdown_timeout`), a second trigger of a running job (409), and the HTTP limits of
 //! `src/daemon/http.rs` (a query string over 2,048 bytes: 400; a request head over the 64 KiB
 //! read buffer: 431).
 
-mod acme_support;
-mod common;
+use crate::common;
 
+use common::daemon::Daemon;
 use common::*;
 use std::io::{Read, Write};
-use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "branch-token-0123456789abcdef";
 /// The scan writer's transaction size (`src/store/scan.rs`).
 const STORE_BATCH: usize = 10_000;
 
-struct Daemon {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn log(sb: &Sandbox) -> String {
     std::fs::read_to_string(sb.path("daemon.log")).unwrap_or_default()
 }
 
-/// Starts `certvigil run` on an ephemeral loopback port and waits for READY=1 on a notify
-/// socket; the port comes from its status.
+/// Starts `certvigil run` at the fixed clock and waits for READY=1.
 fn start(sb: &Sandbox) -> Daemon {
-    let sock_path = sb.path("notify.sock");
-    let notify = UnixDatagram::bind(&sock_path).expect("bind notify socket");
-    notify.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
-    let mut cmd = sb.command_at(NOW);
-    cmd.args(["-v", "run", "--listen", "127.0.0.1:0"])
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("CV_TOKEN", TOKEN)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(sb.path("daemon.log")).expect("log file"));
-    let mut child = cmd.spawn().expect("spawn certvigil run");
-    let start = Instant::now();
-    let mut buf = [0u8; 4096];
-    let port = loop {
-        if let Ok(n) = notify.recv(&mut buf) {
-            let m = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if m.starts_with("READY=1") {
-                let port = m.split("HTTP on 127.0.0.1:").nth(1).and_then(|p| p.trim().parse().ok());
-                break port.unwrap_or_else(|| panic!("no port in the READY status: {m:?}"));
-            }
-        }
-        if let Ok(Some(st)) = child.try_wait() {
-            panic!("the daemon exited ({st}) before READY=1; log:\n{}", log(sb));
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("no READY=1 within 60 s; log:\n{}", log(sb));
-        }
-    };
-    Daemon { child, port }
+    Daemon::start(sb, sb.command_at(NOW), TOKEN)
 }
 
 /// Sends `raw` (a whole request) over a fresh connection; returns the status and the body.
 fn exchange(port: u16, raw: &[u8]) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-    s.write_all(raw).expect("write");
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, body.to_string())
+    let a = common::http::exchange(port, raw);
+    (a.status, a.body)
 }
 
 fn http(port: u16, method: &str, path: &str) -> (u16, String) {
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    exchange(port, req.as_bytes())
+    let a = common::http::request(port, method, path, Some(TOKEN));
+    (a.status, a.body)
 }
 
 /// `n` distinct certificates as PEM: one self-signed template whose 16-byte serial is

@@ -1,15 +1,15 @@
 //! Challenges, issuer options, install targets and the account commands against a real Pebble
 //! (with pebble-challtestsrv as its DNS server): dns-01 through a hook script (a wildcard
-//! certificate), http-01 through a webroot served by a small loopback HTTP server, External
+//! certificate), http-01 through a webroot served by the shared loopback HTTP server, External
 //! Account Binding, profiles, combined PEM and PKCS#12 targets, owner/group, post-install hooks
 //! and their roll-back, and `certvigil account show` / `rollover`.
 
-mod acme_support;
-mod common;
+use crate::acme_support;
+use crate::common;
 
 use acme_support::*;
 use common::Sandbox;
-use std::io::{Read, Write};
+use common::http::{HttpServer, Response};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -102,30 +102,26 @@ fn a_record_the_resolvers_never_see_fails_before_validation_is_asked_for() {
     assert!(dir_names(&sb.path("tls")).is_empty());
 }
 
-/// Serves `<root>/<path>` on 127.0.0.1:`port` and records what it answered.
-fn serve_webroot(root: PathBuf, port: u16) -> Arc<Mutex<Vec<(String, String)>>> {
+/// What the webroot server answered: (path, body).
+type Served = Arc<Mutex<Vec<(String, String)>>>;
+
+/// Serves `<root>/<path>` on 127.0.0.1:`port` (the shared loopback server) and records what it
+/// answered.
+fn serve_webroot(root: PathBuf, port: u16) -> (HttpServer, Served) {
     let served = Arc::new(Mutex::new(Vec::new()));
-    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind webroot server");
     let log = served.clone();
-    std::thread::spawn(move || {
-        for sock in listener.incoming() {
-            let Ok(mut sock) = sock else { continue };
-            let mut buf = vec![0u8; 4096];
-            let n = sock.read(&mut buf).unwrap_or(0);
-            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
-            let path = head.split(' ').nth(1).unwrap_or("/").to_string();
-            let file = root.join(path.trim_start_matches('/'));
-            let rsp = match (path.contains(".."), std::fs::read_to_string(&file)) {
-                (false, Ok(body)) => {
-                    log.lock().expect("lock").push((path, body.clone()));
-                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
-                }
-                _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
-            };
-            let _ = sock.write_all(rsp.as_bytes());
+    let server = HttpServer::start_on(port, move |req| {
+        let path = req.target.clone();
+        let file = root.join(path.trim_start_matches('/'));
+        match (path.contains(".."), std::fs::read_to_string(&file)) {
+            (false, Ok(body)) => {
+                log.lock().expect("lock").push((path, body.clone()));
+                Response::ok(body)
+            }
+            _ => Response::empty(404),
         }
     });
-    served
+    (server, served)
 }
 
 #[test]
@@ -134,7 +130,7 @@ fn webroot_http01_and_account_show() {
     let sb = Sandbox::new();
     let webroot = sb.path("www");
     std::fs::create_dir_all(&webroot).expect("mkdir");
-    let served = serve_webroot(webroot.clone(), pebble.http_port);
+    let (_webroot_server, served) = serve_webroot(webroot.clone(), pebble.http_port);
     sb.config(&managed(&pebble, "[webroot.certvigil.test]", "{type: http-01, webroot: www}", PEM_INSTALL, ""));
     let run = renew(&sb, &[]).expect_code(0);
     assert!(run.stdout.contains("web: renewed"), "{}", run.stdout);

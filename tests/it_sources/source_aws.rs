@@ -5,7 +5,7 @@
 //!
 //! Install what these tests need with `tests/components/aws.sh`; without it they fail.
 
-mod common;
+use crate::common;
 
 use common::{NOW, RUN_LIMIT, Run, Sandbox, certvigil, run_with_timeout, sha256_hex};
 use serde_json::{Value, json};
