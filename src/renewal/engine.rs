@@ -61,7 +61,7 @@ pub enum RenewError {
 
 type Result<T, E = RenewError> = std::result::Result<T, E>;
 
-/// Test hook (used by `tests/acme.rs`), compiled only with the `failpoints` feature (the test
+/// Test hook (used by `tests/it_acme/acme.rs`), compiled only with the `failpoints` feature (the test
 /// command's; never in a release or package build): `renew-after-order`,
 /// `renew-after-download` or `revoke-after-ca` ends the process with `abort()` — no
 /// destructors, no flushing, as `kill -9` would — right after that step has been recorded.

@@ -74,7 +74,7 @@ pub enum RevokeError {
 
 type Result<T, E = RevokeError> = std::result::Result<T, E>;
 
-/// Test hook (`tests/acme.rs`): `revoke-after-ca` aborts the process right after the CA
+/// Test hook (`tests/it_acme/acme.rs`): `revoke-after-ca` aborts the process right after the CA
 /// accepted the revocation, before the store records it.
 const FAILPOINT: &str = "revoke-after-ca";
 
