@@ -33,6 +33,14 @@ impl<'a> InventoryView<'a> {
         Ok(InventoryView { policy, now, tags: store.source_tags()?, revocation: store.revocation_states()? })
     }
 
+    /// Only what `filter` needs to decide (the API shows rows, not their status): tags when it
+    /// filters by tag or status, revocation states when it filters by them.
+    pub fn for_filter(store: &Store, policy: &'a PolicySpec, now: UnixTime, filter: &CertFilter) -> Result<InventoryView<'a>, StoreError> {
+        let tags = if filter.tags.is_empty() && filter.statuses.is_empty() { HashMap::new() } else { store.source_tags()? };
+        let revocation = if filter.revocation.is_empty() { HashMap::new() } else { store.revocation_states()? };
+        Ok(InventoryView { policy, now, tags, revocation })
+    }
+
     /// A certificate's expiry status under the policy that applies to it (thresholds in days or
     /// as a fraction of its lifetime, per source, tag and EKU).
     pub fn status(&self, c: &CertRow) -> ExpiryStatus {
@@ -310,6 +318,16 @@ mod tests {
         assert!(names(&store, &CertFilter { revocation: vec![RevocationState::Good], ..Default::default() }, &view).is_empty());
         // Expiring within a day of 2026-06-01: only what has already expired.
         assert_eq!(names(&store, &CertFilter { expiring_within: Some(86_400), ..Default::default() }, &view), expired);
+        // A view loaded for the filter alone answers as the whole view does.
+        for f in [
+            CertFilter { statuses: vec![ExpiryStatus::Expired], ..Default::default() },
+            CertFilter { tags: vec!["demo".into()], ..Default::default() },
+            CertFilter { revocation: vec![RevocationState::Good], ..Default::default() },
+            CertFilter { sources: vec!["examples".into()], expiring_within: Some(86_400), ..Default::default() },
+        ] {
+            let lean = InventoryView::for_filter(&store, &settings.policy, now, &f).unwrap();
+            assert_eq!(names(&store, &f, &lean), names(&store, &f, &view), "{f:?}");
+        }
     }
 
     #[test]

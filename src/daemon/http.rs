@@ -440,7 +440,7 @@ async fn certificates(state: &Arc<State>, params: &[(String, String)]) -> Respon
     let settings = Arc::clone(&state.settings.read().unwrap_or_else(|p| p.into_inner()));
     let now = state.clock.now();
     let r = blocking(state, move |s| {
-        let view = InventoryView::load(s, &settings.policy, now)?;
+        let view = InventoryView::for_filter(s, &settings.policy, now, &filter)?;
         let all = s.certificates(include_gone)?;
         let statuses = s.revocation_statuses()?;
         let matching: Vec<_> = all.iter().filter(|c| filter.matches(c, &view)).collect();
