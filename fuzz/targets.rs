@@ -600,7 +600,11 @@ fn http_fixture() -> &'static HttpFixture {
         let state = Arc::new(certvigil::daemon::http::State {
             store_path,
             settings: RwLock::new(Arc::new(settings)),
-            token: RwLock::new(Some(certvigil::config::secret::Secret::new(API_TOKEN.into()))),
+            tokens: RwLock::new(certvigil::daemon::http::Tokens {
+                admin: Some(certvigil::config::secret::Secret::new(API_TOKEN.into())),
+                viewer: None,
+            }),
+            ui: Default::default(),
             live: Arc::new(Live { jobs: Mutex::new(vec![job]), shutting_down: Default::default() }),
             control,
             clock: Arc::new(FixedClock),

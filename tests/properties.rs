@@ -863,6 +863,12 @@ mod seeds {
         let auth = format!("Authorization: Bearer {}\r\n", targets::API_TOKEN);
         let get =
             |target: &str, auth: &str| format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1:9797\r\n{auth}Accept: application/json\r\n\r\n");
+        let post = |target: &str, auth: &str, body: &str| {
+            format!(
+                "POST {target} HTTP/1.1\r\nHost: 127.0.0.1:9797\r\n{auth}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
         let requests: Vec<(&str, String)> = vec![
             ("healthz", get("/healthz", "")),
             ("readyz", get("/readyz", "")),
@@ -889,6 +895,20 @@ mod seeds {
             ("pipelined", format!("{}{}", get("/healthz", ""), get("/api/v1/jobs", &auth))),
             ("absolute-form", get("http://127.0.0.1:9797/api/v1/findings", &auth)),
             ("long-query", get(&format!("/api/v1/certificates?{}", "a=b&".repeat(600)), &auth)),
+            // The status page: pages by bearer token, the sign-in form, a form write, a cookie.
+            ("ui-overview", get("/ui/?by=owner", &auth)),
+            ("ui-list", get("/ui/certificates?q=ca%20x&status=expired&status=critical&revocation=good&eku=codeSigning&sort=name&order=desc&per_page=2&page=2&expires=2026-12-10", &auth)),
+            ("ui-certificate", get(&format!("/ui/certificates/{}", &ca_fp[..12]), &auth)),
+            ("ui-csv", get("/ui/certificates.csv?sort=issuer", &auth)),
+            ("ui-json", get("/ui/certificates.json?q=%ZZ%", &auth)),
+            ("ui-alerts", get("/ui/alerts?state=all", &auth)),
+            ("ui-audit", get("/ui/audit?page=1", &auth)),
+            ("ui-login-page", get("/ui/login?next=%2Fui%2Falerts", "")),
+            ("ui-anonymous", get("/ui/certificates", "")),
+            ("ui-login", post("/ui/login", "", &format!("token={}&next=%2Fui%2F", targets::API_TOKEN))),
+            ("ui-ack", post("/ui/alerts/1/ack", &auth, "note=on+it&by=ops&return=%2Fui%2F")),
+            ("ui-silence", post("/ui/alerts/1/silence", &auth, "reason=maintenance&duration=24h&by=ops")),
+            ("ui-cookie", get("/ui/alerts", "Cookie: certvigil_session=00ff; other=1\r\n")),
         ];
         for (name, text) in requests {
             put("http_api", name, text.as_bytes());

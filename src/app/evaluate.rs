@@ -94,6 +94,27 @@ pub fn each_findings_batch<E: From<StoreError>>(
     each(&out)
 }
 
+/// The policy's findings about one certificate at `now` (its page): the same checks as
+/// [`findings`] (key objects on tokens aside), with the fleet-wide facts they need (when its key
+/// was first seen, whether a newer certificate replaces it) from one light pass.
+pub fn findings_of(store: &Store, settings: &Settings, now: UnixTime, cert: &CertRow) -> Result<Vec<Finding>, StoreError> {
+    let fleet = Fleet::gather(store, now)?;
+    let tags = store.source_tags()?;
+    let renewals = renewal_views(store, &settings.managed)?;
+    let inputs = Inputs { fleet: &fleet, tags: &tags, now };
+    let revocation = store.revocation_statuses_of(&[cert.id])?;
+    let unknown_since = store.revocation_unknown_since_of(&[cert.id])?;
+    let mut st = inputs.state(cert, revocation.get(&cert.id), unknown_since.get(&cert.id).copied());
+    if let Some(u) = store.untrusted_endpoints()?.remove(&cert.facts.fingerprint.0) {
+        st.untrusted_at = u;
+    }
+    if let Some(n) = store.cert_manager_not_ready()?.remove(&cert.id) {
+        st.cert_manager_not_ready = n;
+    }
+    st.renewal = renewals.get(&cert.facts.fingerprint.0).filter(|_| cert.gone_since.is_none());
+    Ok(policy::evaluate(&settings.policy, &[st], now))
+}
+
 /// The key review over the certificates it concerns (those on a token with a key, and those
 /// sharing a key's public key), with those certificates.
 fn review_keys(

@@ -18,6 +18,13 @@ pub struct DaemonConfig {
     /// 401 to everything. /healthz, /readyz and /metrics need no token.
     #[serde(default)]
     pub token: Option<String>,
+    /// A second token that opens the status page (`/ui/`) read-only: it can look, never
+    /// acknowledge or silence, and it is refused by /api/v1. Same reference forms as `token`.
+    #[serde(default)]
+    pub viewer_token: Option<String>,
+    /// How long a status-page sign-in lasts (its session cookie's lifetime), 5m to 7d.
+    #[serde(default = "default_session_lifetime")]
+    pub session_lifetime: DurationSpec,
     /// On SIGTERM, how long a running job may take to finish before the daemon exits anyway
     /// (the job's committed work is kept; the run is recorded as interrupted).
     #[serde(default = "default_shutdown_timeout")]
@@ -26,12 +33,23 @@ pub struct DaemonConfig {
 
 impl Default for DaemonConfig {
     fn default() -> Self {
-        DaemonConfig { listen: default_listen(), allow_remote: false, token: None, shutdown_timeout: default_shutdown_timeout() }
+        DaemonConfig {
+            listen: default_listen(),
+            allow_remote: false,
+            token: None,
+            viewer_token: None,
+            session_lifetime: default_session_lifetime(),
+            shutdown_timeout: default_shutdown_timeout(),
+        }
     }
 }
 
 pub(crate) fn default_listen() -> String {
     "127.0.0.1:9797".into()
+}
+
+pub(crate) fn default_session_lifetime() -> DurationSpec {
+    DurationSpec::Text("12h".into())
 }
 
 pub(crate) fn default_shutdown_timeout() -> DurationSpec {
@@ -44,6 +62,9 @@ pub struct DaemonSpec {
     /// `None`: no HTTP server.
     pub listen: Option<std::net::SocketAddr>,
     pub token: Option<SecretRef>,
+    /// Opens the status page read-only.
+    pub viewer_token: Option<SecretRef>,
+    pub session_lifetime: std::time::Duration,
     pub shutdown_timeout: std::time::Duration,
 }
 
@@ -63,12 +84,28 @@ pub(crate) fn validate_daemon(d: &DaemonConfig, errs: &mut Vec<PathedError>) -> 
             }
         },
     };
-    let token = match d.token.as_deref().map(SecretRef::parse) {
+    let mut secret = |field: &str, value: &Option<String>| match value.as_deref().map(SecretRef::parse) {
         None => None,
         Some(Ok(r)) => Some(r),
         Some(Err(m)) => {
-            errs.push((at("token"), m));
+            errs.push((at(field), m));
             None
+        }
+    };
+    let token = secret("token", &d.token);
+    let viewer_token = secret("viewer_token", &d.viewer_token);
+    if viewer_token.is_some() && viewer_token == token {
+        errs.push((at("viewer_token"), "is the same reference as daemon.token: the read-only token must differ".into()));
+    }
+    let session_lifetime = match d.session_lifetime.duration() {
+        Ok(t) if (300..=7 * 86_400).contains(&t.as_secs()) => t,
+        Ok(_) => {
+            errs.push((at("session_lifetime"), "must be from 5m to 7d".into()));
+            std::time::Duration::from_secs(12 * 3600)
+        }
+        Err(m) => {
+            errs.push((at("session_lifetime"), m));
+            std::time::Duration::from_secs(12 * 3600)
         }
     };
     let shutdown_timeout = match d.shutdown_timeout.duration() {
@@ -82,5 +119,5 @@ pub(crate) fn validate_daemon(d: &DaemonConfig, errs: &mut Vec<PathedError>) -> 
             std::time::Duration::from_secs(30)
         }
     };
-    DaemonSpec { listen, token, shutdown_timeout }
+    DaemonSpec { listen, token, viewer_token, session_lifetime, shutdown_timeout }
 }

@@ -1,10 +1,11 @@
-//! The HTTP server: `/healthz`, `/readyz`, `/metrics` (no token) and `/api/v1/…` (bearer
-//! token). HTTP/1.1 only, on loopback unless configured otherwise; request heads must arrive
-//! within [`HEADER_TIMEOUT`], at most [`MAX_CONNECTIONS`] connections are held at once and
-//! [`MAX_CONNECTIONS_PER_PEER`] per peer, a new connection that finds no free slot takes the one
-//! of the connection that has waited longest for a request head (see `slots.rs` for why), request
-//! bodies are never read, and query strings are bounded. Each request reads the store through
-//! its own SQLite connection (WAL mode: readers never wait for a scan).
+//! The HTTP server: `/healthz`, `/readyz`, `/metrics` (no token), `/api/v1/…` (bearer token)
+//! and the status page under `/ui/` (`ui/`, with its own sign-in). HTTP/1.1 only, on loopback
+//! unless configured otherwise; request heads must arrive within [`HEADER_TIMEOUT`], at most
+//! [`MAX_CONNECTIONS`] connections are held at once and [`MAX_CONNECTIONS_PER_PEER`] per peer, a
+//! new connection that finds no free slot takes the one of the connection that has waited
+//! longest for a request head (see `slots.rs` for why), request bodies are never read except
+//! the status page's small forms (bounded), and query strings are bounded. Each request reads
+//! the store through its own SQLite connection (WAL mode: readers never wait for a scan).
 
 use super::metrics;
 use super::runner::{Clock, Control, Live, TriggerError};
@@ -39,7 +40,7 @@ const MAX_QUERY: usize = 2048;
 /// Rows per chunk of a streamed `/metrics` body.
 const CHUNK_BYTES: usize = 64 * 1024;
 
-type Body = BoxBody<Bytes, Infallible>;
+pub(super) type Body = BoxBody<Bytes, Infallible>;
 
 /// The outcome of the last configuration (re)load.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -50,11 +51,22 @@ pub struct ReloadStatus {
     pub error: Option<String>,
 }
 
+/// The tokens the server checks.
+#[derive(Default)]
+pub struct Tokens {
+    /// `daemon.token`: the API, and the status page with its writes.
+    pub admin: Option<Secret>,
+    /// `daemon.viewer_token`: the status page, read-only.
+    pub viewer: Option<Secret>,
+}
+
 /// What request handlers share with the daemon.
 pub struct State {
     pub store_path: PathBuf,
     pub settings: RwLock<Arc<Settings>>,
-    pub token: RwLock<Option<Secret>>,
+    pub tokens: RwLock<Tokens>,
+    /// Status-page sessions.
+    pub ui: super::ui::Ui,
     pub live: Arc<Live>,
     pub control: mpsc::Sender<Control>,
     pub clock: Arc<dyn Clock>,
@@ -69,7 +81,7 @@ impl std::fmt::Debug for State {
 }
 
 /// A response body fed by a channel, so `/metrics` streams in bounded chunks.
-struct ChannelBody(mpsc::Receiver<Bytes>);
+pub(super) struct ChannelBody(pub(super) mpsc::Receiver<Bytes>);
 
 impl hyper::body::Body for ChannelBody {
     type Data = Bytes;
@@ -82,7 +94,7 @@ impl hyper::body::Body for ChannelBody {
     }
 }
 
-fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+pub(super) fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
     let mut r = Response::new(Full::new(body.into()).boxed());
     *r.status_mut() = status;
     if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
@@ -201,7 +213,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<State>) {
 }
 
 /// Compares in time independent of where the first difference is.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
     for (i, x) in a.iter().enumerate() {
         diff |= usize::from(x ^ b.get(i % b.len().max(1)).copied().unwrap_or(0));
@@ -210,8 +222,8 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn authorized(req: &Request<Incoming>, state: &State) -> bool {
-    let token = state.token.read().unwrap_or_else(|p| p.into_inner());
-    let Some(token) = token.as_ref() else { return false };
+    let tokens = state.tokens.read().unwrap_or_else(|p| p.into_inner());
+    let Some(token) = tokens.admin.as_ref() else { return false };
     let given = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     given.is_some_and(|g| same_secret(g.trim().as_bytes(), token.expose().as_bytes()))
 }
@@ -238,7 +250,7 @@ fn query_params(req: &Request<Incoming>) -> Result<Vec<(String, String)>, QueryT
     Ok(q.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, ""))).map(|(k, v)| (k.into(), v.into())).collect())
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     state: &State,
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Response<Body>> {
@@ -276,6 +288,7 @@ pub async fn handle(req: Request<Incoming>, state: &Arc<State>) -> Response<Body
         ["readyz"] if method == Method::GET => readyz(state).await,
         ["metrics"] if method == Method::GET => metrics(state).await,
         ["readyz"] | ["metrics"] => get_only(error(StatusCode::METHOD_NOT_ALLOWED, "")),
+        ["ui", ..] => super::ui::handle(req, state).await,
         ["api", "v1", rest @ ..] => {
             if !authorized(&req, state) {
                 let mut r = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required (daemon.token in the configuration)");

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod runner;
 pub mod slots;
 pub mod systemd;
+pub mod ui;
 
 use crate::config::secret::{Secret, SecretError};
 use crate::config::{ConfigErrors, Settings};
@@ -45,10 +46,12 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
-    #[error("daemon.token: {reason}")]
-    Token { reason: SecretError },
-    #[error("daemon.token: the token from {reference} is shorter than 16 characters")]
-    TokenTooShort { reference: String },
+    #[error("daemon.{field}: {reason}")]
+    Token { field: &'static str, reason: SecretError },
+    #[error("daemon.{field}: the token from {reference} is shorter than 16 characters")]
+    TokenTooShort { field: &'static str, reference: String },
+    #[error("daemon.viewer_token: it is the same token as daemon.token; the read-only token must differ")]
+    SameTokens,
     /// The reloaded configuration is invalid: every error, one per line.
     #[error(transparent)]
     Config(#[from] ConfigErrors),
@@ -67,17 +70,28 @@ pub struct Options {
     pub start_time: Option<crate::model::UnixTime>,
 }
 
-fn resolve_token(s: &Settings) -> Result<Option<Secret>, DaemonError> {
-    match &s.daemon.token {
+fn resolve_token(field: &'static str, r: Option<&crate::config::secret::SecretRef>) -> Result<Option<Secret>, DaemonError> {
+    match r {
         None => Ok(None),
         Some(r) => {
-            let t = r.resolve().map_err(|reason| DaemonError::Token { reason })?;
+            let t = r.resolve().map_err(|reason| DaemonError::Token { field, reason })?;
             if t.expose().trim().len() < 16 {
-                return Err(DaemonError::TokenTooShort { reference: r.to_string() });
+                return Err(DaemonError::TokenTooShort { field, reference: r.to_string() });
             }
             Ok(Some(Secret::new(t.expose().trim().to_string())))
         }
     }
+}
+
+fn resolve_tokens(s: &Settings) -> Result<http::Tokens, DaemonError> {
+    let admin = resolve_token("token", s.daemon.token.as_ref())?;
+    let viewer = resolve_token("viewer_token", s.daemon.viewer_token.as_ref())?;
+    if let (Some(a), Some(v)) = (&admin, &viewer)
+        && a.expose() == v.expose()
+    {
+        return Err(DaemonError::SameTokens);
+    }
+    Ok(http::Tokens { admin, viewer })
 }
 
 fn audit(path: &std::path::Path, at: i64, action: &str, detail: serde_json::Value) {
@@ -102,14 +116,14 @@ async fn main(settings: Settings, loader: Loader, opts: Options) -> Result<(), D
     };
     let store_path = opts.store_path.clone();
     let store = Store::open(&store_path).map_err(|source| DaemonError::OpenStore { path: store_path.clone(), source })?;
-    let token = resolve_token(&settings)?;
+    let tokens = resolve_tokens(&settings)?;
     let listen = opts.listen.unwrap_or(settings.daemon.listen);
     let listener = match listen {
         Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|source| DaemonError::Listen { addr, source })?),
         None => None,
     };
     let bound = listener.as_ref().and_then(|l| l.local_addr().ok());
-    if token.is_none() && bound.is_some() {
+    if tokens.admin.is_none() && bound.is_some() {
         tracing::warn!("daemon.token is not set: /api/v1 answers 401 to every request");
     }
     let settings = Arc::new(settings);
@@ -137,7 +151,8 @@ async fn main(settings: Settings, loader: Loader, opts: Options) -> Result<(), D
     let state = Arc::new(http::State {
         store_path: store_path.clone(),
         settings: RwLock::new(Arc::clone(&settings)),
-        token: RwLock::new(token),
+        tokens: RwLock::new(tokens),
+        ui: ui::Ui::default(),
         live: Arc::clone(&live),
         control: control_tx.clone(),
         clock: Arc::clone(&clock),
@@ -202,9 +217,9 @@ async fn handle_signals(
                     Err(e) => Err(DaemonError::Reload(e)),
                 };
                 let now = state.clock.now();
-                let outcome = result.and_then(|new| resolve_token(&new).map(|t| (new, t)));
+                let outcome = result.and_then(|new| resolve_tokens(&new).map(|t| (new, t)));
                 match outcome {
-                    Ok((new, token)) => {
+                    Ok((new, tokens)) => {
                         let old = Arc::clone(&state.settings.read().unwrap_or_else(|p| p.into_inner()));
                         if new.store_path != old.store_path {
                             tracing::warn!("store.path changed: it takes effect at the next restart");
@@ -214,7 +229,7 @@ async fn handle_signals(
                         }
                         let new = Arc::new(new);
                         *state.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&new);
-                        *state.token.write().unwrap_or_else(|p| p.into_inner()) = token;
+                        *state.tokens.write().unwrap_or_else(|p| p.into_inner()) = tokens;
                         ctx.reset();
                         *state.reload.lock().unwrap_or_else(|p| p.into_inner()) =
                             http::ReloadStatus { ok: true, last_success_at: Some(now), last_attempt_at: Some(now), error: None };

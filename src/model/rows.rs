@@ -39,6 +39,19 @@ pub struct HistoryRow {
     pub detail: Option<String>,
 }
 
+/// A source as the status page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SourceStatus {
+    pub name: String,
+    pub kind: String,
+    pub tags: Vec<String>,
+    pub last_scan_at: Option<UnixTime>,
+    /// Objects it lists but currently cannot read.
+    pub errors: i64,
+    /// Current sightings.
+    pub sightings: i64,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ObjectError {
     pub source: String,

@@ -80,14 +80,27 @@ impl Store {
     }
 
     pub fn alerts(&self, include_resolved: bool) -> Result<Vec<AlertRow>> {
+        self.alerts_where(if include_resolved { "" } else { "WHERE a.state != 'resolved'" }, &[])
+    }
+
+    /// One alert by id, resolved ones included.
+    pub fn alert(&self, id: i64) -> Result<Option<AlertRow>> {
+        Ok(self.alerts_where("WHERE a.id = ?1", &[&id])?.pop())
+    }
+
+    /// Every alert a certificate has had, open ones first.
+    pub fn certificate_alerts(&self, cert_id: i64) -> Result<Vec<AlertRow>> {
+        self.alerts_where("WHERE a.cert_id = ?1", &[&cert_id])
+    }
+
+    fn alerts_where(&self, filter: &str, values: &[&dyn rusqlite::ToSql]) -> Result<Vec<AlertRow>> {
         let sql = format!(
             "SELECT a.id, a.cert_id, c.fingerprint, COALESCE(c.common_name, c.subject, a.subject_name), a.kind, a.severity, a.state, a.reason, a.action, a.opened_at,
                     a.last_notified_at, a.notifications, a.escalated_at, a.acked_at, a.acked_by, a.resolved_at, a.subject, a.subject_kind
-             FROM alerts a LEFT JOIN certificates c ON c.id = a.cert_id {} ORDER BY a.state = 'resolved', a.severity = 'critical' DESC, a.id",
-            if include_resolved { "" } else { "WHERE a.state != 'resolved'" }
+             FROM alerts a LEFT JOIN certificates c ON c.id = a.cert_id {filter} ORDER BY a.state = 'resolved', a.severity = 'critical' DESC, a.id"
         );
         let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map(values, |r| {
             Ok(AlertRow {
                 id: r.get(0)?,
                 subject: r.get(16)?,
@@ -213,6 +226,20 @@ impl Store {
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt.query_map(params![include_sent, limit as i64], outbox_from_row)?;
         Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+
+    /// The notifications of these alerts, oldest first (an alert's notification history).
+    pub fn alert_notifications(&self, alert_ids: &[i64]) -> Result<Vec<OutboxRow>> {
+        let mut out = Vec::new();
+        for chunk in alert_ids.chunks(super::IN_LIST_MAX) {
+            let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE alert_id IN ({}) ORDER BY id", super::placeholders(chunk.len()));
+            let mut stmt = self.conn.prepare(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(chunk), outbox_from_row)?;
+            for r in rows {
+                out.push(r?);
+            }
+        }
+        Ok(out)
     }
 
     /// Marks notifications delivered; `sent_as` names the digest that carried them.

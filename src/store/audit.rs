@@ -58,9 +58,22 @@ impl Store {
 
     /// Entries at or after `since`, oldest first.
     pub fn audit_entries(&self, since: UnixTime, limit: usize) -> Result<Vec<AuditEntry>> {
-        let mut stmt =
-            self.conn.prepare("SELECT id, at, action, actor, detail, hash FROM audit_log WHERE at >= ?1 ORDER BY id LIMIT ?2")?;
-        let rows = stmt.query_map(params![since, limit as i64], |r| {
+        self.audit_query("SELECT id, at, action, actor, detail, hash FROM audit_log WHERE at >= ?1 ORDER BY id LIMIT ?2", params![since, limit as i64])
+    }
+
+    /// A page of entries, newest first, and how many there are.
+    pub fn audit_page(&self, offset: usize, limit: usize) -> Result<(Vec<AuditEntry>, i64)> {
+        let total = self.conn.query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))?;
+        let page = self.audit_query(
+            "SELECT id, at, action, actor, detail, hash FROM audit_log ORDER BY id DESC LIMIT ?1 OFFSET ?2",
+            params![limit as i64, offset as i64],
+        )?;
+        Ok((page, total))
+    }
+
+    fn audit_query(&self, sql: &str, values: impl rusqlite::Params) -> Result<Vec<AuditEntry>> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows = stmt.query_map(values, |r| {
             let detail: String = r.get(4)?;
             Ok(AuditEntry {
                 id: r.get(0)?,

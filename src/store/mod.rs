@@ -16,7 +16,7 @@ mod scan;
 
 pub use crate::model::rows::{
     AlertRow, Applied, AuditEntry, CachedOcsp, CertIdentity, CertRow, CrlCacheRow, HistoryRow, ImageFindingRow, JobRun, JobStats, KeyRow,
-    ObjectError, OutboxRow, RenewalRow, RevocationHistoryRow, RunRow, SightingRow, TokenCertRow,
+    ObjectError, OutboxRow, RenewalRow, RevocationHistoryRow, RunRow, SightingRow, SourceStatus, TokenCertRow,
 };
 pub use alerts::AlertChanges;
 pub use audit::{Verdict, append as audit_append};
@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "0008_image_findings", include_str!("../../schema/0008_image_findings.sql")),
     (9, "0009_alert_subjects", include_str!("../../schema/0009_alert_subjects.sql")),
     (10, "0010_subject_key", include_str!("../../schema/0010_subject_key.sql")),
+    (11, "0011_status_page", include_str!("../../schema/0011_status_page.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -264,6 +265,31 @@ impl Store {
         take("id", &ids.iter().map(|i| i as &dyn rusqlite::ToSql).collect::<Vec<_>>())?;
         take("spki_sha256", &spkis.iter().map(|s| s as &dyn rusqlite::ToSql).collect::<Vec<_>>())?;
         out.sort_by(|a, b| (a.facts.not_after, &a.facts.fingerprint.0).cmp(&(b.facts.not_after, &b.facts.fingerprint.0)));
+        Ok(out)
+    }
+
+    /// The certificates with one of `ids`, gone ones included, in no particular order.
+    pub fn certificates_by_id(&self, ids: &[i64]) -> Result<Vec<CertRow>> {
+        self.certificates_for_keys(ids, &[])
+    }
+
+    /// Each known source with its kind, tags, last scan and the objects it currently cannot
+    /// read, by name.
+    pub fn source_statuses(&self) -> Result<Vec<SourceStatus>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT s.name, s.kind, s.tags, s.last_scan_at,
+                    (SELECT count(*) FROM objects o WHERE o.source = s.name AND o.error IS NOT NULL AND o.vanished_at IS NULL),
+                    (SELECT count(*) FROM sightings g WHERE g.source = s.name AND g.gone_since IS NULL)
+             FROM sources s ORDER BY s.name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, kind, tags, last_scan_at, errors, sightings) = row?;
+            out.push(SourceStatus { name, kind, tags: json_list(&tags, "sources.tags")?, last_scan_at, errors, sightings });
+        }
         Ok(out)
     }
 
@@ -738,7 +764,7 @@ mod tests {
             tx.commit().unwrap();
         }
         let s = Store::open(&p).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 10);
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
         let keys: Vec<(i64, Option<Vec<u8>>)> = s
             .conn()
             .prepare("SELECT id, subject_key FROM certificates ORDER BY id")

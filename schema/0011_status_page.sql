@@ -1,0 +1,2 @@
+-- The status page reads an alert's notification history: outbox rows by alert.
+CREATE INDEX outbox_alert ON outbox(alert_id);

@@ -1,0 +1,459 @@
+//! What the status page asks of the inventory: the overview's counts and expiry timeline, and
+//! one page of a searched, filtered and sorted inventory.
+//!
+//! Both read the inventory in one streaming pass from the store and keep only what they
+//! answer with: counts and day buckets for the overview; the sort key and id of each matching
+//! certificate for a page, whose rows are then read by id. At 100,000 certificates a request
+//! holds a few megabytes for the length of the request, never the inventory's rows.
+
+use super::queries::{CertFilter, InventoryView};
+use crate::config::policy::PolicySpec;
+use crate::model::rows::CertRow;
+use crate::model::{ExpiryStatus, RevocationState, UnixTime};
+use crate::store::{Store, StoreError};
+use std::collections::{BTreeMap, HashMap};
+
+/// Days the timeline looks ahead (today is day 0).
+pub const TIMELINE_DAYS: usize = 90;
+/// Groups the timeline stacks by name before it folds the rest into `other`.
+pub const TIMELINE_GROUPS: usize = 6;
+/// Rows a page may show at most.
+pub const MAX_PER_PAGE: usize = 500;
+
+/// Where a certificate stands against its expiry windows (the policy rule that applies to it
+/// decides the windows, in days or as a fraction of its lifetime).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Urgency {
+    Expired,
+    /// Inside the critical window.
+    Critical,
+    /// Inside the warning window, not yet the critical one.
+    Warning,
+    Valid,
+    NotYetValid,
+}
+
+impl Urgency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Urgency::Expired => "expired",
+            Urgency::Critical => "critical",
+            Urgency::Warning => "warning",
+            Urgency::Valid => "valid",
+            Urgency::NotYetValid => "not-yet-valid",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Urgency> {
+        [Urgency::Expired, Urgency::Critical, Urgency::Warning, Urgency::Valid, Urgency::NotYetValid].into_iter().find(|u| u.as_str() == s)
+    }
+
+    /// Under the policy rule that applies to `c`, with its sources' tags.
+    pub fn of(c: &CertRow, policy: &PolicySpec, view: &InventoryView<'_>, now: UnixTime) -> Urgency {
+        let f = &c.facts;
+        let tags = view.tags_of(c);
+        let (expiry, _) = policy.effective_for(&c.sources, &tags, &f.ext_key_usage);
+        let (warning, critical) = expiry.windows(f.not_after - f.not_before);
+        match ExpiryStatus::at(f.not_before, f.not_after, now, warning) {
+            ExpiryStatus::Expired => Urgency::Expired,
+            ExpiryStatus::NotYetValid => Urgency::NotYetValid,
+            ExpiryStatus::Valid => Urgency::Valid,
+            ExpiryStatus::Expiring if f.not_after - now <= critical => Urgency::Critical,
+            ExpiryStatus::Expiring => Urgency::Warning,
+        }
+    }
+}
+
+/// The overview's counts of current certificates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub total: u64,
+    pub expired: u64,
+    pub critical: u64,
+    pub warning: u64,
+    pub not_yet_valid: u64,
+    pub revoked: u64,
+    pub revocation_unknown: u64,
+    pub code_signing: u64,
+}
+
+/// Certificates expiring per UTC day, stacked by group (source or owner).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Timeline {
+    /// Midnight UTC of day 0 (today).
+    pub start: UnixTime,
+    /// The groups in stacking order: the largest first, `other` last when groups were folded.
+    pub groups: Vec<String>,
+    /// `days[d][g]`: certificates of group `g` expiring on day `d`.
+    pub days: Vec<Vec<u32>>,
+    /// Already expired, by group.
+    pub overdue: Vec<u32>,
+    /// What `groups` are: `source` or `owner`.
+    pub by: String,
+}
+
+impl Timeline {
+    /// The tallest day (the scale of a chart).
+    pub fn max_day(&self) -> u32 {
+        self.days.iter().map(|d| d.iter().sum::<u32>()).max().unwrap_or(0)
+    }
+}
+
+/// What the timeline stacks by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    Source,
+    Owner,
+}
+
+/// The overview: counts, the timeline. (Jobs, sources and alerts come from their own store
+/// reads.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Overview {
+    pub counts: Counts,
+    pub timeline: Timeline,
+}
+
+/// Midnight UTC of the day `t` falls in.
+pub fn day_start(t: UnixTime) -> UnixTime {
+    t - t.rem_euclid(86_400)
+}
+
+/// One streaming pass over the current inventory.
+pub fn overview(
+    store: &Store,
+    policy: &PolicySpec,
+    view: &InventoryView<'_>,
+    group_by: GroupBy,
+    group_of: &dyn Fn(&CertRow) -> Option<String>,
+    now: UnixTime,
+) -> Result<Overview, StoreError> {
+    let mut counts = Counts::default();
+    let start = day_start(now);
+    // (day or -1 for overdue, group) → count; groups chosen after the pass.
+    let mut cells: HashMap<(i64, String), u32> = HashMap::new();
+    let mut group_totals: HashMap<String, u64> = HashMap::new();
+    store.each_certificate(false, |c| {
+        counts.total += 1;
+        match Urgency::of(&c, policy, view, now) {
+            Urgency::Expired => counts.expired += 1,
+            Urgency::Critical => counts.critical += 1,
+            Urgency::Warning => counts.warning += 1,
+            Urgency::NotYetValid => counts.not_yet_valid += 1,
+            Urgency::Valid => {}
+        }
+        match view.revocation(&c) {
+            Some(RevocationState::Revoked) => counts.revoked += 1,
+            Some(RevocationState::Unknown) => counts.revocation_unknown += 1,
+            _ => {}
+        }
+        if c.facts.ext_key_usage.iter().any(|e| e == "codeSigning") {
+            counts.code_signing += 1;
+        }
+        let day = if c.facts.not_after < now { Some(-1) } else { Some((c.facts.not_after - start) / 86_400) };
+        if let Some(day) = day.filter(|d| *d < TIMELINE_DAYS as i64) {
+            let group = group_of(&c).unwrap_or_else(|| "(none)".into());
+            *group_totals.entry(group.clone()).or_default() += 1;
+            *cells.entry((day, group)).or_default() += 1;
+        }
+        Ok::<(), StoreError>(())
+    })?;
+    let mut ranked: Vec<(String, u64)> = group_totals.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let folded = ranked.len() > TIMELINE_GROUPS;
+    let mut groups: Vec<String> =
+        ranked.iter().take(if folded { TIMELINE_GROUPS - 1 } else { TIMELINE_GROUPS }).map(|(g, _)| g.clone()).collect();
+    let index: HashMap<String, usize> = groups.iter().enumerate().map(|(i, g)| (g.clone(), i)).collect();
+    if folded {
+        groups.push("other".into());
+    }
+    let mut days = vec![vec![0u32; groups.len()]; TIMELINE_DAYS];
+    let mut overdue = vec![0u32; groups.len()];
+    for ((day, group), n) in cells {
+        let g = index.get(&group).copied().unwrap_or(groups.len().saturating_sub(1));
+        if day < 0 {
+            overdue[g] += n;
+        } else if let Some(d) = days.get_mut(day as usize) {
+            d[g] += n;
+        }
+    }
+    let by = match group_by {
+        GroupBy::Source => "source",
+        GroupBy::Owner => "owner",
+    };
+    Ok(Overview { counts, timeline: Timeline { start, groups, days, overdue, by: by.into() } })
+}
+
+/// How an inventory page is sorted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sort {
+    /// Soonest notAfter first.
+    #[default]
+    Expires,
+    /// Display name (CN, else first SAN), case-insensitive.
+    Name,
+    Issuer,
+    /// First seen.
+    Seen,
+}
+
+impl Sort {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sort::Expires => "expires",
+            Sort::Name => "name",
+            Sort::Issuer => "issuer",
+            Sort::Seen => "seen",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Sort> {
+        [Sort::Expires, Sort::Name, Sort::Issuer, Sort::Seen].into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// A search of the inventory: words, filters, order and page.
+#[derive(Debug, Clone, Default)]
+pub struct Browse {
+    /// A CN or SAN substring, a serial (any case, colons allowed) or a fingerprint prefix
+    /// (four or more hex digits); case-insensitive.
+    pub query: String,
+    pub filter: CertFilter,
+    /// Urgencies to keep (empty: any).
+    pub urgencies: Vec<Urgency>,
+    /// Issuer DN substring, case-insensitive.
+    pub issuer: Option<String>,
+    /// Midnight UTC of the one day whose expiries to keep (the timeline's bars).
+    pub expires_on: Option<UnixTime>,
+    pub sort: Sort,
+    pub descending: bool,
+    /// From 1.
+    pub page: usize,
+    pub per_page: usize,
+}
+
+/// One row of an inventory page.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub cert: CertRow,
+    pub urgency: Urgency,
+    pub revocation: Option<RevocationState>,
+    pub tags: Vec<String>,
+}
+
+/// One page of a search.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Matching certificates in all pages.
+    pub total: usize,
+    pub page: usize,
+    pub per_page: usize,
+    pub rows: Vec<Row>,
+}
+
+impl Page {
+    pub fn pages(&self) -> usize {
+        self.total.div_ceil(self.per_page.max(1)).max(1)
+    }
+}
+
+/// A search word as the page takes it: lower case, and its hex form when it could be a
+/// serial or fingerprint (colons and spaces dropped).
+struct Words {
+    text: String,
+    hex: Option<String>,
+}
+
+impl Words {
+    fn new(q: &str) -> Option<Words> {
+        let text = q.trim().to_lowercase();
+        if text.is_empty() {
+            return None;
+        }
+        let hex: String = text.chars().filter(|c| *c != ':' && *c != ' ').collect();
+        let hex = (hex.len() >= 4 && hex.chars().all(|c| c.is_ascii_hexdigit())).then_some(hex);
+        Some(Words { text, hex })
+    }
+
+    fn matches(&self, c: &CertRow) -> bool {
+        let f = &c.facts;
+        if let Some(h) = &self.hex {
+            if f.fingerprint.0.starts_with(h.as_str()) {
+                return true;
+            }
+            let serial = f.serial.to_lowercase();
+            if serial == *h || serial.trim_start_matches('0') == h.trim_start_matches('0') {
+                return true;
+            }
+        }
+        let has = |s: &str| s.to_lowercase().contains(&self.text);
+        f.common_name.as_deref().is_some_and(has) || f.sans.iter().any(|s| has(s.split_once(':').map_or(s.as_str(), |(_, v)| v)))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    Int(i64),
+    Text(String),
+}
+
+impl Browse {
+    /// Keeps `c`? (The CertFilter part is decided by the caller's view.)
+    fn keeps(&self, c: &CertRow, words: Option<&Words>, policy: &PolicySpec, view: &InventoryView<'_>) -> bool {
+        if !self.filter.matches(c, view) {
+            return false;
+        }
+        if let Some(day) = self.expires_on
+            && !(day..day + 86_400).contains(&c.facts.not_after)
+        {
+            return false;
+        }
+        if let Some(i) = &self.issuer
+            && !c.facts.issuer.to_lowercase().contains(&i.to_lowercase())
+        {
+            return false;
+        }
+        if words.is_some_and(|w| !w.matches(c)) {
+            return false;
+        }
+        self.urgencies.is_empty() || self.urgencies.contains(&Urgency::of(c, policy, view, view.now))
+    }
+
+    fn key(&self, c: &CertRow) -> Key {
+        match self.sort {
+            Sort::Expires => Key::Int(c.facts.not_after),
+            Sort::Seen => Key::Int(c.first_seen),
+            Sort::Name => Key::Text(c.facts.display_name().to_lowercase()),
+            Sort::Issuer => Key::Text(c.facts.issuer.to_lowercase()),
+        }
+    }
+
+    /// The ids of every match, in order (ties by notAfter, then id).
+    pub fn matching_ids(&self, store: &Store, policy: &PolicySpec, view: &InventoryView<'_>) -> Result<Vec<i64>, StoreError> {
+        let words = Words::new(&self.query);
+        let mut keys: Vec<(Key, i64, i64)> = Vec::new();
+        store.each_certificate(false, |c| {
+            if self.keeps(&c, words.as_ref(), policy, view) {
+                keys.push((self.key(&c), c.facts.not_after, c.id));
+            }
+            Ok::<(), StoreError>(())
+        })?;
+        keys.sort_unstable();
+        if self.descending {
+            keys.reverse();
+        }
+        Ok(keys.into_iter().map(|(_, _, id)| id).collect())
+    }
+
+    /// The page asked for (an empty one past the last page, with the total to go back).
+    pub fn page(&self, store: &Store, policy: &PolicySpec, view: &InventoryView<'_>) -> Result<Page, StoreError> {
+        let per_page = self.per_page.clamp(1, MAX_PER_PAGE);
+        let page = self.page.max(1);
+        let ids = self.matching_ids(store, policy, view)?;
+        let total = ids.len();
+        let start = (page - 1).saturating_mul(per_page).min(total);
+        let wanted = &ids[start..(start + per_page).min(total)];
+        let rows = rows_by_id(store, wanted, policy, view)?;
+        Ok(Page { total, page, per_page, rows })
+    }
+}
+
+/// The rows of `ids`, in the order given.
+pub fn rows_by_id(store: &Store, ids: &[i64], policy: &PolicySpec, view: &InventoryView<'_>) -> Result<Vec<Row>, StoreError> {
+    let mut by_id: HashMap<i64, CertRow> = store.certificates_by_id(ids)?.into_iter().map(|c| (c.id, c)).collect();
+    Ok(ids
+        .iter()
+        .filter_map(|id| by_id.remove(id))
+        .map(|cert| Row { urgency: Urgency::of(&cert, policy, view, view.now), revocation: view.revocation(&cert), tags: view.tags_of(&cert), cert })
+        .collect())
+}
+
+/// Open alerts by severity.
+pub fn alerts_by_severity(store: &Store) -> Result<BTreeMap<String, i64>, StoreError> {
+    Ok(store.counts()?.alerts_open)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::unix_from_civil;
+
+    fn scanned() -> (tempfile::TempDir, Store, crate::config::Settings, UnixTime) {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples/certs");
+        let yaml = format!(
+            "store: {{path: {}}}\nsources:\n  - {{name: examples, kind: files, paths: [{}], tags: [demo], include: ['*.pem', '*.der']}}\n",
+            dir.path().join("s.db").display(),
+            certs.display()
+        );
+        let settings = crate::config::parse_str(&yaml, "test.yaml", dir.path()).unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let now = unix_from_civil(2026, 6, 1, 0, 0, 0).unwrap();
+        let sources: Vec<_> = settings.sources.iter().map(crate::sources::build).collect();
+        crate::app::scan::scan(&mut store, &sources, true, now, 1, &mut |_| {}).unwrap();
+        (dir, store, settings, now)
+    }
+
+    #[test]
+    fn overview_counts_and_timeline_agree_with_the_rows() {
+        let (_dir, store, settings, now) = scanned();
+        let view = InventoryView::load(&store, &settings.policy, now).unwrap();
+        let o = overview(&store, &settings.policy, &view, GroupBy::Source, &|c| c.sources.first().cloned(), now).unwrap();
+        let all = store.certificates(false).unwrap();
+        assert_eq!(o.counts.total as usize, all.len());
+        let expired = all.iter().filter(|c| c.facts.not_after < now).count();
+        assert_eq!(o.counts.expired as usize, expired);
+        assert_eq!(o.timeline.overdue.iter().sum::<u32>() as usize, expired);
+        let within = all.iter().filter(|c| c.facts.not_after >= now && c.facts.not_after < day_start(now) + 90 * 86_400).count();
+        assert_eq!(o.timeline.days.iter().flatten().sum::<u32>() as usize, within);
+        assert_eq!(o.timeline.groups, ["examples"]);
+        assert_eq!(o.counts.code_signing, 1);
+    }
+
+    #[test]
+    fn pages_search_and_sort() {
+        let (_dir, store, settings, now) = scanned();
+        let view = InventoryView::load(&store, &settings.policy, now).unwrap();
+        let all = Browse { per_page: 100, page: 1, ..Default::default() }.page(&store, &settings.policy, &view).unwrap();
+        assert!(all.total >= 3);
+        let afters: Vec<_> = all.rows.iter().map(|r| r.cert.facts.not_after).collect();
+        assert!(afters.is_sorted(), "{afters:?}");
+        // Paging: two per page, every row once across the pages, an empty page past the end.
+        let mut seen = Vec::new();
+        for page in 1..=all.total.div_ceil(2) {
+            let p = Browse { per_page: 2, page, ..Default::default() }.page(&store, &settings.policy, &view).unwrap();
+            assert_eq!(p.total, all.total);
+            seen.extend(p.rows.iter().map(|r| r.cert.id));
+        }
+        assert_eq!(seen, all.rows.iter().map(|r| r.cert.id).collect::<Vec<_>>());
+        let past = Browse { per_page: 2, page: 99, ..Default::default() }.page(&store, &settings.policy, &view).unwrap();
+        assert!(past.rows.is_empty());
+        assert_eq!(past.total, all.total);
+        // By name, by fingerprint prefix, by serial with colons, and by urgency.
+        let legacy = Browse { query: "LEGACY".into(), per_page: 10, page: 1, ..Default::default() }.page(&store, &settings.policy, &view).unwrap();
+        assert_eq!(legacy.rows.iter().map(|r| r.cert.facts.display_name()).collect::<Vec<_>>(), ["legacy.example.net"]);
+        let fp = &legacy.rows[0].cert.facts.fingerprint.0[..8];
+        let by_fp = Browse { query: fp.to_uppercase(), per_page: 10, page: 1, ..Default::default() }.page(&store, &settings.policy, &view).unwrap();
+        assert_eq!(by_fp.total, 1);
+        let serial = &legacy.rows[0].cert.facts.serial;
+        let colons: Vec<String> = serial.as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).to_lowercase()).collect();
+        let by_serial =
+            Browse { query: colons.join(":"), per_page: 10, page: 1, ..Default::default() }.page(&store, &settings.policy, &view).unwrap();
+        assert!(by_serial.rows.iter().any(|r| r.cert.id == legacy.rows[0].cert.id), "{colons:?}");
+        let expired = Browse { urgencies: vec![Urgency::Expired], per_page: 10, page: 1, ..Default::default() }
+            .page(&store, &settings.policy, &view)
+            .unwrap();
+        assert_eq!(expired.total, 1);
+        let by_name_desc = Browse { sort: Sort::Name, descending: true, per_page: 100, page: 1, ..Default::default() }
+            .page(&store, &settings.policy, &view)
+            .unwrap();
+        let names: Vec<String> = by_name_desc.rows.iter().map(|r| r.cert.facts.display_name().to_lowercase()).collect();
+        assert!(names.windows(2).all(|w| w[0] >= w[1]), "{names:?}");
+        // One day of the timeline: the certificates expiring that UTC day only.
+        let na = legacy.rows[0].cert.facts.not_after;
+        let day = Browse { expires_on: Some(day_start(na)), per_page: 10, page: 1, ..Default::default() }
+            .page(&store, &settings.policy, &view)
+            .unwrap();
+        assert!(day.rows.iter().all(|r| day_start(r.cert.facts.not_after) == day_start(na)) && day.total >= 1);
+    }
+}
