@@ -897,7 +897,13 @@ mod seeds {
             ("long-query", get(&format!("/api/v1/certificates?{}", "a=b&".repeat(600)), &auth)),
             // The status page: pages by bearer token, the sign-in form, a form write, a cookie.
             ("ui-overview", get("/ui/?by=owner", &auth)),
-            ("ui-list", get("/ui/certificates?q=ca%20x&status=expired&status=critical&revocation=good&eku=codeSigning&sort=name&order=desc&per_page=2&page=2&expires=2026-12-10", &auth)),
+            (
+                "ui-list",
+                get(
+                    "/ui/certificates?q=ca%20x&status=expired&status=critical&revocation=good&eku=codeSigning&sort=name&order=desc&per_page=2&page=2&expires=2026-12-10",
+                    &auth,
+                ),
+            ),
             ("ui-certificate", get(&format!("/ui/certificates/{}", &ca_fp[..12]), &auth)),
             ("ui-csv", get("/ui/certificates.csv?sort=issuer", &auth)),
             ("ui-json", get("/ui/certificates.json?q=%ZZ%", &auth)),

@@ -364,7 +364,12 @@ pub fn rows_by_id(store: &Store, ids: &[i64], policy: &PolicySpec, view: &Invent
     Ok(ids
         .iter()
         .filter_map(|id| by_id.remove(id))
-        .map(|cert| Row { urgency: Urgency::of(&cert, policy, view, view.now), revocation: view.revocation(&cert), tags: view.tags_of(&cert), cert })
+        .map(|cert| Row {
+            urgency: Urgency::of(&cert, policy, view, view.now),
+            revocation: view.revocation(&cert),
+            tags: view.tags_of(&cert),
+            cert,
+        })
         .collect())
 }
 
@@ -430,10 +435,12 @@ mod tests {
         assert!(past.rows.is_empty());
         assert_eq!(past.total, all.total);
         // By name, by fingerprint prefix, by serial with colons, and by urgency.
-        let legacy = Browse { query: "LEGACY".into(), per_page: 10, page: 1, ..Default::default() }.page(&store, &settings.policy, &view).unwrap();
+        let legacy =
+            Browse { query: "LEGACY".into(), per_page: 10, page: 1, ..Default::default() }.page(&store, &settings.policy, &view).unwrap();
         assert_eq!(legacy.rows.iter().map(|r| r.cert.facts.display_name()).collect::<Vec<_>>(), ["legacy.example.net"]);
         let fp = &legacy.rows[0].cert.facts.fingerprint.0[..8];
-        let by_fp = Browse { query: fp.to_uppercase(), per_page: 10, page: 1, ..Default::default() }.page(&store, &settings.policy, &view).unwrap();
+        let by_fp =
+            Browse { query: fp.to_uppercase(), per_page: 10, page: 1, ..Default::default() }.page(&store, &settings.policy, &view).unwrap();
         assert_eq!(by_fp.total, 1);
         let serial = &legacy.rows[0].cert.facts.serial;
         let colons: Vec<String> = serial.as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).to_lowercase()).collect();

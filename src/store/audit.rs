@@ -58,7 +58,10 @@ impl Store {
 
     /// Entries at or after `since`, oldest first.
     pub fn audit_entries(&self, since: UnixTime, limit: usize) -> Result<Vec<AuditEntry>> {
-        self.audit_query("SELECT id, at, action, actor, detail, hash FROM audit_log WHERE at >= ?1 ORDER BY id LIMIT ?2", params![since, limit as i64])
+        self.audit_query(
+            "SELECT id, at, action, actor, detail, hash FROM audit_log WHERE at >= ?1 ORDER BY id LIMIT ?2",
+            params![since, limit as i64],
+        )
     }
 
     /// A page of entries, newest first, and how many there are.

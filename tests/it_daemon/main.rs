@@ -9,3 +9,4 @@ mod common;
 
 mod daemon;
 mod daemon_branches;
+mod status_page;

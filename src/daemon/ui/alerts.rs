@@ -79,11 +79,18 @@ pub async fn list(state: &Arc<super::State>, who: &Visitor, params: &[(String, S
 }
 
 fn silence_matches(si: &Silence) -> String {
-    [("fingerprint", &si.fingerprint), ("subject", &si.subject), ("source", &si.source), ("tag", &si.tag), ("kind", &si.kind), ("eku", &si.eku)]
-        .iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-        .collect::<Vec<_>>()
-        .join(", ")
+    [
+        ("fingerprint", &si.fingerprint),
+        ("subject", &si.subject),
+        ("source", &si.source),
+        ("tag", &si.tag),
+        ("kind", &si.kind),
+        ("eku", &si.eku),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+    .collect::<Vec<_>>()
+    .join(", ")
 }
 
 fn notifications(list: &[OutboxRow]) -> Markup {
@@ -186,7 +193,11 @@ pub async fn act(state: &Arc<super::State>, _who: &Visitor, id: i64, action: &st
         "ack" => {
             let done = write(state, move |s| s.ack(Some(id), None, None, &by, note.as_deref(), now)).await;
             match done {
-                Ok(0) => layout::message(StatusCode::CONFLICT, "Not acknowledged", &format!("Alert {id} is not firing (already acknowledged, silenced or resolved).")),
+                Ok(0) => layout::message(
+                    StatusCode::CONFLICT,
+                    "Not acknowledged",
+                    &format!("Alert {id} is not firing (already acknowledged, silenced or resolved)."),
+                ),
                 Ok(_) => {
                     tracing::info!(alert = id, "status page: alert acknowledged");
                     redirect(&back)

@@ -277,7 +277,8 @@ pub enum Export {
     Json,
 }
 
-const CSV_HEADER: &str = "fingerprint,name,subject,issuer,serial,not_before,not_after,status,revocation,sources,tags,sans,ext_key_usage\r\n";
+const CSV_HEADER: &str =
+    "fingerprint,name,subject,issuer,serial,not_before,not_after,status,revocation,sources,tags,sans,ext_key_usage\r\n";
 
 /// A CSV field (RFC 4180 §2: quoted when it holds a comma, quote or line break; quotes doubled).
 /// A field a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) is prefixed
@@ -413,7 +414,8 @@ pub async fn certificate(state: &Arc<super::State>, who: &Visitor, fp: &str) -> 
                 let view = InventoryView::load(s, &settings.policy, now)?;
                 let findings = crate::app::evaluate::findings_of(s, &settings, now, &c)?;
                 let alerts = s.alerts(true)?.into_iter().filter(|a| a.cert_id == Some(c.id)).collect();
-                let renewals = s.renewals()?.into_iter().filter(|r| r.fingerprint.as_deref() == Some(c.facts.fingerprint.0.as_str())).collect();
+                let renewals =
+                    s.renewals()?.into_iter().filter(|r| r.fingerprint.as_deref() == Some(c.facts.fingerprint.0.as_str())).collect();
                 Found::One(Box::new(Detail {
                     urgency: Urgency::of(&c, &settings.policy, &view, now),
                     tags: view.tags_of(&c),
@@ -446,7 +448,9 @@ pub async fn certificate(state: &Arc<super::State>, who: &Visitor, fp: &str) -> 
                 },
             ),
         ),
-        Ok(Found::One(d)) => html(StatusCode::OK, layout::shell(&d.cert.facts.display_name(), Nav::Certificates, who, now, detail(&d, who, now))),
+        Ok(Found::One(d)) => {
+            html(StatusCode::OK, layout::shell(&d.cert.facts.display_name(), Nav::Certificates, who, now, detail(&d, who, now)))
+        }
     }
 }
 
@@ -607,12 +611,23 @@ mod tests {
     #[test]
     fn filters_parse_and_refuse() {
         let p = |q: &str| parse(&super::super::pairs(q));
-        let s = p("q=web&status=critical&status=expired&eku=codeSigning&sort=name&order=desc&per_page=50&page=3&expires=2026-12-10").unwrap();
+        let s =
+            p("q=web&status=critical&status=expired&eku=codeSigning&sort=name&order=desc&per_page=50&page=3&expires=2026-12-10").unwrap();
         assert_eq!(s.browse.urgencies, [Urgency::Critical, Urgency::Expired]);
         assert_eq!((s.browse.per_page, s.browse.page, s.browse.sort, s.browse.descending), (50, 3, Sort::Name, true));
         assert_eq!(s.browse.expires_on, unix_from_civil(2026, 12, 10, 0, 0, 0));
         assert!(!s.keep.iter().any(|(k, _)| *k == "page"), "page links set their own page");
-        for bad in ["status=soon", "revocation=maybe", "sort=colour", "order=up", "per_page=0", "per_page=501", "page=0", "expires=2026-13-01", "expires=tomorrow"] {
+        for bad in [
+            "status=soon",
+            "revocation=maybe",
+            "sort=colour",
+            "order=up",
+            "per_page=0",
+            "per_page=501",
+            "page=0",
+            "expires=2026-13-01",
+            "expires=tomorrow",
+        ] {
             assert!(p(bad).is_err(), "{bad}");
         }
         assert!(p("q=&status=").is_ok(), "empty values are no filter");

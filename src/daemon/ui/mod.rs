@@ -88,15 +88,13 @@ pub fn form_decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match (hex_val(b[i + 1]), hex_val(b[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < b.len() => match (hex_val(b[i + 1]), hex_val(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             c => out.push(c),
         }
         i += 1;
@@ -123,7 +121,11 @@ pub fn encode(s: &str) -> String {
 
 /// Decoded `key=value` pairs of a query string or form body.
 pub fn pairs(s: &str) -> Vec<(String, String)> {
-    s.split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, ""))).map(|(k, v)| (form_decode(k), form_decode(v))).collect()
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .map(|(k, v)| (form_decode(k), form_decode(v)))
+        .collect()
 }
 
 pub fn get<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -211,7 +213,9 @@ async fn read<T: Send + 'static>(
     state: &State,
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Response<Body>> {
-    blocking(state, f).await.map_err(|_| layout::message(StatusCode::INTERNAL_SERVER_ERROR, "Store error", "The store cannot be read: see the daemon's log."))
+    blocking(state, f)
+        .await
+        .map_err(|_| layout::message(StatusCode::INTERNAL_SERVER_ERROR, "Store error", "The store cannot be read: see the daemon's log."))
 }
 
 /// Writes through a read-write connection (the job loop's writes wait for it, and it for them).
@@ -260,7 +264,8 @@ pub async fn handle(req: Request<Incoming>, state: &Arc<State>) -> Response<Body
             let next = local_target(&back).map(|b| format!("?next={}", encode(b))).unwrap_or_default();
             return redirect(&format!("/ui/login{next}"));
         }
-        let mut r = layout::message(StatusCode::UNAUTHORIZED, "Sign in", "Sign in at /ui/login, or send the daemon's token as a bearer token.");
+        let mut r =
+            layout::message(StatusCode::UNAUTHORIZED, "Sign in", "Sign in at /ui/login, or send the daemon's token as a bearer token.");
         r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"certvigil\""));
         return r;
     };
@@ -308,7 +313,8 @@ pub async fn handle(req: Request<Incoming>, state: &Arc<State>) -> Response<Body
                 state.ui.sign_out(id);
             }
             let mut r = redirect("/ui/login");
-            r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_static("certvigil_session=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0"));
+            r.headers_mut()
+                .insert(header::SET_COOKIE, HeaderValue::from_static("certvigil_session=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0"));
             r
         }
         (_, &Method::GET | &Method::POST) => layout::message(StatusCode::NOT_FOUND, "Not found", "There is no such page."),
@@ -333,7 +339,8 @@ async fn login(req: Request<Incoming>, state: &Arc<State>) -> Response<Body> {
     let given = get(&form, "token").unwrap_or("").trim().to_string();
     let role = {
         let tokens = state.tokens.read().unwrap_or_else(|p| p.into_inner());
-        let is = |t: &Option<crate::config::secret::Secret>| t.as_ref().is_some_and(|t| same_secret(given.as_bytes(), t.expose().as_bytes()));
+        let is =
+            |t: &Option<crate::config::secret::Secret>| t.as_ref().is_some_and(|t| same_secret(given.as_bytes(), t.expose().as_bytes()));
         if is(&tokens.admin) {
             Some(Role::Operator)
         } else if is(&tokens.viewer) {
@@ -349,7 +356,10 @@ async fn login(req: Request<Incoming>, state: &Arc<State>) -> Response<Body> {
             return layout::message(StatusCode::TOO_MANY_REQUESTS, "Too many attempts", "Too many failed sign-ins: wait a minute.");
         }
         tracing::warn!("status page: a sign-in with a wrong token");
-        return html(StatusCode::UNAUTHORIZED, layout::login(Some(&next), Some("That token is not the daemon's token or its viewer token."), true));
+        return html(
+            StatusCode::UNAUTHORIZED,
+            layout::login(Some(&next), Some("That token is not the daemon's token or its viewer token."), true),
+        );
     };
     let lifetime = state.settings.read().unwrap_or_else(|p| p.into_inner()).daemon.session_lifetime.as_secs() as i64;
     let Some((id, _)) = state.ui.sign_in(role, &given, now, lifetime) else {
@@ -375,7 +385,10 @@ mod tests {
         assert_eq!(form_decode("%zz%4"), "%zz%4");
         assert_eq!(form_decode("%C3%A9"), "é");
         assert_eq!(form_decode("%FF"), "\u{FFFD}");
-        assert_eq!(pairs("q=a%2Bb&x&=v&status=expired"), [("q".into(), "a+b".into()), ("x".into(), "".into()), ("".into(), "v".into()), ("status".into(), "expired".into())]);
+        assert_eq!(
+            pairs("q=a%2Bb&x&=v&status=expired"),
+            [("q".into(), "a+b".into()), ("x".into(), "".into()), ("".into(), "v".into()), ("status".into(), "expired".into())]
+        );
         assert_eq!(form_decode(&encode("a b/<é>?&=")), "a b/<é>?&=");
     }
 
