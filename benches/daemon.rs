@@ -15,6 +15,9 @@
 //! the baseline's rendering of the same store rows (the same label sets with the same values),
 //! and the inventory totals.
 //!
+//! Then the status page: the overview, inventory pages (first, last, filtered, searched) and a
+//! certificate page, each checked, with the API's page of 100 as the baseline.
+//!
 //! Under `cargo test --all-targets` (no `--bench` argument) it makes a smoke run: 200
 //! certificates, one scrape, the same checks (the baseline runs once, with the system python3).
 
@@ -32,6 +35,10 @@ const CERTVIGIL: &str = env!("CARGO_BIN_EXE_certvigil");
 /// Targets of the issue.
 const IDLE_RSS_TARGET_MIB: f64 = 30.0;
 const SCRAPE_TARGET_S: f64 = 1.0;
+/// The overview and a 100-row inventory page, server-side.
+const PAGE_TARGET_MS: f64 = 150.0;
+/// The daemon's API token in the benchmark.
+const TOKEN: &str = "bench-token-0123456789abcdef";
 /// 2026-06-01T00:00:00Z: validity is relative to it so the mix of expired and valid is fixed.
 const BASE: i64 = 1_780_272_000;
 
@@ -57,7 +64,15 @@ fn run() -> Result<()> {
     let n = if full { number("CERTVIGIL_BENCH_N", 100_000)? } else { 200 };
     let runs = if full { number("CERTVIGIL_BENCH_RUNS", 5)?.max(1) } else { 1 };
     let tmp = tempfile::Builder::new().prefix("certvigil-bench-daemon-").tempdir()?;
-    let work = tmp.path();
+    // CERTVIGIL_BENCH_KEEP=1 keeps the generated files and store for profiling.
+    let tmp_keep;
+    let work = if std::env::var_os("CERTVIGIL_BENCH_KEEP").is_some() {
+        tmp_keep = tmp.keep();
+        eprintln!("keeping {}", tmp_keep.display());
+        tmp_keep.as_path()
+    } else {
+        tmp.path()
+    };
     let t = Instant::now();
     generate(&work.join("certs"), n)?;
     let gen_s = t.elapsed().as_secs_f64();
@@ -67,7 +82,8 @@ fn run() -> Result<()> {
         &cfg,
         format!(
             "store: {{path: {}}}\nsources: [{{name: bench, kind: files, paths: [{}]}}]\n\
-             jobs: [{{name: scan, kind: scan, schedule: '0 0 1 1 *', catch_up: skip}}]\n",
+             jobs: [{{name: scan, kind: scan, schedule: '0 0 1 1 *', catch_up: skip}}]\n\
+             daemon: {{token: '${{env:CV_TOKEN}}'}}\n",
             store.display(),
             work.join("certs").display()
         ),
@@ -94,6 +110,8 @@ fn run() -> Result<()> {
     }
     let after_rss = rss_mib(d.child.id(), "VmRSS")?;
     let peak_rss = rss_mib(d.child.id(), "VmHWM")?;
+    let (pages, pages_rss) = status_pages(d.port, d.child.id(), n, runs)?;
+    let api_rss = rss_mib(d.child.id(), "VmHWM")?;
     let _ = Command::new("kill").args(["-TERM", &d.child.id().to_string()]).status();
     let _ = d.child.wait();
 
@@ -114,6 +132,7 @@ fn run() -> Result<()> {
     }
 
     if !full {
+        println!("bench daemon smoke run: status pages ok ({} pages checked)", pages.len());
         println!(
             "bench daemon smoke run: ok ({n} certificates, {series} series; all {} per-certificate values equal the generator's and the Python baseline's); \
              `cargo bench --bench daemon` measures",
@@ -132,6 +151,11 @@ fn run() -> Result<()> {
         "  baseline, Python sqlite3 rendering the same text: {py_s:.3} s ({py_series} series) → certvigil {:.1}× faster",
         py_s / scrape_s
     );
+    println!("  status page (median of {runs}, server-side and loopback; target ≤ {PAGE_TARGET_MS} ms):");
+    for p in &pages {
+        println!("    {:<44} {:>7.1} ms  {:>8} bytes", p.name, p.median_ms, p.bytes);
+    }
+    println!("  peak RSS after the status pages: {pages_rss:.1} MiB (after the API's listing: {api_rss:.1} MiB)");
     println!(
         "  checked: all {} per-certificate series served equal the generator's values and the baseline's label sets and values",
         3 * n
@@ -140,11 +164,15 @@ fn run() -> Result<()> {
         "certificates": n, "idle_rss_mib": idle_rss, "rss_after_scrapes_mib": after_rss, "peak_rss_mib": peak_rss,
         "scrape_seconds": scrape_s, "scrape_bytes": body.len(), "series": series, "python_baseline_seconds": py_s,
         "series_checked_against_generator_and_baseline": 3 * n,
+        "status_pages": pages.iter().map(|p| serde_json::json!({"page": p.name, "median_ms": p.median_ms, "bytes": p.bytes})).collect::<Vec<_>>(),
+        "peak_rss_after_pages_mib": pages_rss,
+        "peak_rss_after_api_listing_mib": api_rss,
         "targets": {"idle_rss_mib": IDLE_RSS_TARGET_MIB, "scrape_seconds": SCRAPE_TARGET_S},
     });
     let target_dir = Path::new(CERTVIGIL).parent().and_then(Path::parent).context("no target directory")?;
     std::fs::write(target_dir.join("bench-daemon.json"), serde_json::to_string_pretty(&json)? + "\n")?;
-    if idle_rss > IDLE_RSS_TARGET_MIB || scrape_s >= SCRAPE_TARGET_S {
+    let page_missed = pages.iter().any(|p| p.target && p.median_ms > PAGE_TARGET_MS);
+    if idle_rss > IDLE_RSS_TARGET_MIB || scrape_s >= SCRAPE_TARGET_S || page_missed {
         println!("  TARGET MISSED");
     }
     Ok(())
@@ -377,6 +405,7 @@ fn start(work: &Path, cfg: &Path) -> Result<Daemon> {
         .arg(cfg)
         .args(["run", "--listen", "127.0.0.1:0"])
         .env("NOTIFY_SOCKET", &sock)
+        .env("CV_TOKEN", TOKEN)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
@@ -389,6 +418,127 @@ fn start(work: &Path, cfg: &Path) -> Result<Daemon> {
             return Ok(Daemon { child, port });
         }
     }
+}
+
+/// One status page's figures.
+struct PageFigure {
+    name: String,
+    median_ms: f64,
+    bytes: usize,
+    /// Held to [`PAGE_TARGET_MS`] (the issue names the overview and a 100-row page).
+    target: bool,
+}
+
+/// GET with the bearer token; the status and body.
+fn get(port: u16, path: &str) -> Result<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8(raw)?;
+    let Some((head, body)) = text.split_once("\r\n\r\n") else { bail!("no HTTP head") };
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((status, body.to_string()))
+}
+
+/// The status page's overview, inventory pages (first, deep, filtered, searched), a
+/// certificate page and the API's page of 100 as the baseline, each `runs` times (median); every
+/// answer is checked (row counts, totals, the searched certificate) before it counts.
+fn status_pages(port: u16, pid: u32, n: usize, runs: usize) -> Result<(Vec<PageFigure>, f64)> {
+    let last = (n / 2).max(1);
+    let probe = format!("host{last}.example.com");
+    let deep = n.div_ceil(100).max(1);
+    let cases: Vec<(String, String, bool, Box<dyn Fn(&str) -> Result<()>>)> = vec![
+        (
+            "overview".into(),
+            "/ui/".into(),
+            true,
+            Box::new(move |b: &str| {
+                ensure!(b.contains(&format!("<span class=\"n\">{n}</span><span class=\"l\">current certificates")), "overview total");
+                Ok(())
+            }),
+        ),
+        ("inventory, page 1 of 100 rows".into(), "/ui/certificates".into(), true, Box::new(move |b: &str| rows(b, 100.min(n), n))),
+        (
+            format!("inventory, last page ({deep})"),
+            format!("/ui/certificates?page={deep}"),
+            true,
+            Box::new(move |b: &str| rows(b, n - (deep - 1) * 100, n)),
+        ),
+        (
+            "inventory, expired, sorted by name".into(),
+            "/ui/certificates?status=expired&sort=name".into(),
+            true,
+            Box::new(|b: &str| {
+                ensure!(b.contains("data-fingerprint"), "no expired rows");
+                Ok(())
+            }),
+        ),
+        (
+            "inventory, search by name".into(),
+            format!("/ui/certificates?q={probe}"),
+            true,
+            Box::new({
+                let probe = probe.clone();
+                move |b: &str| {
+                    ensure!(b.contains(&format!(">{probe}<")), "search did not find {probe}");
+                    Ok(())
+                }
+            }),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (name, path, target, check) in cases {
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..runs.max(1) {
+            let t = Instant::now();
+            let (status, body) = get(port, &path)?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            ensure!(status == 200, "{path}: HTTP {status}");
+            check(&body).with_context(|| format!("{path}"))?;
+            bytes = body.len();
+        }
+        times.sort_by(f64::total_cmp);
+        out.push(PageFigure { name, median_ms: times[times.len() / 2], bytes, target });
+    }
+    // A certificate's page: the searched one, by the fingerprint the inventory links to.
+    let (_, body) = get(port, &format!("/ui/certificates?q={probe}"))?;
+    let fp: String = body.split("data-fingerprint=\"").nth(1).map(|r| r.chars().take(64).collect()).context("no row to open")?;
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        let (status, body) = get(port, &format!("/ui/certificates/{fp}"))?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        ensure!(status == 200 && body.contains(&probe), "certificate page of {fp}: HTTP {status}");
+        bytes = body.len();
+    }
+    times.sort_by(f64::total_cmp);
+    out.push(PageFigure { name: "certificate page".into(), median_ms: times[times.len() / 2], bytes, target: false });
+    // The daemon's peak memory so far is the pages'; the API's listing, measured last, loads
+    // every row.
+    let pages_peak = rss_mib(pid, "VmHWM")?;
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        let (status, body) = get(port, "/api/v1/certificates?limit=100")?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        ensure!(status == 200 && body.contains(&format!("\"total\": {n}")), "API page: HTTP {status}");
+        bytes = body.len();
+    }
+    times.sort_by(f64::total_cmp);
+    out.push(PageFigure { name: "API certificates?limit=100 (baseline)".into(), median_ms: times[times.len() / 2], bytes, target: false });
+    Ok((out, pages_peak))
+}
+
+/// An inventory page with `want` rows of `total`.
+fn rows(body: &str, want: usize, total: usize) -> Result<()> {
+    let got = body.matches("data-fingerprint=").count();
+    ensure!(got == want, "{got} rows, expected {want}");
+    ensure!(body.contains(&format!("{total} certificates match")), "total {total} not shown");
+    Ok(())
 }
 
 fn rss_mib(pid: u32, field: &str) -> Result<f64> {

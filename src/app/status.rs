@@ -1,16 +1,18 @@
 //! What the status page asks of the inventory: the overview's counts and expiry timeline, and
 //! one page of a searched, filtered and sorted inventory.
 //!
-//! Both read the inventory in one streaming pass from the store and keep only what they
-//! answer with: counts and day buckets for the overview; the sort key and id of each matching
-//! certificate for a page, whose rows are then read by id. At 100,000 certificates a request
-//! holds a few megabytes for the length of the request, never the inventory's rows.
+//! Both read the inventory in one streaming pass from the store ([`Store::each_listing`]: rows
+//! borrowed from the cursor, list columns as stored text) and keep only what they answer with:
+//! counts and day buckets for the overview; the sort key and id of each matching certificate
+//! for a page, whose rows are then read by id. The policy's expiry windows are decided once per
+//! combination of sources and key usages (a fleet has a handful), not once per certificate. At
+//! 100,000 certificates a request holds a few megabytes for its length, never the inventory.
 
 use super::queries::{CertFilter, InventoryView};
-use crate::config::policy::PolicySpec;
+use crate::config::policy::{Expiry, PolicySpec};
 use crate::model::rows::CertRow;
 use crate::model::{ExpiryStatus, RevocationState, UnixTime};
-use crate::store::{Store, StoreError};
+use crate::store::{Listing, ListingRow, Store, StoreError};
 use std::collections::{BTreeMap, HashMap};
 
 /// Days the timeline looks ahead (today is day 0).
@@ -64,6 +66,110 @@ impl Urgency {
     }
 }
 
+/// Decides what a listing row does not say by itself: its expiry windows under the policy
+/// (memoised per combination of sources and key usages), its tags, its display name.
+pub struct Judge<'a> {
+    pub policy: &'a PolicySpec,
+    pub now: UnixTime,
+    /// Each source's tags.
+    pub tags: &'a HashMap<String, Vec<String>>,
+    memo: HashMap<String, HashMap<Vec<u16>, Expiry>>,
+}
+
+impl<'a> Judge<'a> {
+    pub fn new(policy: &'a PolicySpec, tags: &'a HashMap<String, Vec<String>>, now: UnixTime) -> Self {
+        Judge { policy, now, tags, memo: HashMap::new() }
+    }
+
+    fn expiry(&mut self, names: &Listing, r: &ListingRow<'_>) -> Expiry {
+        if let Some(e) = self.memo.get(r.ekus_json).and_then(|m| m.get(r.sources)) {
+            return *e;
+        }
+        let sources: Vec<String> = r.sources.iter().filter_map(|n| names.sources.get(*n as usize).cloned()).collect();
+        let mut tags: Vec<String> = sources.iter().flat_map(|s| self.tags.get(s).cloned().unwrap_or_default()).collect();
+        tags.sort();
+        tags.dedup();
+        let ekus: Vec<String> = serde_json::from_str(r.ekus_json).unwrap_or_default();
+        let e = self.policy.effective_for(&sources, &tags, &ekus).0;
+        self.memo.entry(r.ekus_json.to_string()).or_default().insert(r.sources.to_vec(), e);
+        e
+    }
+
+    /// The row's urgency, as [`Urgency::of`] decides it for the whole certificate.
+    pub fn urgency(&mut self, names: &Listing, r: &ListingRow<'_>) -> Urgency {
+        let (warning, critical) = self.expiry(names, r).windows(r.not_after - r.not_before);
+        match ExpiryStatus::at(r.not_before, r.not_after, self.now, warning) {
+            ExpiryStatus::Expired => Urgency::Expired,
+            ExpiryStatus::NotYetValid => Urgency::NotYetValid,
+            ExpiryStatus::Valid => Urgency::Valid,
+            ExpiryStatus::Expiring if r.not_after - self.now <= critical => Urgency::Critical,
+            ExpiryStatus::Expiring => Urgency::Warning,
+        }
+    }
+
+    /// Whether `filter` keeps the row (owner aside).
+    pub fn keeps(&mut self, filter: &CertFilter, names: &Listing, r: &ListingRow<'_>) -> bool {
+        let name_of = |n: &u16| names.sources.get(*n as usize).map(String::as_str).unwrap_or("");
+        if filter.expiring_within.is_some_and(|w| r.not_after - self.now > w) {
+            return false;
+        }
+        if !filter.sources.is_empty() && !r.sources.iter().any(|n| filter.sources.iter().any(|s| s == name_of(n))) {
+            return false;
+        }
+        if !filter.tags.is_empty()
+            && !r.sources.iter().any(|n| self.tags.get(name_of(n)).is_some_and(|t| t.iter().any(|t| filter.tags.contains(t))))
+        {
+            return false;
+        }
+        if !filter.ekus.is_empty()
+            && !filter.ekus.iter().any(|e| r.ekus_json.contains(&format!("\"{}\"", crate::model::eku::normalise_eku(e))))
+        {
+            return false;
+        }
+        if !filter.revocation.is_empty() && !r.revocation.and_then(RevocationState::parse).is_some_and(|s| filter.revocation.contains(&s)) {
+            return false;
+        }
+        if !filter.statuses.is_empty() {
+            let status = match self.urgency(names, r) {
+                Urgency::Expired => ExpiryStatus::Expired,
+                Urgency::Critical | Urgency::Warning => ExpiryStatus::Expiring,
+                Urgency::Valid => ExpiryStatus::Valid,
+                Urgency::NotYetValid => ExpiryStatus::NotYetValid,
+            };
+            if !filter.statuses.contains(&status) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The name tables show: CN, else the first SAN's value, else the subject.
+pub fn display_name(r: &ListingRow<'_>) -> String {
+    if let Some(cn) = r.common_name {
+        return cn.to_string();
+    }
+    let sans: Vec<String> = serde_json::from_str(r.sans_json).unwrap_or_default();
+    match sans.first() {
+        Some(san) => san.split_once(':').map(|(_, v)| v.to_string()).unwrap_or_else(|| san.clone()),
+        None if r.subject.is_empty() => "(empty subject)".into(),
+        None => r.subject.to_string(),
+    }
+}
+
+/// `hay` contains `needle` (already lower case), ignoring case; without allocating when both
+/// are ASCII.
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if hay.is_ascii() && needle.is_ascii() {
+        let (h, n) = (hay.as_bytes(), needle.as_bytes());
+        return h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
+    }
+    hay.to_lowercase().contains(needle)
+}
+
 /// The overview's counts of current certificates.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
@@ -112,6 +218,8 @@ pub enum GroupBy {
 pub struct Overview {
     pub counts: Counts,
     pub timeline: Timeline,
+    /// Current certificates each source sees.
+    pub per_source: BTreeMap<String, u64>,
 }
 
 /// Midnight UTC of the day `t` falls in.
@@ -119,44 +227,56 @@ pub fn day_start(t: UnixTime) -> UnixTime {
     t - t.rem_euclid(86_400)
 }
 
-/// One streaming pass over the current inventory.
+/// One streaming pass over the current inventory. `group_of` names a certificate's group in
+/// the timeline from its row and the source names (by source: its first source; by owner:
+/// its owner).
 pub fn overview(
     store: &Store,
     policy: &PolicySpec,
-    view: &InventoryView<'_>,
+    tags: &HashMap<String, Vec<String>>,
     group_by: GroupBy,
-    group_of: &dyn Fn(&CertRow) -> Option<String>,
+    group_of: &dyn Fn(&Listing, &ListingRow<'_>) -> Option<String>,
     now: UnixTime,
 ) -> Result<Overview, StoreError> {
     let mut counts = Counts::default();
     let start = day_start(now);
+    let mut judge = Judge::new(policy, tags, now);
     // (day or -1 for overdue, group) → count; groups chosen after the pass.
     let mut cells: HashMap<(i64, String), u32> = HashMap::new();
     let mut group_totals: HashMap<String, u64> = HashMap::new();
-    store.each_certificate(false, |c| {
+    let mut per_source: Vec<u64> = Vec::new();
+    let mut source_names: Vec<String> = Vec::new();
+    store.each_listing(|names, r| {
         counts.total += 1;
-        match Urgency::of(&c, policy, view, now) {
+        for n in r.sources {
+            let n = *n as usize;
+            if per_source.len() <= n {
+                per_source.resize(n + 1, 0);
+                source_names.clone_from(&names.sources);
+            }
+            per_source[n] += 1;
+        }
+        match judge.urgency(names, r) {
             Urgency::Expired => counts.expired += 1,
             Urgency::Critical => counts.critical += 1,
             Urgency::Warning => counts.warning += 1,
             Urgency::NotYetValid => counts.not_yet_valid += 1,
             Urgency::Valid => {}
         }
-        match view.revocation(&c) {
-            Some(RevocationState::Revoked) => counts.revoked += 1,
-            Some(RevocationState::Unknown) => counts.revocation_unknown += 1,
+        match r.revocation {
+            Some("revoked") => counts.revoked += 1,
+            Some("unknown") => counts.revocation_unknown += 1,
             _ => {}
         }
-        if c.facts.ext_key_usage.iter().any(|e| e == "codeSigning") {
+        if r.ekus_json.contains("\"codeSigning\"") {
             counts.code_signing += 1;
         }
-        let day = if c.facts.not_after < now { Some(-1) } else { Some((c.facts.not_after - start) / 86_400) };
-        if let Some(day) = day.filter(|d| *d < TIMELINE_DAYS as i64) {
-            let group = group_of(&c).unwrap_or_else(|| "(none)".into());
+        let day = if r.not_after < now { -1 } else { (r.not_after - start) / 86_400 };
+        if day < TIMELINE_DAYS as i64 {
+            let group = group_of(names, r).unwrap_or_else(|| "(none)".into());
             *group_totals.entry(group.clone()).or_default() += 1;
             *cells.entry((day, group)).or_default() += 1;
         }
-        Ok::<(), StoreError>(())
     })?;
     let mut ranked: Vec<(String, u64)> = group_totals.into_iter().collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -181,7 +301,8 @@ pub fn overview(
         GroupBy::Source => "source",
         GroupBy::Owner => "owner",
     };
-    Ok(Overview { counts, timeline: Timeline { start, groups, days, overdue, by: by.into() } })
+    let per_source = source_names.into_iter().zip(per_source).collect();
+    Ok(Overview { counts, timeline: Timeline { start, groups, days, overdue, by: by.into() }, per_source })
 }
 
 /// How an inventory page is sorted.
@@ -275,19 +396,25 @@ impl Words {
         Some(Words { text, hex })
     }
 
-    fn matches(&self, c: &CertRow) -> bool {
-        let f = &c.facts;
+    fn matches(&self, r: &ListingRow<'_>) -> bool {
         if let Some(h) = &self.hex {
-            if f.fingerprint.0.starts_with(h.as_str()) {
+            if r.fingerprint.starts_with(h.as_str()) {
                 return true;
             }
-            let serial = f.serial.to_lowercase();
+            let serial = r.serial.to_ascii_lowercase();
             if serial == *h || serial.trim_start_matches('0') == h.trim_start_matches('0') {
                 return true;
             }
         }
-        let has = |s: &str| s.to_lowercase().contains(&self.text);
-        f.common_name.as_deref().is_some_and(has) || f.sans.iter().any(|s| has(s.split_once(':').map_or(s.as_str(), |(_, v)| v)))
+        if r.common_name.is_some_and(|cn| contains_ci(cn, &self.text)) {
+            return true;
+        }
+        // The stored SAN text first, as a cheap test; then each name's value exactly.
+        if !contains_ci(r.sans_json, &self.text) {
+            return false;
+        }
+        let sans: Vec<String> = serde_json::from_str(r.sans_json).unwrap_or_default();
+        sans.iter().any(|s| contains_ci(s.split_once(':').map_or(s.as_str(), |(_, v)| v), &self.text))
     }
 }
 
@@ -298,45 +425,45 @@ enum Key {
 }
 
 impl Browse {
-    /// Keeps `c`? (The CertFilter part is decided by the caller's view.)
-    fn keeps(&self, c: &CertRow, words: Option<&Words>, policy: &PolicySpec, view: &InventoryView<'_>) -> bool {
-        if !self.filter.matches(c, view) {
-            return false;
-        }
+    /// Keeps the row?
+    fn keeps(&self, judge: &mut Judge<'_>, words: Option<&Words>, names: &Listing, r: &ListingRow<'_>) -> bool {
         if let Some(day) = self.expires_on
-            && !(day..day + 86_400).contains(&c.facts.not_after)
+            && !(day..day + 86_400).contains(&r.not_after)
         {
             return false;
         }
         if let Some(i) = &self.issuer
-            && !c.facts.issuer.to_lowercase().contains(&i.to_lowercase())
+            && !contains_ci(r.issuer, &i.to_lowercase())
         {
             return false;
         }
-        if words.is_some_and(|w| !w.matches(c)) {
+        if words.is_some_and(|w| !w.matches(r)) {
             return false;
         }
-        self.urgencies.is_empty() || self.urgencies.contains(&Urgency::of(c, policy, view, view.now))
+        if !judge.keeps(&self.filter, names, r) {
+            return false;
+        }
+        self.urgencies.is_empty() || self.urgencies.contains(&judge.urgency(names, r))
     }
 
-    fn key(&self, c: &CertRow) -> Key {
+    fn key(&self, r: &ListingRow<'_>) -> Key {
         match self.sort {
-            Sort::Expires => Key::Int(c.facts.not_after),
-            Sort::Seen => Key::Int(c.first_seen),
-            Sort::Name => Key::Text(c.facts.display_name().to_lowercase()),
-            Sort::Issuer => Key::Text(c.facts.issuer.to_lowercase()),
+            Sort::Expires => Key::Int(r.not_after),
+            Sort::Seen => Key::Int(r.first_seen),
+            Sort::Name => Key::Text(display_name(r).to_lowercase()),
+            Sort::Issuer => Key::Text(r.issuer.to_lowercase()),
         }
     }
 
     /// The ids of every match, in order (ties by notAfter, then id).
     pub fn matching_ids(&self, store: &Store, policy: &PolicySpec, view: &InventoryView<'_>) -> Result<Vec<i64>, StoreError> {
         let words = Words::new(&self.query);
+        let mut judge = Judge::new(policy, &view.tags, view.now);
         let mut keys: Vec<(Key, i64, i64)> = Vec::new();
-        store.each_certificate(false, |c| {
-            if self.keeps(&c, words.as_ref(), policy, view) {
-                keys.push((self.key(&c), c.facts.not_after, c.id));
+        store.each_listing(|names, r| {
+            if self.keeps(&mut judge, words.as_ref(), names, r) {
+                keys.push((self.key(r), r.not_after, r.id));
             }
-            Ok::<(), StoreError>(())
         })?;
         keys.sort_unstable();
         if self.descending {
@@ -375,7 +502,7 @@ pub fn rows_by_id(store: &Store, ids: &[i64], policy: &PolicySpec, view: &Invent
 
 /// Open alerts by severity.
 pub fn alerts_by_severity(store: &Store) -> Result<BTreeMap<String, i64>, StoreError> {
-    Ok(store.counts()?.alerts_open)
+    store.open_alert_counts()
 }
 
 #[cfg(test)]
@@ -402,8 +529,9 @@ mod tests {
     #[test]
     fn overview_counts_and_timeline_agree_with_the_rows() {
         let (_dir, store, settings, now) = scanned();
-        let view = InventoryView::load(&store, &settings.policy, now).unwrap();
-        let o = overview(&store, &settings.policy, &view, GroupBy::Source, &|c| c.sources.first().cloned(), now).unwrap();
+        let tags = store.source_tags().unwrap();
+        let first = |names: &Listing, r: &ListingRow<'_>| r.sources.first().map(|n| names.sources[*n as usize].clone());
+        let o = overview(&store, &settings.policy, &tags, GroupBy::Source, &first, now).unwrap();
         let all = store.certificates(false).unwrap();
         assert_eq!(o.counts.total as usize, all.len());
         let expired = all.iter().filter(|c| c.facts.not_after < now).count();
@@ -412,7 +540,53 @@ mod tests {
         let within = all.iter().filter(|c| c.facts.not_after >= now && c.facts.not_after < day_start(now) + 90 * 86_400).count();
         assert_eq!(o.timeline.days.iter().flatten().sum::<u32>() as usize, within);
         assert_eq!(o.timeline.groups, ["examples"]);
+        assert_eq!(o.per_source.get("examples").copied(), Some(all.len() as u64));
         assert_eq!(o.counts.code_signing, 1);
+    }
+
+    /// The listing pass (memoised per sources and key usages) decides what the per-certificate
+    /// path decides, under rules by source, tag and EKU, at instants around every window edge.
+    #[test]
+    fn the_listing_judge_agrees_with_each_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples/certs");
+        let c = certs.display();
+        let yaml = format!(
+            "store: {{path: {}}}\nsources:\n  - {{name: pems, kind: files, paths: [{c}], tags: [lab], include: ['*.pem']}}\n  - {{name: all, kind: files, paths: [{c}], include: ['*.pem', '*.der']}}\npolicy:\n  rules:\n    - {{match: {{tag: [lab], eku: [serverAuth]}}, warning_days: 3000, critical_days: 2000}}\n    - {{match: {{source: [all]}}, warning_fraction: 0.9, critical_fraction: 0.5}}\n",
+            dir.path().join("s.db").display()
+        );
+        let settings = crate::config::parse_str(&yaml, "test.yaml", dir.path()).unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let sources: Vec<_> = settings.sources.iter().map(crate::sources::build).collect();
+        crate::app::scan::scan(&mut store, &sources, true, 1_780_272_000, 1, &mut |_| {}).unwrap();
+        let rows = store.certificates(false).unwrap();
+        let tags = store.source_tags().unwrap();
+        let mut instants: Vec<UnixTime> = rows.iter().flat_map(|c| [c.facts.not_before, c.facts.not_after]).collect();
+        instants.extend(rows.iter().map(|c| c.facts.not_after - (c.facts.not_after - c.facts.not_before) / 2));
+        instants.extend(rows.iter().map(|c| c.facts.not_after - 2500 * 86_400));
+        let mut kinds = std::collections::HashSet::new();
+        for now in instants.into_iter().flat_map(|t| [t - 1, t, t + 1]) {
+            let view = InventoryView::load(&store, &settings.policy, now).unwrap();
+            let mut judge = Judge::new(&settings.policy, &tags, now);
+            store
+                .each_listing(|names, r| {
+                    let c = rows.iter().find(|c| c.id == r.id).unwrap();
+                    let u = judge.urgency(names, r);
+                    assert_eq!(u, Urgency::of(c, &settings.policy, &view, now), "{} at {now}", c.facts.display_name());
+                    assert_eq!(display_name(r), c.facts.display_name());
+                    kinds.insert(u);
+                })
+                .unwrap();
+        }
+        assert_eq!(kinds.len(), 5, "every urgency was reached: {kinds:?}");
+    }
+
+    #[test]
+    fn case_insensitive_search() {
+        assert!(contains_ci("Web.Example.NET", "example.net"));
+        assert!(!contains_ci("web", "webs"));
+        assert!(contains_ci("Ünïcode Name", "ünïcode"));
+        assert!(contains_ci("anything", ""));
     }
 
     #[test]

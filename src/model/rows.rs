@@ -48,8 +48,6 @@ pub struct SourceStatus {
     pub last_scan_at: Option<UnixTime>,
     /// Objects it lists but currently cannot read.
     pub errors: i64,
-    /// Current sightings.
-    pub sightings: i64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

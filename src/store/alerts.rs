@@ -83,6 +83,13 @@ impl Store {
         self.alerts_where(if include_resolved { "" } else { "WHERE a.state != 'resolved'" }, &[])
     }
 
+    /// Open alerts by severity.
+    pub fn open_alert_counts(&self) -> Result<std::collections::BTreeMap<String, i64>> {
+        let mut stmt = self.conn.prepare("SELECT severity, COUNT(*) FROM alerts WHERE state != 'resolved' GROUP BY severity")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
     /// One alert by id, resolved ones included.
     pub fn alert(&self, id: i64) -> Result<Option<AlertRow>> {
         Ok(self.alerts_where("WHERE a.id = ?1", &[&id])?.pop())

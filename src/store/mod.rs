@@ -9,6 +9,7 @@ mod audit;
 mod images;
 mod jobs;
 mod keys;
+mod listing;
 mod renewals;
 mod report;
 mod revocation;
@@ -20,6 +21,7 @@ pub use crate::model::rows::{
 };
 pub use alerts::AlertChanges;
 pub use audit::{Verdict, append as audit_append};
+pub use listing::{Listing, ListingRow};
 pub use report::{Counts, RevocationSample, SightingSample};
 
 pub use scan::{KnownObject, KnownObjects, ObjectOutcome, ScanWriter, key as object_key};
@@ -278,17 +280,15 @@ impl Store {
     pub fn source_statuses(&self) -> Result<Vec<SourceStatus>> {
         let mut stmt = self.conn.prepare(
             "SELECT s.name, s.kind, s.tags, s.last_scan_at,
-                    (SELECT count(*) FROM objects o WHERE o.source = s.name AND o.error IS NOT NULL AND o.vanished_at IS NULL),
-                    (SELECT count(*) FROM sightings g WHERE g.source = s.name AND g.gone_since IS NULL)
+                    (SELECT count(*) FROM objects o WHERE o.source = s.name AND o.error IS NOT NULL AND o.vanished_at IS NULL)
              FROM sources s ORDER BY s.name",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-        })?;
+        let rows =
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?)))?;
         let mut out = Vec::new();
         for row in rows {
-            let (name, kind, tags, last_scan_at, errors, sightings) = row?;
-            out.push(SourceStatus { name, kind, tags: json_list(&tags, "sources.tags")?, last_scan_at, errors, sightings });
+            let (name, kind, tags, last_scan_at, errors) = row?;
+            out.push(SourceStatus { name, kind, tags: json_list(&tags, "sources.tags")?, last_scan_at, errors });
         }
         Ok(out)
     }

@@ -6,10 +6,10 @@
 
 use super::layout::{self, Nav};
 use super::{Body, Visitor, get, html, read};
-use crate::app::queries::InventoryView;
 use crate::app::status::{self, GroupBy, Overview, TIMELINE_DAYS, Timeline};
 use crate::model::UnixTime;
 use crate::model::rows::{JobStats, SourceStatus};
+use crate::store::{Listing, ListingRow};
 use hyper::{Response, StatusCode};
 use maud::{Markup, html};
 use std::collections::BTreeMap;
@@ -28,12 +28,12 @@ pub async fn page(state: &Arc<super::State>, who: &Visitor, params: &[(String, S
     let now = state.clock.now();
     let live = state.live.jobs.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let data = read(state, move |s| {
-        let view = InventoryView::load(s, &settings.policy, now)?;
-        let group_of = |c: &crate::model::rows::CertRow| match by {
-            GroupBy::Source => c.sources.first().cloned(),
+        let tags = s.source_tags()?;
+        let group_of = |names: &Listing, r: &ListingRow<'_>| match by {
+            GroupBy::Source => r.sources.first().and_then(|n| names.sources.get(*n as usize)).cloned(),
             GroupBy::Owner => None,
         };
-        let overview = status::overview(s, &settings.policy, &view, by, &group_of, now)?;
+        let overview = status::overview(s, &settings.policy, &tags, by, &group_of, now)?;
         let mut jobs = Vec::new();
         for j in live {
             let stats = s.job_stats(&j.name)?;
@@ -126,7 +126,7 @@ fn body(d: &Data, now: UnixTime) -> Markup {
                                 td { (s.kind) }
                                 td { (s.tags.join(", ")) }
                                 td { @if let Some(t) = s.last_scan_at { (layout::when(t, now)) } @else { "never" } }
-                                td { a href=(format!("/ui/certificates{}", layout::query(&[("source", s.name.clone())]))) { (s.sightings) } }
+                                td { a href=(format!("/ui/certificates{}", layout::query(&[("source", s.name.clone())]))) { (d.overview.per_source.get(&s.name).copied().unwrap_or(0)) } }
                                 td {
                                     @if s.errors > 0 {
                                         a.badge.s-critical href=(format!("/ui/errors{}", layout::query(&[("source", s.name.clone())]))) { (s.errors) " errors" }

@@ -1,0 +1,161 @@
+//! The inventory as the status page lists it: every current certificate in one pass, each row
+//! borrowed from the cursor with its list columns left as the stored JSON text, so a pass over
+//! 100,000 certificates decodes and allocates nothing per row. The sources that see each
+//! certificate come from a second cursor over the sightings in the same (certificate id) order,
+//! merged as both advance, as small numbers into a table of source names.
+
+use super::{Result, Store, StoreError};
+use crate::model::UnixTime;
+
+/// One current certificate, borrowed from the cursor.
+#[derive(Debug, Clone, Copy)]
+pub struct ListingRow<'a> {
+    pub id: i64,
+    pub fingerprint: &'a str,
+    pub subject: &'a str,
+    pub common_name: Option<&'a str>,
+    /// The stored JSON array (`["DNS:a.example", …]`).
+    pub sans_json: &'a str,
+    /// Upper-case hex.
+    pub serial: &'a str,
+    pub issuer: &'a str,
+    pub not_before: UnixTime,
+    pub not_after: UnixTime,
+    pub first_seen: UnixTime,
+    /// The stored JSON array of EKU names or OIDs.
+    pub ekus_json: &'a str,
+    pub is_ca: bool,
+    /// `good`, `revoked`, `unknown`, `not-applicable`; `None` until checked.
+    pub revocation: Option<&'a str>,
+    /// Indexes into [`Listing::sources`] of the sources with a current sighting, in name order.
+    pub sources: &'a [u16],
+}
+
+/// The names [`ListingRow::sources`] index.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub sources: Vec<String>,
+}
+
+fn text<'a>(r: &'a rusqlite::Row<'_>, i: usize) -> Result<&'a str> {
+    match r.get_ref(i)? {
+        rusqlite::types::ValueRef::Text(t) => {
+            std::str::from_utf8(t).map_err(|e| StoreError::Corrupt { what: "certificates (listing)", detail: e.to_string() })
+        }
+        other => {
+            Err(StoreError::Corrupt { what: "certificates (listing)", detail: format!("column {i} is {:?}, not text", other.data_type()) })
+        }
+    }
+}
+
+fn opt_text<'a>(r: &'a rusqlite::Row<'_>, i: usize) -> Result<Option<&'a str>> {
+    match r.get_ref(i)? {
+        rusqlite::types::ValueRef::Null => Ok(None),
+        _ => text(r, i).map(Some),
+    }
+}
+
+impl Store {
+    /// Calls `f` for every current certificate, by id.
+    pub fn each_listing(&self, mut f: impl FnMut(&Listing, &ListingRow<'_>)) -> Result<()> {
+        let mut names = Listing::default();
+        let mut index: std::collections::HashMap<String, u16> = std::collections::HashMap::new();
+        let mut sight = self.conn.prepare("SELECT cert_id, source FROM sightings WHERE gone_since IS NULL ORDER BY cert_id, source")?;
+        let mut sightings = sight.query([])?;
+        let mut advance = |names: &mut Listing| -> Result<Option<(i64, u16)>> {
+            let Some(r) = sightings.next()? else { return Ok(None) };
+            let id: i64 = r.get(0)?;
+            let source = text(r, 1)?;
+            let n = match index.get(source) {
+                Some(n) => *n,
+                None => {
+                    let n = u16::try_from(names.sources.len())
+                        .map_err(|_| StoreError::Corrupt { what: "sources", detail: "more than 65,535 sources".into() })?;
+                    index.insert(source.to_string(), n);
+                    names.sources.push(source.to_string());
+                    n
+                }
+            };
+            Ok(Some((id, n)))
+        };
+        let mut pending = advance(&mut names)?;
+        let mut stmt = self.conn.prepare(
+            "SELECT c.id, c.fingerprint, c.subject, c.common_name, c.sans, c.serial, c.issuer, c.not_before, c.not_after, c.first_seen,
+                    c.ext_key_usage, c.is_ca, r.status
+             FROM certificates c LEFT JOIN revocation_status r ON r.cert_id = c.id
+             WHERE c.gone_since IS NULL ORDER BY c.id",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut sources: Vec<u16> = Vec::new();
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            sources.clear();
+            while let Some((sid, n)) = pending {
+                if sid > id {
+                    break;
+                }
+                if sid == id && sources.last() != Some(&n) {
+                    sources.push(n);
+                }
+                pending = advance(&mut names)?;
+            }
+            let row = ListingRow {
+                id,
+                fingerprint: text(r, 1)?,
+                subject: text(r, 2)?,
+                common_name: opt_text(r, 3)?,
+                sans_json: text(r, 4)?,
+                serial: text(r, 5)?,
+                issuer: text(r, 6)?,
+                not_before: r.get(7)?,
+                not_after: r.get(8)?,
+                first_seen: r.get(9)?,
+                ekus_json: text(r, 10)?,
+                is_ca: r.get(11)?,
+                revocation: opt_text(r, 12)?,
+                sources: &sources,
+            };
+            f(&names, &row);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_agrees_with_the_certificate_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples/certs");
+        let (db, c) = (dir.path().join("s.db"), certs.display());
+        let yaml = format!(
+            "store: {{path: {}}}\nsources:\n  - {{name: b-examples, kind: files, paths: [{c}], include: ['*.pem']}}\n  - {{name: a-der, kind: files, paths: [{c}], include: ['*.der', '*.pem']}}\n",
+            db.display()
+        );
+        let settings = crate::config::parse_str(&yaml, "test.yaml", dir.path()).unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let sources: Vec<_> = settings.sources.iter().map(crate::sources::build).collect();
+        crate::app::scan::scan(&mut store, &sources, true, 1_780_272_000, 1, &mut |_| {}).unwrap();
+        let rows = store.certificates(false).unwrap();
+        let mut seen = Vec::new();
+        store
+            .each_listing(|names, l| {
+                let c = rows.iter().find(|c| c.id == l.id).unwrap();
+                assert_eq!(l.fingerprint, c.facts.fingerprint.0);
+                assert_eq!((l.not_before, l.not_after, l.first_seen), (c.facts.not_before, c.facts.not_after, c.first_seen));
+                assert_eq!(serde_json::from_str::<Vec<String>>(l.sans_json).unwrap(), c.facts.sans);
+                assert_eq!(serde_json::from_str::<Vec<String>>(l.ekus_json).unwrap(), c.facts.ext_key_usage);
+                let mut mine: Vec<String> = l.sources.iter().map(|n| names.sources[*n as usize].clone()).collect();
+                let mut theirs = c.sources.clone();
+                mine.sort();
+                theirs.sort();
+                assert_eq!(mine, theirs, "{}", c.facts.display_name());
+                seen.push(l.id);
+            })
+            .unwrap();
+        assert_eq!(seen.len(), rows.len());
+        assert!(seen.is_sorted());
+    }
+}
