@@ -420,6 +420,9 @@ fn start(work: &Path, cfg: &Path) -> Result<Daemon> {
     }
 }
 
+/// Checks a page's body.
+type Check = Box<dyn Fn(&str) -> Result<()>>;
+
 /// One status page's figures.
 struct PageFigure {
     name: String,
@@ -448,7 +451,7 @@ fn status_pages(port: u16, pid: u32, n: usize, runs: usize) -> Result<(Vec<PageF
     let last = (n / 2).max(1);
     let probe = format!("host{last}.example.com");
     let deep = n.div_ceil(100).max(1);
-    let cases: Vec<(String, String, bool, Box<dyn Fn(&str) -> Result<()>>)> = vec![
+    let cases: Vec<(String, String, bool, Check)> = vec![
         (
             "overview".into(),
             "/ui/".into(),
@@ -496,7 +499,7 @@ fn status_pages(port: u16, pid: u32, n: usize, runs: usize) -> Result<(Vec<PageF
             let (status, body) = get(port, &path)?;
             times.push(t.elapsed().as_secs_f64() * 1000.0);
             ensure!(status == 200, "{path}: HTTP {status}");
-            check(&body).with_context(|| format!("{path}"))?;
+            check(&body).with_context(|| path.clone())?;
             bytes = body.len();
         }
         times.sort_by(f64::total_cmp);
