@@ -33,6 +33,11 @@ impl<'a> InventoryView<'a> {
         Ok(InventoryView { policy, now, tags: store.source_tags()?, revocation: store.revocation_states()? })
     }
 
+    /// The sources' tags only (pages that read revocation states for their own rows).
+    pub fn with_tags(store: &Store, policy: &'a PolicySpec, now: UnixTime) -> Result<InventoryView<'a>, StoreError> {
+        Ok(InventoryView { policy, now, tags: store.source_tags()?, revocation: HashMap::new() })
+    }
+
     /// Only what `filter` needs to decide (the API shows rows, not their status): tags when it
     /// filters by tag or status, revocation states when it filters by them.
     pub fn for_filter(store: &Store, policy: &'a PolicySpec, now: UnixTime, filter: &CertFilter) -> Result<InventoryView<'a>, StoreError> {

@@ -119,7 +119,7 @@ pub async fn list(state: &Arc<super::State>, who: &Visitor, params: &[(String, S
     let now = state.clock.now();
     let browse = search.browse.clone();
     let page = read(state, move |s| {
-        let view = InventoryView::load(s, &settings.policy, now)?;
+        let view = InventoryView::with_tags(s, &settings.policy, now)?;
         let page = browse.page(s, &settings.policy, &view)?;
         Ok((page, s.source_statuses()?.into_iter().map(|x| x.name).collect::<Vec<_>>()))
     })
@@ -331,7 +331,7 @@ pub async fn export(state: &Arc<super::State>, params: &[(String, String)], kind
     tokio::task::spawn_blocking(move || {
         let run = || -> Result<(), String> {
             let store = crate::store::Store::open_reader(&path).map_err(|e| e.to_string())?;
-            let view = InventoryView::load(&store, &settings.policy, now).map_err(|e| e.to_string())?;
+            let view = InventoryView::with_tags(&store, &settings.policy, now).map_err(|e| e.to_string())?;
             let ids = search.browse.matching_ids(&store, &settings.policy, &view).map_err(|e| e.to_string())?;
             let send = |b: String| tx.blocking_send(Bytes::from(b)).map_err(|_| "the client went away".to_string());
             send(match kind {

@@ -195,7 +195,7 @@ pub fn timeline(t: &Timeline) -> Markup {
                         }
                     }
                 }
-                @if day % 14 == 0 {
+                @if day % 14 == 7 {
                     text x=(x) y=(HEIGHT - 8) { (&date[5..]) }
                 }
             }
