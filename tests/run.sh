@@ -10,6 +10,9 @@
 #   systemd-analyze — rates the hardening of packaging/systemd/certvigil.service (systemd)
 #   dpkg-deb — reads the Debian package that packaging/deb/build.sh builds (dpkg); the build
 #              itself installs cargo-deb when it is missing (tests/packaging.rs checks the .deb)
+#   chromium, chromedriver — the headless browser and the WebDriver server that drive the status
+#              page in tests/it_ui (Debian's chromium and chromium-driver, the same version by
+#              their dependencies)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +25,8 @@ command -v mkfifo >/dev/null 2>&1 || need_apt+=(coreutils)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v dpkg-deb >/dev/null 2>&1 || need_apt+=(dpkg)
 [ -d /etc/ssl/certs ] || need_apt+=(ca-certificates)        # the packaged configuration scans it
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "[tests] installing: ${need_apt[*]}" >&2
   if [ "$(id -u)" = 0 ]; then SUDO=(); else SUDO=(sudo); fi

@@ -15,6 +15,7 @@
 
 pub mod daemon;
 pub mod http;
+pub mod webdriver;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CrlDistributionPoint, CustomExtension, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
