@@ -114,6 +114,22 @@ impl Daemon {
         (a.status, a.body)
     }
 
+    /// Waits (up to `limit`) until every job has run once and none is running (the catch-up
+    /// runs at start on a fresh store); returns `GET /api/v1/jobs`.
+    pub fn wait_jobs_done(&self, limit: Duration) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let (code, body) = self.request("GET", "/api/v1/jobs");
+            assert_eq!(code, 200, "{body}");
+            let v: serde_json::Value = serde_json::from_str(&body).expect("jobs JSON");
+            if v.as_array().into_iter().flatten().all(|j| j["last_run"]["status"] == "ok" && j["running_since"].is_null()) {
+                return v;
+            }
+            assert!(start.elapsed() < limit, "the jobs did not all finish: {v:#}\nlog:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Starts job `name` through `POST /api/v1/jobs/<name>/run` and waits (up to `limit`) until
     /// that run is recorded as finished; returns the run (`GET /api/v1/jobs/<name>/runs`).
     pub fn run_job(&self, name: &str, limit: Duration) -> serde_json::Value {

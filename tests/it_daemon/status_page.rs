@@ -46,16 +46,8 @@ fn daemon(sb: &Sandbox) -> Daemon {
     sb.write("certs/hostile.pem", &hostile.cert.pem);
     config(sb);
     let d = Daemon::start(sb, sb.command_at(NOW), TOKEN);
-    let start = Instant::now();
-    loop {
-        let (_, body) = d.request("GET", "/api/v1/jobs");
-        let v: serde_json::Value = serde_json::from_str(&body).expect("jobs JSON");
-        if v.as_array().into_iter().flatten().all(|j| j["last_run"]["status"] == "ok" && j["running_since"].is_null()) {
-            return d;
-        }
-        assert!(start.elapsed() < Duration::from_secs(60), "first jobs not done: {v:#}\n{}", d.log_text());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    d.wait_jobs_done(Duration::from_secs(60));
+    d
 }
 
 fn header<'a>(a: &'a Answer, name: &str) -> Option<&'a str> {
@@ -152,6 +144,7 @@ fn sign_in_session_cookie_csrf_and_the_page_writes() {
     assert_eq!(post(&d, &path, Some(&id), None, "by=ops").status, 403);
     assert_eq!(post(&d, &path, Some(&id), None, &format!("by=ops&csrf={}", "0".repeat(64))).status, 403);
     assert_eq!(post(&d, &path, Some(&id), Some("http://evil.example"), &format!("by=ops&csrf={token}")).status, 403);
+    assert_eq!(post(&d, &path, Some(&id), Some("null"), &format!("by=ops&csrf={token}")).status, 403);
     assert_eq!(post(&d, &path, Some(&id), None, &format!("csrf={token}&note={}", "x".repeat(20_000))).status, 413);
     let state = |id: i64| -> (String, Option<String>) {
         sb.db().query_row("SELECT state, acked_by FROM alerts WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?))).expect("alert")

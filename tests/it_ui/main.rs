@@ -10,3 +10,4 @@
 mod common;
 
 mod harness;
+mod status_page;

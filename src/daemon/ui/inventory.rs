@@ -50,7 +50,12 @@ fn parse(params: &[(String, String)]) -> Result<Search, String> {
         keep.push(("q", b.query.clone()));
     }
     for s in all(params, "status") {
-        b.urgencies.push(Urgency::parse(s).ok_or("status: expired, critical, warning, valid or not-yet-valid")?);
+        // `expiring`: inside either window.
+        if s == "expiring" {
+            b.urgencies.extend([Urgency::Critical, Urgency::Warning]);
+        } else {
+            b.urgencies.push(Urgency::parse(s).ok_or("status: expired, expiring, critical, warning, valid or not-yet-valid")?);
+        }
         keep.push(("status", s.into()));
     }
     for r in all(params, "revocation") {
@@ -146,7 +151,7 @@ pub async fn list(state: &Arc<super::State>, who: &Visitor, params: &[(String, S
                 label for="status" { "Status" }
                 select #status name="status" {
                     option value="" { "any" }
-                    @for (v, l) in [("expired", "expired"), ("critical", "expiring (critical)"), ("warning", "expiring"), ("valid", "valid"), ("not-yet-valid", "not yet valid")] {
+                    @for (v, l) in [("expired", "expired"), ("expiring", "expiring (either window)"), ("critical", "expiring, critical window"), ("warning", "expiring, warning window"), ("valid", "valid"), ("not-yet-valid", "not yet valid")] {
                         option value=(v) selected[selected("status", v)] { (l) }
                     }
                 }
