@@ -289,6 +289,74 @@ mod tests {
         assert_eq!(Owners::new(&s.owners, HashMap::new()).owner_of(&cert(8, &["other"], &["www.example.net"])), None);
     }
 
+    /// The same precedence through the store: one certificate in objects of a Kubernetes, a
+    /// Vault, an AWS and a files source, each object naming another owner; as the objects
+    /// vanish one by one, the next origin wins, and the rule last.
+    #[test]
+    fn precedence_through_the_store_as_objects_vanish() {
+        use crate::store::ObjectOutcome;
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let s = settings(CONFIG);
+        let der = {
+            let mut p = rcgen::CertificateParams::new(vec!["api.pay.corp.example".to_string()]).unwrap();
+            p.distinguished_name.push(rcgen::DnType::CommonName, "api.pay.corp.example");
+            p.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().der().to_vec()
+        };
+        let parsed = crate::x509::parse_object(&der, &[]);
+        let objects = [
+            (
+                "k8s",
+                "kubernetes",
+                "k8s://c/pay/secrets/api#tls.crt",
+                Some(serde_json::json!({"owner": "platform", "owner_from": "annotation"})),
+            ),
+            ("kv", "vault", "vault:secret/pay/api", Some(serde_json::json!({"owner": "payments", "owner_from": "custom_metadata"}))),
+            (
+                "cloud",
+                "aws",
+                "aws:acm:us-east-1:arn:aws:acm:us-east-1:1:certificate/x",
+                Some(serde_json::json!({"owner": "cloud-team", "owner_contact": "cloud@corp.example"})),
+            ),
+            ("disk", "files", "/srv/api.pem", None),
+        ];
+        let names: Vec<String> = objects.iter().map(|o| o.0.to_string()).collect();
+        let mut w = store.begin_scan(100, &names).unwrap();
+        for (source, kind, location, meta) in &objects {
+            w.register_source(source, kind, &[]).unwrap();
+            w.record(source, location, None, ObjectOutcome::Parsed { stamp: "1", content_sha256: "00", parsed: &parsed }).unwrap();
+            w.object_extras(source, location, meta.as_ref(), None).unwrap();
+        }
+        w.finish().unwrap();
+        let owner = |store: &Store| {
+            let c = store.certificates(false).unwrap().remove(0);
+            let o = Owners::load(store, &s.owners).unwrap().owner_of(&c).cloned().expect("an owner");
+            (o.name, o.contact, o.origin.to_string())
+        };
+        assert_eq!(owner(&store), ("platform".into(), None, "kubernetes annotation on k8s:k8s://c/pay/secrets/api#tls.crt".into()));
+        let gone = |store: &mut Store, at: crate::model::UnixTime, source: &str, location: &str| {
+            let mut w = store.begin_scan(at, &names).unwrap();
+            w.vanished(source, location).unwrap();
+            w.finish().unwrap();
+        };
+        gone(&mut store, 200, objects[0].0, objects[0].2);
+        assert_eq!(
+            owner(&store),
+            ("payments".into(), Some("payments-oncall@corp.example".into()), "vault custom metadata on kv:vault:secret/pay/api".into())
+        );
+        gone(&mut store, 300, objects[1].0, objects[1].2);
+        assert_eq!(owner(&store), ("cloud-team".into(), Some("cloud@corp.example".into()), format!("aws tag on cloud:{}", objects[2].2)));
+        gone(&mut store, 400, objects[2].0, objects[2].2);
+        assert_eq!(owner(&store), ("rule-team".into(), Some("rules@corp.example".into()), "owners rule 2".into()));
+        // The inventory view answers the same, and filters by owner.
+        let view = super::super::queries::InventoryView::load(&store, &s, 500).unwrap();
+        let c = store.certificates(false).unwrap().remove(0);
+        assert_eq!(view.owner_of(&c).map(|o| o.name.as_str()), Some("rule-team"));
+        let lean = super::super::queries::InventoryView::for_filter(&store, &s, 500, &Default::default()).unwrap();
+        assert!(lean.owners.is_none() && lean.owner_of(&c).is_none(), "a lean view loads no owners");
+        assert_eq!(lean.with_owners(&store).unwrap().owner_of(&c).map(|o| o.name.as_str()), Some("rule-team"));
+    }
+
     #[test]
     fn ties_go_to_the_first_source_then_location() {
         let s = settings(CONFIG);
