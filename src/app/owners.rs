@@ -8,7 +8,10 @@
 //! answers [`Owners::owner_of`] from memory. Among several objects of the same kind naming an
 //! owner, the first by source name then location wins, so the answer does not depend on the
 //! order rows come in. The contact is the one `owners.teams` gives the owner, else the one
-//! recorded beside the owner on the object.
+//! recorded beside the owner on the object. An object's owner owns the end-entity certificates
+//! in it; the CA certificates of a chain served beside them get it only from objects that hold
+//! CA certificates alone (trust bundles), so an issuing CA is not owned by whoever deploys
+//! one of its leaves.
 
 use crate::config::owners::{NO_OWNER, OwnersSpec};
 use crate::model::finding::Finding;
@@ -145,6 +148,12 @@ impl<'a> Owners<'a> {
             }
         }
         let (Some(name), Some(rank)) = (s.owner, rank(s.kind)) else { return };
+        // An object's owner owns its end-entity certificates; the CA certificates of a chain
+        // served beside one belong to their CA, not to the owner of every object that carries
+        // them. A bundle of CA certificates only (a trust store) gives them its owner.
+        if s.ca && s.beside_end_entity {
+            return;
+        }
         if let Some((r, cur)) = self.found.get(&s.cert_id) {
             let (cur_source, cur_location) = match &cur.origin {
                 OwnerOrigin::Kubernetes { source, location, .. }
@@ -236,7 +245,7 @@ mod tests {
     }
 
     fn sample<'a>(cert_id: i64, source: &'a str, kind: &'a str, location: &'a str, owner: Option<&'a str>) -> OwnerSample<'a> {
-        OwnerSample { cert_id, source, kind, location, owner, contact: None, from: None }
+        OwnerSample { cert_id, source, kind, location, owner, contact: None, from: None, ca: false, beside_end_entity: false }
     }
 
     const CONFIG: &str = concat!(
@@ -367,8 +376,10 @@ mod tests {
             sample(1, "a", "kubernetes", "k8s://c/m", Some("from-a-m")),
             // Sources that record no owners are not counted, whatever their meta says.
             sample(1, "0", "files", "/a", Some("files")),
+            // Nor is an object where the certificate is a CA beside an end-entity certificate.
+            OwnerSample { ca: true, beside_end_entity: true, ..sample(1, "a", "kubernetes", "k8s://c/a-chain", Some("chain")) },
         ];
-        for order in [[0, 1, 2, 3], [3, 2, 1, 0], [1, 3, 0, 2]] {
+        for order in [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [1, 4, 3, 0, 2]] {
             let mut o = Owners::new(&s.owners, HashMap::new());
             for i in order {
                 o.add(&samples[i]);

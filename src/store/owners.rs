@@ -16,6 +16,10 @@ pub struct OwnerSample<'a> {
     pub contact: Option<&'a str>,
     /// Where in the object the owner was written (`annotation`, `label`, `custom_metadata`, `tag`).
     pub from: Option<&'a str>,
+    /// The certificate is a CA.
+    pub ca: bool,
+    /// The object holds a current end-entity certificate too (told only when it names an owner).
+    pub beside_end_entity: bool,
 }
 
 /// Which sightings [`Store::each_owner_sample`] reads.
@@ -29,10 +33,16 @@ pub enum OwnerScope<'a> {
     Certificates(&'a [i64]),
 }
 
+/// Selected from `sightings s JOIN certificates c LEFT JOIN objects o LEFT JOIN sources src`.
+/// Whether the object holds an end-entity certificate is asked only of objects naming an owner.
 const OWNER_COLUMNS: &str = "s.cert_id, s.source, COALESCE(src.kind, ''), s.location,
     CASE WHEN json_valid(o.meta) THEN json_extract(o.meta, '$.owner') END,
     CASE WHEN json_valid(o.meta) THEN json_extract(o.meta, '$.owner_contact') END,
-    CASE WHEN json_valid(o.meta) THEN json_extract(o.meta, '$.owner_from') END";
+    CASE WHEN json_valid(o.meta) THEN json_extract(o.meta, '$.owner_from') END,
+    c.is_ca,
+    CASE WHEN json_valid(o.meta) AND json_extract(o.meta, '$.owner') IS NOT NULL THEN EXISTS (
+        SELECT 1 FROM sightings s2 JOIN certificates c2 ON c2.id = s2.cert_id
+        WHERE s2.source = s.source AND s2.location = s.location AND s2.gone_since IS NULL AND NOT c2.is_ca) ELSE 0 END";
 
 impl Store {
     /// Streams the current sightings of `scope` with their objects' owners, in one query (one
@@ -52,6 +62,8 @@ impl Store {
                     owner: text(4)?.map(str::trim).filter(|o| !o.is_empty()),
                     contact: text(5)?.map(str::trim).filter(|c| !c.is_empty()),
                     from: text(6)?,
+                    ca: r.get(7)?,
+                    beside_end_entity: r.get(8)?,
                 });
             }
             Ok(())
@@ -61,6 +73,7 @@ impl Store {
                 &format!(
                     "SELECT {OWNER_COLUMNS} FROM objects o
                      JOIN sightings s ON s.source = o.source AND s.location = o.location AND s.gone_since IS NULL
+                     JOIN certificates c ON c.id = s.cert_id
                      LEFT JOIN sources src ON src.name = s.source
                      WHERE o.meta IS NOT NULL AND json_valid(o.meta) AND json_extract(o.meta, '$.owner') IS NOT NULL"
                 ),
@@ -69,6 +82,7 @@ impl Store {
             OwnerScope::Every => run(
                 &format!(
                     "SELECT {OWNER_COLUMNS} FROM sightings s
+                     JOIN certificates c ON c.id = s.cert_id
                      LEFT JOIN objects o ON o.source = s.source AND o.location = s.location
                      LEFT JOIN sources src ON src.name = s.source
                      WHERE s.gone_since IS NULL"
@@ -79,6 +93,7 @@ impl Store {
                 for chunk in ids.chunks(IN_LIST_MAX) {
                     let sql = format!(
                         "SELECT {OWNER_COLUMNS} FROM sightings s
+                         JOIN certificates c ON c.id = s.cert_id
                          LEFT JOIN objects o ON o.source = s.source AND o.location = s.location
                          LEFT JOIN sources src ON src.name = s.source
                          WHERE s.gone_since IS NULL AND s.cert_id IN ({})",
@@ -171,5 +186,42 @@ mod tests {
         w.vanished("k8s", "k8s://c/ns/secrets/a#tls.crt").unwrap();
         w.finish().unwrap();
         assert_eq!(collect(&store, OwnerScope::Owned).len(), 1);
+    }
+    /// A CA certificate in an object beside an end-entity certificate (a served chain) is told
+    /// so; in an object of CA certificates only (a trust bundle) it is not.
+    #[test]
+    fn chains_and_bundles_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.distinguished_name.push(rcgen::DnType::CommonName, "Test CA");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["site.example".to_string()]).unwrap();
+        let leaf_pem = leaf.signed_by(&leaf_key, &rcgen::Issuer::new(ca, &ca_key)).unwrap().pem();
+        let chain = crate::x509::parse_object(format!("{leaf_pem}{ca_pem}").as_bytes(), &[]);
+        let bundle = crate::x509::parse_object(ca_pem.as_bytes(), &[]);
+        assert_eq!((chain.certs.len(), bundle.certs.len()), (2, 1));
+        let mut w = store.begin_scan(100, &["k8s".to_string()]).unwrap();
+        w.register_source("k8s", "kubernetes", &[]).unwrap();
+        let meta = serde_json::json!({"owner": "web"});
+        for (loc, parsed) in [("k8s://c/web/secrets/site#tls.crt", &chain), ("k8s://c/web/configmaps/trust#ca.crt", &bundle)] {
+            w.record("k8s", loc, None, ObjectOutcome::Parsed { stamp: "1", content_sha256: "00", parsed }).unwrap();
+            w.object_extras("k8s", loc, Some(&meta), None).unwrap();
+        }
+        w.finish().unwrap();
+        let mut got = Vec::new();
+        store.each_owner_sample(OwnerScope::Owned, |s| got.push((s.location.to_string(), s.ca, s.beside_end_entity))).unwrap();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("k8s://c/web/configmaps/trust#ca.crt".to_string(), true, false),
+                ("k8s://c/web/secrets/site#tls.crt".to_string(), false, true),
+                ("k8s://c/web/secrets/site#tls.crt".to_string(), true, true),
+            ]
+        );
     }
 }
