@@ -74,7 +74,7 @@ fn list_by_owner_and_the_orphans() {
     let sb = &inv.sb;
     assert_eq!(listed(sb, &["--owner", "none"]), inv.orphans);
     assert_eq!(listed(sb, &["--owner", "payments"]), sorted(vec![inv.by_path.clone(), inv.by_name.clone()]));
-    assert_eq!(listed(sb, &["--owner", "web"]), [inv.by_tag.clone()]);
+    assert_eq!(listed(sb, &["--owner", "web"]), std::slice::from_ref(&inv.by_tag));
     let mut web_and_orphans = inv.orphans.clone();
     web_and_orphans.push(inv.by_tag.clone());
     assert_eq!(listed(sb, &["--owner", "web", "--owner", "none"]), sorted(web_and_orphans));

@@ -1037,8 +1037,8 @@ fn owners_come_from_the_owner_annotation_else_the_label_and_a_changed_one_is_rea
     // Cluster-scoped objects carry owners too; an object without one has none.
     assert_eq!(owner(&sb, &hook.fingerprint)["name"], "platform");
     assert!(owner(&sb, &trust.fingerprint).is_null());
-    assert_eq!(listed_for(&sb, &["none"]), [trust.fingerprint.clone()]);
-    assert_eq!(listed_for(&sb, &["web-team"]), [web.fingerprint.clone()]);
+    assert_eq!(listed_for(&sb, &["none"]), std::slice::from_ref(&trust.fingerprint));
+    assert_eq!(listed_for(&sb, &["web-team"]), std::slice::from_ref(&web.fingerprint));
     let mut both = vec![pay.fingerprint.clone(), hook.fingerprint.clone()];
     both.sort();
     assert_eq!(listed_for(&sb, &["payments", "platform"]), both);
