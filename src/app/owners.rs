@@ -177,23 +177,30 @@ impl<'a> Owners<'a> {
 
     /// The certificate's owner: from its sources, else from the first rule that matches it.
     pub fn owner_of(&self, c: &CertRow) -> Option<&Owner> {
-        if let Some((_, o)) = self.found.get(&c.id) {
+        let f = &c.facts;
+        let names = f.sans.iter().filter_map(|s| s.strip_prefix("DNS:")).chain(f.common_name.as_deref());
+        self.owner_of_parts(c.id, &c.sources, names)
+    }
+
+    /// The same for a certificate given by its parts, for callers holding borrowed rows rather
+    /// than a [`CertRow`]: its id, the sources that see it, its DNS names (subject alternative
+    /// names without `DNS:`, and the CN). Nothing is allocated when a source named the owner.
+    pub fn owner_of_parts<'n>(&self, id: i64, sources: &[String], names: impl IntoIterator<Item = &'n str> + Clone) -> Option<&Owner> {
+        if let Some((_, o)) = self.found.get(&id) {
             return Some(o);
         }
         if self.spec.rules.is_empty() {
             return None;
         }
-        let mut tags: Vec<String> = c.sources.iter().flat_map(|s| self.tags.get(s).cloned().unwrap_or_default()).collect();
+        let mut tags: Vec<String> = sources.iter().flat_map(|s| self.tags.get(s).cloned().unwrap_or_default()).collect();
         tags.sort();
         tags.dedup();
-        let hits = self.path_hits.get(&c.id).map(Vec::as_slice).unwrap_or_default();
-        let f = &c.facts;
-        let names = f.sans.iter().filter_map(|s| s.strip_prefix("DNS:")).chain(f.common_name.as_deref());
+        let hits = self.path_hits.get(&id).map(Vec::as_slice).unwrap_or_default();
         self.spec
             .rules
             .iter()
             .enumerate()
-            .position(|(i, r)| r.matcher.matches(&c.sources, &tags, hits.contains(&i), names.clone()))
+            .position(|(i, r)| r.matcher.matches(sources, &tags, hits.contains(&i), names.clone()))
             .map(|i| &self.rule_owners[i])
     }
 
@@ -401,6 +408,10 @@ mod tests {
         assert_eq!(name(&cert(2, &["disk"], &["a.pay.corp.example"])).as_deref(), Some("rule-team"));
         assert_eq!(name(&cert(2, &["disk"], &["www.example.net"])).as_deref(), Some("tagged"));
         assert_eq!(name(&cert(3, &["elsewhere"], &["www.example.net"])), None);
+        // By parts, as a caller holding borrowed rows asks.
+        assert_eq!(o.owner_of_parts(1, &["disk".into()], ["x.example"]).map(|o| o.name.as_str()), Some("path-team"));
+        assert_eq!(o.owner_of_parts(2, &["disk".into()], ["API.pay.corp.example"]).map(|o| o.name.as_str()), Some("rule-team"));
+        assert_eq!(o.owner_of_parts(3, &["other".into()], ["www.example.net"]), None);
         // The subject CN counts as a DNS name.
         let s2 = settings("owners: {rules: [{owner: cn, match: {san: [CN.example]}}]}");
         assert_eq!(Owners::new(&s2.owners, HashMap::new()).owner_of(&cert(4, &[], &[])).map(|o| o.name.as_str()), Some("cn"));
