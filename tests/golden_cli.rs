@@ -1,8 +1,9 @@
 //! The command line's output, byte for byte, on the example certificates at a fixed time: the
-//! safety net of a restructuring that must change no output. One session of 32 commands —
+//! safety net of a restructuring that must change no output. One session of 34 commands —
 //! scan, list in every format, show, plan, evaluate (a webhook route whose receiver refuses
 //! connections, so payloads stay in the outbox to be read back), alerts, silence, ack, the
-//! outbox, schedule and the audit log — each compared with `tests/golden/cli/NN.out` (its
+//! outbox, schedule, the audit log and the owners (two owner rules, one with a team's
+//! contact; `list --owner`) — each compared with `tests/golden/cli/NN.out` (its
 //! stdout, then `rc=<exit code>`), with the temporary paths written as `{CERTS}`, `{CONFIG}` and
 //! `{STORE}`, and with nothing on stderr.
 //!
@@ -50,6 +51,8 @@ const COMMANDS: &[&str] = &[
     "outbox --all -o json",
     "alerts --all",
     "audit list",
+    "list --owner none",
+    "list --owner web-team --owner legacy-team -o csv",
 ];
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -93,6 +96,12 @@ alerts:
   routes:
     - name: all
       receivers: [hook]
+owners:
+  teams:
+    - {{name: web-team, contact: web-oncall@example.net}}
+  rules:
+    - {{owner: legacy-team, match: {{path: ["{certs}/legacy-*"]}}}}
+    - {{owner: web-team, match: {{san: ["*.example.net"], tag: [examples]}}}}
 jobs:
   - {{name: scan, kind: scan, schedule: "*/15 * * * *", timezone: Europe/Paris}}
   - {{name: eval, kind: evaluate, schedule: "5 * * * *"}}

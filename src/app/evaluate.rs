@@ -43,6 +43,7 @@ pub fn each_findings_batch<E: From<StoreError>>(
     let untrusted = store.untrusted_endpoints()?;
     let not_ready = store.cert_manager_not_ready()?;
     let renewals = renewal_views(store, &settings.managed)?;
+    let owners = super::owners::Owners::load(store, &settings.owners)?;
     let inputs = Inputs { fleet: &fleet, tags: &tags, now };
     // Managed certificates whose installed certificate is current.
     let mut installed_current: HashSet<String> = HashSet::new();
@@ -65,8 +66,10 @@ pub fn each_findings_batch<E: From<StoreError>>(
                 st
             })
             .collect();
-        each(&policy::evaluate(policy, &states, now))?;
+        let mut found = policy::evaluate(policy, &states, now);
         drop(states);
+        owners.attribute(&mut found, batch);
+        each(&found)?;
         batch.clear();
         Ok(())
     };
@@ -85,6 +88,8 @@ pub fn each_findings_batch<E: From<StoreError>>(
     let (review, keyed) = review_keys(store, &inputs, policy)?;
     let keyed_states: Vec<CertState<'_>> = keyed.iter().map(|c| inputs.state(c, None, None)).collect();
     let mut out = policy::keys::findings(&review, &keyed_states);
+    drop(keyed_states);
+    owners.attribute(&mut out, &keyed);
     // Key objects without a certificate, and trust roots: findings about the key itself.
     out.extend(policy::keys::subject_findings(&review, &tags));
     // Managed certificates whose issuance fails with no certificate in the inventory.

@@ -7,12 +7,15 @@
 //! - [`evaluate`]: the policy over the inventory in batches, the alert state machine, the
 //!   outbox; `plan` is its dry run;
 //! - [`queries`]: what `list`, `show`, `ack`, `silence` and the API ask of the inventory;
+//! - [`owners`]: who owns each certificate (its sources' annotations, metadata and tags, else
+//!   `owners.rules`);
 //! - [`status`]: the status page's overview (counts, expiry timeline) and inventory pages;
 //! - [`jobs`]: the scheduled job kinds (scan, revocation, renew, evaluate, digest) as the daemon
 //!   runs them.
 
 pub mod evaluate;
 pub mod jobs;
+pub mod owners;
 pub mod queries;
 pub mod scan;
 pub mod status;

@@ -4,12 +4,15 @@
 //!
 //! - [`InventoryView`]: what a certificate's row does not say by itself — its expiry status
 //!   under the policy rule that applies to it, its tags (from its sources), its revocation
-//!   state;
+//!   state, its owner;
 //! - [`CertFilter`]: the filters of `list` and `GET /api/v1/certificates`;
 //! - [`find_certificate`]: a fingerprint prefix or a serial to one certificate;
 //! - [`ack_target`] and [`silence_for`]: what an operator's words name (an alert id, a subject,
 //!   a certificate, or a match).
 
+use super::owners::{Owner, Owners};
+use crate::config::Settings;
+use crate::config::owners::OwnersSpec;
 use crate::config::policy::PolicySpec;
 use crate::model::alert::Silence;
 use crate::model::finding::{Kind, SubjectKind, cert_subject};
@@ -19,6 +22,11 @@ use crate::store::{Store, StoreError};
 use std::collections::HashMap;
 
 /// What the inventory's rows need beside themselves to be judged and shown.
+///
+/// [`InventoryView::load`] loads everything; [`InventoryView::for_filter`] only what a filter
+/// decides on. Owners are loaded by `load`, by `for_filter` when the filter is by owner, and
+/// otherwise on demand with [`InventoryView::with_owners`] (a view that shows owners needs
+/// them): until then [`InventoryView::owner_of`] answers `None` for every certificate.
 pub struct InventoryView<'a> {
     pub policy: &'a PolicySpec,
     pub now: UnixTime,
@@ -26,24 +34,53 @@ pub struct InventoryView<'a> {
     pub tags: HashMap<String, Vec<String>>,
     /// Each certificate's revocation state (a few bytes each, for the whole inventory).
     pub revocation: HashMap<i64, RevocationState>,
+    /// Each certificate's owner, once loaded.
+    pub owners: Option<Owners<'a>>,
+    owners_spec: &'a OwnersSpec,
 }
 
 impl<'a> InventoryView<'a> {
-    pub fn load(store: &Store, policy: &'a PolicySpec, now: UnixTime) -> Result<InventoryView<'a>, StoreError> {
-        Ok(InventoryView { policy, now, tags: store.source_tags()?, revocation: store.revocation_states()? })
+    /// Everything: tags, revocation states and owners.
+    pub fn load(store: &Store, settings: &'a Settings, now: UnixTime) -> Result<InventoryView<'a>, StoreError> {
+        Ok(InventoryView {
+            policy: &settings.policy,
+            now,
+            tags: store.source_tags()?,
+            revocation: store.revocation_states()?,
+            owners: Some(Owners::load(store, &settings.owners)?),
+            owners_spec: &settings.owners,
+        })
     }
 
     /// The sources' tags only (pages that read revocation states for their own rows).
-    pub fn with_tags(store: &Store, policy: &'a PolicySpec, now: UnixTime) -> Result<InventoryView<'a>, StoreError> {
-        Ok(InventoryView { policy, now, tags: store.source_tags()?, revocation: HashMap::new() })
+    pub fn with_tags(store: &Store, settings: &'a Settings, now: UnixTime) -> Result<InventoryView<'a>, StoreError> {
+        Ok(InventoryView {
+            policy: &settings.policy,
+            now,
+            tags: store.source_tags()?,
+            revocation: HashMap::new(),
+            owners: None,
+            owners_spec: &settings.owners,
+        })
     }
 
     /// Only what `filter` needs to decide (the API shows rows, not their status): tags when it
-    /// filters by tag or status, revocation states when it filters by them.
-    pub fn for_filter(store: &Store, policy: &'a PolicySpec, now: UnixTime, filter: &CertFilter) -> Result<InventoryView<'a>, StoreError> {
+    /// filters by tag or status, revocation states when it filters by them, owners when it
+    /// filters by owner.
+    pub fn for_filter(store: &Store, settings: &'a Settings, now: UnixTime, filter: &CertFilter) -> Result<InventoryView<'a>, StoreError> {
         let tags = if filter.tags.is_empty() && filter.statuses.is_empty() { HashMap::new() } else { store.source_tags()? };
         let revocation = if filter.revocation.is_empty() { HashMap::new() } else { store.revocation_states()? };
-        Ok(InventoryView { policy, now, tags, revocation })
+        let owners = if filter.owners.is_empty() { None } else { Some(Owners::load(store, &settings.owners)?) };
+        Ok(InventoryView { policy: &settings.policy, now, tags, revocation, owners, owners_spec: &settings.owners })
+    }
+
+    /// The same view with every certificate's owner loaded (one pass over the store), for
+    /// callers that show owners. Nothing is read again when they are loaded already.
+    pub fn with_owners(mut self, store: &Store) -> Result<InventoryView<'a>, StoreError> {
+        if self.owners.is_none() {
+            self.owners = Some(Owners::load(store, self.owners_spec)?);
+        }
+        Ok(self)
     }
 
     /// A certificate's expiry status under the policy that applies to it (thresholds in days or
@@ -63,6 +100,11 @@ impl<'a> InventoryView<'a> {
     /// Its revocation state, once it has been checked.
     pub fn revocation(&self, c: &CertRow) -> Option<RevocationState> {
         self.revocation.get(&c.id).copied()
+    }
+
+    /// Its owner (from its sources, else `owners.rules`), when owners are loaded.
+    pub fn owner_of(&self, c: &CertRow) -> Option<&Owner> {
+        self.owners.as_ref().and_then(|o| o.owner_of(c))
     }
 }
 
@@ -89,6 +131,8 @@ pub struct CertFilter {
     pub ekus: Vec<String>,
     pub statuses: Vec<ExpiryStatus>,
     pub revocation: Vec<RevocationState>,
+    /// Owned by one of these (`none`: by nobody). Needs the view's owners loaded.
+    pub owners: Vec<String>,
 }
 
 impl CertFilter {
@@ -110,6 +154,9 @@ impl CertFilter {
             }
         }
         if !self.statuses.is_empty() && !self.statuses.contains(&view.status(c)) {
+            return false;
+        }
+        if !self.owners.is_empty() && !view.owners.as_ref().is_some_and(|o| o.owner_matches(c, &self.owners)) {
             return false;
         }
         self.revocation.is_empty() || view.revocation(c).is_some_and(|s| self.revocation.contains(&s))
@@ -307,7 +354,7 @@ mod tests {
     #[test]
     fn filters_select_by_status_eku_tag_and_source() {
         let (_dir, store, settings, now) = scanned();
-        let view = InventoryView::load(&store, &settings.policy, now).unwrap();
+        let view = InventoryView::load(&store, &settings, now).unwrap();
         let all = names(&store, &CertFilter::default(), &view);
         assert!(all.len() >= 3, "{all:?}");
         let expired = names(&store, &CertFilter { statuses: vec![ExpiryStatus::Expired], ..Default::default() }, &view);
@@ -330,7 +377,7 @@ mod tests {
             CertFilter { revocation: vec![RevocationState::Good], ..Default::default() },
             CertFilter { sources: vec!["examples".into()], expiring_within: Some(86_400), ..Default::default() },
         ] {
-            let lean = InventoryView::for_filter(&store, &settings.policy, now, &f).unwrap();
+            let lean = InventoryView::for_filter(&store, &settings, now, &f).unwrap();
             assert_eq!(names(&store, &f, &lean), names(&store, &f, &view), "{f:?}");
         }
     }

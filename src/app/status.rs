@@ -8,7 +8,10 @@
 //! combination of sources and key usages (a fleet has a handful), not once per certificate. At
 //! 100,000 certificates a request holds a few megabytes for its length, never the inventory.
 
+use super::owners::{Owner, Owners};
 use super::queries::{CertFilter, InventoryView};
+use crate::config::Settings;
+use crate::config::owners::NO_OWNER;
 use crate::config::policy::{Expiry, PolicySpec};
 use crate::model::rows::CertRow;
 use crate::model::{ExpiryStatus, RevocationState, UnixTime};
@@ -360,6 +363,7 @@ pub struct Row {
     pub urgency: Urgency,
     pub revocation: Option<RevocationState>,
     pub tags: Vec<String>,
+    pub owner: Option<Owner>,
 }
 
 /// One page of a search.
@@ -455,13 +459,23 @@ impl Browse {
         }
     }
 
-    /// The ids of every match, in order (ties by notAfter, then id).
-    pub fn matching_ids(&self, store: &Store, policy: &PolicySpec, view: &InventoryView<'_>) -> Result<Vec<i64>, StoreError> {
+    /// The ids of every match, in order (ties by notAfter, then id). An owner filter uses the
+    /// view's owners, loaded here when the view has none.
+    pub fn matching_ids(&self, store: &Store, settings: &Settings, view: &InventoryView<'_>) -> Result<Vec<i64>, StoreError> {
         let words = Words::new(&self.query);
-        let mut judge = Judge::new(policy, &view.tags, view.now);
+        let mut judge = Judge::new(&settings.policy, &view.tags, view.now);
+        let loaded;
+        let owners = match (&view.owners, self.filter.owners.is_empty()) {
+            (_, true) => None,
+            (Some(o), false) => Some(o),
+            (None, false) => {
+                loaded = Owners::load(store, &settings.owners)?;
+                Some(&loaded)
+            }
+        };
         let mut keys: Vec<(Key, i64, i64)> = Vec::new();
         store.each_listing(|names, r| {
-            if self.keeps(&mut judge, words.as_ref(), names, r) {
+            if self.keeps(&mut judge, words.as_ref(), names, r) && owners.is_none_or(|o| owned_by(o, &self.filter.owners, names, r)) {
                 keys.push((self.key(r), r.not_after, r.id));
             }
         })?;
@@ -473,31 +487,51 @@ impl Browse {
     }
 
     /// The page asked for (an empty one past the last page, with the total to go back).
-    pub fn page(&self, store: &Store, policy: &PolicySpec, view: &InventoryView<'_>) -> Result<Page, StoreError> {
+    pub fn page(&self, store: &Store, settings: &Settings, view: &InventoryView<'_>) -> Result<Page, StoreError> {
         let per_page = self.per_page.clamp(1, MAX_PER_PAGE);
         let page = self.page.max(1);
-        let ids = self.matching_ids(store, policy, view)?;
+        let ids = self.matching_ids(store, settings, view)?;
         let total = ids.len();
         let start = (page - 1).saturating_mul(per_page).min(total);
         let wanted = &ids[start..(start + per_page).min(total)];
-        let rows = rows_by_id(store, wanted, policy, view)?;
+        let rows = rows_by_id(store, wanted, settings, view)?;
         Ok(Page { total, page, per_page, rows })
     }
 }
 
-/// The rows of `ids`, in the order given.
-pub fn rows_by_id(store: &Store, ids: &[i64], policy: &PolicySpec, view: &InventoryView<'_>) -> Result<Vec<Row>, StoreError> {
+/// The rows of `ids`, in the order given, with their revocation states and owners read for
+/// them alone.
+pub fn rows_by_id(store: &Store, ids: &[i64], settings: &Settings, view: &InventoryView<'_>) -> Result<Vec<Row>, StoreError> {
     let mut by_id: HashMap<i64, CertRow> = store.certificates_by_id(ids)?.into_iter().map(|c| (c.id, c)).collect();
+    let revocation = store.revocation_statuses_of(ids)?;
+    let owners = Owners::load_for(store, &settings.owners, ids)?;
     Ok(ids
         .iter()
         .filter_map(|id| by_id.remove(id))
         .map(|cert| Row {
-            urgency: Urgency::of(&cert, policy, view, view.now),
-            revocation: view.revocation(&cert),
+            urgency: Urgency::of(&cert, &settings.policy, view, view.now),
+            revocation: revocation.get(&cert.id).map(|s| s.state),
             tags: view.tags_of(&cert),
+            owner: owners.owner_of(&cert).cloned(),
             cert,
         })
         .collect())
+}
+
+/// A listing row's owner (by its sources' objects, else the rules).
+pub fn owner_of_row<'o>(owners: &'o Owners<'_>, names: &Listing, r: &ListingRow<'_>) -> Option<&'o Owner> {
+    let sources: Vec<String> = r.sources.iter().filter_map(|n| names.sources.get(*n as usize).cloned()).collect();
+    let sans: Vec<String> = serde_json::from_str(r.sans_json).unwrap_or_default();
+    let dns = sans.iter().filter_map(|s| s.strip_prefix("DNS:")).chain(r.common_name);
+    owners.owner_of_parts(r.id, &sources, dns)
+}
+
+/// Whether the row's owner is one of `wanted` (`none`: no owner).
+fn owned_by(owners: &Owners<'_>, wanted: &[String], names: &Listing, r: &ListingRow<'_>) -> bool {
+    match owner_of_row(owners, names, r) {
+        Some(o) => wanted.contains(&o.name),
+        None => wanted.iter().any(|w| w == NO_OWNER),
+    }
 }
 
 /// Open alerts by severity.
@@ -600,7 +634,7 @@ mod tests {
         instants.extend(rows.iter().map(|c| c.facts.not_after - 2500 * 86_400));
         let mut kinds = std::collections::HashSet::new();
         for now in instants.into_iter().flat_map(|t| [t - 1, t, t + 1]) {
-            let view = InventoryView::load(&store, &settings.policy, now).unwrap();
+            let view = InventoryView::load(&store, &settings, now).unwrap();
             let mut judge = Judge::new(&settings.policy, &tags, now);
             store
                 .each_listing(|names, r| {
@@ -626,49 +660,47 @@ mod tests {
     #[test]
     fn pages_search_and_sort() {
         let (_dir, store, settings, now) = scanned();
-        let view = InventoryView::load(&store, &settings.policy, now).unwrap();
-        let all = Browse { per_page: 100, page: 1, ..Default::default() }.page(&store, &settings.policy, &view).unwrap();
+        let view = InventoryView::load(&store, &settings, now).unwrap();
+        let all = Browse { per_page: 100, page: 1, ..Default::default() }.page(&store, &settings, &view).unwrap();
         assert!(all.total >= 3);
         let afters: Vec<_> = all.rows.iter().map(|r| r.cert.facts.not_after).collect();
         assert!(afters.is_sorted(), "{afters:?}");
         // Paging: two per page, every row once across the pages, an empty page past the end.
         let mut seen = Vec::new();
         for page in 1..=all.total.div_ceil(2) {
-            let p = Browse { per_page: 2, page, ..Default::default() }.page(&store, &settings.policy, &view).unwrap();
+            let p = Browse { per_page: 2, page, ..Default::default() }.page(&store, &settings, &view).unwrap();
             assert_eq!(p.total, all.total);
             seen.extend(p.rows.iter().map(|r| r.cert.id));
         }
         assert_eq!(seen, all.rows.iter().map(|r| r.cert.id).collect::<Vec<_>>());
-        let past = Browse { per_page: 2, page: 99, ..Default::default() }.page(&store, &settings.policy, &view).unwrap();
+        let past = Browse { per_page: 2, page: 99, ..Default::default() }.page(&store, &settings, &view).unwrap();
         assert!(past.rows.is_empty());
         assert_eq!(past.total, all.total);
         // By name, by fingerprint prefix, by serial with colons, and by urgency.
-        let legacy =
-            Browse { query: "LEGACY".into(), per_page: 10, page: 1, ..Default::default() }.page(&store, &settings.policy, &view).unwrap();
+        let legacy = Browse { query: "LEGACY".into(), per_page: 10, page: 1, ..Default::default() }.page(&store, &settings, &view).unwrap();
         assert_eq!(legacy.rows.iter().map(|r| r.cert.facts.display_name()).collect::<Vec<_>>(), ["legacy.example.net"]);
         let fp = &legacy.rows[0].cert.facts.fingerprint.0[..8];
         let by_fp =
-            Browse { query: fp.to_uppercase(), per_page: 10, page: 1, ..Default::default() }.page(&store, &settings.policy, &view).unwrap();
+            Browse { query: fp.to_uppercase(), per_page: 10, page: 1, ..Default::default() }.page(&store, &settings, &view).unwrap();
         assert_eq!(by_fp.total, 1);
         let serial = &legacy.rows[0].cert.facts.serial;
         let colons: Vec<String> = serial.as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).to_lowercase()).collect();
         let by_serial =
-            Browse { query: colons.join(":"), per_page: 10, page: 1, ..Default::default() }.page(&store, &settings.policy, &view).unwrap();
+            Browse { query: colons.join(":"), per_page: 10, page: 1, ..Default::default() }.page(&store, &settings, &view).unwrap();
         assert!(by_serial.rows.iter().any(|r| r.cert.id == legacy.rows[0].cert.id), "{colons:?}");
         let expired = Browse { urgencies: vec![Urgency::Expired], per_page: 10, page: 1, ..Default::default() }
-            .page(&store, &settings.policy, &view)
+            .page(&store, &settings, &view)
             .unwrap();
         assert_eq!(expired.total, 1);
         let by_name_desc = Browse { sort: Sort::Name, descending: true, per_page: 100, page: 1, ..Default::default() }
-            .page(&store, &settings.policy, &view)
+            .page(&store, &settings, &view)
             .unwrap();
         let names: Vec<String> = by_name_desc.rows.iter().map(|r| r.cert.facts.display_name().to_lowercase()).collect();
         assert!(names.windows(2).all(|w| w[0] >= w[1]), "{names:?}");
         // One day of the timeline: the certificates expiring that UTC day only.
         let na = legacy.rows[0].cert.facts.not_after;
-        let day = Browse { expires_on: Some(day_start(na)), per_page: 10, page: 1, ..Default::default() }
-            .page(&store, &settings.policy, &view)
-            .unwrap();
+        let day =
+            Browse { expires_on: Some(day_start(na)), per_page: 10, page: 1, ..Default::default() }.page(&store, &settings, &view).unwrap();
         assert!(day.rows.iter().all(|r| day_start(r.cert.facts.not_after) == day_start(na)) && day.total >= 1);
     }
 }

@@ -74,7 +74,7 @@ pub(super) fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
     let now = now(cli)?;
     let store = open_store(cli, &s)?;
     // Each certificate's state (a few bytes each); JSON reads each row's whole status.
-    let view = InventoryView::load(&store, &s.policy, now)?;
+    let view = InventoryView::load(&store, &s, now)?;
     let filter = CertFilter {
         expiring_within: a.expiring_within,
         sources: a.sources.clone(),
@@ -82,11 +82,13 @@ pub(super) fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
         ekus: a.ekus.clone(),
         statuses: a.statuses.clone(),
         revocation: a.revocation.clone(),
+        owners: a.owners.clone(),
     };
     let wanted = |c: &CertRow| filter.matches(c, &view);
     let status = |c: &CertRow| view.status(c);
     let rev_state = |c: &CertRow| view.revocation(c);
     let tags_of = |c: &CertRow| view.tags_of(c);
+    let owner_of = |c: &CertRow| view.owner_of(c);
     // Rows stream from the store to the output, one at a time (the table reads them twice:
     // once for the column widths, once to print).
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -109,6 +111,7 @@ pub(super) fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
                     o.insert("not_before_rfc3339".into(), format_time(c.facts.not_before).into());
                     o.insert("not_after_rfc3339".into(), format_time(c.facts.not_after).into());
                     o.insert("tags".into(), tags_of(&c).into());
+                    o.insert("owner".into(), serde_json::to_value(owner_of(&c)).unwrap_or_default());
                     o.insert("revocation".into(), serde_json::to_value(store.revocation_status(c.id)?).unwrap_or_default());
                 }
                 seq.serialize_element(&v)?;
@@ -120,7 +123,7 @@ pub(super) fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
         ListFormat::Csv => {
             writeln!(
                 out,
-                "fingerprint,name,subject,issuer,serial,not_before,not_after,days_left,status,revocation,key,signature_algorithm,ext_key_usage,sightings,sources,tags"
+                "fingerprint,name,subject,issuer,serial,not_before,not_after,days_left,status,revocation,key,signature_algorithm,ext_key_usage,sightings,sources,tags,owner,owner_contact"
             )?;
             store.each_certificate(a.all, |c| {
                 if !wanted(&c) {
@@ -145,6 +148,8 @@ pub(super) fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
                     c.current_sightings.to_string(),
                     c.sources.join(" "),
                     tags_of(&c).join(" "),
+                    owner_of(&c).map(|o| o.name.clone()).unwrap_or_default(),
+                    owner_of(&c).and_then(|o| o.contact.clone()).unwrap_or_default(),
                 ];
                 writeln!(out, "{}", fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","))?;
                 Ok(())
@@ -152,8 +157,8 @@ pub(super) fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
         }
         ListFormat::Table => {
             let color = color_enabled();
-            let header = ["NAME", "ISSUER", "NOT AFTER", "DAYS", "STATUS", "REVOCATION", "SEEN", "FINGERPRINT"];
-            let cells = |c: &CertRow| -> [String; 8] {
+            let header = ["NAME", "ISSUER", "NOT AFTER", "DAYS", "STATUS", "REVOCATION", "OWNER", "SEEN", "FINGERPRINT"];
+            let cells = |c: &CertRow| -> [String; 9] {
                 let f = &c.facts;
                 [
                     truncate(&f.display_name(), 44),
@@ -162,6 +167,7 @@ pub(super) fn list(cli: &Cli, a: &ListArgs) -> Result<u8> {
                     days_left(f.not_after, now).to_string(),
                     if c.gone_since.is_some() { "gone".to_string() } else { status(c).to_string() },
                     rev_state(c).map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                    owner_of(c).map(|o| truncate(&o.name, 24)).unwrap_or_else(|| "-".into()),
                     c.current_sightings.to_string(),
                     f.fingerprint.0[..12].to_string(),
                 ]
@@ -250,9 +256,12 @@ pub(super) fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
     let revocation_history = store.revocation_history(c.id)?;
     let f = &c.facts;
     let status = queries::expiry_status(c, &s.policy, &store.source_tags()?, now);
+    let owners = certvigil::app::owners::Owners::load_for(&store, &s.owners, &[c.id])?;
+    let owner = owners.owner_of(c);
     if a.output == SummaryFormat::Json {
         let v = serde_json::json!({
             "certificate": c,
+            "owner": owner,
             "status": status,
             "days_left": days_left(f.not_after, now),
             "sightings": sightings,
@@ -272,6 +281,7 @@ pub(super) fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
     field("Not before", &format_time(f.not_before));
     field("Not after", &format!("{} ({} days left, {})", format_time(f.not_after), days_left(f.not_after, now), status));
     field("Key", &format!("{} (SPKI SHA-256 {})", f.key, f.spki_sha256));
+    field("Owner", &owner.map_or_else(|| "-".to_string(), ToString::to_string));
     field("Signature algorithm", &f.signature_algorithm);
     field(
         "CA",

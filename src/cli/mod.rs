@@ -286,6 +286,9 @@ pub struct ListArgs {
     /// Only certificates with this revocation state; repeatable.
     #[arg(long = "revocation", value_enum)]
     pub revocation: Vec<RevocationState>,
+    /// Only certificates owned by this owner (`none`: those without an owner); repeatable.
+    #[arg(long = "owner", value_name = "NAME")]
+    pub owners: Vec<String>,
     /// Include certificates no longer found in any source.
     #[arg(long)]
     pub all: bool,

@@ -68,6 +68,8 @@ pub struct RouteMatch {
     pub severities: Vec<Severity>,
     pub kinds: Vec<Kind>,
     pub certs: Match,
+    /// Owner names; `none` matches findings without an owner.
+    pub owners: Vec<String>,
 }
 
 impl RouteMatch {
@@ -75,6 +77,11 @@ impl RouteMatch {
         (self.severities.is_empty() || self.severities.contains(&f.severity))
             && (self.kinds.is_empty() || self.kinds.contains(&f.kind))
             && self.certs.matches(&f.sources, &f.tags, &f.ekus)
+            && (self.owners.is_empty()
+                || match &f.owner {
+                    Some(o) => self.owners.contains(o),
+                    None => self.owners.iter().any(|w| w == super::owners::NO_OWNER),
+                })
     }
 }
 
@@ -267,6 +274,14 @@ pub fn validate(a: &AlertsConfig, base: &Path, errs: &mut Vec<PathedError>) -> A
                 }
             }
         }
+        for (j, o) in r.matcher.owner.iter().enumerate() {
+            if o.trim().is_empty() {
+                errs.push((
+                    at(&["routes", &idx, "match", "owner", &j.to_string()]),
+                    "must not be empty (`none` matches findings without an owner)".into(),
+                ));
+            }
+        }
         let immediate_severity = Severity::parse(&r.immediate_severity).unwrap_or_else(|| {
             errs.push((here("immediate_severity"), format!("`{}` is not info, warning or critical", r.immediate_severity)));
             Severity::Critical
@@ -296,6 +311,7 @@ pub fn validate(a: &AlertsConfig, base: &Path, errs: &mut Vec<PathedError>) -> A
                     tags: r.matcher.tag.clone(),
                     ekus: r.matcher.eku.iter().map(|e| crate::model::eku::normalise_eku(e)).collect(),
                 },
+                owners: r.matcher.owner.clone(),
             },
             receivers: r.receivers.clone(),
             digest: r.mode == RouteMode::Digest,
@@ -496,6 +512,10 @@ pub struct RouteMatchConfig {
     pub tag: Vec<String>,
     #[serde(default)]
     pub eku: Vec<String>,
+    /// Owner names (`owners:`, Kubernetes annotations, Vault metadata, AWS tags); `none`
+    /// matches findings whose certificate has no owner.
+    #[serde(default)]
+    pub owner: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -13,6 +13,7 @@ pub mod alerts;
 pub mod daemon;
 pub mod jobs;
 pub mod managed;
+pub mod owners;
 pub mod policy;
 pub mod revocation;
 pub mod schedule;
@@ -26,6 +27,7 @@ pub mod yaml;
 pub use alerts::*;
 pub use daemon::*;
 pub use jobs::*;
+pub use owners::{OwnersConfig, OwnersSpec};
 pub use policy::*;
 pub use revocation::*;
 pub use sources::files::*;
@@ -64,6 +66,9 @@ pub struct Config {
     /// Where findings are sent: receivers and the routes that choose them.
     #[serde(default, deserialize_with = "null_is_default")]
     pub alerts: AlertsConfig,
+    /// Who owns each certificate when its sources do not say: contacts and rules.
+    #[serde(default, deserialize_with = "null_is_default")]
+    pub owners: OwnersConfig,
     /// Scheduled jobs of the daemon; when none is given, the defaults shown by
     /// `certvigil schedule` apply.
     #[serde(default, deserialize_with = "null_is_default")]
@@ -150,6 +155,7 @@ pub struct Settings {
     pub revocation: RevocationSpec,
     pub policy: policy::PolicySpec,
     pub alerts: alerts::AlertsSpec,
+    pub owners: OwnersSpec,
     pub jobs: Vec<Job>,
     pub daemon: DaemonSpec,
     pub managed: Vec<managed::ManagedSpec>,
@@ -307,13 +313,14 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
     let revocation = validate_revocation(&config.revocation, base, &mut errs);
     let policy = validate_policy(config, &revocation, &mut errs);
     let alerts = alerts::validate(&config.alerts, base, &mut errs);
+    let owners = owners::validate_owners(&config.owners, &names, &mut errs);
     let jobs = validate_jobs(config, &mut errs);
     let daemon = validate_daemon(&config.daemon, &mut errs);
     let managed = managed::validate(&config.managed, base, &mut errs);
     if !errs.is_empty() {
         return Err(errs);
     }
-    Ok(Settings { file: None, store_path, sources, revocation, policy, alerts, jobs, daemon, managed })
+    Ok(Settings { file: None, store_path, sources, revocation, policy, alerts, owners, jobs, daemon, managed })
 }
 
 #[cfg(test)]

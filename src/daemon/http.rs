@@ -10,6 +10,7 @@
 use super::metrics;
 use super::runner::{Clock, Control, Live, TriggerError};
 use super::slots::{Admission, Busy, Slots};
+use crate::app::owners::Owners;
 use crate::app::queries::{CertFilter, InventoryView, Lookup, Naming, find_certificate};
 use crate::config::Settings;
 use crate::config::secret::Secret;
@@ -448,12 +449,14 @@ async fn certificates(state: &Arc<State>, params: &[(String, String)]) -> Respon
     let filter = CertFilter {
         expiring_within: within,
         sources: param(params, "source").map(str::to_string).into_iter().collect(),
+        owners: params.iter().filter(|(k, _)| k == "owner").map(|(_, v)| v.clone()).collect(),
         ..Default::default()
     };
     let settings = Arc::clone(&state.settings.read().unwrap_or_else(|p| p.into_inner()));
     let now = state.clock.now();
     let r = blocking(state, move |s| {
-        let view = InventoryView::for_filter(s, &settings.policy, now, &filter)?;
+        // Every item shows its owner: they are loaded whatever the filter.
+        let view = InventoryView::for_filter(s, &settings, now, &filter)?.with_owners(s)?;
         let all = s.certificates(include_gone)?;
         let statuses = s.revocation_statuses()?;
         let matching: Vec<_> = all.iter().filter(|c| filter.matches(c, &view)).collect();
@@ -465,6 +468,7 @@ async fn certificates(state: &Arc<State>, params: &[(String, String)]) -> Respon
             .map(|c| {
                 let mut v = serde_json::to_value(c).unwrap_or_default();
                 v["revocation"] = serde_json::to_value(statuses.get(&c.id)).unwrap_or_default();
+                v["owner"] = serde_json::to_value(view.owner_of(c)).unwrap_or_default();
                 v
             })
             .collect();
@@ -482,13 +486,16 @@ async fn certificate(state: &Arc<State>, fp: &str) -> Response<Body> {
         return error(StatusCode::BAD_REQUEST, "give at least 8 hex digits of the SHA-256 fingerprint");
     }
     let fp = fp.to_ascii_lowercase();
+    let settings = Arc::clone(&state.settings.read().unwrap_or_else(|p| p.into_inner()));
     let r = blocking(state, move |s| match find_certificate(s, &fp, Naming::Fingerprint)? {
         Lookup::None => Ok(None),
         Lookup::One(c) => {
             let sightings = s.sightings(c.id)?;
             let history = s.history(c.id)?;
             let revocation = s.revocation_statuses()?.remove(&c.id);
+            let owners = Owners::load_for(s, &settings.owners, &[c.id])?;
             let mut v = serde_json::to_value(&c).unwrap_or_default();
+            v["owner"] = serde_json::to_value(owners.owner_of(&c)).unwrap_or_default();
             v["sightings"] = serde_json::to_value(sightings).unwrap_or_default();
             v["history"] = serde_json::to_value(history).unwrap_or_default();
             v["revocation"] = serde_json::to_value(revocation).unwrap_or_default();

@@ -207,6 +207,13 @@ pub struct Finding {
     /// When the subject expires (a certificate's notAfter, a trust root's `expires`); 0 when
     /// it has no expiry (a key, a managed certificate with nothing installed).
     pub not_after: UnixTime,
+    /// The certificate's owner (`app::owners`: from its sources, else `owners.rules`), for
+    /// routing and for people to read; none for orphans and for other subjects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// How to reach the owner, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_contact: Option<String>,
 }
 
 impl Finding {

@@ -26,6 +26,13 @@ pub struct Payload {
     pub event: String,
     pub kind: String,
     pub opened_at: UnixTime,
+    /// The certificate's owner (`app::owners`); absent for orphans, other subjects, resolve
+    /// notices and test messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// How to reach the owner, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_contact: Option<String>,
     pub reason: String,
     pub route: String,
     /// Set by the digest sender: when the message leaves, which "expire within N days" counts
@@ -114,6 +121,8 @@ impl Payload {
                 event: event.as_str().to_string(),
                 kind: f.kind.as_str().to_string(),
                 opened_at: *opened_at,
+                owner: f.owner.clone(),
+                owner_contact: f.owner_contact.clone(),
                 reason: f.reason.clone(),
                 route: route.to_string(),
                 sent_at: None,
@@ -132,6 +141,8 @@ impl Payload {
                     event: "resolved".into(),
                     kind: a.kind.clone(),
                     opened_at: a.opened_at,
+                    owner: None,
+                    owner_contact: None,
                     reason: format!("resolved (was: {})", a.reason),
                     route: route.to_string(),
                     sent_at: None,
@@ -159,6 +170,8 @@ impl Payload {
             event: "test".into(),
             kind: "test".into(),
             opened_at: now,
+            owner: None,
+            owner_contact: None,
             reason: format!("a test message from certvigil to route {route}"),
             route: route.to_string(),
             sent_at: None,
@@ -219,6 +232,8 @@ mod tests {
             tags: vec!["prod".into()],
             ekus: vec!["serverAuth".into()],
             not_after: 1_780_876_800,
+            owner: None,
+            owner_contact: None,
         }
     }
 
@@ -232,6 +247,19 @@ mod tests {
             r#"{{"action":"renew","alert_id":9,"certificate":{{"fingerprint":"{fp}","name":"www.example.net","not_after":1780876800,"not_after_rfc3339":"2026-06-08T00:00:00Z"}},"dedup_key":"certvigil:abababababababab:expiring","event":"firing","kind":"expiring","opened_at":1780272000,"reason":"expires on 2026-06-08 (in 7 days)","route":"ops","severity":"warning","sources":["web"],"subject":{{"id":"cert:{fp}","kind":"certificate","name":"www.example.net","not_after":1780876800,"not_after_rfc3339":"2026-06-08T00:00:00Z"}},"tags":["prod"]}}"#
         );
         assert_eq!(got, want);
+    }
+
+    /// An owned certificate's payload carries its owner and contact, in their alphabetical place.
+    #[test]
+    fn an_owned_finding_carries_its_owner() {
+        let f = Finding { owner: Some("payments".into()), owner_contact: Some("payments-oncall@corp.example".into()), ..finding() };
+        let got = json(&Notice::Finding { finding: &f, event: Event::Firing, alert_id: 9, route: "ops", opened_at: 1_780_272_000 });
+        assert!(
+            got.contains(r#""opened_at":1780272000,"owner":"payments","owner_contact":"payments-oncall@corp.example","reason":"#),
+            "{got}"
+        );
+        let back = Payload::from_stored(&serde_json::from_str(&got).unwrap());
+        assert_eq!((back.owner.as_deref(), back.owner_contact.as_deref()), (Some("payments"), Some("payments-oncall@corp.example")));
     }
 
     #[test]

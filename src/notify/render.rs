@@ -45,6 +45,15 @@ pub fn subject(items: &[Payload]) -> String {
     format!("[certvigil] {} findings{on}: {}", items.len(), parts.join(", "))
 }
 
+/// `payments <payments-oncall@corp.example>`, when the item has an owner.
+pub fn owner(item: &Payload) -> Option<String> {
+    let name = item.owner.as_deref()?;
+    Some(match item.owner_contact.as_deref() {
+        Some(c) => format!("{name} <{c}>"),
+        None => name.to_string(),
+    })
+}
+
 /// Plain-text body.
 pub fn text(items: &[Payload]) -> String {
     let mut out = String::new();
@@ -67,6 +76,9 @@ pub fn text(items: &[Payload]) -> String {
                 out.push_str(&format!("  expires: {t}\n"));
             }
         }
+        if let Some(o) = owner(i) {
+            out.push_str(&format!("  owner: {o}\n"));
+        }
         out.push_str(&format!("  seen in: {}\n\n", sources(std::slice::from_ref(i))));
     }
     out.push_str(
@@ -82,7 +94,7 @@ fn esc(t: &str) -> String {
 /// HTML body (every value escaped).
 pub fn html(items: &[Payload]) -> String {
     let mut out = String::from("<html><body style=\"font-family:sans-serif\"><table cellpadding=\"6\" style=\"border-collapse:collapse\">");
-    out.push_str("<tr><th align=\"left\">Severity</th><th align=\"left\">Finding</th><th align=\"left\">Subject</th><th align=\"left\">Reason</th><th align=\"left\">Action</th></tr>");
+    out.push_str("<tr><th align=\"left\">Severity</th><th align=\"left\">Finding</th><th align=\"left\">Subject</th><th align=\"left\">Owner</th><th align=\"left\">Reason</th><th align=\"left\">Action</th></tr>");
     for i in items {
         let color = match i.severity.as_str() {
             "critical" => "#b00020",
@@ -91,7 +103,7 @@ pub fn html(items: &[Payload]) -> String {
         };
         let fingerprint = i.certificate.as_ref().map_or("", |c| c.fingerprint.as_str());
         out.push_str(&format!(
-            "<tr style=\"border-top:1px solid #ddd\"><td style=\"color:{color}\"><b>{}</b></td><td>{} {}</td><td>{}<br><small><code>{}</code></small></td><td>{}</td><td>{}</td></tr>",
+            "<tr style=\"border-top:1px solid #ddd\"><td style=\"color:{color}\"><b>{}</b></td><td>{} {}</td><td>{}<br><small><code>{}</code></small></td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&i.severity.to_uppercase()),
             esc(&i.event),
             esc(&i.kind),
@@ -100,6 +112,7 @@ pub fn html(items: &[Payload]) -> String {
                 "" => i.subject.as_ref().map_or("", |s| s.id.as_str()),
                 fp => fp,
             }),
+            esc(&owner(i).unwrap_or_else(|| "-".into())),
             esc(&i.reason),
             esc(&i.action),
         ));
@@ -162,6 +175,23 @@ mod tests {
         assert!(h.contains("<td>managed certificate web<br><small><code>managed:web</code></small></td>"), "{h}");
         // A certificate's item still reads as before.
         assert!(text(&[item("expiring", "warning", "firing", 0)]).contains("  certificate: www.example.net (sha256 ab)\n  expires: X\n"));
+    }
+
+    #[test]
+    fn the_owner_is_shown() {
+        let owned = Payload {
+            owner: Some("payments".into()),
+            owner_contact: Some("pay@corp.example".into()),
+            ..item("expiring", "warning", "firing", 0)
+        };
+        let t = text(std::slice::from_ref(&owned));
+        assert!(t.contains("  owner: payments <pay@corp.example>\n  seen in: web-prod\n"), "{t}");
+        let h = html(std::slice::from_ref(&owned));
+        assert!(h.contains("<td>payments &lt;pay@corp.example&gt;</td>"), "{h}");
+        // An orphan: no owner line, a dash in the table.
+        let orphan = item("expiring", "warning", "firing", 0);
+        assert!(!text(std::slice::from_ref(&orphan)).contains("owner:"));
+        assert!(html(std::slice::from_ref(&orphan)).contains("</small></td><td>-</td>"));
     }
 
     #[test]

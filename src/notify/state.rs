@@ -159,6 +159,8 @@ mod tests {
             tags: vec!["prod".into()],
             ekus: vec![],
             not_after: 0,
+            owner: None,
+            owner_contact: None,
         }
     }
 

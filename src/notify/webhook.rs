@@ -89,7 +89,10 @@ impl Notifier for Slack {
                 serde_json::json!({"type": "header", "text": {"type": "plain_text", "text": subject.chars().take(150).collect::<String>()}}),
             ];
             for i in m.items.iter().take(40) {
-                let line = format!("*{}* {} — `{}`\n{}\n_{}_", i.severity.to_uppercase(), i.kind, i.subject_name(), i.reason, i.action);
+                let mut line = format!("*{}* {} — `{}`\n{}\n_{}_", i.severity.to_uppercase(), i.kind, i.subject_name(), i.reason, i.action);
+                if let Some(o) = render::owner(i) {
+                    line.push_str(&format!("\nowner: {o}"));
+                }
                 blocks.push(serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": line}}));
             }
             let body = serde_json::json!({"text": subject, "blocks": blocks}).to_string();
@@ -136,6 +139,8 @@ impl Notifier for PagerDuty {
                             "fingerprint": i.certificate.as_ref().map(|c| &c.fingerprint),
                             "not_after": i.certificate.as_ref().map(|c| &c.not_after_rfc3339),
                             "event": event,
+                            "owner": i.owner,
+                            "owner_contact": i.owner_contact,
                             "subject": i.subject,
                         },
                     },

@@ -322,6 +322,8 @@ pub fn findings(review: &Review, states: &[CertState<'_>]) -> Vec<Finding> {
                 tags: st.tags.clone(),
                 ekus: c.facts.ext_key_usage.clone(),
                 not_after: c.facts.not_after,
+                owner: None,
+                owner_contact: None,
             })
         })
         .collect()
@@ -383,6 +385,8 @@ pub fn subject_findings(review: &Review, tags: &HashMap<String, Vec<String>>) ->
                 tags: tags.get(&r.key.source).cloned().unwrap_or_default(),
                 ekus: Vec::new(),
                 not_after: r.key.attributes.get("not_after").and_then(serde_json::Value::as_i64).unwrap_or(0),
+                owner: None,
+                owner_contact: None,
             });
         }
     }

@@ -102,6 +102,9 @@ pub fn evaluate(policy: &PolicySpec, states: &[CertState<'_>], now: UnixTime) ->
             tags: st.tags.clone(),
             ekus: c.facts.ext_key_usage.clone(),
             not_after: c.facts.not_after,
+            // The app puts the certificate's owner on it (`app::owners`).
+            owner: None,
+            owner_contact: None,
         };
         if let Some(gone) = c.gone_since {
             if now - gone <= 30 * 86_400 {

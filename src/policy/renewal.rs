@@ -122,5 +122,7 @@ pub fn failed_without_certificate(u: &Uninstalled) -> Option<super::Finding> {
         tags: Vec::new(),
         ekus: Vec::new(),
         not_after: 0,
+        owner: None,
+        owner_contact: None,
     })
 }

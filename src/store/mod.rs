@@ -1,5 +1,5 @@
 //! SQLite state: migrations from `schema/*.sql`, the inventory (certificates, sightings,
-//! objects), scan runs and their errors, and certificate history.
+//! objects), scan runs and their errors, certificate history, and the owners sources recorded.
 //!
 //! Every write happens in a transaction; rows are never deleted but marked gone. The database
 //! is opened in WAL mode so readers (CLI, HTTP API) never block a scan.
@@ -10,6 +10,7 @@ mod images;
 mod jobs;
 mod keys;
 mod listing;
+mod owners;
 mod renewals;
 mod report;
 mod revocation;
@@ -22,6 +23,7 @@ pub use crate::model::rows::{
 pub use alerts::AlertChanges;
 pub use audit::{Verdict, append as audit_append};
 pub use listing::{Listing, ListingRow};
+pub use owners::{OwnerSample, OwnerScope};
 pub use report::{Counts, RevocationSample, SightingSample};
 
 pub use scan::{KnownObject, KnownObjects, ObjectOutcome, ScanWriter, key as object_key};

@@ -845,3 +845,83 @@ fn webhook_receiver_refuses_stale_forged_and_unsigned_requests() {
     assert!(verify_signature(s, Some(&sign(HOOK_SECRET, now, body)), r#"{"key":"x"}"#, now).is_err(), "altered body");
     assert!(verify_signature(s, None, body, now).is_err(), "unsigned");
 }
+
+#[test]
+fn routes_choose_by_owner_and_the_owner_is_in_the_mail_and_the_payload() {
+    let f = fixtures();
+    let smtp = SmtpServer::start();
+    let sb = Sandbox::new();
+    // The expiring certificate is the payments team's (a path rule); the expired one has no owner.
+    sb.write("certs/payments/expiring.pem", &f.expiring.cert.pem);
+    put(&sb, "expired", &f.expired.cert);
+    let rx = |name: &str, to: &str| {
+        format!(
+            "    - name: {name}\n      kind: email\n      to: [{to}]\n      from: certvigil@example.test\n      \
+             smtp: {{host: 127.0.0.1, port: {}, tls: none, timeout: 10s}}\n",
+            smtp.port
+        )
+    };
+    sb.config(&format!(
+        "sources:\n  - name: web\n    kind: files\n    paths: [certs]\n\
+         owners:\n  teams:\n    - {{name: payments, contact: payments-oncall@example.test}}\n  \
+         rules:\n    - {{owner: payments, match: {{path: ['**/certs/payments/*.pem']}}}}\n\
+         alerts:\n  receivers:\n{}{}  routes:\n    \
+         - {{name: payments, match: {{owner: [payments]}}, receivers: [payments-mail]}}\n    \
+         - {{name: orphans, match: {{owner: [none]}}, receivers: [ops-mail]}}\n",
+        rx("payments-mail", "payments-oncall@example.test"),
+        rx("ops-mail", "ops@example.test")
+    ));
+    cv(&sb, NOW, &["config", "validate"]).expect_code(0);
+    scan(&sb, NOW);
+    evaluate(&sb, NOW, 0);
+
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 2, "one mail per finding, each to its route's receiver");
+    let to = |addr: &str| -> Vec<&Mail> { mails.iter().filter(|m| m.rcpt_to() == [addr.to_string()]).collect() };
+    let (payments, ops) = (to("payments-oncall@example.test"), to("ops@example.test"));
+    assert_eq!(
+        (payments.len(), ops.len()),
+        (1, 1),
+        "{:?}",
+        mails.iter().map(|m| (m.rcpt_to(), m.subject().to_string())).collect::<Vec<_>>()
+    );
+    let m = payments[0];
+    assert_eq!(m.subject(), EXPIRING_SUBJECT);
+    assert!(m.text().contains(&format!("certificate: {} (sha256 {})", f.expiring.cert.cn, f.expiring.cert.fingerprint)), "{}", m.text());
+    assert!(m.text().contains("  owner: payments <payments-oncall@example.test>\n"), "{}", m.text());
+    assert!(m.html().contains("<td>payments &lt;payments-oncall@example.test&gt;</td>"), "{}", m.html());
+    // The orphan's mail goes to the other route only, and names no owner.
+    let m = ops[0];
+    assert_eq!(m.subject(), EXPIRED_SUBJECT);
+    assert!(!m.text().contains("owner:"), "{}", m.text());
+    assert!(
+        !mails.iter().any(|m| m.rcpt_to().contains(&"ops@example.test".to_string()) && m.text().contains(&f.expiring.cert.fingerprint))
+    );
+
+    // The payload (what webhooks get) carries the owner and its contact; the orphan's neither.
+    let sent = outbox_all(&sb);
+    assert_eq!(sent.len(), 2);
+    for row in &sent {
+        let p = &row["payload"];
+        match row["route"].as_str() {
+            Some("payments") => {
+                assert_eq!(
+                    (p["owner"].as_str(), p["owner_contact"].as_str()),
+                    (Some("payments"), Some("payments-oncall@example.test")),
+                    "{p:#}"
+                );
+                assert_eq!(p["certificate"]["fingerprint"], f.expiring.cert.fingerprint.as_str());
+            }
+            _ => {
+                assert_eq!(row["route"], "orphans", "{row:#}");
+                assert!(p.get("owner").is_none() && p.get("owner_contact").is_none(), "{p:#}");
+            }
+        }
+    }
+    // `plan` shows the owner on the finding.
+    let plan = cv(&sb, NOW, &["plan", "-o", "json"]).expect_code(0).json();
+    let findings = plan["findings"].as_array().or_else(|| plan.as_array()).cloned().unwrap_or_default();
+    let owned: Vec<&Value> = findings.iter().filter(|x| x["owner"] == "payments").collect();
+    assert_eq!(owned.len(), 1, "{plan:#}");
+    assert_eq!(owned[0]["fingerprint"], f.expiring.cert.fingerprint.as_str());
+}

@@ -519,7 +519,9 @@ fn list_csv() {
             "ext_key_usage",
             "sightings",
             "sources",
-            "tags"
+            "tags",
+            "owner",
+            "owner_contact"
         ]
     );
     assert_eq!(lines.len(), 11);

@@ -412,3 +412,66 @@ fn the_example_configuration_validates() {
     let out = run_with_timeout(cmd, RUN_LIMIT);
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+#[test]
+fn owners_come_from_acm_and_secrets_manager_tags() {
+    let moto = Moto::start();
+    let (acm_pay, acm_plain, s_web, s_orphan) =
+        (cert("pay.example.com", 90), cert("plain.example.com", 90), cert("web.example.com", 90), cert("orphan.example.com", 90));
+    let arns = moto.py(
+        &json!({"pay": {"pay": acm_pay.pem, "key": acm_pay.key}, "plain": {"pem": acm_plain.pem, "key": acm_plain.key},
+                "web": s_web.pem, "orphan": s_orphan.pem}),
+        &format!(
+            "{IMPORT}data['pay']['pem'] = data['pay'].pop('pay')\n\
+             pay = imp(data['pay'])\n\
+             acm.add_tags_to_certificate(CertificateArn=pay, Tags=[{{'Key': 'certvigil.io/owner', 'Value': 'payments'}}, \
+             {{'Key': 'owner_contact', 'Value': 'payments-oncall@corp.example'}}, {{'Key': 'env', 'Value': 'prod'}}])\n\
+             plain = imp(data['plain'])\n\
+             sm.create_secret(Name='certs/web', SecretString=data['web'], Tags=[{{'Key': 'owner', 'Value': 'web-team'}}])\n\
+             sm.create_secret(Name='certs/orphan', SecretString=data['orphan'], Tags=[{{'Key': 'env', 'Value': 'prod'}}])\n\
+             out = [pay, plain]\n"
+        ),
+    );
+    let pay_arn = arns[0].as_str().expect("arn").to_string();
+    let sb = Sandbox::new();
+    sb.config(&format!(
+        "sources:\n  - {{name: cloud, kind: aws, region: us-east-1, endpoint: '{}', secrets_manager: {{name_prefix: certs/}}}}\n\
+         owners:\n  teams:\n    - {{name: web-team, contact: web-oncall@corp.example}}\n",
+        moto.endpoint()
+    ));
+    let first = scan(&sb, &TEST_KEYS);
+    assert_eq!(first["sources"][0]["objects"], 4, "{first}");
+    let owner = |fp: &str| run(&sb, &TEST_KEYS, &["show", fp, "-o", "json"]).expect_code(0).json()["owner"].clone();
+    assert_eq!(
+        owner(&acm_pay.fingerprint),
+        json!({"name": "payments", "contact": "payments-oncall@corp.example",
+               "origin": {"kind": "aws", "source": "cloud", "location": format!("aws:acm:us-east-1:{pay_arn}")}})
+    );
+    let meta = &sightings(&sb, &acm_pay.fingerprint)[0]["meta"];
+    assert_eq!((meta["owner"].as_str(), meta["owner_from"].as_str()), (Some("payments"), Some("tag")), "{meta}");
+    let web = owner(&s_web.fingerprint);
+    assert_eq!(
+        (web["name"].as_str(), web["contact"].as_str(), web["origin"]["kind"].as_str()),
+        (Some("web-team"), Some("web-oncall@corp.example"), Some("aws"))
+    );
+    assert!(owner(&acm_plain.fingerprint).is_null() && owner(&s_orphan.fingerprint).is_null());
+    let orphans = run(&sb, &TEST_KEYS, &["list", "--owner", "none", "-o", "json"]).expect_code(0).json();
+    let mut orphans: Vec<&str> = orphans.as_array().expect("array").iter().filter_map(|c| c["fingerprint"].as_str()).collect();
+    orphans.sort_unstable();
+    // The root CA ACM appends to every chain has no owner either.
+    let root = acm_root_fingerprint(&moto);
+    let mut want = vec![acm_plain.fingerprint.as_str(), s_orphan.fingerprint.as_str(), root.as_str()];
+    want.sort_unstable();
+    assert_eq!(orphans, want);
+
+    // Nothing changed: nothing is read.
+    let again = scan(&sb, &TEST_KEYS);
+    assert_eq!(again["run"]["objects_read"], 0, "{again}");
+
+    // A secret's owner tag changes without a new version: ListSecrets says so, and only that
+    // secret is read again.
+    moto.py(&json!({}), "sm.tag_resource(SecretId='certs/orphan', Tags=[{'Key': 'certvigil.io/owner', 'Value': 'billing'}])\n");
+    let third = scan(&sb, &TEST_KEYS);
+    assert_eq!(third["run"]["objects_read"], 1, "{third}");
+    assert_eq!(owner(&s_orphan.fingerprint)["name"], "billing");
+}

@@ -970,3 +970,98 @@ fn in_cluster_is_exclusive_with_the_kubeconfig_and_each_setting_says_where_crede
     let m = r.json()["errors"][0]["message"].as_str().expect("message").to_string();
     assert!(m.contains("no kubeconfig") && m.contains("`in_cluster: false`"), "{m}");
 }
+
+/// `show -o json`'s owner of a certificate (null without one).
+fn owner(sb: &Sandbox, fingerprint: &str) -> Value {
+    run(sb, &["show", fingerprint, "-o", "json"]).expect_code(0).json()["owner"].clone()
+}
+
+/// The fingerprints `list --owner …` prints, sorted.
+fn listed_for(sb: &Sandbox, owners: &[&str]) -> Vec<String> {
+    let mut args = vec!["list", "-o", "json"];
+    for o in owners {
+        args.extend(["--owner", o]);
+    }
+    let v = run(sb, &args).expect_code(0).json();
+    let mut fps: Vec<String> = v.as_array().expect("array").iter().map(|c| c["fingerprint"].as_str().expect("fp").to_string()).collect();
+    fps.sort();
+    fps
+}
+
+#[test]
+fn owners_come_from_the_owner_annotation_else_the_label_and_a_changed_one_is_read_again() {
+    let api = ApiServer::start();
+    let (pay, web, trust, hook) = (cert("pay"), cert("web"), cert("trust"), cert("hook-ca"));
+    api.with(|s| {
+        s.put_secret("web", "pay-tls", "kubernetes.io/tls", &[("tls.crt", pay.pem.as_bytes()), ("tls.key", pay.key.as_bytes())]);
+        s.set_metadata(
+            "secrets",
+            "web",
+            "pay-tls",
+            &[("certvigil.io/owner", "payments"), ("certvigil.io/owner-contact", "payments-oncall@corp.example")],
+            &[("certvigil.io/owner", "web-team")],
+        );
+        s.put_secret("web", "web-tls", "kubernetes.io/tls", &[("tls.crt", web.pem.as_bytes())]);
+        s.set_metadata("secrets", "web", "web-tls", &[("unrelated", "x")], &[("certvigil.io/owner", "web-team")]);
+        s.put_configmap("web", "trust", &[("ca.crt", &trust.pem)]);
+        s.put_webhooks(false, "policy", &[("check.example.com", Some(hook.pem.as_bytes()))]);
+        s.set_metadata("validatingwebhookconfigurations", "", "policy", &[("certvigil.io/owner", "platform")], &[]);
+    });
+    let sb = sandbox(&api, TOKEN, "owners:\n  teams:\n    - {name: web-team, contact: web-oncall@corp.example}\n");
+    let (r, v) = scan(&sb);
+    assert_eq!((v["run"]["errors"].as_i64(), v["sources"][0]["objects"].as_i64()), (Some(0), Some(4)), "{v:#}\n{}", r.stderr);
+
+    // The annotation wins over the label; its contact comes with it.
+    let o = owner(&sb, &pay.fingerprint);
+    assert_eq!(o["name"], "payments", "{o:#}");
+    assert_eq!(o["contact"], "payments-oncall@corp.example", "{o:#}");
+    assert_eq!(
+        o["origin"],
+        serde_json::json!({"kind": "kubernetes", "source": "k8s", "location": "k8s://fixture/web/secrets/pay-tls#tls.crt", "via": "annotation"})
+    );
+    let meta = &sightings(&sb, &pay.fingerprint)[0]["meta"];
+    assert_eq!((meta["owner"].as_str(), meta["owner_from"].as_str()), (Some("payments"), Some("annotation")), "{meta}");
+    let shown = run(&sb, &["show", &pay.fingerprint]).expect_code(0).stdout;
+    assert!(
+        shown.contains(
+            "  Owner                 payments <payments-oncall@corp.example> (from kubernetes annotation on k8s:k8s://fixture/web/secrets/pay-tls#tls.crt)\n"
+        ),
+        "{shown}"
+    );
+    // A label alone names the owner; the contact is the team's.
+    let o = owner(&sb, &web.fingerprint);
+    assert_eq!(
+        (o["name"].as_str(), o["contact"].as_str(), o["origin"]["via"].as_str()),
+        (Some("web-team"), Some("web-oncall@corp.example"), Some("label"))
+    );
+    // Cluster-scoped objects carry owners too; an object without one has none.
+    assert_eq!(owner(&sb, &hook.fingerprint)["name"], "platform");
+    assert!(owner(&sb, &trust.fingerprint).is_null());
+    assert_eq!(listed_for(&sb, &["none"]), std::slice::from_ref(&trust.fingerprint));
+    assert_eq!(listed_for(&sb, &["web-team"]), std::slice::from_ref(&web.fingerprint));
+    let mut both = vec![pay.fingerprint.clone(), hook.fingerprint.clone()];
+    both.sort();
+    assert_eq!(listed_for(&sb, &["payments", "platform"]), both);
+
+    // Nothing changed: nothing is read.
+    let (_, again) = scan(&sb);
+    assert_eq!(again["run"]["objects_read"], 0, "{again:#}");
+
+    // The annotation is removed (a new resource version): only that Secret is read again, and
+    // its label names the owner now.
+    api.with(|s| s.set_metadata("secrets", "web", "pay-tls", &[], &[("certvigil.io/owner", "web-team")]));
+    api.with(|s| s.requests.clear());
+    let (_, third) = scan(&sb);
+    assert_eq!(third["run"]["objects_read"], 1, "{third:#}");
+    let gets: Vec<String> =
+        api.with(|s| s.requests.iter().filter(|r| r.contains("/secrets/") || r.contains("/configmaps/")).cloned().collect());
+    assert_eq!(gets, ["GET /api/v1/namespaces/web/secrets/pay-tls"]);
+    let o = owner(&sb, &pay.fingerprint);
+    assert_eq!(
+        (o["name"].as_str(), o["contact"].as_str(), o["origin"]["via"].as_str()),
+        (Some("web-team"), Some("web-oncall@corp.example"), Some("label"))
+    );
+    let mut web_team = vec![pay.fingerprint.clone(), web.fingerprint.clone()];
+    web_team.sort();
+    assert_eq!(listed_for(&sb, &["web-team"]), web_team);
+}

@@ -953,3 +953,79 @@ fn a_mount_of_the_wrong_kind_or_missing_is_reported_not_taken_for_empty() {
     // The mounts that are what they claim are inventoried.
     assert_eq!(v["run"]["objects_seen"], 5 + 4, "{v:#}");
 }
+
+/// A self-signed certificate for `cn` (PEM) and its SHA-256 fingerprint.
+fn self_signed(cn: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(vec![cn.to_string()]).expect("params");
+    params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    let c = params.self_signed(&key).expect("certificate");
+    (c.pem(), common::sha256_hex(c.der()))
+}
+
+#[test]
+fn owners_in_kv_custom_metadata_cost_no_request_and_a_changed_owner_is_read_again() {
+    let bao = Bao::start();
+    let ((pay, pay_fp), (web, web_fp), (orphan, orphan_fp)) =
+        (self_signed("pay.example.com"), self_signed("web.example.com"), self_signed("orphan.example.com"));
+    kv_put(&bao, "certs/pay", json!({"tls.crt": pay}));
+    bao.api(
+        "POST",
+        "secret/metadata/certs/pay",
+        json!({"custom_metadata": {"owner": "payments", "owner_contact": "payments-oncall@corp.example"}}),
+    );
+    kv_put(&bao, "certs/web", json!({"tls.crt": web}));
+    bao.api("POST", "secret/metadata/certs/web", json!({"custom_metadata": {"certvigil.io/owner": "web-team", "rotation": "yearly"}}));
+    kv_put(&bao, "certs/orphan", json!({"tls.crt": orphan}));
+    let sb = Sandbox::new();
+    sb.config(&format!(
+        "sources:\n{}owners:\n  teams:\n    - {{name: web-team, contact: web-oncall@corp.example}}\n",
+        vault_source(&bao, TOKEN_AUTH, &[], KV_CERTS).replace("    pki_mounts: []\n", "")
+    ));
+    let metadata_reads = bao.requests_to("secret/metadata/");
+    let (r, v) = scan(&sb, &bao.root);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(v["run"]["objects_read"], 3, "{v:#}");
+    // The owners came with the listing (OpenBao's detailed-metadata): no metadata read per secret.
+    assert_eq!(bao.requests_to("secret/metadata/"), metadata_reads, "a metadata read per secret");
+    assert!(bao.requests_to("secret/detailed-metadata/") > 0);
+
+    let shown = |fp: &str| run(&sb, "", &["show", fp, "-o", "json"]).expect_code(0).json();
+    let pay_shown = shown(&pay_fp);
+    assert_eq!(
+        pay_shown["owner"],
+        json!({"name": "payments", "contact": "payments-oncall@corp.example", "origin": {"kind": "vault", "source": "bao", "location": "vault:secret/certs/pay"}})
+    );
+    let meta = &sighting(&pay_shown, "vault:secret/certs/pay")["meta"];
+    assert_eq!((meta["owner"].as_str(), meta["owner_from"].as_str()), (Some("payments"), Some("custom_metadata")), "{meta}");
+    // `certvigil.io/owner` is read too; the team's contact fills in the one the metadata lacks.
+    let web_owner = &shown(&web_fp)["owner"];
+    assert_eq!((web_owner["name"].as_str(), web_owner["contact"].as_str()), (Some("web-team"), Some("web-oncall@corp.example")));
+    assert!(shown(&orphan_fp)["owner"].is_null());
+    let text = run(&sb, "", &["show", &pay_fp]).expect_code(0).stdout;
+    assert!(
+        text.contains(
+            "  Owner                 payments <payments-oncall@corp.example> (from vault custom metadata on bao:vault:secret/certs/pay)\n"
+        ),
+        "{text}"
+    );
+
+    // Nothing changed: nothing is read.
+    let data_reads = bao.requests_to("secret/data/");
+    let (r, again) = scan(&sb, &bao.root);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(again["run"]["objects_read"], 0, "{again:#}");
+    assert_eq!(bao.requests_to("secret/data/"), data_reads);
+
+    // New custom metadata makes no new version, yet the secret is read again (its stamp names
+    // the owner), and only it.
+    bao.api("POST", "secret/metadata/certs/pay", json!({"custom_metadata": {"owner": "billing"}}));
+    let metadata_reads = bao.requests_to("secret/metadata/");
+    let (r, third) = scan(&sb, &bao.root);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(third["run"]["objects_read"], 1, "{third:#}");
+    assert_eq!(bao.requests_to("secret/data/"), data_reads + 1);
+    assert_eq!(bao.requests_to("secret/metadata/"), metadata_reads);
+    let o = &shown(&pay_fp)["owner"];
+    assert_eq!((o["name"].as_str(), o["contact"].as_str()), (Some("billing"), None), "{o:#}");
+}

@@ -48,6 +48,11 @@ fn daemon(sb: &Sandbox) -> (Daemon, Issued, Issued) {
     kind: files
     paths: [certs/signing]
     tags: [release]
+owners:
+  teams:
+    - {name: release-eng, contact: release-eng@example.test}
+  rules:
+    - {owner: release-eng, match: {source: [signing]}}
 daemon:
   token: \"${env:CV_TOKEN}\"
 jobs:
@@ -151,6 +156,8 @@ async fn sign_in_filter_open_acknowledge_and_follow_the_timeline() {
     let mut want = vec![critical.cert.fingerprint.clone(), warning.cert.fingerprint.clone()];
     want.sort();
     assert_eq!(fps, want, "expiring code signing: the two signers, not the valid code-signing certificate");
+    let owners = texts(&b, "table#certificates tbody td:nth-child(6)").await;
+    assert_eq!(owners, ["release-eng", "release-eng"], "the owner column, from the owners rule");
     let statuses = texts(&b, "table#certificates tbody td .badge[class*='u-']").await;
     assert!(statuses.iter().all(|s| s.starts_with("expiring")), "status written as a word: {statuses:?}");
     no_script_and_fits(&b, "inventory").await;
@@ -160,6 +167,8 @@ async fn sign_in_filter_open_acknowledge_and_follow_the_timeline() {
     b.find(&format!("tr[data-fingerprint='{}'] td a", critical.cert.fingerprint)).await.unwrap().click().await.unwrap();
     b.wait_for("#h-findings", WAIT).await.unwrap();
     assert_eq!(b.find("main h1").await.unwrap().text().await.unwrap(), "release-signing.example.test");
+    let facts = b.find("dl.facts").await.unwrap().text().await.unwrap();
+    assert!(facts.contains("release-eng <release-eng@example.test> (from owners rule 1)"), "{facts}");
     let findings = texts(&b, "section[aria-labelledby=h-findings] tbody tr").await;
     assert!(findings.iter().any(|f| f.contains("expiring")), "{findings:?}");
     b.save_screenshot("certificate").await.unwrap();
@@ -200,6 +209,21 @@ async fn sign_in_filter_open_acknowledge_and_follow_the_timeline() {
     assert!(audit.first().is_some_and(|r| r.contains("ack") && r.contains("Dana (status page)")), "{audit:?}");
     assert!(b.find(".ok-notice").await.unwrap().text().await.unwrap().starts_with("Hash chain intact"));
     b.save_screenshot("audit").await.unwrap();
+
+    // The timeline stacked by owner; the orphans' bar leads to `owner=none`, and the owner
+    // filter finds exactly the certificates nobody owns.
+    b.goto(&format!("{base}/ui/?by=owner")).await.unwrap();
+    b.wait_for("svg.timeline", WAIT).await.unwrap();
+    let legend = texts(&b, "ul.legend li").await;
+    assert!(legend.iter().any(|l| l.trim() == "release-eng"), "{legend:?}");
+    b.goto(&format!("{base}/ui/certificates?owner=none")).await.unwrap();
+    b.wait_for("table#certificates", WAIT).await.unwrap();
+    let orphans = b.find_all("table#certificates tbody tr").await.unwrap().len();
+    let signing: i64 = sb
+        .db()
+        .query_row("SELECT count(DISTINCT cert_id) FROM sightings WHERE source = 'signing' AND gone_since IS NULL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(orphans as i64, total as i64 - signing, "owner=none: every certificate the rule does not give to release-eng");
 
     // At phone width: the inventory still reads without sideways scrolling.
     b.set_window_size(390, 844).await.unwrap();

@@ -47,7 +47,9 @@
 //!   Another writer can be simulated: it creates or changes the Secret just before the next
 //!   writes arrive.
 //!
-//! Every object carries a `metadata.resourceVersion` from one global counter, bumped on change.
+//! Every object carries a `metadata.resourceVersion` from one global counter, bumped on change,
+//! and the `metadata.annotations` and `metadata.labels` set on it (`State::set_metadata`),
+//! served in lists and single objects alike, absent when there are none, as the API serves them.
 //!
 //! Large fixtures (the `kubernetes` benchmark) add Secrets already serialised
 //! (`put_raw_secret`), whose JSON pieces may be shared between objects: a list page is then
@@ -184,6 +186,30 @@ impl State {
             ..Default::default()
         };
         self.configmaps.insert((ns.into(), name.into()), cm);
+    }
+}
+
+/// Object metadata as `kubectl annotate` and `kubectl label` change it.
+impl State {
+    /// Replaces the annotations and labels of an object (`kind`: `secrets`, `configmaps`,
+    /// `validatingwebhookconfigurations` or `mutatingwebhookconfigurations`, the last two with
+    /// `ns` empty) and bumps its resource version, as the API server does on any change. Empty
+    /// lists leave the object without the field, as the API serves it.
+    pub fn set_metadata(&mut self, kind: &str, ns: &str, name: &str, annotations: &[(&str, &str)], labels: &[(&str, &str)]) {
+        let rv = self.next_rv();
+        let map = |kv: &[(&str, &str)]| (!kv.is_empty()).then(|| kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        let key = (ns.to_string(), name.to_string());
+        let meta = match kind {
+            "secrets" => self.secrets.get_mut(&key).map(|s| &mut s.metadata),
+            "configmaps" => self.configmaps.get_mut(&key).map(|c| &mut c.metadata),
+            "validatingwebhookconfigurations" => self.validating.get_mut(name).map(|w| &mut w.metadata),
+            "mutatingwebhookconfigurations" => self.mutating.get_mut(name).map(|w| &mut w.metadata),
+            other => panic!("set_metadata: not a kind the fixture annotates: {other}"),
+        };
+        let meta = meta.unwrap_or_else(|| panic!("set_metadata: no {kind} {ns}/{name}"));
+        meta.annotations = map(annotations);
+        meta.labels = map(labels);
+        meta.resource_version = Some(rv);
     }
 }
 

@@ -62,7 +62,9 @@ fn parse(params: &[(String, String)]) -> Result<Search, String> {
         b.filter.revocation.push(RevocationState::parse(r).ok_or("revocation: good, revoked, unknown or not-applicable")?);
         keep.push(("revocation", r.into()));
     }
-    for (name, list) in [("source", &mut b.filter.sources), ("tag", &mut b.filter.tags), ("eku", &mut b.filter.ekus)] {
+    for (name, list) in
+        [("source", &mut b.filter.sources), ("tag", &mut b.filter.tags), ("eku", &mut b.filter.ekus), ("owner", &mut b.filter.owners)]
+    {
         for v in all(params, name) {
             list.push(v.to_string());
             keep.push((name_static(name), v.into()));
@@ -102,6 +104,7 @@ fn name_static(n: &str) -> &'static str {
     match n {
         "source" => "source",
         "tag" => "tag",
+        "owner" => "owner",
         _ => "eku",
     }
 }
@@ -124,8 +127,8 @@ pub async fn list(state: &Arc<super::State>, who: &Visitor, params: &[(String, S
     let now = state.clock.now();
     let browse = search.browse.clone();
     let page = read(state, move |s| {
-        let view = InventoryView::with_tags(s, &settings.policy, now)?;
-        let page = browse.page(s, &settings.policy, &view)?;
+        let view = InventoryView::with_tags(s, &settings, now)?;
+        let page = browse.page(s, &settings, &view)?;
         Ok((page, s.source_statuses()?.into_iter().map(|x| x.name).collect::<Vec<_>>()))
     })
     .await;
@@ -188,6 +191,11 @@ pub async fn list(state: &Arc<super::State>, who: &Visitor, params: &[(String, S
                 input #tag type="text" name="tag" value=(b.filter.tags.first().map(String::as_str).unwrap_or(""));
             }
             div {
+                label for="owner" { "Owner" }
+                input #owner type="text" name="owner" value=(b.filter.owners.first().map(String::as_str).unwrap_or("")) aria-describedby="owner-hint";
+                span #owner-hint .hint { code { "none" } ": without an owner" }
+            }
+            div {
                 label for="issuer" { "Issuer contains" }
                 input #issuer type="text" name="issuer" value=(b.issuer.as_deref().unwrap_or(""));
             }
@@ -239,6 +247,7 @@ pub async fn list(state: &Arc<super::State>, who: &Visitor, params: &[(String, S
                         th scope="col" { "Expires (UTC)" }
                         th scope="col" { "Revocation" }
                         th scope="col" { "Issuer" }
+                        th scope="col" { "Owner" }
                         th scope="col" { "Sources" }
                         th scope="col" .hide-narrow { "Tags" }
                         th scope="col" .hide-narrow { "Serial" }
@@ -268,6 +277,7 @@ fn row(r: &Row, now: UnixTime) -> Markup {
             td { (layout::date(f.not_after)) " " span.rel { "(" (layout::relative(f.not_after, now)) ")" } }
             td { (layout::revocation(r.revocation)) }
             td { (layout::short_dn(&f.issuer)) }
+            td { @if let Some(o) = &r.owner { (o.name) } @else { span.hint { "none" } } }
             td { (r.cert.sources.join(", ")) }
             td.hide-narrow { (r.tags.join(", ")) }
             td.hide-narrow.mono { (layout::serial(&f.serial)) }
@@ -283,7 +293,7 @@ pub enum Export {
 }
 
 const CSV_HEADER: &str =
-    "fingerprint,name,subject,issuer,serial,not_before,not_after,status,revocation,sources,tags,sans,ext_key_usage\r\n";
+    "fingerprint,name,subject,issuer,serial,not_before,not_after,status,revocation,sources,tags,sans,ext_key_usage,owner,owner_contact\r\n";
 
 /// A CSV field (RFC 4180 §2: quoted when it holds a comma, quote or line break; quotes doubled).
 /// A field a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first) is prefixed
@@ -309,6 +319,8 @@ fn csv_row(r: &Row) -> String {
         r.tags.join(" "),
         f.sans.join(" "),
         f.ext_key_usage.join(" "),
+        r.owner.as_ref().map(|o| o.name.clone()).unwrap_or_default(),
+        r.owner.as_ref().and_then(|o| o.contact.clone()).unwrap_or_default(),
     ];
     let mut line = fields.iter().map(|x| csv_field(x)).collect::<Vec<_>>().join(",");
     line.push_str("\r\n");
@@ -320,6 +332,7 @@ fn json_row(r: &Row) -> serde_json::Value {
     v["status"] = r.urgency.as_str().into();
     v["revocation"] = r.revocation.map(|x| x.as_str()).into();
     v["tags"] = r.tags.clone().into();
+    v["owner"] = serde_json::to_value(&r.owner).unwrap_or_default();
     v
 }
 
@@ -336,8 +349,8 @@ pub async fn export(state: &Arc<super::State>, params: &[(String, String)], kind
     tokio::task::spawn_blocking(move || {
         let run = || -> Result<(), String> {
             let store = crate::store::Store::open_reader(&path).map_err(|e| e.to_string())?;
-            let view = InventoryView::with_tags(&store, &settings.policy, now).map_err(|e| e.to_string())?;
-            let ids = search.browse.matching_ids(&store, &settings.policy, &view).map_err(|e| e.to_string())?;
+            let view = InventoryView::with_tags(&store, &settings, now).map_err(|e| e.to_string())?;
+            let ids = search.browse.matching_ids(&store, &settings, &view).map_err(|e| e.to_string())?;
             let send = |b: String| tx.blocking_send(Bytes::from(b)).map_err(|_| "the client went away".to_string());
             send(match kind {
                 Export::Csv => CSV_HEADER.into(),
@@ -345,7 +358,7 @@ pub async fn export(state: &Arc<super::State>, params: &[(String, String)], kind
             })?;
             let mut first = true;
             for chunk in ids.chunks(EXPORT_CHUNK) {
-                let rows = status::rows_by_id(&store, chunk, &settings.policy, &view).map_err(|e| e.to_string())?;
+                let rows = status::rows_by_id(&store, chunk, &settings, &view).map_err(|e| e.to_string())?;
                 let mut out = String::new();
                 for r in &rows {
                     match kind {
@@ -387,6 +400,7 @@ pub async fn export(state: &Arc<super::State>, params: &[(String, String)], kind
 /// Everything a certificate's page shows.
 struct Detail {
     cert: CertRow,
+    owner: Option<crate::app::owners::Owner>,
     urgency: Urgency,
     tags: Vec<String>,
     sightings: Vec<SightingRow>,
@@ -416,12 +430,14 @@ pub async fn certificate(state: &Arc<super::State>, who: &Visitor, fp: &str) -> 
             Lookup::None => Found::None,
             Lookup::Many(m) => Found::Many(m),
             Lookup::One(c) => {
-                let view = InventoryView::load(s, &settings.policy, now)?;
+                let view = InventoryView::with_tags(s, &settings, now)?;
                 let findings = crate::app::evaluate::findings_of(s, &settings, now, &c)?;
                 let alerts = s.alerts(true)?.into_iter().filter(|a| a.cert_id == Some(c.id)).collect();
                 let renewals =
                     s.renewals()?.into_iter().filter(|r| r.fingerprint.as_deref() == Some(c.facts.fingerprint.0.as_str())).collect();
+                let owner = crate::app::owners::Owners::load_for(s, &settings.owners, &[c.id])?.owner_of(&c).cloned();
                 Found::One(Box::new(Detail {
+                    owner,
                     urgency: Urgency::of(&c, &settings.policy, &view, now),
                     tags: view.tags_of(&c),
                     sightings: s.sightings(c.id)?,
@@ -526,6 +542,7 @@ fn detail(d: &Detail, who: &Visitor, now: UnixTime) -> Markup {
                 dt { "CA issuers" } dd { (list_or_none(&f.ca_issuers_urls)) }
                 dt { "Authority key id" } dd.mono { (f.aki.as_deref().unwrap_or("none")) }
                 dt { "Subject key id" } dd.mono { (f.ski.as_deref().unwrap_or("none")) }
+                dt { "Owner" } dd { @if let Some(o) = &d.owner { (o.to_string()) } @else { "none (no source names one and no owners rule matches)" } }
                 dt { "Tags" } dd { (d.tags.join(", ")) }
                 dt { "First seen" } dd { (layout::when(d.cert.first_seen, now)) }
                 @if !f.warnings.is_empty() { dt { "Parse warnings" } dd { (list_or_none(&f.warnings)) } }

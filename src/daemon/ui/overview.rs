@@ -6,6 +6,7 @@
 
 use super::layout::{self, Nav};
 use super::{Body, Visitor, get, html, read};
+use crate::app::owners::Owners;
 use crate::app::status::{self, GroupBy, Overview, TIMELINE_DAYS, Timeline};
 use crate::model::UnixTime;
 use crate::model::rows::{JobStats, SourceStatus};
@@ -29,9 +30,10 @@ pub async fn page(state: &Arc<super::State>, who: &Visitor, params: &[(String, S
     let live = state.live.jobs.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let data = read(state, move |s| {
         let tags = s.source_tags()?;
-        let group_of = |names: &Listing, r: &ListingRow<'_>| match by {
-            GroupBy::Source => r.sources.first().and_then(|n| names.sources.get(*n as usize)).cloned(),
-            GroupBy::Owner => None,
+        let owners = if by == GroupBy::Owner { Some(Owners::load(s, &settings.owners)?) } else { None };
+        let group_of = |names: &Listing, r: &ListingRow<'_>| match &owners {
+            None => r.sources.first().and_then(|n| names.sources.get(*n as usize)).cloned(),
+            Some(o) => status::owner_of_row(o, names, r).map(|o| o.name.clone()),
         };
         let overview = status::overview(s, &settings.policy, &tags, by, &group_of, now)?;
         let mut jobs = Vec::new();
@@ -156,8 +158,14 @@ pub fn timeline(t: &Timeline) -> Markup {
     let scale = |n: u32| ((n as i64) * plot + max - 1) / max;
     let group_param = |g: &str| -> (&'static str, String) {
         let key = if t.by == "owner" { "owner" } else { "source" };
-        // "(none)" and "other" name no single value: the bar links to the whole day.
-        if g == "other" || g == "(none)" { (key, String::new()) } else { (key, g.to_string()) }
+        // "other" names no single value: the bar links to the whole day. Certificates without
+        // an owner are `owner=none`; without a source, the whole day.
+        match g {
+            "other" => (key, String::new()),
+            "(none)" if key == "owner" => (key, "none".to_string()),
+            "(none)" => (key, String::new()),
+            _ => (key, g.to_string()),
+        }
     };
     let total_overdue: u32 = t.overdue.iter().sum();
     html! {

@@ -9,9 +9,18 @@
 //!
 //! Secrets Manager ("ListSecrets", "GetSecretValue"): secrets under an optional name prefix and
 //! tags; location `aws:secretsmanager:<region>:<secret ARN>`; the stamp is the AWSCURRENT
-//! version id. A secret holding no certificate (a password, an API key) is recorded without
+//! version id (and the owner tags, see below). A secret holding no certificate (a password, an API key) is recorded without
 //! certificates and without an error. Private keys found next to certificates are never passed
 //! on: only certificate PEM blocks leave this module.
+//!
+//! Owners: the `certvigil.io/owner` tag (else `owner`), with `certvigil.io/owner-contact` (else
+//! `owner_contact`), go into the object's meta. A secret's tags come with ListSecrets, so they
+//! are part of its stamp and a new owner is read without a new version. An ACM certificate's
+//! tags are read with the certificate ("ListTagsForCertificate", beside DescribeCertificate and
+//! GetCertificate): a tag changed on an unchanged certificate is seen when the certificate is
+//! next read (renewed, re-imported, or its status changed). Tags that cannot be read (no
+//! `acm:ListTagsForCertificate` permission) leave the certificate without an owner, with a
+//! warning, not unread.
 //!
 //! The transport (SigV4, retries, limits) is in `aws/client.rs`, credentials in
 //! `aws/credentials.rs`. The scan driver calls `list` and `fetch` from plain threads: the source
@@ -28,7 +37,8 @@ use crate::config::secret::Secret;
 use crate::config::sources::aws::{AwsSpec, SecretsFilter};
 use client::{ApiError, Client, ClientError, Service};
 use serde_json::{Value, json};
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 /// Page sizes: the maxima of ListCertificates (1000) and ListSecrets (100) are allowed; 100
 /// keeps each response small.
@@ -72,11 +82,13 @@ pub struct AwsSource {
     /// use, on a scan thread that has none.
     caller: Option<tokio::runtime::Handle>,
     state: OnceLock<Result<(Exec, Client), AwsError>>,
+    /// The owner tags of each listed secret, by location, for `fetch`.
+    owners: Mutex<HashMap<String, TagOwner>>,
 }
 
 impl AwsSource {
     pub fn new(spec: AwsSpec) -> Self {
-        AwsSource { spec, caller: runtime::caller(), state: OnceLock::new() }
+        AwsSource { spec, caller: runtime::caller(), state: OnceLock::new(), owners: Mutex::new(HashMap::new()) }
     }
 
     fn state(&self) -> Result<&(Exec, Client), AwsError> {
@@ -117,6 +129,48 @@ where
         }
     }
     Err(ApiError { operation: "pagination".into(), status: None, code: String::new(), message: format!("more than {MAX_PAGES} pages") })
+}
+
+/// The owner an object's tags name: `certvigil.io/owner` (else `owner`) and its contact
+/// `certvigil.io/owner-contact` (else `owner_contact`). Blank values count as absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagOwner {
+    pub name: String,
+    pub contact: Option<String>,
+}
+
+impl TagOwner {
+    /// From a `Tags` list (`[{"Key": …, "Value": …}]`, as ListSecrets and
+    /// ListTagsForCertificate return it).
+    pub fn of(tags: Option<&Value>) -> Option<TagOwner> {
+        let tags = tags?.as_array()?;
+        let get = |keys: &[&str]| {
+            keys.iter().find_map(|k| {
+                tags.iter()
+                    .find(|t| t.get("Key").and_then(Value::as_str) == Some(*k))
+                    .and_then(|t| t.get("Value").and_then(Value::as_str))
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_string)
+            })
+        };
+        let name = get(&["certvigil.io/owner", "owner"])?;
+        Some(TagOwner { name, contact: get(&["certvigil.io/owner-contact", "owner_contact"]) })
+    }
+
+    /// What the owner adds to a secret's stamp.
+    fn stamp(&self) -> String {
+        format!(";owner={};contact={}", self.name, self.contact.as_deref().unwrap_or(""))
+    }
+
+    /// Writes `owner`, `owner_contact` and `owner_from` into an object's meta.
+    fn record(&self, meta: &mut Value) {
+        meta["owner"] = json!(self.name);
+        meta["owner_from"] = json!("tag");
+        if let Some(c) = &self.contact {
+            meta["owner_contact"] = json!(c);
+        }
+    }
 }
 
 /// The change stamp of an ACM certificate summary; `None` when it carries none of the dates
@@ -269,26 +323,43 @@ impl AwsSource {
             out(Listing::Unavailable { prefix, message: format!("Secrets Manager {}: {e}", self.spec.region) });
             return;
         }
+        let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        owners.retain(|location, _| !location.starts_with(&prefix));
         for entry in entries.iter().filter(|e| secret_matches(e, filter)) {
             let Some(arn) = entry.get("ARN").and_then(Value::as_str) else { continue };
             // A secret without a current version has no value to read.
-            let stamp = match current_version(entry) {
+            let mut stamp = match current_version(entry) {
                 Some(v) => v,
                 None => match entry.get("LastChangedDate").filter(|d| !d.is_null()) {
                     Some(d) => format!("changed={d}"),
                     None => continue,
                 },
             };
-            out(Listing::Object { location: format!("{prefix}{arn}"), stamp });
+            let location = format!("{prefix}{arn}");
+            if let Some(owner) = TagOwner::of(entry.get("Tags")) {
+                stamp.push_str(&owner.stamp());
+                owners.insert(location.clone(), owner);
+            }
+            out(Listing::Object { location, stamp });
         }
     }
 
     async fn fetch_acm(&self, client: &Client, arn: &str) -> Result<Fetched, AwsError> {
         let id = json!({"CertificateArn": arn});
-        let (described, got) =
-            tokio::join!(client.call(Service::Acm, "DescribeCertificate", &id), client.call(Service::Acm, "GetCertificate", &id));
+        let (described, got, tags) = tokio::join!(
+            client.call(Service::Acm, "DescribeCertificate", &id),
+            client.call(Service::Acm, "GetCertificate", &id),
+            client.call(Service::Acm, "ListTagsForCertificate", &id)
+        );
         let described = described?;
         let got = got?;
+        let owner = match tags {
+            Ok(t) => TagOwner::of(t.get("Tags")),
+            Err(e) => {
+                tracing::warn!(source = %self.spec.name, arn, error = %e, "cannot read the certificate's tags: no owner from them");
+                None
+            }
+        };
         let d = described.get("Certificate").cloned().unwrap_or(Value::Null);
         let cert = got.get("Certificate").and_then(Value::as_str).ok_or_else(|| AwsError::NoCertificate { arn: arn.to_string() })?;
         let mut pem = cert.trim_end().to_string();
@@ -297,13 +368,16 @@ impl AwsSource {
             pem.push_str(chain.trim_end());
             pem.push('\n');
         }
-        let meta = json!({
+        let mut meta = json!({
             "arn": arn,
             "status": d.get("Status"),
             "type": d.get("Type"),
             "in_use_by": d.get("InUseBy").cloned().unwrap_or(json!([])),
             "renewal_eligibility": d.get("RenewalEligibility"),
         });
+        if let Some(o) = owner {
+            o.record(&mut meta);
+        }
         Ok(Fetched { bytes: pem.into_bytes(), meta: Some(meta), key: None, passwords: Vec::new() })
     }
 
@@ -316,11 +390,15 @@ impl AwsSource {
             None => None,
         };
         let string = v.get("SecretString").and_then(Value::as_str);
-        let meta = json!({
+        let mut meta = json!({
             "name": v.get("Name"),
             "arn": v.get("ARN").and_then(Value::as_str).unwrap_or(arn),
             "version_id": v.get("VersionId"),
         });
+        let location = format!("{}{arn}", self.secrets_prefix());
+        if let Some(o) = self.owners.lock().unwrap_or_else(|p| p.into_inner()).get(&location) {
+            o.record(&mut meta);
+        }
         // No certificate: nothing to inventory, and not an error (most secrets are passwords).
         let bytes = secret_certificates(string, binary.as_deref()).unwrap_or_default();
         Ok(Fetched { bytes, meta: Some(meta), key: None, passwords: Vec::new() })
@@ -385,6 +463,21 @@ mod tests {
         assert_ne!(acm_stamp("arn:a", &reimported).unwrap(), st);
         // Only a status: not enough to tell a re-import apart.
         assert_eq!(acm_stamp("arn:a", &json!({"Status": "ISSUED"})), None);
+    }
+
+    #[test]
+    fn owners_in_tags() {
+        let tags = json!([{"Key": "owner", "Value": "web"}, {"Key": "certvigil.io/owner", "Value": "payments"},
+            {"Key": "owner_contact", "Value": "pay@corp.example"}]);
+        let o = TagOwner::of(Some(&tags)).unwrap();
+        assert_eq!((o.name.as_str(), o.contact.as_deref()), ("payments", Some("pay@corp.example")));
+        assert_eq!(o.stamp(), ";owner=payments;contact=pay@corp.example");
+        assert_eq!(TagOwner::of(Some(&json!([{"Key": "owner", "Value": "web"}]))).map(|o| o.name), Some("web".into()));
+        assert_eq!(TagOwner::of(Some(&json!([{"Key": "owner", "Value": " "}, {"Key": "team", "Value": "x"}]))), None);
+        assert_eq!(TagOwner::of(None), None);
+        let mut meta = json!({"arn": "a"});
+        o.record(&mut meta);
+        assert_eq!(meta, json!({"arn": "a", "owner": "payments", "owner_from": "tag", "owner_contact": "pay@corp.example"}));
     }
 
     #[test]

@@ -11,33 +11,34 @@ use serde_json::json;
 
 impl KubernetesSource {
     pub(super) async fn fetch_webhook(&self, conn: &Connected, kind: Kind, name: &str, hook: &str) -> Result<Fetched, KubernetesError> {
-        let (bundle, rv) = match kind {
+        let (bundle, object) = match kind {
             Kind::ValidatingWebhooks => {
                 let api: Api<ValidatingWebhookConfiguration> = Api::all(conn.client.clone());
                 let w = api.get(name).await.map_err(KubernetesError::get(kind, name))?;
                 let bundle = w.webhooks.into_iter().flatten().find(|h| h.name == hook).and_then(|h| h.client_config.ca_bundle);
-                (bundle, w.metadata.resource_version)
+                (bundle, w.metadata)
             }
             Kind::MutatingWebhooks => {
                 let api: Api<MutatingWebhookConfiguration> = Api::all(conn.client.clone());
                 let w = api.get(name).await.map_err(KubernetesError::get(kind, name))?;
                 let bundle = w.webhooks.into_iter().flatten().find(|h| h.name == hook).and_then(|h| h.client_config.ca_bundle);
-                (bundle, w.metadata.resource_version)
+                (bundle, w.metadata)
             }
             Kind::ApiServices => {
                 let api: Api<APIService> = Api::all(conn.client.clone());
                 let a = api.get(name).await.map_err(KubernetesError::get(kind, name))?;
-                (a.spec.and_then(|s| s.ca_bundle), a.metadata.resource_version)
+                (a.spec.and_then(|s| s.ca_bundle), a.metadata)
             }
             Kind::Crds => {
                 let api: Api<CustomResourceDefinition> = Api::all(conn.client.clone());
                 let c = api.get(name).await.map_err(KubernetesError::get(kind, name))?;
-                (crd_bundle(&c).map(|b| k8s_openapi::ByteString(b.to_vec())), c.metadata.resource_version)
+                (crd_bundle(&c).map(|b| k8s_openapi::ByteString(b.to_vec())), c.metadata)
             }
             _ => return Err(KubernetesError::Namespaced { kind: kind.path() }),
         };
         let bundle = bundle.ok_or_else(|| KubernetesError::NoBundle { name: name.to_string(), hook: hook.to_string() })?;
-        let meta = json!({"kind": kind.object(), "name": name, "key": hook, "resourceVersion": rv});
+        let mut meta = json!({"kind": kind.object(), "name": name, "key": hook, "resourceVersion": object.resource_version});
+        super::add_owner(&mut meta, &object);
         Ok(Fetched { bytes: bundle.0, meta: Some(meta), key: None, passwords: Vec::new() })
     }
 }

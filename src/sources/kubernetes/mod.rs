@@ -52,6 +52,9 @@
 //! A key whose value holds no certificate is an error of that object (reported by the scan),
 //! never a failure of the list.
 //!
+//! The object's owner goes into its meta when it is read: the `certvigil.io/owner` annotation,
+//! else the label of that name, with `certvigil.io/owner-contact` (see `app::owners`).
+//!
 //! Listing is in `kubernetes/listing.rs`; what each kind contributes is in `secrets.rs`,
 //! `configmaps.rs`, `bundles.rs` (webhooks, APIServices, CRDs) and `certmanager.rs`; signing
 //! trust material in `trust.rs` and the image audit in `images.rs`.
@@ -249,7 +252,7 @@ impl KubernetesSource {
             return self.fetch_webhook(conn, kind, name, key).await;
         }
         let mut passwords = Vec::new();
-        let (bytes, rv) = match kind {
+        let (bytes, object) = match kind {
             Kind::Secrets => {
                 let api: Api<Secret> = Api::namespaced(conn.client.clone(), ns);
                 let s = api.get(name).await.map_err(KubernetesError::get(kind, name))?;
@@ -262,7 +265,7 @@ impl KubernetesSource {
                 if crate::x509::pkcs12::looks_like_pkcs12(&value.0) || crate::x509::jks::looks_like_jks(&value.0) {
                     passwords = self.sibling_passwords(&data);
                 }
-                (value.0, s.metadata.resource_version)
+                (value.0, s.metadata)
             }
             Kind::ConfigMaps => {
                 let api: Api<ConfigMap> = Api::namespaced(conn.client.clone(), ns);
@@ -271,11 +274,13 @@ impl KubernetesSource {
                 let value = text
                     .or_else(|| c.binary_data.and_then(|mut d| d.remove(key)).map(|b| b.0))
                     .ok_or_else(|| KubernetesError::NoKey { kind: kind.object(), name: name.to_string(), key: key.to_string() })?;
-                (value, c.metadata.resource_version)
+                (value, c.metadata)
             }
             _ => return Err(not_ours()),
         };
-        let mut meta = json!({"namespace": ns, "kind": kind.object(), "name": name, "key": key, "resourceVersion": rv});
+        let mut meta =
+            json!({"namespace": ns, "kind": kind.object(), "name": name, "key": key, "resourceVersion": object.resource_version});
+        add_owner(&mut meta, &object);
         if kind == Kind::Secrets
             && let Some(c) = self.certificate_of(ns, name)
         {
@@ -296,6 +301,31 @@ impl KubernetesSource {
             return Ok(Fetched { bytes: Vec::new(), meta: Some(meta), key: Some(k), passwords: Vec::new() });
         }
         Ok(Fetched { bytes, meta: Some(meta), key: None, passwords })
+    }
+}
+
+/// The annotation (or, without one, the label) that names an object's owner.
+pub const OWNER_KEY: &str = "certvigil.io/owner";
+/// The annotation (or label) with the owner's contact.
+pub const OWNER_CONTACT_KEY: &str = "certvigil.io/owner-contact";
+
+/// Records the owner an object names in its meta: `owner` from the `certvigil.io/owner`
+/// annotation, else the label of that name (`owner_from` says which), and `owner_contact` from
+/// `certvigil.io/owner-contact` (annotation first). An owner change changes the object's
+/// resource version, so the object is read again and its meta rewritten.
+fn add_owner(meta: &mut serde_json::Value, object: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+    let get = |map: &Option<std::collections::BTreeMap<String, String>>, key: &str| {
+        map.as_ref().and_then(|m| m.get(key)).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    };
+    let (owner, from) = match (get(&object.annotations, OWNER_KEY), get(&object.labels, OWNER_KEY)) {
+        (Some(a), _) => (a, "annotation"),
+        (None, Some(l)) => (l, "label"),
+        (None, None) => return,
+    };
+    meta["owner"] = json!(owner);
+    meta["owner_from"] = json!(from);
+    if let Some(c) = get(&object.annotations, OWNER_CONTACT_KEY).or_else(|| get(&object.labels, OWNER_CONTACT_KEY)) {
+        meta["owner_contact"] = json!(c);
     }
 }
 
@@ -375,6 +405,23 @@ impl Source for KubernetesSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_owner_annotation_wins_over_the_label() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+        let map = |kv: &[(&str, &str)]| Some(kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        let owner = |annotations: &[(&str, &str)], labels: &[(&str, &str)]| {
+            let mut meta = json!({"name": "x"});
+            add_owner(&mut meta, &ObjectMeta { annotations: map(annotations), labels: map(labels), ..Default::default() });
+            (meta.get("owner").cloned(), meta.get("owner_from").cloned(), meta.get("owner_contact").cloned())
+        };
+        let both = owner(&[(OWNER_KEY, "payments"), (OWNER_CONTACT_KEY, "pay@corp.example")], &[(OWNER_KEY, "web")]);
+        assert_eq!(both, (Some(json!("payments")), Some(json!("annotation")), Some(json!("pay@corp.example"))));
+        assert_eq!(owner(&[("other", "x")], &[(OWNER_KEY, "web")]), (Some(json!("web")), Some(json!("label")), None));
+        // Blank values are no owner.
+        assert_eq!(owner(&[(OWNER_KEY, " ")], &[]), (None, None, None));
+        assert_eq!(owner(&[(OWNER_CONTACT_KEY, "a@b")], &[]), (None, None, None));
+    }
 
     #[test]
     fn locations() {

@@ -159,6 +159,8 @@ pub(super) struct Inner {
     pub(super) issuers: Mutex<HashMap<String, Fetched>>,
     /// The version each KV secret was listed at: `fetch` reads exactly that version.
     pub(super) versions: Mutex<HashMap<String, u64>>,
+    /// The owner (and contact) in each KV secret's custom metadata, as listed.
+    pub(super) owners: Mutex<HashMap<String, super::kv::KvOwner>>,
 }
 
 /// The TTL of an auth answer (`lease_duration`) or a lookup (`ttl`), in seconds.
@@ -210,6 +212,7 @@ impl Inner {
             refresh: tokio::sync::Mutex::new(()),
             issuers: Mutex::new(HashMap::new()),
             versions: Mutex::new(HashMap::new()),
+            owners: Mutex::new(HashMap::new()),
         })
     }
 
@@ -218,6 +221,7 @@ impl Inner {
         lock(&self.auth).failed = None;
         lock(&self.issuers).clear();
         lock(&self.versions).clear();
+        lock(&self.owners).clear();
     }
 
     fn url(&self, path: &str, query: &[(&str, &str)]) -> reqwest::Url {

@@ -1,5 +1,11 @@
-//! KV version 2 mounts: listing the folder tree with each secret's current version, and
-//! reading the PEM certificates of a secret at the version it was listed at.
+//! KV version 2 mounts: listing the folder tree with each secret's current version and owner,
+//! and reading the PEM certificates of a secret at the version it was listed at.
+//!
+//! The owner is in the secret's custom metadata (`owner`, or `certvigil.io/owner`; the contact
+//! in `owner_contact` or `certvigil.io/owner-contact`), which the listing already reads with
+//! the version: no request is added. Changing custom metadata makes no new version, so the
+//! owner is part of the stamp (`v3;owner=payments`): a secret whose owner changed is read again,
+//! an unchanged one still is not.
 
 use super::client::{ApiError, Inner};
 use super::{Fetched, Listing, certificate_blocks, lock};
@@ -85,7 +91,11 @@ impl Inner {
                 let v = &meta["versions"][version.to_string()];
                 let gone = v["destroyed"].as_bool().unwrap_or(false) || v["deletion_time"].as_str().is_some_and(|t| !t.is_empty());
                 lock(&self.versions).insert(location.clone(), version);
-                let stamp = if gone { format!("v{version};deleted") } else { format!("v{version}") };
+                let mut stamp = if gone { format!("v{version};deleted") } else { format!("v{version}") };
+                if let Some(owner) = KvOwner::of(&meta["custom_metadata"]) {
+                    stamp.push_str(&owner.stamp());
+                    lock(&self.owners).insert(location.clone(), owner);
+                }
                 out(Listing::Object { location, stamp });
             }
             // Depth first, in name order.
@@ -98,6 +108,13 @@ impl Inner {
     pub(super) async fn read_secret(&self, kv: &KvSpec, path: &str) -> Result<Fetched, ApiError> {
         let location = format!("vault:{}/{path}", kv.mount);
         let version = lock(&self.versions).get(&location).copied();
+        let owner = lock(&self.owners).get(&location).cloned();
+        let with_owner = |mut meta: Value| {
+            if let Some(o) = &owner {
+                o.record(&mut meta);
+            }
+            Some(meta)
+        };
         let api = format!("{}/data/{path}", kv.mount);
         let v = version.map(|v| v.to_string());
         let query: Vec<(&str, &str)> = v.as_deref().map(|v| vec![("version", v)]).unwrap_or_default();
@@ -106,7 +123,7 @@ impl Inner {
             // A deleted or destroyed version answers 404 with its metadata: nothing to read.
             Err(e) if e.status() == Some(404) => {
                 let meta = json!({"mount": kv.mount, "path": path, "version": version, "deleted": true, "fields": []});
-                return Ok(Fetched { bytes: Vec::new(), meta: Some(meta), key: None, passwords: Vec::new() });
+                return Ok(Fetched { bytes: Vec::new(), meta: with_owner(meta), key: None, passwords: Vec::new() });
             }
             Err(e) => return Err(e),
         };
@@ -114,7 +131,7 @@ impl Inner {
         let read_version = answer["data"]["metadata"]["version"].as_u64().or(version);
         let Some(fields) = data.as_object() else {
             let meta = json!({"mount": kv.mount, "path": path, "version": read_version, "fields": []});
-            return Ok(Fetched { bytes: Vec::new(), meta: Some(meta), key: None, passwords: Vec::new() });
+            return Ok(Fetched { bytes: Vec::new(), meta: with_owner(meta), key: None, passwords: Vec::new() });
         };
         let mut pem = String::new();
         let mut found: Vec<&str> = Vec::new();
@@ -139,6 +156,58 @@ impl Inner {
             return Err(ApiError::Answer { path: format!("{api} (version {})", read_version.unwrap_or(0)), message: problems.join("; ") });
         }
         let meta = json!({"mount": kv.mount, "path": path, "version": read_version, "fields": found});
-        Ok(Fetched { bytes: pem.into_bytes(), meta: Some(meta), key: None, passwords: Vec::new() })
+        Ok(Fetched { bytes: pem.into_bytes(), meta: with_owner(meta), key: None, passwords: Vec::new() })
+    }
+}
+
+/// The owner a KV secret's custom metadata names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct KvOwner {
+    name: String,
+    contact: Option<String>,
+}
+
+impl KvOwner {
+    /// From `custom_metadata` (a map of strings): `owner` or `certvigil.io/owner`, and
+    /// `owner_contact` or `certvigil.io/owner-contact`; blank values count as absent.
+    pub(super) fn of(custom: &Value) -> Option<KvOwner> {
+        let get = |keys: [&str; 2]| {
+            keys.iter().find_map(|k| custom.get(*k).and_then(Value::as_str).map(str::trim).filter(|v| !v.is_empty()).map(str::to_string))
+        };
+        let name = get(["owner", "certvigil.io/owner"])?;
+        Some(KvOwner { name, contact: get(["owner_contact", "certvigil.io/owner-contact"]) })
+    }
+
+    /// What the owner adds to the secret's stamp.
+    fn stamp(&self) -> String {
+        format!(";owner={};contact={}", self.name, self.contact.as_deref().unwrap_or(""))
+    }
+
+    /// Writes `owner`, `owner_contact` and `owner_from` into the object's meta.
+    fn record(&self, meta: &mut Value) {
+        meta["owner"] = json!(self.name);
+        meta["owner_from"] = json!("custom_metadata");
+        if let Some(c) = &self.contact {
+            meta["owner_contact"] = json!(c);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_in_custom_metadata() {
+        let o = KvOwner::of(&json!({"owner": "payments", "owner_contact": "pay@corp.example", "other": "x"})).unwrap();
+        assert_eq!((o.name.as_str(), o.contact.as_deref()), ("payments", Some("pay@corp.example")));
+        assert_eq!(o.stamp(), ";owner=payments;contact=pay@corp.example");
+        let o = KvOwner::of(&json!({"certvigil.io/owner": "web", "certvigil.io/owner-contact": "web@corp.example"})).unwrap();
+        assert_eq!((o.name.as_str(), o.contact.as_deref()), ("web", Some("web@corp.example")));
+        assert_eq!(KvOwner::of(&json!({"owner": "  "})), None);
+        assert_eq!(KvOwner::of(&Value::Null), None);
+        let mut meta = json!({"version": 2});
+        KvOwner::of(&json!({"owner": "web"})).unwrap().record(&mut meta);
+        assert_eq!(meta, json!({"version": 2, "owner": "web", "owner_from": "custom_metadata"}));
     }
 }

@@ -10,8 +10,8 @@
 //! - KV v2: the folder tree under the prefix, with each secret's current version from
 //!   `LIST <mount>/detailed-metadata/<folder>` (OpenBao: one request per folder) or, where the
 //!   server has no such path (Vault), `LIST <mount>/metadata/<folder>` and `GET
-//!   <mount>/metadata/<path>` per secret. The stamp is the version: an unchanged secret is not
-//!   read again.
+//!   <mount>/metadata/<path>` per secret. The stamp is the version (and the owner named in the
+//!   secret's custom metadata, see `vault/kv.rs`): an unchanged secret is not read again.
 //!
 //! Locations: `vault:<mount>/cert/<serial>`, `vault:<mount>/issuer/<issuer id>` and
 //! `vault:<mount>/<secret path>`. A mount (or KV folder) that cannot be listed is reported as
