@@ -316,12 +316,12 @@ pub fn silence_for(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::unix_from_civil;
 
     /// The example certificates, scanned into a fresh store at 2026-06-01.
-    fn scanned() -> (tempfile::TempDir, Store, crate::config::Settings, UnixTime) {
+    pub(crate) fn scanned() -> (tempfile::TempDir, Store, crate::config::Settings, UnixTime) {
         let dir = tempfile::tempdir().unwrap();
         let certs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples/certs");
         let yaml = format!(

@@ -542,23 +542,8 @@ pub fn alerts_by_severity(store: &Store) -> Result<BTreeMap<String, i64>, StoreE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::unix_from_civil;
 
-    fn scanned() -> (tempfile::TempDir, Store, crate::config::Settings, UnixTime) {
-        let dir = tempfile::tempdir().unwrap();
-        let certs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples/certs");
-        let yaml = format!(
-            "store: {{path: {}}}\nsources:\n  - {{name: examples, kind: files, paths: [{}], tags: [demo], include: ['*.pem', '*.der']}}\n",
-            dir.path().join("s.db").display(),
-            certs.display()
-        );
-        let settings = crate::config::parse_str(&yaml, "test.yaml", dir.path()).unwrap();
-        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
-        let now = unix_from_civil(2026, 6, 1, 0, 0, 0).unwrap();
-        let sources: Vec<_> = settings.sources.iter().map(crate::sources::build).collect();
-        crate::app::scan::scan(&mut store, &sources, true, now, 1, &mut |_| {}).unwrap();
-        (dir, store, settings, now)
-    }
+    use crate::app::queries::tests::scanned;
 
     #[test]
     fn overview_counts_and_timeline_agree_with_the_rows() {

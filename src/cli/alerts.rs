@@ -223,18 +223,8 @@ pub(super) fn silence(cli: &Cli, c: &SilenceCommand) -> Result<u8> {
                 outln!("no silences");
             }
             for si in list {
-                let what: Vec<String> = [
-                    ("fingerprint", &si.fingerprint),
-                    ("subject", &si.subject),
-                    ("source", &si.source),
-                    ("tag", &si.tag),
-                    ("kind", &si.kind),
-                    ("eku", &si.eku),
-                ]
-                .iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-                .collect();
-                outln!("{:>4}  until {}  {}  by {}: {}", si.id, format_time(si.expires_at), what.join(","), si.created_by, si.reason);
+                let what = si.describe();
+                outln!("{:>4}  until {}  {}  by {}: {}", si.id, format_time(si.expires_at), what, si.created_by, si.reason);
             }
         }
         SilenceCommand::Expire { id } => {

@@ -96,6 +96,22 @@ pub struct Silence {
 }
 
 impl Silence {
+    /// What it matches, as `key=value` pairs joined by commas (the form `silence add` takes).
+    pub fn describe(&self) -> String {
+        [
+            ("fingerprint", &self.fingerprint),
+            ("subject", &self.subject),
+            ("source", &self.source),
+            ("tag", &self.tag),
+            ("kind", &self.kind),
+            ("eku", &self.eku),
+        ]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect::<Vec<_>>()
+        .join(",")
+    }
+
     pub fn matches(&self, f: &Finding) -> bool {
         // A fingerprint silence never matches a finding without a certificate.
         self.fingerprint.as_ref().is_none_or(|p| !f.fingerprint.is_empty() && f.fingerprint.starts_with(p.as_str()))

@@ -115,7 +115,7 @@ async fn sign_in_filter_open_acknowledge_and_follow_the_timeline() {
     // Follow the bar of the critical signer's expiry day: exactly that day's certificates.
     let day = {
         let t = critical.cert.not_after;
-        let (y, m, dd) = civil(t);
+        let (y, m, dd, ..) = certvigil::model::civil_from_unix(t).unwrap();
         format!("{y:04}-{m:02}-{dd:02}")
     };
     let bar = format!("svg.timeline a[href*='expires={day}']");
@@ -237,17 +237,4 @@ async fn sign_in_filter_open_acknowledge_and_follow_the_timeline() {
     b.wait_for("#token", WAIT).await.unwrap();
     b.goto(&format!("{base}/ui/alerts")).await.unwrap();
     b.wait_for("#token", WAIT).await.unwrap();
-}
-
-/// (year, month, day) of a Unix time, UTC (Howard Hinnant's civil-from-days).
-fn civil(t: i64) -> (i64, u32, u32) {
-    let z = t.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }

@@ -67,7 +67,7 @@ pub async fn list(state: &Arc<super::State>, who: &Visitor, params: &[(String, S
                 thead { tr { th scope="col" { "Id" } th scope="col" { "Matches" } th scope="col" { "Until" } th scope="col" { "By" } th scope="col" { "Reason" } } }
                 tbody { @for si in &silences { tr {
                     td { (si.id) }
-                    td.mono { (silence_matches(si)) }
+                    td.mono { (si.describe()) }
                     td { (layout::when(si.expires_at, now)) }
                     td { (si.created_by) }
                     td { (si.reason) }
@@ -76,21 +76,6 @@ pub async fn list(state: &Arc<super::State>, who: &Visitor, params: &[(String, S
         }
     };
     html(StatusCode::OK, layout::shell("Alerts", Nav::Alerts, who, now, body))
-}
-
-fn silence_matches(si: &Silence) -> String {
-    [
-        ("fingerprint", &si.fingerprint),
-        ("subject", &si.subject),
-        ("source", &si.source),
-        ("tag", &si.tag),
-        ("kind", &si.kind),
-        ("eku", &si.eku),
-    ]
-    .iter()
-    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-    .collect::<Vec<_>>()
-    .join(", ")
 }
 
 fn notifications(list: &[OutboxRow]) -> Markup {
