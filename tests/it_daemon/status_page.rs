@@ -129,7 +129,7 @@ fn sign_in_session_cookie_csrf_and_the_page_writes() {
         assert!(set.split(';').any(|p| p.trim() == flag), "{flag} missing from {set}");
     }
     // A return target off the page is ignored.
-    let a = post(&d, "/ui/login", None, None, &format!("token={TOKEN}&next=https%3A%2F%2Fevil.example%2F"));
+    let a = post(&d, "/ui/login", None, None, &format!("token={TOKEN}&next=https%3A%2F%2Fevil.invalid%2F"));
     assert_eq!(header(&a, "location"), Some("/ui/"));
 
     // The alerts page with the cookie has forms carrying the session's CSRF token.
@@ -143,7 +143,7 @@ fn sign_in_session_cookie_csrf_and_the_page_writes() {
     let path = format!("/ui/alerts/{expired}/ack");
     assert_eq!(post(&d, &path, Some(&id), None, "by=ops").status, 403);
     assert_eq!(post(&d, &path, Some(&id), None, &format!("by=ops&csrf={}", "0".repeat(64))).status, 403);
-    assert_eq!(post(&d, &path, Some(&id), Some("http://evil.example"), &format!("by=ops&csrf={token}")).status, 403);
+    assert_eq!(post(&d, &path, Some(&id), Some("http://evil.invalid"), &format!("by=ops&csrf={token}")).status, 403);
     assert_eq!(post(&d, &path, Some(&id), Some("null"), &format!("by=ops&csrf={token}")).status, 403);
     assert_eq!(post(&d, &path, Some(&id), None, &format!("csrf={token}&note={}", "x".repeat(20_000))).status, 413);
     let state = |id: i64| -> (String, Option<String>) {

@@ -397,7 +397,7 @@ mod tests {
     #[test]
     fn only_our_pages_are_return_targets() {
         assert_eq!(local_target("/ui/certificates?q=x"), Some("/ui/certificates?q=x"));
-        for bad in ["https://evil.example/", "//evil.example/ui/", "/ui//evil", "/api/v1/jobs", "/ui/\\evil", "/ui/\r\nSet-Cookie: x"] {
+        for bad in ["https://evil.invalid/", "//evil.invalid/ui/", "/ui//evil", "/api/v1/jobs", "/ui/\\evil", "/ui/\r\nSet-Cookie: x"] {
             assert_eq!(local_target(bad), None, "{bad}");
         }
     }
