@@ -77,11 +77,13 @@ pub struct Judge<'a> {
     /// Each source's tags.
     pub tags: &'a HashMap<String, Vec<String>>,
     memo: HashMap<String, HashMap<Vec<u16>, Expiry>>,
+    /// The EKU filter as it appears in the stored JSON (`"codeSigning"`), made once per pass.
+    eku_needles: Option<Vec<String>>,
 }
 
 impl<'a> Judge<'a> {
     pub fn new(policy: &'a PolicySpec, tags: &'a HashMap<String, Vec<String>>, now: UnixTime) -> Self {
-        Judge { policy, now, tags, memo: HashMap::new() }
+        Judge { policy, now, tags, memo: HashMap::new(), eku_needles: None }
     }
 
     fn expiry(&mut self, names: &Listing, r: &ListingRow<'_>) -> Expiry {
@@ -124,10 +126,13 @@ impl<'a> Judge<'a> {
         {
             return false;
         }
-        if !filter.ekus.is_empty()
-            && !filter.ekus.iter().any(|e| r.ekus_json.contains(&format!("\"{}\"", crate::model::eku::normalise_eku(e))))
-        {
-            return false;
+        if !filter.ekus.is_empty() {
+            let needles = self
+                .eku_needles
+                .get_or_insert_with(|| filter.ekus.iter().map(|e| format!("\"{}\"", crate::model::eku::normalise_eku(e))).collect());
+            if !needles.iter().any(|n| r.ekus_json.contains(n.as_str())) {
+                return false;
+            }
         }
         if !filter.revocation.is_empty() && !r.revocation.and_then(RevocationState::parse).is_some_and(|s| filter.revocation.contains(&s)) {
             return false;
@@ -430,14 +435,14 @@ enum Key {
 
 impl Browse {
     /// Keeps the row?
-    fn keeps(&self, judge: &mut Judge<'_>, words: Option<&Words>, names: &Listing, r: &ListingRow<'_>) -> bool {
+    fn keeps(&self, judge: &mut Judge<'_>, words: Option<&Words>, issuer: Option<&str>, names: &Listing, r: &ListingRow<'_>) -> bool {
         if let Some(day) = self.expires_on
             && !(day..day + 86_400).contains(&r.not_after)
         {
             return false;
         }
-        if let Some(i) = &self.issuer
-            && !contains_ci(r.issuer, &i.to_lowercase())
+        if let Some(i) = issuer
+            && !contains_ci(r.issuer, i)
         {
             return false;
         }
@@ -463,6 +468,7 @@ impl Browse {
     /// view's owners, loaded here when the view has none.
     pub fn matching_ids(&self, store: &Store, settings: &Settings, view: &InventoryView<'_>) -> Result<Vec<i64>, StoreError> {
         let words = Words::new(&self.query);
+        let issuer = self.issuer.as_ref().map(|i| i.to_lowercase());
         let mut judge = Judge::new(&settings.policy, &view.tags, view.now);
         let loaded;
         let owners = match (&view.owners, self.filter.owners.is_empty()) {
@@ -475,7 +481,9 @@ impl Browse {
         };
         let mut keys: Vec<(Key, i64, i64)> = Vec::new();
         store.each_listing(|names, r| {
-            if self.keeps(&mut judge, words.as_ref(), names, r) && owners.is_none_or(|o| owned_by(o, &self.filter.owners, names, r)) {
+            if self.keeps(&mut judge, words.as_ref(), issuer.as_deref(), names, r)
+                && owners.is_none_or(|o| owned_by(o, &self.filter.owners, names, r))
+            {
                 keys.push((self.key(r), r.not_after, r.id));
             }
         })?;
@@ -682,6 +690,27 @@ mod tests {
             .unwrap();
         let names: Vec<String> = by_name_desc.rows.iter().map(|r| r.cert.facts.display_name().to_lowercase()).collect();
         assert!(names.windows(2).all(|w| w[0] >= w[1]), "{names:?}");
+        // Issuer substring in any case, and the EKU filter as operators write it.
+        let by_issuer = Browse { issuer: Some("EXAMPLE root".into()), per_page: 100, page: 1, ..Default::default() }
+            .page(&store, &settings, &view)
+            .unwrap();
+        assert_eq!(by_issuer.total, all.total, "every example is issued by the example root");
+        assert_eq!(
+            Browse { issuer: Some("nobody".into()), per_page: 1, page: 1, ..Default::default() }
+                .page(&store, &settings, &view)
+                .unwrap()
+                .total,
+            0
+        );
+        let signing = Browse {
+            filter: CertFilter { ekus: vec!["code-signing".into()], ..Default::default() },
+            per_page: 10,
+            page: 1,
+            ..Default::default()
+        }
+        .page(&store, &settings, &view)
+        .unwrap();
+        assert_eq!(signing.rows.iter().map(|r| r.cert.facts.ext_key_usage.clone()).collect::<Vec<_>>(), [vec!["codeSigning".to_string()]]);
         // One day of the timeline: the certificates expiring that UTC day only.
         let na = legacy.rows[0].cert.facts.not_after;
         let day =

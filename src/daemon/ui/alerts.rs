@@ -169,7 +169,7 @@ fn actor(form: &[(String, String)]) -> String {
 }
 
 /// Acknowledge or silence alert `id`.
-pub async fn act(state: &Arc<super::State>, _who: &Visitor, id: i64, action: &str, form: &[(String, String)]) -> Response<Body> {
+pub async fn act(state: &Arc<super::State>, id: i64, action: &str, form: &[(String, String)]) -> Response<Body> {
     let now = state.clock.now();
     let by = actor(form);
     let back = get(form, "return").and_then(local_target).unwrap_or("/ui/alerts").to_string();

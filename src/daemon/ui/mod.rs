@@ -291,7 +291,7 @@ pub async fn handle(req: Request<Incoming>, state: &Arc<State>) -> Response<Body
                 return refused;
             }
             match id {
-                Some(id) => alerts::act(state, &who, id, &action, &form).await,
+                Some(id) => alerts::act(state, id, &action, &form).await,
                 None => layout::message(StatusCode::NOT_FOUND, "Not found", "No such alert."),
             }
         }
