@@ -437,6 +437,36 @@ impl Browser {
         }
     }
 
+    /// Clicks the element matching `css` and waits up to `timeout` for the page it leads to: the
+    /// current document's root goes stale (WebDriver's "stale element reference") and the new one
+    /// finishes loading. Waiting for a selector alone races when the next page has the same
+    /// elements as this one, as a filter form that submits to its own page does.
+    pub async fn click_and_load(&self, css: &str, timeout: Duration) -> WdResult<()> {
+        let old = self.find("html").await?;
+        self.find(css).await?.click().await?;
+        let start = Instant::now();
+        let timed_out = |what: &str| WdError::WebDriver {
+            what: format!("click `{css}` and wait for {what}"),
+            error: "timeout".into(),
+            message: format!("not within {timeout:?}"),
+        };
+        loop {
+            match old.get("/name", "tag name of").await {
+                Err(e) if e.code() == "stale element reference" => break,
+                Err(e) => return Err(e),
+                Ok(_) if start.elapsed() >= timeout => return Err(timed_out("the next page")),
+                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        while self.execute("return document.readyState;", &[]).await? != "complete" {
+            if start.elapsed() >= timeout {
+                return Err(timed_out("the next page to load"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
     /// Runs `script` as the body of a function with `args` as `arguments` ("Execute Script") and
     /// returns what it returns; elements are passed with [`Element::arg`].
     pub async fn execute(&self, script: &str, args: &[Value]) -> WdResult<Value> {

@@ -93,7 +93,7 @@ async fn sign_in_filter_open_acknowledge_and_follow_the_timeline() {
     assert!(b.current_url().await.unwrap().contains("/ui/login?next=%2Fui%2Fcertificates"));
     b.save_screenshot("login").await.unwrap();
     b.find("#token").await.unwrap().send_keys(TOKEN).await.unwrap();
-    b.find("main form button[type=submit]").await.unwrap().click().await.unwrap();
+    b.click_and_load("main form button[type=submit]", WAIT).await.unwrap();
     b.wait_for("table#certificates", WAIT).await.unwrap();
     assert_eq!(b.current_url().await.unwrap(), format!("{base}/ui/certificates"));
     let cookies = b.cookies().await.unwrap();
@@ -119,8 +119,8 @@ async fn sign_in_filter_open_acknowledge_and_follow_the_timeline() {
         format!("{y:04}-{m:02}-{dd:02}")
     };
     let bar = format!("svg.timeline a[href*='expires={day}']");
-    let link = b.find(&bar).await.unwrap_or_else(|e| panic!("no bar for {day}: {e}"));
-    link.click().await.unwrap();
+    b.find(&bar).await.unwrap_or_else(|e| panic!("no bar for {day}: {e}"));
+    b.click_and_load(&bar, WAIT).await.unwrap();
     b.wait_for("table#certificates", WAIT).await.unwrap();
     assert!(b.current_url().await.unwrap().contains(&format!("expires={day}")));
     let rows = b.find_all("table#certificates tbody tr").await.unwrap();
@@ -144,7 +144,7 @@ async fn sign_in_filter_open_acknowledge_and_follow_the_timeline() {
     b.wait_for("form.filters", WAIT).await.unwrap();
     b.find("#status option[value=expiring]").await.unwrap().click().await.unwrap();
     b.find("#eku option[value=codeSigning]").await.unwrap().click().await.unwrap();
-    b.find("form.filters button[type=submit]").await.unwrap().click().await.unwrap();
+    b.click_and_load("form.filters button[type=submit]", WAIT).await.unwrap();
     b.wait_for("table#certificates", WAIT).await.unwrap();
     let url = b.current_url().await.unwrap();
     assert!(url.contains("status=expiring") && url.contains("eku=codeSigning"), "{url}");
@@ -164,7 +164,7 @@ async fn sign_in_filter_open_acknowledge_and_follow_the_timeline() {
     b.save_screenshot("inventory").await.unwrap();
 
     // Open the critical one and acknowledge its alert from its page.
-    b.find(&format!("tr[data-fingerprint='{}'] td a", critical.cert.fingerprint)).await.unwrap().click().await.unwrap();
+    b.click_and_load(&format!("tr[data-fingerprint='{}'] td a", critical.cert.fingerprint), WAIT).await.unwrap();
     b.wait_for("#h-findings", WAIT).await.unwrap();
     assert_eq!(b.find("main h1").await.unwrap().text().await.unwrap(), "release-signing.example.test");
     let facts = b.find("dl.facts").await.unwrap().text().await.unwrap();
@@ -183,7 +183,7 @@ async fn sign_in_filter_open_acknowledge_and_follow_the_timeline() {
     let form = format!("form.ack[action='/ui/alerts/{alert}/ack']");
     b.find(&format!("{form} input[name=note]")).await.unwrap().send_keys("rotating the signing key today").await.unwrap();
     b.find(&format!("{form} input[name=by]")).await.unwrap().send_keys("Dana").await.unwrap();
-    b.find(&format!("{form} button")).await.unwrap().click().await.unwrap();
+    b.click_and_load(&format!("{form} button"), WAIT).await.unwrap();
     if let Err(e) = b.wait_for(&format!("tr[data-alert='{alert}'] .state-acknowledged"), WAIT).await {
         let text = b.find("body").await.unwrap().text().await.unwrap();
         panic!("{e}: at {}:\n{text}\nlog:\n{}", b.current_url().await.unwrap(), d.log_text());
@@ -233,7 +233,7 @@ async fn sign_in_filter_open_acknowledge_and_follow_the_timeline() {
     b.save_screenshot("inventory-phone").await.unwrap();
 
     // Signing out from the header ends the session.
-    b.find("header form button").await.unwrap().click().await.unwrap();
+    b.click_and_load("header form button", WAIT).await.unwrap();
     b.wait_for("#token", WAIT).await.unwrap();
     b.goto(&format!("{base}/ui/alerts")).await.unwrap();
     b.wait_for("#token", WAIT).await.unwrap();
