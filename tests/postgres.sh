@@ -11,7 +11,9 @@
 # PostgreSQL's binaries are taken from /usr/lib/postgresql/<newest version>/bin (Debian's layout);
 # when there are none they are installed (Debian package postgresql). initdb, pg_ctl and the
 # server refuse to run as root: as root, the cluster runs as the unprivileged user `nobody` and
-# DIR is handed to it.
+# DIR is handed to it, so DIR must then be new or empty and its parent searchable by `nobody` (a
+# fresh temporary directory such as /tmp/tmp.XXXX itself is; a directory inside one is not).
+# The cluster uses the C collation: text sorts byte-wise, as SQLite sorts it.
 #
 # Authentication is `trust`: the server listens on 127.0.0.1 only, lives for one test run and
 # holds test data only; a generated password would protect nothing that matters and would end up
