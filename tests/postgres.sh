@@ -128,6 +128,9 @@ fi
 case "$cmd" in
   start)
     BINDIR=$(bindir_of_data)
+    if [ -z "$BINDIR" ] && [ -f "$DATA/PG_VERSION" ]; then
+      die "$DATA is a PostgreSQL $(cat "$DATA/PG_VERSION") cluster and $PG_ROOT/$(cat "$DATA/PG_VERSION")/bin is missing"
+    fi
     if [ -z "$BINDIR" ]; then
       install_postgres
       BINDIR=$(find_bindir)
