@@ -300,8 +300,10 @@ fn main() -> Result<()> {
     // Count notifications by route, event and kind.
     let mut counts: BTreeMap<(String, String, String), i64> = BTreeMap::new();
     {
-        let mut stmt =
-            store.conn().prepare("SELECT route, event, json_extract(payload, '$.kind'), COUNT(*) FROM outbox GROUP BY 1, 2, 3")?;
+        let mut stmt = store
+            .conn()
+            .context("a SQLite store")?
+            .prepare("SELECT route, event, json_extract(payload, '$.kind'), COUNT(*) FROM outbox GROUP BY 1, 2, 3")?;
         let rows =
             stmt.query_map([], |r| Ok(((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?), r.get::<_, i64>(3)?)))?;
         for row in rows {
@@ -332,7 +334,7 @@ fn main() -> Result<()> {
     let mut per_cert: HashMap<String, BTreeMap<(String, String, String), i64>> = HashMap::new();
     let mut unattributed = 0i64;
     {
-        let mut stmt = store.conn().prepare(
+        let mut stmt = store.conn().context("a SQLite store")?.prepare(
             "SELECT lower(c.fingerprint), o.route, o.event, json_extract(o.payload, '$.kind'), COUNT(*)
              FROM outbox o LEFT JOIN alerts a ON a.id = o.alert_id LEFT JOIN certificates c ON c.id = a.cert_id GROUP BY 1, 2, 3, 4",
         )?;
@@ -350,7 +352,8 @@ fn main() -> Result<()> {
             }
         }
     }
-    let expired_alerts: i64 = store.conn().query_row("SELECT COUNT(*) FROM alerts WHERE kind = 'expired'", [], |r| r.get(0))?;
+    let expired_alerts: i64 =
+        store.conn().context("a SQLite store")?.query_row("SELECT COUNT(*) FROM alerts WHERE kind = 'expired'", [], |r| r.get(0))?;
 
     // What each troubled certificate must have caused, from what the simulation did to it: the
     // year's end cuts the last episodes short, so each expectation depends on how far the
@@ -468,7 +471,7 @@ fn main() -> Result<()> {
     println!("\nwrote {}", out.display());
     if !problems.is_empty() {
         // The paged alerts that never escalated, for diagnosis.
-        let mut stmt = store.conn().prepare(
+        let mut stmt = store.conn().context("a SQLite store")?.prepare(
             "SELECT a.id, c.common_name, a.kind, a.state, a.opened_at, a.resolved_at, a.routes_notified FROM alerts a JOIN certificates c ON c.id = a.cert_id
              WHERE a.routes_notified LIKE '%pages%' AND a.escalated_at IS NULL LIMIT 20",
         )?;

@@ -598,7 +598,7 @@ fn http_fixture() -> &'static HttpFixture {
             queued_for_catch_up: false,
         };
         let state = Arc::new(certvigil::daemon::http::State {
-            store_path,
+            store: certvigil::model::store_location::StoreLocation::File(store_path),
             settings: RwLock::new(Arc::new(settings)),
             tokens: RwLock::new(certvigil::daemon::http::Tokens {
                 admin: Some(certvigil::config::secret::Secret::new(API_TOKEN.into())),

@@ -56,6 +56,15 @@ for script in tests/components/*.sh; do
   bash "$script"
 done
 
+# A throwaway PostgreSQL cluster for the PostgreSQL store's tests, for this run only: its admin
+# URL goes to the tests as CERTVIGIL_TEST_POSTGRES, and each test makes a database of its own.
+PG_DIR=$(mktemp -d)
+chmod 755 "$PG_DIR"
+stop_postgres() { bash tests/postgres.sh stop "$PG_DIR" >/dev/null 2>&1 || true; rm -rf "$PG_DIR"; }
+trap stop_postgres EXIT
+CERTVIGIL_TEST_POSTGRES=$(bash tests/postgres.sh start "$PG_DIR")
+export CERTVIGIL_TEST_POSTGRES
+
 # The .deb that tests/packaging.rs extracts and runs (a no-op when it is up to date).
 bash packaging/deb/build.sh
 

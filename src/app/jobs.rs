@@ -5,9 +5,10 @@
 
 use crate::config::{Job, JobKind, Settings};
 use crate::model::UnixTime;
+use crate::model::store_location::{StoreLocation, StorePlace};
 use crate::revocation::Checker;
 use crate::store::Store;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// What a run did: a line for people and JSON for metrics and the API.
@@ -60,23 +61,23 @@ impl Context {
     }
 }
 
-fn open(path: &Path) -> Result<Store, JobError> {
-    Store::open(path).map_err(JobError::from("store"))
+fn open(store: &StoreLocation) -> Result<Store, JobError> {
+    Store::open_at(store).map_err(JobError::from("store"))
 }
 
 /// Runs `job` once at `now`.
-pub async fn run(job: &Job, settings: &Arc<Settings>, store_path: &Path, ctx: &Context, now: UnixTime) -> Result<Outcome, JobError> {
+pub async fn run(job: &Job, settings: &Arc<Settings>, place: &StorePlace, ctx: &Context, now: UnixTime) -> Result<Outcome, JobError> {
+    let (store_at, state_dir) = (&place.store, &place.state_dir);
     match job.kind {
         JobKind::Scan => {
-            let (settings, path, only) = (Arc::clone(settings), store_path.to_path_buf(), job.sources.clone());
-            tokio::task::spawn_blocking(move || scan(&settings, &path, &only, now))
+            let (settings, at, only) = (Arc::clone(settings), store_at.clone(), job.sources.clone());
+            tokio::task::spawn_blocking(move || scan(&settings, &at, &only, now))
                 .await
                 .map_err(|e| JobError::new(format!("scan task ended abnormally: {e}")))?
         }
         JobKind::Revocation => {
-            let store = open(store_path)?;
-            let state_dir = store_path.parent().map(Path::to_path_buf).unwrap_or_default();
-            let checker = ctx.checker(settings, state_dir)?;
+            let store = open(store_at)?;
+            let checker = ctx.checker(settings, state_dir.clone())?;
             // Counted batch by batch: the pass never holds the whole inventory.
             let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
             let checked = checker
@@ -94,15 +95,14 @@ pub async fn run(job: &Job, settings: &Arc<Settings>, store_path: &Path, ctx: &C
             })
         }
         JobKind::Renew => {
-            let mut store = open(store_path)?;
-            let state_dir = store_path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let mut store = open(store_at)?;
             let specs: Vec<&crate::config::managed::ManagedSpec> = settings.managed.iter().collect();
             let opts = crate::renewal::engine::Options::default();
-            let outcomes = crate::renewal::engine::run_all(&specs, &mut store, &state_dir, now, opts).await;
+            let outcomes = crate::renewal::engine::run_all(&specs, &mut store, state_dir, now, opts).await;
             renew_outcome(&outcomes)
         }
         JobKind::Evaluate => {
-            let store = Arc::new(Mutex::new(open(store_path)?));
+            let store = Arc::new(Mutex::new(open(store_at)?));
             let report = crate::app::evaluate::evaluate(&store, settings, now).await.map_err(JobError::from("evaluate"))?;
             let ap = &report.applied;
             let summary = format!(
@@ -117,7 +117,7 @@ pub async fn run(job: &Job, settings: &Arc<Settings>, store_path: &Path, ctx: &C
             Ok(Outcome { summary, detail })
         }
         JobKind::Digest => {
-            let store = Arc::new(Mutex::new(open(store_path)?));
+            let store = Arc::new(Mutex::new(open(store_at)?));
             let d = crate::notify::send_digests(&store, &settings.alerts, None, now).await.map_err(JobError::from("digest"))?;
             let summary = format!("{} digests sent, {} failed", d.sent, d.failed);
             if d.failed > 0 {
@@ -150,10 +150,10 @@ fn renew_outcome(outcomes: &[crate::renewal::engine::CertOutcome]) -> Result<Out
     Ok(Outcome { summary, detail })
 }
 
-fn scan(settings: &Settings, store_path: &Path, only: &[String], now: UnixTime) -> Result<Outcome, JobError> {
+fn scan(settings: &Settings, store_at: &StoreLocation, only: &[String], now: UnixTime) -> Result<Outcome, JobError> {
     let chosen: Vec<Box<dyn crate::sources::Source>> =
         settings.sources.iter().filter(|s| only.is_empty() || only.iter().any(|n| n == s.name())).map(crate::sources::build).collect();
-    let mut store = open(store_path)?;
+    let mut store = open(store_at)?;
     let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let report = crate::app::scan::scan(&mut store, &chosen, only.is_empty(), now, workers, &mut |_| {}).map_err(JobError::from("scan"))?;
     let r = &report.run;

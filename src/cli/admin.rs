@@ -155,7 +155,7 @@ pub(super) fn run_daemon(cli: &Cli, a: &RunArgs) -> Result<u8> {
         None => config::parse_str("", "(built-in defaults)", Path::new(".")),
     });
     let opts = certvigil::daemon::Options {
-        store_path: store_path(cli, &s),
+        place: store_place(cli, &s)?,
         listen,
         exit_after: a.exit_after.map(|s| std::time::Duration::from_secs(s as u64)),
         start_time,

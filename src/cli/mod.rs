@@ -10,6 +10,7 @@
 use anyhow::{Context, Result, bail};
 use certvigil::app::scan;
 use certvigil::config::{self, Settings};
+use certvigil::model::store_location::{StoreLocation, StorePlace};
 use certvigil::model::{ExpiryStatus, RevocationState, RevocationStatus, UnixTime, days_left, format_date, format_time};
 use certvigil::sources;
 use certvigil::store::{CertRow, Store};
@@ -72,7 +73,7 @@ pub struct Cli {
     /// Configuration file [default: $CERTVIGIL_CONFIG, else /etc/certvigil/certvigil.yaml]
     #[arg(short, long, global = true, env = "CERTVIGIL_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Store database, overriding the configuration's `store.path`.
+    /// Store: a SQLite file or a postgres:// URL (no password in it), overriding `store:`.
     #[arg(long, global = true, env = "CERTVIGIL_STORE")]
     pub store: Option<PathBuf>,
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
@@ -537,25 +538,54 @@ pub fn settings(cli: &Cli, required: bool) -> Result<Settings, CliError> {
     }
 }
 
-/// The store path: `--store`, else the configuration's, else the platform state directory.
-pub fn store_path(cli: &Cli, s: &Settings) -> PathBuf {
-    if let Some(p) = &cli.store {
-        return p.clone();
-    }
-    if let Some(p) = &s.store_path {
-        return p.clone();
-    }
+/// The platform state directory: `$STATE_DIRECTORY` under systemd, else
+/// `$XDG_STATE_HOME/certvigil` (`~/.local/state/certvigil`).
+fn default_state_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
         // systemd may pass several directories separated by ':'; the first is ours.
         let first = d.to_string_lossy().split(':').next().unwrap_or_default().to_string();
-        return PathBuf::from(first).join("certvigil.db");
+        return PathBuf::from(first);
     }
     let state = std::env::var_os("XDG_STATE_HOME")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
         .unwrap_or_else(|| PathBuf::from("."));
-    state.join("certvigil").join("certvigil.db")
+    state.join("certvigil")
+}
+
+/// Where the store is, and the state directory for the files kept beside it: `--store` (a
+/// SQLite file, or a `postgres://` URL), else the configuration's `store.url` or `store.path`,
+/// else `certvigil.db` in the platform state directory. A PostgreSQL store's password is read
+/// here; a problem with it is a configuration error.
+pub fn store_place(cli: &Cli, s: &Settings) -> Result<StorePlace, CliError> {
+    let file = |path: PathBuf| {
+        let state_dir = path.parent().filter(|d| !d.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        StorePlace { store: StoreLocation::File(path), state_dir }
+    };
+    let postgres = |spec: &config::PostgresSpec| -> Result<StorePlace, CliError> {
+        let target = spec.resolve().map_err(|e| CliError::Config(format!("store.password: {e}")))?;
+        Ok(StorePlace { store: StoreLocation::Postgres(target), state_dir: default_state_dir() })
+    };
+    if let Some(p) = &cli.store {
+        let text = p.to_string_lossy();
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            if certvigil::model::store_location::redact_url(&text) != text {
+                return Err(CliError::Usage("--store: the URL holds a password; put it in store.password (${env:…} or ${file:…})".into()));
+            }
+            // The configuration's password and CA file go with a URL given here.
+            let (password, ca_file) = s.store_postgres.as_ref().map(|p| (p.password.clone(), p.ca_file.clone())).unwrap_or_default();
+            return postgres(&config::PostgresSpec { url: text.into_owned(), password, ca_file });
+        }
+        return Ok(file(p.clone()));
+    }
+    if let Some(spec) = &s.store_postgres {
+        return postgres(spec);
+    }
+    if let Some(p) = &s.store_path {
+        return Ok(file(p.clone()));
+    }
+    Ok(file(default_state_dir().join("certvigil.db")))
 }
 
 /// Errors that map to specific exit codes.
@@ -568,8 +598,8 @@ pub enum CliError {
 }
 
 fn open_store(cli: &Cli, s: &Settings) -> Result<Store> {
-    let path = store_path(cli, s);
-    Store::open(&path).with_context(|| format!("cannot open the store at {}", path.display()))
+    let place = store_place(cli, s)?;
+    Store::open_at(&place.store).with_context(|| format!("cannot open the store at {}", place.store))
 }
 
 pub fn run(cli: &Cli) -> Result<u8> {

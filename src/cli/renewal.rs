@@ -16,7 +16,7 @@ pub(super) fn renew(cli: &Cli, a: &RenewArgs) -> Result<u8> {
         return Ok(0);
     }
     let mut store = open_store(cli, &s)?;
-    let state_dir = store.path().parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let state_dir = store_place(cli, &s)?.state_dir;
     let rt = runtime()?;
     let now = now(cli)?;
     let opts = certvigil::renewal::engine::Options { force: a.force, dry_run: a.dry_run };
@@ -41,7 +41,7 @@ pub(super) fn revoke(cli: &Cli, a: &RevokeArgs) -> Result<u8> {
     };
     let (_, reason) = certvigil::renewal::revoke::parse_reason(&a.reason).map_err(|e| CliError::Usage(format!("--reason: {e}")))?;
     let mut store = open_store(cli, &s)?;
-    let state_dir = store.path().parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let state_dir = store_place(cli, &s)?.state_dir;
     let rt = runtime()?;
     let now = now(cli)?;
     let out = match rt.block_on(certvigil::renewal::revoke::revoke(spec, &mut store, &state_dir, now, reason, a.rotate)) {
@@ -98,7 +98,7 @@ pub(super) fn account_targets<'a>(s: &'a Settings, name: Option<&str>) -> Result
 pub(super) fn account(cli: &Cli, c: &AccountCommand) -> Result<u8> {
     let s = settings(cli, true)?;
     let store = open_store(cli, &s)?;
-    let state_dir = store.path().parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let state_dir = store_place(cli, &s)?.state_dir;
     match c {
         AccountCommand::Show { name, output } => {
             let targets = account_targets(&s, name.as_deref())?;

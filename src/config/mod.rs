@@ -151,6 +151,8 @@ pub struct Settings {
     pub file: Option<PathBuf>,
     /// `None`: use the platform default state directory.
     pub store_path: Option<PathBuf>,
+    /// A PostgreSQL store instead of the SQLite file.
+    pub store_postgres: Option<PostgresSpec>,
     pub sources: Vec<SourceSpec>,
     pub revocation: RevocationSpec,
     pub policy: policy::PolicySpec,
@@ -227,9 +229,7 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
         ));
     }
     let store_path = config.store.path.as_ref().map(|s| base.join(s));
-    if config.store.path.as_deref() == Some("") {
-        errs.push((p(&["store", "path"]), "must not be empty".into()));
-    }
+    let store_postgres = store::validate(&config.store, base, &mut errs);
     let mut sources = Vec::new();
     let mut names: Vec<&str> = Vec::new();
     for (i, src) in config.sources.iter().enumerate() {
@@ -320,7 +320,7 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
     if !errs.is_empty() {
         return Err(errs);
     }
-    Ok(Settings { file: None, store_path, sources, revocation, policy, alerts, owners, jobs, daemon, managed })
+    Ok(Settings { file: None, store_path, store_postgres, sources, revocation, policy, alerts, owners, jobs, daemon, managed })
 }
 
 #[cfg(test)]

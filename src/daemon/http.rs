@@ -20,7 +20,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::{Method, Request, Response, StatusCode, body::Incoming};
 use std::convert::Infallible;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -63,7 +62,7 @@ pub struct Tokens {
 
 /// What request handlers share with the daemon.
 pub struct State {
-    pub store_path: PathBuf,
+    pub store: crate::model::store_location::StoreLocation,
     pub settings: RwLock<Arc<Settings>>,
     pub tokens: RwLock<Tokens>,
     /// Status-page sessions.
@@ -77,7 +76,7 @@ pub struct State {
 
 impl std::fmt::Debug for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("State").field("store_path", &self.store_path).finish()
+        f.debug_struct("State").field("store", &self.store).finish()
     }
 }
 
@@ -255,9 +254,9 @@ pub(super) async fn blocking<T: Send + 'static>(
     state: &State,
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Response<Body>> {
-    let path = state.store_path.clone();
+    let path = state.store.clone();
     match tokio::task::spawn_blocking(move || {
-        let store = Store::open_reader(&path)?;
+        let store = Store::open_reader_at(&path)?;
         f(&store)
     })
     .await
@@ -363,11 +362,11 @@ async fn metrics(state: &Arc<State>) -> Response<Body> {
     let reload = state.reload.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let previous = state.last_scrape_micros.load(Ordering::Relaxed) as f64 / 1e6;
     let (tx, rx) = mpsc::channel::<Bytes>(4);
-    let path = state.store_path.clone();
+    let path = state.store.clone();
     let st = Arc::clone(state);
     tokio::task::spawn_blocking(move || {
         let result = (|| -> Result<(), ScrapeError> {
-            let store = Store::open_reader(&path)?;
+            let store = Store::open_reader_at(&path)?;
             let mut summary = metrics::Summary {
                 counts: store.counts()?,
                 reload_ok: reload.ok,

@@ -17,10 +17,10 @@ pub mod ui;
 
 use crate::config::secret::{Secret, SecretError};
 use crate::config::{ConfigErrors, Settings};
+use crate::model::store_location::{StoreLocation, StorePlace};
 use crate::store::{Store, StoreError};
 use runner::{Clock, Control, Exec, Live, Loop};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -36,7 +36,7 @@ pub enum DaemonError {
     Runtime(std::io::Error),
     #[error("cannot open the store at {path}")]
     OpenStore {
-        path: PathBuf,
+        path: String,
         #[source]
         source: StoreError,
     },
@@ -61,7 +61,7 @@ pub enum DaemonError {
 }
 
 pub struct Options {
-    pub store_path: PathBuf,
+    pub place: StorePlace,
     /// Overrides `daemon.listen`.
     pub listen: Option<Option<SocketAddr>>,
     /// Stop by itself after this long (tests, benchmarks).
@@ -94,8 +94,8 @@ fn resolve_tokens(s: &Settings) -> Result<http::Tokens, DaemonError> {
     Ok(http::Tokens { admin, viewer })
 }
 
-fn audit(path: &std::path::Path, at: i64, action: &str, detail: serde_json::Value) {
-    let r = Store::open(path).and_then(|s| s.audit(at, action, "daemon", &detail));
+fn audit(at_store: &StoreLocation, at: i64, action: &str, detail: serde_json::Value) {
+    let r = Store::open_at(at_store).and_then(|s| s.audit(at, action, "daemon", &detail));
     if let Err(e) = r {
         tracing::error!(error = %e, action, "cannot write the audit log");
     }
@@ -114,8 +114,16 @@ async fn main(settings: Settings, loader: Loader, opts: Options) -> Result<(), D
         Some(t) => Arc::new(runner::TokioClock::new(t)),
         None => Arc::new(runner::SystemClock),
     };
-    let store_path = opts.store_path.clone();
-    let store = Store::open(&store_path).map_err(|source| DaemonError::OpenStore { path: store_path.clone(), source })?;
+    let place = opts.place.clone();
+    let store_path = place.store.clone();
+    let store = {
+        // Opened off the runtime's threads, as every later store connection is.
+        let at = store_path.clone();
+        tokio::task::spawn_blocking(move || Store::open_at(&at))
+            .await
+            .map_err(|e| DaemonError::OpenStore { path: store_path.to_string(), source: StoreError::Postgres(e.to_string()) })?
+            .map_err(|source| DaemonError::OpenStore { path: store_path.to_string(), source })?
+    };
     let tokens = resolve_tokens(&settings)?;
     let listen = opts.listen.unwrap_or(settings.daemon.listen);
     let listener = match listen {
@@ -137,7 +145,7 @@ async fn main(settings: Settings, loader: Loader, opts: Options) -> Result<(), D
 
     let ctx = Arc::new(crate::app::jobs::Context::default());
     let exec: Exec = {
-        let (ctx, path) = (Arc::clone(&ctx), store_path.clone());
+        let (ctx, path) = (Arc::clone(&ctx), place.clone());
         Arc::new(move |job, settings, now| {
             let (ctx, path) = (Arc::clone(&ctx), path.clone());
             Box::pin(async move { crate::app::jobs::run(&job, &settings, &path, &ctx, now).await })
@@ -149,7 +157,7 @@ async fn main(settings: Settings, loader: Loader, opts: Options) -> Result<(), D
     let job_loop = Loop::new(Arc::clone(&settings), store, Arc::clone(&clock), exec, seed, Arc::clone(&live), Arc::clone(&notifier));
     let (control_tx, control_rx) = mpsc::channel::<Control>(16);
     let state = Arc::new(http::State {
-        store_path: store_path.clone(),
+        store: store_path.clone(),
         settings: RwLock::new(Arc::clone(&settings)),
         tokens: RwLock::new(tokens),
         ui: ui::Ui::default(),
@@ -169,7 +177,7 @@ async fn main(settings: Settings, loader: Loader, opts: Options) -> Result<(), D
         });
     }
     drop(control_tx);
-    tracing::info!(listen = ?bound, jobs = settings.jobs.len(), store = %store_path.display(), "certvigil started");
+    tracing::info!(listen = ?bound, jobs = settings.jobs.len(), store = %store_path, "certvigil started");
     notifier.ready(&format!("ready: {} jobs{}", settings.jobs.len(), bound.map(|a| format!(", HTTP on {a}")).unwrap_or_default()));
     job_loop.run(control_rx, settings.daemon.shutdown_timeout).await;
     signals.abort();
@@ -180,7 +188,7 @@ async fn main(settings: Settings, loader: Loader, opts: Options) -> Result<(), D
     let path = store_path.clone();
     let _ = tokio::task::spawn_blocking(move || {
         // Fold the WAL into the database so a copy of the file alone is complete.
-        if let Ok(s) = Store::open(&path)
+        if let Ok(s) = Store::open_at(&path)
             && let Err(e) = s.checkpoint()
         {
             tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
@@ -221,8 +229,8 @@ async fn handle_signals(
                 match outcome {
                     Ok((new, tokens)) => {
                         let old = Arc::clone(&state.settings.read().unwrap_or_else(|p| p.into_inner()));
-                        if new.store_path != old.store_path {
-                            tracing::warn!("store.path changed: it takes effect at the next restart");
+                        if new.store_path != old.store_path || new.store_postgres != old.store_postgres {
+                            tracing::warn!("store changed: it takes effect at the next restart");
                         }
                         if new.daemon.listen != old.daemon.listen {
                             tracing::warn!("daemon.listen changed: it takes effect at the next restart");
@@ -236,7 +244,7 @@ async fn handle_signals(
                         let jobs: Vec<&str> = new.jobs.iter().map(|j| j.name.as_str()).collect();
                         let detail = serde_json::json!({"file": new.file.as_ref().map(|f| f.display().to_string()), "jobs": jobs, "sources": new.sources.len()});
                         let _ = control.send(Control::Reload(new)).await;
-                        let path = state.store_path.clone();
+                        let path = state.store.clone();
                         let _ = tokio::task::spawn_blocking(move || audit(&path, now, "config-reload", detail)).await;
                         tracing::info!("configuration reloaded");
                         notifier.ready("configuration reloaded");
@@ -249,7 +257,7 @@ async fn handle_signals(
                             r.last_attempt_at = Some(now);
                             r.error = Some(e.to_string());
                         }
-                        let path = state.store_path.clone();
+                        let path = state.store.clone();
                         let detail = serde_json::json!({"error": e.to_string()});
                         let _ = tokio::task::spawn_blocking(move || audit(&path, now, "config-reload-failed", detail)).await;
                         notifier.ready("reload failed: the previous configuration stays in force");

@@ -6,6 +6,7 @@ pub mod eku;
 pub mod finding;
 pub mod observed;
 pub mod rows;
+pub mod store_location;
 
 use serde::Serialize;
 use std::fmt;

@@ -2,14 +2,14 @@
 //! notifications they cause are written in one transaction: a notification exists in the
 //! outbox before anything is sent, and its key makes it unique per state change.
 
+use super::db::{Db, Row, ToValue, Tx, params};
 use super::{Result, Store};
 use crate::model::UnixTime;
 use crate::model::alert::{AlertState, Change, Event, Notice, Notify, OpenAlert, RenderPayload, ResolvedAlert, Silence};
 use crate::model::finding::{Finding, Kind, Severity};
 use crate::model::rows::{AlertRow, Applied, OutboxRow};
-use rusqlite::params;
 
-fn outbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+fn outbox_from_row(r: &Row<'_>) -> Result<OutboxRow> {
     let payload: String = r.get(7)?;
     Ok(OutboxRow {
         id: r.get(0)?,
@@ -34,27 +34,27 @@ const OUTBOX_COLUMNS: &str =
 
 impl Store {
     pub fn open_alerts(&self) -> Result<Vec<OpenAlert>> {
-        let mut stmt = self.conn.prepare(
+        self.conn.query_map(
             "SELECT id, subject, kind, severity, state, opened_at, last_notified_at, escalated_at, routes_notified FROM alerts WHERE state != 'resolved' ORDER BY id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            let kind: String = r.get(2)?;
-            let sev: String = r.get(3)?;
-            let state: String = r.get(4)?;
-            let routes: String = r.get(8)?;
-            Ok(OpenAlert {
-                id: r.get(0)?,
-                subject: r.get(1)?,
-                kind: Kind::parse(&kind).unwrap_or(Kind::Expiring),
-                severity: Severity::parse(&sev).unwrap_or(Severity::Warning),
-                state: AlertState::parse(&state),
-                opened_at: r.get(5)?,
-                last_notified_at: r.get(6)?,
-                escalated_at: r.get(7)?,
-                routes_notified: serde_json::from_str(&routes).unwrap_or_default(),
-            })
-        })?;
-        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+            params![],
+            |r| {
+                let kind: String = r.get(2)?;
+                let sev: String = r.get(3)?;
+                let state: String = r.get(4)?;
+                let routes: String = r.get(8)?;
+                Ok(OpenAlert {
+                    id: r.get(0)?,
+                    subject: r.get(1)?,
+                    kind: Kind::parse(&kind).unwrap_or(Kind::Expiring),
+                    severity: Severity::parse(&sev).unwrap_or(Severity::Warning),
+                    state: AlertState::parse(&state),
+                    opened_at: r.get(5)?,
+                    last_notified_at: r.get(6)?,
+                    escalated_at: r.get(7)?,
+                    routes_notified: serde_json::from_str(&routes).unwrap_or_default(),
+                })
+            },
+        )
     }
 
     /// Applies the state machine's changes and enqueues their notifications, atomically;
@@ -76,38 +76,41 @@ impl Store {
     /// reached. The store stays readable meanwhile, inside the same transaction.
     /// `render` makes each notification's payload (the store keeps it, it does not build it).
     pub fn begin_alert_changes<'s>(&'s self, now: UnixTime, render: RenderPayload<'s>) -> Result<AlertChanges<'s>> {
-        Ok(AlertChanges { tx: self.conn.unchecked_transaction()?, now, applied: Applied::default(), render })
+        Ok(AlertChanges { tx: self.conn.transaction()?, now, applied: Applied::default(), render })
     }
 
     pub fn alerts(&self, include_resolved: bool) -> Result<Vec<AlertRow>> {
-        self.alerts_where(if include_resolved { "" } else { "WHERE a.state != 'resolved'" }, &[])
+        self.alerts_where(if include_resolved { "" } else { "WHERE a.state != 'resolved'" }, params![])
     }
 
     /// Open alerts by severity.
     pub fn open_alert_counts(&self) -> Result<std::collections::BTreeMap<String, i64>> {
-        let mut stmt = self.conn.prepare("SELECT severity, COUNT(*) FROM alerts WHERE state != 'resolved' GROUP BY severity")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
+        let rows =
+            self.conn.query_map("SELECT severity, COUNT(*) FROM alerts WHERE state != 'resolved' GROUP BY severity", params![], |r| {
+                Ok((r.get::<String>(0)?, r.get::<i64>(1)?))
+            })?;
+        Ok(rows.into_iter().collect())
     }
 
     /// One alert by id, resolved ones included.
     pub fn alert(&self, id: i64) -> Result<Option<AlertRow>> {
-        Ok(self.alerts_where("WHERE a.id = ?1", &[&id])?.pop())
+        Ok(self.alerts_where("WHERE a.id = ?1", params![id])?.pop())
     }
 
     /// Every alert a certificate has had, open ones first.
     pub fn certificate_alerts(&self, cert_id: i64) -> Result<Vec<AlertRow>> {
-        self.alerts_where("WHERE a.cert_id = ?1", &[&cert_id])
+        self.alerts_where("WHERE a.cert_id = ?1", params![cert_id])
     }
 
-    fn alerts_where(&self, filter: &str, values: &[&dyn rusqlite::ToSql]) -> Result<Vec<AlertRow>> {
+    fn alerts_where(&self, filter: &str, values: &[&dyn ToValue]) -> Result<Vec<AlertRow>> {
         let sql = format!(
             "SELECT a.id, a.cert_id, c.fingerprint, COALESCE(c.common_name, c.subject, a.subject_name), a.kind, a.severity, a.state, a.reason, a.action, a.opened_at,
                     a.last_notified_at, a.notifications, a.escalated_at, a.acked_at, a.acked_by, a.resolved_at, a.subject, a.subject_kind
-             FROM alerts a LEFT JOIN certificates c ON c.id = a.cert_id {filter} ORDER BY a.state = 'resolved', a.severity = 'critical' DESC, a.id"
+             FROM alerts a LEFT JOIN certificates c ON c.id = a.cert_id {filter}
+             ORDER BY CASE WHEN a.state = 'resolved' THEN 1 ELSE 0 END, CASE WHEN a.severity = 'critical' THEN 1 ELSE 0 END DESC, a.id"
         );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(values, |r| {
+        // (The order keys are CASE expressions, not comparisons, so both engines sort integers.)
+        self.conn.query_map(&sql, values, |r| {
             Ok(AlertRow {
                 id: r.get(0)?,
                 subject: r.get(16)?,
@@ -128,8 +131,7 @@ impl Store {
                 acked_by: r.get(14)?,
                 resolved_at: r.get(15)?,
             })
-        })?;
-        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        })
     }
 
     /// Acknowledges open alerts: by alert id, or every open alert of a subject (optionally of
@@ -146,7 +148,8 @@ impl Store {
         let tx = self.conn.transaction()?;
         let n = tx.execute(
             "UPDATE alerts SET state = 'acknowledged', acked_at = ?4, acked_by = ?5, ack_note = ?6
-             WHERE state = 'firing' AND (?1 IS NULL OR id = ?1) AND (?2 IS NULL OR subject = ?2) AND (?3 IS NULL OR kind = ?3)",
+             WHERE state = 'firing' AND (CAST(?1 AS BIGINT) IS NULL OR id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR subject = ?2)
+               AND (CAST(?3 AS TEXT) IS NULL OR kind = ?3)",
             params![alert_id, subject, kind, now, by, note],
         )?;
         if n > 0 {
@@ -164,11 +167,12 @@ impl Store {
 
     pub fn add_silence(&mut self, s: &Silence) -> Result<i64> {
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO silences (fingerprint, source, tag, kind, eku, reason, created_by, created_at, expires_at, subject) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        let id: i64 = tx.query_row(
+            "INSERT INTO silences (fingerprint, source, tag, kind, eku, reason, created_by, created_at, expires_at, subject) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             RETURNING id",
             params![s.fingerprint, s.source, s.tag, s.kind, s.eku, s.reason, s.created_by, s.created_at, s.expires_at, s.subject],
+            |r| r.get(0),
         )?;
-        let id = tx.last_insert_rowid();
         let detail = serde_json::json!({"id": id, "fingerprint": s.fingerprint, "subject": s.subject, "source": s.source, "tag": s.tag, "kind": s.kind, "eku": s.eku, "reason": s.reason, "expires_at": s.expires_at});
         super::audit::append(&tx, s.created_at, "silence", &s.created_by, &detail)?;
         tx.commit()?;
@@ -177,26 +181,26 @@ impl Store {
 
     /// Silences in force at `now` (or all, with `include_expired`).
     pub fn silences(&self, now: UnixTime, include_expired: bool) -> Result<Vec<Silence>> {
-        let mut stmt = self.conn.prepare(
+        self.conn.query_map(
             "SELECT id, fingerprint, source, tag, kind, eku, reason, created_by, created_at, COALESCE(expired_at, expires_at), subject FROM silences
-             WHERE ?2 OR (COALESCE(expired_at, expires_at) > ?1) ORDER BY id",
-        )?;
-        let rows = stmt.query_map(params![now, include_expired], |r| {
-            Ok(Silence {
-                id: r.get(0)?,
-                fingerprint: r.get(1)?,
-                subject: r.get(10)?,
-                source: r.get(2)?,
-                tag: r.get(3)?,
-                kind: r.get(4)?,
-                eku: r.get(5)?,
-                reason: r.get(6)?,
-                created_by: r.get(7)?,
-                created_at: r.get(8)?,
-                expires_at: r.get(9)?,
-            })
-        })?;
-        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+             WHERE ?2 <> 0 OR (COALESCE(expired_at, expires_at) > ?1) ORDER BY id",
+            params![now, include_expired],
+            |r| {
+                Ok(Silence {
+                    id: r.get(0)?,
+                    fingerprint: r.get(1)?,
+                    subject: r.get(10)?,
+                    source: r.get(2)?,
+                    tag: r.get(3)?,
+                    kind: r.get(4)?,
+                    eku: r.get(5)?,
+                    reason: r.get(6)?,
+                    created_by: r.get(7)?,
+                    created_at: r.get(8)?,
+                    expires_at: r.get(9)?,
+                })
+            },
+        )
     }
 
     pub fn expire_silence(&mut self, id: i64, now: UnixTime, by: &str) -> Result<bool> {
@@ -215,24 +219,18 @@ impl Store {
         let sql = format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE sent_at IS NULL AND held = 0 AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2"
         );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(params![now, limit as i64], outbox_from_row)?;
-        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        self.conn.query_map(&sql, params![now, limit as i64], outbox_from_row)
     }
 
     /// Held notifications of a route, grouped later by receiver.
     pub fn held_outbox(&self, route: &str) -> Result<Vec<OutboxRow>> {
         let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE sent_at IS NULL AND held = 1 AND route = ?1 ORDER BY id");
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map([route], outbox_from_row)?;
-        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        self.conn.query_map(&sql, params![route], outbox_from_row)
     }
 
     pub fn outbox(&self, include_sent: bool, limit: usize) -> Result<Vec<OutboxRow>> {
-        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ?1 OR sent_at IS NULL ORDER BY id DESC LIMIT ?2");
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(params![include_sent, limit as i64], outbox_from_row)?;
-        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ?1 <> 0 OR sent_at IS NULL ORDER BY id DESC LIMIT ?2");
+        self.conn.query_map(&sql, params![include_sent, limit as i64], outbox_from_row)
     }
 
     /// The notifications of these alerts, oldest first (an alert's notification history).
@@ -240,11 +238,8 @@ impl Store {
         let mut out = Vec::new();
         for chunk in alert_ids.chunks(super::IN_LIST_MAX) {
             let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE alert_id IN ({}) ORDER BY id", super::placeholders(chunk.len()));
-            let mut stmt = self.conn.prepare(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(chunk), outbox_from_row)?;
-            for r in rows {
-                out.push(r?);
-            }
+            let values: Vec<&dyn ToValue> = chunk.iter().map(|id| id as &dyn ToValue).collect();
+            out.extend(self.conn.query_map(&sql, &values, outbox_from_row)?);
         }
         Ok(out)
     }
@@ -259,7 +254,7 @@ impl Store {
             )?;
             if n > 0 {
                 let (key, route, receiver, event): (String, String, String, String) =
-                    tx.query_row("SELECT key, route, receiver, event FROM outbox WHERE id = ?1", [id], |r| {
+                    tx.query_row("SELECT key, route, receiver, event FROM outbox WHERE id = ?1", params![id], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                     })?;
                 super::audit::append(
@@ -291,10 +286,11 @@ impl Store {
     /// Enqueues a test notification (not tied to an alert).
     pub fn enqueue_test(&mut self, key: &str, route: &str, receiver: &str, payload: &str, now: UnixTime) -> Result<i64> {
         self.conn.execute(
-            "INSERT OR IGNORE INTO outbox (key, route, receiver, event, severity, payload, held, created_at, next_attempt_at) VALUES (?1, ?2, ?3, 'test', 'info', ?4, 0, ?5, ?5)",
+            "INSERT INTO outbox (key, route, receiver, event, severity, payload, held, created_at, next_attempt_at) VALUES (?1, ?2, ?3, 'test', 'info', ?4, 0, ?5, ?5)
+             ON CONFLICT DO NOTHING",
             params![key, route, receiver, payload, now],
         )?;
-        Ok(self.conn.query_row("SELECT id FROM outbox WHERE key = ?1", [key], |r| r.get(0))?)
+        self.conn.query_row("SELECT id FROM outbox WHERE key = ?1", params![key], |r| r.get(0))
     }
 
     /// Since when each of the certificates `ids` has had a revocation status continuously
@@ -309,11 +305,11 @@ impl Store {
                  GROUP BY h.cert_id",
                 super::placeholders(chunk.len())
             );
-            let mut stmt = self.conn.prepare_cached(&sql)?;
-            for row in stmt.query_map(rusqlite::params_from_iter(chunk), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
-                let (id, at) = row?;
-                out.insert(id, at);
-            }
+            let values: Vec<&dyn ToValue> = chunk.iter().map(|id| id as &dyn ToValue).collect();
+            self.conn.query_each(&sql, &values, |r| {
+                out.insert(r.get::<i64>(0)?, r.get::<i64>(1)?);
+                Ok(())
+            })?;
         }
         Ok(out)
     }
@@ -321,7 +317,7 @@ impl Store {
 
 /// Alert changes being applied in one transaction ([`Store::begin_alert_changes`]).
 pub struct AlertChanges<'s> {
-    tx: rusqlite::Transaction<'s>,
+    tx: Tx<'s>,
     now: UnixTime,
     applied: Applied,
     render: RenderPayload<'s>,
@@ -331,8 +327,8 @@ impl AlertChanges<'_> {
     /// Applies one batch of the state machine's changes; their `finding` indices are into
     /// `findings`.
     pub fn apply(&mut self, changes: &[Change], findings: &[Finding]) -> Result<()> {
-        let (tx, now, applied, render) = (&self.tx, self.now, &mut self.applied, self.render);
-        let enqueue = |tx: &rusqlite::Transaction<'_>,
+        let (tx, now, applied, render): (&Db, _, _, _) = (&self.tx, self.now, &mut self.applied, self.render);
+        let enqueue = |tx: &Db,
                        alert_id: i64,
                        seq: i64,
                        f: Option<&Finding>,
@@ -348,12 +344,11 @@ impl AlertChanges<'_> {
                         Some(f) => render(&Notice::Finding { finding: f, event: n.event, alert_id, route: &n.route, opened_at: opened }),
                         None => render(&Notice::Resolved { alert: &resolved_alert(tx, alert_id)?, route: &n.route }),
                     };
-                    let inserted = tx
-                        .prepare_cached(
-                            "INSERT OR IGNORE INTO outbox (key, alert_id, route, receiver, event, severity, payload, held, created_at, next_attempt_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-                        )?
-                        .execute(params![key, alert_id, n.route, rx, n.event.as_str(), severity, body, n.held, now],
+                    let inserted = tx.execute(
+                        "INSERT INTO outbox (key, alert_id, route, receiver, event, severity, payload, held, created_at, next_attempt_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+                         ON CONFLICT DO NOTHING",
+                        params![key, alert_id, n.route, rx, n.event.as_str(), severity, body, n.held, now],
                     )?;
                     applied.notifications += inserted;
                 }
@@ -375,12 +370,12 @@ impl AlertChanges<'_> {
                 Change::Open { finding, notify } => {
                     let f = &findings[*finding];
                     let notified = !notify.is_empty();
-                    tx.prepare_cached(
+                    let id: i64 = tx.query_row(
                         "INSERT INTO alerts (cert_id, kind, severity, state, reason, action, opened_at, last_notified_at, notifications, routes_notified, seq,
                                              subject, subject_kind, subject_name)
-                         VALUES (?1, ?2, ?3, 'firing', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                    )?
-                    .execute(params![
+                         VALUES (?1, ?2, ?3, 'firing', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                         RETURNING id",
+                        params![
                             f.cert_id,
                             f.kind.as_str(),
                             f.severity.as_str(),
@@ -395,31 +390,33 @@ impl AlertChanges<'_> {
                             f.subject_kind.as_str(),
                             f.name
                         ],
+                        |r| r.get(0),
                     )?;
-                    let id = tx.last_insert_rowid();
                     applied.opened += 1;
                     enqueue(tx, id, 1, Some(f), f.severity.as_str(), now, notify, applied)?;
                 }
                 Change::Update { alert_id, finding, notify, escalated } => {
                     let f = &findings[*finding];
                     type Current = (i64, i64, String, String, String, String, Option<String>);
-                    let (seq, opened, prev, severity, reason, action, name): Current = tx
-                        .prepare_cached(
-                            "SELECT seq, opened_at, routes_notified, severity, reason, action, subject_name FROM alerts WHERE id = ?1",
-                        )?
-                        .query_row([alert_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?;
+                    let (seq, opened, prev, severity, reason, action, name): Current = tx.query_row(
+                        "SELECT seq, opened_at, routes_notified, severity, reason, action, subject_name FROM alerts WHERE id = ?1",
+                        params![alert_id],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+                    )?;
                     let prev: Vec<(String, UnixTime)> = serde_json::from_str(&prev).unwrap_or_default();
                     // Most alerts are unchanged from one evaluation to the next: left unwritten.
                     if (severity.as_str(), reason.as_str(), action.as_str(), name.as_deref())
                         != (f.severity.as_str(), f.reason.as_str(), f.action.as_str(), Some(f.name.as_str()))
                     {
-                        tx.prepare_cached("UPDATE alerts SET severity = ?2, reason = ?3, action = ?4, subject_name = ?5 WHERE id = ?1")?
-                            .execute(params![alert_id, f.severity.as_str(), f.reason, f.action, f.name])?;
+                        tx.execute(
+                            "UPDATE alerts SET severity = ?2, reason = ?3, action = ?4, subject_name = ?5 WHERE id = ?1",
+                            params![alert_id, f.severity.as_str(), f.reason, f.action, f.name],
+                        )?;
                     }
                     if !notify.is_empty() {
                         let seq = seq + 1;
                         tx.execute(
-                            "UPDATE alerts SET seq = ?2, last_notified_at = CASE WHEN ?5 THEN last_notified_at ELSE ?3 END,
+                            "UPDATE alerts SET seq = ?2, last_notified_at = CASE WHEN ?5 <> 0 THEN last_notified_at ELSE ?3 END,
                                notifications = notifications + ?4, routes_notified = ?6 WHERE id = ?1",
                             params![
                                 alert_id,
@@ -439,7 +436,7 @@ impl AlertChanges<'_> {
                 }
                 Change::Resolve { alert_id, notify } => {
                     let (seq, opened, severity): (i64, i64, String) =
-                        tx.query_row("SELECT seq, opened_at, severity FROM alerts WHERE id = ?1", [alert_id], |r| {
+                        tx.query_row("SELECT seq, opened_at, severity FROM alerts WHERE id = ?1", params![alert_id], |r| {
                             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                         })?;
                     tx.execute(
@@ -467,16 +464,23 @@ impl AlertChanges<'_> {
 }
 
 /// What a resolve notice says, from the alert row.
-fn resolved_alert(tx: &rusqlite::Transaction<'_>, alert_id: i64) -> Result<ResolvedAlert> {
-    type Row = (String, String, String, Option<String>, String, Option<i64>, i64, String, String, String);
-    let (kind, severity, reason, fingerprint, name, not_after, opened_at, sources, subject, subject_kind): Row = tx.query_row(
+fn resolved_alert(tx: &Db, alert_id: i64) -> Result<ResolvedAlert> {
+    type Fields = (String, String, String, Option<String>, String, Option<i64>, i64, Option<i64>, String, String);
+    let (kind, severity, reason, fingerprint, name, not_after, opened_at, cert_id, subject, subject_kind): Fields = tx.query_row(
         "SELECT a.kind, a.severity, a.reason, c.fingerprint, COALESCE(c.common_name, c.subject, a.subject_name), c.not_after, a.opened_at,
-                CASE WHEN c.id IS NULL THEN '[]' ELSE (SELECT json_group_array(DISTINCT s.source) FROM sightings s WHERE s.cert_id = c.id) END,
-                a.subject, a.subject_kind
+                c.id, a.subject, a.subject_kind
          FROM alerts a LEFT JOIN certificates c ON c.id = a.cert_id WHERE a.id = ?1",
-        [alert_id],
+        params![alert_id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?)),
     )?;
-    let sources: Vec<String> = serde_json::from_str(&sources).unwrap_or_default();
+    // The certificate's distinct sources, in byte order: what SQLite's `json_group_array(DISTINCT
+    // source)` gave walking the (cert_id, source, location) index; gathered here rather than with
+    // a JSON aggregate, which the two engines spell differently.
+    let mut sources: Vec<String> = match cert_id {
+        Some(cert_id) => tx.query_map("SELECT DISTINCT source FROM sightings WHERE cert_id = ?1", params![cert_id], |r| r.get(0))?,
+        None => Vec::new(),
+    };
+    sources.sort();
+    sources.dedup();
     Ok(ResolvedAlert { alert_id, kind, severity, reason, fingerprint, name, not_after, opened_at, sources, subject, subject_kind })
 }

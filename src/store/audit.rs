@@ -5,10 +5,10 @@
 //! `verify` recomputes the chain and names the first entry that does not match, which catches
 //! edits made around the triggers (another SQLite client, a copied file).
 
+use super::db::{Db, params};
 use super::{Result, Store};
 use crate::model::UnixTime;
 use crate::model::rows::AuditEntry;
-use rusqlite::{Connection, OptionalExtension, params};
 use sha2::Digest;
 
 /// The outcome of checking the chain.
@@ -36,19 +36,30 @@ fn entry_hash(prev: &str, id: i64, at: UnixTime, action: &str, actor: &str, deta
 }
 
 /// Appends an entry on `conn` (inside the caller's transaction when there is one).
-pub fn append(conn: &Connection, at: UnixTime, action: &str, actor: &str, detail: &serde_json::Value) -> Result<i64> {
-    let (prev_id, prev_hash): (i64, String) = conn
-        .query_row("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
-        .unwrap_or((0, String::new()));
-    let id = prev_id + 1;
+///
+/// Two writers may read the same head (daemons sharing a PostgreSQL database; SQLite serialises
+/// writers, so there it never happens): the second insert finds the id taken, waits for the
+/// first writer's transaction to settle, and links to the new head instead. The chain never
+/// forks and no entry is lost.
+pub fn append(conn: &Db, at: UnixTime, action: &str, actor: &str, detail: &serde_json::Value) -> Result<i64> {
     let detail = detail.to_string();
-    let hash = entry_hash(&prev_hash, id, at, action, actor, &detail);
-    conn.execute(
-        "INSERT INTO audit_log (id, at, action, actor, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![id, at, action, actor, detail, prev_hash, hash],
-    )?;
-    Ok(id)
+    for _ in 0..100 {
+        let (prev_id, prev_hash): (i64, String) = conn
+            .query_opt("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1", params![], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .unwrap_or((0, String::new()));
+        let id = prev_id + 1;
+        let hash = entry_hash(&prev_hash, id, at, action, actor, &detail);
+        let inserted: Option<i64> = conn.query_opt(
+            "INSERT INTO audit_log (id, at, action, actor, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(id) DO NOTHING RETURNING id",
+            params![id, at, action, actor, detail, prev_hash, hash],
+            |r| r.get(0),
+        )?;
+        if let Some(id) = inserted {
+            return Ok(id);
+        }
+    }
+    Err(super::StoreError::Corrupt { what: "audit_log", detail: "100 appends in a row found their id taken".into() })
 }
 
 impl Store {
@@ -60,23 +71,22 @@ impl Store {
     pub fn audit_entries(&self, since: UnixTime, limit: usize) -> Result<Vec<AuditEntry>> {
         self.audit_query(
             "SELECT id, at, action, actor, detail, hash FROM audit_log WHERE at >= ?1 ORDER BY id LIMIT ?2",
-            params![since, limit as i64],
+            params![since, limit],
         )
     }
 
     /// A page of entries, newest first, and how many there are.
     pub fn audit_page(&self, offset: usize, limit: usize) -> Result<(Vec<AuditEntry>, i64)> {
-        let total = self.conn.query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))?;
+        let total = self.conn.query_row("SELECT count(*) FROM audit_log", params![], |r| r.get(0))?;
         let page = self.audit_query(
             "SELECT id, at, action, actor, detail, hash FROM audit_log ORDER BY id DESC LIMIT ?1 OFFSET ?2",
-            params![limit as i64, offset as i64],
+            params![limit, offset],
         )?;
         Ok((page, total))
     }
 
-    fn audit_query(&self, sql: &str, values: impl rusqlite::Params) -> Result<Vec<AuditEntry>> {
-        let mut stmt = self.conn.prepare(sql)?;
-        let rows = stmt.query_map(values, |r| {
+    fn audit_query(&self, sql: &str, values: &[&dyn super::db::ToValue]) -> Result<Vec<AuditEntry>> {
+        self.conn.query_map(sql, values, |r| {
             let detail: String = r.get(4)?;
             Ok(AuditEntry {
                 id: r.get(0)?,
@@ -86,33 +96,42 @@ impl Store {
                 detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
                 hash: r.get(5)?,
             })
-        })?;
-        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        })
     }
 
     /// Recomputes the whole chain.
     pub fn audit_verify(&self) -> Result<Verdict> {
-        let mut stmt = self.conn.prepare("SELECT id, at, action, actor, detail, prev_hash, hash FROM audit_log ORDER BY id")?;
-        let mut rows = stmt.query([])?;
         let (mut expected_prev, mut expected_id, mut n) = (String::new(), 1i64, 0i64);
-        while let Some(r) = rows.next()? {
-            let id: i64 = r.get(0)?;
-            let (at, action, actor, detail): (i64, String, String, String) = (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
-            let (prev, hash): (String, String) = (r.get(5)?, r.get(6)?);
-            if id != expected_id {
-                return Ok(Verdict::Broken { id, reason: format!("entry {expected_id} is missing (found {id} next)") });
-            }
-            if prev != expected_prev {
-                return Ok(Verdict::Broken { id, reason: "its link to the previous entry does not match".into() });
-            }
-            if entry_hash(&prev, id, at, &action, &actor, &detail) != hash {
-                return Ok(Verdict::Broken { id, reason: "its content does not match its hash (edited)".into() });
-            }
-            expected_prev = hash;
-            expected_id += 1;
-            n += 1;
+        let mut broken: Option<Verdict> = None;
+        let walked =
+            self.conn.query_each("SELECT id, at, action, actor, detail, prev_hash, hash FROM audit_log ORDER BY id", params![], |r| {
+                let id: i64 = r.get(0)?;
+                let (at, action, actor, detail): (i64, &str, &str, &str) =
+                    (r.get(1)?, r.get_ref(2)?.as_str()?, r.get_ref(3)?.as_str()?, r.get_ref(4)?.as_str()?);
+                let (prev, hash) = (r.get_ref(5)?.as_str()?, r.get_ref(6)?.as_str()?);
+                let reason = if id != expected_id {
+                    Some(format!("entry {expected_id} is missing (found {id} next)"))
+                } else if prev != expected_prev {
+                    Some("its link to the previous entry does not match".into())
+                } else if entry_hash(prev, id, at, action, actor, detail) != hash {
+                    Some("its content does not match its hash (edited)".into())
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    broken = Some(Verdict::Broken { id, reason });
+                    return Err(super::StoreError::Stopped);
+                }
+                expected_prev = hash.to_string();
+                expected_id += 1;
+                n += 1;
+                Ok(())
+            });
+        match (walked, broken) {
+            (_, Some(verdict)) => Ok(verdict),
+            (Err(e), None) => Err(e),
+            (Ok(()), None) => Ok(Verdict::Intact { entries: n }),
         }
-        Ok(Verdict::Intact { entries: n })
     }
 }
 
@@ -129,26 +148,26 @@ mod tests {
         }
         assert_eq!(store.audit_verify().unwrap(), Verdict::Intact { entries: 5 });
         // The triggers refuse edits through this connection…
-        assert!(store.conn().execute("UPDATE audit_log SET detail = '{}' WHERE id = 3", []).is_err());
-        assert!(store.conn().execute("DELETE FROM audit_log WHERE id = 3", []).is_err());
+        assert!(store.conn().unwrap().execute("UPDATE audit_log SET detail = '{}' WHERE id = 3", []).is_err());
+        assert!(store.conn().unwrap().execute("DELETE FROM audit_log WHERE id = 3", []).is_err());
         // …so a tamperer drops them first.
-        store.conn().execute_batch("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;").unwrap();
+        store.conn().unwrap().execute_batch("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;").unwrap();
         store
     }
 
     fn hash_of(store: &Store, id: i64) -> String {
-        store.conn().query_row("SELECT hash FROM audit_log WHERE id = ?1", [id], |r| r.get(0)).unwrap()
+        store.conn().unwrap().query_row("SELECT hash FROM audit_log WHERE id = ?1", [id], |r| r.get(0)).unwrap()
     }
 
     #[test]
     fn chain_detects_an_edit_and_a_deletion() {
         let dir = tempfile::tempdir().unwrap();
         let store = tampered_store(dir.path());
-        store.conn().execute("UPDATE audit_log SET detail = '{\"run\":99}' WHERE id = 3", []).unwrap();
+        store.conn().unwrap().execute("UPDATE audit_log SET detail = '{\"run\":99}' WHERE id = 3", []).unwrap();
         assert_eq!(store.audit_verify().unwrap(), Verdict::Broken { id: 3, reason: "its content does not match its hash (edited)".into() });
-        store.conn().execute("UPDATE audit_log SET detail = '{\"run\":2}' WHERE id = 3", []).unwrap();
+        store.conn().unwrap().execute("UPDATE audit_log SET detail = '{\"run\":2}' WHERE id = 3", []).unwrap();
         assert_eq!(store.audit_verify().unwrap(), Verdict::Intact { entries: 5 });
-        store.conn().execute("DELETE FROM audit_log WHERE id = 2", []).unwrap();
+        store.conn().unwrap().execute("DELETE FROM audit_log WHERE id = 2", []).unwrap();
         assert_eq!(store.audit_verify().unwrap(), Verdict::Broken { id: 3, reason: "entry 2 is missing (found 3 next)".into() });
     }
 
@@ -159,20 +178,22 @@ mod tests {
         // The forger knows the scheme: entries 3..5 move up one id, and a forged entry takes id
         // 3, linked to entry 2 with a correctly computed hash of its own. Ids stay contiguous
         // and the forged row is consistent on its own; the next entry's link gives it away.
-        store.conn().execute("UPDATE audit_log SET id = id + 10 WHERE id >= 3", []).unwrap();
-        store.conn().execute("UPDATE audit_log SET id = id - 9 WHERE id >= 13", []).unwrap();
+        store.conn().unwrap().execute("UPDATE audit_log SET id = id + 10 WHERE id >= 3", []).unwrap();
+        store.conn().unwrap().execute("UPDATE audit_log SET id = id - 9 WHERE id >= 13", []).unwrap();
         let prev = hash_of(&store, 2);
         let detail = serde_json::json!({"run": "forged"}).to_string();
         let hash = entry_hash(&prev, 3, 102, "silence", "mallory", &detail);
         store
             .conn()
+            .unwrap()
             .execute(
                 "INSERT INTO audit_log (id, at, action, actor, detail, prev_hash, hash) VALUES (3, 102, 'silence', 'mallory', ?1, ?2, ?3)",
-                params![detail, prev, hash],
+                rusqlite::params![detail, prev, hash],
             )
             .unwrap();
         let ids: Vec<i64> = store
             .conn()
+            .unwrap()
             .prepare("SELECT id FROM audit_log ORDER BY id")
             .unwrap()
             .query_map([], |r| r.get(0))
@@ -188,14 +209,14 @@ mod tests {
         // A cruder insertion that does not recompute the hash is named at the forged row itself.
         let dir = tempfile::tempdir().unwrap();
         let store = tampered_store(dir.path());
-        store.conn().execute("UPDATE audit_log SET id = id + 10 WHERE id >= 3", []).unwrap();
-        store.conn().execute("UPDATE audit_log SET id = id - 9 WHERE id >= 13", []).unwrap();
+        store.conn().unwrap().execute("UPDATE audit_log SET id = id + 10 WHERE id >= 3", []).unwrap();
+        store.conn().unwrap().execute("UPDATE audit_log SET id = id - 9 WHERE id >= 13", []).unwrap();
         let prev = hash_of(&store, 2);
         store
-            .conn()
+            .conn().unwrap()
             .execute(
                 "INSERT INTO audit_log (id, at, action, actor, detail, prev_hash, hash) VALUES (3, 102, 'silence', 'mallory', '{}', ?1, ?2)",
-                params![prev, "0".repeat(64)],
+                rusqlite::params![prev, "0".repeat(64)],
             )
             .unwrap();
         assert_eq!(store.audit_verify().unwrap(), Verdict::Broken { id: 3, reason: "its content does not match its hash (edited)".into() });
@@ -209,9 +230,9 @@ mod tests {
         // shipped off the host) reveals it. What verify does report is the shorter length.
         let dir = tempfile::tempdir().unwrap();
         let store = tampered_store(dir.path());
-        store.conn().execute("DELETE FROM audit_log WHERE id = 5", []).unwrap();
+        store.conn().unwrap().execute("DELETE FROM audit_log WHERE id = 5", []).unwrap();
         assert_eq!(store.audit_verify().unwrap(), Verdict::Intact { entries: 4 });
-        store.conn().execute("DELETE FROM audit_log WHERE id >= 3", []).unwrap();
+        store.conn().unwrap().execute("DELETE FROM audit_log WHERE id >= 3", []).unwrap();
         assert_eq!(store.audit_verify().unwrap(), Verdict::Intact { entries: 2 });
         // The next append continues from the truncated head and hides the cut for good.
         assert_eq!(store.audit(200, "scan", "cli", &serde_json::json!({})).unwrap(), 3);

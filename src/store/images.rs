@@ -1,33 +1,34 @@
 //! Store queries for the image audit (`image_findings`): container images referenced by a
 //! mutable tag, as the last audit of each Kubernetes source found them.
 
+use super::db::params;
 use super::{Result, Store};
 use crate::model::rows::ImageFindingRow;
-use rusqlite::params;
 
 impl Store {
     /// Image findings, of one namespace or all, ordered by source, namespace, workload, container.
     pub fn image_findings(&self, namespace: Option<&str>) -> Result<Vec<ImageFindingRow>> {
-        let mut stmt = self.conn.prepare(
+        // `CAST(?1 AS TEXT)`: PostgreSQL cannot type a parameter used only in `IS NULL`.
+        self.conn.query_map(
             "SELECT source, namespace, workload_kind, workload, container, container_type, image, problem, severity, seen_at
-             FROM image_findings WHERE (?1 IS NULL OR namespace = ?1)
+             FROM image_findings WHERE (CAST(?1 AS TEXT) IS NULL OR namespace = ?1)
              ORDER BY source, namespace, workload_kind, workload, container_type, container",
-        )?;
-        let rows = stmt.query_map(params![namespace], |r| {
-            Ok(ImageFindingRow {
-                source: r.get(0)?,
-                namespace: r.get(1)?,
-                workload_kind: r.get(2)?,
-                workload: r.get(3)?,
-                container: r.get(4)?,
-                container_type: r.get(5)?,
-                image: r.get(6)?,
-                problem: r.get(7)?,
-                severity: r.get(8)?,
-                seen_at: r.get(9)?,
-            })
-        })?;
-        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+            params![namespace],
+            |r| {
+                Ok(ImageFindingRow {
+                    source: r.get(0)?,
+                    namespace: r.get(1)?,
+                    workload_kind: r.get(2)?,
+                    workload: r.get(3)?,
+                    container: r.get(4)?,
+                    container_type: r.get(5)?,
+                    image: r.get(6)?,
+                    problem: r.get(7)?,
+                    severity: r.get(8)?,
+                    seen_at: r.get(9)?,
+                })
+            },
+        )
     }
 }
 

@@ -1,13 +1,13 @@
 //! Runs of the daemon's scheduled jobs: started, finished, interrupted, and overruns.
 
+use super::db::{Row, params};
 use super::{Result, Store};
 use crate::model::UnixTime;
 use crate::model::rows::{JobRun, JobStats};
-use rusqlite::{OptionalExtension, params};
 
 const COLUMNS: &str = "id, job, kind, trigger, scheduled_at, started_at, finished_at, duration_ms, status, summary, detail, error";
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRun> {
+fn from_row(r: &Row<'_>) -> Result<JobRun> {
     Ok(JobRun {
         id: r.get(0)?,
         job: r.get(1)?,
@@ -19,7 +19,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRun> {
         duration_ms: r.get(7)?,
         status: r.get(8)?,
         summary: r.get(9)?,
-        detail: r.get::<_, Option<String>>(10)?.and_then(|t| serde_json::from_str(&t).ok()),
+        detail: r.get::<Option<String>>(10)?.and_then(|t| serde_json::from_str(&t).ok()),
         error: r.get(11)?,
     })
 }
@@ -27,11 +27,11 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRun> {
 impl Store {
     /// Records the start of a run; its row says `running` until [`Store::job_finished`].
     pub fn job_started(&self, job: &str, kind: &str, trigger: &str, scheduled_at: Option<UnixTime>, now: UnixTime) -> Result<i64> {
-        self.conn.execute(
-            "INSERT INTO job_runs (job, kind, trigger, scheduled_at, started_at, status) VALUES (?1, ?2, ?3, ?4, ?5, 'running')",
+        self.conn.query_row(
+            "INSERT INTO job_runs (job, kind, trigger, scheduled_at, started_at, status) VALUES (?1, ?2, ?3, ?4, ?5, 'running') RETURNING id",
             params![job, kind, trigger, scheduled_at, now],
-        )?;
-        Ok(self.conn.last_insert_rowid())
+            |r| r.get(0),
+        )
     }
 
     /// Records how a run ended.
@@ -54,17 +54,17 @@ impl Store {
     /// Marks runs left `running` by a previous process (crash, kill -9) as interrupted; returns
     /// how many there were.
     pub fn jobs_interrupted(&self, now: UnixTime) -> Result<usize> {
-        Ok(self.conn.execute(
+        self.conn.execute(
             "UPDATE job_runs SET status = 'interrupted', finished_at = ?1, error = 'the daemon stopped before the run finished' WHERE status = 'running'",
             params![now],
-        )?)
+        )
     }
 
     /// Counts a fire time skipped because the previous run was still going.
     pub fn job_overrun(&self, job: &str, now: UnixTime) -> Result<()> {
         self.conn.execute(
             "INSERT INTO job_overruns (job, count, last_at) VALUES (?1, 1, ?2)
-             ON CONFLICT(job) DO UPDATE SET count = count + 1, last_at = excluded.last_at",
+             ON CONFLICT(job) DO UPDATE SET count = job_overruns.count + 1, last_at = excluded.last_at",
             params![job, now],
         )?;
         Ok(())
@@ -72,43 +72,36 @@ impl Store {
 
     /// The most recent runs, newest first (all jobs, or one).
     pub fn job_runs(&self, job: Option<&str>, limit: usize) -> Result<Vec<JobRun>> {
-        let sql = format!("SELECT {COLUMNS} FROM job_runs WHERE ?1 IS NULL OR job = ?1 ORDER BY id DESC LIMIT ?2");
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(params![job, limit as i64], from_row)?;
-        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        let sql = format!("SELECT {COLUMNS} FROM job_runs WHERE CAST(?1 AS TEXT) IS NULL OR job = ?1 ORDER BY id DESC LIMIT ?2");
+        self.conn.query_map(&sql, params![job, limit], from_row)
     }
 
     /// The last run, last success and overrun count of a job.
     pub fn job_stats(&self, job: &str) -> Result<JobStats> {
-        let last = self
-            .conn
-            .query_row(&format!("SELECT {COLUMNS} FROM job_runs WHERE job = ?1 ORDER BY id DESC LIMIT 1"), params![job], from_row)
-            .optional()?;
+        let last = self.conn.query_opt(
+            &format!("SELECT {COLUMNS} FROM job_runs WHERE job = ?1 ORDER BY id DESC LIMIT 1"),
+            params![job],
+            from_row,
+        )?;
         let last_success_at: Option<UnixTime> =
             self.conn.query_row("SELECT MAX(finished_at) FROM job_runs WHERE job = ?1 AND status = 'ok'", params![job], |r| r.get(0))?;
-        let overruns: i64 =
-            self.conn.query_row("SELECT count FROM job_overruns WHERE job = ?1", params![job], |r| r.get(0)).optional()?.unwrap_or(0);
+        let overruns: i64 = self.conn.query_opt("SELECT count FROM job_overruns WHERE job = ?1", params![job], |r| r.get(0))?.unwrap_or(0);
         Ok(JobStats { last, last_success_at, overruns })
     }
 
     /// The detail of the newest finished run of a kind that recorded one.
     pub fn last_job_detail(&self, kind: &str) -> Result<Option<serde_json::Value>> {
-        let text: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT detail FROM job_runs WHERE kind = ?1 AND detail IS NOT NULL AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 1",
-                params![kind],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let text: Option<String> = self.conn.query_opt(
+            "SELECT detail FROM job_runs WHERE kind = ?1 AND detail IS NOT NULL AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 1",
+            params![kind],
+            |r| r.get(0),
+        )?;
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
     /// When a job last started (any outcome but interrupted-before-start), for catch-up.
     pub fn job_last_started(&self, job: &str) -> Result<Option<UnixTime>> {
-        Ok(self
-            .conn
-            .query_row("SELECT MAX(COALESCE(scheduled_at, started_at)) FROM job_runs WHERE job = ?1", params![job], |r| r.get(0))?)
+        self.conn.query_row("SELECT MAX(COALESCE(scheduled_at, started_at)) FROM job_runs WHERE job = ?1", params![job], |r| r.get(0))
     }
 }
 

@@ -1,45 +1,46 @@
 //! Store queries for key objects (the `keys` table, PKCS#11 private and public keys) and for
 //! the certificates sighted on tokens, which the key policy pairs with them.
 
+use super::db::params;
 use super::{Result, Store};
 use crate::model::rows::{KeyRow, TokenCertRow};
-use rusqlite::params;
 
 impl Store {
     /// Current key objects, of one source or all: a key whose object the source no longer lists
     /// (object vanished) or that is marked gone is not current.
     pub fn keys(&self, source: Option<&str>) -> Result<Vec<KeyRow>> {
-        let mut stmt = self.conn.prepare(
+        // `CAST(?1 AS TEXT)`: PostgreSQL cannot type a parameter used only in `IS NULL`.
+        self.conn.query_map(
             "SELECT k.id, k.source, k.location, k.label, k.key_id, k.class, k.algorithm, k.bits, k.curve, k.spki_sha256,
                     k.attributes, k.first_seen, k.last_seen
              FROM keys k JOIN objects o ON o.source = k.source AND o.location = k.location
-             WHERE k.gone_since IS NULL AND o.vanished_at IS NULL AND (?1 IS NULL OR k.source = ?1)
+             WHERE k.gone_since IS NULL AND o.vanished_at IS NULL AND (CAST(?1 AS TEXT) IS NULL OR k.source = ?1)
              ORDER BY k.source, k.location",
-        )?;
-        let rows = stmt.query_map(params![source], |r| {
-            let attributes: String = r.get(10)?;
-            Ok(KeyRow {
-                id: r.get(0)?,
-                source: r.get(1)?,
-                location: r.get(2)?,
-                label: r.get(3)?,
-                key_id: r.get(4)?,
-                class: r.get(5)?,
-                algorithm: r.get(6)?,
-                bits: r.get(7)?,
-                curve: r.get(8)?,
-                spki_sha256: r.get(9)?,
-                attributes: serde_json::from_str(&attributes).unwrap_or(serde_json::Value::Null),
-                first_seen: r.get(11)?,
-                last_seen: r.get(12)?,
-            })
-        })?;
-        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+            params![source],
+            |r| {
+                let attributes: String = r.get(10)?;
+                Ok(KeyRow {
+                    id: r.get(0)?,
+                    source: r.get(1)?,
+                    location: r.get(2)?,
+                    label: r.get(3)?,
+                    key_id: r.get(4)?,
+                    class: r.get(5)?,
+                    algorithm: r.get(6)?,
+                    bits: r.get(7)?,
+                    curve: r.get(8)?,
+                    spki_sha256: r.get(9)?,
+                    attributes: serde_json::from_str(&attributes).unwrap_or(serde_json::Value::Null),
+                    first_seen: r.get(11)?,
+                    last_seen: r.get(12)?,
+                })
+            },
+        )
     }
 
     /// Current certificate sightings in objects of PKCS#11 sources.
     pub fn token_certificates(&self) -> Result<Vec<TokenCertRow>> {
-        let mut stmt = self.conn.prepare(
+        self.conn.query_map(
             "SELECT c.id, c.fingerprint, c.spki_sha256, c.is_ca, s.source, s.location, o.meta
              FROM sightings s
              JOIN certificates c ON c.id = s.cert_id
@@ -47,24 +48,24 @@ impl Store {
              JOIN objects o ON o.source = s.source AND o.location = s.location
              WHERE s.gone_since IS NULL AND o.vanished_at IS NULL AND src.kind = 'pkcs11'
              ORDER BY s.source, s.location, c.id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            let meta: Option<String> = r.get(6)?;
-            let meta: serde_json::Value = meta.and_then(|m| serde_json::from_str(&m).ok()).unwrap_or_default();
-            let text = |k: &str| meta.get(k).and_then(serde_json::Value::as_str).map(str::to_string);
-            Ok(TokenCertRow {
-                cert_id: r.get(0)?,
-                fingerprint: r.get(1)?,
-                spki_sha256: r.get(2)?,
-                is_ca: r.get(3)?,
-                source: r.get(4)?,
-                location: r.get(5)?,
-                token: text("token"),
-                key_id: text("id"),
-                label: text("label"),
-            })
-        })?;
-        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+            params![],
+            |r| {
+                let meta: Option<String> = r.get(6)?;
+                let meta: serde_json::Value = meta.and_then(|m| serde_json::from_str(&m).ok()).unwrap_or_default();
+                let text = |k: &str| meta.get(k).and_then(serde_json::Value::as_str).map(str::to_string);
+                Ok(TokenCertRow {
+                    cert_id: r.get(0)?,
+                    fingerprint: r.get(1)?,
+                    spki_sha256: r.get(2)?,
+                    is_ca: r.get(3)?,
+                    source: r.get(4)?,
+                    location: r.get(5)?,
+                    token: text("token"),
+                    key_id: text("id"),
+                    label: text("label"),
+                })
+            },
+        )
     }
 }
 

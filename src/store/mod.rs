@@ -1,16 +1,20 @@
-//! SQLite state: migrations from `schema/*.sql`, the inventory (certificates, sightings,
-//! objects), scan runs and their errors, certificate history, and the owners sources recorded.
+//! The state: migrations from `schema/*.sql` (SQLite) and `schema/postgres/*.sql`
+//! (PostgreSQL), the inventory (certificates, sightings, objects), scan runs and their errors,
+//! certificate history, and the owners sources recorded.
 //!
-//! Every write happens in a transaction; rows are never deleted but marked gone. The database
-//! is opened in WAL mode so readers (CLI, HTTP API) never block a scan.
+//! Every write happens in a transaction; rows are never deleted but marked gone. A SQLite
+//! database is opened in WAL mode so readers (CLI, HTTP API) never block a scan. Every
+//! statement goes through [`db::Db`], which runs it on either engine.
 
 mod alerts;
 mod audit;
+pub mod db;
 mod images;
 mod jobs;
 mod keys;
 mod listing;
 mod owners;
+mod pg_tls;
 mod renewals;
 mod report;
 mod revocation;
@@ -28,52 +32,93 @@ pub use report::{Counts, RevocationSample, SightingSample};
 
 pub use scan::{KnownObject, KnownObjects, ObjectOutcome, ScanWriter, key as object_key};
 
+use crate::model::store_location::{PostgresTarget, StoreLocation};
 use crate::model::{CertFacts, Fingerprint, KeyFacts, UnixTime};
-use rusqlite::{Connection, OptionalExtension, params};
+use db::{Db, Row, params};
+use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 
-/// Migrations, in order. Each file in `schema/` named `NNNN_*.sql` must be listed here (a test
-/// checks it), and a released migration is never edited: add a new one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "0001_inventory", include_str!("../../schema/0001_inventory.sql")),
-    (2, "0002_revocation", include_str!("../../schema/0002_revocation.sql")),
-    (3, "0003_alerts", include_str!("../../schema/0003_alerts.sql")),
-    (4, "0004_audit", include_str!("../../schema/0004_audit.sql")),
-    (5, "0005_jobs", include_str!("../../schema/0005_jobs.sql")),
-    (6, "0006_source_objects", include_str!("../../schema/0006_source_objects.sql")),
-    (7, "0007_renewals", include_str!("../../schema/0007_renewals.sql")),
-    (8, "0008_image_findings", include_str!("../../schema/0008_image_findings.sql")),
-    (9, "0009_alert_subjects", include_str!("../../schema/0009_alert_subjects.sql")),
-    (10, "0010_subject_key", include_str!("../../schema/0010_subject_key.sql")),
-    (11, "0011_status_page", include_str!("../../schema/0011_status_page.sql")),
+/// Migrations, in order: version, name, SQLite form, PostgreSQL form. Each file in `schema/`
+/// named `NNNN_*.sql` must be listed here with its twin in `schema/postgres/` (a test checks
+/// it), and a released migration is never edited: add a new one.
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (1, "0001_inventory", include_str!("../../schema/0001_inventory.sql"), include_str!("../../schema/postgres/0001_inventory.sql")),
+    (2, "0002_revocation", include_str!("../../schema/0002_revocation.sql"), include_str!("../../schema/postgres/0002_revocation.sql")),
+    (3, "0003_alerts", include_str!("../../schema/0003_alerts.sql"), include_str!("../../schema/postgres/0003_alerts.sql")),
+    (4, "0004_audit", include_str!("../../schema/0004_audit.sql"), include_str!("../../schema/postgres/0004_audit.sql")),
+    (5, "0005_jobs", include_str!("../../schema/0005_jobs.sql"), include_str!("../../schema/postgres/0005_jobs.sql")),
+    (
+        6,
+        "0006_source_objects",
+        include_str!("../../schema/0006_source_objects.sql"),
+        include_str!("../../schema/postgres/0006_source_objects.sql"),
+    ),
+    (7, "0007_renewals", include_str!("../../schema/0007_renewals.sql"), include_str!("../../schema/postgres/0007_renewals.sql")),
+    (
+        8,
+        "0008_image_findings",
+        include_str!("../../schema/0008_image_findings.sql"),
+        include_str!("../../schema/postgres/0008_image_findings.sql"),
+    ),
+    (
+        9,
+        "0009_alert_subjects",
+        include_str!("../../schema/0009_alert_subjects.sql"),
+        include_str!("../../schema/postgres/0009_alert_subjects.sql"),
+    ),
+    (10, "0010_subject_key", include_str!("../../schema/0010_subject_key.sql"), include_str!("../../schema/postgres/0010_subject_key.sql")),
+    (11, "0011_status_page", include_str!("../../schema/0011_status_page.sql"), include_str!("../../schema/postgres/0011_status_page.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store {path}: {source}")]
     Open { path: PathBuf, source: rusqlite::Error },
+    #[error("store {url}: {detail}")]
+    Connect { url: String, detail: String },
     #[error("store {path}: cannot create directory: {source}")]
     Dir { path: PathBuf, source: std::io::Error },
     #[error("store {path}: schema version {found} is newer than this certvigil understands ({known}); upgrade certvigil")]
     TooNew { path: PathBuf, found: i64, known: i64 },
     #[error("store migration {name}: {source}")]
-    Migration { name: String, source: rusqlite::Error },
+    Migration { name: String, source: Box<StoreError> },
     #[error(
         "store migration {name}: it would leave {count} row(s) pointing at missing rows (first: {example}); nothing was changed, the store stays at its previous version"
     )]
     MigrationForeignKeys { name: String, count: usize, example: String },
     #[error("store: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("store: {0}")]
+    Postgres(String),
+    #[error("store: the query returned no row")]
+    NoRow,
+    #[error("store: the connection is in use by a query still being read")]
+    Busy,
+    /// A row callback asked to stop; the caller holds the reason.
+    #[error("store: stopped by the caller")]
+    Stopped,
     #[error("store: unexpected value: {0}")]
     Value(#[from] rusqlite::types::FromSqlError),
     #[error("store: corrupt value in {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
 }
 
+impl StoreError {
+    /// A PostgreSQL error, with the server's message and the statement it answered.
+    pub(crate) fn pg(e: postgres::Error, sql: &str) -> StoreError {
+        let statement: String = sql.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(160).collect();
+        match e.as_db_error() {
+            Some(db) => StoreError::Postgres(format!("{}: {} ({}) in `{statement}`", db.severity(), db.message(), db.code().code())),
+            None => StoreError::Postgres(format!("{e} in `{statement}`")),
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 pub struct Store {
-    conn: Connection,
+    conn: Db,
+    /// The SQLite file, or the PostgreSQL database's URL (password hidden): for messages.
     path: PathBuf,
 }
 
@@ -103,7 +148,7 @@ impl Store {
         // 16 MiB of page cache (the default is 2 MiB): a large scan's index pages stay in memory
         // instead of being read back for every insert.
         conn.pragma_update(None, "cache_size", -16_384).map_err(open_err)?;
-        let mut store = Store { conn, path: path.to_path_buf() };
+        let mut store = Store { conn: Db::Sqlite(conn), path: path.to_path_buf() };
         store.migrate()?;
         Ok(store)
     }
@@ -118,20 +163,69 @@ impl Store {
         let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_err)?;
         conn.pragma_update(None, "cache_size", -2048).map_err(open_err)?;
-        let store = Store { conn, path: path.to_path_buf() };
-        let (found, known) = (store.schema_version()?, MIGRATIONS.last().map(|m| m.0).unwrap_or(0));
-        if found > known {
-            return Err(StoreError::TooNew { path: path.to_path_buf(), found, known });
-        }
+        let store = Store { conn: Db::Sqlite(conn), path: path.to_path_buf() };
+        store.check_not_newer()?;
         Ok(store)
     }
 
+    /// Opens (creating the schema if needed) the store at `location`.
+    pub fn open_at(location: &StoreLocation) -> Result<Store> {
+        match location {
+            StoreLocation::File(path) => Store::open(path),
+            StoreLocation::Postgres(target) => Store::open_postgres(target),
+        }
+    }
+
+    /// Opens the store at `location` for reading (see [`Store::open_reader`]); on PostgreSQL a
+    /// connection like any other, whose schema must be current.
+    pub fn open_reader_at(location: &StoreLocation) -> Result<Store> {
+        match location {
+            StoreLocation::File(path) => Store::open_reader(path),
+            StoreLocation::Postgres(target) => {
+                let store = Store { conn: connect_postgres(target)?, path: PathBuf::from(target.redacted_url()) };
+                store.check_not_newer()?;
+                Ok(store)
+            }
+        }
+    }
+
+    /// Connects to a PostgreSQL database and migrates it. Several daemons may start at once:
+    /// one migrates while the others wait on a session advisory lock, then find it current.
+    pub fn open_postgres(target: &PostgresTarget) -> Result<Store> {
+        let mut store = Store { conn: connect_postgres(target)?, path: PathBuf::from(target.redacted_url()) };
+        store.conn.execute_batch(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+        let result = (|| {
+            store.conn.execute_batch("CREATE TABLE IF NOT EXISTS certvigil_schema (version BIGINT NOT NULL)")?;
+            store.migrate()
+        })();
+        let unlocked = store.conn.execute_batch(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+        result.and(unlocked)?;
+        Ok(store)
+    }
+
+    fn check_not_newer(&self) -> Result<()> {
+        let (found, known) = (self.schema_version()?, MIGRATIONS.last().map(|m| m.0).unwrap_or(0));
+        if found > known {
+            return Err(StoreError::TooNew { path: self.path.clone(), found, known });
+        }
+        Ok(())
+    }
+
+    /// The SQLite file, or the PostgreSQL database's URL with any password hidden.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The engine this store runs on.
+    pub fn dialect(&self) -> db::Dialect {
+        self.conn.dialect()
+    }
+
     pub fn schema_version(&self) -> Result<i64> {
-        Ok(self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        match self.conn.dialect() {
+            db::Dialect::Sqlite => self.conn.query_row("PRAGMA user_version", params![], |r| r.get(0)),
+            db::Dialect::Postgres => self.conn.query_row("SELECT COALESCE(MAX(version), 0) FROM certvigil_schema", params![], |r| r.get(0)),
+        }
     }
 
     fn migrate(&mut self) -> Result<()> {
@@ -146,62 +240,58 @@ impl Store {
         // Some migrations rebuild a table (SQLite cannot drop NOT NULL): SQLite's documented
         // procedure runs them with foreign keys off (the pragma is a no-op inside a
         // transaction, so it is set around it) and checks every reference before committing.
-        let err = |source| StoreError::Migration { name: "foreign_keys".into(), source };
-        self.conn.pragma_update(None, "foreign_keys", "OFF").map_err(err)?;
-        let result = self.run_migrations(current);
-        self.conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+        let label = self.path.display().to_string();
+        let Db::Sqlite(conn) = &self.conn else { return run_migrations(&self.conn, current, &label) };
+        let err = |source| StoreError::Migration { name: "foreign_keys".into(), source: Box::new(StoreError::Sql(source)) };
+        conn.pragma_update(None, "foreign_keys", "OFF").map_err(err)?;
+        let result = run_migrations(&self.conn, current, &label);
+        let Db::Sqlite(conn) = &self.conn else { return result };
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
         result
     }
 
-    fn run_migrations(&mut self, current: i64) -> Result<()> {
-        for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
-            let err = |source| StoreError::Migration { name: name.to_string(), source };
-            let tx = self.conn.transaction().map_err(err)?;
-            tx.execute_batch(sql).map_err(err)?;
-            migrate_data(*version, &tx).map_err(err)?;
-            let broken = foreign_key_violations(&tx).map_err(err)?;
-            if let Some(example) = broken.first() {
-                return Err(StoreError::MigrationForeignKeys { name: name.to_string(), count: broken.len(), example: example.clone() });
-            }
-            tx.pragma_update(None, "user_version", version).map_err(err)?;
-            tx.commit().map_err(err)?;
-            tracing::info!(store = %self.path.display(), migration = name, "store migrated");
+    /// The SQLite connection, for tests and benchmarks that set up or inspect rows directly
+    /// (`None` on PostgreSQL). The program itself goes through the methods: every statement it
+    /// runs is in this module.
+    pub fn conn(&self) -> Option<&Connection> {
+        match &self.conn {
+            Db::Sqlite(c) => Some(c),
+            Db::Postgres(_) => None,
         }
-        Ok(())
     }
 
-    /// The connection, for tests and benchmarks that set up or inspect rows directly. The
-    /// program itself goes through the methods: every statement it runs is in this module.
-    pub fn conn(&self) -> &Connection {
+    /// The connection on either engine, for tests that run the same SQL on both.
+    pub fn db(&self) -> &Db {
         &self.conn
     }
 
     /// Every source the store has recorded, configured now or not.
     pub fn source_names(&self) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare("SELECT name FROM sources")?;
-        Ok(stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
+        self.conn.query_map("SELECT name FROM sources", params![], |r| r.get(0))
     }
 
     /// Folds the write-ahead log into the database file, so a copy of the file alone is
-    /// complete (at shutdown).
+    /// complete (at shutdown). Nothing to do on PostgreSQL.
     pub fn checkpoint(&self) -> Result<()> {
-        Ok(self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?)
+        match &self.conn {
+            Db::Sqlite(c) => Ok(c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?),
+            Db::Postgres(_) => Ok(()),
+        }
     }
 
     /// A writer for one scan run over the named sources.
     pub fn begin_scan(&mut self, now: UnixTime, sources: &[String]) -> Result<ScanWriter<'_>> {
-        ScanWriter::begin(&mut self.conn, now, sources)
+        ScanWriter::begin(&self.conn, now, sources)
     }
 
     /// Every certificate with its sightings summary, current ones only unless `include_gone`.
     pub fn certificates(&self, include_gone: bool) -> Result<Vec<CertRow>> {
         let sql = format!(
-            "SELECT {CERT_COLUMNS}, {SIGHTING_SUMMARY} FROM certificates c {} ORDER BY c.not_after, c.fingerprint",
+            "SELECT {CERT_COLUMNS}, {} FROM certificates c {} ORDER BY c.not_after, c.fingerprint",
+            sighting_summary(self.conn.dialect()),
             if include_gone { "" } else { "WHERE c.gone_since IS NULL" }
         );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map([], cert_with_sightings)?;
-        rows.map(|r| r.map_err(StoreError::from).and_then(finish_sightings)).collect()
+        self.conn.query_map(&sql, params![], |r| finish_sightings(cert_with_sightings(r)?))
     }
 
     /// Each certificate in the order of [`Store::certificates`], one row at a time from the
@@ -212,22 +302,37 @@ impl Store {
         mut f: impl FnMut(CertRow) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
         let sql = format!(
-            "SELECT {CERT_COLUMNS}, {SIGHTING_SUMMARY} FROM certificates c {} ORDER BY c.not_after, c.fingerprint",
+            "SELECT {CERT_COLUMNS}, {} FROM certificates c {} ORDER BY c.not_after, c.fingerprint",
+            sighting_summary(self.conn.dialect()),
             if include_gone { "" } else { "WHERE c.gone_since IS NULL" }
         );
-        let mut stmt = self.conn.prepare(&sql).map_err(StoreError::from)?;
-        let mut rows = stmt.query_map([], cert_with_sightings).map_err(StoreError::from)?;
-        rows.try_for_each(|r| f(finish_sightings(r.map_err(StoreError::from)?)?))
+        // The callback's own error stops the cursor and is handed back as it was.
+        let mut failed: Option<E> = None;
+        let walked = self.conn.query_each(&sql, params![], |r| {
+            let row = finish_sightings(cert_with_sightings(r)?)?;
+            match f(row) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    failed = Some(e);
+                    Err(StoreError::Stopped)
+                }
+            }
+        });
+        match (walked, failed) {
+            (_, Some(e)) => Err(e),
+            (Err(e), None) => Err(e.into()),
+            (Ok(()), None) => Ok(()),
+        }
     }
 
     /// What inventory-wide aggregates need of every certificate, gone ones included, one row at
     /// a time from a light query (no sightings, no extensions beyond the names).
     pub fn each_certificate_identity(&self, mut f: impl FnMut(CertIdentity)) -> Result<()> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, fingerprint, subject, sans, spki_sha256, not_before, not_after, is_ca, gone_since IS NOT NULL FROM certificates",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
+        self.conn.query_each(
+            "SELECT id, fingerprint, subject, sans, spki_sha256, not_before, not_after, is_ca, CASE WHEN gone_since IS NULL THEN 0 ELSE 1 END
+             FROM certificates",
+            params![],
+            |r| {
             let sans: String = r.get(3)?;
             f(CertIdentity {
                 id: r.get(0)?,
@@ -240,8 +345,8 @@ impl Store {
                 is_ca: r.get(7)?,
                 gone: r.get(8)?,
             });
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The certificates with one of `ids` or whose public key is one of `spkis` (those a key
@@ -249,16 +354,14 @@ impl Store {
     pub fn certificates_for_keys(&self, ids: &[i64], spkis: &[&str]) -> Result<Vec<CertRow>> {
         let mut out: Vec<CertRow> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        let mut take = |column: &str, values: &[&dyn rusqlite::ToSql]| -> Result<()> {
+        let mut take = |column: &str, values: &[&dyn db::ToValue]| -> Result<()> {
             for chunk in values.chunks(IN_LIST_MAX) {
                 let sql = format!(
-                    "SELECT {CERT_COLUMNS}, {SIGHTING_SUMMARY} FROM certificates c WHERE c.{column} IN ({})",
+                    "SELECT {CERT_COLUMNS}, {} FROM certificates c WHERE c.{column} IN ({})",
+                    sighting_summary(self.conn.dialect()),
                     placeholders(chunk.len())
                 );
-                let mut stmt = self.conn.prepare(&sql)?;
-                let rows = stmt.query_map(rusqlite::params_from_iter(chunk), cert_with_sightings)?;
-                for row in rows {
-                    let row = finish_sightings(row?)?;
+                for row in self.conn.query_map(&sql, chunk, |r| finish_sightings(cert_with_sightings(r)?))? {
                     if seen.insert(row.id) {
                         out.push(row);
                     }
@@ -266,8 +369,8 @@ impl Store {
             }
             Ok(())
         };
-        take("id", &ids.iter().map(|i| i as &dyn rusqlite::ToSql).collect::<Vec<_>>())?;
-        take("spki_sha256", &spkis.iter().map(|s| s as &dyn rusqlite::ToSql).collect::<Vec<_>>())?;
+        take("id", &ids.iter().map(|i| i as &dyn db::ToValue).collect::<Vec<_>>())?;
+        take("spki_sha256", &spkis.iter().map(|s| s as &dyn db::ToValue).collect::<Vec<_>>())?;
         out.sort_by(|a, b| (a.facts.not_after, &a.facts.fingerprint.0).cmp(&(b.facts.not_after, &b.facts.fingerprint.0)));
         Ok(out)
     }
@@ -280,30 +383,32 @@ impl Store {
     /// Each known source with its kind, tags, last scan and the objects it currently cannot
     /// read, by name.
     pub fn source_statuses(&self) -> Result<Vec<SourceStatus>> {
-        let mut stmt = self.conn.prepare(
+        self.conn.query_map(
             "SELECT s.name, s.kind, s.tags, s.last_scan_at,
                     (SELECT count(*) FROM objects o WHERE o.source = s.name AND o.error IS NOT NULL AND o.vanished_at IS NULL)
              FROM sources s ORDER BY s.name",
-        )?;
-        let rows =
-            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?)))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (name, kind, tags, last_scan_at, errors) = row?;
-            out.push(SourceStatus { name, kind, tags: json_list(&tags, "sources.tags")?, last_scan_at, errors });
-        }
-        Ok(out)
+            params![],
+            |r| {
+                let tags: String = r.get(2)?;
+                Ok(SourceStatus {
+                    name: r.get(0)?,
+                    kind: r.get(1)?,
+                    tags: json_list(&tags, "sources.tags")?,
+                    last_scan_at: r.get(3)?,
+                    errors: r.get(4)?,
+                })
+            },
+        )
     }
 
     /// Tags of each known source.
     pub fn source_tags(&self) -> Result<std::collections::HashMap<String, Vec<String>>> {
-        let mut stmt = self.conn.prepare("SELECT name, tags FROM sources")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         let mut out = std::collections::HashMap::new();
-        for row in rows {
-            let (name, tags) = row?;
-            out.insert(name, json_list(&tags, "sources.tags")?);
-        }
+        self.conn.query_each("SELECT name, tags FROM sources", params![], |r| {
+            let tags: String = r.get(1)?;
+            out.insert(r.get(0)?, json_list(&tags, "sources.tags")?);
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -312,90 +417,87 @@ impl Store {
     pub fn find(&self, query: &str) -> Result<Vec<CertRow>> {
         let q: String = query.chars().filter(|c| *c != ':').collect::<String>();
         let sql = format!(
-            "SELECT {CERT_COLUMNS}, {SIGHTING_SUMMARY} FROM certificates c
-             WHERE c.fingerprint LIKE ?1 || '%' OR c.serial = ?2 OR ltrim(c.serial, '0') = ltrim(?2, '0') ORDER BY c.not_after"
+            "SELECT {CERT_COLUMNS}, {} FROM certificates c
+             WHERE c.fingerprint LIKE ?1 || '%' OR c.serial = ?2 OR ltrim(c.serial, '0') = ltrim(?2, '0') ORDER BY c.not_after",
+            sighting_summary(self.conn.dialect())
         );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(params![q.to_ascii_lowercase(), q.to_ascii_uppercase()], cert_with_sightings)?;
-        rows.map(|r| r.map_err(StoreError::from).and_then(finish_sightings)).collect()
+        // Fingerprints are stored in lower case, so the pattern matches the same on both engines
+        // (SQLite's LIKE ignores ASCII case, PostgreSQL's does not).
+        self.conn.query_map(&sql, params![q.to_ascii_lowercase(), q.to_ascii_uppercase()], |r| finish_sightings(cert_with_sightings(r)?))
     }
 
     pub fn sightings(&self, cert_id: i64) -> Result<Vec<SightingRow>> {
-        let mut stmt = self.conn.prepare(
+        self.conn.query_map(
             "SELECT s.source, s.location, s.detail, s.first_seen,
-                    CASE WHEN s.gone_since IS NULL THEN max(s.last_seen, COALESCE(src.last_scan_at, s.last_seen)) ELSE s.last_seen END,
+                    CASE WHEN s.gone_since IS NULL AND src.last_scan_at > s.last_seen THEN src.last_scan_at ELSE s.last_seen END,
                     s.gone_since, o.meta
              FROM sightings s LEFT JOIN sources src ON src.name = s.source
              LEFT JOIN objects o ON o.source = s.source AND o.location = s.location
-             WHERE s.cert_id = ?1 ORDER BY s.gone_since IS NOT NULL, s.source, s.location",
-        )?;
-        let rows = stmt.query_map([cert_id], |r| {
-            Ok(SightingRow {
-                source: r.get(0)?,
-                location: r.get(1)?,
-                detail: r.get(2)?,
-                first_seen: r.get(3)?,
-                last_seen: r.get(4)?,
-                gone_since: r.get(5)?,
-                meta: r.get::<_, Option<String>>(6)?.and_then(|t| serde_json::from_str(&t).ok()),
-            })
-        })?;
-        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+             WHERE s.cert_id = ?1 ORDER BY CASE WHEN s.gone_since IS NULL THEN 0 ELSE 1 END, s.source, s.location",
+            params![cert_id],
+            |r| {
+                Ok(SightingRow {
+                    source: r.get(0)?,
+                    location: r.get(1)?,
+                    detail: r.get(2)?,
+                    first_seen: r.get(3)?,
+                    last_seen: r.get(4)?,
+                    gone_since: r.get(5)?,
+                    meta: r.get::<Option<String>>(6)?.and_then(|t| serde_json::from_str(&t).ok()),
+                })
+            },
+        )
     }
 
     /// The certificate's history: its discovery (first_seen and first sighting), then every
     /// recorded event.
     pub fn history(&self, cert_id: i64) -> Result<Vec<HistoryRow>> {
-        let discovered = self
-            .conn
-            .query_row(
-                "SELECT c.first_seen, s.source, s.location, s.detail FROM certificates c
-                 LEFT JOIN sightings s ON s.id = (SELECT MIN(id) FROM sightings WHERE cert_id = c.id) WHERE c.id = ?1",
-                [cert_id],
-                |r| Ok(HistoryRow { at: r.get(0)?, event: "discovered".into(), source: r.get(1)?, location: r.get(2)?, detail: r.get(3)? }),
-            )
-            .optional()?;
-        let mut stmt = self.conn.prepare("SELECT at, event, source, location, detail FROM cert_history WHERE cert_id = ?1 ORDER BY id")?;
-        let rows = stmt.query_map([cert_id], |r| {
-            Ok(HistoryRow { at: r.get(0)?, event: r.get(1)?, source: r.get(2)?, location: r.get(3)?, detail: r.get(4)? })
-        })?;
-        Ok(discovered.into_iter().chain(rows.collect::<std::result::Result<Vec<_>, _>>()?).collect())
+        let discovered = self.conn.query_opt(
+            "SELECT c.first_seen, s.source, s.location, s.detail FROM certificates c
+             LEFT JOIN sightings s ON s.id = (SELECT MIN(id) FROM sightings WHERE cert_id = c.id) WHERE c.id = ?1",
+            params![cert_id],
+            |r| Ok(HistoryRow { at: r.get(0)?, event: "discovered".into(), source: r.get(1)?, location: r.get(2)?, detail: r.get(3)? }),
+        )?;
+        let rows = self.conn.query_map(
+            "SELECT at, event, source, location, detail FROM cert_history WHERE cert_id = ?1 ORDER BY id",
+            params![cert_id],
+            |r| Ok(HistoryRow { at: r.get(0)?, event: r.get(1)?, source: r.get(2)?, location: r.get(3)?, detail: r.get(4)? }),
+        )?;
+        Ok(discovered.into_iter().chain(rows).collect())
     }
 
     pub fn der(&self, cert_id: i64) -> Result<Vec<u8>> {
-        Ok(self.conn.query_row("SELECT der FROM certificates WHERE id = ?1", [cert_id], |r| r.get(0))?)
+        self.conn.query_row("SELECT der FROM certificates WHERE id = ?1", params![cert_id], |r| r.get(0))
     }
 
     /// Objects whose last read failed, with the error.
     pub fn object_errors(&self, source: Option<&str>) -> Result<Vec<ObjectError>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT source, location, error FROM objects WHERE error IS NOT NULL AND (?1 IS NULL OR source = ?1) ORDER BY source, location",
-        )?;
-        let rows = stmt.query_map([source], |r| Ok(ObjectError { source: r.get(0)?, location: r.get(1)?, message: r.get(2)? }))?;
-        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        self.conn.query_map(
+            "SELECT source, location, error FROM objects WHERE error IS NOT NULL AND (CAST(?1 AS TEXT) IS NULL OR source = ?1)
+             ORDER BY source, location",
+            params![source],
+            |r| Ok(ObjectError { source: r.get(0)?, location: r.get(1)?, message: r.get(2)? }),
+        )
     }
 
     pub fn last_run(&self) -> Result<Option<RunRow>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT id, started_at, finished_at, objects_seen, objects_read, certs_seen, certs_new, certs_gone, errors, status FROM scan_runs ORDER BY id DESC LIMIT 1",
-                [],
-                run_from_row,
-            )
-            .optional()?)
+        self.conn.query_opt(
+            "SELECT id, started_at, finished_at, objects_seen, objects_read, certs_seen, certs_new, certs_gone, errors, status FROM scan_runs ORDER BY id DESC LIMIT 1",
+            params![],
+            run_from_row,
+        )
     }
 
     pub fn run_errors(&self, run_id: i64) -> Result<Vec<ObjectError>> {
-        let mut stmt = self.conn.prepare("SELECT source, location, message FROM scan_errors WHERE run_id = ?1 ORDER BY id")?;
-        let rows = stmt.query_map([run_id], |r| Ok(ObjectError { source: r.get(0)?, location: r.get(1)?, message: r.get(2)? }))?;
-        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        self.conn.query_map("SELECT source, location, message FROM scan_errors WHERE run_id = ?1 ORDER BY id", params![run_id], |r| {
+            Ok(ObjectError { source: r.get(0)?, location: r.get(1)?, message: r.get(2)? })
+        })
     }
 }
 
 /// What a migration needs done beyond its SQL, in the same transaction: values only Rust can
 /// compute from what is stored.
-fn migrate_data(version: i64, conn: &Connection) -> rusqlite::Result<()> {
+fn migrate_data(version: i64, conn: &Db) -> Result<()> {
     match version {
         10 => fill_subject_keys(conn),
         _ => Ok(()),
@@ -409,33 +511,117 @@ pub(crate) fn subject_key(cert_der: &[u8]) -> Option<Vec<u8>> {
 
 /// Fills `subject_key` of the certificates that have none from their stored DER, a batch of
 /// rows at a time so that a large inventory is never held in memory at once.
-fn fill_subject_keys(conn: &Connection) -> rusqlite::Result<()> {
+fn fill_subject_keys(conn: &Db) -> Result<()> {
     const BATCH: i64 = 1000;
-    // `+subject_key`: walk the rowid range, not the index this very loop is writing.
-    let mut select = conn.prepare("SELECT id, der FROM certificates WHERE id > ?1 AND +subject_key IS NULL ORDER BY id LIMIT ?2")?;
-    let mut update = conn.prepare("UPDATE certificates SET subject_key = ?2 WHERE id = ?1")?;
+    // SQLite's `+subject_key`: walk the rowid range, not the index this very loop is writing.
+    let select = match conn.dialect() {
+        db::Dialect::Sqlite => "SELECT id, der FROM certificates WHERE id > ?1 AND +subject_key IS NULL ORDER BY id LIMIT ?2",
+        db::Dialect::Postgres => "SELECT id, der FROM certificates WHERE id > ?1 AND subject_key IS NULL ORDER BY id LIMIT ?2",
+    };
     let mut after = 0;
     loop {
-        let batch: Vec<(i64, Vec<u8>)> =
-            select.query_map(params![after, BATCH], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        let batch: Vec<(i64, Vec<u8>)> = conn.query_map(select, params![after, BATCH], |r| Ok((r.get(0)?, r.get(1)?)))?;
         let Some(&(last, _)) = batch.last() else { return Ok(()) };
         for (id, der) in &batch {
-            update.execute(params![id, subject_key(der)])?;
+            conn.execute("UPDATE certificates SET subject_key = ?2 WHERE id = ?1", params![id, subject_key(der)])?;
         }
         after = last;
     }
 }
 
-/// `PRAGMA foreign_key_check`, as `table row <rowid> -> <parent>` lines.
-fn foreign_key_violations(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
-    let rows = stmt.query_map([], |r| {
-        Ok(format!("{} row {} -> {}", r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0), r.get::<_, String>(2)?))
-    })?;
-    rows.collect()
+/// `PRAGMA foreign_key_check`, as `table row <rowid> -> <parent>` lines (SQLite; PostgreSQL
+/// checks every reference as it is written).
+fn foreign_key_violations(conn: &Db) -> Result<Vec<String>> {
+    if conn.dialect() != db::Dialect::Sqlite {
+        return Ok(Vec::new());
+    }
+    conn.query_map("PRAGMA foreign_key_check", params![], |r| {
+        Ok(format!("{} row {} -> {}", r.get::<String>(0)?, r.get::<Option<i64>>(1)?.unwrap_or(0), r.get::<String>(2)?))
+    })
 }
 
-fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+/// Applies the migrations after `current`, each in a transaction of its own with its data
+/// fill, its reference check and the new version.
+fn run_migrations(conn: &Db, current: i64, label: &str) -> Result<()> {
+    for (version, name, sqlite, postgres) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        let err = |source| StoreError::Migration { name: name.to_string(), source: Box::new(source) };
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute_batch(match conn.dialect() {
+            db::Dialect::Sqlite => sqlite,
+            db::Dialect::Postgres => postgres,
+        })
+        .map_err(err)?;
+        migrate_data(*version, &tx).map_err(err)?;
+        let broken = foreign_key_violations(&tx).map_err(err)?;
+        if let Some(example) = broken.first() {
+            return Err(StoreError::MigrationForeignKeys { name: name.to_string(), count: broken.len(), example: example.clone() });
+        }
+        match conn.dialect() {
+            db::Dialect::Sqlite => tx.execute_batch(&format!("PRAGMA user_version = {version}")),
+            db::Dialect::Postgres => tx
+                .execute("DELETE FROM certvigil_schema", params![])
+                .and_then(|_| tx.execute("INSERT INTO certvigil_schema (version) VALUES (?1)", params![version]).map(drop)),
+        }
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        tracing::info!(store = %label, migration = name, "store migrated");
+    }
+    Ok(())
+}
+
+/// The advisory lock key that serialises migrations between daemons starting together
+/// (`certvigil` in ASCII).
+const MIGRATION_LOCK: i64 = 0x6365_7274_7669_6769;
+
+/// A PostgreSQL connection to `target`: TLS verified against `ca_file` (or the system's roots)
+/// unless the URL says `sslmode=disable`; the password from the configuration's secret when
+/// given. Run off the async runtime's worker threads.
+fn connect_postgres(target: &PostgresTarget) -> Result<Db> {
+    use std::str::FromStr;
+    let url = target.redacted_url();
+    let fail = |detail: String| StoreError::Connect { url: url.clone(), detail };
+    let mut config = postgres::Config::from_str(&target.url).map_err(|e| fail(format!("not a PostgreSQL URL: {e}")))?;
+    if let Some(pw) = &target.password {
+        config.password(pw);
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(10));
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("certvigil");
+    }
+    let tls = if config.get_ssl_mode() == postgres::config::SslMode::Disable {
+        None
+    } else {
+        let ca = match &target.ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| fail(format!("ca_file {}: {e}", path.display())))?),
+            None => None,
+        };
+        Some(pg_tls::MakeRustls::new(ca.as_deref()).map_err(fail)?)
+    };
+    let conn = db::pg::Conn::connect(move || {
+        match tls {
+            None => config.connect(postgres::NoTls),
+            Some(tls) => config.connect(tls),
+        }
+        .map_err(|e| StoreError::Connect { url: url.clone(), detail: pg_error_text(&e) })
+    })?;
+    Ok(Db::Postgres(conn))
+}
+
+/// A connection error with its cause (the server's message, the refused socket, the TLS
+/// failure), which `postgres::Error`'s own text leaves out.
+fn pg_error_text(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
+fn run_from_row(r: &Row<'_>) -> Result<RunRow> {
     Ok(RunRow {
         id: r.get(0)?,
         started_at: r.get(1)?,
@@ -476,11 +662,21 @@ pub(crate) const CERT_COLUMNS: &str = "c.id, c.fingerprint, c.subject, c.issuer,
     c.first_seen, c.gone_since";
 
 /// Current sightings and the sources that hold the certificate (all its sources, once gone),
-/// selected after [`CERT_COLUMNS`].
-const SIGHTING_SUMMARY: &str = "(SELECT COUNT(*) FROM sightings s WHERE s.cert_id = c.id AND s.gone_since IS NULL),
-    (SELECT json_group_array(DISTINCT s.source) FROM sightings s WHERE s.cert_id = c.id AND (s.gone_since IS NULL OR c.gone_since IS NOT NULL))";
+/// selected after [`CERT_COLUMNS`]: the sources as a JSON array of names.
+fn sighting_summary(dialect: db::Dialect) -> &'static str {
+    match dialect {
+        db::Dialect::Sqlite => {
+            "(SELECT COUNT(*) FROM sightings s WHERE s.cert_id = c.id AND s.gone_since IS NULL),
+    (SELECT json_group_array(DISTINCT s.source) FROM sightings s WHERE s.cert_id = c.id AND (s.gone_since IS NULL OR c.gone_since IS NOT NULL))"
+        }
+        db::Dialect::Postgres => {
+            "(SELECT COUNT(*) FROM sightings s WHERE s.cert_id = c.id AND s.gone_since IS NULL),
+    (SELECT COALESCE(json_agg(DISTINCT s.source)::text, '[]') FROM sightings s WHERE s.cert_id = c.id AND (s.gone_since IS NULL OR c.gone_since IS NOT NULL))"
+        }
+    }
+}
 
-fn cert_with_sightings(r: &rusqlite::Row<'_>) -> rusqlite::Result<(CertRow, i64, String)> {
+fn cert_with_sightings(r: &Row<'_>) -> Result<(CertRow, i64, String)> {
     Ok((cert_from_row(r)?, r.get(27)?, r.get(28)?))
 }
 
@@ -495,10 +691,10 @@ fn json_list(s: &str, what: &'static str) -> Result<Vec<String>> {
     Ok(v.into_iter().flatten().collect())
 }
 
-fn cert_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertRow> {
-    let list = |i: usize| -> rusqlite::Result<Vec<String>> {
+fn cert_from_row(r: &Row<'_>) -> Result<CertRow> {
+    let list = |i: usize| -> Result<Vec<String>> {
         let s: String = r.get(i)?;
-        serde_json::from_str(&s).map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+        serde_json::from_str(&s).map_err(|e| StoreError::Corrupt { what: "certificates", detail: format!("column {i}: {e}") })
     };
     Ok(CertRow {
         id: r.get(0)?,
@@ -577,7 +773,7 @@ mod tests {
             assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
             assert_eq!(std::fs::metadata(p.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
         }
-        s.conn().pragma_update(None, "user_version", 99).unwrap();
+        s.conn().unwrap().pragma_update(None, "user_version", 99).unwrap();
         drop(s);
         assert!(matches!(Store::open(&p), Err(StoreError::TooNew { found: 99, .. })));
     }
@@ -586,7 +782,7 @@ mod tests {
     fn version_8_store(p: &Path) {
         let conn = Connection::open(p).unwrap();
         conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-        for (version, _, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 8) {
+        for (version, _, sql, _) in MIGRATIONS.iter().filter(|m| m.0 <= 8) {
             conn.execute_batch(sql).unwrap();
             conn.pragma_update(None, "user_version", version).unwrap();
         }
@@ -596,7 +792,7 @@ mod tests {
                    key_algorithm, signature_algorithm, is_ca, key_usage, ext_key_usage, sans, ocsp_urls, ca_issuers_urls, crl_urls,
                    self_issued, warnings, der, first_seen)
                  VALUES (?1, ?2, ?3, 'CN=CA', ?4, '01', 0, 100, 'spki', 'EC', 'ecdsa-with-SHA256', 0, '[]', '[]', '[]', '[]', '[]', '[]', 0, '[]', x'00', 0)",
-                params![id, fp.repeat(32), format!("CN=subject{id}"), cn],
+                rusqlite::params![id, fp.repeat(32), format!("CN=subject{id}"), cn],
             )
             .unwrap();
         }
@@ -605,7 +801,7 @@ mod tests {
             conn.execute(
                 "INSERT INTO alerts (id, cert_id, kind, severity, state, reason, action, opened_at, notifications, routes_notified, seq, acked_by)
                  VALUES (?1, ?2, 'expiring', 'warning', ?3, 'r', 'a', 10, 2, '[[\"mail\",10]]', 3, 'ops')",
-                params![id, cert, state],
+                rusqlite::params![id, cert, state],
             )
             .unwrap();
         }
@@ -613,7 +809,7 @@ mod tests {
             conn.execute(
                 "INSERT INTO outbox (id, key, alert_id, route, receiver, event, severity, payload, created_at, next_attempt_at)
                  VALUES (?1, ?2, ?3, 'mail', 'ops', 'firing', 'warning', '{}', 10, 10)",
-                params![id, format!("k{id}"), alert],
+                rusqlite::params![id, format!("k{id}"), alert],
             )
             .unwrap();
         }
@@ -630,7 +826,7 @@ mod tests {
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
         type Row = (i64, String, String, String, Option<i64>, String, i64, i64, String, Option<String>);
         let rows: Vec<Row> = s
-            .conn()
+            .conn().unwrap()
             .prepare("SELECT id, subject, subject_kind, subject_name, cert_id, state, notifications, seq, routes_notified, acked_by FROM alerts ORDER BY id")
             .unwrap()
             .query_map([], |r| {
@@ -665,6 +861,7 @@ mod tests {
         // The outbox still points at the same alerts, and every reference holds.
         let outbox: Vec<(i64, Option<i64>)> = s
             .conn()
+            .unwrap()
             .prepare("SELECT o.id, a.id FROM outbox o LEFT JOIN alerts a ON a.id = o.alert_id ORDER BY o.id")
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -672,25 +869,26 @@ mod tests {
             .collect::<std::result::Result<_, _>>()
             .unwrap();
         assert_eq!(outbox, [(1, Some(7)), (2, Some(9)), (3, Some(12)), (4, None)]);
-        assert_eq!(foreign_key_violations(s.conn()).unwrap(), Vec::<String>::new());
-        let fks: i64 = s.conn().query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(foreign_key_violations(s.db()).unwrap(), Vec::<String>::new());
+        let fks: i64 = s.conn().unwrap().query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
         assert_eq!(fks, 1, "foreign keys are enforced again after the migration");
-        let parent: String = s.conn().query_row("SELECT \"table\" FROM pragma_foreign_key_list('outbox')", [], |r| r.get(0)).unwrap();
+        let parent: String =
+            s.conn().unwrap().query_row("SELECT \"table\" FROM pragma_foreign_key_list('outbox')", [], |r| r.get(0)).unwrap();
         assert_eq!(parent, "alerts");
         // One open alert per (subject, kind), now enforced on the subject.
-        let dup = s.conn().execute(
+        let dup = s.conn().unwrap().execute(
             "INSERT INTO alerts (subject, subject_kind, subject_name, kind, severity, state, reason, action, opened_at) VALUES (?1, 'certificate', 'x', 'expiring', 'warning', 'firing', 'r', 'a', 0)",
             [&a],
         );
         assert!(dup.is_err(), "a second open alert for the same subject and kind");
-        s.conn()
+        s.conn().unwrap()
             .execute(
                 "INSERT INTO alerts (subject, subject_kind, subject_name, kind, severity, state, reason, action, opened_at) VALUES ('managed:web', 'managed', 'managed certificate web', 'renewal-failed', 'warning', 'firing', 'r', 'a', 0)",
                 [],
             )
             .expect("an alert with no certificate");
         // Referential integrity is enforced after the migration: an outbox row for no alert fails.
-        assert!(s.conn().execute("INSERT INTO outbox (key, alert_id, route, receiver, event, severity, payload, created_at, next_attempt_at) VALUES ('x', 999, 'r', 'r', 'firing', 'info', '{}', 0, 0)", []).is_err());
+        assert!(s.conn().unwrap().execute("INSERT INTO outbox (key, alert_id, route, receiver, event, severity, payload, created_at, next_attempt_at) VALUES ('x', 999, 'r', 'r', 'firing', 'info', '{}', 0, 0)", []).is_err());
         // The open alerts carry the subject the policy gives their certificate: after the
         // upgrade an open alert is continued, not resolved and opened again.
         let open: Vec<(i64, String)> = s.open_alerts().unwrap().into_iter().map(|a| (a.id, a.subject)).collect();
@@ -738,7 +936,7 @@ mod tests {
         let (ca, leaf) = ca_and_leaf_naming_it_differently();
         {
             let mut conn = Connection::open(&p).unwrap();
-            for (version, _, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 9) {
+            for (version, _, sql, _) in MIGRATIONS.iter().filter(|m| m.0 <= 9) {
                 conn.execute_batch(sql).unwrap();
                 conn.pragma_update(None, "user_version", version).unwrap();
             }
@@ -760,7 +958,7 @@ mod tests {
                     1 => &leaf,
                     _ => b"\x00",
                 };
-                insert.execute(params![id, format!("{id:064x}"), der]).unwrap();
+                insert.execute(rusqlite::params![id, format!("{id:064x}"), der]).unwrap();
             }
             drop(insert);
             tx.commit().unwrap();
@@ -769,6 +967,7 @@ mod tests {
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
         let keys: Vec<(i64, Option<Vec<u8>>)> = s
             .conn()
+            .unwrap()
             .prepare("SELECT id, subject_key FROM certificates ORDER BY id")
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -787,8 +986,11 @@ mod tests {
             };
             assert_eq!(&key, expected, "row {id}");
         }
-        let plan: String =
-            s.conn().query_row("EXPLAIN QUERY PLAN SELECT id FROM certificates WHERE subject_key = x'00'", [], |r| r.get(3)).unwrap();
+        let plan: String = s
+            .conn()
+            .unwrap()
+            .query_row("EXPLAIN QUERY PLAN SELECT id FROM certificates WHERE subject_key = x'00'", [], |r| r.get(3))
+            .unwrap();
         assert!(plan.contains("certificates_subject_key"), "{plan}");
     }
 

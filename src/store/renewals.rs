@@ -2,16 +2,28 @@
 //! backoff, the ARI window, the scheduled renewal time and the order in flight. The engine
 //! (`renewal::engine`) reads a row, decides, and writes the whole row back in one statement.
 
+use super::db::{Row, params};
 use super::{Result, Store};
 use crate::model::UnixTime;
 use crate::model::rows::RenewalRow;
-use rusqlite::{OptionalExtension, params};
 
 const COLUMNS: &str = "name, fingerprint, serial, not_after, state, failures, next_attempt, last_attempt, last_outcome, last_error, \
      ari_cert_id, ari_start, ari_end, ari_explanation, ari_next_poll, renew_at, order_url, order_directory, pending_key, \
      pending_chain, updated_at, spec_digest, revoke_fingerprint, revoke_reason, revoke_rotate, revoke_step, revoke_requested_at";
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RenewalRow> {
+/// Every column but the key (`name`) taken from the row being written: with every column written,
+/// the upsert leaves the same row as the `INSERT OR REPLACE` it replaces, on both engines.
+const UPSERT_SET: &str = "fingerprint = excluded.fingerprint, serial = excluded.serial, not_after = excluded.not_after, \
+     state = excluded.state, failures = excluded.failures, next_attempt = excluded.next_attempt, last_attempt = excluded.last_attempt, \
+     last_outcome = excluded.last_outcome, last_error = excluded.last_error, ari_cert_id = excluded.ari_cert_id, \
+     ari_start = excluded.ari_start, ari_end = excluded.ari_end, ari_explanation = excluded.ari_explanation, \
+     ari_next_poll = excluded.ari_next_poll, renew_at = excluded.renew_at, order_url = excluded.order_url, \
+     order_directory = excluded.order_directory, pending_key = excluded.pending_key, pending_chain = excluded.pending_chain, \
+     updated_at = excluded.updated_at, spec_digest = excluded.spec_digest, revoke_fingerprint = excluded.revoke_fingerprint, \
+     revoke_reason = excluded.revoke_reason, revoke_rotate = excluded.revoke_rotate, revoke_step = excluded.revoke_step, \
+     revoke_requested_at = excluded.revoke_requested_at";
+
+fn from_row(r: &Row<'_>) -> Result<RenewalRow> {
     Ok(RenewalRow {
         name: r.get(0)?,
         fingerprint: r.get(1)?,
@@ -47,21 +59,23 @@ impl Store {
     /// The renewal state of `name`, if it was ever recorded.
     pub fn renewal(&self, name: &str) -> Result<Option<RenewalRow>> {
         let sql = format!("SELECT {COLUMNS} FROM renewals WHERE name = ?1");
-        Ok(self.conn.query_row(&sql, [name], from_row).optional()?)
+        self.conn.query_opt(&sql, params![name], from_row)
     }
 
     /// Every recorded renewal state, by name.
     pub fn renewals(&self) -> Result<Vec<RenewalRow>> {
         let sql = format!("SELECT {COLUMNS} FROM renewals ORDER BY name");
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map([], from_row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        self.conn.query_map(&sql, params![], from_row)
     }
 
     /// Writes `row` (insert or replace) with `updated_at = now`. One statement: atomic.
+    /// (An upsert on the primary key rather than SQLite's `INSERT OR REPLACE`, for PostgreSQL.)
     pub fn put_renewal(&self, row: &RenewalRow, now: UnixTime) -> Result<()> {
         self.conn.execute(
-            &format!("INSERT OR REPLACE INTO renewals ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)"),
+            &format!(
+                "INSERT INTO renewals ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)
+                 ON CONFLICT(name) DO UPDATE SET {UPSERT_SET}"
+            ),
             params![
                 row.name,
                 row.fingerprint,
@@ -97,7 +111,7 @@ impl Store {
 
     /// The inventory id of the certificate with this fingerprint.
     pub fn cert_id_by_fingerprint(&self, fingerprint: &crate::model::Fingerprint) -> Result<Option<i64>> {
-        Ok(self.conn.query_row("SELECT id FROM certificates WHERE fingerprint = ?1", [&fingerprint.0], |r| r.get(0)).optional()?)
+        self.conn.query_opt("SELECT id FROM certificates WHERE fingerprint = ?1", params![fingerprint.0], |r| r.get(0))
     }
 
     /// Whether the certificate with this fingerprint is known revoked (verified CRL or OCSP).
@@ -105,7 +119,7 @@ impl Store {
         let n: i64 = self.conn.query_row(
             "SELECT count(*) FROM revocation_status r JOIN certificates c ON c.id = r.cert_id
              WHERE c.fingerprint = ?1 AND r.status = 'revoked'",
-            [fingerprint],
+            params![fingerprint],
             |r| r.get(0),
         )?;
         Ok(n > 0)
@@ -135,5 +149,13 @@ mod tests {
         assert_eq!(s.renewals().unwrap().len(), 1);
         assert!(s.renewal("web").unwrap().unwrap().order_url.is_none());
         assert!(!s.is_revoked("00").unwrap());
+    }
+
+    #[test]
+    fn the_upsert_writes_every_column_but_the_name() {
+        let set: Vec<String> = UPSERT_SET.split(',').map(|a| a.trim().to_string()).collect();
+        let expected: Vec<String> =
+            COLUMNS.split(',').map(str::trim).filter(|c| *c != "name").map(|c| format!("{c} = excluded.{c}")).collect();
+        assert_eq!(set, expected);
     }
 }

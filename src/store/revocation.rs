@@ -1,13 +1,13 @@
 //! Store access for revocation: statuses and their history, CRL conditional-GET state, OCSP
 //! answer cache, issuer certificates fetched from AIA.
 
+use super::db::{Row, ToValue, params};
 use super::{CERT_COLUMNS, CertRow, Result, Store, cert_from_row};
 use crate::model::rows::{CachedOcsp, CrlCacheRow, RevocationHistoryRow};
 use crate::model::{RevocationState, RevocationStatus, UnixTime};
-use rusqlite::{OptionalExtension, params};
 use std::collections::HashMap;
 
-fn status_from_row(r: &rusqlite::Row<'_>, base: usize) -> rusqlite::Result<RevocationStatus> {
+fn status_from_row(r: &Row<'_>, base: usize) -> Result<RevocationStatus> {
     let state: String = r.get(base)?;
     Ok(RevocationStatus {
         state: RevocationState::parse(&state).unwrap_or(RevocationState::Unknown),
@@ -24,6 +24,11 @@ fn status_from_row(r: &rusqlite::Row<'_>, base: usize) -> rusqlite::Result<Revoc
     })
 }
 
+/// A certificate row followed by its DER (column 27).
+fn cert_with_der(r: &Row<'_>) -> Result<(CertRow, Vec<u8>)> {
+    Ok((cert_from_row(r)?, r.get::<Vec<u8>>(27)?))
+}
+
 const STATUS_COLUMNS: &str =
     "status, reason, revoked_at, invalidity_date, method, source_url, evidence_sha256, checked_at, next_update, stale, detail";
 
@@ -35,11 +40,7 @@ impl Store {
     pub fn issuer_candidates(&self, aki: Option<&str>, issuer_name_der: &[u8]) -> Result<Vec<(CertRow, Vec<u8>)>> {
         let by_ski = format!("SELECT {CERT_COLUMNS}, c.der FROM certificates c WHERE c.ski = ?1 ORDER BY c.not_after DESC");
         let by_name = format!("SELECT {CERT_COLUMNS}, c.der FROM certificates c WHERE c.subject_key = ?1 ORDER BY c.not_after DESC");
-        let run = |sql: &str, arg: &dyn rusqlite::ToSql| -> Result<Vec<(CertRow, Vec<u8>)>> {
-            let mut stmt = self.conn.prepare_cached(sql)?;
-            let rows = stmt.query_map([arg], |r| Ok((cert_from_row(r)?, r.get::<_, Vec<u8>>(27)?)))?;
-            Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
-        };
+        let run = |sql: &str, arg: &dyn ToValue| -> Result<Vec<(CertRow, Vec<u8>)>> { self.conn.query_map(sql, &[arg], cert_with_der) };
         if let Some(aki) = aki {
             let found = run(&by_ski, &aki)?;
             if !found.is_empty() {
@@ -55,25 +56,29 @@ impl Store {
 
     pub fn revocation_status(&self, cert_id: i64) -> Result<Option<RevocationStatus>> {
         let sql = format!("SELECT {STATUS_COLUMNS} FROM revocation_status WHERE cert_id = ?1");
-        Ok(self.conn.prepare_cached(&sql)?.query_row([cert_id], |r| status_from_row(r, 0)).optional()?)
+        self.conn.query_opt(&sql, params![cert_id], |r| status_from_row(r, 0))
     }
 
     /// The revocation state of every certificate that has one (a few bytes each, for listings
     /// that show only the state).
     pub fn revocation_states(&self) -> Result<HashMap<i64, RevocationState>> {
-        let mut stmt = self.conn.prepare("SELECT cert_id, status FROM revocation_status")?;
-        let rows = stmt.query_map([], |r| {
-            let state: String = r.get(1)?;
-            Ok((r.get::<_, i64>(0)?, RevocationState::parse(&state).unwrap_or(RevocationState::Unknown)))
+        let mut out = HashMap::new();
+        self.conn.query_each("SELECT cert_id, status FROM revocation_status", params![], |r| {
+            let state = RevocationState::parse(r.get_ref(1)?.as_str()?).unwrap_or(RevocationState::Unknown);
+            out.insert(r.get::<i64>(0)?, state);
+            Ok(())
         })?;
-        Ok(rows.collect::<std::result::Result<HashMap<_, _>, _>>()?)
+        Ok(out)
     }
 
     pub fn revocation_statuses(&self) -> Result<HashMap<i64, RevocationStatus>> {
         let sql = format!("SELECT cert_id, {STATUS_COLUMNS} FROM revocation_status");
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, status_from_row(r, 1)?)))?;
-        Ok(rows.collect::<std::result::Result<HashMap<_, _>, _>>()?)
+        let mut out = HashMap::new();
+        self.conn.query_each(&sql, params![], |r| {
+            out.insert(r.get::<i64>(0)?, status_from_row(r, 1)?);
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// [`Store::revocation_statuses`] of the certificates `ids` only.
@@ -82,39 +87,40 @@ impl Store {
         for chunk in ids.chunks(super::IN_LIST_MAX) {
             let sql =
                 format!("SELECT cert_id, {STATUS_COLUMNS} FROM revocation_status WHERE cert_id IN ({})", super::placeholders(chunk.len()));
-            let mut stmt = self.conn.prepare_cached(&sql)?;
-            for row in stmt.query_map(rusqlite::params_from_iter(chunk), |r| Ok((r.get::<_, i64>(0)?, status_from_row(r, 1)?)))? {
-                let (id, status) = row?;
-                out.insert(id, status);
-            }
+            let values: Vec<&dyn ToValue> = chunk.iter().map(|id| id as &dyn ToValue).collect();
+            self.conn.query_each(&sql, &values, |r| {
+                out.insert(r.get::<i64>(0)?, status_from_row(r, 1)?);
+                Ok(())
+            })?;
         }
         Ok(out)
     }
 
     pub fn revocation_history(&self, cert_id: i64) -> Result<Vec<RevocationHistoryRow>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT at, status, reason, method, evidence_sha256, detail FROM revocation_history WHERE cert_id = ?1 ORDER BY id")?;
-        let rows = stmt.query_map([cert_id], |r| {
-            Ok(RevocationHistoryRow {
-                at: r.get(0)?,
-                status: r.get(1)?,
-                reason: r.get(2)?,
-                method: r.get(3)?,
-                evidence_sha256: r.get(4)?,
-                detail: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        self.conn.query_map(
+            "SELECT at, status, reason, method, evidence_sha256, detail FROM revocation_history WHERE cert_id = ?1 ORDER BY id",
+            params![cert_id],
+            |r| {
+                Ok(RevocationHistoryRow {
+                    at: r.get(0)?,
+                    status: r.get(1)?,
+                    reason: r.get(2)?,
+                    method: r.get(3)?,
+                    evidence_sha256: r.get(4)?,
+                    detail: r.get(5)?,
+                })
+            },
+        )
     }
 
     /// Saves statuses in one transaction; appends history when state or reason changed.
     pub fn save_revocations(&mut self, results: &[(i64, RevocationStatus)]) -> Result<()> {
         let tx = self.conn.transaction()?;
         for (cert_id, s) in results {
-            let prev: Option<(String, Option<String>)> = tx
-                .query_row("SELECT status, reason FROM revocation_status WHERE cert_id = ?1", [cert_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
+            let prev: Option<(String, Option<String>)> =
+                tx.query_opt("SELECT status, reason FROM revocation_status WHERE cert_id = ?1", params![cert_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
             // Revocation is permanent (RFC 5280 §3.3) except for certificateHold: evidence that
             // can no longer be had (an unreachable responder, a CA without CRL or OCSP) does not
             // turn a known revocation back into `unknown`.
@@ -170,25 +176,22 @@ impl Store {
     }
 
     pub fn ocsp_cached(&self, cert_id: i64, now: UnixTime) -> Result<Option<CachedOcsp>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT responder, status, revoked_at, reason, this_update, next_update, cache_until, sha256 FROM ocsp_cache WHERE cert_id = ?1 AND cache_until > ?2",
-                params![cert_id, now],
-                |r| {
-                    Ok(CachedOcsp {
-                        responder: r.get(0)?,
-                        status: r.get(1)?,
-                        revoked_at: r.get(2)?,
-                        reason: r.get(3)?,
-                        this_update: r.get(4)?,
-                        next_update: r.get(5)?,
-                        cache_until: r.get(6)?,
-                        sha256: r.get(7)?,
-                    })
-                },
-            )
-            .optional()?)
+        self.conn.query_opt(
+            "SELECT responder, status, revoked_at, reason, this_update, next_update, cache_until, sha256 FROM ocsp_cache WHERE cert_id = ?1 AND cache_until > ?2",
+            params![cert_id, now],
+            |r| {
+                Ok(CachedOcsp {
+                    responder: r.get(0)?,
+                    status: r.get(1)?,
+                    revoked_at: r.get(2)?,
+                    reason: r.get(3)?,
+                    this_update: r.get(4)?,
+                    next_update: r.get(5)?,
+                    cache_until: r.get(6)?,
+                    sha256: r.get(7)?,
+                })
+            },
+        )
     }
 
     pub fn ocsp_cache_put(&self, cert_id: i64, c: &CachedOcsp, response: &[u8]) -> Result<()> {
@@ -204,12 +207,9 @@ impl Store {
     }
 
     pub fn crl_cache_get(&self, url: &str) -> Result<Option<CrlCacheRow>> {
-        Ok(self
-            .conn
-            .query_row("SELECT etag, last_modified, sha256 FROM crl_cache WHERE url = ?1", [url], |r| {
-                Ok(CrlCacheRow { etag: r.get(0)?, last_modified: r.get(1)?, sha256: r.get(2)? })
-            })
-            .optional()?)
+        self.conn.query_opt("SELECT etag, last_modified, sha256 FROM crl_cache WHERE url = ?1", params![url], |r| {
+            Ok(CrlCacheRow { etag: r.get(0)?, last_modified: r.get(1)?, sha256: r.get(2)? })
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -234,10 +234,7 @@ impl Store {
     }
 
     pub fn issuer_cache_get(&self, url: &str) -> Result<Option<(Option<Vec<u8>>, UnixTime)>> {
-        Ok(self
-            .conn
-            .query_row("SELECT der, fetched_at FROM issuer_cache WHERE url = ?1", [url], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?)
+        self.conn.query_opt("SELECT der, fetched_at FROM issuer_cache WHERE url = ?1", params![url], |r| Ok((r.get(0)?, r.get(1)?)))
     }
 
     pub fn issuer_cache_put(&self, url: &str, der: Option<&[u8]>, now: UnixTime, error: Option<&str>) -> Result<()> {
@@ -253,26 +250,20 @@ impl Store {
     /// Ids of the certificates still present, in id order: what a revocation pass walks in
     /// batches.
     pub fn current_certificate_ids(&self) -> Result<Vec<i64>> {
-        let mut stmt = self.conn.prepare("SELECT id FROM certificates WHERE gone_since IS NULL ORDER BY id")?;
-        let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
-        Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        self.conn.query_map("SELECT id FROM certificates WHERE gone_since IS NULL ORDER BY id", params![], |r| r.get::<i64>(0))
     }
 
     pub fn certificates_with_der(&self, ids: Option<&[i64]>) -> Result<Vec<(CertRow, Vec<u8>)>> {
-        let row = |r: &rusqlite::Row<'_>| Ok((cert_from_row(r)?, r.get::<_, Vec<u8>>(27)?));
         match ids {
             None => {
                 let sql = format!("SELECT {CERT_COLUMNS}, c.der FROM certificates c WHERE c.gone_since IS NULL ORDER BY c.id");
-                let mut stmt = self.conn.prepare(&sql)?;
-                let rows = stmt.query_map([], row)?;
-                Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+                self.conn.query_map(&sql, params![], cert_with_der)
             }
             Some(ids) => {
                 let sql = format!("SELECT {CERT_COLUMNS}, c.der FROM certificates c WHERE c.id = ?1");
-                let mut stmt = self.conn.prepare(&sql)?;
                 let mut out = Vec::new();
                 for id in ids {
-                    out.extend(stmt.query_map([id], row)?.collect::<std::result::Result<Vec<_>, _>>()?);
+                    out.extend(self.conn.query_map(&sql, params![id], cert_with_der)?);
                 }
                 Ok(out)
             }

@@ -5,10 +5,10 @@
 //! scan happens in the final transaction. An interrupted scan leaves complete batches behind
 //! and its run row says `running`; the next scan simply continues from the stored state.
 
+use super::db::{Db, Dialect, params};
 use super::{Result, RunRow};
 use crate::model::UnixTime;
 use crate::x509::Parsed;
-use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{HashMap, HashSet};
 
 const BATCH: usize = 10_000;
@@ -51,7 +51,7 @@ pub fn key(s: &str) -> u64 {
 pub type KnownObjects = HashMap<u64, KnownObject>;
 
 pub struct ScanWriter<'c> {
-    conn: &'c mut Connection,
+    conn: &'c Db,
     run_id: i64,
     now: UnixTime,
     pending: usize,
@@ -71,10 +71,10 @@ struct Stats {
 }
 
 impl<'c> ScanWriter<'c> {
-    pub(super) fn begin(conn: &'c mut Connection, now: UnixTime, sources: &[String]) -> Result<Self> {
+    pub(super) fn begin(conn: &'c Db, now: UnixTime, sources: &[String]) -> Result<Self> {
         let names = serde_json::to_string(sources).unwrap_or_else(|_| "[]".into());
-        conn.execute("INSERT INTO scan_runs (started_at, sources) VALUES (?1, ?2)", params![now, names])?;
-        let run_id = conn.last_insert_rowid();
+        let run_id =
+            conn.query_row("INSERT INTO scan_runs (started_at, sources) VALUES (?1, ?2) RETURNING id", params![now, names], |r| r.get(0))?;
         Ok(ScanWriter { conn, run_id, now, pending: 0, in_tx: false, touched: HashSet::new(), stats: Stats::default() })
     }
 
@@ -84,7 +84,10 @@ impl<'c> ScanWriter<'c> {
 
     fn tx(&mut self) -> Result<()> {
         if !self.in_tx {
-            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.conn.execute_batch(match self.conn.dialect() {
+                Dialect::Sqlite => "BEGIN IMMEDIATE",
+                Dialect::Postgres => "BEGIN",
+            })?;
             self.in_tx = true;
         }
         Ok(())
@@ -121,32 +124,37 @@ impl<'c> ScanWriter<'c> {
 
     /// Change-detection state of every object the source had last time.
     pub fn known_objects(&mut self, source: &str) -> Result<KnownObjects> {
-        let mut stmt = self.conn.prepare(
-            "SELECT location, stamp, content_sha256, certs, error IS NOT NULL, vanished_at IS NOT NULL FROM objects WHERE source = ?1",
-        )?;
-        let mut rows = stmt.query([source])?;
         let mut out = KnownObjects::new();
-        while let Some(r) = rows.next()? {
-            let location: &str = r.get_ref(0)?.as_str()?;
-            let stamp: &str = r.get_ref(1)?.as_str()?;
-            let mut content_sha256 = [0u8; 32];
-            let _ = hex::decode_to_slice(r.get_ref(2)?.as_str()?, &mut content_sha256);
-            out.insert(
-                key(location),
-                KnownObject { stamp: key(stamp), content_sha256, certs: r.get(3)?, has_error: r.get(4)?, vanished: r.get(5)? },
-            );
-        }
+        self.conn.query_each(
+            "SELECT location, stamp, content_sha256, certs, CASE WHEN error IS NULL THEN 0 ELSE 1 END,
+                    CASE WHEN vanished_at IS NULL THEN 0 ELSE 1 END
+             FROM objects WHERE source = ?1",
+            params![source],
+            |r| {
+                let location: &str = r.get_ref(0)?.as_str()?;
+                let stamp: &str = r.get_ref(1)?.as_str()?;
+                let mut content_sha256 = [0u8; 32];
+                let _ = hex::decode_to_slice(r.get_ref(2)?.as_str()?, &mut content_sha256);
+                out.insert(
+                    key(location),
+                    KnownObject { stamp: key(stamp), content_sha256, certs: r.get(3)?, has_error: r.get(4)?, vanished: r.get(5)? },
+                );
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 
     /// Every location the source had, streamed to `f` (for finding what vanished).
     pub fn each_known_location(&mut self, source: &str, f: &mut dyn FnMut(&str)) -> Result<()> {
-        let mut stmt = self.conn.prepare("SELECT location FROM objects WHERE source = ?1 AND vanished_at IS NULL ORDER BY location")?;
-        let mut rows = stmt.query([source])?;
-        while let Some(r) = rows.next()? {
-            f(r.get_ref(0)?.as_str()?);
-        }
-        Ok(())
+        self.conn.query_each(
+            "SELECT location FROM objects WHERE source = ?1 AND vanished_at IS NULL ORDER BY location",
+            params![source],
+            |r| {
+                f(r.get_ref(0)?.as_str()?);
+                Ok(())
+            },
+        )
     }
 
     /// Records an error that belongs to the source or a location rather than one object's
@@ -159,16 +167,18 @@ impl<'c> ScanWriter<'c> {
 
     fn error_row(&mut self, source: &str, location: &str, message: &str) -> Result<()> {
         self.stats.errors += 1;
-        self.conn
-            .prepare_cached("INSERT INTO scan_errors (run_id, source, location, message) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![self.run_id, source, location, message])?;
+        self.conn.execute(
+            "INSERT INTO scan_errors (run_id, source, location, message) VALUES (?1, ?2, ?3, ?4)",
+            params![self.run_id, source, location, message],
+        )?;
         Ok(())
     }
 
     fn history(&mut self, cert_id: i64, event: &str, source: &str, location: &str, detail: Option<&str>) -> Result<()> {
-        self.conn
-            .prepare_cached("INSERT INTO cert_history (cert_id, at, event, source, location, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-            .execute(params![cert_id, self.now, event, source, location, detail])?;
+        self.conn.execute(
+            "INSERT INTO cert_history (cert_id, at, event, source, location, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![cert_id, self.now, event, source, location, detail],
+        )?;
         Ok(())
     }
 
@@ -183,20 +193,20 @@ impl<'c> ScanWriter<'c> {
             ObjectOutcome::SameContent { stamp } => {
                 self.stats.objects_read += 1;
                 self.stats.certs_seen += known.map(|k| k.certs).unwrap_or(0);
-                self.conn
-                    .prepare_cached("UPDATE objects SET stamp = ?3, vanished_at = NULL WHERE source = ?1 AND location = ?2")?
-                    .execute(params![source, location, stamp])?;
+                self.conn.execute(
+                    "UPDATE objects SET stamp = ?3, vanished_at = NULL WHERE source = ?1 AND location = ?2",
+                    params![source, location, stamp],
+                )?;
             }
             ObjectOutcome::Failed { message } => {
                 self.error_row(source, location, message)?;
                 // An empty stamp forces a re-read next time; sightings stay as they were.
-                self.conn
-                    .prepare_cached(
-                        "INSERT INTO objects (source, location, stamp, content_sha256, certs, keys, error, first_seen)
+                self.conn.execute(
+                    "INSERT INTO objects (source, location, stamp, content_sha256, certs, keys, error, first_seen)
                          VALUES (?1, ?2, '', '', 0, 0, ?3, ?4)
                          ON CONFLICT(source, location) DO UPDATE SET stamp = '', error = excluded.error, vanished_at = NULL",
-                    )?
-                    .execute(params![source, location, message, self.now])?;
+                    params![source, location, message, self.now],
+                )?;
             }
             ObjectOutcome::Parsed { stamp, content_sha256, parsed } => {
                 self.stats.objects_read += 1;
@@ -221,17 +231,18 @@ impl<'c> ScanWriter<'c> {
         let existing: Vec<(i64, i64, Option<i64>)> = if !known {
             Vec::new()
         } else {
-            let mut stmt = self.conn.prepare_cached("SELECT id, cert_id, gone_since FROM sightings WHERE source = ?1 AND location = ?2")?;
-            stmt.query_map(params![source, location], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<std::result::Result<_, _>>()?
+            self.conn.query_map(
+                "SELECT id, cert_id, gone_since FROM sightings WHERE source = ?1 AND location = ?2",
+                params![source, location],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?
         };
         let mut seen: HashSet<i64> = HashSet::new();
         for found in &parsed.certs {
             let f = &found.facts;
             let j = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
             // Insert when new (the common case in a first scan); RETURNING says whether it was.
-            let inserted: Option<i64> = self
-                .conn
-                .prepare_cached(
+            let inserted: Option<i64> = self.conn.query_opt(
                     "INSERT INTO certificates (fingerprint, subject, issuer, common_name, serial, not_before, not_after,
                        spki_sha256, key_algorithm, key_bits, key_curve, signature_algorithm, is_ca, path_len, key_usage,
                        ext_key_usage, sans, ocsp_urls, ca_issuers_urls, crl_urls, aki, ski, self_issued, warnings, der, first_seen,
@@ -239,8 +250,6 @@ impl<'c> ScanWriter<'c> {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26,
                        ?27)
                      ON CONFLICT(fingerprint) DO NOTHING RETURNING id",
-                )?
-                .query_row(
                     params![
                         f.fingerprint.0,
                         f.subject,
@@ -271,20 +280,20 @@ impl<'c> ScanWriter<'c> {
                         super::subject_key(&found.der),
                     ],
                     |r| r.get(0),
-                )
-                .optional()?;
+                )?;
             let (cert_id, discovered) = match inserted {
                 Some(id) => {
                     self.stats.certs_new += 1;
                     (id, true)
                 }
                 None => {
-                    let (id, gone): (i64, Option<i64>) = self
-                        .conn
-                        .prepare_cached("SELECT id, gone_since FROM certificates WHERE fingerprint = ?1")?
-                        .query_row([&f.fingerprint.0], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    let (id, gone): (i64, Option<i64>) = self.conn.query_row(
+                        "SELECT id, gone_since FROM certificates WHERE fingerprint = ?1",
+                        params![f.fingerprint.0],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )?;
                     if gone.is_some() {
-                        self.conn.prepare_cached("UPDATE certificates SET gone_since = NULL WHERE id = ?1")?.execute([id])?;
+                        self.conn.execute("UPDATE certificates SET gone_since = NULL WHERE id = ?1", params![id])?;
                         self.history(id, "returned", source, location, Some(&found.detail))?;
                     }
                     (id, false)
@@ -296,17 +305,19 @@ impl<'c> ScanWriter<'c> {
             self.stats.certs_seen += 1;
             match existing.iter().find(|e| e.1 == cert_id) {
                 Some((sid, _, gone)) => {
-                    self.conn
-                        .prepare_cached("UPDATE sightings SET last_seen = ?2, detail = ?3, gone_since = NULL WHERE id = ?1")?
-                        .execute(params![sid, now, found.detail])?;
+                    self.conn.execute(
+                        "UPDATE sightings SET last_seen = ?2, detail = ?3, gone_since = NULL WHERE id = ?1",
+                        params![sid, now, found.detail],
+                    )?;
                     if gone.is_some() {
                         self.history(cert_id, "sighted", source, location, Some(&found.detail))?;
                     }
                 }
                 None => {
-                    self.conn
-                        .prepare_cached("INSERT INTO sightings (cert_id, source, location, detail, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?5)")?
-                        .execute(params![cert_id, source, location, found.detail, now])?;
+                    self.conn.execute(
+                        "INSERT INTO sightings (cert_id, source, location, detail, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                        params![cert_id, source, location, found.detail, now],
+                    )?;
                     if !discovered {
                         self.history(cert_id, "sighted", source, location, Some(&found.detail))?;
                     }
@@ -324,19 +335,18 @@ impl<'c> ScanWriter<'c> {
         }
         let error = if errors.is_empty() { None } else { Some(errors.join("; ")) };
         let format = parsed.format.map(|f| f.to_string());
-        self.conn
-            .prepare_cached(
-                "INSERT INTO objects (source, location, stamp, content_sha256, format, certs, keys, error, first_seen)
+        self.conn.execute(
+            "INSERT INTO objects (source, location, stamp, content_sha256, format, certs, keys, error, first_seen)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT(source, location) DO UPDATE SET stamp = excluded.stamp, content_sha256 = excluded.content_sha256,
                    format = excluded.format, certs = excluded.certs, keys = excluded.keys, error = excluded.error, vanished_at = NULL",
-            )?
-            .execute(params![source, location, stamp, content_sha256, format, seen.len() as i64, parsed.keys.len() as i64, error, now])?;
+            params![source, location, stamp, content_sha256, format, seen.len() as i64, parsed.keys.len() as i64, error, now],
+        )?;
         Ok(())
     }
 
     fn unsight(&mut self, sighting_id: i64, cert_id: i64, source: &str, location: &str) -> Result<()> {
-        self.conn.prepare_cached("UPDATE sightings SET gone_since = ?2 WHERE id = ?1")?.execute(params![sighting_id, self.now])?;
+        self.conn.execute("UPDATE sightings SET gone_since = ?2 WHERE id = ?1", params![sighting_id, self.now])?;
         self.history(cert_id, "unsighted", source, location, None)?;
         self.touched.insert(cert_id);
         Ok(())
@@ -346,19 +356,18 @@ impl<'c> ScanWriter<'c> {
     pub fn vanished(&mut self, source: &str, location: &str) -> Result<()> {
         self.tx()?;
         let current: Vec<(i64, i64)> = {
-            let mut stmt =
-                self.conn.prepare_cached("SELECT id, cert_id FROM sightings WHERE source = ?1 AND location = ?2 AND gone_since IS NULL")?;
-            stmt.query_map(params![source, location], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<std::result::Result<_, _>>()?
+            self.conn.query_map(
+                "SELECT id, cert_id FROM sightings WHERE source = ?1 AND location = ?2 AND gone_since IS NULL",
+                params![source, location],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
         };
         for (sid, cert_id) in current {
             self.unsight(sid, cert_id, source, location)?;
         }
         // Kept, marked vanished: if the object comes back, its old sightings are found again.
         self.conn
-            .prepare_cached(
-                "UPDATE objects SET stamp = '', content_sha256 = '', certs = 0, keys = 0, error = NULL, vanished_at = ?3 WHERE source = ?1 AND location = ?2",
-            )?
-            .execute(params![source, location, self.now])?;
+            .execute("UPDATE objects SET stamp = '', content_sha256 = '', certs = 0, keys = 0, error = NULL, vanished_at = ?3 WHERE source = ?1 AND location = ?2", params![source, location, self.now])?;
         self.tick()
     }
 
@@ -373,22 +382,16 @@ impl<'c> ScanWriter<'c> {
         self.tx()?;
         if let Some(m) = meta {
             // `record` has written the object's row.
-            self.conn.prepare_cached("UPDATE objects SET meta = ?3 WHERE source = ?1 AND location = ?2")?.execute(params![
-                source,
-                location,
-                m.to_string()
-            ])?;
+            self.conn
+                .execute("UPDATE objects SET meta = ?3 WHERE source = ?1 AND location = ?2", params![source, location, m.to_string()])?;
         }
         if let Some(k) = key {
             self.conn
-                .prepare_cached(
-                    "INSERT INTO keys (source, location, label, key_id, class, algorithm, bits, curve, spki_sha256, attributes, first_seen, last_seen)
+                .execute("INSERT INTO keys (source, location, label, key_id, class, algorithm, bits, curve, spki_sha256, attributes, first_seen, last_seen)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)
                      ON CONFLICT(source, location) DO UPDATE SET label = excluded.label, key_id = excluded.key_id, class = excluded.class,
                        algorithm = excluded.algorithm, bits = excluded.bits, curve = excluded.curve, spki_sha256 = excluded.spki_sha256,
-                       attributes = excluded.attributes, last_seen = excluded.last_seen, gone_since = NULL",
-                )?
-                .execute(params![
+                       attributes = excluded.attributes, last_seen = excluded.last_seen, gone_since = NULL", params![
                     source,
                     location,
                     k.label,
@@ -411,13 +414,12 @@ impl<'c> ScanWriter<'c> {
         self.commit()?;
         self.tx()?;
         let result = (|| -> Result<()> {
-            self.conn.prepare_cached("DELETE FROM image_findings WHERE source = ?1")?.execute([source])?;
-            let mut insert = self.conn.prepare_cached(
-                "INSERT INTO image_findings (source, namespace, workload_kind, workload, container, container_type, image, problem, severity, seen_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?;
+            self.conn.execute("DELETE FROM image_findings WHERE source = ?1", params![source])?;
             for f in findings {
-                insert.execute(params![
+                self.conn.execute(
+                    "INSERT INTO image_findings (source, namespace, workload_kind, workload, container, container_type, image, problem, severity, seen_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
                     source,
                     f.namespace,
                     f.workload_kind,
@@ -428,7 +430,8 @@ impl<'c> ScanWriter<'c> {
                     f.problem,
                     f.severity.as_str(),
                     self.now
-                ])?;
+                ],
+                )?;
             }
             Ok(())
         })();
@@ -457,7 +460,9 @@ impl<'c> ScanWriter<'c> {
         let touched: Vec<i64> = self.touched.iter().copied().collect();
         for cert_id in touched {
             let current: i64 =
-                self.conn.query_row("SELECT COUNT(*) FROM sightings WHERE cert_id = ?1 AND gone_since IS NULL", [cert_id], |r| r.get(0))?;
+                self.conn.query_row("SELECT COUNT(*) FROM sightings WHERE cert_id = ?1 AND gone_since IS NULL", params![cert_id], |r| {
+                    r.get(0)
+                })?;
             if current == 0 {
                 let n = self
                     .conn

@@ -15,6 +15,7 @@
 
 pub mod daemon;
 pub mod http;
+pub mod postgres;
 pub mod webdriver;
 
 use rcgen::{

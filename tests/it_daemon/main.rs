@@ -9,4 +9,5 @@ mod common;
 
 mod daemon;
 mod daemon_branches;
+mod postgres;
 mod status_page;

@@ -150,7 +150,7 @@ fn ocsp_replayed_response_fails_the_nonce_check() {
     // The first answer carries the first request's nonce and is accepted.
     assert_state(&e.status_of(&e.check(), "a"), RevocationState::Good, "ocsp");
     // Later answers replay it: the nonce no longer matches.
-    e.store.lock().unwrap().conn().execute("DELETE FROM ocsp_cache", []).unwrap();
+    e.store.lock().unwrap().conn().unwrap().execute("DELETE FROM ocsp_cache", []).unwrap();
     let s = e.status_of(&e.check(), "a");
     assert_state(&s, RevocationState::Unknown, "none");
     assert!(s.reason.as_deref().unwrap().contains("nonce does not match"), "{s:#?}");
@@ -1090,6 +1090,6 @@ fn a_pass_holds_one_batch_at_a_time_and_saves_every_batch() {
         .unwrap();
     assert_eq!(checked, 600);
     assert_eq!(batches, [certvigil::revocation::BATCH, 600 - certvigil::revocation::BATCH]);
-    let saved: i64 = e.store.lock().unwrap().conn().query_row("SELECT count(*) FROM revocation_status", [], |r| r.get(0)).unwrap();
+    let saved: i64 = e.store.lock().unwrap().conn().unwrap().query_row("SELECT count(*) FROM revocation_status", [], |r| r.get(0)).unwrap();
     assert_eq!(saved, 600);
 }

@@ -344,11 +344,11 @@ pub async fn export(state: &Arc<super::State>, params: &[(String, String)], kind
     };
     let settings = Arc::clone(&state.settings.read().unwrap_or_else(|p| p.into_inner()));
     let now = state.clock.now();
-    let path = state.store_path.clone();
+    let path = state.store.clone();
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     tokio::task::spawn_blocking(move || {
         let run = || -> Result<(), String> {
-            let store = crate::store::Store::open_reader(&path).map_err(|e| e.to_string())?;
+            let store = crate::store::Store::open_reader_at(&path).map_err(|e| e.to_string())?;
             let view = InventoryView::with_tags(&store, &settings, now).map_err(|e| e.to_string())?;
             let ids = search.browse.matching_ids(&store, &settings, &view).map_err(|e| e.to_string())?;
             let send = |b: String| tx.blocking_send(Bytes::from(b)).map_err(|_| "the client went away".to_string());

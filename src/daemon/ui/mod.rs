@@ -225,8 +225,8 @@ async fn write<T: Send + 'static>(
     state: &State,
     f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Response<Body>> {
-    let path = state.store_path.clone();
-    match tokio::task::spawn_blocking(move || Store::open(&path).and_then(|mut s| f(&mut s))).await {
+    let path = state.store.clone();
+    match tokio::task::spawn_blocking(move || Store::open_at(&path).and_then(|mut s| f(&mut s))).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "status page write failed on the store");
