@@ -599,6 +599,7 @@ fn http_fixture() -> &'static HttpFixture {
         };
         let state = Arc::new(certvigil::daemon::http::State {
             store: certvigil::model::store_location::StoreLocation::File(store_path),
+            cluster: None,
             settings: RwLock::new(Arc::new(settings)),
             tokens: RwLock::new(certvigil::daemon::http::Tokens {
                 admin: Some(certvigil::config::secret::Secret::new(API_TOKEN.into())),

@@ -417,13 +417,19 @@ pub enum EvaluateError {
 
 /// Test hook, compiled only with the `failpoints` feature (the test command's; never in a
 /// release or package build): set to `exit-after-outbox-write` to end the process (as
-/// `kill -9` would) right after the notifications are committed and before any is sent.
+/// `kill -9` would) right after the notifications are committed and before any is sent, or to
+/// `stop-after-outbox-write` to stop it there with SIGSTOP (a paused leader).
 pub const FAULT_ENV: &str = "CERTVIGIL_FAULT";
 
 /// Evaluates and applies, then delivers due notifications. Findings are stepped and applied
 /// batch by batch inside one transaction: an evaluation holds one batch of findings, the open
 /// alerts and their index, never every finding.
-pub async fn evaluate(store: &Arc<Mutex<Store>>, settings: &Settings, now: UnixTime) -> Result<Report, EvaluateError> {
+pub async fn evaluate(
+    store: &Arc<Mutex<Store>>,
+    settings: &Settings,
+    now: UnixTime,
+    fence: &crate::model::fence::Fence,
+) -> Result<Report, EvaluateError> {
     let (total, applied, counts) = {
         let s = store.lock().unwrap_or_else(|p| p.into_inner());
         let open = s.open_alerts()?;
@@ -444,10 +450,15 @@ pub async fn evaluate(store: &Arc<Mutex<Store>>, settings: &Settings, now: UnixT
         (total, tx.commit()?, counts)
     };
     #[cfg(feature = "failpoints")]
-    if std::env::var(FAULT_ENV).as_deref() == Ok("exit-after-outbox-write") {
-        std::process::abort();
+    match std::env::var(FAULT_ENV).as_deref() {
+        Ok("exit-after-outbox-write") => std::process::abort(),
+        Ok("stop-after-outbox-write") => {
+            tracing::warn!("test failpoint reached: stopping (SIGSTOP)");
+            let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::STOP);
+        }
+        _ => {}
     }
-    let delivery = notify::deliver(store, &settings.alerts, now).await?;
+    let delivery = notify::deliver(store, &settings.alerts, now, fence).await?;
     Ok(Report { findings: total, applied, counts, delivery })
 }
 

@@ -5,6 +5,7 @@
 
 use crate::config::{Job, JobKind, Settings};
 use crate::model::UnixTime;
+use crate::model::fence::Fence;
 use crate::model::store_location::{StoreLocation, StorePlace};
 use crate::revocation::Checker;
 use crate::store::Store;
@@ -33,7 +34,7 @@ impl JobError {
         JobError { message: message.into(), detail: None }
     }
 
-    fn from<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> JobError + '_ {
+    pub fn from<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> JobError + '_ {
         move |e| JobError::new(format!("{what}: {e}"))
     }
 }
@@ -42,9 +43,17 @@ impl JobError {
 #[derive(Debug, Default)]
 pub struct Context {
     checker: Mutex<Option<Arc<Checker>>>,
+    /// The leader's fence, with several daemons on one store (open otherwise): sending
+    /// notifications and installing certificates pass it.
+    pub fence: Fence,
 }
 
 impl Context {
+    /// A context whose sending and installing pass `fence`.
+    pub fn with_fence(fence: Fence) -> Context {
+        Context { fence, ..Context::default() }
+    }
+
     /// Drops cached state built from the old configuration (after a reload).
     pub fn reset(&self) {
         *self.checker.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -71,7 +80,7 @@ pub async fn run(job: &Job, settings: &Arc<Settings>, place: &StorePlace, ctx: &
     match job.kind {
         JobKind::Scan => {
             let (settings, at, only) = (Arc::clone(settings), store_at.clone(), job.sources.clone());
-            tokio::task::spawn_blocking(move || scan(&settings, &at, &only, now))
+            tokio::task::spawn_blocking(move || scan_sources(&settings, &at, &only, now))
                 .await
                 .map_err(|e| JobError::new(format!("scan task ended abnormally: {e}")))?
         }
@@ -98,12 +107,12 @@ pub async fn run(job: &Job, settings: &Arc<Settings>, place: &StorePlace, ctx: &
             let mut store = open(store_at)?;
             let specs: Vec<&crate::config::managed::ManagedSpec> = settings.managed.iter().collect();
             let opts = crate::renewal::engine::Options::default();
-            let outcomes = crate::renewal::engine::run_all(&specs, &mut store, state_dir, now, opts).await;
+            let outcomes = crate::renewal::engine::run_all(&specs, &mut store, state_dir, now, opts, &ctx.fence).await;
             renew_outcome(&outcomes)
         }
         JobKind::Evaluate => {
             let store = Arc::new(Mutex::new(open(store_at)?));
-            let report = crate::app::evaluate::evaluate(&store, settings, now).await.map_err(JobError::from("evaluate"))?;
+            let report = crate::app::evaluate::evaluate(&store, settings, now, &ctx.fence).await.map_err(JobError::from("evaluate"))?;
             let ap = &report.applied;
             let summary = format!(
                 "{} findings: {} alerts opened, {} resolved, {} escalated; {} notifications queued, {} sent, {} failed",
@@ -118,7 +127,7 @@ pub async fn run(job: &Job, settings: &Arc<Settings>, place: &StorePlace, ctx: &
         }
         JobKind::Digest => {
             let store = Arc::new(Mutex::new(open(store_at)?));
-            let d = crate::notify::send_digests(&store, &settings.alerts, None, now).await.map_err(JobError::from("digest"))?;
+            let d = crate::notify::send_digests(&store, &settings.alerts, None, now, &ctx.fence).await.map_err(JobError::from("digest"))?;
             let summary = format!("{} digests sent, {} failed", d.sent, d.failed);
             if d.failed > 0 {
                 return Err(JobError::new(format!("{summary} ({})", d.errors.join("; "))));
@@ -150,7 +159,9 @@ fn renew_outcome(outcomes: &[crate::renewal::engine::CertOutcome]) -> Result<Out
     Ok(Outcome { summary, detail })
 }
 
-fn scan(settings: &Settings, store_at: &StoreLocation, only: &[String], now: UnixTime) -> Result<Outcome, JobError> {
+/// Scans the sources named in `only` (every configured one when empty) into the store at
+/// `store_at`. Sources the configuration no longer has are retired only by a scan of all.
+pub fn scan_sources(settings: &Settings, store_at: &StoreLocation, only: &[String], now: UnixTime) -> Result<Outcome, JobError> {
     let chosen: Vec<Box<dyn crate::sources::Source>> =
         settings.sources.iter().filter(|s| only.is_empty() || only.iter().any(|n| n == s.name())).map(crate::sources::build).collect();
     let mut store = open(store_at)?;

@@ -40,6 +40,25 @@ pub(super) fn schedule(cli: &Cli, a: &ScheduleArgs) -> Result<u8> {
     if s.jobs.iter().all(|j| j.default) {
         outln!("(no jobs configured: these are the defaults)");
     }
+    // Several daemons on one store: who leads, and who holds which shared scan.
+    if let Some(l) = store.lease(certvigil::model::fence::LEADER_LEASE)? {
+        let state = if l.live() {
+            format!(
+                "leads, lease renewed {:.1}s ago, {:.1}s left",
+                (l.now_ms - l.renewed_at_ms) as f64 / 1000.0,
+                (l.expires_at_ms - l.now_ms) as f64 / 1000.0
+            )
+        } else {
+            format!("lease lapsed {:.1}s ago: no leader", (l.now_ms - l.expires_at_ms) as f64 / 1000.0)
+        };
+        outln!("leader: {} (token {}) {state}", l.holder, l.token);
+        for w in store.open_work()? {
+            match &w.claimed_by {
+                Some(by) => outln!("  {} {}: claimed by {by} (attempt {})", w.kind, w.key, w.attempts),
+                None => outln!("  {} {}: queued", w.kind, w.key),
+            }
+        }
+    }
     for (j, v) in s.jobs.iter().zip(&out) {
         outln!("{} ({}): `{}` {} — {}", j.name, j.kind.as_str(), j.schedule.expression(), j.schedule.time_zone(), j.schedule.describe());
         if j.jitter > 0 {
@@ -48,7 +67,10 @@ pub(super) fn schedule(cli: &Cli, a: &ScheduleArgs) -> Result<u8> {
         for t in v["next_local"].as_array().into_iter().flatten() {
             outln!("  next {}", t.as_str().unwrap_or(""));
         }
-        outln!("  last: {}", v["last"].as_str().unwrap_or(""));
+        match v["last_run"]["node"].as_str() {
+            Some(node) => outln!("  last: {} on {node}", v["last"].as_str().unwrap_or("")),
+            None => outln!("  last: {}", v["last"].as_str().unwrap_or("")),
+        }
         if v["overruns"].as_i64().unwrap_or(0) > 0 {
             outln!("  overran {} times (a fire time came while the previous run was still going)", v["overruns"]);
         }

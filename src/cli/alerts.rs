@@ -3,6 +3,7 @@
 
 use super::*;
 use certvigil::app::queries;
+use certvigil::model::fence::Fence;
 
 pub(super) fn plan(cli: &Cli, a: &OutputArgs) -> Result<u8> {
     let s = settings(cli, false)?;
@@ -142,7 +143,7 @@ pub(super) fn evaluate(cli: &Cli, a: &OutputArgs) -> Result<u8> {
     let s = settings(cli, false)?;
     let now = now(cli)?;
     let store = std::sync::Arc::new(std::sync::Mutex::new(open_store(cli, &s)?));
-    let report = runtime()?.block_on(certvigil::app::evaluate::evaluate(&store, &s, now))?;
+    let report = runtime()?.block_on(certvigil::app::evaluate::evaluate(&store, &s, now, &Fence::open()))?;
     if a.output == SummaryFormat::Json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -250,7 +251,7 @@ pub(super) fn alert_test(cli: &Cli, route: &str) -> Result<u8> {
         store.lock().unwrap_or_else(|p| p.into_inner()).enqueue_test(&format!("{run}{rx}"), route, rx, &payload, now)?;
     }
     // Only this run's test messages: other due notifications wait for `evaluate`.
-    let d = runtime()?.block_on(certvigil::notify::deliver_matching(&store, &s.alerts, now, Some(&run)))?;
+    let d = runtime()?.block_on(certvigil::notify::deliver_matching(&store, &s.alerts, now, Some(&run), &Fence::open()))?;
     outln!("test to route {route}: {} sent, {} failed", d.sent, d.failed);
     for e in &d.errors {
         outln!("  {e}");
@@ -262,7 +263,7 @@ pub(super) fn digest(cli: &Cli, a: &DigestArgs) -> Result<u8> {
     let s = settings(cli, false)?;
     let now = now(cli)?;
     let store = std::sync::Arc::new(std::sync::Mutex::new(open_store(cli, &s)?));
-    let d = runtime()?.block_on(certvigil::notify::send_digests(&store, &s.alerts, a.route.as_deref(), now))?;
+    let d = runtime()?.block_on(certvigil::notify::send_digests(&store, &s.alerts, a.route.as_deref(), now, &Fence::open()))?;
     outln!("{} digests sent, {} failed", d.sent, d.failed);
     for e in &d.errors {
         outln!("  {e}");

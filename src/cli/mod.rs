@@ -10,7 +10,7 @@
 use anyhow::{Context, Result, bail};
 use certvigil::app::scan;
 use certvigil::config::{self, Settings};
-use certvigil::model::store_location::{StoreLocation, StorePlace};
+use certvigil::model::store_location::{PostgresTarget, StoreLocation, StorePlace};
 use certvigil::model::{ExpiryStatus, RevocationState, RevocationStatus, UnixTime, days_left, format_date, format_time};
 use certvigil::sources;
 use certvigil::store::{CertRow, Store};
@@ -32,12 +32,14 @@ mod alerts;
 mod inventory;
 mod renewal;
 mod revocation;
+mod store;
 
 use admin::*;
 use alerts::*;
 use inventory::*;
 use renewal::*;
 use revocation::*;
+use store::*;
 
 pub fn emit(args: std::fmt::Arguments<'_>, newline: bool) {
     let mut o = std::io::stdout().lock();
@@ -154,6 +156,9 @@ pub enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Copy the store into an empty PostgreSQL database, and compare two stores.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Run the daemon: scheduled jobs, HTTP metrics and API, systemd notify and reload.
     Run(RunArgs),
     /// Generate the man pages or shell completions (for packaging).
@@ -563,29 +568,42 @@ pub fn store_place(cli: &Cli, s: &Settings) -> Result<StorePlace, CliError> {
         let state_dir = path.parent().filter(|d| !d.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         StorePlace { store: StoreLocation::File(path), state_dir }
     };
-    let postgres = |spec: &config::PostgresSpec| -> Result<StorePlace, CliError> {
-        let target = spec.resolve().map_err(|e| CliError::Config(format!("store.password: {e}")))?;
-        Ok(StorePlace { store: StoreLocation::Postgres(target), state_dir: default_state_dir() })
-    };
+    let postgres = |target: PostgresTarget| StorePlace { store: StoreLocation::Postgres(target), state_dir: default_state_dir() };
     if let Some(p) = &cli.store {
         let text = p.to_string_lossy();
-        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            if certvigil::model::store_location::redact_url(&text) != text {
-                return Err(CliError::Usage("--store: the URL holds a password; put it in store.password (${env:…} or ${file:…})".into()));
-            }
-            // The configuration's password and CA file go with a URL given here.
-            let (password, ca_file) = s.store_postgres.as_ref().map(|p| (p.password.clone(), p.ca_file.clone())).unwrap_or_default();
-            return postgres(&config::PostgresSpec { url: text.into_owned(), password, ca_file });
+        if is_postgres_url(&text) {
+            return Ok(postgres(postgres_target("--store", &text, s)?));
         }
         return Ok(file(p.clone()));
     }
     if let Some(spec) = &s.store_postgres {
-        return postgres(spec);
+        return Ok(postgres(resolve_postgres(spec)?));
     }
     if let Some(p) = &s.store_path {
         return Ok(file(p.clone()));
     }
     Ok(file(default_state_dir().join("certvigil.db")))
+}
+
+/// A `postgres://` (or `postgresql://`) URL rather than a file name.
+pub fn is_postgres_url(text: &str) -> bool {
+    text.starts_with("postgres://") || text.starts_with("postgresql://")
+}
+
+/// The PostgreSQL database at `url`, given on the command line as `flag` (`--store`, `--to`),
+/// with the configuration's `store.password` and `store.ca_file`: a URL given here holds no
+/// password, which would show in process lists and shell history.
+pub fn postgres_target(flag: &str, url: &str, s: &Settings) -> Result<PostgresTarget, CliError> {
+    if certvigil::model::store_location::redact_url(url) != url {
+        return Err(CliError::Usage(format!("{flag}: the URL holds a password; put it in store.password (${{env:…}} or ${{file:…}})")));
+    }
+    let (password, ca_file) = s.store_postgres.as_ref().map(|p| (p.password.clone(), p.ca_file.clone())).unwrap_or_default();
+    resolve_postgres(&config::PostgresSpec { url: url.to_string(), password, ca_file })
+}
+
+/// The target with its password read now; a problem with it is a configuration error.
+fn resolve_postgres(spec: &config::PostgresSpec) -> Result<PostgresTarget, CliError> {
+    spec.resolve().map_err(|e| CliError::Config(format!("store.password: {e}")))
 }
 
 /// Errors that map to specific exit codes.
@@ -635,6 +653,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Outbox(a) => outbox(cli, a),
         Command::Schedule(a) => schedule(cli, a),
         Command::Audit(c) => audit(cli, c),
+        Command::Store(c) => store_command(cli, c),
         Command::Inspect(a) => inspect(cli, a),
         Command::Run(a) => run_daemon(cli, a),
         Command::Generate(c) => generate(c),

@@ -20,7 +20,14 @@ pub(super) fn renew(cli: &Cli, a: &RenewArgs) -> Result<u8> {
     let rt = runtime()?;
     let now = now(cli)?;
     let opts = certvigil::renewal::engine::Options { force: a.force, dry_run: a.dry_run };
-    let outcomes = rt.block_on(certvigil::renewal::engine::run_all(&chosen, &mut store, &state_dir, now, opts));
+    let outcomes = rt.block_on(certvigil::renewal::engine::run_all(
+        &chosen,
+        &mut store,
+        &state_dir,
+        now,
+        opts,
+        &certvigil::model::fence::Fence::open(),
+    ));
     let mut failed = 0;
     for o in &outcomes {
         if o.action == certvigil::renewal::engine::Action::Failed {

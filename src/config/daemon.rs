@@ -29,6 +29,15 @@ pub struct DaemonConfig {
     /// (the job's committed work is kept; the run is recorded as interrupted).
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: DurationSpec,
+    /// This daemon's name among several sharing one PostgreSQL store (in the leader lease, job
+    /// runs and work claims). Default: the host name. Daemons on one host need distinct names.
+    #[serde(default)]
+    pub node_name: Option<String>,
+    /// With several daemons on one PostgreSQL store, how long the leader lease lasts without a
+    /// renewal (renewed every third of it): the longest the leader's work waits after the
+    /// leader dies is about twice this. 1s to 5m.
+    #[serde(default = "default_lease")]
+    pub lease: DurationSpec,
 }
 
 impl Default for DaemonConfig {
@@ -40,6 +49,8 @@ impl Default for DaemonConfig {
             viewer_token: None,
             session_lifetime: default_session_lifetime(),
             shutdown_timeout: default_shutdown_timeout(),
+            node_name: None,
+            lease: default_lease(),
         }
     }
 }
@@ -56,6 +67,10 @@ pub(crate) fn default_shutdown_timeout() -> DurationSpec {
     DurationSpec::Text("30s".into())
 }
 
+pub(crate) fn default_lease() -> DurationSpec {
+    DurationSpec::Text("15s".into())
+}
+
 /// Validated daemon settings.
 #[derive(Debug, Clone)]
 pub struct DaemonSpec {
@@ -66,6 +81,9 @@ pub struct DaemonSpec {
     pub viewer_token: Option<SecretRef>,
     pub session_lifetime: std::time::Duration,
     pub shutdown_timeout: std::time::Duration,
+    /// Set by the configuration; the daemon falls back to the host name.
+    pub node_name: Option<String>,
+    pub lease: std::time::Duration,
 }
 
 pub(crate) fn validate_daemon(d: &DaemonConfig, errs: &mut Vec<PathedError>) -> DaemonSpec {
@@ -119,5 +137,26 @@ pub(crate) fn validate_daemon(d: &DaemonConfig, errs: &mut Vec<PathedError>) -> 
             std::time::Duration::from_secs(30)
         }
     };
-    DaemonSpec { listen, token, viewer_token, session_lifetime, shutdown_timeout }
+    let node_name = match d.node_name.as_deref() {
+        None => None,
+        Some(n) if !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) => {
+            Some(n.to_string())
+        }
+        Some(_) => {
+            errs.push((at("node_name"), "must be 1 to 64 letters, digits, '-', '_', '.' or ':'".into()));
+            None
+        }
+    };
+    let lease = match d.lease.duration() {
+        Ok(t) if (1..=300).contains(&t.as_secs()) => t,
+        Ok(_) => {
+            errs.push((at("lease"), "must be from 1s to 5m".into()));
+            std::time::Duration::from_secs(15)
+        }
+        Err(m) => {
+            errs.push((at("lease"), m));
+            std::time::Duration::from_secs(15)
+        }
+    };
+    DaemonSpec { listen, token, viewer_token, session_lifetime, shutdown_timeout, node_name, lease }
 }

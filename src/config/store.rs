@@ -70,7 +70,10 @@ pub(super) fn validate(s: &StoreConfig, base: &Path, errs: &mut Vec<PathedError>
     }
     if crate::model::store_location::redact_url(url) != url {
         // Never echo the URL: it holds the secret.
-        errs.push((at("url"), "holds a password: secrets are not written inline, put it in store.password as ${env:NAME} or ${file:/absolute/path}".into()));
+        errs.push((
+            at("url"),
+            "holds a password: secrets are not written inline, put it in store.password as ${env:NAME} or ${file:/absolute/path}".into(),
+        ));
         return None;
     }
     let password = match s.password.as_deref().map(SecretRef::parse) {

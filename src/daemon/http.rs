@@ -63,6 +63,8 @@ pub struct Tokens {
 /// What request handlers share with the daemon.
 pub struct State {
     pub store: crate::model::store_location::StoreLocation,
+    /// Several daemons on one store: the lease, the claims, who leads.
+    pub cluster: Option<Arc<super::cluster::Cluster>>,
     pub settings: RwLock<Arc<Settings>>,
     pub tokens: RwLock<Tokens>,
     /// Status-page sessions.
@@ -339,12 +341,31 @@ async fn readyz(state: &Arc<State>) -> Response<Body> {
         Ok(failing)
     })
     .await;
+    // With several daemons: who this is, who leads, what it holds.
+    let cluster = state.cluster.as_ref().map(|c| {
+        let s = c.status();
+        serde_json::json!({
+            "node": s.node,
+            "leader": s.lease.as_ref().filter(|l| l.live()).map(|l| l.holder.clone()),
+            "is_leader": s.is_leader,
+            "token": s.lease.as_ref().map(|l| l.token),
+            "lease_seconds": s.lease_seconds,
+            "claims": s.claims.iter().map(|w| &w.key).collect::<Vec<_>>(),
+        })
+    });
+    // Job runs are shared by the daemons on one store and run on the leader: a failing job
+    // makes the leader unready, not every replica at once.
+    let judged_here = state.cluster.as_ref().is_none_or(|c| c.fence.is_leader());
     match failing {
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the store cannot be read"),
-        Ok(f) if !f.is_empty() => {
-            json(StatusCode::SERVICE_UNAVAILABLE, &serde_json::json!({"ready": false, "failing_jobs": f, "config": reload}))
+        Ok(f) if !f.is_empty() && !judged_here => {
+            json(StatusCode::OK, &serde_json::json!({"ready": true, "failing_jobs": f, "config": reload, "cluster": cluster}))
         }
-        Ok(_) => json(StatusCode::OK, &serde_json::json!({"ready": true, "config": reload})),
+        Ok(f) if !f.is_empty() => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"ready": false, "failing_jobs": f, "config": reload, "cluster": cluster}),
+        ),
+        Ok(_) => json(StatusCode::OK, &serde_json::json!({"ready": true, "config": reload, "cluster": cluster})),
     }
 }
 
@@ -372,6 +393,7 @@ async fn metrics(state: &Arc<State>) -> Response<Body> {
                 reload_ok: reload.ok,
                 reload_success_at: reload.last_success_at,
                 previous_scrape_seconds: previous,
+                cluster: st.cluster.as_ref().map(|c| c.status()),
                 ..Default::default()
             };
             if let Some(d) = store.last_job_detail("evaluate")? {
@@ -570,7 +592,7 @@ async fn trigger(state: &Arc<State>, name: &str) -> Response<Body> {
     match rx.await {
         Ok(Ok(run)) => json(StatusCode::ACCEPTED, &serde_json::json!({ "job": name, "run_id": run, "status": "running" })),
         Ok(Err(e @ TriggerError::Unknown(_))) => error(StatusCode::NOT_FOUND, &e.to_string()),
-        Ok(Err(e @ TriggerError::Running(..))) => error(StatusCode::CONFLICT, &e.to_string()),
+        Ok(Err(e @ TriggerError::Running(..))) | Ok(Err(e @ TriggerError::NotLeader(_))) => error(StatusCode::CONFLICT, &e.to_string()),
         Ok(Err(e @ TriggerError::ShuttingDown)) | Ok(Err(e @ TriggerError::Store(_))) => {
             error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
         }

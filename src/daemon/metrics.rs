@@ -35,6 +35,15 @@ pub const FAMILIES: &[(&str, &str, &str)] = &[
     ("certvigil_config_last_reload_successful", "gauge", "1 when the last configuration (re)load succeeded."),
     ("certvigil_config_last_reload_success_timestamp_seconds", "gauge", "When the configuration was last loaded successfully."),
     ("certvigil_up", "gauge", "1 while the daemon serves."),
+    ("certvigil_leader", "gauge", "Several daemons on one store: 1 while this daemon holds the leader lease."),
+    (
+        "certvigil_leader_token",
+        "gauge",
+        "The leader lease's fencing token as this daemon last read it (one more at each change of leader).",
+    ),
+    ("certvigil_lease_contact_age_seconds", "gauge", "Since this daemon last renewed or read the leader lease in the store."),
+    ("certvigil_work_claims", "gauge", "Shared work items (scans of one source) this daemon holds now."),
+    ("certvigil_work_items_done_total", "counter", "Shared work items this daemon has finished."),
     ("certvigil_scrape_duration_seconds", "gauge", "How long rendering the previous scrape took."),
 ];
 
@@ -297,6 +306,8 @@ pub struct Summary {
     pub reload_ok: bool,
     pub reload_success_at: Option<UnixTime>,
     pub previous_scrape_seconds: f64,
+    /// Several daemons on one store.
+    pub cluster: Option<super::cluster::ClusterStatus>,
 }
 
 pub fn render_summary(out: &mut String, s: &Summary) {
@@ -368,6 +379,29 @@ pub fn render_summary(out: &mut String, s: &Summary) {
     }
     header(out, "certvigil_up");
     let _ = writeln!(out, "certvigil_up 1");
+    // The cluster's families: always described, with samples when several daemons share the
+    // store.
+    let node = s.cluster.as_ref().map(|c| labels(&[("node", c.node.as_str())])).unwrap_or_default();
+    header(out, "certvigil_leader");
+    if let Some(c) = &s.cluster {
+        let _ = writeln!(out, "certvigil_leader{node} {}", i64::from(c.is_leader));
+    }
+    header(out, "certvigil_leader_token");
+    if let Some((c, l)) = s.cluster.as_ref().and_then(|c| c.lease.as_ref().map(|l| (c, l))) {
+        let _ = writeln!(out, "certvigil_leader_token{} {}", labels(&[("node", c.node.as_str()), ("leader", l.holder.as_str())]), l.token);
+    }
+    header(out, "certvigil_lease_contact_age_seconds");
+    if let Some(ms) = s.cluster.as_ref().and_then(|c| c.last_contact_ms) {
+        let _ = writeln!(out, "certvigil_lease_contact_age_seconds{node} {}", ms as f64 / 1000.0);
+    }
+    header(out, "certvigil_work_claims");
+    if let Some(c) = &s.cluster {
+        let _ = writeln!(out, "certvigil_work_claims{node} {}", c.claims.len());
+    }
+    header(out, "certvigil_work_items_done_total");
+    if let Some(c) = &s.cluster {
+        let _ = writeln!(out, "certvigil_work_items_done_total{node} {}", c.items_done);
+    }
     header(out, "certvigil_scrape_duration_seconds");
     let _ = writeln!(out, "certvigil_scrape_duration_seconds {}", s.previous_scrape_seconds);
 }

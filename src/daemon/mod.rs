@@ -8,6 +8,7 @@
 //! - SIGTERM/SIGINT: stop taking jobs, let the running ones finish within
 //!   `daemon.shutdown_timeout`, checkpoint the store, exit 0.
 
+pub mod cluster;
 pub mod http;
 pub mod metrics;
 pub mod runner;
@@ -40,6 +41,8 @@ pub enum DaemonError {
         #[source]
         source: StoreError,
     },
+    #[error("the host has no usable name to tell this daemon from the others sharing the store: set daemon.node_name")]
+    NoNodeName,
     #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
@@ -124,6 +127,18 @@ async fn main(settings: Settings, loader: Loader, opts: Options) -> Result<(), D
             .map_err(|e| DaemonError::OpenStore { path: store_path.to_string(), source: StoreError::Postgres(e.to_string()) })?
             .map_err(|source| DaemonError::OpenStore { path: store_path.to_string(), source })?
     };
+    // A PostgreSQL store may be shared by several daemons: they elect a leader through it.
+    let cluster = match &place.store {
+        StoreLocation::Postgres(_) => {
+            let node = settings.daemon.node_name.clone().or_else(cluster::host_name).ok_or(DaemonError::NoNodeName)?;
+            Some(cluster::Cluster::new(node, settings.daemon.lease, place.clone()))
+        }
+        StoreLocation::File(_) => None,
+    };
+    let store = match &cluster {
+        Some(c) => store.with_node(&c.node),
+        None => store,
+    };
     let tokens = resolve_tokens(&settings)?;
     let listen = opts.listen.unwrap_or(settings.daemon.listen);
     let listener = match listen {
@@ -143,18 +158,33 @@ async fn main(settings: Settings, loader: Loader, opts: Options) -> Result<(), D
         serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "listen": bound.map(|a| a.to_string())}),
     );
 
-    let ctx = Arc::new(crate::app::jobs::Context::default());
+    let ctx = Arc::new(match &cluster {
+        Some(c) => crate::app::jobs::Context::with_fence(c.fence.clone()),
+        None => crate::app::jobs::Context::default(),
+    });
     let exec: Exec = {
-        let (ctx, path) = (Arc::clone(&ctx), place.clone());
-        Arc::new(move |job, settings, now| {
-            let (ctx, path) = (Arc::clone(&ctx), path.clone());
-            Box::pin(async move { crate::app::jobs::run(&job, &settings, &path, &ctx, now).await })
+        let (ctx, path, cluster) = (Arc::clone(&ctx), place.clone(), cluster.clone());
+        Arc::new(move |job, settings, now, run_id| {
+            let (ctx, path, cluster) = (Arc::clone(&ctx), path.clone(), cluster.clone());
+            Box::pin(async move {
+                match &cluster {
+                    // Scans are shared out between the daemons.
+                    Some(c) if job.kind == crate::config::JobKind::Scan => cluster::scan_job(c, &job, &settings, run_id, now).await,
+                    _ => crate::app::jobs::run(&job, &settings, &path, &ctx, now).await,
+                }
+            })
         })
     };
     let live = Arc::new(Live::default());
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
         ^ u64::from(std::process::id());
-    let job_loop = Loop::new(Arc::clone(&settings), store, Arc::clone(&clock), exec, seed, Arc::clone(&live), Arc::clone(&notifier));
+    let mut job_loop = Loop::new(Arc::clone(&settings), store, Arc::clone(&clock), exec, seed, Arc::clone(&live), Arc::clone(&notifier));
+    let mut lease_keeper = None;
+    if let Some(c) = &cluster {
+        job_loop = job_loop.with_cluster(Arc::clone(c));
+        lease_keeper = Some(c.keep_lease().map_err(DaemonError::Runtime)?);
+        tracing::info!(node = %c.node, lease_s = c.lease.as_secs_f64(), "several daemons may share this store: electing a leader through it");
+    }
     let (control_tx, control_rx) = mpsc::channel::<Control>(16);
     let state = Arc::new(http::State {
         store: store_path.clone(),
@@ -166,7 +196,10 @@ async fn main(settings: Settings, loader: Loader, opts: Options) -> Result<(), D
         clock: Arc::clone(&clock),
         reload: Mutex::new(http::ReloadStatus { ok: true, last_success_at: Some(now), last_attempt_at: Some(now), error: None }),
         last_scrape_micros: Default::default(),
+        cluster: cluster.clone(),
     });
+    // Every daemon takes its share of the scans (with the settings of the latest reload).
+    let worker = cluster.as_ref().map(|c| tokio::spawn(Arc::clone(c).work(Arc::clone(&state), Arc::clone(&clock))));
     let server = listener.map(|l| tokio::spawn(http::serve(l, Arc::clone(&state))));
     let signals = tokio::spawn(handle_signals(Arc::clone(&state), loader, Arc::clone(&notifier), ctx, control_tx.clone()));
     if let Some(after) = opts.exit_after {
@@ -180,6 +213,16 @@ async fn main(settings: Settings, loader: Loader, opts: Options) -> Result<(), D
     tracing::info!(listen = ?bound, jobs = settings.jobs.len(), store = %store_path, "certvigil started");
     notifier.ready(&format!("ready: {} jobs{}", settings.jobs.len(), bound.map(|a| format!(", HTTP on {a}")).unwrap_or_default()));
     job_loop.run(control_rx, settings.daemon.shutdown_timeout).await;
+    if let Some(c) = &cluster {
+        c.stop();
+    }
+    if let Some(w) = worker {
+        w.abort();
+    }
+    if let Some(k) = lease_keeper {
+        // It lets the lease go on its way out.
+        let _ = tokio::task::spawn_blocking(move || k.join()).await;
+    }
     signals.abort();
     if let Some(s) = server {
         s.abort();

@@ -63,8 +63,8 @@ impl Clock for TokioClock {
 }
 
 pub type JobFuture = Pin<Box<dyn Future<Output = Result<Outcome, JobError>> + Send>>;
-/// Runs one job: (job, its settings, the moment it starts).
-pub type Exec = Arc<dyn Fn(Job, Arc<Settings>, UnixTime) -> JobFuture + Send + Sync>;
+/// Runs one job: (job, its settings, the moment it starts, its run id).
+pub type Exec = Arc<dyn Fn(Job, Arc<Settings>, UnixTime, i64) -> JobFuture + Send + Sync>;
 
 /// Why a job started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +94,9 @@ pub enum TriggerError {
     ShuttingDown,
     #[error("cannot record the run: {0}")]
     Store(String),
+    /// Several daemons share the store and another one leads: jobs run there.
+    #[error("this daemon is not the leader{}: jobs run on the leader", .0.as_ref().map(|l| format!(" ({l} is)")).unwrap_or_default())]
+    NotLeader(Option<String>),
 }
 
 /// Messages to the loop.
@@ -161,6 +164,9 @@ pub struct Loop {
     last_ping: tokio::time::Instant,
     /// Runs started and not yet finished, including those of jobs a reload removed.
     in_flight: usize,
+    /// Several daemons on one store: only the leader starts jobs.
+    cluster: Option<Arc<super::cluster::Cluster>>,
+    leadership: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// Catch-up runs go in this order, one at a time: inventory first, then what reads it.
@@ -208,8 +214,32 @@ impl Loop {
             done_rx,
             last_ping: tokio::time::Instant::now(),
             in_flight: 0,
+            cluster: None,
+            leadership: None,
         };
         l.install(&settings, now);
+        l.catch_up = l.missed(now);
+        l.publish();
+        l
+    }
+
+    /// Several daemons on one store: jobs start only while this daemon leads, and a daemon that
+    /// becomes leader runs what was missed meanwhile (once, as a restarted daemon does).
+    pub fn with_cluster(mut self, cluster: Arc<super::cluster::Cluster>) -> Loop {
+        self.leadership = Some(cluster.leadership());
+        self.cluster = Some(cluster);
+        self.catch_up.clear();
+        self.publish();
+        self
+    }
+
+    fn leads(&self) -> bool {
+        self.cluster.as_ref().is_none_or(|c| c.fence.is_leader())
+    }
+
+    /// The jobs whose runs were missed (`catch_up: once`), in dependency order.
+    fn missed(&self, now: UnixTime) -> VecDeque<String> {
+        let l = self;
         let mut missed: Vec<&Slot> = l
             .slots
             .iter()
@@ -223,12 +253,11 @@ impl Loop {
             })
             .collect();
         missed.sort_by_key(|s| kind_order(s.job.kind));
-        l.catch_up = missed.iter().map(|s| s.job.name.clone()).collect();
-        if !l.catch_up.is_empty() {
-            tracing::info!(jobs = ?l.catch_up, "runs were missed while the daemon was down: running each once now");
+        let names: VecDeque<String> = missed.iter().map(|s| s.job.name.clone()).collect();
+        if !names.is_empty() {
+            tracing::info!(jobs = ?names, "runs were missed while the daemon was down: running each once now");
         }
-        l.publish();
-        l
+        names
     }
 
     fn random(&mut self) -> f64 {
@@ -310,7 +339,7 @@ impl Loop {
         self.in_flight += 1;
         tracing::info!(job = %job.name, kind = job.kind.as_str(), run = run_id, trigger = trigger.as_str(), "job started");
         self.notifier.status(&format!("running {} ({})", job.name, trigger.as_str()));
-        let fut = (self.exec)(job.clone(), Arc::clone(&self.settings), now);
+        let fut = (self.exec)(job.clone(), Arc::clone(&self.settings), now, run_id);
         let tx = self.done_tx.clone();
         tokio::spawn(async move {
             let t0 = tokio::time::Instant::now();
@@ -362,11 +391,14 @@ impl Loop {
 
     /// Starts what is due at `now`; returns when to look again.
     fn tick(&mut self, now: UnixTime) -> UnixTime {
+        let leads = self.leads();
         for idx in 0..self.slots.len() {
             let Some(due) = self.slots[idx].due.filter(|d| *d <= now) else { continue };
             let fire = self.slots[idx].next_fire.unwrap_or(due);
             let name = self.slots[idx].job.name.clone();
-            if let Some((run, since)) = self.slots[idx].running {
+            if !leads {
+                tracing::debug!(job = %name, "not the leader: the leader runs this one");
+            } else if let Some((run, since)) = self.slots[idx].running {
                 tracing::warn!(job = %name, run, running_for_s = now - since, "job still running at its next fire time: skipped, not stacked");
                 if let Err(e) = self.store.job_overrun(&name, now) {
                     tracing::error!(error = %e, "cannot record an overrun");
@@ -385,7 +417,7 @@ impl Loop {
             self.slots[idx].next_fire = next_fire;
             self.slots[idx].due = due;
         }
-        if self.catch_up_running.is_none() {
+        if self.catch_up_running.is_none() && leads {
             while let Some(name) = self.catch_up.pop_front() {
                 let Some(idx) = self.slots.iter().position(|s| s.job.name == name) else { continue };
                 if self.slots[idx].running.is_some() {
@@ -433,14 +465,51 @@ impl Loop {
             // MAX_SLEEP to re-read the wall clock, whichever comes first.
             let until_due = Duration::from_millis((next * 1000 - self.clock.now_millis()).max(0) as u64);
             let wake = (tokio::time::Instant::now() + until_due.min(MAX_SLEEP)).min(self.next_ping());
+            let mut leadership = self.leadership.clone();
+            let led = async {
+                match leadership.as_mut() {
+                    Some(rx) => rx.changed().await.map(|()| *rx.borrow()).unwrap_or(false),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
+                now_leads = led => {
+                    if let Some(rx) = &mut self.leadership {
+                        rx.borrow_and_update();
+                    }
+                    if now_leads {
+                        // What the previous leader left undone (it died, or this daemon was
+                        // the only one and was down) runs once now: its unfinished runs, then
+                        // what was missed.
+                        let now = self.clock.now();
+                        let node = self.cluster.as_ref().map(|c| c.node.clone()).unwrap_or_default();
+                        let taken = self.store.take_over_runs(&node, now).unwrap_or_else(|e| {
+                            tracing::error!(error = %e, "cannot take over the previous leader's runs");
+                            Vec::new()
+                        });
+                        if !taken.is_empty() {
+                            tracing::warn!(jobs = ?taken, "the previous leader left runs unfinished: running them again");
+                        }
+                        let mut again: Vec<String> = taken;
+                        again.extend(self.missed(now));
+                        again.sort_by_key(|n| self.slots.iter().find(|s| &s.job.name == n).map(|s| kind_order(s.job.kind)).unwrap_or(u8::MAX));
+                        for name in again {
+                            if !self.catch_up.contains(&name) {
+                                self.catch_up.push_back(name);
+                            }
+                        }
+                    }
+                }
                 Some(d) = self.done_rx.recv() => self.finish(d),
                 msg = control.recv() => match msg {
                     Some(Control::Trigger { job, reply }) => {
                         let now = self.clock.now();
                         let r = match self.slots.iter().position(|s| s.job.name == job) {
                             None => Err(TriggerError::Unknown(job)),
+                            Some(_) if !self.leads() => Err(TriggerError::NotLeader(
+                                self.cluster.as_ref().and_then(|c| c.status().lease).filter(|l| l.live()).map(|l| l.holder),
+                            )),
                             Some(idx) => self.start(idx, Trigger::Api, None, now),
                         };
                         let _ = reply.send(r);
@@ -508,7 +577,7 @@ mod tests {
         let max_parallel = Arc::new(AtomicUsize::new(0));
         let exec: Exec = {
             let (starts, running, max_parallel, clock) = (starts.clone(), running.clone(), max_parallel.clone(), clock.clone());
-            Arc::new(move |job: Job, _settings, now| {
+            Arc::new(move |job: Job, _settings, now, _run| {
                 starts.lock().unwrap().push((job.name.clone(), now));
                 let n = running.fetch_add(1, Ordering::SeqCst) + 1;
                 max_parallel.fetch_max(n, Ordering::SeqCst);

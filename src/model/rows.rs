@@ -202,6 +202,47 @@ pub struct JobRun {
     pub summary: String,
     pub detail: Option<serde_json::Value>,
     pub error: Option<String>,
+    /// The daemon that ran it, with several on one store.
+    pub node: Option<String>,
+}
+
+/// A lease as the store holds it, with the database's clock when it was read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LeaseRow {
+    pub name: String,
+    pub holder: String,
+    /// The fencing token: one more at each change of holder.
+    pub token: i64,
+    pub acquired_at_ms: i64,
+    pub renewed_at_ms: i64,
+    pub expires_at_ms: i64,
+    /// The database's clock at the read, in the same unit.
+    pub now_ms: i64,
+}
+
+impl LeaseRow {
+    /// Still held at the time of the read.
+    pub fn live(&self) -> bool {
+        self.expires_at_ms > self.now_ms
+    }
+}
+
+/// A piece of work shared out between daemons (the scan of one source).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WorkItem {
+    pub id: i64,
+    pub kind: String,
+    pub key: String,
+    pub job: String,
+    pub run_id: Option<i64>,
+    pub queued_at: UnixTime,
+    pub claimed_by: Option<String>,
+    pub claim_expires_at_ms: Option<i64>,
+    pub attempts: i64,
+    pub finished_at: Option<UnixTime>,
+    pub status: Option<String>,
+    pub summary: Option<String>,
+    pub error: Option<String>,
 }
 
 /// What `/metrics` and `schedule` say about a job.

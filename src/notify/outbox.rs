@@ -6,6 +6,7 @@ use super::payload::Payload;
 use super::{Message, notifier};
 use crate::config::alerts::AlertsSpec;
 use crate::model::UnixTime;
+use crate::model::fence::{Fence, LEADER_LEASE, NotLeader};
 use crate::store::{OutboxRow, Store, StoreError};
 use std::sync::{Arc, Mutex};
 
@@ -17,6 +18,9 @@ pub enum DeliveryError {
     Store(#[from] StoreError),
     #[error("cannot build the HTTP client for webhooks: {0}")]
     HttpClient(reqwest::Error),
+    /// Another daemon leads now: what is left is its to send.
+    #[error(transparent)]
+    NotLeader(#[from] NotLeader),
 }
 
 /// What one delivery pass did.
@@ -36,9 +40,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Passes the fence before a send: the local grant, then the lease's token in the store (a
+/// daemon that lost the lease, even one paused through it, sends nothing).
+fn fenced(store: &Mutex<Store>, fence: &Fence) -> Result<(), DeliveryError> {
+    if let Some(token) = fence.token()?
+        && !lock(store).lease_current(LEADER_LEASE, token)?
+    {
+        fence.revoke();
+        return Err(NotLeader.into());
+    }
+    Ok(())
+}
+
 /// Sends every due notification that is not held for a digest.
-pub async fn deliver(store: &Arc<Mutex<Store>>, settings: &AlertsSpec, now: UnixTime) -> Result<Delivery, DeliveryError> {
-    deliver_matching(store, settings, now, None).await
+pub async fn deliver(store: &Arc<Mutex<Store>>, settings: &AlertsSpec, now: UnixTime, fence: &Fence) -> Result<Delivery, DeliveryError> {
+    deliver_matching(store, settings, now, None, fence).await
 }
 
 /// Like [`deliver`], limited to notifications whose key starts with `key_prefix`.
@@ -47,6 +63,7 @@ pub async fn deliver_matching(
     settings: &AlertsSpec,
     now: UnixTime,
     key_prefix: Option<&str>,
+    fence: &Fence,
 ) -> Result<Delivery, DeliveryError> {
     let http = crate::net::webhook_client().map_err(DeliveryError::HttpClient)?;
     let due: Vec<OutboxRow> =
@@ -61,8 +78,15 @@ pub async fn deliver_matching(
         };
         let n = notifier(receiver, &http);
         let msg = Message { key: row.key.clone(), items: vec![Payload::from_stored(&row.payload)] };
+        fenced(store, fence)?;
         match n.send(&msg).await {
             Ok(()) => {
+                #[cfg(feature = "failpoints")]
+                if std::env::var("CERTVIGIL_FAULT").as_deref() == Ok("exit-after-send") {
+                    // Test hook (failpoints builds only): die as `kill -9` would, between the
+                    // receiver's acceptance and the row's marking — the worst moment for a leader.
+                    std::process::abort();
+                }
                 lock(store).mark_sent(&[row.id], now, None)?;
                 tracing::info!(receiver = %row.receiver, route = %row.route, event = %row.event, key = %row.key, "notification sent");
                 report.sent += 1;
@@ -85,6 +109,7 @@ pub async fn send_digests(
     settings: &AlertsSpec,
     only_route: Option<&str>,
     now: UnixTime,
+    fence: &Fence,
 ) -> Result<Delivery, DeliveryError> {
     let http = crate::net::webhook_client().map_err(DeliveryError::HttpClient)?;
     let mut report = Delivery::default();
@@ -100,6 +125,7 @@ pub async fn send_digests(
             let key = format!("digest/{}/{rx}/{}-{}", route.name, ids.first().copied().unwrap_or(0), ids.last().copied().unwrap_or(0));
             let items = rows.iter().map(|r| Payload { sent_at: Some(now), ..Payload::from_stored(&r.payload) }).collect();
             let msg = Message { key: key.clone(), items };
+            fenced(store, fence)?;
             match notifier(receiver, &http).send(&msg).await {
                 Ok(()) => {
                     lock(store).mark_sent(&ids, now, Some(&key))?;

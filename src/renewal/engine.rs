@@ -272,9 +272,22 @@ async fn poll_ari(session: &Session, row: &mut RenewalRow, installed: &CertFacts
 }
 
 /// Runs the renewal of every spec in turn at `now`.
-pub async fn run_all(specs: &[&ManagedSpec], store: &mut Store, state_dir: &Path, now: UnixTime, opts: Options) -> Vec<CertOutcome> {
+pub async fn run_all(
+    specs: &[&ManagedSpec],
+    store: &mut Store,
+    state_dir: &Path,
+    now: UnixTime,
+    opts: Options,
+    fence: &crate::model::fence::Fence,
+) -> Vec<CertOutcome> {
     let mut out = Vec::new();
     for spec in specs {
+        // With several daemons, only the leader orders and installs: a daemon that lost the
+        // lease (or slept through it) stops before the next certificate.
+        if let Err(e) = still_leader(store, fence) {
+            tracing::warn!(cert = %spec.name, error = %e, "renewals stop here: another daemon leads");
+            break;
+        }
         // A revocation an earlier run left unfinished goes first (it may reissue).
         if !opts.dry_run {
             match super::revoke::resume(spec, store, state_dir, now).await {
@@ -295,6 +308,22 @@ pub async fn run_all(specs: &[&ManagedSpec], store: &mut Store, state_dir: &Path
         out.push(o);
     }
     out
+}
+
+/// The fence's grant, then the lease's token in the store.
+fn still_leader(store: &Store, fence: &crate::model::fence::Fence) -> std::result::Result<(), String> {
+    match fence.token() {
+        Err(e) => Err(e.to_string()),
+        Ok(None) => Ok(()),
+        Ok(Some(token)) => match store.lease_current(crate::model::fence::LEADER_LEASE, token) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                fence.revoke();
+                Err(crate::model::fence::NotLeader.to_string())
+            }
+            Err(e) => Err(format!("cannot check the leader lease: {e}")),
+        },
+    }
 }
 
 /// Runs the renewal of one managed certificate at `now`.

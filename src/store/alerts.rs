@@ -219,7 +219,9 @@ impl Store {
         let sql = format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE sent_at IS NULL AND held = 0 AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2"
         );
-        self.conn.query_map(&sql, params![now, limit as i64], outbox_from_row)
+        // `limit` binds saturated (usize::MAX is i64::MAX): `as i64` made it -1, which SQLite
+        // reads as no limit and PostgreSQL refuses.
+        self.conn.query_map(&sql, params![now, limit], outbox_from_row)
     }
 
     /// Held notifications of a route, grouped later by receiver.
@@ -230,7 +232,7 @@ impl Store {
 
     pub fn outbox(&self, include_sent: bool, limit: usize) -> Result<Vec<OutboxRow>> {
         let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ?1 <> 0 OR sent_at IS NULL ORDER BY id DESC LIMIT ?2");
-        self.conn.query_map(&sql, params![include_sent, limit as i64], outbox_from_row)
+        self.conn.query_map(&sql, params![include_sent, limit], outbox_from_row)
     }
 
     /// The notifications of these alerts, oldest first (an alert's notification history).

@@ -601,9 +601,15 @@ pub mod pg {
                 }
             });
             self.cursors.set(depth);
-            // An aborted transaction refuses CLOSE; its COMMIT rolls back, which is all there is
-            // left to do.
-            let closed = if walked.is_ok() { self.batch(&format!("CLOSE {name}")) } else { Ok(()) };
+            // Closed however the walk ended: a walk its callback stopped (`Stopped`, the caller's
+            // own error) leaves the caller's transaction usable, and a cursor left open there
+            // would clash with the next walk at this depth ("cursor already exists"). After a
+            // server error the transaction is aborted and refuses CLOSE too: that error is not
+            // the one to report, and the transaction's end discards the cursor.
+            let closed = match (&walked, self.batch(&format!("CLOSE {name}"))) {
+                (Ok(()), closed) => closed,
+                (Err(_), _) => Ok(()),
+            };
             let ended = if own_tx { self.batch("COMMIT") } else { Ok(()) };
             walked.and(closed).and(ended)
         }
@@ -669,7 +675,9 @@ pub mod pg {
                 (Value::Int(i), &Type::TEXT | &Type::VARCHAR | &Type::UNKNOWN) => i.to_string().to_sql(&Type::TEXT, out),
                 (Value::Real(f), &Type::FLOAT8) => f.to_sql(ty, out),
                 (Value::Real(f), &Type::FLOAT4) => (f as f32).to_sql(ty, out),
-                (Value::Text(s), &Type::TEXT | &Type::VARCHAR | &Type::BPCHAR | &Type::NAME | &Type::UNKNOWN) => s.to_sql(ty, out),
+                (Value::Text(s), &Type::TEXT | &Type::VARCHAR | &Type::BPCHAR | &Type::NAME | &Type::UNKNOWN) => {
+                    without_nul(s).as_ref().to_sql(ty, out)
+                }
                 (Value::Text(s), &Type::BYTEA) => s.as_bytes().to_sql(ty, out),
                 (Value::Blob(b), &Type::BYTEA) => b.to_sql(ty, out),
                 (v, ty) => Err(format!("a {} value cannot be bound to a parameter of type {ty}", v.kind()).into()),
@@ -681,6 +689,16 @@ pub mod pg {
         }
 
         to_sql_checked!();
+    }
+
+    /// `s` with U+0000 replaced by U+FFFD. PostgreSQL's text cannot hold U+0000 ("invalid byte
+    /// sequence for encoding UTF8: 0x00") where SQLite's can, and some text comes from what is
+    /// scanned: a certificate whose CN holds a NUL, a token's key label, a keystore alias. Refused,
+    /// one such value would fail the whole scan's transaction; replaced, it reads back as the
+    /// replacement character (SQLite keeps the NUL). Nothing the store looks rows up by (ids,
+    /// fingerprints, source names, locations) holds a NUL in practice.
+    fn without_nul(s: &str) -> std::borrow::Cow<'_, str> {
+        if s.contains('\0') { std::borrow::Cow::Owned(s.replace('\0', "\u{fffd}")) } else { std::borrow::Cow::Borrowed(s) }
     }
 
     /// A column's bytes in the binary format, read whatever its type.

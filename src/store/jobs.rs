@@ -5,7 +5,7 @@ use super::{Result, Store};
 use crate::model::UnixTime;
 use crate::model::rows::{JobRun, JobStats};
 
-const COLUMNS: &str = "id, job, kind, trigger, scheduled_at, started_at, finished_at, duration_ms, status, summary, detail, error";
+const COLUMNS: &str = "id, job, kind, trigger, scheduled_at, started_at, finished_at, duration_ms, status, summary, detail, error, node";
 
 fn from_row(r: &Row<'_>) -> Result<JobRun> {
     Ok(JobRun {
@@ -21,6 +21,7 @@ fn from_row(r: &Row<'_>) -> Result<JobRun> {
         summary: r.get(9)?,
         detail: r.get::<Option<String>>(10)?.and_then(|t| serde_json::from_str(&t).ok()),
         error: r.get(11)?,
+        node: r.get(12)?,
     })
 }
 
@@ -28,8 +29,8 @@ impl Store {
     /// Records the start of a run; its row says `running` until [`Store::job_finished`].
     pub fn job_started(&self, job: &str, kind: &str, trigger: &str, scheduled_at: Option<UnixTime>, now: UnixTime) -> Result<i64> {
         self.conn.query_row(
-            "INSERT INTO job_runs (job, kind, trigger, scheduled_at, started_at, status) VALUES (?1, ?2, ?3, ?4, ?5, 'running') RETURNING id",
-            params![job, kind, trigger, scheduled_at, now],
+            "INSERT INTO job_runs (job, kind, trigger, scheduled_at, started_at, status, node) VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6) RETURNING id",
+            params![job, kind, trigger, scheduled_at, now, self.node],
             |r| r.get(0),
         )
     }
@@ -45,18 +46,36 @@ impl Store {
         detail: Option<&serde_json::Value>,
     ) -> Result<()> {
         self.conn.execute(
-            "UPDATE job_runs SET finished_at = ?2, duration_ms = ?3, status = ?4, summary = ?5, error = ?6, detail = ?7 WHERE id = ?1",
+            // A run another daemon took over (marked interrupted) keeps that mark.
+            "UPDATE job_runs SET finished_at = ?2, duration_ms = ?3, status = ?4, summary = ?5, error = ?6, detail = ?7
+             WHERE id = ?1 AND status = 'running'",
             params![id, now, duration_ms, if error.is_some() { "failed" } else { "ok" }, summary, error, detail.map(|d| d.to_string())],
         )?;
         Ok(())
     }
 
     /// Marks runs left `running` by a previous process (crash, kill -9) as interrupted; returns
-    /// how many there were.
+    /// how many there were. With several daemons on the store ([`Store::with_node`]), only this
+    /// daemon's own runs: the others' are theirs to finish.
     pub fn jobs_interrupted(&self, now: UnixTime) -> Result<usize> {
         self.conn.execute(
-            "UPDATE job_runs SET status = 'interrupted', finished_at = ?1, error = 'the daemon stopped before the run finished' WHERE status = 'running'",
-            params![now],
+            "UPDATE job_runs SET status = 'interrupted', finished_at = ?1, error = 'the daemon stopped before the run finished'
+             WHERE status = 'running' AND (CAST(?2 AS TEXT) IS NULL OR node = ?2)",
+            params![now, self.node],
+        )
+    }
+
+    /// A daemon that has just become leader takes over: runs another daemon left `running`
+    /// (it led, and died or was cut off) are marked interrupted. Returns the jobs whose runs
+    /// those were, to run again.
+    pub fn take_over_runs(&self, node: &str, now: UnixTime) -> Result<Vec<String>> {
+        self.conn.query_map(
+            "UPDATE job_runs SET status = 'interrupted', finished_at = ?1,
+               error = 'the daemon running it lost the leader lease before the run finished'
+             WHERE status = 'running' AND (node IS NULL OR node <> ?2)
+             RETURNING job",
+            params![now, node],
+            |r| r.get(0),
         )
     }
 

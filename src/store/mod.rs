@@ -8,6 +8,8 @@
 
 mod alerts;
 mod audit;
+mod coordination;
+mod copy;
 pub mod db;
 mod images;
 mod jobs;
@@ -19,13 +21,18 @@ mod renewals;
 mod report;
 mod revocation;
 mod scan;
+#[cfg(test)]
+mod suite;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use crate::model::rows::{
     AlertRow, Applied, AuditEntry, CachedOcsp, CertIdentity, CertRow, CrlCacheRow, HistoryRow, ImageFindingRow, JobRun, JobStats, KeyRow,
-    ObjectError, OutboxRow, RenewalRow, RevocationHistoryRow, RunRow, SightingRow, SourceStatus, TokenCertRow,
+    LeaseRow, ObjectError, OutboxRow, RenewalRow, RevocationHistoryRow, RunRow, SightingRow, SourceStatus, TokenCertRow, WorkItem,
 };
 pub use alerts::AlertChanges;
 pub use audit::{Verdict, append as audit_append};
+pub use copy::{AuditComparison, Comparison, CopyError, CopyProgress, CopyReport, RowDifferences, TableComparison, TableDigest};
 pub use listing::{Listing, ListingRow};
 pub use owners::{OwnerSample, OwnerScope};
 pub use report::{Counts, RevocationSample, SightingSample};
@@ -68,6 +75,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     ),
     (10, "0010_subject_key", include_str!("../../schema/0010_subject_key.sql"), include_str!("../../schema/postgres/0010_subject_key.sql")),
     (11, "0011_status_page", include_str!("../../schema/0011_status_page.sql"), include_str!("../../schema/postgres/0011_status_page.sql")),
+    (
+        12,
+        "0012_coordination",
+        include_str!("../../schema/0012_coordination.sql"),
+        include_str!("../../schema/postgres/0012_coordination.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +133,8 @@ pub struct Store {
     conn: Db,
     /// The SQLite file, or the PostgreSQL database's URL (password hidden): for messages.
     path: PathBuf,
+    /// The daemon this store serves, when several share it: recorded with its job runs.
+    node: Option<String>,
 }
 
 impl std::fmt::Debug for Store {
@@ -148,7 +163,7 @@ impl Store {
         // 16 MiB of page cache (the default is 2 MiB): a large scan's index pages stay in memory
         // instead of being read back for every insert.
         conn.pragma_update(None, "cache_size", -16_384).map_err(open_err)?;
-        let mut store = Store { conn: Db::Sqlite(conn), path: path.to_path_buf() };
+        let mut store = Store { conn: Db::Sqlite(conn), path: path.to_path_buf(), node: None };
         store.migrate()?;
         Ok(store)
     }
@@ -163,7 +178,7 @@ impl Store {
         let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_err)?;
         conn.pragma_update(None, "cache_size", -2048).map_err(open_err)?;
-        let store = Store { conn: Db::Sqlite(conn), path: path.to_path_buf() };
+        let store = Store { conn: Db::Sqlite(conn), path: path.to_path_buf(), node: None };
         store.check_not_newer()?;
         Ok(store)
     }
@@ -182,17 +197,27 @@ impl Store {
         match location {
             StoreLocation::File(path) => Store::open_reader(path),
             StoreLocation::Postgres(target) => {
-                let store = Store { conn: connect_postgres(target)?, path: PathBuf::from(target.redacted_url()) };
+                let store = Store { conn: connect_postgres(target)?, path: PathBuf::from(target.redacted_url()), node: None };
                 store.check_not_newer()?;
                 Ok(store)
             }
         }
     }
 
+    /// Opens the store at `location` for a short piece of work, when the daemon has opened (and
+    /// so migrated) it already: on PostgreSQL a connection whose schema must be current, without
+    /// the migration lock; a SQLite file as [`Store::open`] does.
+    pub fn connect_at(location: &StoreLocation) -> Result<Store> {
+        match location {
+            StoreLocation::File(path) => Store::open(path),
+            StoreLocation::Postgres(_) => Store::open_reader_at(location),
+        }
+    }
+
     /// Connects to a PostgreSQL database and migrates it. Several daemons may start at once:
     /// one migrates while the others wait on a session advisory lock, then find it current.
     pub fn open_postgres(target: &PostgresTarget) -> Result<Store> {
-        let mut store = Store { conn: connect_postgres(target)?, path: PathBuf::from(target.redacted_url()) };
+        let mut store = Store { conn: connect_postgres(target)?, path: PathBuf::from(target.redacted_url()), node: None };
         store.conn.execute_batch(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
         let result = (|| {
             store.conn.execute_batch("CREATE TABLE IF NOT EXISTS certvigil_schema (version BIGINT NOT NULL)")?;
@@ -214,6 +239,13 @@ impl Store {
     /// The SQLite file, or the PostgreSQL database's URL with any password hidden.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Names the daemon this store serves (several daemons on one store): its job runs carry
+    /// the name, and at start it marks only its own unfinished runs interrupted.
+    pub fn with_node(mut self, node: &str) -> Store {
+        self.node = Some(node.to_string());
+        self
     }
 
     /// The engine this store runs on.

@@ -452,7 +452,9 @@ impl Browser {
         };
         loop {
             match old.get("/name", "tag name of").await {
-                Err(e) if e.code() == "stale element reference" => break,
+                // Chromium says so as "stale element reference", or, caught mid-navigation, as an
+                // unknown error whose inspector message says the node left the document.
+                Err(e) if e.code() == "stale element reference" || e.message().contains("does not belong to the document") => break,
                 Err(e) => return Err(e),
                 Ok(_) if start.elapsed() >= timeout => return Err(timed_out("the next page")),
                 Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,

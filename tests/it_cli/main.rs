@@ -9,3 +9,4 @@ mod common;
 mod cli;
 mod formats;
 mod owners;
+mod store_migrate;

@@ -4,9 +4,15 @@
 //! One test binary (a module per former test file); the shared helpers are the modules of
 //! `tests/` beside this folder, the loopback HTTP server among them (`tests/common/http.rs`).
 
+// Helpers beside the tests unwrap like the tests do: a failure is the test's failure.
+#![allow(clippy::unwrap_used)]
+
 #[path = "../common/mod.rs"]
 mod common;
 
+#[path = "../alerting/mod.rs"]
+mod alerting;
+mod cluster;
 mod daemon;
 mod daemon_branches;
 mod postgres;
