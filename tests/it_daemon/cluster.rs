@@ -2,8 +2,9 @@
 //! one leads at a time and runs the jobs, the scans of 30 sources are shared out and each is
 //! scanned once per run, a killed leader is replaced within two lease periods, a leader that
 //! dies between sending a notification and marking it sent has it resent under the same
-//! Message-ID (receivers deduplicate on it) and every other alert arrives once, and a leader
-//! stopped with SIGSTOP that wakes after losing its lease sends nothing.
+//! Message-ID (receivers deduplicate on it) and every other alert arrives once, a leader
+//! stopped with SIGSTOP that wakes after losing its lease sends nothing, and a leader killed in
+//! the middle of a renewal against Pebble has its order resumed by the next leader (one order).
 
 use crate::alerting::SmtpServer;
 use crate::common;
@@ -274,4 +275,103 @@ fn wait_log(node: &Node, from: usize, needle: &str, limit: Duration) {
         assert!(t0.elapsed() < limit, "no `{needle}` in the log within {limit:?}:\n{}", log.get(from..).unwrap_or(""));
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A daemon of the ACME failover test: `web` (one name, http-01 on Pebble's validation port)
+/// issued by `pebble` and installed under `shared/tls`, a `renew` job, this store and lease;
+/// the state directory (ACME account, pending key and chain) is `shared/state`, the volume the
+/// daemons share. `failpoint` aborts the process at that step (as kill -9 would).
+fn start_renewer(name: &str, url: &str, pebble: &crate::acme_support::Pebble, shared: &Path, failpoint: Option<&str>) -> Node {
+    let sb = Sandbox::new();
+    let tls = shared.join("tls");
+    sb.write(
+        "certvigil.yaml",
+        format!(
+            "store:\n  url: {url}\ndaemon:\n  token: \"${{env:CV_TOKEN}}\"\n  node_name: {name}\n  lease: 2s\nmanaged:\n  - name: web\n    \
+             identifiers: [failover.certvigil.test]\n{}    key: p256\n    challenge: {{type: http-01, listen: '127.0.0.1:{}'}}\n    \
+             install:\n      cert: {tls}/cert.pem\n      chain: {tls}/chain.pem\n      fullchain: {tls}/fullchain.pem\n      \
+             key: {tls}/key.pem\n      mode: '0640'\njobs:\n  - {{name: renew, kind: renew, schedule: '@hourly'}}\n",
+            pebble.issuer_yaml(""),
+            pebble.http_port,
+            tls = tls.display(),
+        ),
+    );
+    // The real clock: Pebble's certificate must be valid now.
+    let mut cmd = certvigil();
+    cmd.arg("-c").arg(sb.config_path()).current_dir(sb.dir.path()).env("STATE_DIRECTORY", shared.join("state"));
+    if let Some(f) = failpoint {
+        cmd.env("CERTVIGIL_FAILPOINT", f);
+    }
+    let d = Daemon::start(&sb, cmd, TOKEN);
+    Node { name: name.to_string(), sb, d: Some(d) }
+}
+
+#[test]
+fn a_leader_killed_mid_renewal_is_resumed_by_the_next_one_on_the_same_order() {
+    use crate::acme_support::{Pebble, openssl};
+    let pebble = Pebble::start();
+    let url = fresh_database("acme_failover");
+    let shared = tempfile::tempdir().unwrap();
+    // Pebble logs each order it creates.
+    let orders = || std::fs::read_to_string(pebble.dir.path().join("pebble.log")).unwrap_or_default().matches("Added order").count();
+
+    // n1 starts alone and leads; its catch-up renew run creates the order, records it in the
+    // store and aborts before solving the challenge.
+    let mut n1 = start_renewer("n1", &url, &pebble, shared.path(), Some("renew-after-order"));
+    let t0 = Instant::now();
+    while n1.d.as_mut().expect("running").child.try_wait().ok().flatten().is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "n1 never reached its failpoint:\n{}", n1.daemon().log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let n1_log = n1.daemon().log_text();
+    assert!(n1_log.contains("test failpoint reached"), "{n1_log}");
+    kill9(&mut n1);
+    let row = "SELECT COALESCE(order_url, '-') || ' ' || state || ' ' || COALESCE(fingerprint, '-') FROM renewals WHERE name = 'web'";
+    let before = texts(&url, row);
+    let recorded = before[0].split(' ').next().unwrap().to_string();
+    assert!(recorded.starts_with("https://127.0.0.1:"), "the order in flight is recorded: {before:?}");
+    assert_eq!(before, [format!("{recorded} in-flight -")]);
+    assert_eq!(orders(), 1, "n1 created one order");
+    assert_eq!(texts(&url, "SELECT job || ' ' || status || ' ' || node FROM job_runs ORDER BY id"), ["renew running n1"]);
+    assert!(!shared.path().join("tls/cert.pem").exists(), "nothing installed yet");
+
+    // n2, on the same store and state volume, takes over once n1's lease has run out, runs the
+    // interrupted renewal again and resumes n1's order.
+    let t_start = Instant::now();
+    let n2 = start_renewer("n2", &url, &pebble, shared.path(), None);
+    let runs = wait_rows(
+        &url,
+        "SELECT job || ' ' || status || ' ' || node FROM job_runs ORDER BY id",
+        |r| r.len() >= 2 && r.iter().all(|l| !l.contains(" running ")),
+        Duration::from_secs(90),
+    );
+    eprintln!("n2 resumed and installed within {:?}", t_start.elapsed());
+    assert_eq!(runs, ["renew interrupted n1", "renew ok n2"], "{}", n2.daemon().log_text());
+    assert!(n2.leads());
+    let summary = texts(&url, "SELECT summary FROM job_runs WHERE status = 'ok'");
+    assert!(summary[0].contains("web: renewed (resuming the order in flight)"), "{summary:?}");
+    let n2_log = n2.daemon().log_text();
+    assert!(!n2_log.contains("ACME order created"), "n2 placed an order of its own:\n{n2_log}");
+    assert_eq!(orders(), 1, "Pebble created one order in all: n2 finished n1's");
+
+    // Installed once, the order n1 recorded: the files verify up to Pebble's root, the key is
+    // the certificate's, and the store names that certificate and no order in flight.
+    let tls = shared.path().join("tls");
+    let root = pebble.root.to_string_lossy().into_owned();
+    let v = openssl(&["verify", "-CAfile", &root, "-untrusted", "chain.pem", "cert.pem"], &tls);
+    assert!(v.contains("cert.pem: OK"), "{v}");
+    assert_eq!(openssl(&["x509", "-noout", "-pubkey", "-in", "cert.pem"], &tls), openssl(&["pkey", "-pubout", "-in", "key.pem"], &tls));
+    let fp = openssl(&["x509", "-noout", "-fingerprint", "-sha256", "-in", "cert.pem"], &tls);
+    let fp = fp.trim().rsplit('=').next().unwrap().replace(':', "").to_ascii_lowercase();
+    assert_eq!(texts(&url, row), [format!("- idle {fp}")], "the row names the installed certificate, no order in flight");
+    let pending = shared.path().join("state/acme/pending");
+    assert!(std::fs::read_dir(&pending).map(|d| d.count()).unwrap_or(0) == 0, "nothing left pending");
+    let audit = texts(&url, "SELECT detail FROM audit_log WHERE action = 'renew'");
+    assert_eq!(audit.len(), 1, "renewed once: {audit:?}");
+    let detail: serde_json::Value = serde_json::from_str(&audit[0]).unwrap();
+    assert_eq!(detail["order_url"], recorded.as_str(), "installed from the order n1 recorded: {detail}");
+    let accounts = std::fs::read_dir(shared.path().join("state/acme"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("account-"));
+    assert_eq!(accounts.count(), 1, "one ACME account, shared");
 }

@@ -10,6 +10,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+#[path = "../acme_support/mod.rs"]
+mod acme_support;
 #[path = "../alerting/mod.rs"]
 mod alerting;
 mod cluster;
