@@ -458,7 +458,14 @@ pub async fn evaluate(
         }
         _ => {}
     }
-    let delivery = notify::deliver(store, &settings.alerts, now, fence).await?;
+    // With several daemons on the store, only the leader sends: the others (and a leader that
+    // lost its lease meanwhile) leave the queued notifications to it.
+    let delivery = if fence.is_leader() {
+        notify::deliver(store, &settings.alerts, now, fence).await?
+    } else {
+        tracing::info!("not the leader: the queued notifications are left to the leader to send");
+        notify::Delivery::default()
+    };
     Ok(Report { findings: total, applied, counts, delivery })
 }
 

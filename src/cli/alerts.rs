@@ -139,11 +139,25 @@ pub(super) fn keys(cli: &Cli, a: &KeysArgs) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// The fence a command that sends passes: open on a store of its own; shut while a daemon
+/// sharing the store leads, since that daemon sends (the command still evaluates and queues).
+fn sending_fence(store: &Store) -> Result<(Fence, Option<String>)> {
+    Ok(match store.lease(certvigil::model::fence::LEADER_LEASE)? {
+        Some(l) if l.live() => (Fence::leased(), Some(l.holder)),
+        _ => (Fence::open(), None),
+    })
+}
+
 pub(super) fn evaluate(cli: &Cli, a: &OutputArgs) -> Result<u8> {
     let s = settings(cli, false)?;
     let now = now(cli)?;
-    let store = std::sync::Arc::new(std::sync::Mutex::new(open_store(cli, &s)?));
-    let report = runtime()?.block_on(certvigil::app::evaluate::evaluate(&store, &s, now, &Fence::open()))?;
+    let opened = open_store(cli, &s)?;
+    let (fence, leader) = sending_fence(&opened)?;
+    let store = std::sync::Arc::new(std::sync::Mutex::new(opened));
+    let report = runtime()?.block_on(certvigil::app::evaluate::evaluate(&store, &s, now, &fence))?;
+    if let Some(l) = &leader {
+        eprintln!("certvigil: the daemon {l} leads on this store: it sends the queued notifications");
+    }
     if a.output == SummaryFormat::Json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -262,8 +276,13 @@ pub(super) fn alert_test(cli: &Cli, route: &str) -> Result<u8> {
 pub(super) fn digest(cli: &Cli, a: &DigestArgs) -> Result<u8> {
     let s = settings(cli, false)?;
     let now = now(cli)?;
-    let store = std::sync::Arc::new(std::sync::Mutex::new(open_store(cli, &s)?));
-    let d = runtime()?.block_on(certvigil::notify::send_digests(&store, &s.alerts, a.route.as_deref(), now, &Fence::open()))?;
+    let opened = open_store(cli, &s)?;
+    let (fence, leader) = sending_fence(&opened)?;
+    if let Some(l) = leader {
+        anyhow::bail!("the daemon {l} leads on this store: digests are its to send");
+    }
+    let store = std::sync::Arc::new(std::sync::Mutex::new(opened));
+    let d = runtime()?.block_on(certvigil::notify::send_digests(&store, &s.alerts, a.route.as_deref(), now, &fence))?;
     outln!("{} digests sent, {} failed", d.sent, d.failed);
     for e in &d.errors {
         outln!("  {e}");

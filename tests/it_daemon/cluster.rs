@@ -63,11 +63,13 @@ impl Node {
 }
 
 fn start(name: &str, url: &str, root: &Path, smtp: u16, fault: Option<&str>) -> Node {
-    start_with(name, url, root, smtp, fault, true)
+    start_with(name, url, root, smtp, fault, true, NOW)
 }
 
-/// A daemon whose configuration has the evaluate job or not.
-fn start_with(name: &str, url: &str, root: &Path, smtp: u16, fault: Option<&str>, evaluate: bool) -> Node {
+/// A daemon whose configuration has the evaluate job or not, whose clock starts at `at` (each
+/// daemon's test clock starts at its own start: a successor starts later so that what its
+/// predecessor queued is due on its clock, as it is on real clocks).
+fn start_with(name: &str, url: &str, root: &Path, smtp: u16, fault: Option<&str>, evaluate: bool, at: i64) -> Node {
     let sb = Sandbox::new();
     let mut cfg = format!("store:\n  url: {url}\ndaemon:\n  token: \"${{env:CV_TOKEN}}\"\n  node_name: {name}\n  lease: 2s\nsources:\n");
     for i in 0..SOURCES {
@@ -82,7 +84,7 @@ fn start_with(name: &str, url: &str, root: &Path, smtp: u16, fault: Option<&str>
         cfg.push_str("  - {name: evaluate, kind: evaluate, schedule: '@hourly'}\n");
     }
     sb.write("certvigil.yaml", cfg);
-    let mut cmd = sb.command_at(NOW);
+    let mut cmd = sb.command_at(at);
     if let Some(f) = fault {
         cmd.env("CERTVIGIL_FAULT", f);
     }
@@ -169,6 +171,11 @@ fn one_leader_runs_the_jobs_scans_are_shared_and_a_killed_leader_is_replaced() {
     let (code, body) = nodes[follower].daemon().request("POST", "/api/v1/jobs/evaluate/run");
     assert_eq!(code, 409, "{body}");
     assert!(body.contains(&leader_name), "{body}");
+    // An operator's `evaluate` on the shared store queues but leaves the sending to the leader.
+    let ev = nodes[follower].sb.run(&["evaluate"]);
+    assert!(ev.code == 0 || ev.code == 1, "{}{}", ev.stdout, ev.stderr);
+    assert!(ev.stderr.contains(&format!("the daemon {leader_name} leads on this store")), "{}", ev.stderr);
+    assert_eq!(smtp.count(), 2, "the command sent nothing itself");
     let (_, metrics) = nodes[leader].daemon().get("/metrics", None);
     assert!(metrics.contains(&format!("certvigil_leader{{node=\"{leader_name}\"}} 1")), "{metrics}");
 
@@ -205,8 +212,8 @@ fn a_leader_dying_between_sending_and_marking_is_resent_under_the_same_message_i
     }
     assert_eq!(smtp.count(), 1, "one mail went out before the leader died");
     kill9(&mut n1);
-    let n2 = start("n2", &url, root.path(), smtp.port, None);
-    let n3 = start("n3", &url, root.path(), smtp.port, None);
+    let n2 = start_with("n2", &url, root.path(), smtp.port, None, true, NOW + 600);
+    let n3 = start_with("n3", &url, root.path(), smtp.port, None, true, NOW + 600);
     let next = one_leader(&[&n2, &n3], 2 * LEASE + Duration::from_secs(2));
     // The new leader takes over the interrupted evaluation and delivers what is left.
     wait_rows(&url, "SELECT count(*) FROM outbox WHERE sent_at IS NULL", |r| r == ["0"], Duration::from_secs(30));
@@ -245,7 +252,7 @@ fn a_paused_leader_that_wakes_after_losing_its_lease_sends_nothing() {
     }
     let paused_at = Instant::now();
     // n2 has no evaluate job: it leads, and leaves the queued notifications where they are.
-    let n2 = start_with("n2", &url, root.path(), smtp.port, None, false);
+    let n2 = start_with("n2", &url, root.path(), smtp.port, None, false, NOW);
     let _ = one_leader(&[&n2], 2 * LEASE + Duration::from_secs(2));
     assert!(paused_at.elapsed() > LEASE, "n1 slept through its lease");
     let log_before = n1.daemon().log_text().len();
