@@ -143,6 +143,41 @@ impl ToValue for Value<'_> {
     }
 }
 
+/// A parameter value that owns its text or bytes: rows kept for a later statement (the scan's
+/// batched writes) and parameters handed to PostgreSQL's thread.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Owned {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl Owned {
+    pub fn of(v: &dyn ToValue) -> Owned {
+        match v.to_value() {
+            Value::Null => Owned::Null,
+            Value::Int(i) => Owned::Int(i),
+            Value::Real(f) => Owned::Real(f),
+            Value::Text(t) => Owned::Text(t.to_string()),
+            Value::Blob(b) => Owned::Blob(b.to_vec()),
+        }
+    }
+}
+
+impl ToValue for Owned {
+    fn to_value(&self) -> Value<'_> {
+        match self {
+            Owned::Null => Value::Null,
+            Owned::Int(i) => Value::Int(*i),
+            Owned::Real(f) => Value::Real(*f),
+            Owned::Text(t) => Value::Text(t),
+            Owned::Blob(b) => Value::Blob(b),
+        }
+    }
+}
+
 /// Statement parameters: `params![a, b, c]`, like rusqlite's macro of the same name.
 macro_rules! params {
     () => {
@@ -341,6 +376,89 @@ impl Db {
         self.query_opt(sql, params, f)?.ok_or(StoreError::NoRow)
     }
 
+    /// Inserts many rows: `head` (`INSERT INTO t (a, b)`), then `VALUES (?1, ?2), (?3, ?4), …`
+    /// over `values` taken `width` at a time, then `tail` (`ON CONFLICT …`, `RETURNING …`, or
+    /// nothing); `f` sees every row a `RETURNING` tail gives back. A statement carries up to
+    /// [`ROWS_PER_STATEMENT`] rows — on PostgreSQL one round trip and one execution for all of
+    /// them instead of one per row — in a few fixed sizes ([`chunks`]), so that any number of
+    /// rows takes a handful of statement texts, each prepared once and cached.
+    pub fn insert_rows<V: ToValue>(
+        &self,
+        head: &str,
+        tail: &str,
+        width: usize,
+        values: &[V],
+        mut f: impl FnMut(&Row<'_>) -> Result<()>,
+    ) -> Result<()> {
+        if width == 0 || !values.len().is_multiple_of(width) {
+            return Err(StoreError::Corrupt { what: "rows", detail: format!("{} values do not make rows of {width}", values.len()) });
+        }
+        let returning = tail.contains("RETURNING");
+        let mut at = 0;
+        for n in chunks(values.len() / width, width) {
+            // Bare `?`s, numbered in order by both engines (and by [`postgres_sql`]).
+            let row = format!("({})", vec!["?"; width].join(", "));
+            let mut sql = String::with_capacity(head.len() + tail.len() + 16 + n * (row.len() + 2));
+            sql.push_str(head);
+            sql.push_str(" VALUES ");
+            for r in 0..n {
+                if r > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&row);
+            }
+            sql.push(' ');
+            sql.push_str(tail);
+            let params: Vec<&dyn ToValue> = values[at * width..(at + n) * width].iter().map(|v| v as &dyn ToValue).collect();
+            if returning {
+                self.query_returning(&sql, &params, &mut f)?;
+            } else {
+                self.execute(&sql, &params)?;
+            }
+            at += n;
+        }
+        Ok(())
+    }
+
+    /// Runs `{head} IN (…){tail}` over `keys`, as many statements as [`chunks`] makes of them;
+    /// `fixed` are the parameters `head` and `tail` number from `?1`. `f` sees every row.
+    pub fn query_in<K: ToValue>(
+        &self,
+        head: &str,
+        fixed: &[&dyn ToValue],
+        keys: &[K],
+        tail: &str,
+        mut f: impl FnMut(&Row<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let mut at = 0;
+        for n in chunks(keys.len(), 1) {
+            // `?N` for the first key, bare `?`s after it: numbered on from N by both engines.
+            let mut sql = String::with_capacity(head.len() + tail.len() + 16 + n * 3);
+            sql.push_str(head);
+            sql.push_str(" IN (?");
+            sql.push_str(&(fixed.len() + 1).to_string());
+            for _ in 1..n {
+                sql.push_str(", ?");
+            }
+            sql.push(')');
+            sql.push_str(tail);
+            let mut params: Vec<&dyn ToValue> = fixed.to_vec();
+            params.extend(keys[at..at + n].iter().map(|k| k as &dyn ToValue));
+            self.query_returning(&sql, &params, &mut f)?;
+            at += n;
+        }
+        Ok(())
+    }
+
+    /// Every row of a statement that may write (`INSERT … RETURNING`): on PostgreSQL such a
+    /// statement cannot sit behind a cursor, so its rows come at once — callers keep them few.
+    fn query_returning(&self, sql: &str, params: &[&dyn ToValue], f: &mut dyn FnMut(&Row<'_>) -> Result<()>) -> Result<()> {
+        match self {
+            Db::Sqlite(_) => self.query_each(sql, params, f),
+            Db::Postgres(c) => c.query_all(sql, params)?.iter().try_for_each(|r| f(&Row::Postgres(r))),
+        }
+    }
+
     /// Starts a transaction, rolled back unless committed. SQLite's starts deferred, like
     /// rusqlite's; PostgreSQL's is READ COMMITTED, its default.
     pub fn transaction(&self) -> Result<Tx<'_>> {
@@ -451,6 +569,30 @@ pub fn postgres_sql(sql: &str) -> String {
     out
 }
 
+/// Rows per multi-row statement at most ([`Db::insert_rows`], [`Db::query_in`]).
+pub const ROWS_PER_STATEMENT: usize = 256;
+
+/// Parameters per statement at most: SQLite allows 32,766 (`SQLITE_MAX_VARIABLE_NUMBER` since
+/// 3.32), PostgreSQL 65,535 (a 16-bit count in the Bind message).
+const MAX_PARAMS: usize = 32_000;
+
+/// The row counts, in order, of the statements that carry `rows` rows of `width` values: as many
+/// of [`ROWS_PER_STATEMENT`] as fit, then 64, 16, 4 and 1 — five statement texts at most per
+/// kind of write, each used again and again (and so prepared once), where a statement per exact
+/// count would prepare a new one almost every time.
+pub fn chunks(rows: usize, width: usize) -> impl Iterator<Item = usize> {
+    let most = (MAX_PARAMS / width.max(1)).max(1);
+    let mut left = rows;
+    std::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        let n = [ROWS_PER_STATEMENT, 64, 16, 4, 1].into_iter().find(|&s| s <= left && s <= most).unwrap_or(1);
+        left -= n;
+        Some(n)
+    })
+}
+
 /// The PostgreSQL side: a blocking client on a thread of its own, its cached statements, and the
 /// mapping between [`Value`] and the wire types.
 ///
@@ -459,7 +601,7 @@ pub fn postgres_sql(sql: &str) -> String {
 /// runtimes, the daemon's evaluation). So the client lives on its own thread and each call sends
 /// it one job and waits for the answer — blocking the caller exactly as a SQLite call does.
 pub mod pg {
-    use super::{Result, StoreError, ToValue, Value, ValueRef};
+    use super::{Owned, Result, StoreError, ToValue, Value, ValueRef};
     use postgres::fallible_iterator::FallibleIterator;
     use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
     use std::cell::Cell;
@@ -629,27 +771,7 @@ pub mod pg {
 
     /// Parameters copied for the connection's thread.
     fn owned(params: &[&dyn ToValue]) -> Vec<Param> {
-        params
-            .iter()
-            .map(|p| {
-                Param(match p.to_value() {
-                    Value::Null => Owned::Null,
-                    Value::Int(i) => Owned::Int(i),
-                    Value::Real(f) => Owned::Real(f),
-                    Value::Text(t) => Owned::Text(t.to_string()),
-                    Value::Blob(b) => Owned::Blob(b.to_vec()),
-                })
-            })
-            .collect()
-    }
-
-    #[derive(Debug)]
-    enum Owned {
-        Null,
-        Int(i64),
-        Real(f64),
-        Text(String),
-        Blob(Vec<u8>),
+        params.iter().map(|p| Param(Owned::of(*p))).collect()
     }
 
     /// A value bound to a PostgreSQL statement, converted to the parameter's declared type.
@@ -658,14 +780,7 @@ pub mod pg {
 
     impl ToSql for Param {
         fn to_sql(&self, ty: &Type, out: &mut bytes::BytesMut) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-            let v = match &self.0 {
-                Owned::Null => Value::Null,
-                Owned::Int(i) => Value::Int(*i),
-                Owned::Real(f) => Value::Real(*f),
-                Owned::Text(t) => Value::Text(t),
-                Owned::Blob(b) => Value::Blob(b),
-            };
-            match (v, ty) {
+            match (self.0.to_value(), ty) {
                 (Value::Null, _) => Ok(IsNull::Yes),
                 (Value::Int(i), &Type::INT8) => i.to_sql(ty, out),
                 (Value::Int(i), &Type::INT4) => i32::try_from(i)?.to_sql(ty, out),

@@ -163,6 +163,9 @@ impl Store {
         // 16 MiB of page cache (the default is 2 MiB): a large scan's index pages stay in memory
         // instead of being read back for every insert.
         conn.pragma_update(None, "cache_size", -16_384).map_err(open_err)?;
+        // Room for the scan's multi-row statements (a few sizes of each, `db::chunks`) beside
+        // the rest: rusqlite keeps 16 by default and would prepare them again and again.
+        conn.set_prepared_statement_cache_capacity(96);
         let mut store = Store { conn: Db::Sqlite(conn), path: path.to_path_buf(), node: None };
         store.migrate()?;
         Ok(store)

@@ -4,14 +4,82 @@
 //! one huge transaction nor pays a commit per file; the gone-marking that depends on the whole
 //! scan happens in the final transaction. An interrupted scan leaves complete batches behind
 //! and its run row says `running`; the next scan simply continues from the stored state.
+//!
+//! Inside a transaction, parsed objects wait in a [`Queue`] of up to [`QUEUE`] objects and are
+//! written together ([`ScanWriter::flush`]): their certificates in multi-row inserts, the ids of
+//! the known ones in one lookup, their sightings, history, errors and object rows in multi-row
+//! inserts again. On PostgreSQL that is a few round trips per few hundred files instead of
+//! three or more per file; the rows and their order are those that writing each object on its
+//! own would give (the store suite checks it on both engines).
 
-use super::db::{Db, Dialect, params};
+use super::db::{Db, Dialect, Owned, params};
 use super::{Result, RunRow};
 use crate::model::UnixTime;
 use crate::x509::Parsed;
 use std::collections::{HashMap, HashSet};
 
 const BATCH: usize = 10_000;
+
+/// Parsed objects that wait to be written together.
+const QUEUE: usize = 512;
+
+/// Rows written later, in the order they were made: a flush writes each table's rows in one
+/// go, and the ids the engine gives them follow that order.
+#[derive(Default)]
+struct Rows {
+    /// `cert_history (cert_id, at, event, source, location, detail)`.
+    history: Vec<Owned>,
+    /// `scan_errors (run_id, source, location, message)`.
+    errors: Vec<Owned>,
+    /// `sightings (cert_id, source, location, detail, first_seen, last_seen)`.
+    sightings: Vec<Owned>,
+    /// `objects (source, location, stamp, content_sha256, format, certs, keys, error, first_seen, meta)`.
+    objects: Vec<Owned>,
+}
+
+impl Rows {
+    fn is_empty(&self) -> bool {
+        self.history.is_empty() && self.errors.is_empty() && self.sightings.is_empty() && self.objects.is_empty()
+    }
+}
+
+/// Parsed objects of one source not written yet, and their distinct certificates.
+#[derive(Default)]
+struct Queue {
+    source: String,
+    objects: Vec<Queued>,
+    /// Locations queued, so that an object listed twice is written in order.
+    locations: HashSet<String>,
+    /// Each distinct certificate's row for `certificates`, [`CERT_COLUMNS`] values each.
+    cert_rows: Vec<Owned>,
+    fingerprints: Vec<String>,
+    by_fingerprint: HashMap<String, usize>,
+}
+
+struct Queued {
+    location: String,
+    known: bool,
+    stamp: String,
+    content_sha256: String,
+    format: Option<String>,
+    keys: i64,
+    errors: Vec<String>,
+    /// Index into the queue's certificates, and where in the object.
+    certs: Vec<(usize, String)>,
+    meta: Option<String>,
+}
+
+const CERT_COLUMNS: usize = 27;
+
+/// Where a queued certificate stands once its row is written.
+#[derive(Clone, Copy)]
+struct CertState {
+    id: i64,
+    /// Inserted by this flush and not yet met in an object: its first sighting is its discovery.
+    fresh: bool,
+    /// Marked gone before this scan.
+    gone: bool,
+}
 
 /// What the scan learned about one listed object.
 #[derive(Debug)]
@@ -58,6 +126,8 @@ pub struct ScanWriter<'c> {
     in_tx: bool,
     touched: HashSet<i64>,
     stats: Stats,
+    queue: Queue,
+    rows: Rows,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -75,7 +145,17 @@ impl<'c> ScanWriter<'c> {
         let names = serde_json::to_string(sources).unwrap_or_else(|_| "[]".into());
         let run_id =
             conn.query_row("INSERT INTO scan_runs (started_at, sources) VALUES (?1, ?2) RETURNING id", params![now, names], |r| r.get(0))?;
-        Ok(ScanWriter { conn, run_id, now, pending: 0, in_tx: false, touched: HashSet::new(), stats: Stats::default() })
+        Ok(ScanWriter {
+            conn,
+            run_id,
+            now,
+            pending: 0,
+            in_tx: false,
+            touched: HashSet::new(),
+            stats: Stats::default(),
+            queue: Queue::default(),
+            rows: Rows::default(),
+        })
     }
 
     pub fn run_id(&self) -> i64 {
@@ -97,12 +177,15 @@ impl<'c> ScanWriter<'c> {
         self.pending += 1;
         if self.pending >= BATCH {
             self.commit()?;
+        } else if self.queue.objects.len() >= QUEUE || self.rows.history.len() >= QUEUE * 4 {
+            self.flush()?;
         }
         Ok(())
     }
 
     fn commit(&mut self) -> Result<()> {
         if self.in_tx {
+            self.flush()?;
             self.conn.execute_batch("COMMIT")?;
             self.in_tx = false;
         }
@@ -124,6 +207,7 @@ impl<'c> ScanWriter<'c> {
 
     /// Change-detection state of every object the source had last time.
     pub fn known_objects(&mut self, source: &str) -> Result<KnownObjects> {
+        self.flush()?;
         let mut out = KnownObjects::new();
         self.conn.query_each(
             "SELECT location, stamp, content_sha256, certs, CASE WHEN error IS NULL THEN 0 ELSE 1 END,
@@ -147,6 +231,7 @@ impl<'c> ScanWriter<'c> {
 
     /// Every location the source had, streamed to `f` (for finding what vanished).
     pub fn each_known_location(&mut self, source: &str, f: &mut dyn FnMut(&str)) -> Result<()> {
+        self.flush()?;
         self.conn.query_each(
             "SELECT location FROM objects WHERE source = ?1 AND vanished_at IS NULL ORDER BY location",
             params![source],
@@ -167,19 +252,14 @@ impl<'c> ScanWriter<'c> {
 
     fn error_row(&mut self, source: &str, location: &str, message: &str) -> Result<()> {
         self.stats.errors += 1;
-        self.conn.execute(
-            "INSERT INTO scan_errors (run_id, source, location, message) VALUES (?1, ?2, ?3, ?4)",
-            params![self.run_id, source, location, message],
-        )?;
+        let run_id = self.run_id;
+        self.rows.errors.extend([Owned::Int(run_id), text(source), text(location), text(message)]);
         Ok(())
     }
 
-    fn history(&mut self, cert_id: i64, event: &str, source: &str, location: &str, detail: Option<&str>) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO cert_history (cert_id, at, event, source, location, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![cert_id, self.now, event, source, location, detail],
-        )?;
-        Ok(())
+    fn history(&mut self, cert_id: i64, event: &str, source: &str, location: &str, detail: Option<&str>) {
+        let now = self.now;
+        self.rows.history.extend([Owned::Int(cert_id), Owned::of(&now), text(event), text(source), text(location), Owned::of(&detail)]);
     }
 
     /// Applies what the scan learned about one listed object. `known` is its stored state.
@@ -199,6 +279,7 @@ impl<'c> ScanWriter<'c> {
                 )?;
             }
             ObjectOutcome::Failed { message } => {
+                self.flush()?;
                 self.error_row(source, location, message)?;
                 // An empty stamp forces a re-read next time; sightings stay as they were.
                 self.conn.execute(
@@ -210,144 +291,237 @@ impl<'c> ScanWriter<'c> {
             }
             ObjectOutcome::Parsed { stamp, content_sha256, parsed } => {
                 self.stats.objects_read += 1;
-                self.apply_parsed(source, location, known.is_some(), stamp, content_sha256, parsed)?;
+                self.enqueue(source, location, known.is_some(), stamp, content_sha256, parsed)?;
             }
         }
         self.tick()
     }
 
-    fn apply_parsed(
-        &mut self,
-        source: &str,
-        location: &str,
-        known: bool,
-        stamp: &str,
-        content_sha256: &str,
-        parsed: &Parsed,
-    ) -> Result<()> {
+    /// Queues a parsed object; it is written by the next [`flush`](Self::flush).
+    fn enqueue(&mut self, source: &str, location: &str, known: bool, stamp: &str, content_sha256: &str, parsed: &Parsed) -> Result<()> {
+        if self.queue.source != source || self.queue.locations.contains(location) {
+            self.flush()?;
+            self.queue.source = source.to_string();
+        }
         let now = self.now;
-        // A location never listed before has no sightings to compare with (vanished objects
-        // keep their row, so "never listed" really means never).
-        let existing: Vec<(i64, i64, Option<i64>)> = if !known {
-            Vec::new()
-        } else {
-            self.conn.query_map(
-                "SELECT id, cert_id, gone_since FROM sightings WHERE source = ?1 AND location = ?2",
-                params![source, location],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )?
-        };
-        let mut seen: HashSet<i64> = HashSet::new();
+        let q = &mut self.queue;
+        let mut certs = Vec::with_capacity(parsed.certs.len());
         for found in &parsed.certs {
             let f = &found.facts;
-            let j = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
-            // Insert when new (the common case in a first scan); RETURNING says whether it was.
-            let inserted: Option<i64> = self.conn.query_opt(
-                    "INSERT INTO certificates (fingerprint, subject, issuer, common_name, serial, not_before, not_after,
-                       spki_sha256, key_algorithm, key_bits, key_curve, signature_algorithm, is_ca, path_len, key_usage,
-                       ext_key_usage, sans, ocsp_urls, ca_issuers_urls, crl_urls, aki, ski, self_issued, warnings, der, first_seen,
-                       subject_key)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26,
-                       ?27)
-                     ON CONFLICT(fingerprint) DO NOTHING RETURNING id",
-                    params![
-                        f.fingerprint.0,
-                        f.subject,
-                        f.issuer,
-                        f.common_name,
-                        f.serial,
-                        f.not_before,
-                        f.not_after,
-                        f.spki_sha256,
-                        f.key.algorithm,
-                        f.key.bits,
-                        f.key.curve,
-                        f.signature_algorithm,
-                        f.is_ca,
-                        f.path_len,
+            let index = match q.by_fingerprint.get(&f.fingerprint.0) {
+                Some(i) => *i,
+                None => {
+                    let j = |v: &Vec<String>| Owned::Text(serde_json::to_string(v).unwrap_or_else(|_| "[]".into()));
+                    q.cert_rows.extend([
+                        text(&f.fingerprint.0),
+                        text(&f.subject),
+                        text(&f.issuer),
+                        Owned::of(&f.common_name),
+                        text(&f.serial),
+                        Owned::of(&f.not_before),
+                        Owned::of(&f.not_after),
+                        text(&f.spki_sha256),
+                        Owned::of(&f.key.algorithm),
+                        Owned::of(&f.key.bits),
+                        Owned::of(&f.key.curve),
+                        Owned::of(&f.signature_algorithm),
+                        Owned::of(&f.is_ca),
+                        Owned::of(&f.path_len),
                         j(&f.key_usage),
                         j(&f.ext_key_usage),
                         j(&f.sans),
                         j(&f.ocsp_urls),
                         j(&f.ca_issuers_urls),
                         j(&f.crl_urls),
-                        f.aki,
-                        f.ski,
-                        f.self_issued,
+                        Owned::of(&f.aki),
+                        Owned::of(&f.ski),
+                        Owned::of(&f.self_issued),
                         j(&f.warnings),
-                        found.der,
-                        now,
-                        super::subject_key(&found.der),
-                    ],
-                    |r| r.get(0),
-                )?;
-            let (cert_id, discovered) = match inserted {
-                Some(id) => {
-                    self.stats.certs_new += 1;
-                    (id, true)
-                }
-                None => {
-                    let (id, gone): (i64, Option<i64>) = self.conn.query_row(
-                        "SELECT id, gone_since FROM certificates WHERE fingerprint = ?1",
-                        params![f.fingerprint.0],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )?;
-                    if gone.is_some() {
-                        self.conn.execute("UPDATE certificates SET gone_since = NULL WHERE id = ?1", params![id])?;
-                        self.history(id, "returned", source, location, Some(&found.detail))?;
-                    }
-                    (id, false)
+                        Owned::Blob(found.der.clone()),
+                        Owned::of(&now),
+                        Owned::of(&super::subject_key(&found.der)),
+                    ]);
+                    q.fingerprints.push(f.fingerprint.0.clone());
+                    q.by_fingerprint.insert(f.fingerprint.0.clone(), q.fingerprints.len() - 1);
+                    q.fingerprints.len() - 1
                 }
             };
-            if !seen.insert(cert_id) {
-                continue; // the same certificate twice in one object is one sighting
-            }
-            self.stats.certs_seen += 1;
-            match existing.iter().find(|e| e.1 == cert_id) {
-                Some((sid, _, gone)) => {
-                    self.conn.execute(
-                        "UPDATE sightings SET last_seen = ?2, detail = ?3, gone_since = NULL WHERE id = ?1",
-                        params![sid, now, found.detail],
-                    )?;
-                    if gone.is_some() {
-                        self.history(cert_id, "sighted", source, location, Some(&found.detail))?;
-                    }
-                }
-                None => {
-                    self.conn.execute(
-                        "INSERT INTO sightings (cert_id, source, location, detail, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                        params![cert_id, source, location, found.detail, now],
-                    )?;
-                    if !discovered {
-                        self.history(cert_id, "sighted", source, location, Some(&found.detail))?;
-                    }
-                }
-            }
+            certs.push((index, found.detail.clone()));
         }
-        for (sid, cert_id, gone) in &existing {
-            if gone.is_none() && !seen.contains(cert_id) {
-                self.unsight(*sid, *cert_id, source, location)?;
-            }
+        q.locations.insert(location.to_string());
+        q.objects.push(Queued {
+            location: location.to_string(),
+            known,
+            stamp: stamp.to_string(),
+            content_sha256: content_sha256.to_string(),
+            format: parsed.format.map(|f| f.to_string()),
+            keys: parsed.keys.len() as i64,
+            errors: parsed.errors.iter().map(ToString::to_string).collect(),
+            certs,
+            meta: None,
+        });
+        Ok(())
+    }
+
+    /// Writes the queued objects and every row made so far.
+    ///
+    /// A certificate met for the first time is inserted and its first sighting is its
+    /// discovery; one already stored is looked up, and if it had been marked gone it has
+    /// returned. A sighting already stored is refreshed (a `sighted` event if it had gone), a new
+    /// one inserted (a `sighted` event unless the certificate was just discovered there); a
+    /// known object's stored sightings not met again are unsighted. The same certificate twice
+    /// in one object is one sighting.
+    fn flush(&mut self) -> Result<()> {
+        if !self.queue.objects.is_empty() {
+            let q = std::mem::take(&mut self.queue);
+            self.resolve(q)?;
         }
-        let errors: Vec<String> = parsed.errors.iter().map(ToString::to_string).collect();
-        for e in &errors {
-            self.error_row(source, location, e)?;
+        if self.rows.is_empty() {
+            return Ok(());
         }
-        let error = if errors.is_empty() { None } else { Some(errors.join("; ")) };
-        let format = parsed.format.map(|f| f.to_string());
-        self.conn.execute(
-            "INSERT INTO objects (source, location, stamp, content_sha256, format, certs, keys, error, first_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT(source, location) DO UPDATE SET stamp = excluded.stamp, content_sha256 = excluded.content_sha256,
-                   format = excluded.format, certs = excluded.certs, keys = excluded.keys, error = excluded.error, vanished_at = NULL",
-            params![source, location, stamp, content_sha256, format, seen.len() as i64, parsed.keys.len() as i64, error, now],
+        let rows = std::mem::take(&mut self.rows);
+        let none = |_: &super::db::Row<'_>| Ok(());
+        self.conn.insert_rows(
+            "INSERT INTO sightings (cert_id, source, location, detail, first_seen, last_seen)",
+            "",
+            6,
+            &rows.sightings,
+            none,
         )?;
+        self.conn.insert_rows("INSERT INTO cert_history (cert_id, at, event, source, location, detail)", "", 6, &rows.history, none)?;
+        self.conn.insert_rows("INSERT INTO scan_errors (run_id, source, location, message)", "", 4, &rows.errors, none)?;
+        self.conn.insert_rows(
+            "INSERT INTO objects (source, location, stamp, content_sha256, format, certs, keys, error, first_seen, meta)",
+            "ON CONFLICT(source, location) DO UPDATE SET stamp = excluded.stamp, content_sha256 = excluded.content_sha256,
+               format = excluded.format, certs = excluded.certs, keys = excluded.keys, error = excluded.error, vanished_at = NULL,
+               meta = COALESCE(excluded.meta, objects.meta)",
+            10,
+            &rows.objects,
+            none,
+        )?;
+        Ok(())
+    }
+
+    /// Turns queued objects into rows: see [`flush`](Self::flush).
+    fn resolve(&mut self, q: Queue) -> Result<()> {
+        let now = self.now;
+        let source = q.source.as_str();
+        let mut state: Vec<Option<CertState>> = vec![None; q.fingerprints.len()];
+        self.conn.insert_rows(
+            "INSERT INTO certificates (fingerprint, subject, issuer, common_name, serial, not_before, not_after,
+               spki_sha256, key_algorithm, key_bits, key_curve, signature_algorithm, is_ca, path_len, key_usage,
+               ext_key_usage, sans, ocsp_urls, ca_issuers_urls, crl_urls, aki, ski, self_issued, warnings, der, first_seen,
+               subject_key)",
+            "ON CONFLICT(fingerprint) DO NOTHING RETURNING id, fingerprint",
+            CERT_COLUMNS,
+            &q.cert_rows,
+            |r| {
+                let fingerprint: &str = r.get_ref(1)?.as_str()?;
+                if let Some(&i) = q.by_fingerprint.get(fingerprint) {
+                    state[i] = Some(CertState { id: r.get(0)?, fresh: true, gone: false });
+                }
+                Ok(())
+            },
+        )?;
+        self.stats.certs_new += state.iter().flatten().count() as i64;
+        let stored: Vec<&str> = q.fingerprints.iter().zip(&state).filter(|(_, s)| s.is_none()).map(|(f, _)| f.as_str()).collect();
+        self.conn.query_in("SELECT id, gone_since, fingerprint FROM certificates WHERE fingerprint", &[], &stored, "", |r| {
+            let fingerprint: &str = r.get_ref(2)?.as_str()?;
+            if let Some(&i) = q.by_fingerprint.get(fingerprint) {
+                let gone: Option<i64> = r.get(1)?;
+                state[i] = Some(CertState { id: r.get(0)?, fresh: false, gone: gone.is_some() });
+            }
+            Ok(())
+        })?;
+        // Stored sightings of the objects listed before (a location never listed has none:
+        // vanished objects keep their row, so "never listed" really means never).
+        let known: Vec<&str> = q.objects.iter().filter(|o| o.known).map(|o| o.location.as_str()).collect();
+        let mut existing: HashMap<String, Vec<(i64, i64, Option<i64>)>> = HashMap::new();
+        self.conn.query_in(
+            "SELECT id, cert_id, gone_since, location FROM sightings WHERE source = ?1 AND location",
+            params![source],
+            &known,
+            "",
+            |r| {
+                existing.entry(r.get(3)?).or_default().push((r.get(0)?, r.get(1)?, r.get(2)?));
+                Ok(())
+            },
+        )?;
+        for object in &q.objects {
+            let mut existing = existing.remove(&object.location).unwrap_or_default();
+            existing.sort_unstable_by_key(|e| e.0);
+            let location = object.location.as_str();
+            let mut seen: HashSet<i64> = HashSet::new();
+            for (index, detail) in &object.certs {
+                let Some(cert) = state.get_mut(*index).and_then(Option::as_mut) else {
+                    return Err(super::StoreError::Corrupt {
+                        what: "certificates",
+                        detail: format!("{} was neither inserted nor found", q.fingerprints[*index]),
+                    });
+                };
+                let discovered = std::mem::replace(&mut cert.fresh, false);
+                let cert_id = cert.id;
+                if std::mem::replace(&mut cert.gone, false) {
+                    self.conn.execute("UPDATE certificates SET gone_since = NULL WHERE id = ?1", params![cert_id])?;
+                    self.history(cert_id, "returned", source, location, Some(detail));
+                }
+                if !seen.insert(cert_id) {
+                    continue; // the same certificate twice in one object is one sighting
+                }
+                self.stats.certs_seen += 1;
+                match existing.iter().find(|e| e.1 == cert_id) {
+                    Some((sid, _, gone)) => {
+                        self.conn.execute(
+                            "UPDATE sightings SET last_seen = ?2, detail = ?3, gone_since = NULL WHERE id = ?1",
+                            params![sid, now, detail],
+                        )?;
+                        if gone.is_some() {
+                            self.history(cert_id, "sighted", source, location, Some(detail));
+                        }
+                    }
+                    None => {
+                        self.rows.sightings.extend([
+                            Owned::Int(cert_id),
+                            text(source),
+                            text(location),
+                            text(detail),
+                            Owned::of(&now),
+                            Owned::of(&now),
+                        ]);
+                        if !discovered {
+                            self.history(cert_id, "sighted", source, location, Some(detail));
+                        }
+                    }
+                }
+            }
+            for (sid, cert_id, gone) in &existing {
+                if gone.is_none() && !seen.contains(cert_id) {
+                    self.unsight(*sid, *cert_id, source, location)?;
+                }
+            }
+            for e in &object.errors {
+                self.error_row(source, location, e)?;
+            }
+            let error = if object.errors.is_empty() { None } else { Some(object.errors.join("; ")) };
+            self.rows.objects.extend([
+                text(source),
+                text(location),
+                text(&object.stamp),
+                text(&object.content_sha256),
+                Owned::of(&object.format),
+                Owned::of(&(seen.len() as i64)),
+                Owned::Int(object.keys),
+                Owned::of(&error),
+                Owned::of(&now),
+                Owned::of(&object.meta),
+            ]);
+        }
         Ok(())
     }
 
     fn unsight(&mut self, sighting_id: i64, cert_id: i64, source: &str, location: &str) -> Result<()> {
         self.conn.execute("UPDATE sightings SET gone_since = ?2 WHERE id = ?1", params![sighting_id, self.now])?;
-        self.history(cert_id, "unsighted", source, location, None)?;
+        self.history(cert_id, "unsighted", source, location, None);
         self.touched.insert(cert_id);
         Ok(())
     }
@@ -355,6 +529,7 @@ impl<'c> ScanWriter<'c> {
     /// An object the source had before and no longer lists: its sightings are gone.
     pub fn vanished(&mut self, source: &str, location: &str) -> Result<()> {
         self.tx()?;
+        self.flush()?;
         let current: Vec<(i64, i64)> = {
             self.conn.query_map(
                 "SELECT id, cert_id FROM sightings WHERE source = ?1 AND location = ?2 AND gone_since IS NULL",
@@ -381,9 +556,16 @@ impl<'c> ScanWriter<'c> {
     ) -> Result<()> {
         self.tx()?;
         if let Some(m) = meta {
-            // `record` has written the object's row.
-            self.conn
-                .execute("UPDATE objects SET meta = ?3 WHERE source = ?1 AND location = ?2", params![source, location, m.to_string()])?;
+            // `record` has queued the object, or written its row.
+            match self.queue.objects.last_mut().filter(|o| self.queue.source == source && o.location == location) {
+                Some(queued) => queued.meta = Some(m.to_string()),
+                None => {
+                    self.conn.execute(
+                        "UPDATE objects SET meta = ?3 WHERE source = ?1 AND location = ?2",
+                        params![source, location, m.to_string()],
+                    )?;
+                }
+            }
         }
         if let Some(k) = key {
             self.conn
@@ -449,6 +631,7 @@ impl<'c> ScanWriter<'c> {
     /// Marks the source as completely scanned at this run's time.
     pub fn finish_source(&mut self, source: &str) -> Result<()> {
         self.tx()?;
+        self.flush()?;
         self.conn
             .execute("UPDATE sources SET last_scan_at = ?2, last_run_id = ?3 WHERE name = ?1", params![source, self.now, self.run_id])?;
         Ok(())
@@ -457,6 +640,7 @@ impl<'c> ScanWriter<'c> {
     /// Marks certificates with no current sighting as gone and closes the run.
     pub fn finish(mut self) -> Result<RunRow> {
         self.tx()?;
+        self.flush()?;
         let touched: Vec<i64> = self.touched.iter().copied().collect();
         for cert_id in touched {
             let current: i64 =
@@ -512,4 +696,8 @@ impl Drop for ScanWriter<'_> {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
     }
+}
+
+fn text(s: &str) -> Owned {
+    Owned::Text(s.to_string())
 }

@@ -685,6 +685,86 @@ fn keys_and_image_findings_read_alike() {
     });
 }
 
+/// A scan of more objects than the writer queues at once (it writes them a queue at a time)
+/// stores what writing each object on its own would: the same certificate met again in later
+/// queues is found, not inserted twice, and only its first sighting is its discovery; a rescan
+/// that swaps what every object holds unsights and sights across queues. The expected counts
+/// follow from the objects alone.
+#[test]
+fn a_scan_larger_than_the_writers_queue_is_written_as_objects_one_at_a_time() {
+    const OBJECTS: usize = 1_100;
+    let fx = Fixture::new();
+    let location = |i: usize| format!("/srv/certs/{i:05}.pem");
+    on_both(|s, t| {
+        let e = t.engine;
+        let count = |s: &TestStore, sql: &str| -> i64 { s.db().query_row(sql, params![], |r| r.get(0)).expect(sql) };
+        // Scan 1: even objects hold www + CA, odd ones api.
+        let mut w = t.ok("begin 1", s.begin_scan(100, &names(&["disk"])));
+        for i in 0..OBJECTS {
+            let content = if i % 2 == 0 { &fx.chain } else { &fx.api_only };
+            t.ok("record 1", w.record("disk", &location(i), None, parsed("1", "a", content)));
+        }
+        let run = t.ok("finish 1", w.finish());
+        let sightings = (OBJECTS / 2 * 2 + OBJECTS / 2) as i64;
+        assert_eq!((run.certs_new, run.certs_seen, run.objects_seen), (3, sightings, OBJECTS as i64), "{e}");
+        assert_eq!(count(s, "SELECT COUNT(*) FROM certificates"), 3, "{e}");
+        assert_eq!(count(s, "SELECT COUNT(*) FROM sightings"), sightings, "{e}");
+        // Every sighting but the three discoveries is a `sighted` event.
+        assert_eq!(count(s, "SELECT COUNT(*) FROM cert_history WHERE event = 'sighted'"), sightings - 3, "{e}");
+        // A discovery's sighting is the first object that holds it, whichever queue it is in.
+        let first: Vec<(String, String)> = s
+            .db()
+            .query_map(
+                "SELECT c.common_name, MIN(h.location) FROM cert_history h JOIN certificates c ON c.id = h.cert_id
+                 WHERE h.event = 'sighted' GROUP BY c.common_name ORDER BY c.common_name",
+                params![],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("first sighted");
+        t.note("first sighted", &first);
+        assert_eq!(
+            first,
+            [("Suite CA", location(2)), ("api.example.net", location(3)), ("www.example.net", location(2))]
+                .map(|(n, l)| (n.to_string(), l)),
+            "{e}"
+        );
+
+        // Scan 2: every object known, its content swapped.
+        let mut w = t.ok("begin 2", s.begin_scan(200, &names(&["disk"])));
+        let known = t.ok("known", w.known_objects("disk"));
+        assert_eq!(known.len(), OBJECTS, "{e}");
+        for i in 0..OBJECTS {
+            let content = if i % 2 == 0 { &fx.api_only } else { &fx.chain };
+            let k = known.get(&object_key(&location(i)));
+            t.ok("record 2", w.record("disk", &location(i), k, parsed("2", "b", content)));
+        }
+        let run = t.ok("finish 2", w.finish());
+        assert_eq!((run.certs_new, run.certs_seen, run.certs_gone), (0, sightings, 0), "{e}");
+        assert_eq!(count(s, "SELECT COUNT(*) FROM sightings"), 2 * sightings, "{e}");
+        assert_eq!(count(s, "SELECT COUNT(*) FROM sightings WHERE gone_since IS NULL"), sightings, "{e}");
+        assert_eq!(count(s, "SELECT COUNT(*) FROM cert_history WHERE event = 'unsighted' AND at = 200"), sightings, "{e}");
+        assert_eq!(count(s, "SELECT COUNT(*) FROM cert_history WHERE event = 'sighted' AND at = 200"), sightings, "{e}");
+        // Each object's row says what it holds now.
+        assert_eq!(count(s, "SELECT SUM(certs) FROM objects WHERE stamp = '2'"), sightings, "{e}");
+        // History stays in the order the objects were met: the first event of scan 2 is the
+        // first object's.
+        let first_event: (String, String) = s
+            .db()
+            .query_row("SELECT event, location FROM cert_history WHERE at = 200 ORDER BY id LIMIT 1", params![], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("first event");
+        assert_eq!(first_event, ("sighted".to_string(), location(0)), "{e}");
+        let events: Vec<(i64, String, i64)> = s
+            .db()
+            .query_map("SELECT at, event, COUNT(*) FROM cert_history GROUP BY at, event ORDER BY at, event", params![], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .expect("events");
+        t.note("events", &events);
+    });
+}
+
 /// A scan that fails midway (a statement refused: here by a trigger the test adds) rolls back
 /// its open batch (everything, in a scan this small), leaves its run `running`, and the store
 /// takes the next scan: on PostgreSQL the refused statement aborts the transaction, which the
@@ -710,9 +790,14 @@ fn an_abandoned_scan_leaves_the_store_usable_alike() {
         {
             let mut w = t.ok("begin", s.begin_scan(100, &names(&["disk"])));
             t.ok("ok", w.record("disk", "/ok", None, parsed("1", "a", &fx.api_only)));
-            let refused = w.record("disk", "/bad", None, parsed("1", "b", &fx.chain)).expect_err("the trigger refuses");
+            // Parsed objects are written a queue at a time: the refusal comes from `record` or,
+            // at the latest, from `finish`, which consumes the writer. Either way the writer is
+            // dropped, as the scan driver drops it on an error.
+            let refused = match w.record("disk", "/bad", None, parsed("1", "b", &fx.chain)) {
+                Err(refused) => refused,
+                Ok(()) => w.finish().map(drop).expect_err("the trigger refuses"),
+            };
             assert!(refused.to_string().contains("refused by the test"), "{e}: {refused}");
-            // The writer is dropped, as the scan driver drops it on an error.
         }
         let run = t.take("last run", s.last_run()).expect("the run");
         assert_eq!((run.id, run.status.as_str(), run.finished_at), (1, "running", None), "{e}");
