@@ -84,25 +84,7 @@ pub async fn run(job: &Job, settings: &Arc<Settings>, place: &StorePlace, ctx: &
                 .await
                 .map_err(|e| JobError::new(format!("scan task ended abnormally: {e}")))?
         }
-        JobKind::Revocation => {
-            let store = open(store_at)?;
-            let checker = ctx.checker(settings, state_dir.clone())?;
-            // Counted batch by batch: the pass never holds the whole inventory.
-            let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-            let checked = checker
-                .check_each(Arc::new(Mutex::new(store)), None, now, |batch| {
-                    for (_, r) in batch {
-                        *counts.entry(r.state.as_str()).or_default() += 1;
-                    }
-                })
-                .await
-                .map_err(JobError::from("revocation"))?;
-            let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-            Ok(Outcome {
-                summary: format!("{checked} certificates checked: {}", parts.join(", ")),
-                detail: serde_json::json!({ "checked": checked, "states": counts }),
-            })
-        }
+        JobKind::Revocation => check_revocation(settings, place, ctx, None, now).await,
         JobKind::Renew => {
             let mut store = open(store_at)?;
             let specs: Vec<&crate::config::managed::ManagedSpec> = settings.managed.iter().collect();
@@ -135,6 +117,38 @@ pub async fn run(job: &Job, settings: &Arc<Settings>, place: &StorePlace, ctx: &
             Ok(Outcome { summary, detail: serde_json::to_value(&d).unwrap_or_default() })
         }
     }
+}
+
+/// Checks the revocation of every current certificate, or of share `k` of `n` (`Some((k, n))`,
+/// see `store::revocation_share`: with several daemons on one store each checks shares).
+pub async fn check_revocation(
+    settings: &Settings,
+    place: &StorePlace,
+    ctx: &Context,
+    share: Option<(u32, u32)>,
+    now: UnixTime,
+) -> Result<Outcome, JobError> {
+    let store = open(&place.store)?;
+    let ids = match share {
+        Some((k, n)) => Some(store.current_certificate_ids_in_share(k, n).map_err(JobError::from("revocation"))?),
+        None => None,
+    };
+    let checker = ctx.checker(settings, place.state_dir.clone())?;
+    // Counted batch by batch: the pass never holds the whole inventory.
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    let checked = checker
+        .check_each(Arc::new(Mutex::new(store)), ids, now, |batch| {
+            for (_, r) in batch {
+                *counts.entry(r.state.as_str()).or_default() += 1;
+            }
+        })
+        .await
+        .map_err(JobError::from("revocation"))?;
+    let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    Ok(Outcome {
+        summary: format!("{checked} certificates checked: {}", parts.join(", ")),
+        detail: serde_json::json!({ "checked": checked, "states": counts }),
+    })
 }
 
 /// The renew job's summary: counts by action, then each certificate's outcome line (`web:

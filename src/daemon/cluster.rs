@@ -1,10 +1,12 @@
 //! Several daemons on one PostgreSQL store. One of them leads, elected through a lease row in
 //! the store (see `store::coordination`): it runs the scheduled jobs — evaluation, digests,
 //! renewals, revocation checks — and alone passes the fence that sending a notification or
-//! installing a certificate requires. Scans are shared: the leader queues one work item per
-//! source when a scan job fires, and every daemon (the leader too) claims items with
-//! `FOR UPDATE SKIP LOCKED`, keeping its claim alive while it scans; a dead daemon's claim
-//! expires and another takes the source.
+//! installing a certificate requires. Scans and revocation checks are shared: when such a job
+//! fires the leader queues work items — one per source for a scan, one per share of the
+//! certificates (grouped by issuer, so that each CRL is fetched by one daemon) for a
+//! revocation check — and every daemon (the leader too) claims items with
+//! `FOR UPDATE SKIP LOCKED`, keeping its claim alive while it works; a dead daemon's claim
+//! expires and another takes the item. The leader's job run waits for its items and sums them up.
 //!
 //! The lease is kept on a thread of its own, not on the async runtime: renewals go on however
 //! busy the jobs keep the runtime. Leadership is granted to the fence until the renewal time
@@ -23,8 +25,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// Work items of this kind are scans of one source.
+/// Work items of this kind are scans of one source (the key is the source's name).
 pub const SCAN: &str = "scan";
+/// Work items of this kind are revocation checks of one share of the certificates (the key is
+/// `k/n`: share `k` of `n`).
+pub const REVOCATION: &str = "revocation";
+/// The shares a revocation check is cut into: enough for a few daemons to balance, few enough
+/// that each share's certificates still share their CRLs.
+pub const REVOCATION_SHARES: u32 = 8;
+
+/// The kinds a worker claims, in this order (scans first: a revocation check reads what they find).
+const KINDS: [&str; 2] = [SCAN, REVOCATION];
 
 /// What `/readyz`, `/metrics` and `schedule` say about the cluster.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -55,6 +66,9 @@ pub struct Cluster {
     leading: watch::Sender<bool>,
     stop: AtomicBool,
     items_done: AtomicU64,
+    /// The connection for the worker's and the leader's polls (claims, heartbeats, progress),
+    /// opened on first use and dropped after an error; the lease keeper has its own.
+    polls: Arc<Mutex<Option<Store>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -99,7 +113,31 @@ impl Cluster {
             leading,
             stop: AtomicBool::new(false),
             items_done: AtomicU64::new(0),
+            polls: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// Runs `f` on the polling connection, on a blocking thread.
+    async fn poll<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store, &str, i64) -> crate::store::Result<T> + Send + 'static,
+    ) -> Result<T, String> {
+        let (polls, place, node, lease_ms) = (Arc::clone(&self.polls), self.place.clone(), self.node.clone(), self.lease_ms());
+        tokio::task::spawn_blocking(move || {
+            let mut slot = polls.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_none() {
+                *slot = Some(Store::connect_at(&place.store).map_err(|e| e.to_string())?);
+            }
+            let store = slot.as_ref().ok_or("no connection")?;
+            let out = f(store, &node, lease_ms);
+            if out.is_err() {
+                // A fresh connection next time: this one may be broken.
+                *slot = None;
+            }
+            out.map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| format!("ended abnormally: {e}"))?
     }
 
     fn lease_ms(&self) -> i64 {
@@ -199,35 +237,40 @@ impl Cluster {
         self.stop.store(true, Ordering::SeqCst);
     }
 
-    /// Claims and runs scan items until [`Cluster::stop`]: one at a time, its claim renewed a
-    /// third of the lease at a time while the source is scanned.
-    pub async fn work(self: Arc<Self>, state: Arc<super::http::State>, clock: Arc<dyn super::runner::Clock>) {
+    /// Claims and runs work items until [`Cluster::stop`]: one at a time, scans before
+    /// revocation checks, its claim renewed a third of the lease at a time while it runs.
+    pub async fn work(
+        self: Arc<Self>,
+        state: Arc<super::http::State>,
+        ctx: Arc<crate::app::jobs::Context>,
+        clock: Arc<dyn super::runner::Clock>,
+    ) {
         while !self.stop.load(Ordering::SeqCst) {
-            let me = Arc::clone(&self);
-            let claimed = tokio::task::spawn_blocking(move || {
-                Store::connect_at(&me.place.store).and_then(|s| s.claim_work(SCAN, &me.node, me.lease_ms()))
-            })
-            .await;
+            let claimed = self
+                .poll(|s, node, lease_ms| {
+                    for kind in KINDS {
+                        if let Some(item) = s.claim_work(kind, node, lease_ms)? {
+                            return Ok(Some(item));
+                        }
+                    }
+                    Ok(None)
+                })
+                .await;
             let item = match claimed {
-                Ok(Ok(Some(item))) => item,
-                Ok(Ok(None)) => {
+                Ok(Some(item)) => item,
+                Ok(None) => {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;
                 }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "cannot claim work");
-                    tokio::time::sleep(self.lease / 3).await;
-                    continue;
-                }
                 Err(e) => {
-                    tracing::error!(error = %e, "claiming work ended abnormally");
+                    tracing::warn!(error = %e, "cannot claim work");
                     tokio::time::sleep(self.lease / 3).await;
                     continue;
                 }
             };
             self.set_claims(Some(&item));
             let current = Arc::clone(&state.settings.read().unwrap_or_else(|p| p.into_inner()));
-            self.run_item(item, current, clock.now()).await;
+            self.run_item(item, current, &ctx, clock.now()).await;
             self.set_claims(None);
         }
     }
@@ -236,103 +279,184 @@ impl Cluster {
         self.status.lock().unwrap_or_else(|p| p.into_inner()).claims = item.into_iter().cloned().collect();
     }
 
-    async fn run_item(self: &Arc<Self>, item: WorkItem, settings: Arc<Settings>, now: UnixTime) {
-        tracing::info!(node = %self.node, source = %item.key, item = item.id, attempt = item.attempts, "scanning a claimed source");
-        // The claim stays alive while the scan runs.
+    async fn run_item(self: &Arc<Self>, item: WorkItem, settings: Arc<Settings>, ctx: &crate::app::jobs::Context, now: UnixTime) {
+        tracing::info!(node = %self.node, kind = %item.kind, key = %item.key, item = item.id, attempt = item.attempts, "running a claimed work item");
+        // The claim stays alive while the item runs.
         let beat = {
             let me = Arc::clone(self);
             let id = item.id;
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(me.lease / 3).await;
-                    let m = Arc::clone(&me);
-                    let kept = tokio::task::spawn_blocking(move || {
-                        Store::connect_at(&m.place.store).and_then(|s| s.extend_claim(id, &m.node, m.lease_ms()))
-                    })
-                    .await;
-                    if !matches!(kept, Ok(Ok(true))) {
-                        tracing::warn!(item = id, "the claim on a scan could not be renewed: another daemon may take the source");
+                    let kept = me.poll(move |s, node, lease_ms| s.extend_claim(id, node, lease_ms)).await;
+                    if !matches!(kept, Ok(true)) {
+                        tracing::warn!(item = id, "the claim on a work item could not be renewed: another daemon may take it");
                     }
                 }
             })
         };
-        let place = self.place.clone();
-        let source = item.key.clone();
-        let outcome = tokio::task::spawn_blocking(move || crate::app::jobs::scan_sources(&settings, &place.store, &[source], now))
-            .await
-            .unwrap_or_else(|e| Err(crate::app::jobs::JobError::new(format!("the scan ended abnormally: {e}"))));
+        let outcome = match item.kind.as_str() {
+            SCAN => {
+                let place = self.place.clone();
+                let source = item.key.clone();
+                tokio::task::spawn_blocking(move || crate::app::jobs::scan_sources(&settings, &place.store, &[source], now))
+                    .await
+                    .unwrap_or_else(|e| Err(crate::app::jobs::JobError::new(format!("the scan ended abnormally: {e}"))))
+            }
+            REVOCATION => match parse_share(&item.key) {
+                Some(share) => crate::app::jobs::check_revocation(&settings, &self.place, ctx, Some(share), now).await,
+                None => Err(crate::app::jobs::JobError::new(format!("`{}` is not a share (k/n)", item.key))),
+            },
+            other => Err(crate::app::jobs::JobError::new(format!("this daemon does not know work items of kind `{other}`"))),
+        };
         beat.abort();
         let (error, summary) = match &outcome {
             Ok(o) => (None, o.summary.clone()),
             Err(e) => (Some(e.message.clone()), String::new()),
         };
-        let me = Arc::clone(self);
         let id = item.id;
-        let finished = tokio::task::spawn_blocking(move || {
-            Store::connect_at(&me.place.store).and_then(|s| s.finish_work(id, &me.node, now, error.as_deref(), &summary))
-        })
-        .await;
+        let finished = self.poll(move |s, node, _| s.finish_work(id, node, now, error.as_deref(), &summary)).await;
         match finished {
-            Ok(Ok(true)) => {
+            Ok(true) => {
                 self.items_done.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(node = %self.node, source = %item.key, item = item.id, "claimed scan finished");
+                tracing::info!(node = %self.node, kind = %item.kind, key = %item.key, item = item.id, "claimed work item finished");
             }
-            Ok(Ok(false)) => tracing::warn!(item = item.id, "the claim was lost before the scan finished: another daemon scanned it too"),
-            Ok(Err(e)) => tracing::error!(item = item.id, error = %e, "cannot record the end of a claimed scan"),
-            Err(e) => tracing::error!(item = item.id, error = %e, "recording a claimed scan ended abnormally"),
+            Ok(false) => {
+                tracing::warn!(item = item.id, "the claim was lost before the work item finished: another daemon ran it too")
+            }
+            Err(e) => tracing::error!(item = item.id, error = %e, "cannot record the end of a claimed work item"),
         }
     }
 }
 
-/// The leader's scan job: one work item per source, then waits until every daemon that took
-/// one has finished it (or the items were taken back and finished by others).
-pub async fn scan_job(
+/// `k/n` with `k < n`: share `k` of `n`.
+fn parse_share(key: &str) -> Option<(u32, u32)> {
+    let (k, n) = key.split_once('/')?;
+    let (k, n) = (k.parse::<u32>().ok()?, n.parse::<u32>().ok()?);
+    (k < n).then_some((k, n))
+}
+
+/// The leader's run of a scan or revocation job, shared out: one work item per source (scan)
+/// or per share (revocation), then it waits until every item is finished — by whichever daemons
+/// took them, or by others when a claim expired — and sums them up.
+pub async fn shared_job(
     cluster: &Arc<Cluster>,
     job: &crate::config::Job,
     settings: &Settings,
     run_id: i64,
     now: UnixTime,
 ) -> Result<crate::app::jobs::Outcome, crate::app::jobs::JobError> {
-    use crate::app::jobs::{JobError, Outcome};
-    let sources: Vec<String> =
-        settings.sources.iter().map(|s| s.name().to_string()).filter(|n| job.sources.is_empty() || job.sources.contains(n)).collect();
-    let place = cluster.place.clone();
-    let (keys, name) = (sources.clone(), job.name.clone());
-    let queued = tokio::task::spawn_blocking(move || {
-        Store::connect_at(&place.store).and_then(|s| s.queue_work(SCAN, &keys, &name, Some(run_id), now))
-    })
-    .await
-    .map_err(|e| JobError::new(format!("queueing the scan ended abnormally: {e}")))?
-    .map_err(JobError::from("scan"))?;
-    tracing::info!(job = %job.name, run = run_id, sources = sources.len(), queued, "scan shared out between the daemons");
+    use crate::app::jobs::JobError;
+    use crate::config::JobKind;
+    let (kind, keys, what) = match job.kind {
+        JobKind::Scan => {
+            let sources = settings
+                .sources
+                .iter()
+                .map(|s| s.name().to_string())
+                .filter(|n| job.sources.is_empty() || job.sources.contains(n))
+                .collect::<Vec<_>>();
+            (SCAN, sources, "sources scanned")
+        }
+        JobKind::Revocation => (REVOCATION, (0..REVOCATION_SHARES).map(|k| format!("{k}/{REVOCATION_SHARES}")).collect(), "shares"),
+        other => return Err(JobError::new(format!("a {other:?} job is not shared out"))),
+    };
+    let (queue, name) = (keys.clone(), job.name.clone());
+    let queued = cluster
+        .poll(move |s, _, _| s.queue_work(kind, &queue, &name, Some(run_id), now))
+        .await
+        .map_err(|e| JobError::new(format!("queueing the {kind} work: {e}")))?;
+    tracing::info!(job = %job.name, run = run_id, items = keys.len(), queued, "{kind} shared out between the daemons");
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let place = cluster.place.clone();
-        let items = tokio::task::spawn_blocking(move || Store::connect_at(&place.store).and_then(|s| s.run_work(run_id)))
-            .await
-            .map_err(|e| JobError::new(format!("reading the scan's progress ended abnormally: {e}")))?
-            .map_err(JobError::from("scan"))?;
+        let items = match cluster.poll(move |s, _, _| s.run_work(run_id)).await {
+            Ok(items) => items,
+            // The items stand in the store; the next poll (on a new connection) reads them.
+            Err(e) => {
+                tracing::warn!(job = %job.name, error = %e, "cannot read the progress of shared work");
+                continue;
+            }
+        };
         if items.iter().all(|i| i.finished_at.is_some()) {
-            let failed: Vec<String> = items
-                .iter()
-                .filter(|i| i.status.as_deref() == Some("failed"))
-                .map(|i| format!("{}: {}", i.key, i.error.as_deref().unwrap_or("")))
-                .collect();
-            let mut by: std::collections::BTreeMap<String, usize> = Default::default();
-            for i in &items {
-                *by.entry(i.claimed_by.clone().unwrap_or_default()).or_default() += 1;
-            }
-            let summary = format!(
-                "{} sources scanned by {} daemons ({})",
-                items.len(),
-                by.len(),
-                by.iter().map(|(n, c)| format!("{n}: {c}")).collect::<Vec<_>>().join(", ")
-            );
-            let detail = serde_json::json!({ "items": items, "by_node": by });
-            if !failed.is_empty() {
-                return Err(JobError { message: format!("{summary}; failed: {}", failed.join("; ")), detail: Some(detail) });
-            }
-            return Ok(Outcome { summary, detail });
+            return sum_up(&items, what, kind == REVOCATION).map_err(|(message, detail)| JobError { message, detail: Some(detail) });
         }
+    }
+}
+
+/// The job run's outcome from its finished items: how many, by which daemons; for revocation
+/// checks the certificates checked, from each item's summary (`N certificates checked: …`).
+fn sum_up(items: &[WorkItem], what: &str, count_checked: bool) -> Result<crate::app::jobs::Outcome, (String, serde_json::Value)> {
+    let failed: Vec<String> = items
+        .iter()
+        .filter(|i| i.status.as_deref() == Some("failed"))
+        .map(|i| format!("{}: {}", i.key, i.error.as_deref().unwrap_or("")))
+        .collect();
+    let mut by: std::collections::BTreeMap<String, usize> = Default::default();
+    for i in items {
+        *by.entry(i.claimed_by.clone().unwrap_or_default()).or_default() += 1;
+    }
+    let mut summary = format!(
+        "{} {what} by {} daemons ({})",
+        items.len(),
+        by.len(),
+        by.iter().map(|(n, c)| format!("{n}: {c}")).collect::<Vec<_>>().join(", ")
+    );
+    let mut detail = serde_json::json!({ "items": items, "by_node": by });
+    if count_checked {
+        let checked: usize = items.iter().filter_map(|i| i.summary.as_deref()?.split_whitespace().next()?.parse::<usize>().ok()).sum();
+        summary = format!("{checked} certificates checked in {summary}");
+        detail["checked"] = checked.into();
+    }
+    if !failed.is_empty() {
+        return Err((format!("{summary}; failed: {}", failed.join("; ")), detail));
+    }
+    Ok(crate::app::jobs::Outcome { summary, detail })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(key: &str, by: &str, status: &str, summary: &str) -> WorkItem {
+        WorkItem {
+            id: 1,
+            kind: REVOCATION.into(),
+            key: key.into(),
+            job: "revocation".into(),
+            run_id: Some(1),
+            queued_at: 0,
+            claimed_by: Some(by.into()),
+            claim_expires_at_ms: None,
+            attempts: 1,
+            finished_at: Some(1),
+            status: Some(status.into()),
+            summary: Some(summary.into()),
+            error: (status == "failed").then(|| "store: gone".into()),
+        }
+    }
+
+    #[test]
+    fn shares_are_k_of_n() {
+        assert_eq!(parse_share("3/8"), Some((3, 8)));
+        for bad in ["8/8", "3", "a/8", "3/", "-1/8", "3/8/9"] {
+            assert_eq!(parse_share(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_shared_revocation_check_sums_its_shares_and_fails_with_any() {
+        let items = [
+            item("0/8", "a", "ok", "12 certificates checked: 12 good"),
+            item("1/8", "b", "ok", "0 certificates checked: "),
+            item("2/8", "a", "ok", "5 certificates checked: 4 good, 1 revoked"),
+        ];
+        let o = sum_up(&items, "shares", true).unwrap();
+        assert_eq!(o.summary, "17 certificates checked in 3 shares by 2 daemons (a: 2, b: 1)");
+        assert_eq!(o.detail["checked"], 17);
+        let mut with_failure = items.to_vec();
+        with_failure.push(item("3/8", "b", "failed", ""));
+        let (message, detail) = sum_up(&with_failure, "shares", true).unwrap_err();
+        assert!(message.ends_with("; failed: 3/8: store: gone"), "{message}");
+        assert_eq!(detail["by_node"]["b"], 2);
     }
 }

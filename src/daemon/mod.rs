@@ -168,8 +168,10 @@ async fn main(settings: Settings, loader: Loader, opts: Options) -> Result<(), D
             let (ctx, path, cluster) = (Arc::clone(&ctx), path.clone(), cluster.clone());
             Box::pin(async move {
                 match &cluster {
-                    // Scans are shared out between the daemons.
-                    Some(c) if job.kind == crate::config::JobKind::Scan => cluster::scan_job(c, &job, &settings, run_id, now).await,
+                    // Scans and revocation checks are shared out between the daemons.
+                    Some(c) if matches!(job.kind, crate::config::JobKind::Scan | crate::config::JobKind::Revocation) => {
+                        cluster::shared_job(c, &job, &settings, run_id, now).await
+                    }
                     _ => crate::app::jobs::run(&job, &settings, &path, &ctx, now).await,
                 }
             })
@@ -198,8 +200,9 @@ async fn main(settings: Settings, loader: Loader, opts: Options) -> Result<(), D
         last_scrape_micros: Default::default(),
         cluster: cluster.clone(),
     });
-    // Every daemon takes its share of the scans (with the settings of the latest reload).
-    let worker = cluster.as_ref().map(|c| tokio::spawn(Arc::clone(c).work(Arc::clone(&state), Arc::clone(&clock))));
+    // Every daemon takes its share of the scans and revocation checks (with the settings of
+    // the latest reload; its revocation checker keeps its CRLs between items).
+    let worker = cluster.as_ref().map(|c| tokio::spawn(Arc::clone(c).work(Arc::clone(&state), Arc::clone(&ctx), Arc::clone(&clock))));
     let server = listener.map(|l| tokio::spawn(http::serve(l, Arc::clone(&state))));
     let signals = tokio::spawn(handle_signals(Arc::clone(&state), loader, Arc::clone(&notifier), ctx, control_tx.clone()));
     if let Some(after) = opts.exit_after {

@@ -253,6 +253,23 @@ impl Store {
         self.conn.query_map("SELECT id FROM certificates WHERE gone_since IS NULL ORDER BY id", params![], |r| r.get::<i64>(0))
     }
 
+    /// Ids of the current certificates in share `share` of `shares` (see [`revocation_share`]):
+    /// with several daemons on one store, each checks a share, and every certificate of one
+    /// issuer falls in the same share, so each CRL is fetched by one daemon.
+    pub fn current_certificate_ids_in_share(&self, share: u32, shares: u32) -> Result<Vec<i64>> {
+        let rows =
+            self.conn.query_map("SELECT id, aki, issuer FROM certificates WHERE gone_since IS NULL ORDER BY id", params![], |r| {
+                Ok((r.get::<i64>(0)?, r.get::<Option<String>>(1)?, r.get::<String>(2)?))
+            })?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, aki, issuer)| revocation_share(aki.as_deref(), issuer, shares) == share)
+            .map(|(id, _, _)| id)
+            .collect())
+    }
+
+    /// The given certificates (in the order given; ids not found are left out), or every
+    /// current one in id order, each with its DER: one statement per few hundred ids.
     pub fn certificates_with_der(&self, ids: Option<&[i64]>) -> Result<Vec<(CertRow, Vec<u8>)>> {
         match ids {
             None => {
@@ -260,15 +277,31 @@ impl Store {
                 self.conn.query_map(&sql, params![], cert_with_der)
             }
             Some(ids) => {
-                let sql = format!("SELECT {CERT_COLUMNS}, c.der FROM certificates c WHERE c.id = ?1");
-                let mut out = Vec::new();
-                for id in ids {
-                    out.extend(self.conn.query_map(&sql, params![id], cert_with_der)?);
-                }
-                Ok(out)
+                let head = format!("SELECT {CERT_COLUMNS}, c.der FROM certificates c WHERE c.id");
+                let mut found: HashMap<i64, (CertRow, Vec<u8>)> = HashMap::with_capacity(ids.len());
+                self.conn.query_in(&head, &[], ids, "", |r| {
+                    let (row, der) = cert_with_der(r)?;
+                    found.insert(row.id, (row, der));
+                    Ok(())
+                })?;
+                Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
             }
         }
     }
+}
+
+/// The share (of `shares`) a certificate's revocation check falls in: a stable hash (the
+/// first 8 bytes of a SHA-256, the same on every daemon and every release) of its issuer's key
+/// identifier, or of its issuer's name when it names no key. Certificates of one issuer share
+/// a CRL and an OCSP responder, so they are checked together.
+pub fn revocation_share(aki: Option<&str>, issuer: &str, shares: u32) -> u32 {
+    use sha2::Digest;
+    let key = match aki {
+        Some(k) => sha2::Sha256::new().chain_update(b"aki:").chain_update(k.as_bytes()).finalize(),
+        None => sha2::Sha256::new().chain_update(b"issuer:").chain_update(issuer.as_bytes()).finalize(),
+    };
+    let n = u64::from_be_bytes(key[..8].try_into().unwrap_or([0; 8]));
+    (n % u64::from(shares.max(1))) as u32
 }
 
 #[cfg(test)]
@@ -310,5 +343,39 @@ mod tests {
         assert!(found(None, raw_parts(&leaf).unwrap().subject).iter().all(|f| *f == leaf_facts.fingerprint.0));
         assert!(found(None, b"\x30\x00").is_empty());
         assert!(found(None, b"not a name").is_empty());
+
+        // Shares of the revocation check partition the current certificates, and the ids asked
+        // for come back in the order asked, with their DER.
+        let all = store.current_certificate_ids().unwrap();
+        assert_eq!(all.len(), 2);
+        for shares in 1..=5 {
+            let mut seen: Vec<i64> = (0..shares).flat_map(|k| store.current_certificate_ids_in_share(k, shares).unwrap()).collect();
+            seen.sort_unstable();
+            assert_eq!(seen, all, "{shares} shares");
+        }
+        let reversed: Vec<i64> = all.iter().rev().copied().chain([999_999]).collect();
+        let got = store.certificates_with_der(Some(&reversed)).unwrap();
+        assert_eq!(got.iter().map(|(c, _)| c.id).collect::<Vec<_>>(), all.iter().rev().copied().collect::<Vec<_>>());
+        assert_eq!(got.last().map(|(_, der)| der.as_slice()), Some(ca.as_slice()));
+    }
+
+    #[test]
+    fn a_certificates_share_follows_its_issuers_key_and_spreads_issuers_evenly() {
+        use super::revocation_share;
+        // The key identifier decides, not the name's spelling; without one, the name does.
+        for shares in [2, 8, 31] {
+            assert_eq!(revocation_share(Some("ab01"), "CN=A", shares), revocation_share(Some("ab01"), "CN=a, O=other", shares));
+            assert!(revocation_share(None, "CN=A", shares) < shares);
+        }
+        // Stable across releases and hosts: a fixed value, not a per-process hash.
+        // (sha256("aki:ab01") and sha256("issuer:CN=A"), first 8 bytes big-endian, mod 1000003)
+        assert_eq!(revocation_share(Some("ab01"), "", 1_000_003), 890_338);
+        assert_eq!(revocation_share(None, "CN=A", 1_000_003), 521_503);
+        let mut counts = [0usize; 8];
+        for i in 0..4000 {
+            counts[revocation_share(Some(&format!("{i:040x}")), "", 8) as usize] += 1;
+        }
+        assert!(counts.iter().all(|c| (400..600).contains(c)), "{counts:?}");
+        assert_eq!(revocation_share(Some("x"), "", 0), 0, "no shares means one");
     }
 }

@@ -5,6 +5,8 @@
 //! Message-ID (receivers deduplicate on it) and every other alert arrives once, a leader
 //! stopped with SIGSTOP that wakes after losing its lease sends nothing, and a leader killed in
 //! the middle of a renewal against Pebble has its order resumed by the next leader (one order).
+//! A revocation check is cut into shares by issuer: several daemons check them, and each CRL
+//! (served on loopback, counted) is fetched by one daemon once.
 
 use crate::alerting::SmtpServer;
 use crate::common;
@@ -386,4 +388,144 @@ fn a_leader_killed_mid_renewal_is_resumed_by_the_next_one_on_the_same_order() {
         .unwrap()
         .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("account-"));
     assert_eq!(accounts.count(), 1, "one ACME account, shared");
+}
+
+/// Leaks `s`: the fixture specification holds `&'static str`s.
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+#[test]
+fn a_revocation_check_is_shared_out_by_issuer_and_each_crl_is_fetched_once() {
+    use common::http::{HttpServer, Response};
+    use rcgen::KeyUsagePurpose as K;
+    use std::sync::{Arc, Mutex, OnceLock};
+    const CAS: usize = 6;
+    const LEAVES: usize = 3;
+    let url = fresh_database("revocation_shares");
+    // The CRLs on a loopback server that counts each fetch and answers slowly, so that one
+    // daemon cannot take every share before the others poll.
+    let served: Arc<OnceLock<BTreeMap<String, Vec<u8>>>> = Arc::default();
+    let fetches: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
+    let server = {
+        let (served, fetches) = (Arc::clone(&served), Arc::clone(&fetches));
+        HttpServer::start(move |req| {
+            *fetches.lock().unwrap().entry(req.path().to_string()).or_default() += 1;
+            std::thread::sleep(Duration::from_millis(300));
+            match served.get().and_then(|m| m.get(req.path())) {
+                Some(der) => Response::ok(der.clone()),
+                None => Response::empty(404),
+            }
+        })
+    };
+    // CAS issuing CAs with LEAVES leaves each, one source per CA; the first leaf of CA 0 revoked.
+    let root = tempfile::tempdir().unwrap();
+    let mut crls = BTreeMap::new();
+    for i in 0..CAS {
+        let ca = issue(
+            Spec {
+                ca_path_len: Some(0),
+                key_usage: vec![K::KeyCertSign, K::CrlSign],
+                eku: vec![],
+                sans: vec![],
+                ..Spec::leaf(
+                    leak(format!("ca{i}")),
+                    leak(format!("certvigil Share CA {i}")),
+                    Box::leak(vec![0x50, i as u8].into_boxed_slice()),
+                    -365 * DAY,
+                    5 * 365 * DAY,
+                    KeyKind::P256,
+                )
+            },
+            None,
+        );
+        let dir = root.path().join(format!("s{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ca.pem"), &ca.cert.pem).unwrap();
+        let path = format!("/ca{i}.crl");
+        let mut revoked: Vec<&'static [u8]> = Vec::new();
+        for j in 0..LEAVES {
+            let serial: &'static [u8] = Box::leak(vec![0x60, i as u8, j as u8].into_boxed_slice());
+            let leaf = issue(
+                Spec {
+                    crl: vec![vec![leak(server.url(&path))]],
+                    ..Spec::leaf(
+                        leak(format!("leaf{i}-{j}")),
+                        leak(format!("l{j}.ca{i}.example.test")),
+                        serial,
+                        -DAY,
+                        60 * DAY,
+                        KeyKind::P256,
+                    )
+                },
+                Some(&ca),
+            );
+            std::fs::write(dir.join(format!("leaf{j}.pem")), &leaf.cert.pem).unwrap();
+            if i == 0 && j == 0 {
+                revoked.push(serial);
+            }
+        }
+        crls.insert(path, crl(&ca, &revoked));
+    }
+    served.set(crls).unwrap();
+
+    let start_checker = |name: &str| -> Node {
+        let sb = Sandbox::new();
+        let mut cfg =
+            format!("store:\n  url: {url}\ndaemon:\n  token: \"${{env:CV_TOKEN}}\"\n  node_name: {name}\n  lease: 2s\nsources:\n");
+        for i in 0..CAS {
+            cfg.push_str(&format!("  - name: s{i}\n    kind: files\n    paths: ['{}/s{i}']\n", root.path().display()));
+        }
+        cfg.push_str(
+            "revocation: {prefer: crl, fallback: false}\njobs:\n  - {name: scan, kind: scan, schedule: '@hourly'}\n  \
+             - {name: revocation, kind: revocation, schedule: '@hourly'}\n",
+        );
+        sb.write("certvigil.yaml", cfg);
+        let d = Daemon::start(&sb, sb.command_at(NOW), TOKEN);
+        Node { name: name.to_string(), sb, d: Some(d) }
+    };
+    let nodes: Vec<Node> = ["r1", "r2", "r3"].iter().map(|n| start_checker(n)).collect();
+    let leader = one_leader(&nodes.iter().collect::<Vec<_>>(), Duration::from_secs(10));
+    let leader_name = nodes[leader].name.clone();
+
+    // The leader's revocation run is cut into 8 shares, each claimed once.
+    let runs = wait_rows(
+        &url,
+        "SELECT job || ' ' || status || ' ' || node FROM job_runs ORDER BY id",
+        |r| r.len() == 2 && r.iter().all(|l| !l.contains(" running ")),
+        Duration::from_secs(90),
+    );
+    assert_eq!(runs, [format!("scan ok {leader_name}"), format!("revocation ok {leader_name}")]);
+    let items = texts(
+        &url,
+        "SELECT key || ' ' || status || ' ' || attempts || ' ' || claimed_by || ' ' || summary FROM work_items \
+         WHERE kind = 'revocation' ORDER BY key",
+    );
+    assert_eq!(items.len(), 8, "{items:?}");
+    let mut by_node: BTreeMap<String, usize> = BTreeMap::new();
+    let mut checked = 0;
+    for line in &items {
+        let parts: Vec<&str> = line.split(' ').collect();
+        assert_eq!((parts[1], parts[2]), ("ok", "1"), "each share claimed once and checked: {line}");
+        let n: usize = parts[4].parse().unwrap_or_else(|_| panic!("{line}"));
+        if n > 0 {
+            *by_node.entry(parts[3].to_string()).or_default() += 1;
+        }
+        checked += n;
+    }
+    assert_eq!(checked, CAS * (LEAVES + 1), "every certificate in exactly one share: {items:?}");
+    assert!(by_node.len() >= 2, "the shares were checked by several daemons: {items:?}");
+    // Every certificate of one issuer was in one share: each CRL was fetched once in all.
+    let fetched = fetches.lock().unwrap().clone();
+    assert_eq!(fetched.len(), CAS, "{fetched:?}");
+    assert!(fetched.values().all(|n| *n == 1), "a CRL fetched by two daemons: {fetched:?}");
+    let states = texts(&url, "SELECT status || ' ' || count(*) FROM revocation_status GROUP BY status ORDER BY status");
+    assert_eq!(
+        states,
+        [format!("good {}", CAS * LEAVES - 1), format!("not-applicable {CAS}"), "revoked 1".to_string()],
+        "the statuses the shares saved"
+    );
+    // The run's summary adds the shares up.
+    let summary = texts(&url, "SELECT summary FROM job_runs WHERE job = 'revocation'");
+    assert!(summary[0].starts_with(&format!("{} certificates checked in 8 shares by ", CAS * (LEAVES + 1))), "{summary:?}");
 }
