@@ -15,7 +15,7 @@
 //! however its columns are ordered. When two digests differ, both sides are walked again in key
 //! order, a page at a time, to count the rows changed and those on one side only.
 
-use super::db::{Db, Dialect, Row, ToValue, Tx, Value, params};
+use super::db::{Db, Dialect, Owned, Row, ToValue, Tx, Value, params};
 use super::{Result, Store, StoreError, Verdict};
 use sha2::Digest;
 use std::cmp::Ordering;
@@ -691,40 +691,7 @@ fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// A value read from one store, held to be written to the other.
-#[derive(Debug, Clone, PartialEq)]
-enum Owned {
-    Null,
-    Int(i64),
-    Real(f64),
-    Text(String),
-    Blob(Vec<u8>),
-}
-
-impl From<Value<'_>> for Owned {
-    fn from(v: Value<'_>) -> Owned {
-        match v {
-            Value::Null => Owned::Null,
-            Value::Int(i) => Owned::Int(i),
-            Value::Real(f) => Owned::Real(f),
-            Value::Text(s) => Owned::Text(s.to_string()),
-            Value::Blob(b) => Owned::Blob(b.to_vec()),
-        }
-    }
-}
-
-impl ToValue for Owned {
-    fn to_value(&self) -> Value<'_> {
-        match self {
-            Owned::Null => Value::Null,
-            Owned::Int(i) => Value::Int(*i),
-            Owned::Real(f) => Value::Real(*f),
-            Owned::Text(s) => Value::Text(s),
-            Owned::Blob(b) => Value::Blob(b),
-        }
-    }
-}
-
+/// A value read from one store (held to be written to the other), as a differing row names it.
 impl std::fmt::Display for Owned {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

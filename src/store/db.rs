@@ -156,7 +156,13 @@ pub enum Owned {
 
 impl Owned {
     pub fn of(v: &dyn ToValue) -> Owned {
-        match v.to_value() {
+        Owned::from(v.to_value())
+    }
+}
+
+impl From<Value<'_>> for Owned {
+    fn from(v: Value<'_>) -> Owned {
+        match v {
             Value::Null => Owned::Null,
             Value::Int(i) => Owned::Int(i),
             Value::Real(f) => Owned::Real(f),
