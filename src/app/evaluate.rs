@@ -48,10 +48,13 @@ pub fn each_findings_batch<E: From<StoreError>>(
     // Managed certificates whose installed certificate is current.
     let mut installed_current: HashSet<String> = HashSet::new();
     let mut batch: Vec<CertRow> = Vec::with_capacity(BATCH);
+    // The system's roots, read when the first certificate needs them.
+    let mut trust: Option<super::public_trust::PublicTrust> = None;
     let mut run = |batch: &mut Vec<CertRow>| -> Result<(), E> {
         let ids: Vec<i64> = batch.iter().map(|c| c.id).collect();
         let revocation = store.revocation_statuses_of(&ids)?;
         let unknown_since = store.revocation_unknown_since_of(&ids)?;
+        let public = publicly_trusted(store, &mut trust, batch, now)?;
         let states: Vec<CertState<'_>> = batch
             .iter()
             .map(|c| {
@@ -63,6 +66,7 @@ pub fn each_findings_batch<E: From<StoreError>>(
                     st.cert_manager_not_ready = n.clone();
                 }
                 st.renewal = renewals.get(&c.facts.fingerprint.0).filter(|_| c.gone_since.is_none());
+                st.publicly_trusted = public.contains(&c.id);
                 st
             })
             .collect();
@@ -117,7 +121,31 @@ pub fn findings_of(store: &Store, settings: &Settings, now: UnixTime, cert: &Cer
         st.cert_manager_not_ready = n;
     }
     st.renewal = renewals.get(&cert.facts.fingerprint.0).filter(|_| cert.gone_since.is_none());
+    st.publicly_trusted = publicly_trusted(store, &mut None, std::slice::from_ref(cert), now)?.contains(&cert.id);
     Ok(policy::evaluate(&settings.policy, &[st], now))
+}
+
+/// The ids of the certificates of `batch` that a lifetime check needs to know about and that
+/// chain to a root of the system's trust store (read into `trust` the first time it is needed).
+fn publicly_trusted(
+    store: &Store,
+    trust: &mut Option<super::public_trust::PublicTrust>,
+    batch: &[CertRow],
+    now: UnixTime,
+) -> Result<HashSet<i64>, StoreError> {
+    let ids: Vec<i64> =
+        batch.iter().filter(|c| c.gone_since.is_none() && policy::lifetime_over_limit_candidate(&c.facts, now)).map(|c| c.id).collect();
+    let mut out = HashSet::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let trust = trust.get_or_insert_with(super::public_trust::PublicTrust::load);
+    for (c, der) in store.certificates_with_der(Some(&ids))? {
+        if trust.is_public(store, &c, &der)? {
+            out.insert(c.id);
+        }
+    }
+    Ok(out)
 }
 
 /// The key review over the certificates it concerns (those on a token with a key, and those
@@ -309,6 +337,7 @@ impl Inputs<'_> {
             untrusted_at: Vec::new(),
             cert_manager_not_ready: Vec::new(),
             renewal: None,
+            publicly_trusted: false,
         }
     }
 }

@@ -16,6 +16,7 @@
 pub mod evaluate;
 pub mod jobs;
 pub mod owners;
+pub mod public_trust;
 pub mod queries;
 pub mod scan;
 pub mod status;

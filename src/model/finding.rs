@@ -66,6 +66,9 @@ pub enum Kind {
     TrustRootExpired,
     /// A private key on a token with no certificate anywhere in the inventory (`policy::keys`).
     KeyWithoutCertificate,
+    /// A publicly trusted TLS certificate valid for longer than the CA/Browser Forum allowed on
+    /// the day it was issued (`model::lifetime`).
+    LifetimeOverLimit,
 }
 
 impl Kind {
@@ -91,10 +94,11 @@ impl Kind {
             Kind::TrustRootExpiring => "trust-root-expiring",
             Kind::TrustRootExpired => "trust-root-expired",
             Kind::KeyWithoutCertificate => "key-without-certificate",
+            Kind::LifetimeOverLimit => "lifetime-over-limit",
         }
     }
 
-    pub const ALL: [Kind; 20] = [
+    pub const ALL: [Kind; 21] = [
         Kind::Expired,
         Kind::Expiring,
         Kind::NotYetValid,
@@ -115,6 +119,7 @@ impl Kind {
         Kind::TrustRootExpiring,
         Kind::TrustRootExpired,
         Kind::KeyWithoutCertificate,
+        Kind::LifetimeOverLimit,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {

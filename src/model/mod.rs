@@ -5,6 +5,7 @@ pub mod alert;
 pub mod eku;
 pub mod fence;
 pub mod finding;
+pub mod lifetime;
 pub mod observed;
 pub mod rows;
 pub mod store_location;

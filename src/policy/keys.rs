@@ -474,6 +474,7 @@ mod tests {
             untrusted_at: vec![],
             cert_manager_not_ready: vec![],
             renewal: None,
+            publicly_trusted: false,
         }
     }
 

@@ -12,7 +12,7 @@ pub use crate::config::policy::{Expiry, Match, PolicySpec, Rule};
 
 pub use crate::model::finding::{Finding, Kind, Severity, SubjectKind, cert_subject, key_subject, managed_subject};
 use crate::model::rows::CertRow;
-use crate::model::{RevocationState, RevocationStatus, UnixTime, format_date, format_time};
+use crate::model::{RevocationState, RevocationStatus, UnixTime, format_date, format_time, lifetime};
 
 /// Everything the checks know about one certificate.
 #[derive(Debug, Clone)]
@@ -34,6 +34,10 @@ pub struct CertState<'a> {
     pub cert_manager_not_ready: Vec<(String, String)>,
     /// It is the installed certificate of a managed certificate: its renewal state.
     pub renewal: Option<&'a renewal::RenewalView>,
+    /// Its chain leads to a root of the system's trust store (signatures verified), so the
+    /// CA/Browser Forum's rules apply to it. Worked out by `app::evaluate` only for the
+    /// certificates [`lifetime_over_limit_candidate`] picks.
+    pub publicly_trusted: bool,
 }
 
 /// The expiry thresholds and key-age limit that apply to this certificate.
@@ -79,6 +83,8 @@ const CHECKS: &[(&str, Check)] = &[
     ("renewal-failed", renewal::failed),
     // The CA's renewal window (RFC 9773) ended and it is still installed.
     ("renewal-overdue", renewal::overdue),
+    // Publicly trusted, but valid longer than the CA/B Forum allowed when it was issued.
+    ("lifetime-over-limit", lifetime_over_limit),
 ];
 
 /// Runs every check over every certificate. Gone certificates only get a `retired` finding
@@ -177,13 +183,14 @@ fn expiring(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
         return None;
     };
     let what = if st.cert.facts.is_code_signing() { "signing certificate" } else { "certificate" };
+    let window = window_words(&expiry, f.not_after - f.not_before, severity);
     // A managed certificate whose renewal is scheduled and healthy needs nobody: no page.
     if let Some(at) = st.renewal.and_then(|r| r.healthy(f, ctx.now)) {
         return Some((
             Kind::Expiring,
             Severity::Info,
             format!(
-                "{what} expires on {} (in {}); automatic renewal scheduled at {}",
+                "{what} expires on {} (in {}){window}; automatic renewal scheduled at {}",
                 format_time(f.not_after),
                 days(left),
                 format_time(at)
@@ -194,12 +201,65 @@ fn expiring(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
     Some((
         Kind::Expiring,
         severity,
-        format!("{what} expires on {} (in {})", format_time(f.not_after), days(left)),
+        format!("{what} expires on {} (in {}){window}", format_time(f.not_after), days(left)),
         if st.cert.facts.is_code_signing() {
             "renew the signing certificate and distribute the new one to every signer".into()
         } else {
             "renew it and deploy the new certificate before it expires".into()
         },
+    ))
+}
+
+/// When the lifetime fraction, not the days, set the window that was entered: `; warning
+/// window 1 day 23 h = 33% of its 6 days 16 h lifetime (not 30 days)`, so that a plan shows why a
+/// short certificate warns late. Empty when the days applied.
+fn window_words(expiry: &Expiry, life: i64, severity: Severity) -> String {
+    let (name, days_limit, fraction) = match severity {
+        Severity::Critical => ("critical", expiry.critical_days, expiry.critical_fraction),
+        _ => ("warning", expiry.warning_days, expiry.warning_fraction),
+    };
+    let (w, c) = expiry.windows(life);
+    let win = if severity == Severity::Critical { c } else { w };
+    if win >= i64::from(days_limit) * 86_400 {
+        return String::new();
+    }
+    format!(
+        "; {name} window {} = {:.0}% of its {} lifetime (not {days_limit} days)",
+        lifetime::lifetime_words(win),
+        fraction * 100.0,
+        lifetime::lifetime_words(lifetime::validity_period(0, life))
+    )
+}
+
+/// Whether a certificate could be over the CA/B lifetime limit, from its own facts: a current TLS
+/// server leaf (EKU serverAuth) valid longer than the limit in force on its notBefore. Only these
+/// need their chain checked against the system's roots (`CertState::publicly_trusted`).
+pub fn lifetime_over_limit_candidate(f: &crate::model::CertFacts, now: UnixTime) -> bool {
+    let Some(limit) = lifetime::tls_limit_on(f.not_before) else { return false };
+    !f.is_ca
+        && now <= f.not_after
+        && f.ext_key_usage.iter().any(|e| e == "serverAuth")
+        && f.not_after > lifetime::latest_not_after(limit.limit, f.not_before)
+}
+
+fn lifetime_over_limit(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
+    let f = &st.cert.facts;
+    if !st.publicly_trusted || !lifetime_over_limit_candidate(f, ctx.now) {
+        return None;
+    }
+    let limit = lifetime::tls_limit_on(f.not_before)?;
+    Some((
+        Kind::LifetimeOverLimit,
+        Severity::Critical,
+        format!(
+            "publicly trusted TLS certificate valid for {} from {}: more than the {} allowed for certificates issued then ({})",
+            lifetime::lifetime_words(lifetime::validity_period(f.not_before, f.not_after)),
+            format_date(f.not_before),
+            lifetime::limit_words(limit.limit),
+            limit.source
+        ),
+        "browsers may reject it and the CA must revoke it as misissued (BR §4.9.1.1): replace it now with a certificate within the limit"
+            .into(),
     ))
 }
 

@@ -52,6 +52,7 @@ fn state(c: &CertRow) -> CertState<'_> {
         untrusted_at: Vec::new(),
         cert_manager_not_ready: Vec::new(),
         renewal: None,
+        publicly_trusted: false,
     }
 }
 
@@ -108,8 +109,53 @@ fn short_lived_certificates_use_the_lifetime_fraction() {
     assert_eq!(kinds(&p, &st, na - 7 * 3600 - 3600), vec![]);
     assert_eq!(kinds(&p, &st, na - 7 * 3600), vec![(Kind::Expiring, Severity::Warning)]);
     assert_eq!(kinds(&p, &st, na - 2 * 3600), vec![(Kind::Expiring, Severity::Critical)]);
-    let f = evaluate(&p, &[st], na - 2 * 3600);
+    let f = evaluate(&p, std::slice::from_ref(&st), na - 2 * 3600);
     assert!(f[0].reason.contains("in 2 hours"), "{}", f[0].reason);
+    // The plan says why it warns so late: the lifetime fraction set the window, not the days.
+    assert!(f[0].reason.ends_with("; critical window 2 h = 10% of its 1 day lifetime (not 7 days)"), "{}", f[0].reason);
+    let f = evaluate(&p, &[st], na - 7 * 3600);
+    assert!(f[0].reason.ends_with("; warning window 7 h = 33% of its 1 day lifetime (not 30 days)"), "{}", f[0].reason);
+    // A one-year certificate warns by days, and says nothing more.
+    let long = cert(5, LEAP, LEAP + 365 * DAY);
+    let f = evaluate(&p, &[state(&long)], LEAP + 360 * DAY);
+    assert!(f[0].reason.ends_with("(in 5 days)"), "{}", f[0].reason);
+}
+
+#[test]
+fn lifetime_over_limit_binds_publicly_trusted_tls_servers_by_their_issue_date() {
+    let p = PolicySpec::default();
+    let over = |kinds: Vec<(Kind, Severity)>| kinds.contains(&(Kind::LifetimeOverLimit, Severity::Critical));
+    // 2028-02-29: the 100-day limit (SC-081, from 2027-03-15). 100 days inclusive is allowed,
+    // one second more is not.
+    let at_limit = cert(20, LEAP, LEAP + 100 * DAY - 1);
+    let beyond = cert(21, LEAP, LEAP + 100 * DAY);
+    let public = |c| {
+        let mut st = state(c);
+        st.publicly_trusted = true;
+        st
+    };
+    assert!(!over(kinds(&p, &public(&at_limit), LEAP + DAY)));
+    assert!(over(kinds(&p, &public(&beyond), LEAP + DAY)));
+    let f = evaluate(&p, &[public(&beyond)], LEAP + DAY);
+    let f = f.iter().find(|f| f.kind == Kind::LifetimeOverLimit).unwrap();
+    assert!(f.reason.contains("valid for 100 days 0 h") || f.reason.contains("valid for 100 days"), "{}", f.reason);
+    assert!(f.reason.contains("more than the 100 days allowed") && f.reason.contains("SC-081"), "{}", f.reason);
+    // Private (no chain to a system root): the CA/B rules do not apply.
+    assert!(!over(kinds(&p, &state(&beyond), LEAP + DAY)));
+    // A CA certificate, or a certificate that is not a TLS server's, is not bound by them.
+    let mut ca = beyond.clone();
+    ca.facts.is_ca = true;
+    assert!(!over(kinds(&p, &public(&ca), LEAP + DAY)));
+    let mut client = beyond.clone();
+    client.facts.ext_key_usage = vec!["clientAuth".into()];
+    assert!(!over(kinds(&p, &public(&client), LEAP + DAY)));
+    // Expired: `expired` says all there is to say.
+    assert!(!over(kinds(&p, &public(&beyond), LEAP + 101 * DAY)));
+    // The date of issue decides, not today: 398 days was allowed on 2021-01-01.
+    let nb = crate::model::unix_from_civil(2021, 1, 1, 0, 0, 0).unwrap();
+    let (allowed, too_long) = (cert(22, nb, nb + 398 * DAY - 1), cert(23, nb, nb + 398 * DAY));
+    assert!(!over(kinds(&p, &public(&allowed), nb)));
+    assert!(over(kinds(&p, &public(&too_long), nb)));
 }
 
 #[test]

@@ -15,12 +15,13 @@
 //! 5. The installed certificate is revoked or expired: renew now.
 //! 6. The CA offers ACME Renewal Information (RFC 9773) for it: its window decides — renew at
 //!    the time chosen inside the window, immediately when the window has passed (§4.2).
-//! 7. Otherwise `renew_before` ahead of notAfter, or two thirds into the lifetime.
+//! 7. Otherwise `renew_before` ahead of notAfter, or half into the lifetime of a short-lived
+//!    certificate (≤ 10 days) and two thirds into a longer one (`model::lifetime`).
 
 pub mod engine;
 pub mod revoke;
 
-use crate::model::{CertFacts, UnixTime};
+use crate::model::{CertFacts, UnixTime, lifetime};
 use crate::store::RenewalRow;
 use std::fmt;
 
@@ -52,9 +53,11 @@ pub enum Reason {
     RenewBefore {
         at: UnixTime,
     },
-    /// Two thirds of the lifetime have passed.
+    /// Half (short-lived) or two thirds of the lifetime have passed.
     Lifetime {
         at: UnixTime,
+        /// The lifetime's fraction, (1, 2) or (2, 3).
+        fraction: (i64, i64),
     },
 }
 
@@ -70,7 +73,9 @@ impl fmt::Display for Reason {
             Reason::AriWindow { start, end } => write!(f, "inside the CA's renewal window {} – {}", t(*start), t(*end)),
             Reason::AriWindowPassed { end } => write!(f, "the CA's renewal window ended {}", t(*end)),
             Reason::RenewBefore { at } => write!(f, "renew_before reached at {}", t(*at)),
-            Reason::Lifetime { at } => write!(f, "two thirds of the lifetime passed at {}", t(*at)),
+            Reason::Lifetime { at, fraction } => {
+                write!(f, "{} of the lifetime passed at {}", crate::model::lifetime::fraction_words(*fraction), t(*at))
+            }
         }
     }
 }
@@ -166,11 +171,13 @@ pub fn pick_in_window(start: UnixTime, end: UnixTime, random: u64) -> UnixTime {
     start + (random % ((end - start) as u64 + 1)) as i64
 }
 
-/// The lifetime rule's renewal time.
+/// The lifetime rule's renewal time: `renew_before` ahead of notAfter, else the default point of
+/// its lifetime ([`lifetime::default_renewal_time`]: half for a short-lived certificate, two
+/// thirds otherwise). `true` when `renew_before` decided.
 pub fn lifetime_time(renew_before: Option<i64>, c: &CertFacts) -> (UnixTime, bool) {
     match renew_before {
         Some(d) => (c.not_after - d, true),
-        None => (c.not_before + (c.not_after - c.not_before) * 2 / 3, false),
+        None => (lifetime::default_renewal_time(c.not_before, c.not_after), false),
     }
 }
 
@@ -215,7 +222,11 @@ pub fn decide(i: &Inputs<'_>, now: UnixTime) -> Decision {
     // 7. The configured rule.
     let (at, before) = lifetime_time(i.renew_before, c);
     if now >= at {
-        return Decision::Renew(if before { Reason::RenewBefore { at } } else { Reason::Lifetime { at } });
+        return Decision::Renew(if before {
+            Reason::RenewBefore { at }
+        } else {
+            Reason::Lifetime { at, fraction: lifetime::renewal_fraction(c.not_before, c.not_after) }
+        });
     }
     Decision::Wait { until: at, ari: false }
 }

@@ -51,12 +51,28 @@ fn lifetime_rule_and_renew_before() {
     let c = cert(NOW - 60 * DAY, NOW + 30 * DAY);
     let row = RenewalRow::new("web");
     // 90-day lifetime: two thirds at day 60, which is now.
-    assert_eq!(decide(&inputs(Some(&c), &row), NOW), Decision::Renew(Reason::Lifetime { at: NOW }));
+    assert_eq!(decide(&inputs(Some(&c), &row), NOW), Decision::Renew(Reason::Lifetime { at: NOW, fraction: (2, 3) }));
     assert_eq!(decide(&inputs(Some(&c), &row), NOW - 1), Decision::Wait { until: NOW, ari: false });
     let mut i = inputs(Some(&c), &row);
     i.renew_before = Some(10 * DAY);
     assert_eq!(decide(&i, NOW), Decision::Wait { until: NOW + 20 * DAY, ari: false });
     assert_eq!(decide(&i, NOW + 20 * DAY), Decision::Renew(Reason::RenewBefore { at: NOW + 20 * DAY }));
+}
+
+#[test]
+fn a_short_lived_certificate_renews_at_half_its_lifetime() {
+    // Let's Encrypt's short-lived profile: 160 hours (notAfter − notBefore = 160 h − 1 s).
+    let c = cert(NOW, NOW + 160 * 3600 - 1);
+    let row = RenewalRow::new("web");
+    let half = NOW + (160 * 3600 - 1) / 2;
+    assert_eq!(decide(&inputs(Some(&c), &row), half - 1), Decision::Wait { until: half, ari: false });
+    let d = decide(&inputs(Some(&c), &row), half);
+    assert_eq!(d, Decision::Renew(Reason::Lifetime { at: half, fraction: (1, 2) }));
+    let Decision::Renew(r) = d else { unreachable!() };
+    assert!(r.to_string().starts_with("half of the lifetime passed at "), "{r}");
+    // Eleven days is not short-lived: two thirds.
+    let c = cert(NOW, NOW + 11 * DAY);
+    assert_eq!(decide(&inputs(Some(&c), &row), NOW), Decision::Wait { until: NOW + 11 * DAY * 2 / 3, ari: false });
 }
 
 #[test]
@@ -84,7 +100,7 @@ fn backoff_is_persisted_and_force_ignores_it() {
     let mut i = inputs(Some(&c), &row);
     assert_eq!(decide(&i, NOW), Decision::Backoff { until: NOW + 600, failures: 2 });
     // Once the backoff has passed, the normal rules apply again.
-    assert_eq!(decide(&i, NOW + 600), Decision::Renew(Reason::Lifetime { at: NOW - 80 * DAY + 60 * DAY }));
+    assert_eq!(decide(&i, NOW + 600), Decision::Renew(Reason::Lifetime { at: NOW - 80 * DAY + 60 * DAY, fraction: (2, 3) }));
     i.force = true;
     assert_eq!(decide(&i, NOW), Decision::Renew(Reason::Forced));
     // Backoff applies to a first issuance too.

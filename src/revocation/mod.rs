@@ -3,7 +3,10 @@
 //! For each certificate: find its issuer (in the inventory by AKI/SKI then name, confirmed by
 //! the signature; else from the AIA caIssuers URL), then ask the preferred method and, when it
 //! gives no answer, the other. Only a verified, current CRL or OCSP response gives `good` or
-//! `revoked`; everything else is `unknown` with the reason. Decoding and verification are pure
+//! `revoked`; everything else is `unknown` with the reason — except where no answer can exist:
+//! a self-signed anchor, a certificate naming no CRL distribution point and no OCSP URL, and a
+//! short-lived one (≤ 10 days, `model::lifetime`) whose CA keeps no revocation information for
+//! it are `not-applicable`. Decoding and verification are pure
 //! (`crl`, `ocsp`, and `x509::verify`); this module and `fetch` do the I/O. Keep new formats on
 //! the pure side: a decoder that takes bytes and `now` is fuzzed and tested against published
 //! vectors without a server.
@@ -13,7 +16,7 @@ pub mod fetch;
 pub mod ocsp;
 
 use crate::config::{RevocationMethod, RevocationSpec};
-use crate::model::{CertFacts, RevocationState, RevocationStatus, UnixTime, format_time};
+use crate::model::{CertFacts, RevocationState, RevocationStatus, UnixTime, format_time, lifetime};
 use crate::store::{CachedOcsp, CertRow, Store, StoreError};
 use crate::x509::cert::raw_parts;
 use crate::x509::verify;
@@ -227,6 +230,26 @@ impl Checker {
     }
 
     async fn check_one(&self, pass: &Pass, cert: &CertRow, der: &[u8]) -> RevocationStatus {
+        let f = &cert.facts;
+        let short = lifetime::is_short_lived(f.not_before, f.not_after);
+        let no_pointers = f.crl_urls.is_empty() && f.ocsp_urls.is_empty();
+        // Nothing to ask: no distribution point, no responder, no configured CRL. A certificate
+        // issued that way (Let's Encrypt's short-lived profile, ballot SC-063) cannot be
+        // revoked in any way a relying party would see, so `unknown` would be a false alarm.
+        if no_pointers && self.settings.crls.is_empty() && !f.self_issued {
+            return not_applicable(short, f, None, pass.now);
+        }
+        let status = self.check_one_by_pointers(pass, cert, der).await;
+        // A short-lived certificate (≤ 10 days, BR §1.6.1) whose CA keeps no revocation
+        // information for it is not `unknown` either: its expiry is its revocation. An answer
+        // (good or revoked) is still reported as given.
+        if status.state == RevocationState::Unknown && (short || no_pointers) {
+            return not_applicable(short, f, status.reason, pass.now);
+        }
+        status
+    }
+
+    async fn check_one_by_pointers(&self, pass: &Pass, cert: &CertRow, der: &[u8]) -> RevocationStatus {
         let now = pass.now;
         let parts = match raw_parts(der) {
             Ok(p) => p,
@@ -688,6 +711,21 @@ impl Checker {
         }
         Err(Miss { reason: reasons.join("; "), stale: false })
     }
+}
+
+/// `not-applicable` for a short-lived certificate or one that names nowhere to check it, saying
+/// which and, in `detail`, what was tried.
+fn not_applicable(short: bool, f: &CertFacts, tried: Option<String>, now: UnixTime) -> RevocationStatus {
+    let life = lifetime::lifetime_words(lifetime::validity_period(f.not_before, f.not_after));
+    let why = match (short, f.crl_urls.is_empty() && f.ocsp_urls.is_empty()) {
+        (true, true) => format!("short-lived ({life}) with no CRL distribution point and no OCSP URL: its expiry is its revocation"),
+        (true, false) => format!("short-lived ({life}): its expiry is its revocation; the CA need not keep revocation information"),
+        (false, _) => "carries no CRL distribution point and no OCSP URL: nothing can report it revoked".to_string(),
+    };
+    let mut s = RevocationStatus::unknown(why, now);
+    s.state = RevocationState::NotApplicable;
+    s.detail = tried.map(|t| format!("tried: {t}"));
+    s
 }
 
 fn is_remote(url: &str) -> bool {

@@ -16,3 +16,4 @@ mod kube;
 mod alert_subjects;
 mod alerts;
 mod email_tls;
+mod lifetimes;

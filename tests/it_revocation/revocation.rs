@@ -307,14 +307,52 @@ fn not_modified_crl_is_not_parsed_again() {
 }
 
 #[test]
-fn certificate_without_crl_dp_or_aia_is_unknown() {
+fn certificate_without_crl_dp_or_aia_is_not_applicable() {
     let (_d, ca) = ca(KeyKind::EcP256);
     let files = [ca.issue("bare", "bare_ext"), ca.dir.join("ca.crt")];
     let e = env(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>(), "{}");
     let s = e.status_of(&e.check(), "bare");
-    assert_state(&s, RevocationState::Unknown, "none");
+    // Nothing can report it revoked: `unknown` would alarm about a question with no answer.
+    assert_state(&s, RevocationState::NotApplicable, "none");
     let why = s.reason.unwrap();
-    assert!(why.contains("no OCSP responder URL") && why.contains("no CRL distribution point"), "{why}");
+    assert!(why.contains("no CRL distribution point and no OCSP URL"), "{why}");
+    assert_eq!(ca.server.hits("/ca.crl") + ca.server.ocsp_requests(), 0, "nothing is asked");
+}
+
+/// Short-lived certificates (≤ 10 days, BR §1.6.1): where the CA keeps no revocation
+/// information they are `not-applicable`, but an answer the CA does give still counts; a longer
+/// certificate with the same dead pointers stays `unknown`.
+#[test]
+fn short_lived_certificates_are_not_applicable_unless_their_ca_answers() {
+    let (_d, ca) = ca(KeyKind::EcP256);
+    let files = [
+        ca.issue_for_days("brief", "crl_only_ext", 6),
+        ca.issue_for_days("pulled", "crl_only_ext", 6),
+        ca.issue_for_days("tenday", "crl_only_ext", 10),
+        ca.issue_for_days("eleven", "crl_only_ext", 11),
+        ca.dir.join("ca.crt"),
+    ];
+    ca.revoke("pulled", "keyCompromise");
+    ca.publish_crl();
+    let e = env(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>(), "{prefer: crl, fallback: false}");
+    let res = e.check();
+    // The CA publishes a CRL: a revoked short-lived certificate is reported revoked.
+    assert_state(&e.status_of(&res, "brief"), RevocationState::Good, "crl");
+    assert_state(&e.status_of(&res, "pulled"), RevocationState::Revoked, "crl");
+    // The CRL goes away (a fresh state directory: no cached copy): short-lived ones become
+    // not-applicable, the 11-day one unknown.
+    std::fs::remove_file(ca.dir.join("www/ca.crl")).unwrap();
+    let e = env(&files.iter().map(|p| p.as_path()).collect::<Vec<_>>(), "{prefer: crl, fallback: false}");
+    let res = e.check();
+    let brief = e.status_of(&res, "brief");
+    assert_state(&brief, RevocationState::NotApplicable, "none");
+    let why = brief.reason.clone().unwrap();
+    assert!(why.starts_with("short-lived (6 days") && why.contains("its expiry is its revocation"), "{why}");
+    assert!(brief.detail.as_deref().is_some_and(|d| d.starts_with("tried: ")), "{brief:#?}");
+    // openssl's `-days 10` gives notAfter − notBefore = 10 days, one second over the BR's
+    // inclusive 10 days: not short-lived.
+    assert_state(&e.status_of(&res, "tenday"), RevocationState::Unknown, "none");
+    assert_state(&e.status_of(&res, "eleven"), RevocationState::Unknown, "none");
 }
 
 #[test]

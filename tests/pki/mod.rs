@@ -252,6 +252,8 @@ pub struct TestCa {
     pub dir: PathBuf,
     pub server: Server,
     crl_counter: Mutex<u32>,
+    /// Validity of the next certificate issued, in days (`None`: the CA's default of 60).
+    days: Mutex<Option<u32>>,
 }
 
 const CNF: &str = r#"
@@ -329,7 +331,7 @@ impl TestCa {
     pub fn new(dir: &Path, kind: KeyKind) -> TestCa {
         std::fs::create_dir_all(dir.join("www")).unwrap();
         let server = Server::start(dir);
-        let ca = TestCa { dir: dir.to_path_buf(), server, crl_counter: Mutex::new(0) };
+        let ca = TestCa { dir: dir.to_path_buf(), server, crl_counter: Mutex::new(0), days: Mutex::new(None) };
         ca.init(dir, kind, "certvigil Test CA");
         // Same subject name, different key: what a forger would present.
         let other = dir.join("other");
@@ -387,6 +389,10 @@ impl TestCa {
             ],
         );
         let mut args = vec!["ca", "-batch", "-config", "ca.cnf", "-extensions", ext];
+        let days = self.days.lock().unwrap().map(|d| d.to_string());
+        if let Some(d) = &days {
+            args.extend(["-days", d.as_str()]);
+        }
         args.extend(pss_opts(dir));
         let (csr, crt) = (format!("{name}.csr"), format!("{name}.crt"));
         args.extend(["-in", &csr, "-out", &crt]);
@@ -399,6 +405,15 @@ impl TestCa {
     /// picks another profile: `crl_only_ext`, `ocsp_only_ext`, `bare_ext`).
     pub fn issue(&self, name: &str, ext: &str) -> PathBuf {
         self.issue_in(&self.dir, name, ext)
+    }
+
+    /// [`issue`](Self::issue) valid for `days` days from now instead of the CA's 60 (a
+    /// short-lived certificate at 10 or fewer).
+    pub fn issue_for_days(&self, name: &str, ext: &str, days: u32) -> PathBuf {
+        *self.days.lock().unwrap() = Some(days);
+        let p = self.issue_in(&self.dir, name, ext);
+        *self.days.lock().unwrap() = None;
+        p
     }
 
     /// Revokes with a reason (`keyCompromise`, `superseded`, `certificateHold`, …).

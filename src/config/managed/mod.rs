@@ -37,7 +37,8 @@ pub struct ManagedConfig {
     pub challenge: ChallengeConfig,
     /// Where the certificate, chain and key are written, and what runs afterwards.
     pub install: InstallConfig,
-    /// Renew this long before expiry; default: once two thirds of the lifetime have passed.
+    /// Renew this long before expiry; default: once half the lifetime of a short-lived certificate
+    /// (≤ 10 days) or two thirds of a longer one have passed.
     /// When the CA offers ACME Renewal Information (RFC 9773), its window decides instead.
     #[serde(default)]
     pub renew_before: Option<DurationSpec>,
@@ -165,7 +166,7 @@ pub struct ManagedSpec {
     pub rotate: KeyRotation,
     pub challenge: ChallengeSpec,
     pub install: InstallSpec,
-    /// `None`: at two thirds of the lifetime.
+    /// `None`: at half the lifetime of a short-lived certificate, two thirds of a longer one.
     pub renew_before: Option<Duration>,
     /// See [`ManagedConfig::alert_margin`].
     pub alert_margin: Duration,
