@@ -209,10 +209,11 @@ mod tests {
         assert_eq!(s.queue_work("scan", &keys, "scan", Some(7), 100).unwrap(), 2);
         assert_eq!(s.queue_work("scan", &keys, "scan", Some(8), 101).unwrap(), 0, "already queued");
         let one = s.claim_work("scan", "a", 60_000).unwrap().unwrap();
-        let two = s.claim_work("scan", "b", 1).unwrap().unwrap();
+        // 300 ms: long enough that a loaded machine still sees it held below, short for the test.
+        let two = s.claim_work("scan", "b", 300).unwrap().unwrap();
         assert_eq!((one.key.as_str(), two.key.as_str()), ("files", "vault"));
         assert!(s.claim_work("scan", "c", 60_000).unwrap().is_none(), "both are held");
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(400));
         // b's claim expired: c takes the item; b can no longer keep or finish it.
         let again = s.claim_work("scan", "c", 60_000).unwrap().unwrap();
         assert_eq!((again.id, again.attempts, again.claimed_by.as_deref()), (two.id, 2, Some("c")));
