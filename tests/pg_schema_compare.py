@@ -41,6 +41,7 @@ ACCEPTED = {
     ),
     ("no identity", "revocation_status.cert_id"): ("0002: an INTEGER PRIMARY KEY that references a certificate is always given", None),
     ("no identity", "ocsp_cache.cert_id"): ("0002: an INTEGER PRIMARY KEY that references a certificate is always given", None),
+    ("no identity", "ari_watch.cert_id"): ("0013: an INTEGER PRIMARY KEY that references a certificate is always given", None),
     ("extra trigger", "audit_log.audit_log_no_truncate"): ("0004: TRUNCATE skips row triggers; SQLite has no TRUNCATE", None),
 }
 # A PostgreSQL primary key is always NOT NULL; SQLite lets a non-INTEGER primary key of a rowid

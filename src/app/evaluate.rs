@@ -55,6 +55,7 @@ pub fn each_findings_batch<E: From<StoreError>>(
         let revocation = store.revocation_statuses_of(&ids)?;
         let unknown_since = store.revocation_unknown_since_of(&ids)?;
         let public = publicly_trusted(store, &mut trust, batch, now)?;
+        let ari = store.ari_watch_of(&ids)?;
         let states: Vec<CertState<'_>> = batch
             .iter()
             .map(|c| {
@@ -67,6 +68,7 @@ pub fn each_findings_batch<E: From<StoreError>>(
                 }
                 st.renewal = renewals.get(&c.facts.fingerprint.0).filter(|_| c.gone_since.is_none());
                 st.publicly_trusted = public.contains(&c.id);
+                st.ari = ari.get(&c.id);
                 st
             })
             .collect();
@@ -122,6 +124,8 @@ pub fn findings_of(store: &Store, settings: &Settings, now: UnixTime, cert: &Cer
     }
     st.renewal = renewals.get(&cert.facts.fingerprint.0).filter(|_| cert.gone_since.is_none());
     st.publicly_trusted = publicly_trusted(store, &mut None, std::slice::from_ref(cert), now)?.contains(&cert.id);
+    let ari = store.ari_watch_of(&[cert.id])?;
+    st.ari = ari.get(&cert.id);
     Ok(policy::evaluate(&settings.policy, &[st], now))
 }
 
@@ -338,6 +342,7 @@ impl Inputs<'_> {
             cert_manager_not_ready: Vec::new(),
             renewal: None,
             publicly_trusted: false,
+            ari: None,
         }
     }
 }

@@ -145,10 +145,19 @@ pub async fn check_revocation(
         .await
         .map_err(JobError::from("revocation"))?;
     let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    Ok(Outcome {
-        summary: format!("{checked} certificates checked: {}", parts.join(", ")),
-        detail: serde_json::json!({ "checked": checked, "states": counts }),
-    })
+    let mut summary = format!("{checked} certificates checked: {}", parts.join(", "));
+    // The ARI watch goes with the whole pass, or with its first share when several daemons
+    // share it (one of them asks, once).
+    let mut ari = None;
+    if share.is_none_or(|(k, _)| k == 0) {
+        let store = Arc::new(Mutex::new(open(&place.store)?));
+        let r = crate::app::ari::watch(settings, &store, now).await.map_err(JobError::from("ari"))?;
+        if r.asked > 0 || !r.problems.is_empty() {
+            summary.push_str(&format!("; {}", r.summary()));
+        }
+        ari = Some(r);
+    }
+    Ok(Outcome { summary, detail: serde_json::json!({ "checked": checked, "states": counts, "ari": ari }) })
 }
 
 /// The renew job's summary: counts by action, then each certificate's outcome line (`web:

@@ -13,6 +13,7 @@
 //! - [`jobs`]: the scheduled job kinds (scan, revocation, renew, evaluate, digest) as the daemon
 //!   runs them.
 
+pub mod ari;
 pub mod evaluate;
 pub mod jobs;
 pub mod owners;

@@ -119,6 +119,9 @@ pub enum Command {
     Errors(ErrorsArgs),
     /// Check revocation (OCSP and CRL) now, for the given certificates or all current ones.
     Check(CheckArgs),
+    /// Ask the watched ACME CAs for their renewal information (RFC 9773) now, for the
+    /// certificates that are due, and list every watched certificate's window.
+    Ari(OutputArgs),
     /// Parse certificate files directly, without the store.
     Inspect(InspectArgs),
     /// Read a CRL file: verify it against its issuer and look serials up, or decide a
@@ -640,6 +643,7 @@ pub fn run(cli: &Cli) -> Result<u8> {
         Command::Show(a) => show(cli, a),
         Command::Errors(a) => errors(cli, a),
         Command::Check(a) => check(cli, a),
+        Command::Ari(a) => ari(cli, a),
         Command::Crl(a) => crl(cli, a),
         Command::Ocsp(a) => ocsp(cli, a),
         Command::Keys(a) => keys(cli, a),

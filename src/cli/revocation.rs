@@ -17,6 +17,40 @@ pub(super) fn revocation_line(r: &RevocationStatus) -> String {
     }
 }
 
+pub(super) fn ari(cli: &Cli, a: &OutputArgs) -> Result<u8> {
+    let s = settings(cli, false)?;
+    let now = now(cli)?;
+    let store = std::sync::Arc::new(std::sync::Mutex::new(open_store(cli, &s)?));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(certvigil::app::ari::watch(&s, &store, now))?;
+    let store = store.lock().unwrap_or_else(|p| p.into_inner());
+    let rows = store.ari_watch_all()?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.cert_id).collect();
+    let certs: std::collections::HashMap<i64, String> =
+        store.certificates_with_der(Some(&ids))?.into_iter().map(|(c, _)| (c.id, c.facts.display_name())).collect();
+    if a.output == SummaryFormat::Json {
+        let v: Vec<serde_json::Value> = rows.iter().map(|r| serde_json::json!({"name": certs.get(&r.cert_id), "watch": r})).collect();
+        outln!("{}", serde_json::to_string_pretty(&serde_json::json!({"report": report, "certificates": v}))?);
+        return Ok(EXIT_OK);
+    }
+    for r in &rows {
+        let name = certs.get(&r.cert_id).map(String::as_str).unwrap_or("?");
+        let window = match r.window {
+            Some((s, e)) => format!("{} – {}", format_time(s), format_time(e)),
+            None => "no window yet".into(),
+        };
+        let moved = match (r.window, r.first) {
+            (Some((_, e)), _) if e <= now => "  PASSED",
+            (Some((s, _)), Some((f, _))) if s < f => "  MOVED EARLIER",
+            _ => "",
+        };
+        let error = r.error.as_deref().map(|e| format!("  error: {e}")).unwrap_or_default();
+        outln!("{:<40}  {window}{moved}{error}", truncate(name, 40));
+    }
+    outln!("{}", report.summary());
+    Ok(EXIT_OK)
+}
+
 pub(super) fn check(cli: &Cli, a: &CheckArgs) -> Result<u8> {
     let s = settings(cli, false)?;
     let now = now(cli)?;

@@ -66,6 +66,45 @@ pub struct RevocationConfig {
     #[serde(default = "default_min_issuer_rsa_bits")]
     #[schemars(range(min = 1024, max = 16384))]
     pub min_issuer_rsa_bits: u32,
+    /// ACME directories whose renewal information (RFC 9773) is watched for the inventoried
+    /// certificates their CA issued, as an early warning of revocation: a suggested window that
+    /// moves earlier or into the past is an `ari-early-renewal` finding. The directories of
+    /// `managed` certificates are watched for their issuers without being listed here.
+    #[serde(default)]
+    pub ari_watch: Vec<AriWatchConfig>,
+    /// Most certificates asked about in one revocation pass (each is asked at most twice a day;
+    /// the rest wait for the next pass).
+    #[serde(default = "default_ari_per_pass")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub ari_per_pass: u32,
+}
+
+/// One ACME server whose renewal information is watched.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AriWatchConfig {
+    /// The ACME directory URL: https, or http to a loopback address only.
+    pub directory: String,
+    /// The certificates this CA issued, by their issuer's key identifier: the authority key
+    /// identifier they carry (hex, colons allowed), one per issuing CA certificate.
+    pub issuers: Vec<String>,
+    /// PEM file of the CAs trusted for the directory's TLS (a private ACME CA); relative to this
+    /// file. Default: the system's trust store.
+    #[serde(default)]
+    pub ca_bundle: Option<String>,
+}
+
+/// A validated `ari_watch` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AriWatchSpec {
+    pub directory: String,
+    /// Authority key identifiers, lower-case hex without separators (as the store keeps them).
+    pub issuers: Vec<String>,
+    pub ca_bundle: Option<PathBuf>,
+}
+
+pub(crate) fn default_ari_per_pass() -> u32 {
+    2000
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -150,6 +189,8 @@ impl Default for RevocationConfig {
             unknown: UnknownPolicy::Finding,
             fetch_issuers: true,
             min_issuer_rsa_bits: default_min_issuer_rsa_bits(),
+            ari_watch: Vec::new(),
+            ari_per_pass: default_ari_per_pass(),
         }
     }
 }
@@ -175,6 +216,8 @@ pub struct RevocationSpec {
     pub unknown: UnknownPolicy,
     pub fetch_issuers: bool,
     pub min_issuer_rsa_bits: u32,
+    pub ari_watch: Vec<AriWatchSpec>,
+    pub ari_per_pass: usize,
 }
 
 impl Default for RevocationSpec {
@@ -251,7 +294,36 @@ pub(crate) fn validate_revocation(r: &RevocationConfig, base: &Path, errs: &mut 
             crls.push(base.join(c).to_string_lossy().into_owned());
         }
     }
+    let mut ari_watch = Vec::new();
+    for (i, w) in r.ari_watch.iter().enumerate() {
+        let at = |field: &str| vec!["revocation".to_string(), "ari_watch".into(), i.to_string(), field.to_string()];
+        match reqwest::Url::parse(w.directory.trim()) {
+            Ok(u) if u.scheme() == "https" => {}
+            Ok(u) if u.scheme() == "http" && alerts::is_loopback(u.host_str().unwrap_or("").trim_matches(['[', ']'])) => {}
+            Ok(u) => errs.push((at("directory"), format!("scheme `{}`: https only (http to a loopback address)", u.scheme()))),
+            Err(e) => errs.push((at("directory"), format!("`{}` is not a URL: {e}", w.directory))),
+        }
+        let mut issuers = Vec::new();
+        for (j, k) in w.issuers.iter().enumerate() {
+            let hex: String = k.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+            if hex.is_empty() || !hex.len().is_multiple_of(2) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                errs.push((
+                    vec!["revocation".into(), "ari_watch".into(), i.to_string(), "issuers".into(), j.to_string()],
+                    format!("`{k}` is not a key identifier (hex, colons allowed)"),
+                ));
+            } else {
+                issuers.push(hex);
+            }
+        }
+        if w.issuers.is_empty() {
+            errs.push((at("issuers"), "name at least one issuer key identifier".into()));
+        }
+        let ca_bundle = w.ca_bundle.as_deref().filter(|p| !p.is_empty()).map(|p| base.join(p));
+        ari_watch.push(AriWatchSpec { directory: w.directory.trim().to_string(), issuers, ca_bundle });
+    }
     RevocationSpec {
+        ari_watch,
+        ari_per_pass: r.ari_per_pass.max(1) as usize,
         prefer: r.prefer,
         fallback: r.fallback,
         crls,

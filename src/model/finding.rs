@@ -69,6 +69,9 @@ pub enum Kind {
     /// A publicly trusted TLS certificate valid for longer than the CA/Browser Forum allowed on
     /// the day it was issued (`model::lifetime`).
     LifetimeOverLimit,
+    /// Its CA's suggested renewal window (RFC 9773) moved earlier or into the past: a revocation
+    /// early warning (`revocation.ari_watch`).
+    AriEarlyRenewal,
 }
 
 impl Kind {
@@ -95,10 +98,11 @@ impl Kind {
             Kind::TrustRootExpired => "trust-root-expired",
             Kind::KeyWithoutCertificate => "key-without-certificate",
             Kind::LifetimeOverLimit => "lifetime-over-limit",
+            Kind::AriEarlyRenewal => "ari-early-renewal",
         }
     }
 
-    pub const ALL: [Kind; 21] = [
+    pub const ALL: [Kind; 22] = [
         Kind::Expired,
         Kind::Expiring,
         Kind::NotYetValid,
@@ -120,6 +124,7 @@ impl Kind {
         Kind::TrustRootExpired,
         Kind::KeyWithoutCertificate,
         Kind::LifetimeOverLimit,
+        Kind::AriEarlyRenewal,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {

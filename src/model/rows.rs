@@ -350,3 +350,26 @@ pub struct CertIdentity {
     pub is_ca: bool,
     pub gone: bool,
 }
+
+/// What the ACME Renewal Information watch (RFC 9773) knows about one inventoried certificate:
+/// the window its CA suggests now, the first window seen (the normal schedule), and the last
+/// answer's problem. One row of `ari_watch`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AriWatchRow {
+    pub cert_id: i64,
+    /// The ACME directory asked.
+    pub directory: String,
+    /// RFC 9773 §4.1 certificate identifier.
+    pub ari_id: String,
+    /// The suggested window now: (start, end).
+    pub window: Option<(UnixTime, UnixTime)>,
+    pub explanation_url: Option<String>,
+    /// The first window seen for this certificate.
+    pub first: Option<(UnixTime, UnixTime)>,
+    /// When the window was first seen starting earlier than the first one.
+    pub moved_at: Option<UnixTime>,
+    pub polled_at: UnixTime,
+    pub next_poll: UnixTime,
+    /// The last answer's problem; `None` after a good answer.
+    pub error: Option<String>,
+}

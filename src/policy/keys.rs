@@ -475,6 +475,7 @@ mod tests {
             cert_manager_not_ready: vec![],
             renewal: None,
             publicly_trusted: false,
+            ari: None,
         }
     }
 

@@ -38,6 +38,8 @@ pub struct CertState<'a> {
     /// CA/Browser Forum's rules apply to it. Worked out by `app::evaluate` only for the
     /// certificates [`lifetime_over_limit_candidate`] picks.
     pub publicly_trusted: bool,
+    /// What its CA's renewal information says (`app::ari`), when it is watched.
+    pub ari: Option<&'a crate::model::rows::AriWatchRow>,
 }
 
 /// The expiry thresholds and key-age limit that apply to this certificate.
@@ -85,6 +87,9 @@ const CHECKS: &[(&str, Check)] = &[
     ("renewal-overdue", renewal::overdue),
     // Publicly trusted, but valid longer than the CA/B Forum allowed when it was issued.
     ("lifetime-over-limit", lifetime_over_limit),
+    // Its CA moved the suggested renewal window (RFC 9773) earlier or into the past: a
+    // revocation is likely coming.
+    ("ari-early-renewal", ari_early_renewal),
 ];
 
 /// Runs every check over every certificate. Gone certificates only get a `retired` finding
@@ -260,6 +265,46 @@ fn lifetime_over_limit(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
         ),
         "browsers may reject it and the CA must revoke it as misissued (BR §4.9.1.1): replace it now with a certificate within the limit"
             .into(),
+    ))
+}
+
+fn ari_early_renewal(ctx: &Ctx<'_>, st: &CertState<'_>) -> Out {
+    let a = st.ari?;
+    let (start, end) = a.window?;
+    if ctx.now > st.cert.facts.not_after {
+        return None;
+    }
+    let explained = a.explanation_url.as_deref().map(|u| format!("; the CA explains: {u}")).unwrap_or_default();
+    let action = format!(
+        "renew it now and deploy the new certificate before {}: the CA is likely to revoke this one{}",
+        format_time(end.max(ctx.now)),
+        a.explanation_url.as_deref().map(|u| format!(" (read {u})")).unwrap_or_default()
+    );
+    // RFC 9773 §4.2: a window in the past means "renew immediately".
+    if end <= ctx.now {
+        return Some((
+            Kind::AriEarlyRenewal,
+            Severity::Critical,
+            format!(
+                "its CA's suggested renewal window ({} – {}) has passed: the CA wants it replaced now{explained}",
+                format_time(start),
+                format_time(end)
+            ),
+            action,
+        ));
+    }
+    let (first_start, first_end) = a.first.filter(|(fs, _)| start < *fs)?;
+    Some((
+        Kind::AriEarlyRenewal,
+        if a.explanation_url.is_some() { Severity::Critical } else { Severity::Warning },
+        format!(
+            "its CA moved the suggested renewal window earlier: now {} – {}, first {} – {}{explained}",
+            format_time(start),
+            format_time(end),
+            format_time(first_start),
+            format_time(first_end)
+        ),
+        action,
     ))
 }
 

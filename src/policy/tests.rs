@@ -53,6 +53,7 @@ fn state(c: &CertRow) -> CertState<'_> {
         cert_manager_not_ready: Vec::new(),
         renewal: None,
         publicly_trusted: false,
+        ari: None,
     }
 }
 

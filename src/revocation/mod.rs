@@ -11,6 +11,7 @@
 //! the pure side: a decoder that takes bytes and `now` is fuzzed and tested against published
 //! vectors without a server.
 
+pub mod ari;
 pub mod crl;
 pub mod fetch;
 pub mod ocsp;

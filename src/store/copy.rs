@@ -35,6 +35,7 @@ pub(crate) const TABLES: &[(&str, &[&str])] = &[
     ("revocation_history", &["id"]),
     ("crl_cache", &["url"]),
     ("ocsp_cache", &["cert_id"]),
+    ("ari_watch", &["cert_id"]),
     ("issuer_cache", &["url"]),
     ("alerts", &["id"]),
     ("silences", &["id"]),

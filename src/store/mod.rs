@@ -7,6 +7,7 @@
 //! statement goes through [`db::Db`], which runs it on either engine.
 
 mod alerts;
+mod ari;
 mod audit;
 mod coordination;
 mod copy;
@@ -31,6 +32,7 @@ pub use crate::model::rows::{
     LeaseRow, ObjectError, OutboxRow, RenewalRow, RevocationHistoryRow, RunRow, SightingRow, SourceStatus, TokenCertRow, WorkItem,
 };
 pub use alerts::AlertChanges;
+pub use ari::AriDue;
 pub use audit::{Verdict, append as audit_append};
 pub use copy::{AuditComparison, Comparison, CopyError, CopyProgress, CopyReport, RowDifferences, TableComparison, TableDigest};
 pub use listing::{Listing, ListingRow};
@@ -81,6 +83,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../schema/0012_coordination.sql"),
         include_str!("../../schema/postgres/0012_coordination.sql"),
     ),
+    (13, "0013_ari_watch", include_str!("../../schema/0013_ari_watch.sql"), include_str!("../../schema/postgres/0013_ari_watch.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

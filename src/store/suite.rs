@@ -818,6 +818,69 @@ fn an_abandoned_scan_leaves_the_store_usable_alike() {
 // Jobs
 
 #[test]
+fn the_ari_watch_reads_alike() {
+    use crate::model::rows::AriWatchRow;
+    let fx = Fixture::new();
+    on_both(|s, t| {
+        scan_everything(s, t, &fx);
+        let e = t.engine;
+        let current = t.ok("certificates", s.certificates(false));
+        let name = |id: i64| current.iter().find(|c| c.id == id).map(|c| c.facts.display_name()).unwrap_or_default();
+        let ca_aki = current.iter().find(|c| c.facts.fingerprint.0 == fx.ca.fp).and_then(|c| c.facts.ski.clone()).unwrap();
+        // Due at first: every current certificate the CA issued, none of any other issuer.
+        let due = t.ok("due", s.ari_due(std::slice::from_ref(&ca_aki), 2000, 10));
+        let mut names: Vec<String> = due.iter().map(|d| name(d.cert_id)).collect();
+        names.sort();
+        t.note("due names", &names);
+        assert_eq!(names, ["api.example.net", "old.example.net", "www.example.net"], "{e}");
+        assert!(due.iter().all(|d| d.aki == ca_aki && d.before.is_none()), "{e}");
+        assert!(t.ok("other issuer", s.ari_due(&["00ff".to_string()], 2000, 10)).is_empty(), "{e}");
+        assert_eq!(t.ok("bounded", s.ari_due(std::slice::from_ref(&ca_aki), 2000, 2)).len(), 2, "{e}");
+        // One answered, one failed: both wait for their next poll; the third is still due.
+        let row = |d: &super::AriDue, error: Option<&str>| AriWatchRow {
+            cert_id: d.cert_id,
+            directory: "https://acme.test/dir".into(),
+            ari_id: format!("id-{}", name(d.cert_id)),
+            window: error.is_none().then_some((5000, 6000)),
+            explanation_url: error.is_none().then(|| "https://acme.test/why".to_string()),
+            first: error.is_none().then_some((7000, 8000)),
+            moved_at: error.is_none().then_some(2000),
+            polled_at: 2000,
+            next_poll: 2000 + 43_200,
+            error: error.map(str::to_string),
+        };
+        t.ok("put", s.put_ari_watch(&[row(&due[0], None), row(&due[1], Some("HTTP 500"))]));
+        let left = t.ok("due after", s.ari_due(std::slice::from_ref(&ca_aki), 2001, 10));
+        assert_eq!(left.iter().map(|d| d.cert_id).collect::<Vec<_>>(), [due[2].cert_id], "{e}");
+        // Past their next poll they are due again, with what was recorded, longest waiting first.
+        let again = t.ok("due later", s.ari_due(std::slice::from_ref(&ca_aki), 50_000, 10));
+        assert_eq!(again.len(), 3, "{e}");
+        assert_eq!(again[0].cert_id, due[2].cert_id, "{e}: never asked comes first");
+        let answered = again.iter().find(|d| d.cert_id == due[0].cert_id).unwrap();
+        assert_eq!(
+            answered.before.as_ref().map(|b| (b.window, b.first, b.moved_at)),
+            Some((Some((5000, 6000)), Some((7000, 8000)), Some(2000))),
+            "{e}"
+        );
+        // A failed poll keeps the window recorded before.
+        t.ok("put error", s.put_ari_watch(&[row(answered, Some("HTTP 404"))]));
+        let got = t.ok("of", s.ari_watch_of(&[due[0].cert_id, due[1].cert_id]));
+        let r0 = &got[&due[0].cert_id];
+        assert_eq!(
+            (r0.window, r0.explanation_url.as_deref(), r0.error.as_deref()),
+            (Some((5000, 6000)), Some("https://acme.test/why"), Some("HTTP 404")),
+            "{e}"
+        );
+        assert_eq!((got[&due[1].cert_id].window, got[&due[1].cert_id].error.as_deref()), (None, Some("HTTP 500")), "{e}");
+        let all = t.ok("all", s.ari_watch_all());
+        let mut listed: Vec<String> = all.iter().map(|r| format!("{} {:?} {:?}", name(r.cert_id), r.window, r.error)).collect();
+        listed.sort();
+        t.note("all", &listed);
+        assert_eq!(listed.len(), 2, "{e}");
+    });
+}
+
+#[test]
 fn job_runs_read_alike() {
     on_both(|s, t| {
         let e = t.engine;

@@ -11,5 +11,6 @@ mod common;
 #[path = "../pki/mod.rs"]
 mod pki;
 
+mod ari_watch;
 mod revocation;
 mod revocation_cli;
