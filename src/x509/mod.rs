@@ -13,6 +13,7 @@ pub mod pem;
 pub mod pkcs12;
 pub mod pkcs7;
 pub mod time;
+pub mod tuf;
 pub mod verify;
 
 use crate::model::CertFacts;
