@@ -1,6 +1,6 @@
 //! The ACME Renewal Information watch (RFC 9773) over inventoried certificates, through the
 //! binary (`certvigil ari`, `plan`) against a loopback CA that serves renewalInfo: RFC 9773
-//! §4.2's example answer (its explanationURL, `Retry-After: 21600`) with windows the test moves.
+//! §4.2's example answer (an explanationURL — on loopback here — and `Retry-After: 21600`) with windows the test moves.
 //! Pebble 2.4 has no ARI endpoint, so this small server is the CA; it follows the RFC's shape
 //! exactly (a directory with `renewalInfo`, `GET <renewalInfo>/<certID>`, 404 for a certificate
 //! it does not know).
@@ -137,14 +137,14 @@ fn windows_that_move_earlier_or_pass_are_findings_and_polls_are_bounded() {
     );
 
     // b's window goes into the past with the RFC's explanationURL: critical, with the link.
-    windows.lock().unwrap().insert(id_b.clone(), (NOW - DAY, NOW, Some("https://acme.example.com/docs/ari"), "21600"));
+    windows.lock().unwrap().insert(id_b.clone(), (NOW - DAY, NOW, Some("https://127.0.0.1/docs/ari"), "21600"));
     let t2 = NOW + DAY + 60;
     let v = ari(&sb, t2);
     assert_eq!(v["report"]["passed"], 1, "{v:#}");
     let found = early(&sb, t2);
     let b_found = found.iter().find(|x| x.0 == "b.example.test").unwrap();
     assert_eq!(b_found.1, "critical");
-    assert!(b_found.2.contains("has passed") && b_found.2.contains("https://acme.example.com/docs/ari"), "{}", b_found.2);
+    assert!(b_found.2.contains("has passed") && b_found.2.contains("https://127.0.0.1/docs/ari"), "{}", b_found.2);
     // a stays flagged while its window stays early (the first window is the yardstick).
     assert!(found.iter().any(|x| x.0 == "a.example.test"), "{found:?}");
 
@@ -197,7 +197,7 @@ fn a_pass_is_bounded_and_a_ca_without_ari_is_named_once() {
     assert!(out.contains("the directory offers no renewalInfo"), "{out}");
     assert_eq!(plain.hits("/dir"), 1, "one directory request for the whole pass");
     // https only, except to a loopback address.
-    sb.config("revocation:\n  ari_watch:\n    - {directory: 'http://acme.example.test/dir', issuers: ['00ff']}\n");
+    sb.config("revocation:\n  ari_watch:\n    - {directory: 'http://192.0.2.1/dir', issuers: ['00ff']}\n");
     let r = sb.run_at(later, &["config", "validate"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("revocation.ari_watch[0].directory") && r.stderr.contains("https only"), "{}", r.stderr);
