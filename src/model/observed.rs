@@ -35,4 +35,8 @@ pub struct KeyObject {
     pub spki_sha256: Option<String>,
     /// Source-specific attributes (extractable, sensitive, never_extractable, dates, …).
     pub attributes: serde_json::Value,
+    /// The object's bytes when a later scan compares with them: a TUF root, whose next version
+    /// must be signed by this one's root keys (`trust_roots` keeps it, `keys` does not).
+    #[serde(skip)]
+    pub document: Option<Vec<u8>>,
 }

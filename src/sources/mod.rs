@@ -8,6 +8,7 @@ pub mod kubernetes;
 pub mod pkcs11;
 pub mod runtime;
 pub mod tls;
+pub mod trust;
 pub mod vault;
 
 use crate::config::SourceSpec;

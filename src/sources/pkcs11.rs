@@ -705,6 +705,7 @@ fn key_object(o: &Obj, spki: Option<&Spki>) -> KeyObject {
         curve: curve_name,
         spki_sha256: spki.map(|s| s.sha256.clone()),
         attributes: serde_json::Value::Object(attributes),
+        document: None,
     }
 }
 

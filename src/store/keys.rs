@@ -84,6 +84,7 @@ mod tests {
             curve: Some("P-256".into()),
             spki_sha256: Some("ab".repeat(32)),
             attributes: serde_json::json!({"extractable": false, "sign": true}),
+            document: None,
         }
     }
 

@@ -232,6 +232,7 @@ fn key_object(label: &str, spki: Option<&str>) -> KeyObject {
         curve: Some("P-256".into()),
         spki_sha256: spki.map(str::to_string),
         attributes: serde_json::json!({"extractable": false, "sign": true}),
+        document: None,
     }
 }
 

@@ -67,7 +67,7 @@ pub mod images;
 mod listing;
 pub use listing::ListError;
 mod secrets;
-pub mod trust;
+use super::trust;
 
 use super::runtime::Exec;
 use super::{Fetched, ImageFinding, Listing, Source, SourceError};

@@ -1,14 +1,16 @@
-//! Signing trust material kept in Kubernetes Secrets and ConfigMaps: PEM public keys (cosign's
-//! `cosign.pub`) and TUF root metadata (Sigstore's `root.json`). Pure: bytes in, a
+//! Signing trust material kept in Kubernetes Secrets and ConfigMaps or in files: PEM public keys
+//! (cosign's `cosign.pub`) and TUF root metadata (Sigstore's `root.json`). Pure: bytes in, a
 //! [`KeyObject`] out, for the `keys` table.
 //!
 //! A TUF root has no certificate to hang its expiry on, so it is recorded as a key object of
 //! class `trust-root` whose attributes carry `not_after` (Unix seconds) from the signed
 //! metadata's `expires` (TUF specification §4.3, "expires"); the key policy checks it like a
-//! certificate's notAfter (`trust-root-expiring`, `trust-root-expired`).
+//! certificate's notAfter (`trust-root-expiring`, `trust-root-expired`). Its signatures are
+//! checked against its own root keys (`verified`, `valid_signatures`); the chain to the previous
+//! version seen at the same place is the scan's to check (`app::trust`), from `document`.
 
 use crate::sources::KeyObject;
-use crate::x509::ber;
+use crate::x509::{ber, tuf};
 use serde_json::json;
 use sha2::Digest;
 
@@ -52,12 +54,15 @@ pub fn public_key(data: &[u8]) -> Result<KeyObject, TrustError> {
         curve: facts.curve,
         spki_sha256: Some(hex::encode(sha2::Sha256::digest(&der))),
         attributes: json!({"format": "pem"}),
+        document: None,
     })
 }
 
 /// A TUF root metadata file (`{"signed": {"_type": "root", "version", "expires", "keys",
-/// "roles", …}, "signatures": […]}`) as a trust-root object. Signatures are not verified: the
-/// point is when the root stops being accepted, which clients decide from `expires` alone.
+/// "roles", …}, "signatures": […]}`) as a trust-root object, its signatures checked against its
+/// own root keys and threshold (TUF specification §5.3.4, [`crate::x509::tuf`]). The expiry is
+/// read even when the root cannot be verified: clients stop accepting it at `expires` either way.
+/// `document` keeps the bytes: the scan verifies the next version against this one's keys.
 pub fn tuf_root(data: &[u8]) -> Result<KeyObject, TrustError> {
     let v: serde_json::Value = serde_json::from_slice(data).map_err(|e| TrustError::NotJson(e.to_string()))?;
     let signed = v.get("signed").ok_or_else(|| TrustError::NotJson("no `signed` object".into()))?;
@@ -74,6 +79,28 @@ pub fn tuf_root(data: &[u8]) -> Result<KeyObject, TrustError> {
     let keys = signed.get("keys").and_then(|k| k.as_object()).map(|k| k.len()).unwrap_or(0);
     let root_threshold = signed.pointer("/roles/root/threshold").and_then(|n| n.as_u64());
     let signatures = v.get("signatures").and_then(|s| s.as_array()).map(|s| s.len()).unwrap_or(0);
+    let mut attributes = json!({
+        "not_after": not_after,
+        "expires": expires,
+        "version": version,
+        "spec_version": signed.get("spec_version"),
+        "keys": keys,
+        "root_threshold": root_threshold,
+        "signatures": signatures,
+        "content_sha256": hex::encode(sha2::Sha256::digest(data)),
+    });
+    match tuf::parse_root(data) {
+        Ok(root) => {
+            let own = tuf::count(&root, &root);
+            attributes["valid_signatures"] = own.valid.into();
+            attributes["verified"] = own.met().into();
+            attributes["signed_sha256"] = hex::encode(sha2::Sha256::digest(&root.canonical)).into();
+        }
+        Err(e) => {
+            attributes["verified"] = false.into();
+            attributes["verify_error"] = e.to_string().into();
+        }
+    }
     Ok(KeyObject {
         label: Some(match version {
             Some(n) => format!("TUF root v{n}"),
@@ -85,16 +112,8 @@ pub fn tuf_root(data: &[u8]) -> Result<KeyObject, TrustError> {
         bits: None,
         curve: None,
         spki_sha256: None,
-        attributes: json!({
-            "not_after": not_after,
-            "expires": expires,
-            "version": version,
-            "spec_version": signed.get("spec_version"),
-            "keys": keys,
-            "root_threshold": root_threshold,
-            "signatures": signatures,
-            "content_sha256": hex::encode(sha2::Sha256::digest(data)),
-        }),
+        attributes,
+        document: Some(data.to_vec()),
     })
 }
 
@@ -160,6 +179,19 @@ mod tests {
         assert_eq!(k.attributes["not_after"], 1_755_613_989);
         assert_eq!(k.attributes["expires"], "2025-08-19T14:33:09Z");
         assert_eq!((k.attributes["keys"].as_u64(), k.attributes["root_threshold"].as_u64()), (Some(1), Some(3)));
+        // Trimmed from the real root, its one signature no longer holds (and one of three would not
+        // reach the threshold): not verified, and said so.
+        assert_eq!((k.attributes["verified"].as_bool(), k.attributes["valid_signatures"].as_u64()), (Some(false), Some(0)));
+        assert_eq!(k.document.as_deref(), Some(SIGSTORE_ROOT.as_bytes()));
+        let real = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tuf/14.root.json")).unwrap();
+        let k = tuf_root(&real).unwrap();
+        assert_eq!((k.attributes["verified"].as_bool(), k.attributes["valid_signatures"].as_u64()), (Some(true), Some(4)));
+        // A root whose root role is malformed still gives its expiry, unverified with the reason.
+        let k =
+            tuf_root(br#"{"signed": {"_type": "root", "version": 2, "expires": "2030-01-01T00:00:00Z", "roles": {}}, "signatures": []}"#)
+                .unwrap();
+        assert_eq!(k.attributes["verified"], false);
+        assert!(k.attributes["verify_error"].as_str().unwrap().contains("roles.root"), "{}", k.attributes);
         assert!(matches!(tuf_root(b"{\"signed\": {\"_type\": \"timestamp\"}}"), Err(TrustError::NotRoot(t)) if t == "timestamp"));
         assert!(matches!(tuf_root(b"{\"signed\": {\"_type\": \"root\", \"expires\": \"soon\"}}"), Err(TrustError::Expires(_))));
         assert!(matches!(tuf_root(b"[1"), Err(TrustError::NotJson(_))));
