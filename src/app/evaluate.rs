@@ -169,6 +169,7 @@ fn review_keys(
     let states: Vec<CertState<'_>> = keyed.iter().map(|c| inputs.state(c, None, None)).collect();
     let mut review = policy::keys::review(&keys, &token_certs, &states);
     policy::keys::check_trust_roots(&mut review, &policy.expiry, inputs.now);
+    policy::keys::check_trust_root_signatures(&mut review);
     drop(states);
     Ok((review, keyed))
 }
@@ -230,7 +231,9 @@ pub fn key_review(store: &Store, policy: &policy::PolicySpec, now: UnixTime) -> 
     let fleet = Fleet::default();
     let tags = store.source_tags()?;
     let inputs = Inputs { fleet: &fleet, tags: &tags, now };
-    Ok(review_keys(store, &inputs, policy)?.0)
+    let mut review = review_keys(store, &inputs, policy)?.0;
+    review.retired_keys = store.key_history(None)?.into_iter().filter(|k| k.gone_since.is_some()).collect();
+    Ok(review)
 }
 
 /// A 256-bit digest standing for a key in the fleet maps (SHA-256: no two inputs share one).

@@ -21,3 +21,4 @@ pub mod public_trust;
 pub mod queries;
 pub mod scan;
 pub mod status;
+pub mod trust;

@@ -195,7 +195,7 @@ pub fn scan(
                         remaining.remove(&k);
                         writer.record(&name, &location, known.get(&k), ObjectOutcome::Unchanged)?;
                     }
-                    Msg::Read { location, stamp, content_sha256, parsed, meta, key: key_object } => {
+                    Msg::Read { location, stamp, content_sha256, parsed, meta, key: mut key_object } => {
                         let key = object_key(&location);
                         remaining.remove(&key);
                         prog.read += 1;
@@ -216,6 +216,10 @@ pub fn scan(
                                     ObjectOutcome::Parsed { stamp: &stamp, content_sha256: &content_sha256, parsed: p },
                                 )?
                             }
+                        }
+                        // A trust root is checked against the one trusted before at its place.
+                        if let Some(k) = key_object.as_deref_mut().filter(|k| k.class == "trust-root") {
+                            super::trust::track_root(&mut writer, &name, &location, k)?;
                         }
                         // After `record`, which creates the object's row.
                         if meta.is_some() || key_object.is_some() {

@@ -91,6 +91,7 @@ pub(super) fn keys(cli: &Cli, a: &KeysArgs) -> Result<u8> {
     if !a.sources.is_empty() {
         review.keys.retain(|r| a.sources.contains(&r.key.source));
         review.certificates_without_key.retain(|c| a.sources.contains(&c.source));
+        review.retired_keys.retain(|k| a.sources.contains(&k.source));
     }
     if a.output == SummaryFormat::Json {
         outln!("{}", serde_json::to_string_pretty(&review)?);
@@ -135,7 +136,22 @@ pub(super) fn keys(cli: &Cli, a: &KeysArgs) -> Result<u8> {
         outln!("    {} {}", c.problem.severity.as_str().to_uppercase(), c.problem.reason);
         outln!("        action: {}", c.problem.action);
     }
-    outln!("{} keys, {} certificates without a key on their token", review.keys.len(), review.certificates_without_key.len());
+    for k in &review.retired_keys {
+        outln!("{}  {:<7}  retired     {}", k.source, k.class, k.location);
+        outln!(
+            "    spki_sha256={} first_seen={} last_seen={} gone_since={}",
+            k.spki_sha256,
+            certvigil::model::format_time(k.first_seen),
+            certvigil::model::format_time(k.last_seen),
+            k.gone_since.map(certvigil::model::format_time).unwrap_or_default()
+        );
+    }
+    outln!(
+        "{} keys, {} certificates without a key on their token, {} retired keys",
+        review.keys.len(),
+        review.certificates_without_key.len(),
+        review.retired_keys.len()
+    );
     Ok(EXIT_OK)
 }
 

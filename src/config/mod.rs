@@ -271,6 +271,10 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
                     .map_err(|(j, m)| errs.push((p(&["sources", &idx, "include", &j.to_string()]), format!("bad pattern: {m}"))));
                 let exclude = Matcher::compile(&f.exclude)
                     .map_err(|(j, m)| errs.push((p(&["sources", &idx, "exclude", &j.to_string()]), format!("bad pattern: {m}"))));
+                let trust_root_files = Matcher::compile(&f.trust_root_files)
+                    .map_err(|(j, m)| errs.push((p(&["sources", &idx, "trust_root_files", &j.to_string()]), format!("bad pattern: {m}"))));
+                let public_key_files = Matcher::compile(&f.public_key_files)
+                    .map_err(|(j, m)| errs.push((p(&["sources", &idx, "public_key_files", &j.to_string()]), format!("bad pattern: {m}"))));
                 let mut passwords = Vec::new();
                 for (j, s) in f.passwords.iter().enumerate() {
                     match SecretRef::parse(s) {
@@ -293,7 +297,9 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
                         0
                     }
                 };
-                if let (Ok(include), Ok(exclude)) = (include, exclude) {
+                if let (Ok(include), Ok(exclude), Ok(trust_root_files), Ok(public_key_files)) =
+                    (include, exclude, trust_root_files, public_key_files)
+                {
                     sources.push(SourceSpec::Files(FilesSpec {
                         name: f.name.clone(),
                         tags: f.tags.clone(),
@@ -305,6 +311,8 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
                         passwords,
                         max_file_size,
                         max_depth: f.max_depth.map(|d| d as usize),
+                        trust_root_files,
+                        public_key_files,
                     }));
                 }
             }

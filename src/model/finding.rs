@@ -72,6 +72,14 @@ pub enum Kind {
     /// Its CA's suggested renewal window (RFC 9773) moved earlier or into the past: a revocation
     /// early warning (`revocation.ari_watch`).
     AriEarlyRenewal,
+    /// A TUF trust root not signed by a threshold of its own root keys (`policy::keys`).
+    TrustRootUnverified,
+    /// A TUF trust root older than the one seen before at the same place, or the same version
+    /// with other content (`policy::keys`).
+    TrustRootRollback,
+    /// A new TUF root version not signed by a threshold of the previous root's keys, or that
+    /// skips versions never seen (`policy::keys`).
+    TrustRootChainBroken,
 }
 
 impl Kind {
@@ -99,10 +107,13 @@ impl Kind {
             Kind::KeyWithoutCertificate => "key-without-certificate",
             Kind::LifetimeOverLimit => "lifetime-over-limit",
             Kind::AriEarlyRenewal => "ari-early-renewal",
+            Kind::TrustRootUnverified => "trust-root-unverified",
+            Kind::TrustRootRollback => "trust-root-rollback",
+            Kind::TrustRootChainBroken => "trust-root-chain-broken",
         }
     }
 
-    pub const ALL: [Kind; 22] = [
+    pub const ALL: [Kind; 25] = [
         Kind::Expired,
         Kind::Expiring,
         Kind::NotYetValid,
@@ -125,6 +136,9 @@ impl Kind {
         Kind::KeyWithoutCertificate,
         Kind::LifetimeOverLimit,
         Kind::AriEarlyRenewal,
+        Kind::TrustRootUnverified,
+        Kind::TrustRootRollback,
+        Kind::TrustRootChainBroken,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {

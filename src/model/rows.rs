@@ -93,6 +93,44 @@ pub struct KeyRow {
     pub last_seen: UnixTime,
 }
 
+/// A TUF root seen at a location (`trust_roots`): what its own signatures and its chain to the
+/// location's trusted root gave when it was first seen.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TrustRootRow {
+    pub source: String,
+    pub location: String,
+    pub version: i64,
+    pub content_sha256: String,
+    /// The root.json as read.
+    #[serde(skip)]
+    pub document: String,
+    pub valid_signatures: i64,
+    pub threshold: i64,
+    /// `first`, `same`, `verified`, `broken`, `gap` or `rollback`.
+    pub chain: String,
+    /// The trusted version it was checked against.
+    pub chain_from: Option<i64>,
+    /// Its own threshold met and its chain holds: the next version is checked against it.
+    pub trusted: bool,
+    pub first_seen: UnixTime,
+    pub last_seen: UnixTime,
+}
+
+/// A public key a key object held at its location (`key_history`): a rotated key is a new row
+/// and the old one is gone.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyHistoryRow {
+    pub source: String,
+    pub location: String,
+    pub spki_sha256: String,
+    pub class: String,
+    pub algorithm: String,
+    pub label: Option<String>,
+    pub first_seen: UnixTime,
+    pub last_seen: UnixTime,
+    pub gone_since: Option<UnixTime>,
+}
+
 impl KeyRow {
     /// A boolean attribute, when the source reported it.
     pub fn flag(&self, name: &str) -> Option<bool> {

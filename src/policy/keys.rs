@@ -8,7 +8,7 @@
 //! [`subject_findings`]). `certvigil keys` and `plan`'s `key_problems` list every problem.
 
 use super::{CertState, Finding, Kind, Severity, SubjectKind};
-use crate::model::rows::{KeyRow, TokenCertRow};
+use crate::model::rows::{KeyHistoryRow, KeyRow, TokenCertRow};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -26,6 +26,14 @@ pub enum ProblemKind {
     TrustRootExpiring,
     /// A TUF trust root past its `expires`: clients refuse it and every verification fails.
     TrustRootExpired,
+    /// A TUF trust root without a threshold of valid signatures by its own root keys.
+    TrustRootUnverified,
+    /// A TUF trust root older than the trusted one seen at the same place (or the same version
+    /// with other content).
+    TrustRootRollback,
+    /// A new TUF root version not signed by a threshold of the previous one's root keys, or one
+    /// that skips versions never seen (its chain cannot be checked).
+    TrustRootChainBroken,
 }
 
 impl ProblemKind {
@@ -37,6 +45,9 @@ impl ProblemKind {
             ProblemKind::KeyNotOnToken => "key-not-on-token",
             ProblemKind::TrustRootExpiring => "trust-root-expiring",
             ProblemKind::TrustRootExpired => "trust-root-expired",
+            ProblemKind::TrustRootUnverified => "trust-root-unverified",
+            ProblemKind::TrustRootRollback => "trust-root-rollback",
+            ProblemKind::TrustRootChainBroken => "trust-root-chain-broken",
         }
     }
 
@@ -45,7 +56,12 @@ impl ProblemKind {
         match self {
             ProblemKind::KeyExtractable => Some(Kind::KeyExtractable),
             ProblemKind::KeyNotOnToken => Some(Kind::KeyNotOnToken),
-            ProblemKind::OrphanKey | ProblemKind::TrustRootExpiring | ProblemKind::TrustRootExpired => None,
+            ProblemKind::OrphanKey
+            | ProblemKind::TrustRootExpiring
+            | ProblemKind::TrustRootExpired
+            | ProblemKind::TrustRootUnverified
+            | ProblemKind::TrustRootRollback
+            | ProblemKind::TrustRootChainBroken => None,
         }
     }
 
@@ -56,6 +72,9 @@ impl ProblemKind {
             ProblemKind::OrphanKey => Some(Kind::KeyWithoutCertificate),
             ProblemKind::TrustRootExpiring => Some(Kind::TrustRootExpiring),
             ProblemKind::TrustRootExpired => Some(Kind::TrustRootExpired),
+            ProblemKind::TrustRootUnverified => Some(Kind::TrustRootUnverified),
+            ProblemKind::TrustRootRollback => Some(Kind::TrustRootRollback),
+            ProblemKind::TrustRootChainBroken => Some(Kind::TrustRootChainBroken),
             ProblemKind::KeyNotOnToken => None,
         }
     }
@@ -109,6 +128,9 @@ pub struct KeylessCert {
 pub struct Review {
     pub keys: Vec<KeyReport>,
     pub certificates_without_key: Vec<KeylessCert>,
+    /// Public keys that were replaced at their location (a rotated `cosign.pub`) or whose
+    /// object is gone, with when they were first and last seen: listed, not a problem.
+    pub retired_keys: Vec<KeyHistoryRow>,
 }
 
 type Check = fn(&KeyRow, &str) -> Option<Problem>;
@@ -245,6 +267,104 @@ pub fn review(keys: &[KeyRow], token_certs: &[TokenCertRow], states: &[CertState
         }
     }
     out
+}
+
+type RootCheck = fn(&KeyRow, &str) -> Option<Problem>;
+
+/// The checks on one TUF trust root's signatures and chain, in order; `what` names the root.
+/// The attributes come from the scan: `verified` and `valid_signatures` from its own root keys
+/// (`sources::trust`), `chain*` from the previous root seen at the same place (`app::trust`).
+const ROOT_CHECKS: &[(&str, RootCheck)] = &[
+    // TUF §5.3.4: a root must be signed by a threshold of its own root keys; below it, clients
+    // refuse it (or, worse, a client trusting it on first use would trust a forgery).
+    ("own-threshold", root_unverified),
+    // TUF §5.3.5: a root version lower than the trusted one is a rollback attack (or a stale copy).
+    ("rollback", root_rollback),
+    // TUF §5.3.4: version N+1 must be signed by a threshold of version N's root keys.
+    ("chain", root_chain),
+];
+
+fn text<'a>(k: &'a KeyRow, name: &str) -> Option<&'a str> {
+    k.attributes.get(name).and_then(serde_json::Value::as_str)
+}
+
+fn int(k: &KeyRow, name: &str) -> Option<i64> {
+    k.attributes.get(name).and_then(serde_json::Value::as_i64)
+}
+
+fn root_unverified(k: &KeyRow, what: &str) -> Option<Problem> {
+    if k.flag("verified") != Some(false) {
+        return None;
+    }
+    let why = match text(k, "verify_error") {
+        Some(e) => format!("cannot be verified: {e}"),
+        None => format!(
+            "has {} valid signatures by its own root keys where its threshold is {}",
+            int(k, "valid_signatures").unwrap_or(0),
+            int(k, "root_threshold").unwrap_or(0)
+        ),
+    };
+    Some(Problem {
+        kind: ProblemKind::TrustRootUnverified,
+        severity: Severity::Critical,
+        reason: format!("trust root {what} {why}: clients refuse it, or trust a root nobody signed"),
+        action: "replace it with the root.json its TUF repository publishes (for Sigstore, sigstore/root-signing) and find out who changed this copy".into(),
+    })
+}
+
+fn root_rollback(k: &KeyRow, what: &str) -> Option<Problem> {
+    if text(k, "chain") != Some("rollback") {
+        return None;
+    }
+    let from = int(k, "chain_from").unwrap_or(0);
+    let version = int(k, "version").unwrap_or(0);
+    let reason = if version == from {
+        format!("trust root {what} is version {version} with other content than the version {from} seen before at this place")
+    } else {
+        format!("trust root {what} is version {version}, older than version {from} seen before at this place: a rollback")
+    };
+    Some(Problem {
+        kind: ProblemKind::TrustRootRollback,
+        severity: Severity::Critical,
+        reason,
+        action: format!(
+            "put version {from} or later back; find out what wrote the older root (a replayed root brings back keys that were retired)"
+        ),
+    })
+}
+
+fn root_chain(k: &KeyRow, what: &str) -> Option<Problem> {
+    let from = int(k, "chain_from").unwrap_or(0);
+    let version = int(k, "version").unwrap_or(0);
+    match text(k, "chain")? {
+        "broken" => Some(Problem {
+            kind: ProblemKind::TrustRootChainBroken,
+            severity: Severity::Critical,
+            reason: format!(
+                "trust root {what} is not signed by a threshold of version {from}'s root keys ({} of {}): it does not follow from the root trusted before",
+                int(k, "chain_valid_signatures").unwrap_or(0),
+                int(k, "chain_threshold").unwrap_or(0)
+            ),
+            action: format!("do not distribute it: compare it with the repository's {version}.root.json and put the genuine one back"),
+        }),
+        "gap" => Some(Problem {
+            kind: ProblemKind::TrustRootChainBroken,
+            severity: Severity::Warning,
+            reason: format!("trust root {what}: chain not verifiable (v {from} → v {version}): the versions between were never seen"),
+            action: "let a source read the roots between (the repository's N.root.json files), or check this root against the repository by hand".into(),
+        }),
+        _ => None,
+    }
+}
+
+/// Adds the signature and chain problems of trust roots ([`ROOT_CHECKS`]), each that applies.
+/// Pure.
+pub fn check_trust_root_signatures(review: &mut Review) {
+    for r in review.keys.iter_mut().filter(|r| r.key.class == "trust-root") {
+        let what = format!("{} at {}", r.key.label.as_deref().unwrap_or("trust root"), r.key.location);
+        let found: Vec<Problem> = ROOT_CHECKS.iter().filter_map(|(_, check)| check(&r.key, &what)).collect();
+        r.problems.extend(found);
+    }
 }
 
 /// Adds the expiry problems of trust roots (key objects of class `trust-root` with a
@@ -422,6 +542,9 @@ mod tests {
             ProblemKind::KeyNotOnToken,
             ProblemKind::TrustRootExpiring,
             ProblemKind::TrustRootExpired,
+            ProblemKind::TrustRootUnverified,
+            ProblemKind::TrustRootRollback,
+            ProblemKind::TrustRootChainBroken,
         ] {
             assert_eq!(serde_json::to_value(k).unwrap(), serde_json::Value::from(k.as_str()));
         }
@@ -657,5 +780,70 @@ mod tests {
         assert_eq!(key_name(&r.keys[0].key), "root.json in configmap sigstore/trust (version 5)");
         check_trust_roots(&mut r, &expiry, now);
         assert_eq!(subject_findings(&r, &HashMap::new())[0].name, "root.json in configmap sigstore/trust (version 5)");
+    }
+
+    #[test]
+    fn trust_root_signatures_and_chain_are_checked() {
+        let root = |attributes: serde_json::Value| KeyRow {
+            class: "trust-root".into(),
+            algorithm: "TUF".into(),
+            bits: None,
+            curve: None,
+            key_id: None,
+            label: Some("TUF root v14".into()),
+            attributes,
+            location: "/etc/sigstore/root.json".into(),
+            ..key("01", None, serde_json::json!({}))
+        };
+        use ProblemKind::*;
+        use Severity::*;
+        let table: &[(serde_json::Value, &[(ProblemKind, Severity)], &str)] = &[
+            (serde_json::json!({"version": 14, "verified": true, "chain": "verified", "chain_from": 13}), &[], ""),
+            (serde_json::json!({"version": 14, "verified": true, "chain": "first"}), &[], ""),
+            (serde_json::json!({"version": 14, "verified": true, "chain": "same"}), &[], ""),
+            // Attributes of a root read before signatures were checked: nothing to say.
+            (serde_json::json!({"version": 14}), &[], ""),
+            (
+                serde_json::json!({"version": 14, "verified": false, "valid_signatures": 2, "root_threshold": 3, "chain": "first"}),
+                &[(TrustRootUnverified, Critical)],
+                "2 valid signatures by its own root keys where its threshold is 3",
+            ),
+            (
+                serde_json::json!({"version": 14, "verified": false, "verify_error": "TUF root: no `signed.roles.root`"}),
+                &[(TrustRootUnverified, Critical)],
+                "no `signed.roles.root`",
+            ),
+            (
+                serde_json::json!({"version": 12, "verified": true, "chain": "rollback", "chain_from": 14}),
+                &[(TrustRootRollback, Critical)],
+                "version 12, older than version 14",
+            ),
+            (
+                serde_json::json!({"version": 14, "verified": false, "valid_signatures": 0, "root_threshold": 3, "chain": "rollback", "chain_from": 14}),
+                &[(TrustRootUnverified, Critical), (TrustRootRollback, Critical)],
+                "version 14 with other content",
+            ),
+            (
+                serde_json::json!({"version": 14, "verified": true, "chain": "broken", "chain_from": 13, "chain_valid_signatures": 1, "chain_threshold": 3}),
+                &[(TrustRootChainBroken, Critical)],
+                "not signed by a threshold of version 13's root keys (1 of 3)",
+            ),
+            (
+                serde_json::json!({"version": 14, "verified": true, "chain": "gap", "chain_from": 11}),
+                &[(TrustRootChainBroken, Warning)],
+                "chain not verifiable (v 11 → v 14)",
+            ),
+        ];
+        for (attrs, want, says) in table {
+            let mut r = review(&[root(attrs.clone())], &[], &[]);
+            check_trust_root_signatures(&mut r);
+            let got: Vec<(ProblemKind, Severity)> = r.keys[0].problems.iter().map(|p| (p.kind, p.severity)).collect();
+            assert_eq!(got, *want, "{attrs}");
+            assert!(says.is_empty() || r.keys[0].problems.iter().any(|p| p.reason.contains(says)), "{attrs}: {:?}", r.keys[0].problems);
+            // Each is a finding about the root itself, routed like any alert.
+            let kinds: Vec<Kind> = subject_findings(&r, &HashMap::new()).into_iter().map(|f| f.kind).collect();
+            let expected: Vec<Kind> = want.iter().filter_map(|(p, _)| p.key_finding_kind()).collect();
+            assert_eq!(kinds, expected, "{attrs}");
+        }
     }
 }

@@ -1,4 +1,6 @@
-//! Certificate files on the local file system.
+//! Certificate files on the local file system, and signing trust material in files: TUF
+//! `root.json` (`trust_root_files`) and PEM public keys (`public_key_files`), read as key
+//! objects by `sources::trust` like the Kubernetes source's keys.
 //!
 //! Listing stats files only; the stamp (size, mtime, ctime, inode) lets a rescan of unchanged
 //! files read nothing. Symbolic links are followed when configured, each target file is listed
@@ -29,6 +31,20 @@ pub enum FilesError {
     },
     #[error("file grew past max_file_size ({limit} bytes) while being read; not read")]
     Grew { path: PathBuf, limit: u64 },
+    /// A file named like a TUF root (`trust_root_files`) that is not one.
+    #[error("read as a TUF root (trust_root_files): {source}")]
+    TrustRoot {
+        path: PathBuf,
+        #[source]
+        source: super::trust::TrustError,
+    },
+    /// A file named like a public key (`public_key_files`) that is not one.
+    #[error("read as a public key (public_key_files): {source}")]
+    PublicKey {
+        path: PathBuf,
+        #[source]
+        source: super::trust::TrustError,
+    },
 }
 
 pub struct FilesSource {
@@ -62,6 +78,12 @@ impl FilesSource {
             }
         }
         None
+    }
+
+    /// Whether `path` is named like signing trust material (`trust_root_files`,
+    /// `public_key_files`): listed whatever `include` says.
+    fn trust_material(&self, path: &Path) -> bool {
+        self.spec.trust_root_files.matches(path) || self.spec.public_key_files.matches(path)
     }
 
     /// The path to read for a listed location.
@@ -177,7 +199,7 @@ impl Source for FilesSource {
                     if !g.is_match(path) {
                         continue;
                     }
-                } else if !self.spec.include.is_empty() && !self.spec.include.matches(path) {
+                } else if !self.spec.include.is_empty() && !self.spec.include.matches(path) && !self.trust_material(path) {
                     continue;
                 }
                 if exclude.matches(path) {
@@ -207,6 +229,15 @@ impl Source for FilesSource {
         }
         if buf.len() as u64 > limit {
             return Err(FilesError::Grew { path, limit }.into());
+        }
+        // Trust material by name, as the Kubernetes source does by key: no certificates in it.
+        if self.spec.trust_root_files.matches(&path) {
+            let key = super::trust::tuf_root(&buf).map_err(|source| FilesError::TrustRoot { path, source })?;
+            return Ok(Fetched { key: Some(key), ..Fetched::default() });
+        }
+        if self.spec.public_key_files.matches(&path) {
+            let key = super::trust::public_key(&buf).map_err(|source| FilesError::PublicKey { path, source })?;
+            return Ok(Fetched { key: Some(key), ..Fetched::default() });
         }
         Ok(Fetched::bytes(buf))
     }

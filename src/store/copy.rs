@@ -44,6 +44,8 @@ pub(crate) const TABLES: &[(&str, &[&str])] = &[
     ("job_runs", &["id"]),
     ("job_overruns", &["job"]),
     ("keys", &["id"]),
+    ("trust_roots", &["id"]),
+    ("key_history", &["id"]),
     ("renewals", &["name"]),
     ("image_findings", &["id"]),
     ("leases", &["name"]),

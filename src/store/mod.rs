@@ -26,6 +26,7 @@ mod scan;
 mod suite;
 #[cfg(test)]
 pub(crate) mod testing;
+mod trust;
 
 pub use crate::model::rows::{
     AlertRow, Applied, AuditEntry, CachedOcsp, CertIdentity, CertRow, CrlCacheRow, HistoryRow, ImageFindingRow, JobRun, JobStats, KeyRow,
@@ -40,6 +41,7 @@ pub use owners::{OwnerSample, OwnerScope};
 pub use report::{Counts, RevocationSample, SightingSample};
 
 pub use scan::{KnownObject, KnownObjects, ObjectOutcome, ScanWriter, key as object_key};
+pub use trust::MAX_ROOT_STEPS;
 
 use crate::model::store_location::{PostgresTarget, StoreLocation};
 use crate::model::{CertFacts, Fingerprint, KeyFacts, UnixTime};
@@ -84,6 +86,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../schema/postgres/0012_coordination.sql"),
     ),
     (13, "0013_ari_watch", include_str!("../../schema/0013_ari_watch.sql"), include_str!("../../schema/postgres/0013_ari_watch.sql")),
+    (
+        14,
+        "0014_trust_material",
+        include_str!("../../schema/0014_trust_material.sql"),
+        include_str!("../../schema/postgres/0014_trust_material.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

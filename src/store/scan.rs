@@ -119,9 +119,9 @@ pub fn key(s: &str) -> u64 {
 pub type KnownObjects = HashMap<u64, KnownObject>;
 
 pub struct ScanWriter<'c> {
-    conn: &'c Db,
+    pub(super) conn: &'c Db,
     run_id: i64,
-    now: UnixTime,
+    pub(super) now: UnixTime,
     pending: usize,
     in_tx: bool,
     touched: HashSet<i64>,
@@ -162,7 +162,7 @@ impl<'c> ScanWriter<'c> {
         self.run_id
     }
 
-    fn tx(&mut self) -> Result<()> {
+    pub(super) fn tx(&mut self) -> Result<()> {
         if !self.in_tx {
             self.conn.execute_batch(match self.conn.dialect() {
                 Dialect::Sqlite => "BEGIN IMMEDIATE",
@@ -540,6 +540,10 @@ impl<'c> ScanWriter<'c> {
         for (sid, cert_id) in current {
             self.unsight(sid, cert_id, source, location)?;
         }
+        self.conn.execute(
+            "UPDATE key_history SET gone_since = ?3 WHERE source = ?1 AND location = ?2 AND gone_since IS NULL",
+            params![source, location, self.now],
+        )?;
         // Kept, marked vanished: if the object comes back, its old sightings are found again.
         self.conn
             .execute("UPDATE objects SET stamp = '', content_sha256 = '', certs = 0, keys = 0, error = NULL, vanished_at = ?3 WHERE source = ?1 AND location = ?2", params![source, location, self.now])?;
@@ -586,6 +590,9 @@ impl<'c> ScanWriter<'c> {
                     k.attributes.to_string(),
                     self.now
                 ])?;
+            if let Some(spki) = &k.spki_sha256 {
+                self.key_seen(source, location, spki, k)?;
+            }
         }
         Ok(())
     }

@@ -2135,3 +2135,81 @@ fn text_holding_nul_is_stored_on_both() {
         assert_eq!((run.certs_seen, run.certs_new), (1, 0), "{e}");
     }
 }
+
+#[test]
+fn trust_material_reads_alike() {
+    use crate::model::rows::TrustRootRow;
+    const COSIGN: &str = "k8s://c/sigstore/secrets/cosign#cosign.pub";
+    const ROOT: &str = "k8s://c/sigstore/configmaps/trust#root.json";
+    let public = |spki: &str| KeyObject {
+        label: Some("cosign".into()),
+        key_id: None,
+        class: "public".into(),
+        algorithm: "EC".into(),
+        bits: Some(256),
+        curve: Some("P-256".into()),
+        spki_sha256: Some(spki.into()),
+        attributes: serde_json::json!({"format": "pem"}),
+        document: None,
+    };
+    let root = |version: i64, sha: &str, chain: &str, trusted: bool| TrustRootRow {
+        source: "k8s".into(),
+        location: ROOT.into(),
+        version,
+        content_sha256: sha.into(),
+        document: format!("{{\"v\": {version}}}"),
+        valid_signatures: 3,
+        threshold: 3,
+        chain: chain.into(),
+        chain_from: (version > 5).then_some(version - 1),
+        trusted,
+        first_seen: 0,
+        last_seen: 0,
+    };
+    let empty = Parsed::default();
+    on_both(|s, t| {
+        let e = t.engine;
+        // 1000: key A in the Secret, roots v5 and v6 at the ConfigMap key.
+        let mut w = t.ok("begin", s.begin_scan(1000, &names(&["k8s"])));
+        t.ok("register", w.register_source("k8s", "kubernetes", &[]));
+        t.ok("record", w.record("k8s", COSIGN, None, parsed("s1", "c1", &empty)));
+        t.ok("extras", w.object_extras("k8s", COSIGN, None, Some(&public("aa"))));
+        t.ok("put v5", w.put_trust_root(&root(5, "r5", "first", true)));
+        t.ok("put v6", w.put_trust_root(&root(6, "r6", "verified", true)));
+        t.ok("put v8", w.put_trust_root(&root(8, "r8", "gap", false)));
+        let at = t.ok("at", w.trust_roots_at("k8s", ROOT));
+        assert_eq!(at.iter().map(|r| (r.version, r.trusted)).collect::<Vec<_>>(), [(8, false), (6, true), (5, true)], "{e}");
+        assert_eq!(at[1].document, "{\"v\": 6}", "{e}");
+        assert!(t.ok("elsewhere", w.trust_roots_at("k8s", COSIGN)).is_empty(), "{e}");
+        let between = t.ok("between", w.trust_roots_between(5, 8));
+        assert_eq!(between.iter().map(|r| r.version).collect::<Vec<_>>(), [6], "{e}");
+        assert!(t.ok("too far", w.trust_roots_between(5, 5 + crate::store::MAX_ROOT_STEPS + 1)).is_empty(), "{e}");
+        t.ok("finish", w.finish().map(drop));
+        // 2000: key B replaces A at the same place; v8 seen again, its gap closed.
+        let mut w = t.ok("begin 2", s.begin_scan(2000, &names(&["k8s"])));
+        t.ok("record 2", w.record("k8s", COSIGN, None, parsed("s2", "c2", &empty)));
+        t.ok("extras 2", w.object_extras("k8s", COSIGN, None, Some(&public("bb"))));
+        t.ok("put v8 again", w.put_trust_root(&root(8, "r8", "verified", true)));
+        t.ok("finish 2", w.finish().map(drop));
+        let history = t.take("history", s.key_history(None));
+        assert_eq!(
+            history.iter().map(|k| (k.spki_sha256.as_str(), k.first_seen, k.last_seen, k.gone_since)).collect::<Vec<_>>(),
+            [("aa", 1000, 1000, Some(2000)), ("bb", 2000, 2000, None)],
+            "{e}"
+        );
+        assert_eq!(t.ok("keys", s.keys(Some("k8s"))).iter().map(|k| k.spki_sha256.clone()).collect::<Vec<_>>(), [Some("bb".to_string())]);
+        let roots = t.take("roots", s.trust_roots(Some("k8s")));
+        assert_eq!(
+            roots.iter().map(|r| (r.version, r.chain.as_str(), r.trusted, r.first_seen, r.last_seen)).collect::<Vec<_>>(),
+            [(5, "first", true, 1000, 1000), (6, "verified", true, 1000, 1000), (8, "verified", true, 1000, 2000)],
+            "{e}"
+        );
+        // 3000: the Secret is gone: so is its key.
+        let mut w = t.ok("begin 3", s.begin_scan(3000, &names(&["k8s"])));
+        t.ok("vanished", w.vanished("k8s", COSIGN));
+        t.ok("finish 3", w.finish().map(drop));
+        let history = t.take("history 3", s.key_history(Some("k8s")));
+        assert_eq!(history.iter().map(|k| k.gone_since).collect::<Vec<_>>(), [Some(2000), Some(3000)], "{e}");
+        assert!(t.ok("other source", s.key_history(Some("disk"))).is_empty(), "{e}");
+    });
+}

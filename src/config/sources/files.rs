@@ -37,6 +37,23 @@ pub struct FilesSource {
     /// Deepest directory level descended into below each path (unlimited when absent).
     #[serde(default)]
     pub max_depth: Option<u32>,
+    /// File name patterns of TUF `root.json` files (Sigstore trust roots), read whatever
+    /// `include` says: each is verified against its own root keys and the previous version seen
+    /// at the same path, and its `expires` tracked. Empty: none are read.
+    #[serde(default = "default_trust_root_files")]
+    pub trust_root_files: Vec<String>,
+    /// File name patterns of PEM public key files (cosign's `cosign.pub`), read whatever
+    /// `include` says: recorded as public keys, a replaced key as a retired one. Empty: none.
+    #[serde(default = "default_public_key_files")]
+    pub public_key_files: Vec<String>,
+}
+
+pub(crate) fn default_trust_root_files() -> Vec<String> {
+    ["root.json", "*.root.json"].map(String::from).to_vec()
+}
+
+pub(crate) fn default_public_key_files() -> Vec<String> {
+    vec!["cosign.pub".into()]
 }
 
 pub(crate) fn yes() -> bool {
@@ -87,6 +104,8 @@ pub struct FilesSpec {
     pub passwords: Vec<SecretRef>,
     pub max_file_size: u64,
     pub max_depth: Option<usize>,
+    pub trust_root_files: Matcher,
+    pub public_key_files: Matcher,
 }
 
 /// Name patterns and path patterns, compiled.
