@@ -498,7 +498,7 @@ fn kubernetes_source() -> &'static certvigil::sources::kubernetes::KubernetesSou
 /// that skips values), 1 a page of a ConfigMaps list, 2 a `public_key_keys` value (PEM public
 /// key), 3 a `trust_root_keys` value (TUF root.json).
 pub fn kubernetes(data: &[u8]) {
-    use certvigil::sources::kubernetes::trust;
+    use certvigil::sources::trust;
     let Some((&sel, body)) = data.split_first() else { return };
     let source = kubernetes_source();
     let page = match sel % 4 {

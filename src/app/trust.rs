@@ -23,9 +23,10 @@ fn name(chain: &Chain) -> (&'static str, Option<u64>) {
 }
 
 /// Checks the trust root `key` read at `location` against the trusted root recorded there and
-/// records it; its attributes get the chain verdict. Checked on every read, so a root that was
-/// broken stays broken and a gap closes once the roots between are seen; a root read again
-/// after it became trusted keeps the verdict it got when first seen. A key object that is not a
+/// records it; its attributes get the chain verdict. Checked each time the object is read (new or
+/// changed: an unchanged object is not read again), so a root that was broken stays broken and a
+/// gap closes when the root is read after the roots between were seen; a root read again after
+/// it became trusted keeps the verdict it got when first seen. A key object that is not a
 /// readable root is left alone.
 pub fn track_root(writer: &mut ScanWriter<'_>, source: &str, location: &str, key: &mut KeyObject) -> Result<(), StoreError> {
     let Some(doc) = key.document.as_deref() else { return Ok(()) };

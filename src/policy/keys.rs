@@ -797,7 +797,8 @@ mod tests {
         };
         use ProblemKind::*;
         use Severity::*;
-        let table: &[(serde_json::Value, &[(ProblemKind, Severity)], &str)] = &[
+        type Case = (serde_json::Value, &'static [(ProblemKind, Severity)], &'static str);
+        let table: &[Case] = &[
             (serde_json::json!({"version": 14, "verified": true, "chain": "verified", "chain_from": 13}), &[], ""),
             (serde_json::json!({"version": 14, "verified": true, "chain": "first"}), &[], ""),
             (serde_json::json!({"version": 14, "verified": true, "chain": "same"}), &[], ""),

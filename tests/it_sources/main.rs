@@ -19,3 +19,4 @@ mod source_tls;
 mod source_vault;
 mod sources_dedup;
 mod starttls_servers;
+mod trust_material;

@@ -469,7 +469,8 @@ fn cosign_public_keys_and_tuf_roots_are_recorded_as_keys_and_the_root_expiry_is_
         .iter()
         .map(|p| (p["kind"].as_str().unwrap_or(""), p["severity"].as_str().unwrap_or("")))
         .collect();
-    assert_eq!(problems, [("trust-root-expiring", "warning")]);
+    // Its one signature is a stub: not a threshold of its root keys.
+    assert_eq!(problems, [("trust-root-expiring", "warning"), ("trust-root-unverified", "critical")]);
     let p = plan(&sb);
     let kp = p["key_problems"].as_array().expect("key_problems");
     assert!(kp.iter().any(|k| k["problem"]["kind"] == "trust-root-expiring"), "{p:#}");
@@ -485,7 +486,7 @@ fn cosign_public_keys_and_tuf_roots_are_recorded_as_keys_and_the_root_expiry_is_
         .flat_map(|k| k["problems"].as_array().cloned().unwrap_or_default())
         .map(|p| format!("{}/{}", p["kind"].as_str().unwrap_or(""), p["severity"].as_str().unwrap_or("")))
         .collect();
-    assert_eq!(kinds, ["trust-root-expired/critical"]);
+    assert_eq!(kinds, ["trust-root-expired/critical", "trust-root-unverified/critical"]);
 }
 
 #[test]
