@@ -3,6 +3,7 @@
 
 pub mod alert;
 pub mod eku;
+pub mod exporter;
 pub mod fence;
 pub mod finding;
 pub mod lifetime;

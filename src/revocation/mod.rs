@@ -110,6 +110,8 @@ struct Pass {
     crls: Mutex<HashMap<String, Shared<Arc<Crl>>>>,
     issuers: Mutex<HashMap<String, Shared<Vec<u8>>>>,
     hosts: PassHosts,
+    /// CRL URLs whose signature this pass verified and recorded (`crl_cache.verified_sha256`).
+    verified_crls: Mutex<std::collections::HashSet<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -198,6 +200,7 @@ impl Checker {
             crls: Mutex::default(),
             issuers: Mutex::default(),
             hosts: self.hosts_for_pass(now),
+            verified_crls: Mutex::default(),
         });
         let mut checked = 0;
         for chunk in ids.chunks(BATCH) {
@@ -452,11 +455,13 @@ impl Checker {
                 reasons.push(format!("CRL {url} is for another issuer"));
                 continue;
             }
-            let coverage = match base.judge_base(
-                &crl_issuer,
-                &CertScope { is_ca: cert.facts.is_ca, dps: &dps, via: from_dp.then_some(url) },
-                &judging,
-            ) {
+            let judged =
+                base.judge_base(&crl_issuer, &CertScope { is_ca: cert.facts.is_ca, dps: &dps, via: from_dp.then_some(url) }, &judging);
+            // The signature is checked first: a CRL judged current or stale verified.
+            if matches!(judged, Ok(_) | Err(CrlError::Stale(_))) {
+                self.crl_verified(pass, url, &base);
+            }
+            let coverage = match judged {
                 Ok(c) => c,
                 Err(CrlError::OutOfScope(_)) if !from_dp => continue,
                 Err(e) => {
@@ -478,6 +483,7 @@ impl Checker {
                     Ok(d) if !d.issued_by(ip.subject) => notes.push(format!("{durl} is not a delta CRL for this issuer")),
                     Ok(d) => match d.judge_delta(&base, &crl_issuer, &judging) {
                         Ok(()) => {
+                            self.crl_verified(pass, durl, &d);
                             delta = Some(d);
                             break;
                         }
@@ -591,14 +597,27 @@ impl Checker {
         self.stats.crl_parses.fetch_add(1, Ordering::Relaxed);
         let parsed = tokio::task::block_in_place(|| Crl::parse(bytes, max)).map_err(|e| format!("{url}: {e}"))?;
         let parsed = Arc::new(parsed);
+        // The row is rewritten whenever the bytes change (not only with validators to keep), so
+        // its thisUpdate, nextUpdate and number describe the CRL in use.
         if remote
-            && (etag.is_some() || last_modified.is_some() || !path.exists())
+            && (etag.is_some() || last_modified.is_some() || !path.exists() || cache.as_ref().is_none_or(|c| c.sha256 != sha))
             && let Err(e) = self.save_crl_copy(&path, url, &parsed, etag.as_deref(), last_modified.as_deref(), size, pass)
         {
             tracing::warn!(url, error = %e, "could not cache the CRL");
         }
         lock(&self.crl_memory).insert(url.to_string(), Arc::clone(&parsed));
         Ok(parsed)
+    }
+
+    /// Records once per pass that `url`'s CRL (these bytes) verified against its issuer, for
+    /// the `x509_crl_*` metrics; a failure to record is logged, never the check's outcome.
+    fn crl_verified(&self, pass: &Pass, url: &str, crl: &Crl) {
+        if !is_remote(url) || !lock(&pass.verified_crls).insert(url.to_string()) {
+            return;
+        }
+        if let Err(e) = lock(&pass.store).crl_verified(url, &crl.sha256, pass.now) {
+            tracing::warn!(url, error = %e, "could not record the CRL as verified");
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -617,7 +636,20 @@ impl Checker {
         std::fs::write(&tmp, crl.der()).map_err(|e| e.to_string())?;
         std::fs::rename(&tmp, path).map_err(|e| e.to_string())?;
         lock(&pass.store)
-            .crl_cache_put(url, etag, lm, pass.now, &crl.sha256, crl.this_update, crl.next_update, size)
+            .crl_cache_put(
+                url,
+                etag,
+                lm,
+                pass.now,
+                &crate::store::CrlFacts {
+                    sha256: &crl.sha256,
+                    this_update: crl.this_update,
+                    next_update: crl.next_update,
+                    size,
+                    issuer: crate::x509::name::rfc4514(crl.issuer_der()).ok(),
+                    number: crl.crl_number.as_deref().map(crate::model::exporter::decimal),
+                },
+            )
             .map_err(|e| e.to_string())
     }
 

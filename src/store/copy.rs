@@ -43,6 +43,7 @@ pub(crate) const TABLES: &[(&str, &[&str])] = &[
     ("audit_log", &["id"]),
     ("job_runs", &["id"]),
     ("job_overruns", &["job"]),
+    ("source_errors", &["source", "source_kind", "reason"]),
     ("keys", &["id"]),
     ("trust_roots", &["id"]),
     ("key_history", &["id"]),

@@ -31,6 +31,45 @@ pub struct RevocationSample {
     pub method: String,
 }
 
+/// A configured source as `/metrics` reports it (x509-certificate-exporter v4's per-source
+/// families): its kind, whether its last complete scan could list all of it, and its current
+/// objects by v4 source kind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceSample {
+    pub name: String,
+    /// certvigil's kind (`files`, `kubernetes`, …).
+    pub kind: String,
+    /// `None` before the first complete scan.
+    pub up: Option<bool>,
+    /// Current objects (not vanished) by v4 source kind ([`crate::model::exporter::source_kind`]).
+    pub bundles: BTreeMap<&'static str, i64>,
+}
+
+/// Errors scans met since the store began, for one source, v4 source kind and reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceErrorSample {
+    pub source: String,
+    pub source_kind: String,
+    pub reason: String,
+    pub count: i64,
+}
+
+/// A downloaded CRL whose stored copy verified against its issuer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrlSample {
+    pub url: String,
+    /// RFC 4514.
+    pub issuer: String,
+    /// Decimal cRLNumber, when the CRL has one.
+    pub number: Option<String>,
+    pub this_update: Option<UnixTime>,
+    pub next_update: Option<UnixTime>,
+}
+
+/// A CRL no revocation pass has verified for this long is left out of `/metrics`: the
+/// certificates that pointed at it are gone or point elsewhere.
+pub const CRL_UNUSED_AFTER: i64 = 7 * 86_400;
+
 /// Counters over the store.
 #[derive(Debug, Clone, Default)]
 pub struct Counts {
@@ -232,6 +271,81 @@ impl Store {
                 if !entry.iter().any(|(w, _)| *w == what) {
                     entry.push((what, why));
                 }
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// Every source the store knows, by name, with its current objects by v4 source kind.
+    pub fn source_samples(&self) -> Result<Vec<SourceSample>> {
+        let mut out: Vec<SourceSample> = Vec::new();
+        self.conn.query_each("SELECT name, kind, last_scan_up FROM sources ORDER BY name", params![], |r| {
+            let up: Option<i64> = r.get(2)?;
+            out.push(SourceSample { name: r.get(0)?, kind: r.get(1)?, up: up.map(|u| u != 0), bundles: BTreeMap::new() });
+            Ok(())
+        })?;
+        let index: std::collections::HashMap<String, usize> = out.iter().enumerate().map(|(i, s)| (s.name.clone(), i)).collect();
+        // Only a Kubernetes source's objects differ in v4 kind by location; the others are
+        // counted by the engine.
+        self.conn.query_each(
+            "SELECT o.source, COUNT(*) FROM objects o JOIN sources s ON s.name = o.source
+             WHERE o.vanished_at IS NULL AND s.kind != 'kubernetes' GROUP BY o.source",
+            params![],
+            |r| {
+                if let Some(s) = index.get(r.get_ref(0)?.as_str()?).and_then(|i| out.get_mut(*i)) {
+                    let kind = crate::model::exporter::source_kind(&s.kind, "");
+                    s.bundles.insert(kind, r.get(1)?);
+                }
+                Ok(())
+            },
+        )?;
+        self.conn.query_each(
+            "SELECT o.source, o.location FROM objects o JOIN sources s ON s.name = o.source
+             WHERE o.vanished_at IS NULL AND s.kind = 'kubernetes'",
+            params![],
+            |r| {
+                if let Some(s) = index.get(r.get_ref(0)?.as_str()?).and_then(|i| out.get_mut(*i)) {
+                    let kind = crate::model::exporter::source_kind(&s.kind, r.get_ref(1)?.as_str()?);
+                    *s.bundles.entry(kind).or_insert(0) += 1;
+                }
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// The scan errors counted per source, v4 source kind and reason.
+    pub fn source_error_samples(&self) -> Result<Vec<SourceErrorSample>> {
+        let mut out = Vec::new();
+        self.conn.query_each(
+            "SELECT source, source_kind, reason, count FROM source_errors ORDER BY source, source_kind, reason",
+            params![],
+            |r| {
+                out.push(SourceErrorSample { source: r.get(0)?, source_kind: r.get(1)?, reason: r.get(2)?, count: r.get(3)? });
+                Ok(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// The downloaded CRLs whose stored copy verified, by URL, leaving out those no pass has
+    /// verified within [`CRL_UNUSED_AFTER`] of `now`.
+    pub fn crl_samples(&self, now: UnixTime) -> Result<Vec<CrlSample>> {
+        let mut out = Vec::new();
+        self.conn.query_each(
+            "SELECT url, issuer, crl_number, this_update, next_update FROM crl_cache
+             WHERE verified_sha256 = sha256 AND verified_at >= ?1 ORDER BY url",
+            params![now - CRL_UNUSED_AFTER],
+            |r| {
+                let issuer: Option<String> = r.get(1)?;
+                out.push(CrlSample {
+                    url: r.get(0)?,
+                    issuer: issuer.unwrap_or_default(),
+                    number: r.get(2)?,
+                    this_update: r.get(3)?,
+                    next_update: r.get(4)?,
+                });
                 Ok(())
             },
         )?;

@@ -212,23 +212,32 @@ impl Store {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Records a downloaded CRL: its conditional-GET validators and what it says of itself.
     pub fn crl_cache_put(
         &self,
         url: &str,
         etag: Option<&str>,
         last_modified: Option<&str>,
         now: UnixTime,
-        sha256: &str,
-        this_update: UnixTime,
-        next_update: Option<UnixTime>,
-        size: usize,
+        crl: &CrlFacts<'_>,
     ) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO crl_cache (url, etag, last_modified, fetched_at, sha256, this_update, next_update, size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO crl_cache (url, etag, last_modified, fetched_at, sha256, this_update, next_update, size, issuer, crl_number)
+               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT(url) DO UPDATE SET etag = excluded.etag, last_modified = excluded.last_modified, fetched_at = excluded.fetched_at,
-               sha256 = excluded.sha256, this_update = excluded.this_update, next_update = excluded.next_update, size = excluded.size",
-            params![url, etag, last_modified, now, sha256, this_update, next_update, size as i64],
+               sha256 = excluded.sha256, this_update = excluded.this_update, next_update = excluded.next_update, size = excluded.size,
+               issuer = excluded.issuer, crl_number = excluded.crl_number",
+            params![url, etag, last_modified, now, crl.sha256, crl.this_update, crl.next_update, crl.size as i64, crl.issuer, crl.number],
+        )?;
+        Ok(())
+    }
+
+    /// Records that the CRL at `url` with these bytes (`sha256`) verified against its issuer at
+    /// `now`; nothing happens when the stored copy is another one.
+    pub fn crl_verified(&self, url: &str, sha256: &str, now: UnixTime) -> Result<()> {
+        self.conn.execute(
+            "UPDATE crl_cache SET verified_sha256 = ?2, verified_at = ?3 WHERE url = ?1 AND sha256 = ?2",
+            params![url, sha256, now],
         )?;
         Ok(())
     }
@@ -378,4 +387,17 @@ mod tests {
         assert!(counts.iter().all(|c| (400..600).contains(c)), "{counts:?}");
         assert_eq!(revocation_share(Some("x"), "", 0), 0, "no shares means one");
     }
+}
+
+/// What a downloaded CRL says of itself, as `crl_cache` keeps it.
+#[derive(Debug, Clone)]
+pub struct CrlFacts<'a> {
+    pub sha256: &'a str,
+    pub this_update: UnixTime,
+    pub next_update: Option<UnixTime>,
+    pub size: usize,
+    /// The issuer name, RFC 4514.
+    pub issuer: Option<String>,
+    /// The cRLNumber in decimal.
+    pub number: Option<String>,
 }

@@ -128,6 +128,13 @@ pub struct ScanWriter<'c> {
     stats: Stats,
     queue: Queue,
     rows: Rows,
+    /// Each registered source's kind, for filing its errors under a v4 source kind.
+    kinds: HashMap<String, String>,
+    /// Sources that met a source-level error in this run ([`ScanWriter::source_error`]).
+    source_failed: HashSet<String>,
+    /// Errors of this run by (source, v4 source kind, reason): added to `source_errors` when
+    /// the run finishes.
+    error_counts: std::collections::BTreeMap<(String, &'static str, &'static str), i64>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -155,6 +162,9 @@ impl<'c> ScanWriter<'c> {
             stats: Stats::default(),
             queue: Queue::default(),
             rows: Rows::default(),
+            kinds: HashMap::new(),
+            source_failed: HashSet::new(),
+            error_counts: Default::default(),
         })
     }
 
@@ -196,6 +206,7 @@ impl<'c> ScanWriter<'c> {
     /// Records the source's configuration (kind, tags) for filters and routing.
     pub fn register_source(&mut self, name: &str, kind: &str, tags: &[String]) -> Result<()> {
         self.tx()?;
+        self.kinds.insert(name.to_string(), kind.to_string());
         let tags = serde_json::to_string(tags).unwrap_or_else(|_| "[]".into());
         self.conn.execute(
             "INSERT INTO sources (name, kind, tags) VALUES (?1, ?2, ?3)
@@ -246,12 +257,20 @@ impl<'c> ScanWriter<'c> {
     /// content (a missing directory, a permission problem).
     pub fn source_error(&mut self, source: &str, location: &str, message: &str) -> Result<()> {
         self.tx()?;
+        self.source_failed.insert(source.to_string());
         self.error_row(source, location, message)?;
         self.tick()
     }
 
     fn error_row(&mut self, source: &str, location: &str, message: &str) -> Result<()> {
         self.stats.errors += 1;
+        let kind = self.kinds.get(source).map(String::as_str).unwrap_or("");
+        let key = (
+            source.to_string(),
+            crate::model::exporter::source_kind(kind, location),
+            crate::model::exporter::error_reason(kind, location, message),
+        );
+        *self.error_counts.entry(key).or_insert(0) += 1;
         let run_id = self.run_id;
         self.rows.errors.extend([Owned::Int(run_id), text(source), text(location), text(message)]);
         Ok(())
@@ -635,12 +654,16 @@ impl<'c> ScanWriter<'c> {
         }
     }
 
-    /// Marks the source as completely scanned at this run's time.
+    /// Marks the source as completely scanned at this run's time, up unless a source-level
+    /// error (configuration, a part that could not be listed) was met.
     pub fn finish_source(&mut self, source: &str) -> Result<()> {
         self.tx()?;
         self.flush()?;
-        self.conn
-            .execute("UPDATE sources SET last_scan_at = ?2, last_run_id = ?3 WHERE name = ?1", params![source, self.now, self.run_id])?;
+        let up = i64::from(!self.source_failed.contains(source));
+        self.conn.execute(
+            "UPDATE sources SET last_scan_at = ?2, last_run_id = ?3, last_scan_up = ?4 WHERE name = ?1",
+            params![source, self.now, self.run_id, up],
+        )?;
         Ok(())
     }
 
@@ -664,6 +687,13 @@ impl<'c> ScanWriter<'c> {
                         .execute("INSERT INTO cert_history (cert_id, at, event) VALUES (?1, ?2, 'gone')", params![cert_id, self.now])?;
                 }
             }
+        }
+        for ((source, kind, reason), n) in std::mem::take(&mut self.error_counts) {
+            self.conn.execute(
+                "INSERT INTO source_errors (source, source_kind, reason, count, last_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(source, source_kind, reason) DO UPDATE SET count = source_errors.count + excluded.count, last_at = excluded.last_at",
+                params![source, kind, reason, n, self.now],
+            )?;
         }
         let s = self.stats;
         let status = if s.errors > 0 { "errors" } else { "ok" };

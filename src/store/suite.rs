@@ -14,7 +14,10 @@
 //! production database must for the same order ([`text_sorts_bytewise_on_both`] checks it).
 
 use super::testing::{self, TestStore, both, client, fresh_database, open_postgres_url, postgres};
-use super::{AlertChanges, CertRow, MIGRATIONS, ObjectOutcome, OwnerScope, Result, Store, StoreError, Verdict, db::params, object_key};
+use super::{
+    AlertChanges, CertRow, CrlFacts, CrlSample, MIGRATIONS, ObjectOutcome, OwnerScope, Result, Store, StoreError, Verdict, db::params,
+    object_key,
+};
 use crate::model::UnixTime;
 use crate::model::alert::{Change, Event, Notice, Notify, Silence};
 use crate::model::finding::{Finding, Kind, Severity, SubjectKind, cert_subject, managed_subject};
@@ -357,6 +360,76 @@ fn scan_everything(s: &mut TestStore, t: &mut Transcript, fx: &Fixture) -> [i64;
     let r3 = t.take("scan 3", w.finish());
     assert_eq!((r3.objects_seen, r3.certs_seen, r3.certs_new, r3.certs_gone, r3.status.as_str()), (1, 1, 0, 0, "ok"), "{engine}");
     [run1, run2, run3]
+}
+
+/// What `/metrics` reports per source (x509-certificate-exporter v4's `x509_source_up`,
+/// `x509_source_bundles` and `x509_source_errors_total`): up follows the last complete scan,
+/// bundles are the current objects by v4 kind, errors add up over runs by kind and reason.
+#[test]
+fn source_samples_follow_scans() {
+    let fx = Fixture::new();
+    on_both(|s, t| {
+        let e = t.engine;
+        assert_eq!(t.ok("no sources", s.source_samples()), vec![], "{e}");
+        let mut w = t.ok("begin 1", s.begin_scan(100, &names(&["disk", "k8s"])));
+        t.ok("register disk", w.register_source("disk", "files", &[]));
+        t.ok("register k8s", w.register_source("k8s", "kubernetes", &[]));
+        t.ok("chain", w.record("disk", "/etc/ssl/chain.pem", None, parsed("1", "c1", &fx.chain)));
+        t.ok("locked", w.record("disk", "/etc/ssl/locked.pem", None, ObjectOutcome::Failed { message: "Permission denied (os error 13)" }));
+        t.ok("cannot list", w.source_error("disk", "/etc/ssl/private", "cannot list: Permission denied (os error 13)"));
+        t.ok("site", w.record("k8s", SITE, None, parsed("1", "s1", &fx.chain)));
+        t.ok(
+            "bundle",
+            w.record("k8s", "k8s://c/mutatingwebhookconfigurations/inject#sidecar.example", None, parsed("1", "w1", &fx.ca_only)),
+        );
+        t.ok("cm", w.record("k8s", "k8s://c/web/configmaps/ca#ca.crt", None, parsed("1", "m1", &fx.broken)));
+        t.ok("forbidden", w.source_error("k8s", "k8s://c/db/secrets/", "cannot list: forbidden to list secrets in db (403): no"));
+        t.ok("finish disk", w.finish_source("disk"));
+        // k8s's scan does not complete: it has no up yet.
+        t.take("finish 1", w.finish());
+        let bundles = |v: &[(&'static str, i64)]| v.iter().copied().collect::<BTreeMap<_, _>>();
+        let broken = fx.broken.errors.len() as i64;
+        let samples = t.ok("samples 1", s.source_samples());
+        assert_eq!(
+            samples,
+            vec![
+                super::SourceSample { name: "disk".into(), kind: "files".into(), up: Some(false), bundles: bundles(&[("file", 2)]) },
+                super::SourceSample {
+                    name: "k8s".into(),
+                    kind: "kubernetes".into(),
+                    up: None,
+                    bundles: bundles(&[("kube-cabundle", 1), ("kube-configmap", 1), ("kube-secret", 1)])
+                },
+            ],
+            "{e}"
+        );
+        let errors = |s: &TestStore| -> Vec<(String, String, String, i64)> {
+            s.source_error_samples().expect("errors").into_iter().map(|x| (x.source, x.source_kind, x.reason, x.count)).collect()
+        };
+        let row = |a: &str, b: &str, c: &str, n: i64| (a.to_string(), b.to_string(), c.to_string(), n);
+        assert_eq!(
+            errors(s),
+            [
+                row("disk", "file", "permission_denied", 2),
+                row("k8s", "kube-configmap", "bad_pem", broken),
+                row("k8s", "kube-secret", "http_403", 1)
+            ],
+            "{e}"
+        );
+        // Scan 2 lists everything: up, the counts grow by this run's errors only.
+        let mut w = t.ok("begin 2", s.begin_scan(200, &names(&["disk", "k8s"])));
+        t.ok("register disk", w.register_source("disk", "files", &[]));
+        t.ok("register k8s", w.register_source("k8s", "kubernetes", &[]));
+        t.ok("locked", w.record("disk", "/etc/ssl/locked.pem", None, ObjectOutcome::Failed { message: "Permission denied (os error 13)" }));
+        t.ok("chain gone", w.vanished("disk", "/etc/ssl/chain.pem"));
+        t.ok("finish disk", w.finish_source("disk"));
+        t.ok("finish k8s", w.finish_source("k8s"));
+        t.take("finish 2", w.finish());
+        let samples = t.ok("samples 2", s.source_samples());
+        assert_eq!((samples[0].up, samples[0].bundles.clone()), (Some(true), bundles(&[("file", 1)])), "{e}");
+        assert_eq!(samples[1].up, Some(true), "{e}");
+        assert_eq!(errors(s)[0], row("disk", "file", "permission_denied", 3), "{e}");
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1347,19 +1420,40 @@ fn revocation_reads_and_caches_alike() {
                 Some("\"e1\""),
                 Some("Mon, 01 Jan 2024 00:00:00 GMT"),
                 10_000,
-                "cd",
-                9_000,
-                Some(20_000),
-                1234,
+                &CrlFacts {
+                    sha256: "cd",
+                    this_update: 9_000,
+                    next_update: Some(20_000),
+                    size: 1234,
+                    issuer: Some("CN=CA".into()),
+                    number: Some("7".into()),
+                },
             ),
         );
         assert_eq!(t.take("crl get", s.crl_cache_get("http://crl.example/ca.crl")).map(|c| c.etag), Some(Some("\"e1\"".into())), "{e}");
-        t.ok("crl put again", s.crl_cache_put("http://crl.example/ca.crl", None, None, 11_000, "ef", 10_500, None, 99));
+        // Unverified CRLs are not reported; a verification of other bytes records nothing.
+        assert_eq!(t.ok("crls unverified", s.crl_samples(10_000)), vec![], "{e}");
+        t.ok("crl verified (other bytes)", s.crl_verified("http://crl.example/ca.crl", "ab", 10_000));
+        assert_eq!(t.ok("crls other verified", s.crl_samples(10_000)), vec![], "{e}");
+        t.ok("crl verified", s.crl_verified("http://crl.example/ca.crl", "cd", 10_000));
+        let want = CrlSample {
+            url: "http://crl.example/ca.crl".into(),
+            issuer: "CN=CA".into(),
+            number: Some("7".into()),
+            this_update: Some(9_000),
+            next_update: Some(20_000),
+        };
+        assert_eq!(t.ok("crls verified", s.crl_samples(10_000)), vec![want], "{e}");
+        assert_eq!(t.ok("crls unused", s.crl_samples(10_001 + crate::store::report::CRL_UNUSED_AFTER)), vec![], "{e}");
+        let facts = CrlFacts { sha256: "ef", this_update: 10_500, next_update: None, size: 99, issuer: None, number: None };
+        t.ok("crl put again", s.crl_cache_put("http://crl.example/ca.crl", None, None, 11_000, &facts));
         assert_eq!(
             t.take("crl get again", s.crl_cache_get("http://crl.example/ca.crl")).map(|c| (c.etag, c.sha256)),
             Some((None, "ef".into())),
             "{e}"
         );
+        // New bytes are not verified until a pass says so.
+        assert_eq!(t.ok("crls replaced", s.crl_samples(11_000)), vec![], "{e}");
         assert!(t.take("crl of none", s.crl_cache_get("http://other/")).is_none(), "{e}");
 
         t.ok("issuer put", s.issuer_cache_put("http://ca.example/ca.der", Some(&fx.ca.der), 10_000, None));
