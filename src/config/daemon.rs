@@ -1,4 +1,4 @@
-//! `daemon:`: the HTTP listener, its token, shutdown.
+//! `daemon:`: the HTTP listener, its token, shutdown, and which metric names `/metrics` speaks.
 
 use super::*;
 
@@ -38,6 +38,49 @@ pub struct DaemonConfig {
     /// leader dies is about twice this. 1s to 5m.
     #[serde(default = "default_lease")]
     pub lease: DurationSpec,
+    /// `/metrics`.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `daemon.metrics`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Which x509-certificate-exporter metric names to expose: `v3` (the names before
+    /// exporter v4: `x509_read_errors`, no per-source or CRL families), `v4` (v4's names only:
+    /// `x509_source_*`, `x509_crl_*`, Kubernetes labels) or `both` (the default). The
+    /// `certvigil_*` families are always there.
+    #[serde(default)]
+    pub compat: MetricsCompat,
+}
+
+/// The exporter generation `/metrics` speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsCompat {
+    V3,
+    V4,
+    #[default]
+    Both,
+}
+
+impl MetricsCompat {
+    /// The v3-only families (`x509_read_errors`) are exposed.
+    pub fn v3(self) -> bool {
+        matches!(self, MetricsCompat::V3 | MetricsCompat::Both)
+    }
+    /// The v4 families and labels are exposed.
+    pub fn v4(self) -> bool {
+        matches!(self, MetricsCompat::V4 | MetricsCompat::Both)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricsCompat::V3 => "v3",
+            MetricsCompat::V4 => "v4",
+            MetricsCompat::Both => "both",
+        }
+    }
 }
 
 impl Default for DaemonConfig {
@@ -51,6 +94,7 @@ impl Default for DaemonConfig {
             shutdown_timeout: default_shutdown_timeout(),
             node_name: None,
             lease: default_lease(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -84,6 +128,8 @@ pub struct DaemonSpec {
     /// Set by the configuration; the daemon falls back to the host name.
     pub node_name: Option<String>,
     pub lease: std::time::Duration,
+    /// `daemon.metrics.compat`.
+    pub metrics_compat: MetricsCompat,
 }
 
 pub(crate) fn validate_daemon(d: &DaemonConfig, errs: &mut Vec<PathedError>) -> DaemonSpec {
@@ -158,5 +204,5 @@ pub(crate) fn validate_daemon(d: &DaemonConfig, errs: &mut Vec<PathedError>) -> 
             std::time::Duration::from_secs(15)
         }
     };
-    DaemonSpec { listen, token, viewer_token, session_lifetime, shutdown_timeout, node_name, lease }
+    DaemonSpec { listen, token, viewer_token, session_lifetime, shutdown_timeout, node_name, lease, metrics_compat: d.metrics.compat }
 }

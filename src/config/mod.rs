@@ -368,6 +368,17 @@ mod tests {
     }
 
     #[test]
+    fn metrics_compat() {
+        assert_eq!(parse_str("", "t.yaml", Path::new("/")).unwrap().daemon.metrics_compat, MetricsCompat::Both);
+        let s = parse_str("daemon:\n  metrics:\n    compat: v3\n", "t.yaml", Path::new("/")).unwrap();
+        assert_eq!(s.daemon.metrics_compat, MetricsCompat::V3);
+        let e = errors("daemon:\n  metrics:\n    compat: v5\n");
+        assert!(e.len() == 1 && e[0].starts_with("t.yaml:3:13: daemon.metrics.compat: `v5` is not one of: v3, v4, both"), "{e:#?}");
+        let e = errors("daemon:\n  metrics:\n    compatibility: v4\n");
+        assert!(e.len() == 1 && e[0].starts_with("t.yaml:3:5: daemon.metrics.compatibility: unknown key"), "{e:#?}");
+    }
+
+    #[test]
     fn reports_every_semantic_error_with_position() {
         let e = errors(concat!(
             "thresholds: {warning_days: 5, critical_days: 9}\n",

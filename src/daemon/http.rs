@@ -382,6 +382,10 @@ async fn metrics(state: &Arc<State>) -> Response<Body> {
         .collect();
     let reload = state.reload.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let previous = state.last_scrape_micros.load(Ordering::Relaxed) as f64 / 1e6;
+    let (compat, configured) = {
+        let settings = state.settings.read().unwrap_or_else(|p| p.into_inner());
+        (settings.daemon.metrics_compat, settings.sources.iter().map(|s| s.name().to_string()).collect::<Vec<_>>())
+    };
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     let path = state.store.clone();
     let st = Arc::clone(state);
@@ -404,7 +408,11 @@ async fn metrics(state: &Arc<State>) -> Response<Body> {
                 summary.jobs.push(metrics::JobFigures { name, kind, stats, running });
             }
             let mut buf = String::with_capacity(CHUNK_BYTES + 4096);
-            metrics::render_summary(&mut buf, &summary);
+            metrics::render_summary(&mut buf, &summary, compat);
+            if compat.v4() {
+                metrics::render_sources(&mut buf, &store.source_samples()?, &store.source_error_samples()?, &configured);
+                metrics::render_crls(&mut buf, &store.crl_samples(now)?, now);
+            }
             let send = |buf: &mut String, force: bool| -> Result<(), ScrapeError> {
                 if force || buf.len() >= CHUNK_BYTES {
                     let chunk = Bytes::from(std::mem::take(buf));
@@ -417,7 +425,7 @@ async fn metrics(state: &Arc<State>) -> Response<Body> {
                 let mut err = Ok(());
                 store.for_each_sighting(|s| {
                     if err.is_ok() {
-                        metrics::sighting_sample(&mut buf, family, s, now);
+                        metrics::sighting_sample(&mut buf, family, s, now, compat);
                         err = send(&mut buf, false);
                     }
                 })?;

@@ -6,9 +6,20 @@
 //! with an empty value are left out, which Prometheus treats exactly like an empty label.
 //! The `certvigil_*` families are certvigil's own: revocation, findings, alerts, outbox, jobs
 //! and configuration reloads.
+//!
+//! `daemon.metrics.compat` picks the exporter generation: `v3` is the output of the v3 names
+//! exactly; `v4` drops `x509_read_errors` (v4 removed it) and adds v4's per-source families
+//! (`x509_source_up`, `x509_source_bundles`, `x509_source_errors_total`), its CRL families
+//! (`x509_crl_*`, for the CRLs revocation checking downloaded and verified) and its Kubernetes
+//! labels on the per-certificate families (`secret_*`, `configmap_*`, `cabundle_*`, with
+//! `filename`/`filepath` left out for Kubernetes objects as v4 does); `both` is v4 plus
+//! `x509_read_errors` and keeps `filepath` on Kubernetes objects, so v3 queries keep working.
+//! Names, types and label sets follow the exporter's v4 `docs/metrics.md`.
 
+use crate::config::MetricsCompat;
 use crate::model::UnixTime;
-use crate::store::{Counts, JobStats, RevocationSample, SightingSample};
+use crate::model::exporter::{self, KubeObject};
+use crate::store::{Counts, CrlSample, JobStats, RevocationSample, SightingSample, SourceErrorSample, SourceSample};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -19,6 +30,15 @@ pub const FAMILIES: &[(&str, &str, &str)] = &[
     ("x509_cert_expired", "gauge", "1 when the certificate has expired."),
     ("x509_read_errors", "gauge", "Objects the last scan could not read."),
     ("x509_exporter_build_info", "gauge", "Build information."),
+    ("x509_source_up", "gauge", "1 when the source's last complete scan listed all of it, 0 when some of it could not be listed."),
+    ("x509_source_bundles", "gauge", "Objects the source holds now (files, Secret and ConfigMap keys, caBundles, …)."),
+    ("x509_source_errors_total", "counter", "Errors scans met, by source, source kind and reason code."),
+    ("x509_crl_next_update", "gauge", "The CRL's nextUpdate (RFC 5280 §5.1.2.5), Unix seconds."),
+    ("x509_crl_this_update", "gauge", "The CRL's thisUpdate (RFC 5280 §5.1.2.4), Unix seconds."),
+    ("x509_crl_number", "gauge", "The CRL's cRLNumber (RFC 5280 §5.2.3), 0 without one; exact in the crl_number label."),
+    ("x509_crl_stale", "gauge", "1 once the CRL is past its nextUpdate."),
+    ("x509_crl_stale_in_seconds", "gauge", "Seconds until the CRL's nextUpdate, negative once it is stale."),
+    ("x509_crl_fresh_since_seconds", "gauge", "Seconds since the CRL's thisUpdate."),
     ("certvigil_cert_revoked", "gauge", "1 when the certificate is revoked (CRL or OCSP, signature verified)."),
     ("certvigil_cert_revocation_unknown", "gauge", "1 when the revocation status could not be established."),
     ("certvigil_findings", "gauge", "Findings of the last evaluation, by severity and kind."),
@@ -46,6 +66,27 @@ pub const FAMILIES: &[(&str, &str, &str)] = &[
     ("certvigil_work_items_done_total", "counter", "Shared work items this daemon has finished."),
     ("certvigil_scrape_duration_seconds", "gauge", "How long rendering the previous scrape took."),
 ];
+
+/// Families exposed only with `compat: v3` or `both`.
+pub const V3_ONLY: &[&str] = &["x509_read_errors"];
+
+/// Families exposed only with `compat: v4` or `both`.
+pub const V4_ONLY: &[&str] = &[
+    "x509_source_up",
+    "x509_source_bundles",
+    "x509_source_errors_total",
+    "x509_crl_next_update",
+    "x509_crl_this_update",
+    "x509_crl_number",
+    "x509_crl_stale",
+    "x509_crl_stale_in_seconds",
+    "x509_crl_fresh_since_seconds",
+];
+
+/// The families `/metrics` exposes with `compat`, in [`FAMILIES`] order.
+pub fn families(compat: MetricsCompat) -> Vec<&'static str> {
+    FAMILIES.iter().map(|f| f.0).filter(|n| (compat.v3() || !V3_ONLY.contains(n)) && (compat.v4() || !V4_ONLY.contains(n))).collect()
+}
 
 /// The exposition content type.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -142,32 +183,10 @@ fn unescape(v: &str) -> String {
 
 /// The serial as a decimal string, as x509-certificate-exporter labels it.
 pub fn serial_decimal(hex_serial: &str) -> String {
-    let bytes = match hex::decode(hex_serial.trim_start_matches("0x")) {
-        Ok(b) => b,
-        Err(_) => return hex_serial.to_string(),
-    };
-    // Repeated division by 10 of a big-endian byte string.
-    let mut num: Vec<u8> = bytes.into_iter().skip_while(|b| *b == 0).collect();
-    if num.is_empty() {
-        return "0".into();
+    match hex::decode(hex_serial.trim_start_matches("0x")) {
+        Ok(b) => exporter::decimal(&b),
+        Err(_) => hex_serial.to_string(),
     }
-    let mut digits = Vec::new();
-    while !num.is_empty() {
-        let mut rem = 0u32;
-        let mut next = Vec::with_capacity(num.len());
-        for b in &num {
-            let cur = (rem << 8) | u32::from(*b);
-            let q = (cur / 10) as u8;
-            rem = cur % 10;
-            if !(next.is_empty() && q == 0) {
-                next.push(q);
-            }
-        }
-        digits.push(b'0' + rem as u8);
-        num = next;
-    }
-    digits.reverse();
-    String::from_utf8(digits).unwrap_or_default()
 }
 
 const NAME_ATTRS: [&str; 6] = ["CN", "O", "OU", "C", "L", "ST"];
@@ -231,20 +250,33 @@ fn push_label(out: &mut String, first: &mut bool, name: &str, value: &str) {
     out.push('"');
 }
 
-/// Appends the label set of one sighting to `out`.
+/// Appends the label set of one sighting to `out`, as v3 has it.
 pub fn write_sighting_labels(out: &mut String, s: &SightingSample<'_>) {
+    write_labels(out, s, MetricsCompat::V3);
+}
+
+/// Appends the label set of one sighting to `out` for `compat`: v3's labels, plus v4's
+/// Kubernetes labels with `v4` or `both` (and without `filename`/`filepath` for Kubernetes
+/// objects with `v4`, as v4 leaves them empty there).
+fn write_labels(out: &mut String, s: &SightingSample<'_>, compat: MetricsCompat) {
     let mut first = true;
     let (mut subject, mut issuer) = (Vec::with_capacity(8), Vec::with_capacity(8));
     rdn_pairs(s.subject, &mut subject);
     rdn_pairs(s.issuer, &mut issuer);
-    push_label(out, &mut first, "filename", s.location.rsplit('/').next().unwrap_or(s.location));
-    push_label(out, &mut first, "filepath", s.location);
+    let kube = if compat.v4() { KubeObject::parse(s.location) } else { None };
+    if kube.is_none() || compat.v3() {
+        push_label(out, &mut first, "filename", s.location.rsplit('/').next().unwrap_or(s.location));
+        push_label(out, &mut first, "filepath", s.location);
+    }
     for attr in NAME_ATTRS {
         push_dn_label(out, &mut first, "issuer_", attr, &issuer);
     }
     push_label(out, &mut first, "serial_number", &serial_decimal(s.serial_hex));
     for attr in NAME_ATTRS {
         push_dn_label(out, &mut first, "subject_", attr, &subject);
+    }
+    for (name, value) in kube.iter().flat_map(|k| k.labels()) {
+        push_label(out, &mut first, name, value);
     }
     push_label(out, &mut first, "source", s.source);
     push_label(out, &mut first, "fingerprint", s.fingerprint);
@@ -253,7 +285,7 @@ pub fn write_sighting_labels(out: &mut String, s: &SightingSample<'_>) {
     }
 }
 
-/// The label set of one sighting.
+/// The label set of one sighting (v3).
 pub fn sighting_labels(s: &SightingSample<'_>) -> String {
     let mut out = String::with_capacity(256);
     write_sighting_labels(&mut out, s);
@@ -263,14 +295,14 @@ pub fn sighting_labels(s: &SightingSample<'_>) -> String {
 /// Writes the per-certificate families for a batch of sightings, family by family: callers
 /// pass the same rows once per family (`which`) so that each family's samples stay together
 /// while rows are streamed in bounded chunks.
-pub fn sighting_sample(out: &mut String, which: &str, s: &SightingSample<'_>, now: UnixTime) {
+pub fn sighting_sample(out: &mut String, which: &str, s: &SightingSample<'_>, now: UnixTime, compat: MetricsCompat) {
     let v = match which {
         "x509_cert_not_after" => s.not_after,
         "x509_cert_not_before" => s.not_before,
         _ => i64::from(now > s.not_after),
     };
     out.push_str(which);
-    write_sighting_labels(out, s);
+    write_labels(out, s, compat);
     let _ = writeln!(out, " {v}");
 }
 
@@ -286,6 +318,97 @@ pub fn revocation_sample(out: &mut String, which: &str, r: &RevocationSample) {
         (labels(&[("fingerprint", &r.fingerprint), ("subject_CN", &cn), ("serial_number", &serial)]), r.state == "unknown")
     };
     let _ = writeln!(out, "{which}{l} {}", i64::from(v));
+}
+
+/// v4's per-source families for the configured sources (`configured`: their names; the store
+/// also remembers sources no longer configured). A source appears once scanned: `up` from
+/// its last complete scan, `bundles` per v4 source kind it holds (a Kubernetes source is
+/// `kube-secret`, `kube-configmap` and `kube-cabundle` by object), errors per kind and reason.
+pub fn render_sources(out: &mut String, sources: &[SourceSample], errors: &[SourceErrorSample], configured: &[String]) {
+    let wanted = |name: &str| configured.iter().any(|c| c == name);
+    // A source's kinds: those it holds objects of, else its own.
+    let kinds = |s: &SourceSample| -> Vec<&'static str> {
+        if s.bundles.is_empty() { vec![exporter::source_kind(&s.kind, "")] } else { s.bundles.keys().copied().collect() }
+    };
+    header(out, "x509_source_up");
+    for s in sources.iter().filter(|s| wanted(&s.name)) {
+        if let Some(up) = s.up {
+            for kind in kinds(s) {
+                let _ = writeln!(out, "x509_source_up{} {}", labels(&[("source_kind", kind), ("source_name", &s.name)]), i64::from(up));
+            }
+        }
+    }
+    header(out, "x509_source_bundles");
+    for s in sources.iter().filter(|s| wanted(&s.name)) {
+        for kind in kinds(s) {
+            let n = s.bundles.get(kind).copied().unwrap_or(0);
+            let _ = writeln!(out, "x509_source_bundles{} {n}", labels(&[("source_kind", kind), ("source_name", &s.name)]));
+        }
+    }
+    header(out, "x509_source_errors_total");
+    for e in errors.iter().filter(|e| wanted(&e.source)) {
+        let l = labels(&[("source_kind", &e.source_kind), ("source_name", &e.source), ("reason", &e.reason)]);
+        let _ = writeln!(out, "x509_source_errors_total{l} {}", e.count);
+    }
+}
+
+/// v4's CRL families for the CRLs revocation checking downloaded and verified, judged at
+/// `now`: stale once `now` is past nextUpdate (RFC 5280 §5.1.2.5: the date by which the next
+/// CRL will be issued). Labels: the issuer's `issuer_*` and the exact `crl_number` as v4 has
+/// them, and certvigil's `url` (where the CRL was downloaded from). A CRL without nextUpdate
+/// (RFC 5280 requires one of conforming issuers) has no nextUpdate sample and is never stale.
+pub fn render_crls(out: &mut String, crls: &[CrlSample], now: UnixTime) {
+    let mut label_sets = Vec::with_capacity(crls.len());
+    for c in crls {
+        let mut l = String::with_capacity(128);
+        let mut first = true;
+        push_label(&mut l, &mut first, "crl_number", c.number.as_deref().unwrap_or(""));
+        let mut issuer = Vec::with_capacity(8);
+        rdn_pairs(&c.issuer, &mut issuer);
+        for attr in NAME_ATTRS {
+            push_dn_label(&mut l, &mut first, "issuer_", attr, &issuer);
+        }
+        push_label(&mut l, &mut first, "url", &c.url);
+        if !first {
+            l.push('}');
+        }
+        label_sets.push(l);
+    }
+    let rows = || crls.iter().zip(&label_sets);
+    header(out, "x509_crl_next_update");
+    for (c, l) in rows() {
+        if let Some(n) = c.next_update {
+            let _ = writeln!(out, "x509_crl_next_update{l} {n}");
+        }
+    }
+    header(out, "x509_crl_this_update");
+    for (c, l) in rows() {
+        if let Some(t) = c.this_update {
+            let _ = writeln!(out, "x509_crl_this_update{l} {t}");
+        }
+    }
+    header(out, "x509_crl_number");
+    for (c, l) in rows() {
+        // A gauge is a float: exact up to 2^53, the label carries the exact number.
+        let n = c.number.as_deref().and_then(|n| n.parse::<f64>().ok()).unwrap_or(0.0);
+        let _ = writeln!(out, "x509_crl_number{l} {n}");
+    }
+    header(out, "x509_crl_stale");
+    for (c, l) in rows() {
+        let _ = writeln!(out, "x509_crl_stale{l} {}", i64::from(c.next_update.is_some_and(|n| now > n)));
+    }
+    header(out, "x509_crl_stale_in_seconds");
+    for (c, l) in rows() {
+        if let Some(n) = c.next_update {
+            let _ = writeln!(out, "x509_crl_stale_in_seconds{l} {}", n - now);
+        }
+    }
+    header(out, "x509_crl_fresh_since_seconds");
+    for (c, l) in rows() {
+        if let Some(t) = c.this_update {
+            let _ = writeln!(out, "x509_crl_fresh_since_seconds{l} {}", now - t);
+        }
+    }
 }
 
 /// One job's figures for the job families.
@@ -310,9 +433,11 @@ pub struct Summary {
     pub cluster: Option<super::cluster::ClusterStatus>,
 }
 
-pub fn render_summary(out: &mut String, s: &Summary) {
-    header(out, "x509_read_errors");
-    let _ = writeln!(out, "x509_read_errors {}", s.counts.last_scan_errors);
+pub fn render_summary(out: &mut String, s: &Summary, compat: MetricsCompat) {
+    if compat.v3() {
+        header(out, "x509_read_errors");
+        let _ = writeln!(out, "x509_read_errors {}", s.counts.last_scan_errors);
+    }
     header(out, "x509_exporter_build_info");
     let _ = writeln!(out, "x509_exporter_build_info{} 1", labels(&[("version", env!("CARGO_PKG_VERSION")), ("exporter", "certvigil")]));
     header(out, "certvigil_findings");
@@ -440,8 +565,8 @@ mod tests {
             location: "/etc/ssl/web.pem",
         };
         let mut out = String::new();
-        sighting_sample(&mut out, "x509_cert_not_after", &s, 150);
-        sighting_sample(&mut out, "x509_cert_expired", &s, 201);
+        sighting_sample(&mut out, "x509_cert_not_after", &s, 150, MetricsCompat::V3);
+        sighting_sample(&mut out, "x509_cert_expired", &s, 201, MetricsCompat::V3);
         let lines: Vec<&str> = out.lines().collect();
         assert!(lines[0].starts_with("x509_cert_not_after{filename=\"web.pem\",filepath=\"/etc/ssl/web.pem\",issuer_CN=\"Acme CA\",issuer_O=\"Acme\",issuer_C=\"US\",serial_number=\"10\",subject_CN=\"web.example\",subject_O=\"Acme\",source=\"etc\",fingerprint=\""), "{}", lines[0]);
         assert!(lines[0].ends_with("\"} 200"), "{}", lines[0]);
@@ -453,5 +578,219 @@ mod tests {
                 "{{issuer_CN=\"Acme CA\",issuer_O=\"Acme\",issuer_C=\"US\",serial_number=\"10\",subject_CN=\"a, b\",subject_O=\"Q \\\"q\\\"\",subject_OU=\"x,y\",fingerprint=\"{fp}\"}}"
             )
         );
+    }
+
+    /// A fixed input: two sightings (a file, a Kubernetes Secret key), a summary with a job,
+    /// findings and alerts, as a scrape renders them.
+    fn scrape(compat: MetricsCompat, now: UnixTime) -> String {
+        let fp = "ab".repeat(32);
+        let file = SightingSample {
+            fingerprint: &fp,
+            subject: "CN=web.example,O=Acme",
+            issuer: "CN=Acme CA,O=Acme,C=US",
+            serial_hex: "0A",
+            not_before: 100,
+            not_after: 200,
+            source: "etc",
+            location: "/etc/ssl/web.pem",
+        };
+        let secret = SightingSample { location: "k8s://prod/web/secrets/site-tls#tls.crt", source: "cluster", ..file.clone() };
+        let mut summary = Summary {
+            counts: Counts {
+                certs_current: 2,
+                certs_gone: 1,
+                outbox_pending: 3,
+                outbox_failed: 1,
+                last_scan_errors: 4,
+                ..Default::default()
+            },
+            reload_ok: true,
+            reload_success_at: Some(90),
+            previous_scrape_seconds: 0.25,
+            ..Default::default()
+        };
+        summary.counts.alerts_open.insert("critical".into(), 2);
+        summary.findings.entry("critical".into()).or_default().insert("expired".into(), 1);
+        let run = crate::model::rows::JobRun {
+            id: 1,
+            job: "scan".into(),
+            kind: "scan".into(),
+            trigger: "schedule".into(),
+            scheduled_at: Some(100),
+            started_at: 100,
+            finished_at: Some(102),
+            duration_ms: Some(1500),
+            status: "ok".into(),
+            summary: String::new(),
+            detail: None,
+            error: None,
+            node: None,
+        };
+        summary.jobs.push(JobFigures {
+            name: "scan".into(),
+            kind: "scan".into(),
+            stats: JobStats { last: Some(run), last_success_at: Some(102), overruns: 2 },
+            running: false,
+        });
+        let mut out = String::new();
+        render_summary(&mut out, &summary, compat);
+        for family in ["x509_cert_not_after", "x509_cert_not_before", "x509_cert_expired"] {
+            header(&mut out, family);
+            for s in [&file, &secret] {
+                sighting_sample(&mut out, family, s, now, compat);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn v3_mode_renders_exactly_what_v3_did() {
+        let want = include_str!("../../tests/data/metrics/v3-scrape.prom").replace("{version}", env!("CARGO_PKG_VERSION"));
+        assert_eq!(scrape(MetricsCompat::V3, 150), want);
+    }
+
+    #[test]
+    fn families_by_mode() {
+        let v3 = families(MetricsCompat::V3);
+        let v4 = families(MetricsCompat::V4);
+        let both = families(MetricsCompat::Both);
+        assert_eq!(both.len(), FAMILIES.len());
+        assert!(v3.contains(&"x509_read_errors") && !v4.contains(&"x509_read_errors"));
+        assert!(V4_ONLY.iter().all(|f| v4.contains(f) && !v3.contains(f)));
+        for f in ["x509_cert_not_after", "x509_cert_expired", "x509_exporter_build_info", "certvigil_up"] {
+            assert!(v3.contains(&f) && v4.contains(&f), "{f}");
+        }
+        // Every name the mode lists is described, with a counter's `_total`.
+        for (name, kind, help) in FAMILIES {
+            assert!(!help.is_empty(), "{name}");
+            assert_eq!(name.ends_with("_total"), *kind == "counter", "{name}");
+        }
+    }
+
+    #[test]
+    fn v4_mode_labels_kubernetes_objects_as_v4() {
+        let v4 = scrape(MetricsCompat::V4, 150);
+        assert!(!v4.contains("x509_read_errors"), "{v4}");
+        let line = v4.lines().find(|l| l.starts_with("x509_cert_not_after{") && l.contains("secret_name")).expect("secret line");
+        assert!(
+            line.contains(r#"subject_O="Acme",secret_namespace="web",secret_name="site-tls",secret_key="tls.crt",source="cluster""#),
+            "{line}"
+        );
+        // v4 leaves filename and filepath empty for Kubernetes objects.
+        assert!(!line.contains("filepath=") && !line.contains("filename="), "{line}");
+        // A file keeps its path and gets no Kubernetes labels.
+        let file = v4.lines().find(|l| l.starts_with("x509_cert_not_after{filename=\"web.pem\"")).expect("file line");
+        assert!(!file.contains("secret_"), "{file}");
+        // `both` keeps v3's filepath beside v4's labels, and x509_read_errors.
+        let both = scrape(MetricsCompat::Both, 150);
+        assert!(both.contains("\nx509_read_errors 4\n"));
+        let line = both.lines().find(|l| l.starts_with("x509_cert_expired{") && l.contains("secret_name")).expect("secret line");
+        assert!(line.contains(r#"filepath="k8s://prod/web/secrets/site-tls#tls.crt""#) && line.ends_with(" 0"), "{line}");
+    }
+
+    fn crl(next_update: Option<UnixTime>) -> CrlSample {
+        CrlSample {
+            url: "http://127.0.0.1:8080/ca.crl".into(),
+            issuer: "CN=Acme CA,O=Acme,C=US".into(),
+            number: Some("18446744073709551617".into()),
+            this_update: Some(1_000),
+            next_update,
+        }
+    }
+
+    /// Samples of a rendering as `name{labels} -> value`.
+    fn samples(text: &str) -> BTreeMap<String, String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' ').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn crl_staleness_is_judged_at_the_given_time() {
+        let l =
+            r#"{crl_number="18446744073709551617",issuer_CN="Acme CA",issuer_O="Acme",issuer_C="US",url="http://127.0.0.1:8080/ca.crl"}"#;
+        let at = |now: UnixTime, next: Option<UnixTime>| {
+            let mut out = String::new();
+            render_crls(&mut out, &[crl(next)], now);
+            samples(&out)
+        };
+        let fresh = at(1_500, Some(2_000));
+        assert_eq!(fresh[&format!("x509_crl_next_update{l}")], "2000");
+        assert_eq!(fresh[&format!("x509_crl_this_update{l}")], "1000");
+        assert_eq!(fresh[&format!("x509_crl_stale{l}")], "0");
+        assert_eq!(fresh[&format!("x509_crl_stale_in_seconds{l}")], "500");
+        assert_eq!(fresh[&format!("x509_crl_fresh_since_seconds{l}")], "500");
+        // The gauge is a float (2^64 + 1 rounds); the label is exact.
+        assert_eq!(fresh[&format!("x509_crl_number{l}")], "18446744073709552000");
+        // At nextUpdate itself the CRL is not yet past it; a second later it is stale.
+        assert_eq!(at(2_000, Some(2_000))[&format!("x509_crl_stale{l}")], "0");
+        let stale = at(2_001, Some(2_000));
+        assert_eq!(stale[&format!("x509_crl_stale{l}")], "1");
+        assert_eq!(stale[&format!("x509_crl_stale_in_seconds{l}")], "-1");
+        // Without nextUpdate: never stale, no nextUpdate samples.
+        let open = at(9_999, None);
+        assert_eq!(open[&format!("x509_crl_stale{l}")], "0");
+        assert!(!open.keys().any(|k| k.starts_with("x509_crl_next_update") || k.starts_with("x509_crl_stale_in")), "{open:?}");
+        // Without a number: 0, and no crl_number label.
+        let mut out = String::new();
+        render_crls(&mut out, &[CrlSample { number: None, ..crl(Some(2_000)) }], 1_500);
+        assert!(
+            out.contains(
+                "\nx509_crl_number{issuer_CN=\"Acme CA\",issuer_O=\"Acme\",issuer_C=\"US\",url=\"http://127.0.0.1:8080/ca.crl\"} 0\n"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn sources_report_up_bundles_and_errors_by_reason() {
+        let bundles = |v: &[(&'static str, i64)]| v.iter().copied().collect::<BTreeMap<_, _>>();
+        let sources = vec![
+            SourceSample { name: "etc".into(), kind: "files".into(), up: Some(false), bundles: bundles(&[("file", 12)]) },
+            SourceSample {
+                name: "cluster".into(),
+                kind: "kubernetes".into(),
+                up: Some(true),
+                bundles: bundles(&[("kube-configmap", 1), ("kube-secret", 3)]),
+            },
+            // Registered, never completely scanned: bundles but no up yet.
+            SourceSample { name: "web".into(), kind: "tls".into(), up: None, bundles: BTreeMap::new() },
+            // No longer configured: left out.
+            SourceSample { name: "old".into(), kind: "files".into(), up: Some(true), bundles: bundles(&[("file", 1)]) },
+        ];
+        let err = |source: &str, kind: &str, reason: &str, count| SourceErrorSample {
+            source: source.into(),
+            source_kind: kind.into(),
+            reason: reason.into(),
+            count,
+        };
+        let errors = vec![
+            err("cluster", "kube-secret", "http_403", 2),
+            err("etc", "file", "bad_pem", 5),
+            err("etc", "file", "permission_denied", 7),
+            err("old", "file", "not_found", 1),
+        ];
+        let configured: Vec<String> = ["etc", "cluster", "web"].iter().map(|s| s.to_string()).collect();
+        let mut out = String::new();
+        render_sources(&mut out, &sources, &errors, &configured);
+        let m = samples(&out);
+        let want: BTreeMap<String, String> = [
+            (r#"x509_source_up{source_kind="file",source_name="etc"}"#, "0"),
+            (r#"x509_source_up{source_kind="kube-configmap",source_name="cluster"}"#, "1"),
+            (r#"x509_source_up{source_kind="kube-secret",source_name="cluster"}"#, "1"),
+            (r#"x509_source_bundles{source_kind="file",source_name="etc"}"#, "12"),
+            (r#"x509_source_bundles{source_kind="kube-configmap",source_name="cluster"}"#, "1"),
+            (r#"x509_source_bundles{source_kind="kube-secret",source_name="cluster"}"#, "3"),
+            (r#"x509_source_bundles{source_kind="tls",source_name="web"}"#, "0"),
+            (r#"x509_source_errors_total{source_kind="kube-secret",source_name="cluster",reason="http_403"}"#, "2"),
+            (r#"x509_source_errors_total{source_kind="file",source_name="etc",reason="bad_pem"}"#, "5"),
+            (r#"x509_source_errors_total{source_kind="file",source_name="etc",reason="permission_denied"}"#, "7"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(m, want);
+        assert!(out.contains("# TYPE x509_source_errors_total counter\n"), "{out}");
     }
 }
