@@ -17,5 +17,6 @@ mod alerting;
 mod cluster;
 mod daemon;
 mod daemon_branches;
+mod metrics_v4;
 mod postgres;
 mod status_page;
