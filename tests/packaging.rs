@@ -1,18 +1,29 @@
 //! What ships: the hardening of the systemd units (rated by `systemd-analyze security`), the
 //! Debian package built by `packaging/deb/build.sh` (extracted with `dpkg -x`, its binary run),
 //! and the Prometheus rules and Grafana dashboard in `packaging/`, whose every metric name must
-//! be one the daemon exposes. `tests/run.sh` installs systemd-analyze and dpkg and builds the
-//! package before `cargo test`; without them these tests fail rather than skip.
+//! be one the daemon exposes, and which must work with each `daemon.metrics.compat` mode: every
+//! rule and panel with `both` and `v4`, and with `v3` all but the few that need v4's families
+//! (`metrics::families(mode)` is what the daemon exposes in each mode; `tests/it_daemon/metrics_v4.rs`
+//! checks that against a real daemon's `/metrics`). `tests/run.sh` installs systemd-analyze and
+//! dpkg and builds the package before `cargo test`; without them these tests fail rather than skip.
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The metric families `/metrics` exposes.
+use certvigil::config::MetricsCompat;
+
+/// The metric families `/metrics` exposes in some mode.
 fn families() -> Vec<&'static str> {
     certvigil::daemon::metrics::FAMILIES.iter().map(|f| f.0).collect()
 }
+
+/// The alerts that need exporter v4's families: with `compat: v3` they never fire (said in
+/// their comments and the README).
+const V4_ONLY_ALERTS: [&str; 2] = ["CertificateSourceDown", "CrlStale"];
+/// The dashboard panels that need exporter v4's families.
+const V4_ONLY_PANELS: [&str; 2] = ["Sources", "CRLs by next update"];
 
 /// The highest `systemd-analyze security` exposure accepted for the shipped units (0 = fully
 /// locked down, 10 = unprotected; systemd calls ≤ 2.0 "OK").
@@ -499,6 +510,61 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     names
 }
 
+/// The branches of a PromQL expression's top-level `or`s (outside parentheses, braces,
+/// brackets and strings): `a or b` answers when either does, so it works in a mode where one
+/// branch's metrics all exist.
+fn or_branches(expr: &str) -> Vec<&str> {
+    let b = expr.as_bytes();
+    let (mut out, mut depth, mut start, mut i) = (Vec::new(), 0i32, 0, 0);
+    while i < b.len() {
+        let c = b[i];
+        if matches!(c, b'"' | b'\'' | b'`') {
+            i += 1;
+            while i < b.len() && b[i] != c {
+                i += if b[i] == b'\\' { 2 } else { 1 };
+            }
+        } else if matches!(c, b'(' | b'{' | b'[') {
+            depth += 1;
+        } else if matches!(c, b')' | b'}' | b']') {
+            depth -= 1;
+        } else if depth == 0
+            && expr[i..].starts_with("or")
+            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
+            && b.get(i + 2).is_none_or(|n| !(n.is_ascii_alphanumeric() || *n == b'_'))
+        {
+            out.push(&expr[start..i]);
+            start = i + 2;
+            i += 1;
+        }
+        i += 1;
+    }
+    out.push(&expr[start..]);
+    out
+}
+
+/// Whether `expr` works when the daemon speaks `compat`: some top-level `or` branch uses
+/// metrics and only metrics that mode exposes.
+fn works_in(expr: &str, compat: MetricsCompat) -> bool {
+    let exposed = certvigil::daemon::metrics::families(compat);
+    or_branches(expr).iter().any(|branch| {
+        let names = metric_names(branch);
+        !names.is_empty() && names.iter().all(|n| exposed.contains(&n.as_str()))
+    })
+}
+
+#[test]
+fn or_branches_and_modes() {
+    assert_eq!(or_branches(r#"a{x="or"} or sum by (b) (c or d) or e"#), [r#"a{x="or"} "#, " sum by (b) (c or d) ", " e"]);
+    assert_eq!(or_branches("x509_source_errors_total_or_more"), ["x509_source_errors_total_or_more"]);
+    let fallback = "sum(increase(x509_source_errors_total[1h])) or sum(x509_read_errors) or vector(0)";
+    for compat in [MetricsCompat::V3, MetricsCompat::V4, MetricsCompat::Both] {
+        assert!(works_in(fallback, compat), "{compat:?}");
+    }
+    assert!(!works_in("x509_read_errors > 0", MetricsCompat::V4));
+    assert!(!works_in("x509_crl_stale == 1 or vector(0)", MetricsCompat::V3));
+    assert!(works_in("x509_crl_stale == 1", MetricsCompat::Both));
+}
+
 fn assert_known(names: &BTreeSet<String>, what: &str) {
     let families = families();
     let unknown: Vec<_> = names.iter().filter(|n| !families.contains(&n.as_str())).collect();
@@ -524,6 +590,7 @@ fn prometheus_rules_are_complete_and_use_known_metrics() {
     assert!(!plain.groups.is_empty());
     let mut alerts = BTreeSet::new();
     let mut used = BTreeSet::new();
+    let mut v3_broken = BTreeSet::new();
     for group in &plain.groups {
         assert!(!group.name.is_empty() && !group.rules.is_empty(), "empty group {group:?}");
         for rule in &group.rules {
@@ -543,15 +610,26 @@ fn prometheus_rules_are_complete_and_use_known_metrics() {
             let names = metric_names(&rule.expr);
             assert!(!names.is_empty(), "{name}: expression uses no certvigil metric: {}", rule.expr);
             assert_known(&names, &format!("alert {name}"));
+            for compat in [MetricsCompat::Both, MetricsCompat::V4] {
+                assert!(works_in(&rule.expr, compat), "alert {name} does not work with compat {compat:?}: {}", rule.expr);
+            }
+            if !works_in(&rule.expr, MetricsCompat::V3) {
+                v3_broken.insert(name.as_str());
+            }
             used.extend(names);
         }
     }
-    // What the rules must cover: expiry, expired, revocation (revoked and unknown), read errors,
+    assert_eq!(v3_broken, BTreeSet::from(V4_ONLY_ALERTS), "the alerts that do not work with compat v3");
+    // What the rules must cover: expiry, expired, revocation (revoked and unknown), read errors
+    // (v4's counter, v3's gauge as the fallback), sources that cannot be listed, stale CRLs,
     // failing and stale jobs, the outbox, configuration reloads, the daemon being down.
     for metric in [
         "x509_cert_not_after",
         "x509_cert_expired",
         "x509_read_errors",
+        "x509_source_errors_total",
+        "x509_source_up",
+        "x509_crl_stale",
         "certvigil_cert_revoked",
         "certvigil_cert_revocation_unknown",
         "certvigil_job_last_failed",
@@ -598,6 +676,7 @@ fn grafana_dashboard_is_importable_and_uses_known_metrics() {
     let panels = dash["panels"].as_array().expect("panels");
     let mut ids = BTreeSet::new();
     let mut titles = Vec::new();
+    let mut v3_broken = BTreeSet::new();
     for panel in panels {
         let id = panel["id"].as_u64().expect("panel id");
         assert!(ids.insert(id), "panel id {id} used twice");
@@ -613,8 +692,15 @@ fn grafana_dashboard_is_importable_and_uses_known_metrics() {
         let targets = panel["targets"].as_array().unwrap_or_else(|| panic!("{title}: no targets"));
         assert!(!targets.is_empty(), "{title}: no targets");
         for t in targets {
-            assert!(t["expr"].as_str().is_some_and(|e| !e.trim().is_empty()), "{title}: empty expr");
+            let expr = t["expr"].as_str().unwrap_or("");
+            assert!(!expr.trim().is_empty(), "{title}: empty expr");
             assert_eq!(t["datasource"]["uid"], "${DS_PROMETHEUS}", "{title}: target datasource");
+            for compat in [MetricsCompat::Both, MetricsCompat::V4] {
+                assert!(works_in(expr, compat), "panel {title:?} does not work with compat {compat:?}: {expr}");
+            }
+            if !works_in(expr, MetricsCompat::V3) {
+                v3_broken.insert(title.to_owned());
+            }
         }
     }
     for want in [
@@ -627,15 +713,26 @@ fn grafana_dashboard_is_importable_and_uses_known_metrics() {
         "Time since last success",
         "Last run duration",
         "Read errors",
+        "Sources",
+        "CRLs by next update",
     ] {
         assert!(titles.iter().any(|t| t == want), "no panel {want:?}: {titles:?}");
     }
+    assert_eq!(v3_broken, V4_ONLY_PANELS.iter().map(|t| t.to_string()).collect(), "the panels that do not work with compat v3");
 
     let mut queries = Vec::new();
     dashboard_queries(&dash, &mut queries);
     let names: BTreeSet<String> = queries.iter().flat_map(|q| metric_names(q)).collect();
     assert_known(&names, "the dashboard");
-    for metric in ["x509_cert_not_after", "certvigil_findings", "certvigil_outbox_pending", "certvigil_job_last_duration_seconds"] {
+    for metric in [
+        "x509_cert_not_after",
+        "x509_source_errors_total",
+        "x509_source_up",
+        "x509_crl_next_update",
+        "certvigil_findings",
+        "certvigil_outbox_pending",
+        "certvigil_job_last_duration_seconds",
+    ] {
         assert!(names.contains(metric), "the dashboard does not show {metric}");
     }
 }
