@@ -2,7 +2,6 @@
 -- Difference: INTEGER is BIGINT (see 0001); no WITHOUT ROWID (a SQLite storage choice).
 
 -- certvigil store, version 15: what /metrics needs to speak x509-certificate-exporter v4.
--- (Version 14 is taken by another change; migrations are applied in version order.)
 
 -- Each source's last complete scan: 1 when it could list the whole source (no configuration
 -- error and no part that could not be listed), 0 when it could not; NULL before the first one.

@@ -804,9 +804,7 @@ mod tests {
         let listed: Vec<String> = MIGRATIONS.iter().map(|m| m.1.to_string()).collect();
         assert_eq!(files, listed);
         for (i, m) in MIGRATIONS.iter().enumerate() {
-            // Consecutive, except 14: reserved for a change made beside 15 (see MIGRATIONS).
-            let expected = if m.0 >= 15 { i as i64 + 2 } else { i as i64 + 1 };
-            assert_eq!(m.0, expected, "migration versions are consecutive");
+            assert_eq!(m.0, i as i64 + 1, "migration versions are consecutive");
             assert!(m.1.starts_with(&format!("{:04}_", m.0)));
         }
     }
