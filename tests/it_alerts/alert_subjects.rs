@@ -18,17 +18,27 @@ const DAY: i64 = 86_400;
 const SUBJECT: &str = "key:k8s:k8s://fixture/sigstore/configmaps/trust#root.json";
 const NAME: &str = "root.json in configmap sigstore/trust (version 10)";
 
-/// A Sigstore TUF root (the shape of root-signing's `root.json`) expiring at `expires`.
-fn tuf_root(expires: i64) -> String {
+/// A Sigstore-shaped TUF root (root-signing's `root.json`), version `version`, expiring at
+/// `expires`, signed (Ed25519, threshold 1) by one fixed root key: it verifies against itself
+/// and each version chains to the one before, so what these tests see is about expiry alone.
+fn tuf_root_v(version: u64, expires: i64) -> String {
+    use ring::signature::KeyPair;
+    let kp = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[7u8; 32]).expect("key");
+    let public = hex::encode(kp.public_key().as_ref());
     let expires = jiff::Timestamp::from_second(expires).expect("time").to_string();
-    format!(
-        r#"{{"signed": {{"_type": "root", "spec_version": "1.0", "version": 10, "expires": "{expires}",
-  "keys": {{"6f26": {{"keytype": "ecdsa", "scheme": "ecdsa-sha2-nistp256", "keyval": {{"public": "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n"}}}}}},
-  "roles": {{"root": {{"keyids": ["6f26"], "threshold": 1}}, "snapshot": {{"keyids": ["6f26"], "threshold": 1}},
-             "targets": {{"keyids": ["6f26"], "threshold": 1}}, "timestamp": {{"keyids": ["6f26"], "threshold": 1}}}},
-  "consistent_snapshot": true}},
- "signatures": [{{"keyid": "6f26", "sig": "3045022100"}}]}}"#
-    )
+    let role = serde_json::json!({"keyids": ["k1"], "threshold": 1});
+    let signed = serde_json::json!({
+        "_type": "root", "spec_version": "1.0", "version": version, "expires": expires, "consistent_snapshot": true,
+        "keys": {"k1": {"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": public}}},
+        "roles": {"root": role, "snapshot": role, "targets": role, "timestamp": role}
+    });
+    let sig = hex::encode(kp.sign(&certvigil::x509::tuf::canonical(&signed).expect("canonical")).as_ref());
+    serde_json::to_string_pretty(&serde_json::json!({"signed": signed, "signatures": [{"keyid": "k1", "sig": sig}]})).expect("json")
+}
+
+/// Version 10 of that root.
+fn tuf_root(expires: i64) -> String {
+    tuf_root_v(10, expires)
 }
 
 fn cv(sb: &Sandbox, now: i64, args: &[&str]) -> Run {
@@ -129,7 +139,8 @@ fn an_expiring_tuf_root_alerts_once_dedupes_and_resolves_when_replaced() {
     assert_eq!(alerts(&sb, NOW + 3600)[0]["state"], "acknowledged");
 
     // The root is replaced by one that expires much later: resolved, with a notice.
-    api.with(|s| s.put_configmap("sigstore", "trust", &[("root.json", &tuf_root(NOW + 400 * DAY))]));
+    // (The next version: a TUF root version is never rewritten.)
+    api.with(|s| s.put_configmap("sigstore", "trust", &[("root.json", &tuf_root_v(11, NOW + 400 * DAY))]));
     cv(&sb, NOW + 7200, &["scan", "--no-progress"]).expect_code(0);
     cv(&sb, NOW + 7200, &["evaluate"]).expect_code(0);
     let a = &alerts(&sb, NOW + 7200)[0];
