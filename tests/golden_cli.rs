@@ -25,9 +25,9 @@ const COMMANDS: &[&str] = &[
     "list -o json",
     "list -o csv",
     "list --all",
-    "show 9ab3",
-    "show 9ab3 -o json",
-    "show f194 --pem",
+    "show legacy.example.net",
+    "show 10:01 -o json",
+    "show www.example.net --pem",
     "errors",
     "keys",
     "plan",
@@ -41,7 +41,7 @@ const COMMANDS: &[&str] = &[
     "audit verify",
     "audit list",
     "audit images",
-    "silence add f194 --for 1h --reason snap",
+    "silence add edb9241c --for 1h --reason snap",
     "silence list",
     "ack 1",
     "alerts --all -o json",
@@ -124,7 +124,8 @@ jobs:
         let out = Command::new(env!("CARGO_BIN_EXE_certvigil"))
             .args(&args)
             .env("SNAP_PW", "changeit")
-            .env_remove("USER")
+            .env("USER", "golden")
+            .env_remove("SUDO_USER")
             .env_remove("CERTVIGIL_CONFIG")
             .env_remove("CERTVIGIL_STORE")
             .env_remove("CERTVIGIL_NOW")

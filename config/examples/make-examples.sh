@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the example certificates in config/examples/certs (see README.md beside this
 # script). Needs openssl (3.x) and keytool. Keys are thrown away: these files are for showing what
-# certvigil reports, never for use.
+# certvigil reports, never for use. Their CRL, OCSP and CA-issuer URLs are on 127.0.0.1:1, where
+# nothing listens: checking them asks no resolver and sends nothing off the host.
 set -euo pipefail
 out=$(cd "$(dirname "$0")" && pwd)/certs
 work=$(mktemp -d)
@@ -30,8 +31,8 @@ basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth, clientAuth
 subjectAltName = DNS:www.example.net, DNS:example.net
-authorityInfoAccess = OCSP;URI:http://ocsp.example.net, caIssuers;URI:http://pki.example.net/ca.crt
-crlDistributionPoints = URI:http://pki.example.net/ca.crl
+authorityInfoAccess = OCSP;URI:http://127.0.0.1:1/ocsp, caIssuers;URI:http://127.0.0.1:1/ca.crt
+crlDistributionPoints = URI:http://127.0.0.1:1/ca.crl
 authorityKeyIdentifier = keyid
 subjectKeyIdentifier = hash
 [ codesign ]

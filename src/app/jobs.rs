@@ -90,7 +90,7 @@ pub async fn run(job: &Job, settings: &Arc<Settings>, place: &StorePlace, ctx: &
             let specs: Vec<&crate::config::managed::ManagedSpec> = settings.managed.iter().collect();
             let opts = crate::renewal::engine::Options::default();
             let outcomes = crate::renewal::engine::run_all(&specs, &mut store, state_dir, now, opts, &ctx.fence).await;
-            renew_outcome(&outcomes)
+            renew_outcome(&outcomes, now)
         }
         JobKind::Evaluate => {
             let store = Arc::new(Mutex::new(open(store_at)?));
@@ -163,13 +163,13 @@ pub async fn check_revocation(
 /// The renew job's summary: counts by action, then each certificate's outcome line (`web:
 /// renewed (…)`, `web: not due (…)`). A failed renewal fails the run (its backoff and alert
 /// are recorded by the engine and the policy).
-fn renew_outcome(outcomes: &[crate::renewal::engine::CertOutcome]) -> Result<Outcome, JobError> {
+fn renew_outcome(outcomes: &[crate::renewal::engine::CertOutcome], now: UnixTime) -> Result<Outcome, JobError> {
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
     for o in outcomes {
         *counts.entry(o.action.as_str()).or_default() += 1;
     }
     let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    let lines: Vec<String> = outcomes.iter().map(|o| o.line()).collect();
+    let lines: Vec<String> = outcomes.iter().map(|o| o.line(now)).collect();
     let summary = if outcomes.is_empty() {
         "no managed certificates".to_string()
     } else {

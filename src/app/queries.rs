@@ -6,7 +6,8 @@
 //!   under the policy rule that applies to it, its tags (from its sources), its revocation
 //!   state, its owner;
 //! - [`CertFilter`]: the filters of `list` and `GET /api/v1/certificates`;
-//! - [`find_certificate`]: a fingerprint prefix or a serial to one certificate;
+//! - [`find_certificate`]: what the tool displays for a certificate (fingerprint prefix, serial,
+//!   display name, subject DN) to one certificate;
 //! - [`ack_target`] and [`silence_for`]: what an operator's words name (an alert id, a subject,
 //!   a certificate, or a match).
 
@@ -175,19 +176,26 @@ pub enum Lookup {
 /// How a certificate is named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Naming {
-    /// A fingerprint prefix (colons allowed) or a serial, as `show` takes it.
-    FingerprintOrSerial,
+    /// Anything the tool displays for a certificate, as `show`, `ack` and `silence` take it: a
+    /// fingerprint prefix (4+ hex digits, colons allowed), a serial (any case, with or without
+    /// colons, spaces or `0x`), the display name `list` and `alerts` print (the CN, else the
+    /// first SAN) or the subject DN `show` prints (case and spaces after commas ignored).
+    Displayed,
     /// A fingerprint prefix only, as the API takes it.
     Fingerprint,
 }
 
 /// The certificate a query names.
 pub fn find_certificate(store: &Store, query: &str, naming: Naming) -> Result<Lookup, StoreError> {
-    let mut found = store.find(query)?;
-    if naming == Naming::Fingerprint {
-        let prefix = query.to_ascii_lowercase();
-        found.retain(|c| c.facts.fingerprint.0.starts_with(&prefix));
-    }
+    let mut found = match naming {
+        Naming::Fingerprint => {
+            let prefix = query.to_ascii_lowercase();
+            let mut found = store.find(query)?;
+            found.retain(|c| c.facts.fingerprint.0.starts_with(&prefix));
+            found
+        }
+        Naming::Displayed => candidates(store, query)?,
+    };
     Ok(match found.len() {
         0 => Lookup::None,
         1 => Lookup::One(Box::new(found.remove(0))),
@@ -195,8 +203,50 @@ pub fn find_certificate(store: &Store, query: &str, naming: Naming) -> Result<Lo
     })
 }
 
+/// Every certificate `query` names in one of the [`Naming::Displayed`] forms, soonest to
+/// expire first. Fewer than 4 hex digits are not taken as a fingerprint prefix or serial (they
+/// would name too much), but may still be a name.
+pub fn candidates(store: &Store, query: &str) -> Result<Vec<CertRow>, StoreError> {
+    let mut found = Vec::new();
+    if let Some(hex) = crate::model::display::serial_query(query)
+        && hex.len() >= 4
+    {
+        found = store.find(&hex)?;
+    }
+    for c in store.find_named(query)? {
+        if !found.iter().any(|f| f.facts.fingerprint == c.facts.fingerprint) {
+            found.push(c);
+        }
+    }
+    found.sort_by_key(|c| c.facts.not_after);
+    Ok(found)
+}
+
+/// One line per candidate of an ambiguous name, for the operator to pick from: the
+/// fingerprint (to copy), the display name, serial, notAfter and whether it is gone. At most 10, then how many more.
+pub fn candidate_lines(found: &[CertRow]) -> Vec<String> {
+    let mut lines: Vec<String> = found
+        .iter()
+        .take(10)
+        .map(|c| {
+            format!(
+                "{}  {}  serial {}  not after {}{}",
+                c.facts.fingerprint.0,
+                c.facts.display_name(),
+                crate::model::display::serial(&c.facts.serial),
+                crate::model::format_time(c.facts.not_after),
+                if c.gone_since.is_some() { "  (gone)" } else { "" }
+            )
+        })
+        .collect();
+    if found.len() > 10 {
+        lines.push(format!("… and {} more", found.len() - 10));
+    }
+    lines
+}
+
 /// An operator's target that names nothing, or too much. The text is what they read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TargetError {
     #[error(
         "no certificate or alert matches `{0}` (a key or managed certificate is named by its subject, e.g. `managed:web`: see `certvigil alerts`)"
@@ -204,8 +254,8 @@ pub enum TargetError {
     NoAlertTarget(String),
     #[error("no certificate matches `{0}`")]
     NoCertificate(String),
-    #[error("`{target}` matches {count} certificates")]
-    Ambiguous { target: String, count: usize },
+    #[error("`{target}` matches {} certificates; name one by its fingerprint:\n  {}", candidates.len(), candidate_lines(candidates).join("\n  "))]
+    Ambiguous { target: String, candidates: Vec<CertRow> },
     #[error("`{0}` is not key=value")]
     NotKeyValue(String),
     #[error("`{0}` is not a finding kind")]
@@ -225,21 +275,33 @@ pub enum AckTarget {
     Subject(String),
 }
 
-/// An alert id (fewer than 8 digits), a subject (`managed:web`, `key:…`, `cert:…`), or a
-/// certificate by fingerprint prefix or serial.
+/// An alert id (fewer than 8 digits, when such an alert exists), a subject (`managed:web`,
+/// `key:…`, `cert:…`), or a certificate in any form the tool displays ([`Naming::Displayed`]).
+/// A name that fits several certificates names the one with open alerts when only one has
+/// any; otherwise the candidates are listed.
 pub fn ack_target(store: &Store, target: &str) -> Result<Result<AckTarget, TargetError>, StoreError> {
+    let target = target.trim();
     if let Ok(id) = target.parse::<i64>()
         && target.len() < 8
+        && store.alert(id)?.is_some()
     {
         return Ok(Ok(AckTarget::Alert(id)));
     }
     if SubjectKind::of(target).is_some() {
         return Ok(Ok(AckTarget::Subject(target.to_string())));
     }
-    Ok(match store.find(target)?.as_slice() {
+    let found = candidates(store, target)?;
+    Ok(match found.as_slice() {
         [one] => Ok(AckTarget::Subject(cert_subject(&one.facts.fingerprint.0))),
         [] => Err(TargetError::NoAlertTarget(target.to_string())),
-        many => Err(TargetError::Ambiguous { target: target.to_string(), count: many.len() }),
+        _ => {
+            let open: std::collections::HashSet<String> = store.open_alerts()?.into_iter().map(|a| a.subject).collect();
+            let alerting: Vec<&CertRow> = found.iter().filter(|c| open.contains(&cert_subject(&c.facts.fingerprint.0))).collect();
+            match alerting.as_slice() {
+                [one] => Ok(AckTarget::Subject(cert_subject(&one.facts.fingerprint.0))),
+                _ => Err(TargetError::Ambiguous { target: target.to_string(), candidates: found }),
+            }
+        }
     })
 }
 
@@ -306,11 +368,16 @@ pub fn silence_for(
             Err(e) => return Ok(Err(e)),
         }
     } else {
-        match store.find(target)?.as_slice() {
-            [one] => si.fingerprint = Some(one.facts.fingerprint.0.clone()),
-            [] => return Ok(Err(TargetError::NoCertificate(target.to_string()))),
-            many => return Ok(Err(TargetError::Ambiguous { target: target.to_string(), count: many.len() })),
-        }
+        // A name that fits several certificates names the current one when only one is.
+        let found = candidates(store, target.trim())?;
+        let current: Vec<&CertRow> = found.iter().filter(|c| c.gone_since.is_none()).collect();
+        let chosen = match (found.as_slice(), current.as_slice()) {
+            ([one], _) => one.facts.fingerprint.0.clone(),
+            (_, [one]) => one.facts.fingerprint.0.clone(),
+            ([], _) => return Ok(Err(TargetError::NoCertificate(target.to_string()))),
+            _ => return Ok(Err(TargetError::Ambiguous { target: target.to_string(), candidates: found })),
+        };
+        si.fingerprint = Some(chosen);
     }
     Ok(Ok(si))
 }
@@ -383,23 +450,49 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn certificates_are_named_by_fingerprint_or_serial() {
+    fn certificates_are_named_as_the_tool_displays_them() {
         let (_dir, store, _, _) = scanned();
-        let Lookup::One(c) = find_certificate(&store, "9ab3", Naming::FingerprintOrSerial).unwrap() else { panic!("9ab3") };
-        assert_eq!(c.facts.display_name(), "legacy.example.net");
-        // By serial as `show` takes it, but not through the API, which takes fingerprints only.
-        assert!(matches!(find_certificate(&store, "1001", Naming::FingerprintOrSerial).unwrap(), Lookup::One(_)));
-        assert!(matches!(find_certificate(&store, "1001", Naming::Fingerprint).unwrap(), Lookup::None));
-        assert!(matches!(find_certificate(&store, "ffffffff", Naming::FingerprintOrSerial).unwrap(), Lookup::None));
+        let legacy = store.find_named("legacy.example.net").unwrap().remove(0);
+        let fp = legacy.facts.fingerprint.0.clone();
+        let colons: String = fp.as_bytes()[..8].chunks(2).map(|c| String::from_utf8_lossy(c).to_uppercase()).collect::<Vec<_>>().join(":");
+        for form in [
+            &fp[..8],
+            &fp[..8].to_uppercase(),
+            &colons,
+            "legacy.example.net",
+            "LEGACY.example.net",
+            &legacy.facts.subject,
+            "o=certvigil examples, cn=legacy.example.net",
+        ] {
+            let Lookup::One(c) = find_certificate(&store, form, Naming::Displayed).unwrap() else { panic!("{form}") };
+            assert_eq!(c.facts.fingerprint.0, fp, "{form}");
+        }
+        // By serial in any spelling as `show` takes it, but not through the API, which takes
+        // fingerprints only.
+        let serial = &legacy.facts.serial;
+        for form in [serial.clone(), serial.to_lowercase(), crate::model::display::serial(serial), format!("0x{serial}")] {
+            let Lookup::One(c) = find_certificate(&store, &form, Naming::Displayed).unwrap() else { panic!("{form}") };
+            assert_eq!(c.facts.fingerprint.0, fp, "{form}");
+        }
+        assert!(matches!(find_certificate(&store, serial, Naming::Fingerprint).unwrap(), Lookup::None));
+        assert!(matches!(find_certificate(&store, &fp[..8], Naming::Fingerprint).unwrap(), Lookup::One(_)));
+        assert!(matches!(find_certificate(&store, "ffffffff", Naming::Displayed).unwrap(), Lookup::None));
+        assert!(matches!(find_certificate(&store, "legacy.example", Naming::Displayed).unwrap(), Lookup::None));
+        // The web leaf is in three files and the root in four: one certificate each, by name.
+        assert!(matches!(find_certificate(&store, "www.example.net", Naming::Displayed).unwrap(), Lookup::One(_)));
     }
 
     #[test]
     fn ack_and_silence_targets() {
         let (_dir, store, _, now) = scanned();
-        assert_eq!(ack_target(&store, "12").unwrap(), Ok(AckTarget::Alert(12)));
-        assert_eq!(ack_target(&store, "managed:web").unwrap(), Ok(AckTarget::Subject("managed:web".into())));
-        let Ok(AckTarget::Subject(s)) = ack_target(&store, "9ab3").unwrap() else { panic!("9ab3") };
-        assert!(s.starts_with("cert:9ab3a750") && s.len() == 5 + 64, "{s}");
+        // No alert 12: a short number is then a name, which names nothing here.
+        assert!(matches!(ack_target(&store, "12").unwrap(), Err(TargetError::NoAlertTarget(_))));
+        assert!(matches!(ack_target(&store, "managed:web").unwrap(), Ok(AckTarget::Subject(s)) if s == "managed:web"));
+        let fp = store.find_named("legacy.example.net").unwrap().remove(0).facts.fingerprint.0;
+        let Ok(AckTarget::Subject(s)) = ack_target(&store, &fp[..8]).unwrap() else { panic!("{fp}") };
+        assert_eq!(s, format!("cert:{fp}"));
+        let Ok(AckTarget::Subject(s)) = ack_target(&store, "legacy.example.net").unwrap() else { panic!("by name") };
+        assert_eq!(s, format!("cert:{fp}"));
         assert_eq!(
             ack_target(&store, "ffffffff").unwrap().unwrap_err().to_string(),
             "no certificate or alert matches `ffffffff` (a key or managed certificate is named by its subject, e.g. `managed:web`: see `certvigil alerts`)"
@@ -411,8 +504,10 @@ pub(crate) mod tests {
             (Some("examples"), Some("expiring"), Some("codeSigning"))
         );
         assert_eq!((si.expires_at - si.created_at, si.created_by.as_str(), si.reason.as_str()), (3600, "ops", "why"));
-        let si = silence_for(&store, "9ab3", "r", "ops", now, 60).unwrap().unwrap();
-        assert!(si.fingerprint.as_deref().is_some_and(|f| f.len() == 64 && f.starts_with("9ab3")));
+        let si = silence_for(&store, &fp[..8], "r", "ops", now, 60).unwrap().unwrap();
+        assert_eq!(si.fingerprint.as_deref(), Some(fp.as_str()));
+        let si = silence_for(&store, "legacy.example.net", "r", "ops", now, 60).unwrap().unwrap();
+        assert_eq!(si.fingerprint.as_deref(), Some(fp.as_str()));
         let err = |t: &str| silence_for(&store, t, "r", "ops", now, 60).unwrap().unwrap_err().to_string();
         assert_eq!(err("kind=bogus"), "`bogus` is not a finding kind");
         assert_eq!(err("source"), "no certificate matches `source`");

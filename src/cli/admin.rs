@@ -171,10 +171,19 @@ pub(super) fn run_daemon(cli: &Cli, a: &RunArgs) -> Result<u8> {
         Some(_) => Some(now(cli)?),
         None => None,
     };
+    // Everything `config validate` checks, before the store or anything else is touched: a
+    // configuration the daemon cannot run with exits 2 having changed nothing.
+    checked_secrets(&s)?;
     let file = s.file.clone();
-    let loader: certvigil::daemon::Loader = Box::new(move || match &file {
-        Some(f) => config::load(f),
-        None => config::parse_str("", "(built-in defaults)", Path::new(".")),
+    // A reload is held to the same: a new file whose secrets do not resolve is rejected and
+    // the running configuration kept.
+    let loader: certvigil::daemon::Loader = Box::new(move || {
+        let s = match &file {
+            Some(f) => config::load(f)?,
+            None => config::parse_str("", "(built-in defaults)", Path::new("."))?,
+        };
+        let (errors, _) = config::check_secrets(&s);
+        if errors.is_empty() { Ok(s) } else { Err(config::ConfigErrors(errors)) }
     });
     let opts = certvigil::daemon::Options {
         place: store_place(cli, &s)?,

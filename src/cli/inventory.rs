@@ -224,21 +224,22 @@ pub(super) fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
     let s = settings(cli, false)?;
     let now = now(cli)?;
     let store = open_store(cli, &s)?;
-    if a.query.chars().filter(|c| *c != ':').count() < 4 {
-        return Err(CliError::Usage("give at least 4 hex digits of the fingerprint, or the serial".into()).into());
+    if a.query.trim().is_empty() {
+        return Err(CliError::Usage("name a certificate: a fingerprint prefix, a serial, its name or its subject".into()).into());
     }
-    let found = queries::find_certificate(&store, &a.query, queries::Naming::FingerprintOrSerial)?;
+    let found = queries::find_certificate(&store, &a.query, queries::Naming::Displayed)?;
     let c = match &found {
-        queries::Lookup::None => bail!("no certificate matches `{}`", a.query),
+        queries::Lookup::None => bail!(
+            "no certificate matches `{}` (give a fingerprint prefix of 4+ hex digits, a serial, the name `list` shows or the subject DN)",
+            a.query
+        ),
         queries::Lookup::One(one) => one.as_ref(),
         queries::Lookup::Many(many) => {
-            let names: Vec<String> =
-                many.iter().take(10).map(|c| format!("  {}  {}", c.facts.fingerprint, c.facts.display_name())).collect();
             return Err(CliError::Usage(format!(
-                "`{}` matches {} certificates; give more of the fingerprint:\n{}",
+                "`{}` matches {} certificates; name one by its fingerprint:\n  {}",
                 a.query,
                 many.len(),
-                names.join("\n")
+                queries::candidate_lines(many).join("\n  ")
             ))
             .into());
         }
@@ -277,7 +278,7 @@ pub(super) fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
     let join = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(", ") };
     field("Subject", &f.subject);
     field("Issuer", &f.issuer);
-    field("Serial", &f.serial);
+    field("Serial", &certvigil::model::display::serial(&f.serial));
     field("Not before", &format_time(f.not_before));
     field("Not after", &format!("{} ({} days left, {})", format_time(f.not_after), days_left(f.not_after, now), status));
     field("Key", &format!("{} (SPKI SHA-256 {})", f.key, f.spki_sha256));

@@ -63,6 +63,10 @@ pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_MATCHED: u8 = 3;
 pub const EXIT_SCAN_ERRORS: u8 = 4;
+/// `renew`: no renewal failed in this run, but a managed certificate it considered is still
+/// failing — backing off after earlier failures (nothing was attempted), so it may have nothing
+/// installed. A wrapper that only looks for 0 is not told "fine" while nothing gets issued.
+pub const EXIT_RENEWAL_BACKOFF: u8 = 5;
 
 const AFTER_HELP: &str = "Exit codes: 0 success, 1 runtime failure, 2 bad usage or invalid configuration, \
 3 `list --fail-if-any` matched or `check --fail-if-revoked` found a revoked certificate, \
@@ -195,8 +199,15 @@ pub enum GenerateCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Check a configuration file and report every error with file:line:column.
-    Validate,
+    /// Check a configuration file and report every error with file:line:column, resolving
+    /// every secret reference as `run` would (variables set, files present and readable, sane
+    /// modes, tokens long enough).
+    Validate {
+        /// Check the file only, not its secrets: for a configuration that runs on another
+        /// host (its variables and secret files are not here).
+        #[arg(long)]
+        offline: bool,
+    },
     /// Print the JSON Schema of the configuration.
     Schema,
 }
@@ -310,7 +321,9 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// Fingerprint prefix (hex, colons allowed) or serial number.
+    /// The certificate, as the tool displays it: fingerprint prefix (4+ hex digits, colons
+    /// allowed), serial (any case, with or without colons), the name `list` shows (CN or first
+    /// SAN) or the subject DN.
     pub query: String,
     #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
     pub output: SummaryFormat,
@@ -345,13 +358,15 @@ pub struct AlertsArgs {
 
 #[derive(Debug, Args)]
 pub struct AckArgs {
-    /// An alert id, a certificate's fingerprint prefix or serial, or a subject as `certvigil
-    /// alerts -o json` shows it (`managed:web`, `key:<source>:<location>`).
+    /// An alert id, a certificate as the tool displays it (fingerprint prefix, serial, the
+    /// name `alerts` and `list` show, subject DN), or a subject as `certvigil alerts -o json`
+    /// shows it (`managed:web`, `key:<source>:<location>`).
     pub target: String,
     /// Only alerts of this finding kind (with a certificate or subject target).
     #[arg(long)]
     pub kind: Option<String>,
-    /// Who acknowledges [default: $USER].
+    /// Who acknowledges [default: the invoking user: $SUDO_USER, $USER, $LOGNAME, else the
+    /// account of the process's user id].
     #[arg(long)]
     pub by: Option<String>,
     #[arg(long)]
@@ -360,9 +375,9 @@ pub struct AckArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum SilenceCommand {
-    /// Silence a certificate (fingerprint prefix or serial), a subject (`managed:web`,
-    /// `key:<source>:<location>`), or a match such as `source=web-prod,kind=expiring` (keys:
-    /// source, tag, kind, eku, fingerprint, subject).
+    /// Silence a certificate (as the tool displays it: fingerprint prefix, serial, name or
+    /// subject DN), a subject (`managed:web`, `key:<source>:<location>`), or a match such as
+    /// `source=web-prod,kind=expiring` (keys: source, tag, kind, eku, fingerprint, subject).
     Add {
         target: String,
         /// How long (e.g. 7d, 12h).
@@ -437,7 +452,8 @@ pub struct DigestArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Fingerprint prefixes or serials; all current certificates when none.
+    /// Certificates as the tool displays them (fingerprint prefix, serial, name, subject DN);
+    /// all current certificates when none.
     pub certs: Vec<String>,
     #[arg(long, short, value_enum, default_value_t = SummaryFormat::Text)]
     pub output: SummaryFormat,
@@ -618,6 +634,16 @@ pub enum CliError {
     Config(String),
 }
 
+/// Resolves every secret reference of `s` ([`config::check_secrets`]): warnings go to stderr,
+/// errors are a configuration error (exit 2) listing each with its position.
+pub(super) fn checked_secrets(s: &Settings) -> Result<(), CliError> {
+    let (errors, warnings) = config::check_secrets(s);
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    if errors.is_empty() { Ok(()) } else { Err(CliError::Config(config::ConfigErrors(errors).to_string())) }
+}
+
 fn open_store(cli: &Cli, s: &Settings) -> Result<Store> {
     let place = store_place(cli, s)?;
     Store::open_at(&place.store).with_context(|| format!("cannot open the store at {}", place.store))
@@ -625,10 +651,16 @@ fn open_store(cli: &Cli, s: &Settings) -> Result<Store> {
 
 pub fn run(cli: &Cli) -> Result<u8> {
     match &cli.command {
-        Command::Config(ConfigCommand::Validate) => {
+        Command::Config(ConfigCommand::Validate { offline }) => {
             let s = settings(cli, true)?;
             let file = s.file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-            outln!("{file}: OK ({} source{})", s.sources.len(), if s.sources.len() == 1 { "" } else { "s" });
+            let secrets = if *offline {
+                format!("{} secret reference{} not resolved: --offline", s.secrets.len(), if s.secrets.len() == 1 { "" } else { "s" })
+            } else {
+                checked_secrets(&s)?;
+                format!("{} secret reference{} resolved", s.secrets.len(), if s.secrets.len() == 1 { "" } else { "s" })
+            };
+            outln!("{file}: OK ({} source{}, {secrets})", s.sources.len(), if s.sources.len() == 1 { "" } else { "s" });
             Ok(EXIT_OK)
         }
         Command::Config(ConfigCommand::Schema) => {
@@ -668,8 +700,28 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
+/// Who runs the command, for `ack`, `silence` and the audit log: `--by`, else the person
+/// behind `sudo` (`SUDO_USER`), else `USER` or `LOGNAME`, else the account name of the
+/// process's user id in `/etc/passwd`, else `uid N`.
 fn who(by: &Option<String>) -> String {
-    by.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into())
+    let set = |v: &str| std::env::var(v).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    if let Some(b) = by.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
+        return b.to_string();
+    }
+    if let Some(u) = set("SUDO_USER").or_else(|| set("USER")).or_else(|| set("LOGNAME")) {
+        return u;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else { return "unknown".into() };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            let (name, _, id) = (f.next()?, f.next()?, f.next()?);
+            (id.parse::<u32>().ok()? == uid).then(|| name.to_string())
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
 }
 
 #[cfg(test)]

@@ -28,16 +28,31 @@ pub(super) fn renew(cli: &Cli, a: &RenewArgs) -> Result<u8> {
         opts,
         &certvigil::model::fence::Fence::open(),
     ));
-    let mut failed = 0;
+    use certvigil::renewal::engine::Action;
+    let (mut failed, mut backing_off) = (0, 0);
     for o in &outcomes {
-        if o.action == certvigil::renewal::engine::Action::Failed {
-            failed += 1;
-            eprintln!("{}", o.line());
-        } else {
-            outln!("{}", o.line());
+        match o.action {
+            Action::Failed => {
+                failed += 1;
+                eprintln!("{}", o.line(now));
+            }
+            Action::Backoff => {
+                backing_off += 1;
+                eprintln!("{}", o.line(now));
+            }
+            _ => outln!("{}", o.line(now)),
         }
     }
-    Ok(if failed > 0 { 1 } else { 0 })
+    // A renewal that failed now says 1; one that is still failing from before (backing off,
+    // perhaps with nothing installed) says 5, so a cron or CI wrapper never reads "fine" while
+    // nothing is being issued.
+    Ok(if failed > 0 {
+        EXIT_FAILURE
+    } else if backing_off > 0 {
+        EXIT_RENEWAL_BACKOFF
+    } else {
+        EXIT_OK
+    })
 }
 
 pub(super) fn revoke(cli: &Cli, a: &RevokeArgs) -> Result<u8> {
@@ -66,10 +81,10 @@ pub(super) fn revoke(cli: &Cli, a: &RevokeArgs) -> Result<u8> {
         SummaryFormat::Text => {
             let how = if out.already_revoked { "already revoked at the CA" } else { "revoked" };
             let resumed = if out.resumed { " (resumed)" } else { "" };
-            outln!("{}: serial {} {how} ({}){resumed}", out.name, out.serial, out.reason);
+            outln!("{}: serial {} {how} ({}){resumed}", out.name, certvigil::model::display::serial(&out.serial), out.reason);
             match &out.reissue {
-                Some(o) if reissue_failed => eprintln!("{}", o.line()),
-                Some(o) => outln!("{}", o.line()),
+                Some(o) if reissue_failed => eprintln!("{}", o.line(now)),
+                Some(o) => outln!("{}", o.line(now)),
                 None if out.reason == "keyCompromise" => {
                     outln!("{}: the key is compromised; the next renewal (due now: the certificate is revoked) uses a new key", out.name)
                 }

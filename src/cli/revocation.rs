@@ -2,6 +2,7 @@
 //! exactly as `check` reads them.
 
 use super::*;
+use certvigil::app::queries;
 
 /// `revoked (keyCompromise) at …` / `unknown: why` / `good`.
 pub(super) fn revocation_line(r: &RevocationStatus) -> String {
@@ -57,10 +58,17 @@ pub(super) fn check(cli: &Cli, a: &CheckArgs) -> Result<u8> {
     let store = open_store(cli, &s)?;
     let mut ids = Vec::new();
     for q in &a.certs {
-        match store.find(q)?.as_slice() {
-            [] => return Err(CliError::Usage(format!("no certificate matches `{q}`")).into()),
-            [one] => ids.push(one.id),
-            many => return Err(CliError::Usage(format!("`{q}` matches {} certificates; give more of the fingerprint", many.len())).into()),
+        match queries::find_certificate(&store, q, queries::Naming::Displayed)? {
+            queries::Lookup::None => return Err(CliError::Usage(format!("no certificate matches `{q}`")).into()),
+            queries::Lookup::One(one) => ids.push(one.id),
+            queries::Lookup::Many(many) => {
+                return Err(CliError::Usage(format!(
+                    "`{q}` matches {} certificates; name one by its fingerprint:\n  {}",
+                    many.len(),
+                    queries::candidate_lines(&many).join("\n  ")
+                ))
+                .into());
+            }
         }
     }
     let state_dir = store.path().parent().map(Path::to_path_buf).unwrap_or_default();
@@ -168,7 +176,7 @@ pub(super) fn crl(cli: &Cli, a: &CrlArgs) -> Result<u8> {
         let cert = read_cert(path)?;
         let parts = certvigil::x509::cert::raw_parts(&cert.der).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let dps = cert_distribution_points(&cert.der).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let name = format!("{} (serial {})", cert.facts.display_name(), cert.facts.serial);
+        let name = format!("{} (serial {})", cert.facts.display_name(), certvigil::model::display::serial(&cert.facts.serial));
         let crl_issuer = CrlIssuer { subject_der: ip.subject, spki_der: ip.spki, ski: ski.as_deref(), key_usage: &issuer.facts.key_usage };
         let judging = Judging { now, clock_skew: rev.clock_skew, stale_grace: rev.stale_grace, min_rsa_bits: rev.min_issuer_rsa_bits };
         let judged = if crl.issued_by(parts.issuer) {
@@ -228,7 +236,10 @@ pub(super) fn ocsp(cli: &Cli, a: &OcspArgs) -> Result<u8> {
         (Some(path), _) => {
             let cert = read_cert(path)?;
             let parts = certvigil::x509::cert::raw_parts(&cert.der).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            (parts.serial.to_vec(), format!("{} (serial {})", cert.facts.display_name(), cert.facts.serial))
+            (
+                parts.serial.to_vec(),
+                format!("{} (serial {})", cert.facts.display_name(), certvigil::model::display::serial(&cert.facts.serial)),
+            )
         }
         (None, Some(s)) => (serial_bytes(s)?, format!("serial {s}")),
         (None, None) => return Err(CliError::Usage("give --cert or --serial".into()).into()),

@@ -161,6 +161,29 @@ pub struct Settings {
     pub jobs: Vec<Job>,
     pub daemon: DaemonSpec,
     pub managed: Vec<managed::ManagedSpec>,
+    /// Every secret reference in the file and where it is written (filled by [`parse_str`]);
+    /// [`check_secrets`] resolves them.
+    pub secrets: Vec<secret::SecretUse>,
+}
+
+/// Resolves every secret reference of `settings` the way the daemon will ([`secret::check_use`]):
+/// the configuration errors (a variable unset or empty, a file missing, unreadable, too
+/// large or writable by every user, an API token too short) and the warnings (a secret file
+/// readable by every user), each positioned at the reference. `config validate` and `run`
+/// call it before anything else is opened.
+pub fn check_secrets(settings: &Settings) -> (Vec<ConfigError>, Vec<ConfigError>) {
+    let file = settings.file.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(built-in defaults)".into());
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    for u in &settings.secrets {
+        for t in secret::check_use(u) {
+            let (list, message) = match t {
+                secret::Trouble::Error(m) => (&mut errors, m),
+                secret::Trouble::Warning(m) => (&mut warnings, m),
+            };
+            list.push(ConfigError { file: file.clone(), line: u.line, col: u.col, path: u.path.clone(), message });
+        }
+    }
+    (errors, warnings)
 }
 
 /// Reads, checks and validates a configuration file.
@@ -200,7 +223,8 @@ pub fn parse_str(text: &str, file: &str, base: &Path) -> Result<Settings, Config
         serde_saphyr::from_str_with_options(text, serde_saphyr::options! { strict_booleans: true })
             .map_err(|e| ConfigErrors(vec![at(0, 0, &[], e.to_string())]))?
     };
-    validate(&config, base).map_err(|errs| {
+    let secrets = secret::find_uses(&doc);
+    let mut settings = validate(&config, base).map_err(|errs| {
         ConfigErrors(
             errs.into_iter()
                 .map(|(path, message)| {
@@ -209,7 +233,9 @@ pub fn parse_str(text: &str, file: &str, base: &Path) -> Result<Settings, Config
                 })
                 .collect(),
         )
-    })
+    })?;
+    settings.secrets = secrets;
+    Ok(settings)
 }
 
 pub(crate) type PathedError = (Vec<String>, String);
@@ -328,7 +354,20 @@ pub fn validate(config: &Config, base: &Path) -> Result<Settings, Vec<PathedErro
     if !errs.is_empty() {
         return Err(errs);
     }
-    Ok(Settings { file: None, store_path, store_postgres, sources, revocation, policy, alerts, owners, jobs, daemon, managed })
+    Ok(Settings {
+        file: None,
+        store_path,
+        store_postgres,
+        sources,
+        revocation,
+        policy,
+        alerts,
+        owners,
+        jobs,
+        daemon,
+        managed,
+        secrets: Vec::new(),
+    })
 }
 
 #[cfg(test)]

@@ -91,6 +91,106 @@ impl SecretRef {
     }
 }
 
+/// A secret reference written in a configuration file, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretUse {
+    /// The key path (`daemon.token`, `sources[2].passwords[0]`) as errors print it.
+    pub path: String,
+    pub line: usize,
+    pub col: usize,
+    pub reference: SecretRef,
+}
+
+/// Every secret reference in a parsed configuration: each string value that is a whole
+/// `${env:…}` or `${file:/…}` reference, wherever it is (a reference is never anything else,
+/// so no field list can fall behind the configuration's keys). Aliases are followed once.
+pub fn find_uses(doc: &super::yaml::Doc) -> Vec<SecretUse> {
+    fn walk(doc: &super::yaml::Doc, n: &super::yaml::Node, path: &mut Vec<String>, out: &mut Vec<SecretUse>, depth: usize) {
+        use super::yaml::Kind;
+        if depth > 64 {
+            return;
+        }
+        let n = doc.resolve(n);
+        match &n.kind {
+            Kind::Scalar { value, .. } => {
+                if value.starts_with("${")
+                    && let Ok(reference) = SecretRef::parse(value.trim())
+                {
+                    out.push(SecretUse { path: super::dotted(path), line: n.line, col: n.col, reference });
+                }
+            }
+            Kind::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    path.push(i.to_string());
+                    walk(doc, item, path, out, depth + 1);
+                    path.pop();
+                }
+            }
+            Kind::Map(entries) => {
+                for (k, v) in entries {
+                    if let Kind::Scalar { value, .. } = &k.kind {
+                        path.push(value.clone());
+                        walk(doc, v, path, out, depth + 1);
+                        path.pop();
+                    }
+                }
+            }
+            Kind::Alias(_) => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(root) = &doc.root {
+        walk(doc, root, &mut Vec::new(), &mut out, 0);
+    }
+    out
+}
+
+/// The keys whose secret is an API token: at least this many characters once trimmed.
+pub const TOKEN_KEYS: [&str; 2] = ["daemon.token", "daemon.viewer_token"];
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// What resolving one reference found wrong: an error stops `run` and fails `config
+/// validate`; a warning is printed and nothing stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trouble {
+    Error(String),
+    Warning(String),
+}
+
+/// Resolves `u` the way the daemon will — the variable set and not empty, the file a regular
+/// file within the size limit that this user can read — and checks what a secret's file
+/// mode should be: writable by every user is an error (anyone can replace the secret), readable
+/// by every user a warning. API tokens must be long enough. The value is dropped at once and
+/// never part of a message.
+pub fn check_use(u: &SecretUse) -> Vec<Trouble> {
+    let mut out = Vec::new();
+    match u.reference.resolve() {
+        Err(e) => out.push(Trouble::Error(e.to_string())),
+        Ok(v) => {
+            if v.expose().trim().is_empty() {
+                out.push(Trouble::Error(format!("{} is empty", u.reference)));
+            } else if TOKEN_KEYS.contains(&u.path.as_str()) && v.expose().trim().chars().count() < MIN_TOKEN_CHARS {
+                out.push(Trouble::Error(format!("the token in {} is shorter than {MIN_TOKEN_CHARS} characters", u.reference)));
+            }
+        }
+    }
+    if let SecretRef::File(p) = &u.reference
+        && out.is_empty()
+        && let Ok(meta) = std::fs::metadata(p)
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o7777;
+        if !meta.is_file() {
+            out.push(Trouble::Error(format!("{} is not a regular file", p.display())));
+        } else if mode & 0o002 != 0 {
+            out.push(Trouble::Error(format!("{} is writable by every user (mode {mode:04o}): chmod o-w it", p.display())));
+        } else if mode & 0o004 != 0 {
+            out.push(Trouble::Warning(format!("{} is readable by every user (mode {mode:04o}): chmod 0600 or 0640 it", p.display())));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

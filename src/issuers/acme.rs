@@ -309,7 +309,33 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         s.push_str(&c.to_string());
         cur = c.source();
     }
-    s
+    match tls_trust_hint(&s) {
+        Some(hint) => format!("{hint} ({s})"),
+        None => s,
+    }
+}
+
+/// What to do when the ACME server's TLS certificate was refused, said first: the chain of a
+/// refused handshake ends in rustls's `invalid peer certificate: <reason>`, which names the
+/// problem but not the setting that fixes it. A private CA (Pebble, step-ca, an internal
+/// Boulder) is trusted through `issuer.ca_bundle`.
+pub fn tls_trust_hint(chain: &str) -> Option<String> {
+    let reason = chain.split("invalid peer certificate: ").nth(1)?;
+    let reason: String = reason.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    let what = match reason.as_str() {
+        "UnknownIssuer" => {
+            "set issuer.ca_bundle to the PEM certificate of the CA that issued it (a private ACME CA is not in the system trust store)"
+        }
+        "Expired" | "ExpiredContext" => "it has expired: the ACME server must renew it",
+        "NotValidForName" | "NotValidForNameContext" => {
+            "it does not name the directory URL's host: use the host name the certificate was issued for"
+        }
+        "BadSignature" | "UnsupportedSignatureAlgorithm" | "UnsupportedSignatureAlgorithmContext" => {
+            "its signature does not verify against issuer.ca_bundle: check that the bundle holds the CA that issued it"
+        }
+        _ => "check issuer.ca_bundle",
+    };
+    Some(format!("the ACME directory's TLS certificate is not trusted ({reason}): {what}"))
 }
 
 pub(crate) fn http_client(ca_bundle: Option<&Path>) -> Result<reqwest::Client> {
@@ -727,6 +753,15 @@ mod tests {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
         let e = AcmeError::CaBundleRead { path: PathBuf::from("/etc/certvigil/ca.pem"), source: io };
         assert_eq!(error_chain(&e), "ca_bundle /etc/certvigil/ca.pem: No such file or directory");
+        let refused = "cannot reach https://127.0.0.1:14000/dir: error sending request: client error (Connect): invalid peer certificate: UnknownIssuer";
+        assert_eq!(
+            tls_trust_hint(refused).as_deref(),
+            Some(
+                "the ACME directory's TLS certificate is not trusted (UnknownIssuer): set issuer.ca_bundle to the PEM certificate of the CA that issued it (a private ACME CA is not in the system trust store)"
+            )
+        );
+        assert!(tls_trust_hint("invalid peer certificate: NotValidForNameContext { expected: .. }").unwrap().contains("does not name"));
+        assert_eq!(tls_trust_hint("connection refused"), None);
         let e = AcmeError::from(challenge::ChallengeError::BadToken("a/b".into()));
         assert_eq!(error_chain(&e), "the challenge token `a/b` is not base64url; refusing to use it as a file name");
         let e = AcmeError::NotAriId { cert_id: "nodot".into() };

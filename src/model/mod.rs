@@ -2,6 +2,7 @@
 //! expiry status derived from them. Plain data; no I/O and no clock.
 
 pub mod alert;
+pub mod display;
 pub mod eku;
 pub mod exporter;
 pub mod fence;

@@ -20,7 +20,7 @@ use crate::config::managed::{KeyRotation, ManagedSpec};
 use crate::install::files::InstallError;
 use crate::install::kubernetes::{SecretInstallError, SecretInstalled, SecretTarget};
 use crate::issuers::acme::{AcmeError, Journal, OrderDone, OrderPlan, Session, error_chain};
-use crate::model::{CertFacts, UnixTime, format_time};
+use crate::model::{CertFacts, UnixTime, display, format_time};
 use crate::store::{RenewalRow, Store, StoreError};
 use std::path::{Path, PathBuf};
 
@@ -145,18 +145,27 @@ impl CertOutcome {
         }
     }
 
-    /// One line for people.
-    pub fn line(&self) -> String {
+    /// One line for people, times in RFC 3339 with their distance from `now` and serials as
+    /// `model::display` prints them everywhere.
+    pub fn line(&self, now: UnixTime) -> String {
+        let serial = self.serial.as_deref().map(display::serial);
         match self.action {
             Action::Renewed => format!(
                 "{}: renewed ({}): serial {}, expires {}",
                 self.name,
                 self.reason,
-                self.serial.as_deref().unwrap_or("?"),
-                self.not_after.unwrap_or_default()
+                serial.as_deref().unwrap_or("?"),
+                self.not_after.map(|t| display::when(t, now)).unwrap_or_else(|| "?".into())
             ),
             Action::NotDue => format!("{}: not due ({})", self.name, self.reason),
-            Action::Backoff => format!("{}: {}", self.name, self.reason),
+            Action::Backoff => {
+                let installed = match (serial, self.not_after) {
+                    (Some(s), Some(t)) => format!("installed: serial {s}, expires {}", display::when(t, now)),
+                    _ => "nothing installed yet".to_string(),
+                };
+                let last = self.error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default();
+                format!("{}: {} ({installed}){last}", self.name, self.reason)
+            }
             Action::Failed => format!("{}: renewal failed: {}", self.name, self.error.as_deref().unwrap_or("")),
             Action::WouldRenew => format!("{}: would renew ({})", self.name, self.reason),
         }
@@ -495,6 +504,8 @@ pub async fn run_one(spec: &ManagedSpec, store: &mut Store, state_dir: &Path, no
 fn backoff(name: &str, until: UnixTime, failures: i64, row: &RenewalRow) -> CertOutcome {
     let mut o = CertOutcome::new(name, Action::Backoff, format!("backing off after {failures} failure(s) until {}", format_time(until)));
     (o.failures, o.next_attempt, o.error) = (failures, Some(until), row.last_error.clone());
+    // What is installed, as the last run that read it recorded.
+    (o.serial, o.not_after) = (row.serial.clone(), row.not_after);
     o
 }
 

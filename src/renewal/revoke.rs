@@ -13,7 +13,7 @@ use super::engine::{self, CertOutcome, Options, RenewError};
 use crate::config::managed::{KeyRotation, ManagedSpec};
 use crate::install::files::InstallError;
 use crate::issuers::acme::AcmeError;
-use crate::model::{Fingerprint, RevocationState, RevocationStatus, UnixTime};
+use crate::model::{RevocationState, RevocationStatus, UnixTime};
 use crate::store::{RenewalRow, Store, StoreError};
 use crate::x509::cert::{self, CertError};
 use instant_acme::RevocationReason;
@@ -218,7 +218,10 @@ async fn advance(
         engine::failpoint(FAILPOINT);
         row.revoke_step = Some("revoked".into());
         store.put_renewal(&row, now)?;
-        record_revoked(store, &fingerprint, reason_name, now)?;
+        let place = spec.install.cert.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let detail = "the installed certificate, recorded when certvigil revoked it (no scan had read it)";
+        let id = store.record_handled(&der, &facts, &format!("managed:{}", spec.name), &place, detail, now)?;
+        record_revoked(store, id, reason_name, now)?;
         let detail = serde_json::json!({
             "name": spec.name, "fingerprint": fingerprint, "serial": facts.serial, "reason": reason_name,
             "already_revoked": out.already_revoked, "directory": spec.directory,
@@ -260,10 +263,10 @@ fn finish(store: &mut Store, row: &mut RenewalRow, spec: &ManagedSpec, kept: &Pa
     Ok(())
 }
 
-/// Records the revocation in the store when the certificate is in the inventory, so that
-/// `show`, `list --revocation revoked` and the `revoked` finding know it at once.
-fn record_revoked(store: &mut Store, fingerprint: &str, reason: &str, now: UnixTime) -> Result<()> {
-    let Some(id) = store.cert_id_by_fingerprint(&Fingerprint(fingerprint.to_string()))? else { return Ok(()) };
+/// Records the revocation of the inventoried certificate `id` (put there by the revocation if
+/// no scan had), so that `show`, `list --revocation revoked` and the `revoked` finding know it
+/// at once.
+fn record_revoked(store: &mut Store, id: i64, reason: &str, now: UnixTime) -> Result<()> {
     let status = RevocationStatus {
         state: RevocationState::Revoked,
         reason: Some(reason.to_string()),

@@ -474,6 +474,36 @@ impl Store {
         self.conn.query_map(&sql, params![q.to_ascii_lowercase(), q.to_ascii_uppercase()], |r| finish_sightings(cert_with_sightings(r)?))
     }
 
+    /// Certificates named the way the tool displays them: the display name (the CN, else the
+    /// first SAN's value), the subject DN (RFC 4514 as `show` prints it) or `CN=<name>` alone,
+    /// ASCII case and spaces after the DN's commas ignored. Soonest to expire first.
+    pub fn find_named(&self, name: &str) -> Result<Vec<CertRow>> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lower = name.to_ascii_lowercase();
+        let dn = crate::model::display::dn_key(name);
+        // `CN=web.example` alone names the certificates of that common name, whatever else
+        // their subject holds.
+        let cn = dn.strip_prefix("cn=").filter(|v| !v.contains([',', '+'])).unwrap_or(&lower).to_string();
+        let sql = format!(
+            "SELECT {CERT_COLUMNS}, {} FROM certificates c
+             WHERE lower(c.common_name) = ?1 OR lower(c.subject) = ?2 OR (c.common_name IS NULL AND lower(c.sans) LIKE ?3)
+             ORDER BY c.not_after",
+            sighting_summary(self.conn.dialect())
+        );
+        // The SAN pattern only narrows: the display name (the first SAN) is checked below.
+        let san = format!("%:{}\"%", lower.replace('%', "_"));
+        let mut found = self.conn.query_map(&sql, params![cn.clone(), dn.clone(), san], |r| finish_sightings(cert_with_sightings(r)?))?;
+        found.retain(|c| {
+            c.facts.display_name().eq_ignore_ascii_case(name)
+                || c.facts.common_name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(&cn))
+                || crate::model::display::dn_key(&c.facts.subject) == dn
+        });
+        Ok(found)
+    }
+
     pub fn sightings(&self, cert_id: i64) -> Result<Vec<SightingRow>> {
         self.conn.query_map(
             "SELECT s.source, s.location, s.detail, s.first_seen,

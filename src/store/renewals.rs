@@ -110,6 +110,40 @@ impl Store {
     }
 
     /// The inventory id of the certificate with this fingerprint.
+    /// Puts a certificate certvigil handled itself — a managed certificate it revoked before
+    /// any scan read it — in the inventory, so that `list`, `show` and the policy know it at
+    /// once; its history says where it came from (`source`, `location`, `detail`). A
+    /// certificate already in the inventory is left as it is. Returns its id.
+    pub fn record_handled(
+        &mut self,
+        der: &[u8],
+        facts: &crate::model::CertFacts,
+        source: &str,
+        location: &str,
+        detail: &str,
+        now: UnixTime,
+    ) -> Result<i64> {
+        let tx = self.conn.transaction()?;
+        let mut inserted: Option<i64> = None;
+        let (head, tail) = super::scan::INSERT_CERT;
+        tx.insert_rows(head, tail, super::scan::CERT_COLUMNS, &super::scan::cert_row(facts, der, now), |r| {
+            inserted = Some(r.get(0)?);
+            Ok(())
+        })?;
+        let id = match inserted {
+            Some(id) => {
+                tx.execute(
+                    "INSERT INTO cert_history (cert_id, at, event, source, location, detail) VALUES (?1, ?2, 'discovered', ?3, ?4, ?5)",
+                    params![id, now, source, location, detail],
+                )?;
+                id
+            }
+            None => tx.query_row("SELECT id FROM certificates WHERE fingerprint = ?1", params![facts.fingerprint.0], |r| r.get(0))?,
+        };
+        tx.commit()?;
+        Ok(id)
+    }
+
     pub fn cert_id_by_fingerprint(&self, fingerprint: &crate::model::Fingerprint) -> Result<Option<i64>> {
         self.conn.query_opt("SELECT id FROM certificates WHERE fingerprint = ?1", params![fingerprint.0], |r| r.get(0))
     }

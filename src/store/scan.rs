@@ -69,7 +69,7 @@ struct Queued {
     meta: Option<String>,
 }
 
-const CERT_COLUMNS: usize = 27;
+pub(super) const CERT_COLUMNS: usize = 27;
 
 /// Where a queued certificate stands once its row is written.
 #[derive(Clone, Copy)]
@@ -330,36 +330,7 @@ impl<'c> ScanWriter<'c> {
             let index = match q.by_fingerprint.get(&f.fingerprint.0) {
                 Some(i) => *i,
                 None => {
-                    let j = |v: &Vec<String>| Owned::Text(serde_json::to_string(v).unwrap_or_else(|_| "[]".into()));
-                    q.cert_rows.extend([
-                        text(&f.fingerprint.0),
-                        text(&f.subject),
-                        text(&f.issuer),
-                        Owned::of(&f.common_name),
-                        text(&f.serial),
-                        Owned::of(&f.not_before),
-                        Owned::of(&f.not_after),
-                        text(&f.spki_sha256),
-                        Owned::of(&f.key.algorithm),
-                        Owned::of(&f.key.bits),
-                        Owned::of(&f.key.curve),
-                        Owned::of(&f.signature_algorithm),
-                        Owned::of(&f.is_ca),
-                        Owned::of(&f.path_len),
-                        j(&f.key_usage),
-                        j(&f.ext_key_usage),
-                        j(&f.sans),
-                        j(&f.ocsp_urls),
-                        j(&f.ca_issuers_urls),
-                        j(&f.crl_urls),
-                        Owned::of(&f.aki),
-                        Owned::of(&f.ski),
-                        Owned::of(&f.self_issued),
-                        j(&f.warnings),
-                        Owned::Blob(found.der.clone()),
-                        Owned::of(&now),
-                        Owned::of(&super::subject_key(&found.der)),
-                    ]);
+                    q.cert_rows.extend(cert_row(f, &found.der, now));
                     q.fingerprints.push(f.fingerprint.0.clone());
                     q.by_fingerprint.insert(f.fingerprint.0.clone(), q.fingerprints.len() - 1);
                     q.fingerprints.len() - 1
@@ -426,22 +397,13 @@ impl<'c> ScanWriter<'c> {
         let now = self.now;
         let source = q.source.as_str();
         let mut state: Vec<Option<CertState>> = vec![None; q.fingerprints.len()];
-        self.conn.insert_rows(
-            "INSERT INTO certificates (fingerprint, subject, issuer, common_name, serial, not_before, not_after,
-               spki_sha256, key_algorithm, key_bits, key_curve, signature_algorithm, is_ca, path_len, key_usage,
-               ext_key_usage, sans, ocsp_urls, ca_issuers_urls, crl_urls, aki, ski, self_issued, warnings, der, first_seen,
-               subject_key)",
-            "ON CONFLICT(fingerprint) DO NOTHING RETURNING id, fingerprint",
-            CERT_COLUMNS,
-            &q.cert_rows,
-            |r| {
-                let fingerprint: &str = r.get_ref(1)?.as_str()?;
-                if let Some(&i) = q.by_fingerprint.get(fingerprint) {
-                    state[i] = Some(CertState { id: r.get(0)?, fresh: true, gone: false });
-                }
-                Ok(())
-            },
-        )?;
+        self.conn.insert_rows(INSERT_CERT.0, INSERT_CERT.1, CERT_COLUMNS, &q.cert_rows, |r| {
+            let fingerprint: &str = r.get_ref(1)?.as_str()?;
+            if let Some(&i) = q.by_fingerprint.get(fingerprint) {
+                state[i] = Some(CertState { id: r.get(0)?, fresh: true, gone: false });
+            }
+            Ok(())
+        })?;
         self.stats.certs_new += state.iter().flatten().count() as i64;
         let stored: Vec<&str> = q.fingerprints.iter().zip(&state).filter(|(_, s)| s.is_none()).map(|(f, _)| f.as_str()).collect();
         self.conn.query_in("SELECT id, gone_since, fingerprint FROM certificates WHERE fingerprint", &[], &stored, "", |r| {
@@ -734,6 +696,50 @@ impl Drop for ScanWriter<'_> {
         }
     }
 }
+
+/// The [`CERT_COLUMNS`] values of a certificate's `certificates` row, first seen at `now`.
+pub(super) fn cert_row(f: &crate::model::CertFacts, der: &[u8], now: UnixTime) -> [Owned; CERT_COLUMNS] {
+    let j = |v: &Vec<String>| Owned::Text(serde_json::to_string(v).unwrap_or_else(|_| "[]".into()));
+    [
+        text(&f.fingerprint.0),
+        text(&f.subject),
+        text(&f.issuer),
+        Owned::of(&f.common_name),
+        text(&f.serial),
+        Owned::of(&f.not_before),
+        Owned::of(&f.not_after),
+        text(&f.spki_sha256),
+        Owned::of(&f.key.algorithm),
+        Owned::of(&f.key.bits),
+        Owned::of(&f.key.curve),
+        Owned::of(&f.signature_algorithm),
+        Owned::of(&f.is_ca),
+        Owned::of(&f.path_len),
+        j(&f.key_usage),
+        j(&f.ext_key_usage),
+        j(&f.sans),
+        j(&f.ocsp_urls),
+        j(&f.ca_issuers_urls),
+        j(&f.crl_urls),
+        Owned::of(&f.aki),
+        Owned::of(&f.ski),
+        Owned::of(&f.self_issued),
+        j(&f.warnings),
+        Owned::Blob(der.to_vec()),
+        Owned::of(&now),
+        Owned::of(&super::subject_key(der)),
+    ]
+}
+
+/// The `INSERT` of a certificate row, with [`CERT_COLUMNS`] values per row; an existing
+/// fingerprint is left alone. Returns `id, fingerprint` of the rows inserted.
+pub(super) const INSERT_CERT: (&str, &str) = (
+    "INSERT INTO certificates (fingerprint, subject, issuer, common_name, serial, not_before, not_after,
+       spki_sha256, key_algorithm, key_bits, key_curve, signature_algorithm, is_ca, path_len, key_usage,
+       ext_key_usage, sans, ocsp_urls, ca_issuers_urls, crl_urls, aki, ski, self_issued, warnings, der, first_seen,
+       subject_key)",
+    "ON CONFLICT(fingerprint) DO NOTHING RETURNING id, fingerprint",
+);
 
 fn text(s: &str) -> Owned {
     Owned::Text(s.to_string())

@@ -739,9 +739,10 @@ fn key_compromise_revokes_at_the_ca_and_reissues_under_a_new_key_even_after_a_cr
     let mut cmd = common::certvigil();
     cmd.arg("-c").arg(sb.config_path()).args(["revoke", "web", "--reason", "superseded"]).current_dir(sb.dir.path());
     let run = common::run_with_timeout(cmd, std::time::Duration::from_secs(120)).expect_code(0);
-    // The serial as the DER INTEGER's content octets (a leading 00 when the high bit is set),
-    // where openssl prints the number: compared without leading zero octets.
-    let printed = run.stdout.split("serial ").nth(1).and_then(|r| r.split(' ').next()).unwrap_or("");
+    // The serial as the DER INTEGER's content octets (a leading 00 when the high bit is set) in
+    // the one human form (upper-case pairs joined by colons), where openssl prints the number:
+    // compared without separators and leading zero octets.
+    let printed = run.stdout.split("serial ").nth(1).and_then(|r| r.split(' ').next()).unwrap_or("").replace(':', "");
     assert_eq!(printed.trim_start_matches("00"), new_serial.trim_start_matches("00"), "{}", run.stdout);
     assert!(run.stdout.contains("revoked (superseded)"), "{}", run.stdout);
     assert_eq!(pebble_status(&pebble, &new_serial), "Revoked");

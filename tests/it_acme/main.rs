@@ -18,4 +18,5 @@ mod acme_daemon;
 mod acme_kubernetes;
 mod acme_openbao;
 mod acme_resume;
+mod first_admin;
 mod install_kubernetes;

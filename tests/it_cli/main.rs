@@ -7,6 +7,7 @@
 mod common;
 
 mod cli;
+mod first_admin;
 mod formats;
 mod owners;
 mod store_migrate;

@@ -280,12 +280,14 @@ fn unsafe_daemon_settings_are_refused() {
     assert!(!r.stderr.contains("hunter2"), "the inline secret was echoed: {}", r.stderr);
     assert!(r.stderr.contains("daemon.shutdown_timeout"), "{}", r.stderr);
 
-    // A token too short to be one: `run` refuses to start.
+    // A token too short to be one: a configuration error — `run` refuses to start (exit 2)
+    // before it opens the store.
     sb.config("daemon:\n  token: \"${env:CV_SHORT}\"\n");
     let mut cmd = sb.command_at(NOW);
     cmd.args(["run", "--listen", "127.0.0.1:0"]).env("CV_SHORT", "short");
-    let r = run_with_timeout(cmd, RUN_LIMIT).expect_code(1);
+    let r = run_with_timeout(cmd, RUN_LIMIT).expect_code(2);
     assert!(r.stderr.contains("shorter than 16"), "{}", r.stderr);
+    assert!(!sb.store_path().exists(), "the store was created before the refusal");
     assert!(!r.stderr.contains("short\n"), "{}", r.stderr);
 }
 

@@ -143,18 +143,7 @@ pub fn date(t: UnixTime) -> String {
     format_time(t).chars().take(10).collect()
 }
 
-/// "in 3 d", "5 h ago": the distance from `now` in its largest whole unit.
-pub fn relative(t: UnixTime, now: UnixTime) -> String {
-    let d = t - now;
-    let a = d.unsigned_abs();
-    let (n, unit) = match a {
-        0..=119 => (a, "s"),
-        120..=7199 => (a / 60, "min"),
-        7200..=172_799 => (a / 3600, "h"),
-        _ => (a / 86_400, "d"),
-    };
-    if d >= 0 { format!("in {n} {unit}") } else { format!("{n} {unit} ago") }
-}
+pub use crate::model::display::relative;
 
 /// A time and how far it is from now.
 pub fn when(t: UnixTime, now: UnixTime) -> Markup {
@@ -187,12 +176,7 @@ pub fn severity(s: &str) -> Markup {
     html! { span class=(format!("badge s-{s}")) { (s) } }
 }
 
-/// Upper-case hex pairs joined by colons, as `show` prints serials.
-pub fn serial(hex: &str) -> String {
-    let hex = hex.to_uppercase();
-    let b = hex.as_bytes();
-    b.chunks(2).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(":")
-}
+pub use crate::model::display::serial;
 
 /// The first CN in a DN, else the DN.
 pub fn short_dn(dn: &str) -> &str {
