@@ -202,3 +202,58 @@ fn a_pass_is_bounded_and_a_ca_without_ari_is_named_once() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("revocation.ari_watch[0].directory") && r.stderr.contains("https only"), "{}", r.stderr);
 }
+
+/// The same watch inside the daemon: its revocation job polls the watched CA with the pass
+/// (the job's detail carries the report, its summary the counts), a second pass inside 12 h asks
+/// nothing, and the window it stored is what `ari` and `plan` read.
+#[test]
+fn the_daemons_revocation_job_polls_the_watched_ca_with_its_pass() {
+    use crate::common::daemon::Daemon;
+    let f = fixtures();
+    let root_aki = f.root.cert.ski.clone().expect("key identifier");
+    let a = leaf("d.example.test", &[0x53, 0x01], &f.root);
+    let id = ari_id(&root_aki, &[0x53, 0x01]);
+    let windows: Windows = Arc::default();
+    // The CA's first answer: the normal schedule.
+    windows.lock().unwrap().insert(id.clone(), (NOW + 50 * DAY, NOW + 52 * DAY, None, "21600"));
+    let ca = ca_server(Arc::clone(&windows));
+    let sb = Sandbox::new();
+    sb.write("certs/d.pem", &a.cert.pem);
+    let jobs = ["scan", "revocation"]
+        .iter()
+        .map(|k| format!("  - {{name: {k}, kind: {k}, schedule: '@yearly', catch_up: skip}}\n"))
+        .collect::<String>();
+    sb.config(&format!(
+        "sources:\n  - {{name: web, kind: files, paths: [certs]}}\nrevocation:\n  ari_watch:\n    - {{directory: '{}', issuers: ['{root_aki}']}}\n\
+         daemon:\n  token: \"${{env:CV_TOKEN}}\"\n  shutdown_timeout: 20s\njobs:\n{jobs}",
+        ca.url("dir")
+    ));
+    let mut cmd = sb.command_at(NOW);
+    cmd.current_dir(sb.path("."));
+    let d = Daemon::start(&sb, cmd, "ari-watch-daemon-token-0123456789");
+    let done = |name: &str| {
+        let run = d.run_job(name, std::time::Duration::from_secs(60));
+        assert_eq!(run["status"], "ok", "{name}: {run:#}\n{}", d.log_text());
+        run
+    };
+    done("scan");
+    let run = done("revocation");
+    assert_eq!(ca.hits(&format!("/renewal-info/{id}")), 1, "{run:#}");
+    assert!(run["summary"].as_str().unwrap_or("").contains("ARI: 1 certificates asked, 1 answered"), "{run:#}");
+    assert_eq!(run["detail"]["ari"]["answered"], 1, "{run:#}");
+
+    // The CA moves the window earlier; the next pass minutes later is inside the 12 h floor.
+    windows.lock().unwrap().insert(id.clone(), (NOW + 2 * DAY, NOW + 3 * DAY, None, "21600"));
+    let run = done("revocation");
+    assert_eq!(ca.hits(&format!("/renewal-info/{id}")), 1, "polled again within 12 h: {run:#}");
+    assert_eq!(run["detail"]["ari"]["asked"], 0, "{run:#}");
+    drop(d);
+
+    // What the daemon stored is what the commands read: the first window, polled at NOW.
+    let v = ari(&sb, NOW + 60);
+    assert_eq!(row(&v, "d.example.test")["window"], json!([NOW + 50 * DAY, NOW + 52 * DAY]), "{v:#}");
+    // Half a day on, `ari` asks and sees the move: the finding appears.
+    ari(&sb, NOW + 13 * 3600);
+    let found = early(&sb, NOW + 13 * 3600);
+    assert_eq!(found.len(), 1, "{found:?}");
+}
