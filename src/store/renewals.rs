@@ -133,7 +133,7 @@ impl Store {
         let id = match inserted {
             Some(id) => {
                 tx.execute(
-                    "INSERT INTO cert_history (cert_id, at, event, source, location, detail) VALUES (?1, ?2, 'discovered', ?3, ?4, ?5)",
+                    "INSERT INTO cert_history (cert_id, at, event, source, location, detail) VALUES (?1, ?2, 'recorded', ?3, ?4, ?5)",
                     params![id, now, source, location, detail],
                 )?;
                 id

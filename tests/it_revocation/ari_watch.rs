@@ -230,7 +230,8 @@ fn the_daemons_revocation_job_polls_the_watched_ca_with_its_pass() {
     ));
     let mut cmd = sb.command_at(NOW);
     cmd.current_dir(sb.path("."));
-    let d = Daemon::start(&sb, cmd, "ari-watch-daemon-token-0123456789");
+    const TOKEN: &str = "ari-watch-daemon-token-0123456789";
+    let d = Daemon::start(&sb, cmd, TOKEN);
     let done = |name: &str| {
         let run = d.run_job(name, std::time::Duration::from_secs(60));
         assert_eq!(run["status"], "ok", "{name}: {run:#}\n{}", d.log_text());
@@ -241,6 +242,15 @@ fn the_daemons_revocation_job_polls_the_watched_ca_with_its_pass() {
     assert_eq!(ca.hits(&format!("/renewal-info/{id}")), 1, "{run:#}");
     assert!(run["summary"].as_str().unwrap_or("").contains("ARI: 1 certificates asked, 1 answered"), "{run:#}");
     assert_eq!(run["detail"]["ari"]["answered"], 1, "{run:#}");
+    // The certificate's page shows the window the CA suggests and where it was asked.
+    let page = crate::common::http::request(d.port, "GET", &format!("/ui/certificates/{}", a.cert.fingerprint), Some(TOKEN));
+    assert_eq!(page.status, 200, "{}", page.head);
+    assert!(
+        page.body.contains("Renewal information (ARI)") && page.body.contains(&rfc3339(NOW + 50 * DAY).replace(".0", "")),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(&ca.url("dir")) && !page.body.contains("moved earlier"), "{}", page.body);
 
     // The CA moves the window earlier; the next pass minutes later is inside the 12 h floor.
     windows.lock().unwrap().insert(id.clone(), (NOW + 2 * DAY, NOW + 3 * DAY, None, "21600"));

@@ -410,6 +410,8 @@ struct Detail {
     findings: Vec<Finding>,
     alerts: Vec<AlertRow>,
     renewals: Vec<RenewalRow>,
+    /// The ARI watch's last answer for it, when its issuer is watched.
+    ari: Option<crate::model::rows::AriWatchRow>,
 }
 
 enum Found {
@@ -447,6 +449,7 @@ pub async fn certificate(state: &Arc<super::State>, who: &Visitor, fp: &str) -> 
                     findings,
                     alerts,
                     renewals,
+                    ari: s.ari_watch_of(&[c.id])?.remove(&c.id),
                     cert: *c,
                 }))
             }
@@ -576,6 +579,29 @@ fn detail(d: &Detail, who: &Visitor, now: UnixTime) -> Markup {
                     @if let Some(t) = r.next_update { dt { "Next update" } dd { (layout::when(t, now)) } }
                     @if let Some(x) = &r.detail { dt { "Detail" } dd { (x) } }
                 },
+            }
+            @if let Some(a) = &d.ari {
+                h3 { "Renewal information (ARI)" }
+                dl.facts {
+                    dt { "Suggested window" }
+                    dd {
+                        @match a.window {
+                            Some((start, end)) => { (layout::time(start)) " – " (layout::time(end)) " (" (layout::relative(start, now)) ")" }
+                            None => span.hint { "no answer yet" },
+                        }
+                        @if a.moved_at.is_some() { " " span.badge.s-warning { "moved earlier" } }
+                        @if a.window.is_some_and(|(_, end)| end < now) { " " span.badge.s-critical { "passed" } }
+                    }
+                    @if let (Some((start, _)), Some(_)) = (a.first, a.moved_at) { dt { "First window began" } dd { (layout::time(start)) } }
+                    @if let Some(u) = &a.explanation_url {
+                        dt { "Explanation" }
+                        // The CA's text: linked only when it is a web address.
+                        dd.mono { @if u.starts_with("https://") || u.starts_with("http://") { a href=(u) rel="noreferrer" { (u) } } @else { (u) } }
+                    }
+                    dt { "Asked" } dd.mono { (a.directory) }
+                    dt { "Polled" } dd { (layout::when(a.polled_at, now)) ", next " (layout::relative(a.next_poll, now)) }
+                    @if let Some(e) = &a.error { dt { "Last problem" } dd { (e) } }
+                }
             }
             @if !d.revocation_history.is_empty() {
                 details {
