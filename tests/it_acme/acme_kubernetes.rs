@@ -196,8 +196,8 @@ fn a_forbidden_namespace_fails_the_renewal_with_a_backoff_then_the_kept_chain_is
 
     // Inside the backoff nothing is attempted, not even a read of the Secret.
     let requests = request_count(&api);
-    let run = renew_at(&sb, now + 30, &[]).expect_code(0);
-    assert!(run.stdout.contains("web: backing off after 1 failure(s)"), "{}\n{}", run.stdout, run.stderr);
+    let run = renew_at(&sb, now + 30, &[]).expect_code(5);
+    assert!(run.stderr.contains("web: backing off after 1 failure(s)"), "{}\n{}", run.stdout, run.stderr);
     assert_eq!(request_count(&api), requests);
 
     // Access granted: after the backoff the kept chain is installed without a new order.

@@ -22,7 +22,7 @@ use crate::pki;
 use alerting::SmtpServer;
 use common::daemon::Daemon;
 use common::http::{Body, ChunkWriter, HttpServer, Response};
-use common::{Run, Sandbox};
+use common::{RUN_LIMIT, Run, Sandbox, run_with_timeout};
 use pki::{KeyKind, OcspMode, TestCa, der, utc_time};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -300,7 +300,9 @@ fn the_daemons_revocation_job_leads_to_a_revoked_alert_by_mail() {
         sb.write(&format!("certs/{}", f.file_name().unwrap().to_string_lossy()), std::fs::read(f).unwrap());
     }
     sb.config(&format!("sources:\n  - {{name: pki, kind: files, paths: [certs]}}\nrevocation: {{prefer: crl, fallback: false}}\n{extra}"));
-    cv(&sb, &["config", "validate"]).expect_code(0);
+    let mut validate = sb.command_at(wall_now());
+    validate.args(["config", "validate"]).env("CV_TOKEN", TOKEN);
+    run_with_timeout(validate, RUN_LIMIT).expect_code(0);
 
     let d = start_daemon(&sb);
     run_job(&d, "scan");

@@ -372,9 +372,10 @@ fn inventories_certificates_and_keys_and_reports_key_problems() {
 fn the_example_configuration_validates() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples/sources-pkcs11.yaml");
     let mut cmd = common::certvigil();
-    cmd.arg("-c").arg(&example).args(["config", "validate"]);
+    // Its PIN is a secret of the host it is written for: the file alone is checked.
+    cmd.arg("-c").arg(&example).args(["config", "validate", "--offline"]);
     let out = run_with_timeout(cmd, RUN_LIMIT).expect_code(0);
-    assert!(out.stdout.contains("OK (2 sources)"), "{}", out.stdout);
+    assert!(out.stdout.contains("OK (2 sources, "), "{}", out.stdout);
 }
 
 #[test]
