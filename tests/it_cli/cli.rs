@@ -12,7 +12,8 @@ use std::process::Command;
 const P12_ENV: &str = "CV_TEST_P12_PASSWORD";
 const JKS_ENV: &str = "CV_TEST_JKS_PASSWORD";
 
-fn run_env(sb: &Sandbox, now: i64, env: &[(&str, &str)], args: &[&str]) -> Run {
+/// `certvigil ARGS` at `now` with extra environment variables.
+pub(crate) fn run_env(sb: &Sandbox, now: i64, env: &[(&str, &str)], args: &[&str]) -> Run {
     let mut cmd = sb.command_at(now);
     cmd.args(args);
     for (k, v) in env {

@@ -6,17 +6,9 @@
 
 use crate::common;
 
+use crate::cli::run_env;
 use common::*;
 use std::os::unix::fs::PermissionsExt;
-
-fn run_env(sb: &Sandbox, now: i64, env: &[(&str, &str)], args: &[&str]) -> Run {
-    let mut cmd = sb.command_at(now);
-    cmd.args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    run_with_timeout(cmd, RUN_LIMIT)
-}
 
 /// A managed certificate whose ACME directory refuses connections (a port nothing listens on).
 fn managed_at_refused_port(sb: &Sandbox) {
