@@ -491,11 +491,7 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     while i < b.len() {
         let c = b[i];
         if matches!(c, b'"' | b'\'' | b'`') {
-            i += 1;
-            while i < b.len() && b[i] != c {
-                i += if b[i] == b'\\' { 2 } else { 1 };
-            }
-            i += 1;
+            i = string_end(b, i) + 1;
         } else if c.is_ascii_alphanumeric() || c == b'_' || c == b':' {
             let start = i;
             while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':') {
@@ -512,6 +508,17 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     names
 }
 
+/// Where the PromQL string literal opening at `start` (`"`, `'` or a backtick) closes: the
+/// index of its closing quote (a backslash escapes the next byte), or `b.len()` when unclosed.
+fn string_end(b: &[u8], start: usize) -> usize {
+    let quote = b[start];
+    let mut i = start + 1;
+    while i < b.len() && b[i] != quote {
+        i += if b[i] == b'\\' { 2 } else { 1 };
+    }
+    i.min(b.len())
+}
+
 /// The branches of a PromQL expression's top-level `or`s (outside parentheses, braces,
 /// brackets and strings): `a or b` answers when either does, so it works in a mode where one
 /// branch's metrics all exist.
@@ -521,10 +528,7 @@ fn or_branches(expr: &str) -> Vec<&str> {
     while i < b.len() {
         let c = b[i];
         if matches!(c, b'"' | b'\'' | b'`') {
-            i += 1;
-            while i < b.len() && b[i] != c {
-                i += if b[i] == b'\\' { 2 } else { 1 };
-            }
+            i = string_end(b, i);
         } else if matches!(c, b'(' | b'{' | b'[') {
             depth += 1;
         } else if matches!(c, b')' | b'}' | b']') {

@@ -224,7 +224,7 @@ pub fn candidates(store: &Store, query: &str) -> Result<Vec<CertRow>, StoreError
 
 /// One line per candidate of an ambiguous name, for the operator to pick from: the
 /// fingerprint (to copy), the display name, serial, notAfter and whether it is gone. At most 10, then how many more.
-pub fn candidate_lines(found: &[CertRow]) -> Vec<String> {
+fn candidate_lines(found: &[CertRow]) -> Vec<String> {
     let mut lines: Vec<String> = found
         .iter()
         .take(10)

@@ -228,22 +228,17 @@ pub(super) fn show(cli: &Cli, a: &ShowArgs) -> Result<u8> {
         return Err(CliError::Usage("name a certificate: a fingerprint prefix, a serial, its name or its subject".into()).into());
     }
     let found = queries::find_certificate(&store, &a.query, queries::Naming::Displayed)?;
-    let c = match &found {
+    let one = match found {
         queries::Lookup::None => bail!(
             "no certificate matches `{}` (give a fingerprint prefix of 4+ hex digits, a serial, the name `list` shows or the subject DN)",
             a.query
         ),
-        queries::Lookup::One(one) => one.as_ref(),
-        queries::Lookup::Many(many) => {
-            return Err(CliError::Usage(format!(
-                "`{}` matches {} certificates; name one by its fingerprint:\n  {}",
-                a.query,
-                many.len(),
-                queries::candidate_lines(many).join("\n  ")
-            ))
-            .into());
+        queries::Lookup::One(one) => one,
+        queries::Lookup::Many(candidates) => {
+            return Err(CliError::Usage(queries::TargetError::Ambiguous { target: a.query.clone(), candidates }.to_string()).into());
         }
     };
+    let c = one.as_ref();
     if a.pem {
         let der = store.der(c.id)?;
         let pem =

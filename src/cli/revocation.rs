@@ -61,13 +61,8 @@ pub(super) fn check(cli: &Cli, a: &CheckArgs) -> Result<u8> {
         match queries::find_certificate(&store, q, queries::Naming::Displayed)? {
             queries::Lookup::None => return Err(CliError::Usage(format!("no certificate matches `{q}`")).into()),
             queries::Lookup::One(one) => ids.push(one.id),
-            queries::Lookup::Many(many) => {
-                return Err(CliError::Usage(format!(
-                    "`{q}` matches {} certificates; name one by its fingerprint:\n  {}",
-                    many.len(),
-                    queries::candidate_lines(&many).join("\n  ")
-                ))
-                .into());
+            queries::Lookup::Many(candidates) => {
+                return Err(CliError::Usage(queries::TargetError::Ambiguous { target: q.clone(), candidates }.to_string()).into());
             }
         }
     }

@@ -183,6 +183,16 @@ pub fn check_secrets(settings: &Settings) -> (Vec<ConfigError>, Vec<ConfigError>
             list.push(ConfigError { file: file.clone(), line: u.line, col: u.col, path: u.path.clone(), message });
         }
     }
+    // The read-only token must differ from the admin one (the daemon refuses them alike).
+    let token = |key: &str| settings.secrets.iter().find(|u| u.path == key);
+    if errors.is_empty()
+        && let (Some(admin), Some(viewer)) = (token(secret::TOKEN_KEYS[0]), token(secret::TOKEN_KEYS[1]))
+        && let (Ok(a), Ok(v)) = (admin.reference.resolve(), viewer.reference.resolve())
+        && a.expose().trim() == v.expose().trim()
+    {
+        let message = "it is the same token as daemon.token; the read-only token must differ".to_string();
+        errors.push(ConfigError { file, line: viewer.line, col: viewer.col, path: viewer.path.clone(), message });
+    }
     (errors, warnings)
 }
 

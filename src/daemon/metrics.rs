@@ -551,11 +551,10 @@ mod tests {
         assert_eq!(labels(&[("b", "")]), "");
     }
 
-    #[test]
-    fn sighting_lines() {
-        let fp = "ab".repeat(32);
-        let s = SightingSample {
-            fingerprint: &fp,
+    /// A file sighting of `web.example`, issued by Acme CA, serial 10, valid 100–200.
+    fn web_sample(fp: &str) -> SightingSample<'_> {
+        SightingSample {
+            fingerprint: fp,
             subject: "CN=web.example,O=Acme",
             issuer: "CN=Acme CA,O=Acme,C=US",
             serial_hex: "0A",
@@ -563,7 +562,13 @@ mod tests {
             not_after: 200,
             source: "etc",
             location: "/etc/ssl/web.pem",
-        };
+        }
+    }
+
+    #[test]
+    fn sighting_lines() {
+        let fp = "ab".repeat(32);
+        let s = web_sample(&fp);
         let mut out = String::new();
         sighting_sample(&mut out, "x509_cert_not_after", &s, 150, MetricsCompat::V3);
         sighting_sample(&mut out, "x509_cert_expired", &s, 201, MetricsCompat::V3);
@@ -584,16 +589,7 @@ mod tests {
     /// findings and alerts, as a scrape renders them.
     fn scrape(compat: MetricsCompat, now: UnixTime) -> String {
         let fp = "ab".repeat(32);
-        let file = SightingSample {
-            fingerprint: &fp,
-            subject: "CN=web.example,O=Acme",
-            issuer: "CN=Acme CA,O=Acme,C=US",
-            serial_hex: "0A",
-            not_before: 100,
-            not_after: 200,
-            source: "etc",
-            location: "/etc/ssl/web.pem",
-        };
+        let file = web_sample(&fp);
         let secret = SightingSample { location: "k8s://prod/web/secrets/site-tls#tls.crt", source: "cluster", ..file.clone() };
         let mut summary = Summary {
             counts: Counts {

@@ -78,7 +78,8 @@ fn resolve_token(field: &'static str, r: Option<&crate::config::secret::SecretRe
         None => Ok(None),
         Some(r) => {
             let t = r.resolve().map_err(|reason| DaemonError::Token { field, reason })?;
-            if t.expose().trim().len() < 16 {
+            // The rule `config validate` checks too (`config::secret::check_use`).
+            if t.expose().trim().chars().count() < crate::config::secret::MIN_TOKEN_CHARS {
                 return Err(DaemonError::TokenTooShort { field, reference: r.to_string() });
             }
             Ok(Some(Secret::new(t.expose().trim().to_string())))

@@ -401,7 +401,7 @@ fn hook_env(spec: &InstallSpec) -> Vec<(String, String)> {
 
 /// The leaf currently installed (fullchain, cert or combined file), if readable.
 pub fn current_leaf(spec: &InstallSpec) -> Option<crate::model::CertFacts> {
-    let path = spec.fullchain.as_ref().or(spec.cert.as_ref()).or(spec.combined.as_ref())?;
+    let path = spec.leaf_file()?;
     let text = std::fs::read_to_string(path).ok()?;
     let ders = chain_ders(&text).ok()?;
     cert::parse_der(&ders[0]).ok()

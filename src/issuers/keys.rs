@@ -150,7 +150,7 @@ fn spki_hash(key: &rcgen::KeyPair) -> String {
 pub fn installed(install: &InstallSpec, kind: KeyType, state_dir: &Path, name: &str) -> Option<(String, InstalledKey)> {
     let pem = std::fs::read_to_string(install.key.as_ref()?).ok()?;
     let key = rcgen::KeyPair::from_pem(&pem).ok()?;
-    let leaf_file = install.fullchain.as_ref().or(install.cert.as_ref()).or(install.combined.as_ref());
+    let leaf_file = install.leaf_file();
     let matches_leaf = leaf_file
         .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|t| crate::install::files::chain_ders(&t).ok())

@@ -218,7 +218,7 @@ async fn advance(
         engine::failpoint(FAILPOINT);
         row.revoke_step = Some("revoked".into());
         store.put_renewal(&row, now)?;
-        let place = spec.install.cert.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        let place = spec.install.leaf_file().map(|p| p.display().to_string()).unwrap_or_default();
         let detail = "the installed certificate, recorded when certvigil revoked it (no scan had read it)";
         let id = store.record_handled(&der, &facts, &format!("managed:{}", spec.name), &place, detail, now)?;
         record_revoked(store, id, reason_name, now)?;

@@ -137,6 +137,17 @@ impl Spec {
             crl: Vec::new(),
         }
     }
+
+    /// An issuing CA: pathLen 0, keyCertSign and cRLSign, no EKU and no SAN.
+    pub fn issuing_ca(name: &'static str, cn: &'static str, serial: &'static [u8], not_before: i64, not_after: i64, key: KeyKind) -> Self {
+        Spec {
+            ca_path_len: Some(0),
+            key_usage: vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign],
+            eku: vec![],
+            sans: vec![],
+            ..Spec::leaf(name, cn, serial, not_before, not_after, key)
+        }
+    }
 }
 
 const ORG: &str = "certvigil tests";
@@ -384,13 +395,9 @@ pub fn fixtures() -> &'static Fixtures {
         );
         let inter = issue(
             Spec {
-                ca_path_len: Some(0),
-                key_usage: vec![K::KeyCertSign, K::CrlSign],
-                eku: vec![],
-                sans: vec![],
                 crl: vec![vec!["http://crl.example.test/root.crl"]],
                 ca_issuers: vec!["http://pki.example.test/root.cer"],
-                ..Spec::leaf("inter", "certvigil Test Issuing CA", &[0x02], -365 * DAY, 5 * 365 * DAY, KeyKind::P256)
+                ..Spec::issuing_ca("inter", "certvigil Test Issuing CA", &[0x02], -365 * DAY, 5 * 365 * DAY, KeyKind::P256)
             },
             Some(&root),
         );

@@ -87,6 +87,14 @@ fn validate_resolves_secrets_as_run_does_and_run_refuses_before_the_store() {
     let r = run_env(&sb, NOW, &token, &["config", "validate"]).expect_code(0);
     assert!(r.stderr.is_empty(), "{}", r.stderr);
     assert!(!r.stdout.contains("p12-password") && !r.stdout.contains("a-token-long"), "{}", r.stdout);
+
+    // Two references that resolve to the same token: refused by validate and by run alike.
+    sb.config("daemon:\n  token: \"${env:CV_TEST_UNSET_TOKEN}\"\n  viewer_token: \"${env:CV_TEST_VIEWER}\"\n");
+    let same = [token[0], ("CV_TEST_VIEWER", token[0].1)];
+    let r = run_env(&sb, NOW, &same, &["config", "validate"]).expect_code(2);
+    assert!(r.stderr.contains("daemon.viewer_token: it is the same token as daemon.token"), "{}", r.stderr);
+    run_env(&sb, NOW, &same, &["run", "--listen", "127.0.0.1:0"]).expect_code(2);
+    assert!(!sb.store_path().exists(), "run touched the store before refusing");
 }
 
 /// `expiring.example.test` twice: the fixture about to expire (alerting) and a long-lived

@@ -398,7 +398,6 @@ fn leak(s: String) -> &'static str {
 #[test]
 fn a_revocation_check_is_shared_out_by_issuer_and_each_crl_is_fetched_once() {
     use common::http::{HttpServer, Response};
-    use rcgen::KeyUsagePurpose as K;
     use std::sync::{Arc, Mutex, OnceLock};
     const CAS: usize = 6;
     const LEAVES: usize = 3;
@@ -423,20 +422,14 @@ fn a_revocation_check_is_shared_out_by_issuer_and_each_crl_is_fetched_once() {
     let mut crls = BTreeMap::new();
     for i in 0..CAS {
         let ca = issue(
-            Spec {
-                ca_path_len: Some(0),
-                key_usage: vec![K::KeyCertSign, K::CrlSign],
-                eku: vec![],
-                sans: vec![],
-                ..Spec::leaf(
-                    leak(format!("ca{i}")),
-                    leak(format!("certvigil Share CA {i}")),
-                    Box::leak(vec![0x50, i as u8].into_boxed_slice()),
-                    -365 * DAY,
-                    5 * 365 * DAY,
-                    KeyKind::P256,
-                )
-            },
+            Spec::issuing_ca(
+                leak(format!("ca{i}")),
+                leak(format!("certvigil Share CA {i}")),
+                Box::leak(vec![0x50, i as u8].into_boxed_slice()),
+                -365 * DAY,
+                5 * 365 * DAY,
+                KeyKind::P256,
+            ),
             None,
         );
         let dir = root.path().join(format!("s{i}"));

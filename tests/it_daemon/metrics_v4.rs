@@ -41,18 +41,8 @@ struct Setup {
 /// A CA and a leaf whose CRL distribution point is on a loopback server serving the CA's CRL
 /// (thisUpdate NOW, nextUpdate NOW + 7 days, number 42), in `certs/` with a broken PEM file.
 fn setup() -> Setup {
-    use rcgen::KeyUsagePurpose as K;
     let ca_cn = "certvigil Metrics CA";
-    let ca = issue(
-        Spec {
-            ca_path_len: Some(0),
-            key_usage: vec![K::KeyCertSign, K::CrlSign],
-            eku: vec![],
-            sans: vec![],
-            ..Spec::leaf("metrics-ca", ca_cn, &[0x51, 1], -365 * DAY, 5 * 365 * DAY, KeyKind::P256)
-        },
-        None,
-    );
+    let ca = issue(Spec::issuing_ca("metrics-ca", ca_cn, &[0x51, 1], -365 * DAY, 5 * 365 * DAY, KeyKind::P256), None);
     let der = crl(&ca, &[]);
     let server = HttpServer::start(move |req| if req.path() == "/ca.crl" { Response::ok(der.clone()) } else { Response::empty(404) });
     let crl_url = server.url("/ca.crl");

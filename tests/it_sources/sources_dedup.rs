@@ -70,18 +70,11 @@ fn run_python(script: &str, env: &[(&str, String)]) {
 /// import refuses a certificate that is expired or not yet valid *now*, so the fixed test
 /// clock's fixtures would stop working on the day they expire.
 fn valid_now() -> (Issued, Issued) {
-    use rcgen::KeyUsagePurpose as K;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     // `issue` takes offsets from the fixed clock NOW.
     let from_now = |offset: i64| now - NOW + offset;
     let ca = issue(
-        Spec {
-            ca_path_len: Some(0),
-            key_usage: vec![K::KeyCertSign, K::CrlSign],
-            eku: vec![],
-            sans: vec![],
-            ..Spec::leaf("dedup-ca", "certvigil Dedup Test CA", &[0x30, 0x01], from_now(-DAY), from_now(365 * DAY), KeyKind::P256)
-        },
+        Spec::issuing_ca("dedup-ca", "certvigil Dedup Test CA", &[0x30, 0x01], from_now(-DAY), from_now(365 * DAY), KeyKind::P256),
         None,
     );
     let leaf =

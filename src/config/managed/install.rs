@@ -134,6 +134,12 @@ pub struct InstallSpec {
 }
 
 impl InstallSpec {
+    /// The file whose first certificate is the installed leaf: the full chain, else the
+    /// certificate, else the combined key and chain.
+    pub fn leaf_file(&self) -> Option<&std::path::Path> {
+        self.fullchain.as_deref().or(self.cert.as_deref()).or(self.combined.as_deref())
+    }
+
     /// Whether any file is written (otherwise the Secret is the only target).
     pub fn has_files(&self) -> bool {
         self.key.is_some()
